@@ -1,0 +1,66 @@
+"""What every training method provides: ``init``, a pure ``step`` and ``predict``."""
+
+import dataclasses
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import optax
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TargetState:
+    """Parameters, BatchNorm statistics and optimizer state of the target network."""
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: optax.OptState
+
+    def apply_gradients(self, grads: Any, batch_stats: Any, optimizer: optax.GradientTransformation):
+        updates, opt_state = optimizer.update(grads, self.opt_state, self.params)
+        return self.replace(
+            step=self.step + 1,
+            params=optax.apply_updates(self.params, updates),
+            batch_stats=batch_stats,
+            opt_state=opt_state,
+        )
+
+
+def init_target(
+    key: jax.Array, images: jax.Array, model: nn.Module, optimizer: optax.GradientTransformation
+) -> TargetState:
+    """Initialises a target network from a batch of (normalized) images."""
+    variables = model.init({"params": key}, images, train=False)
+    params = variables["params"]
+    return TargetState(
+        step=jax.numpy.zeros((), jax.numpy.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=optimizer.init(params),
+    )
+
+
+def predict_target(model: nn.Module, state: Any, images: jax.Array, bn_set: int = 0) -> jax.Array:
+    """Logits of the target network in evaluation mode (running BatchNorm statistics)."""
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    return model.apply(variables, images, train=False, bn_set=bn_set)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A training method.
+
+    Attributes:
+      init: ``(key, batch) -> state``; ``state`` is a pytree with an integer ``step`` field.
+      step: ``(state, batch, key) -> (state, metrics)``, pure, jit-compiled by the trainer.
+      predict: ``(state, images) -> logits`` for evaluation.
+    """
+
+    init: Callable[[jax.Array, Batch], Any]
+    step: Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]
+    predict: Callable[[Any, jax.Array], jax.Array]

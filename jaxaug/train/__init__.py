@@ -1,0 +1,19 @@
+"""Config-driven training of any method, data-parallel over a ``jax.sharding`` mesh."""
+
+from jaxaug.train.checkpoint import Checkpointer
+from jaxaug.train.config import base_config, validate
+from jaxaug.train.loop import train_and_evaluate
+from jaxaug.train.mesh import batch_sharding, make_mesh, replicated
+from jaxaug.train.optim import learning_rate_schedule, make_optimizer
+
+__all__ = [
+    "Checkpointer",
+    "base_config",
+    "batch_sharding",
+    "learning_rate_schedule",
+    "make_mesh",
+    "make_optimizer",
+    "replicated",
+    "train_and_evaluate",
+    "validate",
+]

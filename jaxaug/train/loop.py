@@ -1,0 +1,327 @@
+"""The training loop: any :class:`jaxaug.methods.Method`, data-parallel over every device.
+
+The run is a pure function of its config: batch order comes from ``(seed, epoch)`` and every random
+draw inside the step from ``(seed, state.step)``. Resuming from a checkpoint therefore replays what an
+uninterrupted run would have done, and SIGTERM only has to save the state and stop.
+"""
+
+import json
+import os
+import signal
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from tqdm import tqdm
+
+from jaxaug import data, methods, models
+from jaxaug.data import augment
+from jaxaug.train import config as config_lib
+from jaxaug.train.checkpoint import Checkpointer
+from jaxaug.train.mesh import batch_sharding, make_mesh, maybe_initialize_distributed, replicated
+from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
+from jaxaug.train.optim import learning_rate_schedule, make_optimizer
+
+
+class _StopRequest:
+    """Set by SIGTERM; the loop checks it after every step."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if _in_main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        logging.warning("SIGTERM received: saving a checkpoint and stopping.")
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_main: bool) -> None:
+    """Refuses to resume a workdir with a different config, which would break resume equality."""
+    path = os.path.join(workdir, "config.json")
+    current = json.loads(config.to_json())
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        changed = config_lib.changed_fields(previous, current)
+        if changed:
+            raise ValueError(
+                f"Workdir {workdir!r} holds a run with a different config (fields {changed}); "
+                "use a new --workdir or restore the original values."
+            )
+    if is_main:
+        write_json_atomic(path, current)
+
+
+def _compile(method, dataset, config, mesh):
+    """Jit-compiles init, the train step (standard augmentation + method step) and the eval step."""
+    rep, shard = replicated(mesh), batch_sharding(mesh)
+    train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
+
+    def init(key):
+        images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
+        return method.init(key, {"image": images, "label": jnp.zeros((1,), jnp.int32)})
+
+    def train_step(state, batch):
+        key = jax.random.fold_in(train_key, state.step)
+        augment_key, step_key = jax.random.split(key)
+        batch = augment.standard(augment_key, batch, mean=mean, std=std, **config.augment)
+        return method.step(state, batch, step_key)
+
+    def eval_step(state, batch):
+        logits = method.predict(state, augment.normalize(batch["image"], mean, std))
+        labels = batch["label"]
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+        mask = batch["mask"]
+        return {"correct": (correct * mask).sum(), "loss": (losses * mask).sum(), "count": mask.sum()}
+
+    def augmented_images(batch, key):
+        images = augment.standard(key, batch, mean=mean, std=std, **config.augment)["image"]
+        return jnp.clip(jnp.round((images * std + mean) * 255), 0, 255).astype(jnp.uint8)
+
+    return (
+        jax.jit(init, out_shardings=rep),
+        jax.jit(train_step, in_shardings=(rep, shard), out_shardings=(rep, rep), donate_argnums=0),
+        jax.jit(eval_step, in_shardings=(rep, shard), out_shardings=rep),
+        jax.jit(augmented_images),
+    )
+
+
+def _evaluate(eval_step, state, source, batch_size: int, sharding) -> dict[str, float]:
+    totals = {"correct": 0.0, "loss": 0.0, "count": 0.0}
+    batches = data.eval_batches(
+        source, batch_size, process_index=jax.process_index(), process_count=jax.process_count()
+    )
+    for batch in data.prefetch_to_mesh(batches, sharding):
+        for name, value in jax.device_get(eval_step(state, batch)).items():
+            totals[name] += float(value)
+    return {"accuracy": totals["correct"] / totals["count"], "loss": totals["loss"] / totals["count"]}
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    step_callback: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Trains ``config.method`` on ``config.dataset``, evaluating and checkpointing every epoch.
+
+    Resumes from the latest checkpoint in ``workdir/checkpoints`` if there is one. Writes
+    ``metrics.jsonl`` (one record per log interval and per evaluation) and ``summary.json``.
+
+    Args:
+      config: a config built on :func:`jaxaug.train.config.base_config`.
+      workdir: where checkpoints, metrics, the image grid and the summary go.
+      step_callback: called with the global step after every train step (progress hooks, tests).
+
+    Returns:
+      The summary: best and last test accuracy, wall time and training images/s.
+    """
+    start_time = time.perf_counter()
+    maybe_initialize_distributed(config)
+    mesh = make_mesh()
+    config_lib.validate(config, mesh.size)
+    is_main = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    _check_config_for_resume(workdir, config, is_main)
+
+    dataset = data.load_dataset(
+        config.dataset,
+        data_dir=config.data_dir,
+        cache_dir=config.cache_dir,
+        image_size=config.image_size,
+        reduced=config.reduced,
+        val_size=config.val_size,
+        seed=config.data_seed,
+    )
+    steps_per_epoch = data.steps_per_epoch(len(dataset.train), config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    model = models.create(
+        config.model,
+        num_classes=dataset.num_classes,
+        num_bn_sets=config.num_bn_sets,
+        dtype=config.dtype,
+    )
+    optimizer = make_optimizer(config, steps_per_epoch)
+    schedule = learning_rate_schedule(config, steps_per_epoch)
+    method = methods.create(config.method, model, optimizer, config)
+    init, train_step, eval_step, augmented_images = _compile(method, dataset, config, mesh)
+    shard = batch_sharding(mesh)
+    eval_batch_size = _round_up(config.eval_batch_size, mesh.size)
+
+    state = init(jax.random.fold_in(jax.random.key(config.seed), 0))
+    meta = {"step": 0, "elapsed_s": 0.0, "train_s": 0.0, "images": 0, "evals": []}
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
+    latest = checkpointer.latest_step() if config.checkpoint.enabled else None
+    if latest is not None:
+        state, meta = checkpointer.restore(latest, state)
+        logging.info("Resumed from step %d of %s.", latest, workdir)
+    step = int(jax.device_get(state.step))
+    if step != meta["step"]:
+        raise ValueError(f"Checkpoint in {workdir!r} is inconsistent: state step {step}, meta {meta['step']}")
+
+    writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main)
+    logging.info(
+        "%s on %s: %d train / %d test images, %d steps/epoch, %d devices, %s.",
+        config.model, config.dataset, len(dataset.train), len(dataset.test),
+        steps_per_epoch, mesh.size, config.method,
+    )
+    interrupted, compiled = False, False
+    segment_start, elapsed_before = time.perf_counter(), meta["elapsed_s"]
+    try:
+        with _StopRequest() as stop:
+            while step < total_steps and not interrupted:
+                epoch, start_batch = divmod(step, steps_per_epoch)
+                host_batches = data.epoch_batches(
+                    dataset.train, config.batch_size, seed=config.seed, epoch=epoch,
+                    start_batch=start_batch, process_index=jax.process_index(),
+                    process_count=jax.process_count(),
+                )
+                if config.save_image_grid and is_main and step == 0:
+                    host_batches = _save_grid_of_first(host_batches, augmented_images, config, workdir)
+                window, epoch_sums, epoch_count = [], {}, 0
+                epoch_start = time.perf_counter()
+                timed_start, timed_steps = epoch_start, 0
+                progress = tqdm(
+                    total=steps_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}/{config.epochs}",
+                    disable=not is_main, leave=False,
+                )
+                for batch in data.prefetch_to_mesh(host_batches, shard):
+                    state, metrics = train_step(state, batch)
+                    step += 1
+                    progress.update(1)
+                    window.append(metrics)
+                    if not compiled:
+                        # The first call compiles; keep it out of the images/s figure.
+                        jax.block_until_ready(state)
+                        timed_start, compiled = time.perf_counter(), True
+                    else:
+                        timed_steps += 1
+                    if step_callback is not None:
+                        step_callback(step)
+                    if len(window) == config.log_every_steps or step % steps_per_epoch == 0:
+                        averaged = _average(window)
+                        for name, value in averaged.items():
+                            epoch_sums[name] = epoch_sums.get(name, 0.0) + value * len(window)
+                        epoch_count += len(window)
+                        writer.write(step, "train", {**averaged, "learning_rate": schedule(step - 1)})
+                        progress.set_postfix(loss=f"{averaged['loss']:.3f}")
+                        window = []
+                    if stop.requested:
+                        interrupted = True
+                        break
+                jax.block_until_ready(state)
+                progress.close()
+                meta["train_s"] += time.perf_counter() - timed_start
+                meta["images"] += timed_steps * config.batch_size
+                meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
+                if interrupted:
+                    break
+                meta = _end_of_epoch(
+                    meta, state, step, epoch, epoch_sums, epoch_count, dataset, eval_step,
+                    eval_batch_size, shard, writer, checkpointer, config,
+                    time.perf_counter() - epoch_start,
+                )
+            meta["step"] = step
+            meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
+            if interrupted and config.checkpoint.enabled:
+                checkpointer.save(step, state, meta)
+    finally:
+        checkpointer.close()
+        writer.close()
+    summary = _summary(meta, config, dataset, interrupted, time.perf_counter() - start_time)
+    if is_main:
+        write_json_atomic(os.path.join(workdir, "summary.json"), summary)
+    logging.info("Summary: %s", summary)
+    return summary
+
+
+def _average(window: list[dict[str, jax.Array]]) -> dict[str, float]:
+    stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *window))
+    return {name: float(np.mean(values)) for name, values in stacked.items()}
+
+
+def _save_grid_of_first(host_batches, augmented_images, config, workdir):
+    """Writes the first training batch, as the network sees it, to ``train_images.png``."""
+    first = next(host_batches)
+    key = jax.random.fold_in(jax.random.key(config.seed), 2)
+    images = np.asarray(augmented_images({k: jnp.asarray(v) for k, v in first.items()}, key))
+    data.save_image_grid(images[:64], os.path.join(workdir, "train_images.png"))
+
+    def chained():
+        yield first
+        yield from host_batches
+
+    return chained()
+
+
+def _end_of_epoch(
+    meta, state, step, epoch, epoch_sums, epoch_count, dataset, eval_step, eval_batch_size, shard,
+    writer, checkpointer, config, epoch_seconds,
+):
+    """Evaluates on the held-out splits, logs the epoch and saves a checkpoint scored by accuracy."""
+    record = {"epoch": epoch + 1, "step": step, "epoch_s": epoch_seconds}
+    if epoch_count:
+        record.update({f"train_{k}": v / epoch_count for k, v in epoch_sums.items()})
+    test = _evaluate(eval_step, state, dataset.test, eval_batch_size, shard)
+    writer.write(step, "test", test)
+    record.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
+    if dataset.val is not None:
+        val = _evaluate(eval_step, state, dataset.val, eval_batch_size, shard)
+        writer.write(step, "val", val)
+        record.update({"val_accuracy": val["accuracy"], "val_loss": val["loss"]})
+    logging.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
+    meta = {**meta, "step": step, "evals": meta["evals"] + [record]}
+    if config.checkpoint.enabled:
+        score = record["val_accuracy"] if dataset.val is not None else record["test_accuracy"]
+        checkpointer.save(step, state, meta, score=score)
+    return meta
+
+
+def _summary(meta, config, dataset, interrupted: bool, session_seconds: float) -> dict[str, Any]:
+    evals = meta["evals"]
+    summary = {
+        "model": config.model,
+        "dataset": config.dataset,
+        "method": config.method,
+        "devices": jax.device_count(),
+        "device_kind": jax.devices()[0].device_kind,
+        "step": meta["step"],
+        "epochs_completed": len(evals),
+        "interrupted": interrupted,
+        "wall_time_s": meta["elapsed_s"],
+        "this_session_wall_time_s": session_seconds,
+        "train_images_per_s": meta["images"] / meta["train_s"] if meta["train_s"] > 0 else None,
+    }
+    if evals:
+        summary["last_test_accuracy"] = evals[-1]["test_accuracy"]
+        summary["best_test_accuracy"] = max(e["test_accuracy"] for e in evals)
+        if dataset.val is not None:
+            best = max(evals, key=lambda e: e["val_accuracy"])
+            summary["best_val_accuracy"] = best["val_accuracy"]
+            summary["test_accuracy_at_best_val"] = best["test_accuracy"]
+    return summary

@@ -1,0 +1,41 @@
+"""Trains a method from an ml_collections config.
+
+  python train.py --config=configs/quickstart.py
+  python train.py --config=configs/cifar10_wrn.py --config.model=wrn-16-2 --workdir=workdirs/wrn16
+
+Every config field can be overridden with --config.<field>=<value>; unknown fields are errors.
+"""
+
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jaxaug.train import train_and_evaluate
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Where checkpoints, metrics and the summary go (default: workdirs/<config name>)."
+)
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    config_name = os.path.splitext(os.path.basename(_CONFIG.config_filename))[0]
+    workdir = _WORKDIR.value or os.path.join("workdirs", config_name)
+    logging.set_verbosity(logging.INFO)
+    summary = train_and_evaluate(_CONFIG.value, workdir)
+    print(f"Wrote {os.path.join(workdir, 'summary.json')}")
+    if "last_test_accuracy" in summary:
+        print(
+            f"test accuracy: last {summary['last_test_accuracy']:.4f}, "
+            f"best {summary['best_test_accuracy']:.4f}; "
+            f"wall time {summary['wall_time_s']:.1f} s; "
+            f"{summary['train_images_per_s']:.0f} train images/s"
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)
