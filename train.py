@@ -23,7 +23,7 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config_name = os.path.splitext(os.path.basename(_CONFIG.config_filename))[0]
+    config_name = os.path.splitext(os.path.basename(config_flags.get_config_filename(flags.FLAGS["config"])))[0]
     workdir = _WORKDIR.value or os.path.join("workdirs", config_name)
     logging.set_verbosity(logging.INFO)
     summary = train_and_evaluate(_CONFIG.value, workdir)

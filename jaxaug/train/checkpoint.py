@@ -24,7 +24,12 @@ class Checkpointer:
                 keep_checkpoints_without_metrics=False,
             ),
         ])
-        options = ocp.CheckpointManagerOptions(preservation_policy=preservation, create=True)
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=preservation,
+            best_fn=lambda metrics: metrics["score"],
+            best_mode="max",
+            create=True,
+        )
         self._manager = ocp.CheckpointManager(
             epath.Path(directory).absolute(), options=options, item_names=("state", "meta")
         )

@@ -8,6 +8,7 @@ uninterrupted run would have done, and SIGTERM only has to save the state and st
 import json
 import os
 import signal
+import threading
 import time
 from typing import Any, Callable
 
@@ -15,17 +16,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from absl import logging
 from tqdm import tqdm
 
 from jaxaug import data, methods, models
-from jaxaug.data import augment
 from jaxaug.train import config as config_lib
 from jaxaug.train.checkpoint import Checkpointer
-from jaxaug.train.mesh import batch_sharding, make_mesh, maybe_initialize_distributed, replicated
+from jaxaug.train.mesh import batch_sharding, make_mesh, maybe_initialize_distributed
 from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
 from jaxaug.train.optim import learning_rate_schedule, make_optimizer
+from jaxaug.train.steps import compile_steps, evaluate
 
 
 class _StopRequest:
@@ -50,8 +50,6 @@ class _StopRequest:
 
 
 def _in_main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
@@ -70,53 +68,6 @@ def _check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is
             )
     if is_main:
         write_json_atomic(path, current)
-
-
-def _compile(method, dataset, config, mesh):
-    """Jit-compiles init, the train step (standard augmentation + method step) and the eval step."""
-    rep, shard = replicated(mesh), batch_sharding(mesh)
-    train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
-    mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
-
-    def init(key):
-        images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
-        return method.init(key, {"image": images, "label": jnp.zeros((1,), jnp.int32)})
-
-    def train_step(state, batch):
-        key = jax.random.fold_in(train_key, state.step)
-        augment_key, step_key = jax.random.split(key)
-        batch = augment.standard(augment_key, batch, mean=mean, std=std, **config.augment)
-        return method.step(state, batch, step_key)
-
-    def eval_step(state, batch):
-        logits = method.predict(state, augment.normalize(batch["image"], mean, std))
-        labels = batch["label"]
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-        correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-        mask = batch["mask"]
-        return {"correct": (correct * mask).sum(), "loss": (losses * mask).sum(), "count": mask.sum()}
-
-    def augmented_images(batch, key):
-        images = augment.standard(key, batch, mean=mean, std=std, **config.augment)["image"]
-        return jnp.clip(jnp.round((images * std + mean) * 255), 0, 255).astype(jnp.uint8)
-
-    return (
-        jax.jit(init, out_shardings=rep),
-        jax.jit(train_step, in_shardings=(rep, shard), out_shardings=(rep, rep), donate_argnums=0),
-        jax.jit(eval_step, in_shardings=(rep, shard), out_shardings=rep),
-        jax.jit(augmented_images),
-    )
-
-
-def _evaluate(eval_step, state, source, batch_size: int, sharding) -> dict[str, float]:
-    totals = {"correct": 0.0, "loss": 0.0, "count": 0.0}
-    batches = data.eval_batches(
-        source, batch_size, process_index=jax.process_index(), process_count=jax.process_count()
-    )
-    for batch in data.prefetch_to_mesh(batches, sharding):
-        for name, value in jax.device_get(eval_step(state, batch)).items():
-            totals[name] += float(value)
-    return {"accuracy": totals["correct"] / totals["count"], "loss": totals["loss"] / totals["count"]}
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -169,7 +120,7 @@ def train_and_evaluate(
     optimizer = make_optimizer(config, steps_per_epoch)
     schedule = learning_rate_schedule(config, steps_per_epoch)
     method = methods.create(config.method, model, optimizer, config)
-    init, train_step, eval_step, augmented_images = _compile(method, dataset, config, mesh)
+    init, train_step, eval_step, augmented_images = compile_steps(method, dataset, config, mesh)
     shard = batch_sharding(mesh)
     eval_batch_size = _round_up(config.eval_batch_size, mesh.size)
 
@@ -287,11 +238,11 @@ def _end_of_epoch(
     record = {"epoch": epoch + 1, "step": step, "epoch_s": epoch_seconds}
     if epoch_count:
         record.update({f"train_{k}": v / epoch_count for k, v in epoch_sums.items()})
-    test = _evaluate(eval_step, state, dataset.test, eval_batch_size, shard)
+    test = evaluate(eval_step, state, dataset.test, eval_batch_size, shard)
     writer.write(step, "test", test)
     record.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
     if dataset.val is not None:
-        val = _evaluate(eval_step, state, dataset.val, eval_batch_size, shard)
+        val = evaluate(eval_step, state, dataset.val, eval_batch_size, shard)
         writer.write(step, "val", val)
         record.update({"val_accuracy": val["accuracy"], "val_loss": val["loss"]})
     logging.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})

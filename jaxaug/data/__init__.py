@@ -1,0 +1,44 @@
+"""Datasets, host input pipeline and on-device augmentation. Typical use:
+
+dataset = load_dataset("imagefolder:../shared/data/cifar10-jpeg.zip", val_size=5000)
+for batch in prefetch_to_mesh(epoch_batches(dataset.train, 128, seed=0, epoch=0), sharding):
+    batch = augment.standard(key, batch, mean=dataset.mean, std=dataset.std)
+"""
+
+from jaxaug.data import augment
+from jaxaug.data.dataset import Dataset, load_dataset
+from jaxaug.data.errors import (
+    CorruptCacheError,
+    CorruptImageError,
+    DataError,
+    DatasetPathError,
+    EmptyClassError,
+    ImageSizeMismatchError,
+    SplitNotFoundError,
+    UnknownDatasetError,
+)
+from jaxaug.data.imagegrid import save_image_grid
+from jaxaug.data.pipeline import epoch_batches, eval_batches, prefetch_to_mesh, steps_per_epoch
+from jaxaug.data.sources import ArraySource, LazySource, Source
+
+__all__ = [
+    "ArraySource",
+    "CorruptCacheError",
+    "CorruptImageError",
+    "DataError",
+    "Dataset",
+    "DatasetPathError",
+    "EmptyClassError",
+    "ImageSizeMismatchError",
+    "LazySource",
+    "Source",
+    "SplitNotFoundError",
+    "UnknownDatasetError",
+    "augment",
+    "epoch_batches",
+    "eval_batches",
+    "load_dataset",
+    "prefetch_to_mesh",
+    "save_image_grid",
+    "steps_per_epoch",
+]

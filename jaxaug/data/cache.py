@@ -1,0 +1,99 @@
+"""On-disk cache of decoded datasets, so that a second run does not decode images again.
+
+A cache file is an uncompressed .npz holding the arrays plus a manifest (name, dtype, shape and
+SHA-256 of every array). It is named after a hash of the source identity (e.g. resolved path,
+size and mtime), so a changed source gets a new file. Files are written atomically (temp file in
+the same directory, fsync, `os.replace`), so a crash never leaves a partial file under the final
+name; a file that fails verification raises `CorruptCacheError` instead of being rebuilt silently,
+because a corrupt cache usually means a disk or copy problem the user should know about.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from jaxaug.data.errors import CorruptCacheError
+
+FORMAT_VERSION = 1
+_MANIFEST = "__manifest__"
+
+
+def default_cache_dir() -> Path:
+    """`$JAXAUG_CACHE_DIR` if set, else `~/.cache/jaxaug`."""
+    return Path(os.environ.get("JAXAUG_CACHE_DIR") or Path.home() / ".cache" / "jaxaug")
+
+
+def cache_file(cache_dir: str | os.PathLike | None, label: str, identity: dict) -> Path:
+    """The cache path for a source: `<cache_dir>/<label>-<hash of identity>.npz`."""
+    key = json.dumps({"format": FORMAT_VERSION, **identity}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    safe_label = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    return Path(cache_dir or default_cache_dir()) / f"{safe_label}-{digest}.npz"
+
+
+def _describe(array: np.ndarray) -> dict:
+    return {
+        "dtype": array.dtype.str,
+        "shape": list(array.shape),
+        "sha256": hashlib.sha256(np.ascontiguousarray(array).data).hexdigest(),
+    }
+
+
+def save(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write `arrays` to `path` atomically; on failure no file is left at `path` or beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = json.dumps({name: _describe(a) for name, a in arrays.items()})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays, **{_MANIFEST: np.array(manifest)})
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates files readable by their owner only
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    # Persist the rename itself, so that after a power loss the file is either complete or absent.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load(path: Path) -> dict[str, np.ndarray]:
+    """Read and verify a cache file written by `save`; raise `CorruptCacheError` if it fails."""
+
+    def corrupt(reason: str) -> CorruptCacheError:
+        return CorruptCacheError(
+            f"cache file {path} is corrupt ({reason}); delete it and run again to rebuild it"
+        )
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        manifest = json.loads(str(arrays.pop(_MANIFEST)))
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise corrupt(f"{type(e).__name__}: {e}") from e
+    if sorted(manifest) != sorted(arrays):
+        raise corrupt(f"arrays {sorted(arrays)} do not match the manifest {sorted(manifest)}")
+    for name, array in arrays.items():
+        if _describe(array) != manifest[name]:
+            raise corrupt(f"array {name!r} does not match its recorded dtype, shape or checksum")
+    return arrays
+
+
+def cached(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Load `path` if it exists, else `build()` the arrays, save them to `path` and return them."""
+    if path.exists():
+        return load(path)
+    arrays = build()
+    save(path, arrays)
+    return arrays

@@ -1,0 +1,144 @@
+"""`load_dataset`: one entry point for every dataset, returning a `Dataset` of sources."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from jaxaug.data import cache, imagefolder, splits, synthetic
+from jaxaug.data.errors import DataError, UnknownDatasetError
+from jaxaug.data.sources import ArraySource, Source
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """A dataset's sources and metadata.
+
+    `mean` and `std` are float32 [C] per-channel statistics in [0, 1] units, so that
+    `(image / 255 - mean) / std` normalizes; they are computed over the final training split for
+    in-memory datasets and are the usual ImageNet constants for imagenet2012.
+    """
+
+    train: Source
+    val: Source | None
+    test: Source
+    num_classes: int
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    mean: np.ndarray
+    std: np.ndarray
+    name: str
+
+
+def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation over all pixels of uint8 images [N, H, W, C], in
+    [0, 1] units: mean = E[x], std = sqrt(E[x^2] - E[x]^2).
+
+    Sums are exact integers: 255^2 fits in uint16, so squares are taken in uint16 and summed in
+    uint64, by chunks to bound memory (and one channel at a time: numpy reduces a whole strided
+    channel far faster than the last axis of [M, C])."""
+    channels = images.shape[-1]
+    total, total_sq = np.zeros(channels, np.uint64), np.zeros(channels, np.uint64)
+    for start in range(0, len(images), chunk):
+        for c in range(channels):
+            x = images[start : start + chunk, ..., c].astype(np.uint16)
+            total[c] += x.sum(dtype=np.uint64)
+            x *= x
+            total_sq[c] += x.sum(dtype=np.uint64)
+    count = images.size // channels
+    mean = total / count / 255
+    std = np.sqrt(np.maximum(total_sq / count / 255**2 - mean**2, 0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _in_memory(
+    arrays: dict[str, np.ndarray],
+) -> tuple[ArraySource, ArraySource | None, ArraySource, tuple[str, ...]]:
+    def source(split):
+        if f"{split}_images" not in arrays:
+            return None
+        return ArraySource(arrays[f"{split}_images"], arrays[f"{split}_labels"])
+
+    return (
+        source("train"),
+        source("val"),
+        source("test"),
+        tuple(str(c) for c in arrays["class_names"]),
+    )
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    image_size: int | None = None,
+    reduced: int = 0,
+    val_size: int = 0,
+    seed: int = 0,
+) -> Dataset:
+    """Load a dataset by name.
+
+    - `synthetic`: the generated 10-class shapes dataset (10,000 train, 2,000 test; rendered at
+      `image_size`, default 32).
+    - `imagefolder:<path>`: a directory or .zip of `<split>/<class>/<image>`; a relative path is
+      taken relative to `data_dir` when given. All images must share one size unless
+      `image_size` is given (bilinear resize to image_size x image_size).
+    - `tfds:<name>`: a TensorFlow Datasets dataset in `data_dir`; all but imagenet2012 are read
+      into memory (resized if `image_size`); imagenet2012 is read lazily (shorter side resized to
+      `image_size`, default 224, then centre-cropped).
+
+    In-memory datasets are cached decoded in `cache_dir` (default `$JAXAUG_CACHE_DIR` or
+    `~/.cache/jaxaug`). `reduced=N` keeps a class-balanced random N-example subset of the training
+    split; `val_size=M` then holds out a class-balanced M examples of it as `val`. Both are
+    determined by `seed`.
+    """
+    kind, _, arg = name.partition(":")
+    mean_std = None
+    if name == "synthetic":
+        train, val, test, class_names = _in_memory(synthetic.read_arrays(image_size or 32))
+    elif kind == "imagefolder" and arg:
+        folder = imagefolder.ImageFolder(Path(data_dir or "") / arg)
+        label = f"imagefolder-{folder.path.stem}"
+        path = cache.cache_file(cache_dir, label, folder.identity(image_size))
+        arrays = cache.cached(path, lambda: folder.decode(image_size))
+        train, val, test, class_names = _in_memory(arrays)
+    elif kind == "tfds" and arg:
+        # Imported here: tensorflow_datasets takes ~0.6 s to import and most runs do not need it.
+        from jaxaug.data import tfds_source
+
+        if arg in tfds_source.LAZY_DATASETS:
+            train, test = tfds_source.lazy_sources(arg, data_dir, image_size)
+            val, class_names = None, tfds_source.class_names(arg, data_dir)
+            mean_std = tfds_source.IMAGENET_MEAN, tfds_source.IMAGENET_STD
+        else:
+            path = cache.cache_file(
+                cache_dir, f"tfds-{arg}", tfds_source.identity(arg, data_dir, image_size)
+            )
+            arrays = cache.cached(path, lambda: tfds_source.read_arrays(arg, data_dir, image_size))
+            train, val, test, class_names = _in_memory(arrays)
+    else:
+        raise UnknownDatasetError(
+            f"unknown dataset {name!r}; expected 'synthetic', 'tfds:<name>' or 'imagefolder:<path>'"
+        )
+
+    num_classes = len(class_names)
+    if reduced:
+        train = splits.reduce(train, reduced, num_classes, seed)
+    if val_size:
+        if val is not None:
+            raise DataError(f"dataset {name!r} has its own validation split; val_size must be 0")
+        train, val = splits.hold_out(train, val_size, num_classes, seed)
+    mean, std = mean_std or channel_stats(train.images)
+    return Dataset(
+        train=train,
+        val=val,
+        test=test,
+        num_classes=num_classes,
+        class_names=class_names,
+        image_shape=train.image_shape,
+        mean=mean,
+        std=std,
+        name=name,
+    )

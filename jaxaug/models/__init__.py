@@ -1,0 +1,23 @@
+"""Target networks: Wide-ResNet, Shake-Shake and ResNet with multi-set BatchNorm.
+
+``create(name, num_classes, num_bn_sets, dtype)`` returns a flax.linen Module applied as
+``model.apply(variables, images, train=..., bn_set=0, rngs=..., mutable=...)`` on normalized NHWC
+images; it returns float32 logits. See docs/architecture.md.
+"""
+
+from jaxaug.models.batchnorm import MultiBatchNorm
+from jaxaug.models.registry import ACCEPTED_PATTERNS, count_params, create
+from jaxaug.models.resnet import ResNet
+from jaxaug.models.shake_shake import ShakeShake, shake_shake_combine
+from jaxaug.models.wide_resnet import WideResNet
+
+__all__ = [
+    "ACCEPTED_PATTERNS",
+    "MultiBatchNorm",
+    "ResNet",
+    "ShakeShake",
+    "WideResNet",
+    "count_params",
+    "create",
+    "shake_shake_combine",
+]

@@ -1,0 +1,84 @@
+"""Wide-ResNet WRN-d-k for 32×32 inputs (Zagoruyko & Komodakis 2016).
+
+The CIFAR variant of the PyTorch reference used by AutoAugment and OnlineAugment: a 3×3 conv with
+16 filters, three groups of n = (d-4)/6 pre-activation basic blocks with widths 16k, 32k, 64k and
+strides 1, 2, 2, then BN-ReLU, global average pooling and a Dense classifier. WRN-28-10 has
+36,479,194 parameters with 10 classes.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+from jaxaug.models.batchnorm import BnSet, MultiBatchNorm
+from jaxaug.models.layers import classifier, conv, global_avg_pool
+
+
+class WideBasicBlock(nn.Module):
+    """out = shortcut + conv3x3(dropout(ReLU(BN(conv3x3_stride(a))))), with a = ReLU(BN(x)).
+
+    shortcut is x when the shape is unchanged, else a 1×1 strided conv of the pre-activated a.
+    """
+
+    features: int
+    stride: int
+    dropout_rate: float
+    num_bn_sets: int
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet) -> jnp.ndarray:
+        bn = functools.partial(MultiBatchNorm, num_sets=self.num_bn_sets, dtype=self.dtype)
+        preact = nn.relu(bn(name="bn1")(x, train=train, bn_set=bn_set))
+        y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv1")(preact)
+        y = nn.relu(bn(name="bn2")(y, train=train, bn_set=bn_set))
+        y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+        y = conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
+        if x.shape[-1] == self.features and self.stride == 1:
+            return x + y
+        return conv(self.features, 1, self.stride, dtype=self.dtype, name="shortcut")(preact) + y
+
+
+class WideResNet(nn.Module):
+    """WRN-``depth``-``widen_factor``; ``depth`` must satisfy (depth - 4) % 6 == 0 and be ≥ 10.
+
+    Called as ``model(x, train, bn_set=0)`` on normalized NHWC images; returns float32 logits.
+    With ``dropout_rate`` > 0, training needs a 'dropout' rng.
+    """
+
+    depth: int = 28
+    widen_factor: int = 10
+    num_classes: int = 10
+    num_bn_sets: int = 1
+    dropout_rate: float = 0.0
+    dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.depth < 10 or (self.depth - 4) % 6:
+            raise ValueError(f"WRN depth must be 6n+4 with n >= 1, got {self.depth}")
+        if self.widen_factor < 1:
+            raise ValueError(f"WRN widen_factor must be >= 1, got {self.widen_factor}")
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet = 0) -> jnp.ndarray:
+        blocks_per_group = (self.depth - 4) // 6
+        x = conv(16, 3, dtype=self.dtype, name="conv_init")(x)
+        widths = [16 * self.widen_factor, 32 * self.widen_factor, 64 * self.widen_factor]
+        for g, (width, stride) in enumerate(zip(widths, (1, 2, 2))):
+            for b in range(blocks_per_group):
+                x = WideBasicBlock(
+                    width,
+                    stride if b == 0 else 1,
+                    self.dropout_rate,
+                    self.num_bn_sets,
+                    self.dtype,
+                    name=f"group{g + 1}_block{b + 1}",
+                )(x, train, bn_set)
+        bn = MultiBatchNorm(num_sets=self.num_bn_sets, dtype=self.dtype, name="bn_final")
+        x = global_avg_pool(nn.relu(bn(x, train=train, bn_set=bn_set)))
+        return classifier(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)

@@ -1,0 +1,71 @@
+"""The jit-compiled functions of a run, sharded over the data-parallel mesh."""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxaug import data
+from jaxaug.data import augment
+from jaxaug.train.mesh import batch_sharding, replicated
+
+
+class CompiledSteps(NamedTuple):
+    init: Callable[[jax.Array], Any]  # key -> replicated state
+    train_step: Callable  # (state, uint8 batch) -> (state, metrics); donates state
+    eval_step: Callable  # (state, uint8 batch with mask) -> summed correct / loss / count
+    augmented_images: Callable  # (uint8 batch, key) -> uint8 images as the network sees them
+
+
+def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
+    """Jit-compiles a method's init and step with the batch sharded and the state replicated.
+
+    The train step applies the standard augmentation of ``config.augment`` on the device, then the
+    method's step. Its randomness is ``fold_in(key(seed), 1)`` folded with ``state.step``, so a run
+    draws the same numbers whatever the device count or the point it resumed from.
+    """
+    rep, shard = replicated(mesh), batch_sharding(mesh)
+    train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
+
+    def init(key):
+        images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
+        return method.init(key, {"image": images, "label": jnp.zeros((1,), jnp.int32)})
+
+    def train_step(state, batch):
+        key = jax.random.fold_in(train_key, state.step)
+        augment_key, step_key = jax.random.split(key)
+        batch = augment.standard(augment_key, batch, mean=mean, std=std, **config.augment)
+        return method.step(state, batch, step_key)
+
+    def eval_step(state, batch):
+        logits = method.predict(state, augment.normalize(batch["image"], mean, std))
+        labels = batch["label"]
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+        mask = batch["mask"]
+        return {"correct": (correct * mask).sum(), "loss": (losses * mask).sum(), "count": mask.sum()}
+
+    def augmented_images(batch, key):
+        images = augment.standard(key, batch, mean=mean, std=std, **config.augment)["image"]
+        return jnp.clip(jnp.round((images * std + mean) * 255), 0, 255).astype(jnp.uint8)
+
+    return CompiledSteps(
+        init=jax.jit(init, out_shardings=rep),
+        train_step=jax.jit(train_step, in_shardings=(rep, shard), out_shardings=(rep, rep), donate_argnums=0),
+        eval_step=jax.jit(eval_step, in_shardings=(rep, shard), out_shardings=rep),
+        augmented_images=jax.jit(augmented_images),
+    )
+
+
+def evaluate(eval_step, state, source, batch_size: int, sharding) -> dict[str, float]:
+    """Accuracy and mean loss over every example of ``source`` (padding masked out)."""
+    totals = {"correct": 0.0, "loss": 0.0, "count": 0.0}
+    batches = data.eval_batches(
+        source, batch_size, process_index=jax.process_index(), process_count=jax.process_count()
+    )
+    for batch in data.prefetch_to_mesh(batches, sharding):
+        for name, value in jax.device_get(eval_step(state, batch)).items():
+            totals[name] += float(value)
+    return {"accuracy": totals["correct"] / totals["count"], "loss": totals["loss"] / totals["count"]}

@@ -1,0 +1,124 @@
+"""Every bad input raises its own error class, and the message names the offending thing."""
+
+import re
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxaug.data import (
+    CorruptImageError,
+    DatasetPathError,
+    EmptyClassError,
+    ImageSizeMismatchError,
+    SplitNotFoundError,
+    UnknownDatasetError,
+    load_dataset,
+)
+from jaxaug.data.imagefolder import ImageFolder
+
+COUNTS = {"train": {"cat": 2, "dog": 2}, "test": {"cat": 1, "dog": 1}}
+
+
+@pytest.mark.parametrize("name", ["foo:bar", "tfds:", "imagefolder:", "cifar10", "synthetic:x"])
+def test_unknown_dataset_name(name):
+    with pytest.raises(UnknownDatasetError, match=re.escape(repr(name))):
+        load_dataset(name)
+
+
+def test_unknown_tfds_dataset():
+    with pytest.raises(UnknownDatasetError, match="no_such_dataset_xyz"):
+        load_dataset("tfds:no_such_dataset_xyz")
+
+
+def test_missing_path(tmp_path, cache_dir):
+    missing = tmp_path / "nowhere" / "data.zip"
+    with pytest.raises(DatasetPathError, match=str(missing)):
+        load_dataset(f"imagefolder:{missing}", cache_dir=cache_dir)
+
+
+def test_file_that_is_not_a_zip(tmp_path, cache_dir):
+    path = tmp_path / "data.tar"
+    path.write_bytes(b"not a zip archive")
+    with pytest.raises(DatasetPathError, match=str(path)):
+        load_dataset(f"imagefolder:{path}", cache_dir=cache_dir)
+
+
+def test_corrupt_image_in_directory(make_image_folder, cache_dir):
+    root, _ = make_image_folder(COUNTS)
+    bad = root / "train" / "dog" / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 this is not a jpeg")
+    with pytest.raises(CorruptImageError, match=str(bad)):
+        load_dataset(f"imagefolder:{root}", cache_dir=cache_dir)
+    assert not cache_dir.exists() or not list(cache_dir.iterdir())
+
+
+def test_truncated_image_in_zip(make_image_folder, cache_dir, tmp_path):
+    root, _ = make_image_folder(COUNTS)
+    good = (root / "test" / "cat" / "000.png").read_bytes()
+    archive = tmp_path / "broken.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in root.rglob("*.png"):
+            z.write(path, path.relative_to(root).as_posix())
+        z.writestr("test/cat/001.png", good[: len(good) // 2])
+    with pytest.raises(CorruptImageError, match=f"{archive}/test/cat/001.png"):
+        load_dataset(f"imagefolder:{archive}", cache_dir=cache_dir)
+
+
+def test_corrupt_image_reported_from_worker_process(make_image_folder, zip_folder, tmp_path):
+    root, _ = make_image_folder(COUNTS)
+    (root / "test" / "dog" / "bad.png").write_bytes(b"garbage")
+    archive = zip_folder(root, tmp_path / "bad.zip")
+    with pytest.raises(CorruptImageError, match=f"{archive}/test/dog/bad.png"):
+        ImageFolder(archive).decode(workers=2)
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+@pytest.mark.parametrize("contents", ["nothing", "a non-image file"])
+def test_empty_class_folder(make_image_folder, zip_folder, cache_dir, tmp_path, as_zip, contents):
+    root, _ = make_image_folder(COUNTS)
+    (root / "train" / "bird").mkdir()
+    if contents == "a non-image file":
+        (root / "train" / "bird" / "notes.txt").write_text("no images here")
+    # an empty folder exists in a zip only as a folder entry, "train/bird/"
+    path = zip_folder(root, tmp_path / "data.zip") if as_zip else root
+    with pytest.raises(EmptyClassError, match=f"{path}/train/bird"):
+        load_dataset(f"imagefolder:{path}", cache_dir=cache_dir)
+
+
+def test_test_class_unknown_to_train(make_image_folder, cache_dir):
+    root, _ = make_image_folder({**COUNTS, "test": {"cat": 1, "cow": 1}})
+    with pytest.raises(ValueError, match=f"{root}/test/cow"):
+        load_dataset(f"imagefolder:{root}", cache_dir=cache_dir)
+
+
+def test_missing_split_lists_the_available_ones(make_image_folder, cache_dir):
+    root, _ = make_image_folder({"train": {"cat": 1}, "valid": {"cat": 1}})
+    with pytest.raises(SplitNotFoundError, match=r"'test'.*\['train', 'valid'\]"):
+        load_dataset(f"imagefolder:{root}", cache_dir=cache_dir)
+
+
+def test_size_mismatch_names_the_first_offending_file(make_image_folder, cache_dir):
+    sizes = {("train", "dog", 1): (9, 8), ("test", "cat", 0): (4, 4)}
+    root, _ = make_image_folder(COUNTS, sizes=sizes)
+    with pytest.raises(ImageSizeMismatchError) as error:
+        load_dataset(f"imagefolder:{root}", cache_dir=cache_dir)
+    message = str(error.value)
+    assert str(root / "train" / "dog" / "001.png") in message
+    assert "(9, 8, 3)" in message and "image_size" in message
+    assert "test" not in message.replace(str(root), "")  # only the first offender is named
+    # the same folder loads once a common size is requested
+    resized = load_dataset(f"imagefolder:{root}", cache_dir=cache_dir, image_size=8)
+    assert resized.image_shape == (8, 8, 3)
+
+
+def test_grayscale_and_rgba_images_become_rgb(make_image_folder, cache_dir):
+    root, _ = make_image_folder(COUNTS)
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    Image.fromarray(gray).save(root / "train" / "cat" / "000.png")
+    rgba = np.full((8, 8, 4), 7, np.uint8)
+    Image.fromarray(rgba).save(root / "train" / "cat" / "001.png")
+    ds = load_dataset(f"imagefolder:{root}", cache_dir=cache_dir)
+    np.testing.assert_array_equal(ds.train.images[0], np.repeat(gray[..., None], 3, -1))
+    np.testing.assert_array_equal(ds.train.images[1], np.full((8, 8, 3), 7))

@@ -1,0 +1,232 @@
+"""The trainer: optimizer math, checkpoint retention, resume equality, SIGTERM and config errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from jaxaug.train import Checkpointer, base_config, make_optimizer, train_and_evaluate
+from jaxaug.train.optim import learning_rate_schedule
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**overrides):
+    """WRN-10-1 on 200 synthetic images: 10 steps per epoch of 20 images."""
+    config = base_config()
+    config.dataset = "synthetic"
+    config.reduced = 200
+    config.model = "wrn-10-1"
+    config.batch_size = 20
+    config.eval_batch_size = 1000
+    config.epochs = 2
+    config.log_every_steps = 5
+    config.save_image_grid = False
+    config.augment.cutout = 8
+    for name, value in overrides.items():
+        target = config
+        *parents, leaf = name.split(".")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return config
+
+
+def saved_state(workdir):
+    """The arrays of the latest checkpoint, restored without a target (as numpy)."""
+    step = Checkpointer(os.path.join(workdir, "checkpoints"), keep=2).latest_step()
+    path = os.path.join(workdir, "checkpoints", str(step), "state")
+    return step, ocp.StandardCheckpointer().restore(os.path.abspath(path))
+
+
+def assert_trees_equal(a, b):
+    flat_a, tree_a = jax.tree.flatten(a)
+    flat_b, tree_b = jax.tree.flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(flat_a, flat_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_sgd_matches_pytorch_nesterov_with_coupled_weight_decay():
+    config = tiny_config(epochs=1, **{"optimizer.lr": 0.1, "optimizer.weight_decay": 5e-4})
+    steps_per_epoch = 5
+    optimizer = make_optimizer(config, steps_per_epoch)
+    w = jnp.array([1.0, -2.0, 3.0])
+    state = optimizer.init(w)
+    # Reference: torch.optim.SGD(lr_t, momentum=0.9, nesterov=True, weight_decay=5e-4), written out.
+    w_ref, buf = np.array([1.0, -2.0, 3.0]), np.zeros(3)
+    for t in range(steps_per_epoch):
+        grad = 2 * w_ref * (t + 1)  # any deterministic gradient sequence
+        lr_t = 0.1 * 0.5 * (1 + np.cos(np.pi * t / steps_per_epoch))
+        d = grad + 5e-4 * w_ref
+        buf = 0.9 * buf + d
+        w_ref = w_ref - lr_t * (d + 0.9 * buf)
+        updates, state = optimizer.update(jnp.asarray(2 * np.asarray(w) * (t + 1)), state, w)
+        w = w + updates
+    np.testing.assert_allclose(np.asarray(w), w_ref, rtol=1e-6)
+
+
+def test_warmup_then_cosine_schedule():
+    config = tiny_config(epochs=10, **{"optimizer.warmup_epochs": 2.0, "optimizer.lr": 0.4})
+    schedule = learning_rate_schedule(config, steps_per_epoch=10)
+    np.testing.assert_allclose(schedule(0), 0.0)
+    np.testing.assert_allclose(schedule(10), 0.2, rtol=1e-6)  # halfway through warm-up
+    np.testing.assert_allclose(schedule(20), 0.4, rtol=1e-6)
+    np.testing.assert_allclose(schedule(60), 0.4 * 0.5 * (1 + np.cos(np.pi * 40 / 80)), rtol=1e-5)
+    np.testing.assert_allclose(schedule(100), 0.0, atol=1e-7)
+
+
+def test_checkpointer_keeps_last_n_and_best(tmp_path):
+    checkpointer = Checkpointer(str(tmp_path / "ckpt"), keep=2)
+    scores = {1: 0.5, 2: 0.9, 3: 0.6, 4: 0.7, 5: 0.65}
+    for step, score in scores.items():
+        checkpointer.save(step, {"w": jnp.full((3,), float(step))}, {"step": step}, score=score)
+    checkpointer.close()
+    checkpointer = Checkpointer(str(tmp_path / "ckpt"), keep=2)
+    assert sorted(checkpointer.all_steps()) == [2, 4, 5]
+    assert checkpointer.best_step() == 2
+    state, meta = checkpointer.restore(2, {"w": jnp.zeros((3,))})
+    np.testing.assert_array_equal(state["w"], np.full((3,), 2.0))
+    assert meta == {"step": 2}
+    # A crashed save leaves only a temporary directory, which is never taken as a checkpoint.
+    (tmp_path / "ckpt" / "6.orbax-checkpoint-tmp-123").mkdir()
+    assert Checkpointer(str(tmp_path / "ckpt"), keep=2).latest_step() == 5
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+    summary = train_and_evaluate(tiny_config(tensorboard=True), workdir)
+    return workdir, summary
+
+
+def test_summary_and_metrics_agree(uninterrupted):
+    workdir, summary = uninterrupted
+    with open(os.path.join(workdir, "summary.json")) as f:
+        assert json.load(f) == json.loads(json.dumps(summary))
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    tests = [r for r in records if r["split"] == "test"]
+    trains = [r for r in records if r["split"] == "train"]
+    assert [r["step"] for r in tests] == [10, 20]
+    assert [r["step"] for r in trains] == [5, 10, 15, 20]
+    assert summary["epochs_completed"] == 2 and summary["step"] == 20
+    assert summary["last_test_accuracy"] == tests[-1]["accuracy"]
+    assert summary["best_test_accuracy"] == max(r["accuracy"] for r in tests)
+    assert summary["train_images_per_s"] > 0 and summary["wall_time_s"] > 0
+    assert not summary["interrupted"]
+    assert os.listdir(os.path.join(workdir, "tensorboard"))
+
+
+def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(uninterrupted, tmp_path):
+    reference_dir, reference = uninterrupted
+    workdir = str(tmp_path / "resumed")
+
+    def terminate_at_step_13(step):
+        if step == 13:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    first = train_and_evaluate(tiny_config(tensorboard=True), workdir, step_callback=terminate_at_step_13)
+    assert first["interrupted"] and first["step"] == 13 and first["epochs_completed"] == 1
+    assert saved_state(workdir)[0] == 13
+
+    second = train_and_evaluate(tiny_config(tensorboard=True), workdir)
+    assert not second["interrupted"] and second["step"] == 20
+    step, state = saved_state(workdir)
+    reference_step, reference_state = saved_state(reference_dir)
+    assert step == reference_step == 20
+    assert_trees_equal(state, reference_state)
+    assert second["last_test_accuracy"] == reference["last_test_accuracy"]
+
+
+def test_resume_refuses_a_changed_config(uninterrupted):
+    workdir, _ = uninterrupted
+    with pytest.raises(ValueError, match=r"different config.*optimizer\.lr"):
+        train_and_evaluate(tiny_config(tensorboard=True, **{"optimizer.lr": 0.05}), workdir)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": 0}, "epochs"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"optimizer.momentum": 1.0}, "optimizer.momentum"),
+        ({"augment.cutout": -1}, "augment.cutout"),
+    ],
+)
+def test_invalid_config_names_the_field(tmp_path, overrides, field):
+    with pytest.raises(ValueError, match=rf"config\.{field}="):
+        train_and_evaluate(tiny_config(**overrides), str(tmp_path))
+
+
+def test_unknown_method_and_model_are_named(tmp_path):
+    with pytest.raises(ValueError, match="'no-such-method'"):
+        train_and_evaluate(tiny_config(method="no-such-method"), str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="'wrn-11-1'"):
+        train_and_evaluate(tiny_config(model="wrn-11-1"), str(tmp_path / "b"))
+
+
+def test_train_py_rejects_unknown_config_field():
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config=configs/quickstart.py", "--config.bach_size=3"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "bach_size" in result.stderr
+
+
+MULTI_DEVICE_SCRIPT = r"""
+import json, jax, numpy as np
+from jaxaug import data, methods, models
+from jaxaug.train import base_config, batch_sharding, make_mesh, make_optimizer
+from jaxaug.train.steps import compile_steps
+
+config = base_config()
+config.model, config.batch_size, config.augment.cutout = "wrn-10-1", 32, 8
+dataset = data.load_dataset("synthetic", reduced=320)
+model = models.create(config.model, num_classes=dataset.num_classes)
+method = methods.create("supervised", model, make_optimizer(config, 10), config)
+batches = list(data.epoch_batches(dataset.train, 32, seed=0, epoch=0))[:3]
+
+def run(mesh):
+    steps = compile_steps(method, dataset, config, mesh)
+    state = steps.init(jax.random.key(0))
+    initial = jax.device_get(state.params)
+    losses = []
+    for batch in data.prefetch_to_mesh(iter(batches), batch_sharding(mesh)):
+        devices = len(batch["image"].sharding.device_set)
+        state, metrics = steps.train_step(state, batch)
+        losses.append(float(metrics["loss"]))
+    return initial, jax.device_get(state), losses, devices
+
+def max_diff(a, b):
+    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
+
+initial, eight, eight_loss, eight_devices = run(make_mesh())
+_, one, one_loss, one_devices = run(make_mesh(jax.devices()[:1]))
+print(json.dumps({"devices": jax.device_count(), "eight_devices": eight_devices,
+                  "one_devices": one_devices, "max_diff": max_diff(eight, one),
+                  "moved": max_diff(initial, eight.params),
+                  "eight_loss": eight_loss, "one_loss": one_loss}))
+"""
+
+
+def test_step_on_eight_devices_equals_one_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    result = subprocess.run(
+        [sys.executable, "-c", MULTI_DEVICE_SCRIPT], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["devices"] == 8 and report["eight_devices"] == 8 and report["one_devices"] == 1
+    np.testing.assert_allclose(report["eight_loss"], report["one_loss"], rtol=1e-5)
+    assert report["moved"] > 1e-3, report  # the steps really trained
+    assert report["max_diff"] < 1e-5, report
