@@ -1,6 +1,11 @@
 """Test-session setup shared by every test module."""
 
 import os
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
 
 # XLA compiles dominate the suite's time on CPU. A persistent compilation cache lets runs that
 # compile identical programs (resumed runs, subprocesses, repeated configs) compile once. It is set
@@ -12,15 +17,7 @@ os.environ.setdefault(
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 
-# ---- jaxaug.data fixtures ----------------------------------------------------------------------
-
-import zipfile  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
-
-
+# Fixtures of the data tests.
 def _zip_folder(root, archive, folder_entries=True):
     """Write the tree under `root` into the zip `archive`, with entries relative to `root`."""
     with zipfile.ZipFile(archive, "w") as z:

@@ -3,7 +3,8 @@
 Splits `train` and `test` are required, `val` or `validation` optional; other top-level entries
 are ignored. Class names are the sorted folder names of `train` and map to labels 0..K-1. Images
 (.jpg, .jpeg, .png) are decoded with Pillow to RGB uint8 in sorted (split, class, file) order, so
-the arrays never depend on decoding order; large folders are decoded by a process pool.
+the arrays never depend on decoding order; large folders are decoded by a thread pool
+(Pillow releases the GIL while decoding).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import multiprocessing
 import os
 import zipfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +167,7 @@ class ImageFolder:
         self, image_size: int | None = None, workers: int | None = None
     ) -> dict[str, np.ndarray]:
         """Decode every split into `{split}_images` uint8 [N, H, W, 3] and `{split}_labels`,
-        plus `class_names`. `workers` processes decode in parallel; the default is
+        plus `class_names`. `workers` threads decode in parallel; the default is
         os.cpu_count() for large folders and 1 (no pool) for small ones."""
         names = [n for split_names, _ in self.splits.values() for n in split_names]
         if workers is None:
@@ -205,10 +205,13 @@ def _tree(names: list[str]) -> dict[str, dict[str, list[str]]]:
 
 
 def _decode_in_pool(chunks, image_size: int | None, workers: int) -> list[np.ndarray]:
-    """Decode chunks of (bytes, location) in worker processes, keeping their order. The parent
-    reads the files and submits chunk by chunk, so workers start while it is still reading."""
-    # "spawn": forking a process that already runs JAX's threads can deadlock.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    """Decode chunks of (bytes, location) in worker threads, keeping their order. The caller
+    reads the files and submits chunk by chunk, so workers start while it is still reading.
+
+    Threads, not processes: Pillow's decoders release the GIL, and a process pool would need
+    "spawn" (forking next to JAX's threads can deadlock), which breaks scripts and notebooks
+    without an `if __name__ == "__main__"` guard."""
+    pool = ThreadPoolExecutor(workers)
     try:
         futures = [pool.submit(_decode_chunk, chunk, image_size) for chunk in chunks]
         return [image for future in futures for image in future.result()]

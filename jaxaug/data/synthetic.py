@@ -1,7 +1,7 @@
 """`synthetic`: a procedurally generated 10-class image dataset that needs no download.
 
 Each image shows one shape (the class) at a random position, scale and rotation, in a random
-foreground colour over a random background colour; foreground and background each carry a random
+foreground colour over a random, darker background colour; foreground and background each carry a random
 texture (flat, linear gradient, stripes or pixel noise), and mild pixel noise is added on top.
 Colours are drawn independently of the class, so only geometry identifies it.
 
@@ -113,14 +113,22 @@ def _textures(rng, grid_x, grid_y):
     )
 
 
-def _distinct_colours(rng, n, min_distance=0.5):
-    """Foreground and background RGB colours in [0, 1], redrawn until at least `min_distance`
-    apart so that every shape stays visible."""
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601 luminance weights
+
+
+def _contrasting_colours(rng, n, min_contrast=0.3):
+    """Foreground and background RGB colours in [0, 1] with random hues, the foreground brighter
+    than the background by at least `min_contrast` in luminance; pairs are redrawn until they are.
+
+    Why: with unconstrained colours many pairs are near-isoluminant (red on green), and a CNN then
+    needs thousands of steps before it finds the shape at all; with a guaranteed light-on-dark
+    edge the demo learns within minutes on a CPU while colour still carries no class signal."""
     fg, bg = rng.random((n, 3)), rng.random((n, 3))
-    close = np.sqrt(((fg - bg) ** 2).sum(1)) < min_distance
-    while close.any():
-        fg[close] = rng.random((int(close.sum()), 3))
-        close = np.sqrt(((fg - bg) ** 2).sum(1)) < min_distance
+    low = (fg - bg) @ _LUMA < min_contrast
+    while low.any():
+        count = int(low.sum())
+        fg[low], bg[low] = rng.random((count, 3)), rng.random((count, 3))
+        low = (fg - bg) @ _LUMA < min_contrast
     return fg.astype(np.float32), bg.astype(np.float32)
 
 
@@ -141,7 +149,7 @@ def generate(
     centre_x, centre_y = ((rng.random(n) * 0.6 - 0.3).astype(np.float32) for _ in range(2))
     scale = (0.45 + 0.3 * rng.random(n)).astype(np.float32)
     cos, sin = (c.astype(np.float32) for c in _unit_vectors(rng, n))
-    fg, bg = _distinct_colours(rng, n)
+    fg, bg = _contrasting_colours(rng, n)
     fg_amp, bg_amp = ((0.04 + 0.12 * rng.random(n)).astype(np.float32) for _ in range(2))
     fg_texture, bg_texture = _textures(rng, grid_x, grid_y), _textures(rng, grid_x, grid_y)
 
