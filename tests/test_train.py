@@ -195,26 +195,31 @@ model = models.create(config.model, num_classes=dataset.num_classes)
 method = methods.create("supervised", model, make_optimizer(config, 10), config)
 batches = list(data.epoch_batches(dataset.train, 32, seed=0, epoch=0))[:3]
 
-def run(mesh):
-    steps = compile_steps(method, dataset, config, mesh)
-    state = steps.init(jax.random.key(0))
-    initial = jax.device_get(state.params)
-    losses = []
-    for batch in data.prefetch_to_mesh(iter(batches), batch_sharding(mesh)):
-        devices = len(batch["image"].sharding.device_set)
-        state, metrics = steps.train_step(state, batch)
-        losses.append(float(metrics["loss"]))
-    return initial, jax.device_get(state), losses, devices
-
 def max_diff(a, b):
     return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
 
-initial, eight, eight_loss, eight_devices = run(make_mesh())
-_, one, one_loss, one_devices = run(make_mesh(jax.devices()[:1]))
-print(json.dumps({"devices": jax.device_count(), "eight_devices": eight_devices,
-                  "one_devices": one_devices, "max_diff": max_diff(eight, one),
-                  "moved": max_diff(initial, eight.params),
-                  "eight_loss": eight_loss, "one_loss": one_loss}))
+def steps_from_init(mesh):
+    # One step from the same initial state on each batch, so differences cannot compound.
+    steps = compile_steps(method, dataset, config, mesh)
+    initial = jax.device_get(steps.init(jax.random.key(0)))
+    results = []
+    for batch in batches:
+        state = jax.device_put(initial, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+        batch = jax.device_put(batch, batch_sharding(mesh))
+        devices = len(batch["image"].sharding.device_set)
+        state, metrics = steps.train_step(state, batch)
+        results.append((jax.device_get(state), jax.device_get(metrics)))
+    return initial, results, devices
+
+initial, eight, eight_devices = steps_from_init(make_mesh())
+_, one, one_devices = steps_from_init(make_mesh(jax.devices()[:1]))
+print(json.dumps({
+    "devices": jax.device_count(), "eight_devices": eight_devices, "one_devices": one_devices,
+    "moved": min(max_diff(initial.params, s.params) for s, _ in eight),
+    "param_diff": max(max_diff(a.params, b.params) for (a, _), (b, _) in zip(eight, one)),
+    "stats_diff": max(max_diff(a.batch_stats, b.batch_stats) for (a, _), (b, _) in zip(eight, one)),
+    "eight_loss": [float(m["loss"]) for _, m in eight], "one_loss": [float(m["loss"]) for _, m in one],
+}))
 """
 
 
@@ -227,6 +232,11 @@ def test_step_on_eight_devices_equals_one_device():
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["devices"] == 8 and report["eight_devices"] == 8 and report["one_devices"] == 1
-    np.testing.assert_allclose(report["eight_loss"], report["one_loss"], rtol=1e-5)
-    assert report["moved"] > 1e-3, report  # the steps really trained
-    assert report["max_diff"] < 1e-5, report
+    np.testing.assert_allclose(report["eight_loss"], report["one_loss"], rtol=1e-6)
+    assert report["moved"] > 1e-3, report  # the step really trained
+    # Equal up to float32 reassociation. The bound is loose because XLA's CPU convolution can be
+    # less accurate at batch 32 than at 4 per device: on one of these batches the 1-device weight
+    # gradient of one kernel is 0.5% (of its largest entry) away from a float64 reference while
+    # the 8-device one is within 2e-6; after an lr-0.1 step that is ~2e-5 in the parameters.
+    assert report["param_diff"] < 1e-4, report
+    assert report["stats_diff"] < 1e-5, report
