@@ -20,12 +20,12 @@ from jaxaug.train.steps import compile_steps
 
 _MODELS = flags.DEFINE_list("models", ["wrn-28-2", "wrn-28-10"], "Models to time.")
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Global batch size.")
-_STEPS = flags.DEFINE_integer("steps", None, "Timed steps per model (default: 3 on CPU, 50 otherwise).")
+_STEPS = flags.DEFINE_integer("steps", None, "Timed steps per model (default: 2 on CPU, 50 otherwise).")
 _DTYPE = flags.DEFINE_string("dtype", "float32", "Compute dtype: float32 or bfloat16.")
 
 
 def time_model(name: str, batch_size: int, steps: int, dtype: str, dataset, mesh) -> float:
-    """Seconds per train step, after one compiling step and one warm-up step."""
+    """Seconds per train step, after one step that compiles and warms up."""
     config = base_config()
     config.model, config.batch_size, config.dtype = name, batch_size, dtype
     model = models.create(name, num_classes=10, dtype=dtype)
@@ -38,8 +38,7 @@ def time_model(name: str, batch_size: int, steps: int, dtype: str, dataset, mesh
         "label": rng.integers(0, 10, (batch_size,), dtype=np.int32),
     }
     batch = jax.device_put({k: jnp.asarray(v) for k, v in host.items()}, batch_sharding(mesh))
-    for _ in range(2):
-        state, metrics = compiled.train_step(state, batch)
+    state, metrics = compiled.train_step(state, batch)
     jax.block_until_ready(metrics)
     start = time.perf_counter()
     for _ in range(steps):
@@ -52,7 +51,7 @@ def main(argv):
     del argv
     mesh = make_mesh()
     device = jax.devices()[0]
-    steps = _STEPS.value or (3 if device.platform == "cpu" else 50)
+    steps = _STEPS.value or (2 if device.platform == "cpu" else 50)
     dataset = data.load_dataset("synthetic", reduced=100)
     print(f"devices: {jax.device_count()} x {device.device_kind} ({device.platform}); "
           f"batch {_BATCH.value}; {steps} timed steps; dtype {_DTYPE.value}")
