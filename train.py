@@ -6,6 +6,7 @@
 Every config field can be overridden with --config.<field>=<value>; unknown fields are errors.
 """
 
+import logging as std_logging
 import os
 
 from absl import app, flags, logging
@@ -20,12 +21,21 @@ _WORKDIR = flags.DEFINE_string(
 flags.mark_flags_as_required(["config"])
 
 
+class _HideLibraryInfo(std_logging.Filter):
+    """Drops Orbax's INFO records (several per checkpoint); its warnings and errors still show."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    config_name = os.path.splitext(os.path.basename(config_flags.get_config_filename(flags.FLAGS["config"])))[0]
+    config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+    config_name = os.path.splitext(os.path.basename(config_file))[0]
     workdir = _WORKDIR.value or os.path.join("workdirs", config_name)
     logging.set_verbosity(logging.INFO)
+    logging.get_absl_handler().addFilter(_HideLibraryInfo())
     summary = train_and_evaluate(_CONFIG.value, workdir)
     print(f"Wrote {os.path.join(workdir, 'summary.json')}")
     if "last_test_accuracy" in summary:

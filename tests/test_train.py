@@ -13,6 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxaug.train import Checkpointer, base_config, make_optimizer, train_and_evaluate
+from jaxaug.train.mesh import maybe_initialize_distributed
 from jaxaug.train.optim import learning_rate_schedule
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +51,7 @@ def assert_trees_equal(a, b):
     flat_a, tree_a = jax.tree.flatten(a)
     flat_b, tree_b = jax.tree.flatten(b)
     assert tree_a == tree_b
-    for x, y in zip(flat_a, flat_b):
+    for x, y in zip(flat_a, flat_b, strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
@@ -98,6 +99,21 @@ def test_checkpointer_keeps_last_n_and_best(tmp_path):
     # A crashed save leaves only a temporary directory, which is never taken as a checkpoint.
     (tmp_path / "ckpt" / "6.orbax-checkpoint-tmp-123").mkdir()
     assert Checkpointer(str(tmp_path / "ckpt"), keep=2).latest_step() == 5
+
+
+def test_distributed_initialize_gets_the_configured_cluster(monkeypatch):
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+    config = tiny_config()
+    maybe_initialize_distributed(config)
+    assert calls == []  # single-process runs never touch jax.distributed
+    config.distributed.enabled = True
+    maybe_initialize_distributed(config)
+    assert calls == [{}]  # no coordinator given: JAX detects the cluster (TPU, SLURM, Open MPI)
+    config.distributed.coordinator_address = "localhost:1234"
+    config.distributed.num_processes, config.distributed.process_id = 2, 1
+    maybe_initialize_distributed(config)
+    assert calls[-1] == {"coordinator_address": "localhost:1234", "num_processes": 2, "process_id": 1}
 
 
 @pytest.fixture(scope="module")
