@@ -1,0 +1,1 @@
+"""Augmentation policies: published policy tables and level-to-parameter mappings."""
