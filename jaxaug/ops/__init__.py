@@ -1,0 +1,40 @@
+"""Pure JAX image ops for learned augmentation: float HWC images in [0, 1], one image per call
+(batch with jax.vmap), parameters in natural units, semantics matching PIL as used by the
+AutoAugment / RandAugment references."""
+
+from jaxaug.ops.color import brightness, color, contrast, grayscale, sharpness, smooth
+from jaxaug.ops.geometry import (
+    affine,
+    compose,
+    deform,
+    hflip,
+    rotate,
+    rotate_matrix,
+    shear_x,
+    shear_x_matrix,
+    shear_y,
+    shear_y_matrix,
+    translate_x,
+    translate_x_matrix,
+    translate_y,
+    translate_y_matrix,
+    vflip,
+)
+from jaxaug.ops.misc import cutout, gaussian_noise, identity, sample_pairing
+from jaxaug.ops.point import (
+    auto_contrast,
+    equalize,
+    invert,
+    posterize,
+    solarize,
+    to_float,
+    to_uint8,
+)
+
+__all__ = [
+    "affine", "auto_contrast", "brightness", "color", "compose", "contrast", "cutout", "deform",
+    "equalize", "gaussian_noise", "grayscale", "hflip", "identity", "invert", "posterize",
+    "rotate", "rotate_matrix", "sample_pairing", "sharpness", "shear_x", "shear_x_matrix",
+    "shear_y", "shear_y_matrix", "smooth", "solarize", "to_float", "to_uint8", "translate_x",
+    "translate_x_matrix", "translate_y", "translate_y_matrix", "vflip",
+]

@@ -1,0 +1,74 @@
+"""PIL `ImageEnhance` ops: blend with a degenerate image, clipped to [0, 1].
+
+out = clip(degenerate + factor * (img - degenerate), 0, 1), i.e. `Image.blend(degenerate, img,
+factor)`. factor 1 is the identity, 0 the degenerate image, > 1 extrapolates. Where PIL rounds the
+degenerate image to 8-bit levels (grayscale, its mean, the smoothed image), the forward value is
+rounded the same way and the gradient flows through the unrounded value (straight-through), so
+the ops stay differentiable w.r.t. img and factor. PIL truncates the blended value to an integer
+where `to_uint8` rounds, so results agree with PIL within one level.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from jaxaug.ops.validate import check_image
+
+
+def _blend(degenerate, img, factor):
+    factor = jnp.asarray(factor, img.dtype)
+    return jnp.clip(degenerate + factor * (img - degenerate), 0.0, 1.0).astype(img.dtype)
+
+
+def _st_round(x):
+    """Round to 8-bit levels in the forward pass; identity gradient."""
+    return x + jax.lax.stop_gradient(jnp.round(x * 255.0) / 255.0 - x)
+
+
+def grayscale(img):
+    """PIL convert("L") as float: L = (299 R + 587 G + 114 B) / 1000, rounded to 8-bit levels in the
+    forward pass exactly as PIL computes it ((19595 R + 38470 G + 7471 B + 2**15) >> 16 on levels),
+    straight-through gradient. Returns [H, W, 1]."""
+    check_image("grayscale", img, channels=3)
+    exact = img @ jnp.asarray([0.299, 0.587, 0.114], img.dtype)
+    v = jnp.clip(jnp.round(img * 255.0), 0, 255).astype(jnp.int32)
+    q = (v[..., 0] * 19595 + v[..., 1] * 38470 + v[..., 2] * 7471 + 0x8000) >> 16
+    return (exact + jax.lax.stop_gradient(q.astype(img.dtype) / 255.0 - exact))[..., None]
+
+
+def brightness(img, factor):
+    """PIL `ImageEnhance.Brightness`: blend with black, clip(factor * img, 0, 1)."""
+    check_image("brightness", img)
+    return _blend(jnp.zeros_like(img), img, factor)
+
+
+def color(img, factor):
+    """PIL `ImageEnhance.Color` (saturation): blend with the grayscale image L (see `grayscale`)."""
+    check_image("color", img, channels=3)
+    return _blend(grayscale(img), img, factor)
+
+
+def contrast(img, factor):
+    """PIL `ImageEnhance.Contrast`: blend with a constant image at the mean of the grayscale image,
+    rounded to a level as PIL does (int(mean + 0.5)); straight-through rounding."""
+    check_image("contrast", img, channels=3)
+    mean = jnp.mean(grayscale(img))
+    mean = mean + jax.lax.stop_gradient(jnp.floor(mean * 255.0 + 0.5) / 255.0 - mean)
+    return _blend(jnp.broadcast_to(mean, img.shape), img, factor)
+
+
+def smooth(img):
+    """PIL `ImageFilter.SMOOTH`: 3x3 kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 on the interior,
+    border pixels copied unchanged; rounded to levels forward (straight-through)."""
+    check_image("smooth", img)
+    h, w, _ = img.shape
+    if h < 3 or w < 3:
+        return img
+    s = sum(img[1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    interior = (s + 4.0 * img[1:-1, 1:-1]) / 13.0
+    return img.at[1:-1, 1:-1].set(_st_round(interior))
+
+
+def sharpness(img, factor):
+    """PIL `ImageEnhance.Sharpness`: blend with `smooth(img)`; factor > 1 sharpens, < 1 blurs."""
+    check_image("sharpness", img)
+    return _blend(smooth(img), img, factor)

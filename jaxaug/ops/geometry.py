@@ -1,0 +1,188 @@
+"""Geometric ops: affine warps with PIL's conventions, their matrix builders, dense deformation.
+
+Coordinates follow PIL: x is the column, y the row, and pixel (col j, row i) covers the unit
+square [j, j+1) x [i, i+1) with its centre at (j + 0.5, i + 0.5). An affine `matrix`
+[[a, b, c], [d, e, f], [0, 0, 1]] maps an OUTPUT point (x, y) to the INPUT point
+(a*x + b*y + c, d*x + e*y + f), exactly like `PIL.Image.transform(size, Image.AFFINE,
+data=(a, b, c, d, e, f))`. Because matrices map output to input, applying op A and then op B is
+the single warp by `A @ B` (see `compose`).
+"""
+
+
+import jax.numpy as jnp
+
+from jaxaug.ops.validate import check_image, check_shape
+
+
+def _sample(op, img, xin, yin, interpolation, fill):
+    """Resample `img` at continuous input points (xin, yin) [H', W'] in PIL coordinates.
+
+    nearest: pixel (floor(xin), floor(yin)); bilinear: PIL's bilinear filter (centres at +0.5,
+    neighbours clamped at the border). Points with xin outside [0, W) or yin outside [0, H) take
+    `fill` (scalar or per-channel). All neighbours are fetched by ONE gather.
+    """
+    h, w, c = img.shape
+    flat = img.reshape(h * w, c)
+    inside = (xin >= 0) & (xin < w) & (yin >= 0) & (yin < h)
+    if interpolation == "nearest":
+        ix = jnp.clip(jnp.floor(xin).astype(jnp.int32), 0, w - 1)
+        iy = jnp.clip(jnp.floor(yin).astype(jnp.int32), 0, h - 1)
+        out = flat[iy * w + ix]
+    elif interpolation == "bilinear":
+        xs, ys = xin - 0.5, yin - 0.5
+        x0f, y0f = jnp.floor(xs), jnp.floor(ys)
+        dx, dy = (xs - x0f)[..., None], (ys - y0f)[..., None]
+        x0, y0 = x0f.astype(jnp.int32), y0f.astype(jnp.int32)
+        xx = jnp.clip(jnp.stack([x0, x0 + 1, x0, x0 + 1]), 0, w - 1)
+        yy = jnp.clip(jnp.stack([y0, y0, y0 + 1, y0 + 1]), 0, h - 1)
+        v = flat[yy * w + xx]  # [4, H', W', C], one gather
+        top = v[0] + dx * (v[1] - v[0])
+        bottom = v[2] + dx * (v[3] - v[2])
+        out = top + dy * (bottom - top)
+    else:
+        raise ValueError(f"{op}: interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
+    fill = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (c,))
+    return jnp.where(inside[..., None], out, fill).astype(img.dtype)
+
+
+def _as3x3(op, matrix):
+    check_shape(op, "matrix", matrix, ((2, 3), (3, 3), (6,)))
+    m = jnp.asarray(matrix)
+    if not jnp.issubdtype(m.dtype, jnp.floating):
+        m = m.astype(jnp.float32)
+    m = m.reshape(-1, 3)
+    if m.shape[0] == 2:
+        m = jnp.concatenate([m, jnp.array([[0.0, 0.0, 1.0]], m.dtype)])
+    return m
+
+
+def affine(img, matrix, *, interpolation="bilinear", fill=0.5):
+    """Warp `img` [H, W, C] by the affine `matrix` (2x3, 3x3 with last row [0, 0, 1], or the six
+    PIL coefficients (a, b, c, d, e, f)).
+
+    out[i, j] = img sampled at (x, y) = (a*(j+.5) + b*(i+.5) + c, d*(j+.5) + e*(i+.5) + f), which is
+    `Image.transform(img.size, Image.AFFINE, (a, b, c, d, e, f), resample, fillcolor=fill)`:
+    interpolation="nearest" is PIL NEAREST (the default of the AutoAugment reference), "bilinear" is
+    PIL BILINEAR. Points outside the input get `fill`. Differentiable w.r.t. img and matrix
+    (bilinear; nearest is piecewise constant in matrix).
+    """
+    check_image("affine", img)
+    m = _as3x3("affine", matrix).astype(img.dtype)
+    h, w, _ = img.shape
+    ys, xs = jnp.meshgrid(jnp.arange(h, dtype=img.dtype) + 0.5, jnp.arange(w, dtype=img.dtype) + 0.5,
+                          indexing="ij")
+    xin = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    yin = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    return _sample("affine", img, xin, yin, interpolation, fill)
+
+
+def compose(*matrices):
+    """Fuse affine ops applied in argument order into one 3x3 matrix: compose(A, B) = A @ B.
+
+    Since every matrix maps output to input coordinates, `affine(affine(img, A), B)` equals
+    `affine(img, compose(A, B))` up to interpolation (and fill) error, with a single resampling.
+    """
+    if not matrices:
+        raise ValueError("compose: needs at least one matrix")
+    out = _as3x3("compose", matrices[0])
+    for m in matrices[1:]:
+        out = out @ _as3x3("compose", m)
+    return out
+
+
+def _mat(a, b, c, d, e, f):
+    z = jnp.zeros((), jnp.result_type(a, b, c, d, e, f, jnp.float32))
+    return jnp.stack([jnp.stack([a + z, b + z, c + z]), jnp.stack([d + z, e + z, f + z]),
+                      jnp.stack([z, z, z + 1])])
+
+
+def shear_x_matrix(shear):
+    """PIL data (1, shear, 0, 0, 1, 0): input x = x + shear * y."""
+    return _mat(1.0, shear, 0.0, 0.0, 1.0, 0.0)
+
+
+def shear_y_matrix(shear):
+    """PIL data (1, 0, 0, shear, 1, 0): input y = shear * x + y."""
+    return _mat(1.0, 0.0, 0.0, shear, 1.0, 0.0)
+
+
+def translate_x_matrix(pixels):
+    """PIL data (1, 0, pixels, 0, 1, 0): input x = x + pixels (content moves LEFT for pixels > 0)."""
+    return _mat(1.0, 0.0, pixels, 0.0, 1.0, 0.0)
+
+
+def translate_y_matrix(pixels):
+    """PIL data (1, 0, 0, 0, 1, pixels): input y = y + pixels (content moves UP for pixels > 0)."""
+    return _mat(1.0, 0.0, 0.0, 0.0, 1.0, pixels)
+
+
+def rotate_matrix(degrees, height, width):
+    """Matrix of PIL `Image.rotate(degrees)` for a height x width image: counter-clockwise by
+    `degrees` about the centre (width/2, height/2). With t = -radians(degrees), input
+    (x, y) = R(t) @ ((x, y) - centre) + centre, R(t) = [[cos t, sin t], [-sin t, cos t]]."""
+    t = -jnp.deg2rad(jnp.asarray(degrees, jnp.result_type(degrees, jnp.float32)))
+    cos, sin = jnp.cos(t), jnp.sin(t)
+    cx, cy = width / 2.0, height / 2.0
+    return _mat(cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy)
+
+
+_GRAY = 128.0 / 255.0
+
+
+def shear_x(img, shear, fill=_GRAY, *, interpolation="nearest"):
+    """AutoAugment ShearX: `img.transform(size, AFFINE, (1, shear, 0, 0, 1, 0), fillcolor=fill)`."""
+    check_image("shear_x", img)
+    return affine(img, shear_x_matrix(shear), interpolation=interpolation, fill=fill)
+
+
+def shear_y(img, shear, fill=_GRAY, *, interpolation="nearest"):
+    """AutoAugment ShearY: `img.transform(size, AFFINE, (1, 0, 0, shear, 1, 0), fillcolor=fill)`."""
+    check_image("shear_y", img)
+    return affine(img, shear_y_matrix(shear), interpolation=interpolation, fill=fill)
+
+
+def translate_x(img, pixels, fill=_GRAY, *, interpolation="nearest"):
+    """AutoAugment TranslateX: `img.transform(size, AFFINE, (1, 0, pixels, 0, 1, 0), fillcolor=fill)`."""
+    check_image("translate_x", img)
+    return affine(img, translate_x_matrix(pixels), interpolation=interpolation, fill=fill)
+
+
+def translate_y(img, pixels, fill=_GRAY, *, interpolation="nearest"):
+    """AutoAugment TranslateY: `img.transform(size, AFFINE, (1, 0, 0, 0, 1, pixels), fillcolor=fill)`."""
+    check_image("translate_y", img)
+    return affine(img, translate_y_matrix(pixels), interpolation=interpolation, fill=fill)
+
+
+def rotate(img, degrees, fill=_GRAY, *, interpolation="nearest"):
+    """AutoAugment Rotate: `img.rotate(degrees, fillcolor=fill)`, counter-clockwise about the centre
+    (PIL's default resample, NEAREST; pass interpolation="bilinear" for a differentiable warp)."""
+    check_image("rotate", img)
+    h, w, _ = img.shape
+    return affine(img, rotate_matrix(degrees, h, w), interpolation=interpolation, fill=fill)
+
+
+def hflip(img):
+    """Mirror left-right (PIL `ImageOps.mirror`)."""
+    check_image("hflip", img)
+    return img[:, ::-1]
+
+
+def vflip(img):
+    """Flip top-bottom (PIL `ImageOps.flip`)."""
+    check_image("vflip", img)
+    return img[::-1]
+
+
+def deform(img, flow, *, fill=0.5):
+    """Warp by a dense displacement field `flow` [H, W, 2] (pixels; flow[..., 0] along x/columns,
+    flow[..., 1] along y/rows): out[i, j] = bilinear sample of img at (j + .5 + flow[i, j, 0],
+    i + .5 + flow[i, j, 1]) in PIL coordinates, i.e. out[i, j] = img[i + fy, j + fx] for integer
+    flows. Points outside the image get `fill`. One resampling; differentiable w.r.t. img and flow.
+    """
+    check_image("deform", img)
+    h, w, _ = img.shape
+    check_shape("deform", "flow", flow, ((h, w, 2),))
+    flow = jnp.asarray(flow, img.dtype)
+    ys, xs = jnp.meshgrid(jnp.arange(h, dtype=img.dtype) + 0.5, jnp.arange(w, dtype=img.dtype) + 0.5,
+                          indexing="ij")
+    return _sample("deform", img, xs + flow[..., 0], ys + flow[..., 1], "bilinear", fill)

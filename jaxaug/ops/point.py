@@ -1,0 +1,131 @@
+"""8-bit point ops, exact after quantization against PIL `ImageOps`.
+
+Each op quantizes the float image to levels v = round(img * 255) in {0..255}, maps every channel
+through a 256-entry lookup table built in JAX (per image, per channel where the table depends on
+the histogram), and returns lut[v] / 255. With `straight_through=True` the forward value is the
+same but the gradient w.r.t. img is the identity: img + stop_gradient(op(img) - img).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxaug.ops.validate import check_image
+
+_LEVELS = jnp.arange(256, dtype=jnp.int32)
+
+
+def to_float(img):
+    """uint8 image -> float32 in [0, 1] (x / 255)."""
+    return jnp.asarray(img).astype(jnp.float32) / 255.0
+
+
+def to_uint8(img):
+    """float image in [0, 1] -> uint8: round(x * 255) clipped to [0, 255]."""
+    return jnp.clip(jnp.round(jnp.asarray(img) * 255.0), 0, 255).astype(jnp.uint8)
+
+
+def _levels(img):
+    return jnp.clip(jnp.round(img * 255.0), 0, 255).astype(jnp.int32)
+
+
+def _finish(img, out_levels, straight_through):
+    out = (out_levels.astype(img.dtype) / 255.0).astype(img.dtype)
+    if straight_through:
+        return img + jax.lax.stop_gradient(out - img)
+    return jax.lax.stop_gradient(out)
+
+
+def _apply_channel_luts(v, luts):
+    """v: [H, W, C] levels; luts: [C, 256] -> lut[c][v[..., c]]."""
+    return jnp.take_along_axis(luts.T, v.reshape(-1, v.shape[-1]), axis=0).reshape(v.shape)
+
+
+def _histograms(v):
+    """Per-channel 256-bin histograms [C, 256] of levels v [H, W, C]."""
+    onehot = v.reshape(-1, v.shape[-1])[..., None] == _LEVELS  # [N, C, 256]
+    return onehot.sum(0, dtype=jnp.int32)
+
+
+def invert(img, *, straight_through=False):
+    """PIL `ImageOps.invert`: v -> 255 - v."""
+    check_image("invert", img)
+    return _finish(img, 255 - _levels(img), straight_through)
+
+
+def solarize(img, threshold, *, straight_through=False):
+    """PIL `ImageOps.solarize(image, T)` with T = round(threshold * 255): levels v >= T become
+    255 - v, others are kept (PIL's lut: i if i < T else 255 - i). threshold=1.0 keeps everything
+    below 255; threshold > 1 is the identity."""
+    check_image("solarize", img)
+    v = _levels(img)
+    t = jnp.round(jnp.asarray(threshold, jnp.float32) * 255.0)
+    return _finish(img, jnp.where(v >= t, 255 - v, v), straight_through)
+
+
+def posterize(img, bits, *, straight_through=False):
+    """PIL `ImageOps.posterize(image, bits)`: keep the top `bits` (PIL: 1..8; 0 gives
+    black) bits, v & ~(2**(8 - bits) - 1)."""
+    check_image("posterize", img)
+    shift = 8 - jnp.clip(jnp.asarray(bits, jnp.int32), 0, 8)
+    mask = ~(jnp.left_shift(jnp.int32(1), shift) - 1)
+    return _finish(img, jnp.bitwise_and(_levels(img), mask), straight_through)
+
+
+@functools.lru_cache(maxsize=1)
+def _autocontrast_corrections():
+    """Sorted keys lo * 65536 + hi * 256 + i of the lut entries where PIL's float64 evaluation
+    int(i * s + (-lo * s)), s = 255 / (hi - lo), lands one below the exact (i - lo) * 255 // (hi - lo)
+    (rounding just under an exact integer). Computed once with numpy, which rounds like Python."""
+    i = np.arange(256, dtype=np.float64)[None, :]
+    keys = []
+    for lo in range(255):
+        hi = np.arange(lo + 1, 256)[:, None]
+        s = 255.0 / (hi - lo)
+        py = np.clip(np.trunc(i * s + (-lo * s)), 0, 255)
+        exact = np.clip((np.arange(256)[None, :] - lo) * 255 // (hi - lo), 0, 255)
+        h_idx, i_idx = np.nonzero(py != exact)
+        keys.append(lo * 65536 + (lo + 1 + h_idx) * 256 + i_idx)
+    return np.sort(np.concatenate(keys)).astype(np.int32)
+
+
+def auto_contrast(img, *, straight_through=False):
+    """PIL `ImageOps.autocontrast(image)` (cutoff 0), per channel: with lo/hi the smallest/largest
+    level present, lut[i] = clip(int(i * s - lo * s), 0, 255), s = 255 / (hi - lo). Computed exactly
+    in integers as (i - lo) * 255 // (hi - lo), minus one at the entries where PIL's float64
+    rounding falls just below an integer (a precomputed table). A constant channel (hi <= lo) is
+    left unchanged, as in PIL."""
+    check_image("auto_contrast", img)
+    v = _levels(img)
+    flat = v.reshape(-1, v.shape[-1])
+    lo, hi = flat.min(0)[:, None], flat.max(0)[:, None]  # [C, 1]
+    lut = jnp.clip((_LEVELS[None, :] - lo) * 255 // jnp.maximum(hi - lo, 1), 0, 255)
+    table = jnp.asarray(_autocontrast_corrections())
+    keys = lo * 65536 + hi * 256 + _LEVELS[None, :]
+    pos = jnp.clip(jnp.searchsorted(table, keys), 0, table.shape[0] - 1)
+    lut = lut - (table[pos] == keys).astype(jnp.int32)
+    lut = jnp.where(hi > lo, lut, _LEVELS[None, :])
+    return _finish(img, _apply_channel_luts(v, lut), straight_through)
+
+
+def equalize(img, *, straight_through=False):
+    """PIL `ImageOps.equalize(image)`, per channel, on the histogram h: with `last` the count of
+    the highest level present and step = (sum(h) - last) // 255, lut[i] = (step // 2 +
+    sum(h[:i])) // step (clipped to 255 as PIL's point() does); if at most one level is present or
+    step == 0 the channel is left unchanged."""
+    check_image("equalize", img)
+    v = _levels(img)
+    h = _histograms(v)  # [C, 256]
+    present = h > 0
+    n_present = present.sum(1)
+    top = 255 - jnp.argmax(present[:, ::-1], axis=1)
+    last = jnp.take_along_axis(h, top[:, None], axis=1)[:, 0]
+    step = (h.sum(1) - last) // 255
+    safe = jnp.maximum(step, 1)[:, None]
+    cum = jnp.cumsum(h, axis=1) - h  # exclusive
+    lut = jnp.clip((safe // 2 + cum) // safe, 0, 255)
+    keep = (n_present <= 1) | (step == 0)
+    lut = jnp.where(keep[:, None], _LEVELS[None, :], lut)
+    return _finish(img, _apply_channel_luts(v, lut), straight_through)
