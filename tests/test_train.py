@@ -31,12 +31,7 @@ def tiny_config(**overrides):
     config.log_every_steps = 5
     config.save_image_grid = False
     config.augment.cutout = 8
-    for name, value in overrides.items():
-        target = config
-        *parents, leaf = name.split(".")
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

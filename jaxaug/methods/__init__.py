@@ -11,7 +11,7 @@ from jaxaug.methods.supervised import supervised
 
 
 def _supervised_from_config(model, optimizer, config):
-    return supervised(model, optimizer, label_smoothing=config.get("label_smoothing", 0.0))
+    return supervised(model, optimizer, label_smoothing=config.label_smoothing)
 
 
 _REGISTRY: dict[str, Callable[..., Method]] = {"supervised": _supervised_from_config}

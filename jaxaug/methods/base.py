@@ -6,6 +6,7 @@ from typing import Any, Callable
 import flax
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import optax
 
 Batch = dict[str, jax.Array]
@@ -38,7 +39,7 @@ def init_target(
     variables = model.init({"params": key}, images, train=False)
     params = variables["params"]
     return TargetState(
-        step=jax.numpy.zeros((), jax.numpy.int32),
+        step=jnp.zeros((), jnp.int32),
         params=params,
         batch_stats=variables.get("batch_stats", {}),
         opt_state=optimizer.init(params),

@@ -15,10 +15,13 @@ class Checkpointer:
     """
 
     def __init__(self, directory: str, keep: int):
+        def score(metrics):
+            return metrics["score"]
+
         preservation = checkpoint_managers.AnyPreservationPolicy([
             checkpoint_managers.LatestN(keep),
             checkpoint_managers.BestN(
-                get_metric_fn=lambda metrics: metrics["score"],
+                get_metric_fn=score,
                 reverse=False,
                 n=1,
                 keep_checkpoints_without_metrics=False,
@@ -26,7 +29,7 @@ class Checkpointer:
         ])
         options = ocp.CheckpointManagerOptions(
             preservation_policy=preservation,
-            best_fn=lambda metrics: metrics["score"],
+            best_fn=score,  # what best_step() reports
             best_mode="max",
             create=True,
         )

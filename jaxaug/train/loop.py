@@ -5,6 +5,7 @@ draw inside the step from ``(seed, state.step)``. Resuming from a checkpoint the
 uninterrupted run would have done, and SIGTERM only has to save the state and stop.
 """
 
+import itertools
 import json
 import os
 import signal
@@ -36,7 +37,8 @@ class _StopRequest:
         self._previous = None
 
     def __enter__(self):
-        if _in_main_thread():
+        # Signal handlers can only be installed from the main thread.
+        if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._handle)
         return self
 
@@ -47,10 +49,6 @@ class _StopRequest:
     def __exit__(self, *exc):
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
 
 
 def _check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_main: bool) -> None:
@@ -125,15 +123,13 @@ def train_and_evaluate(
     eval_batch_size = _round_up(config.eval_batch_size, mesh.size)
 
     state = init(jax.random.fold_in(jax.random.key(config.seed), 0))
-    meta = {"step": 0, "elapsed_s": 0.0, "train_s": 0.0, "images": 0, "evals": []}
+    meta = {"elapsed_s": 0.0, "train_s": 0.0, "images": 0, "evals": []}
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
     latest = checkpointer.latest_step() if config.checkpoint.enabled else None
     if latest is not None:
         state, meta = checkpointer.restore(latest, state)
         logging.info("Resumed from step %d of %s.", latest, workdir)
     step = int(jax.device_get(state.step))
-    if step != meta["step"]:
-        raise ValueError(f"Checkpoint in {workdir!r} is inconsistent: state step {step}, meta {meta['step']}")
 
     writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main)
     logging.info(
@@ -154,7 +150,7 @@ def train_and_evaluate(
                 )
                 if config.save_image_grid and is_main and step == 0:
                     host_batches = _save_grid_of_first(host_batches, augmented_images, config, workdir)
-                window, epoch_sums, epoch_count = [], {}, 0
+                window, epoch_metrics = [], []
                 epoch_start = time.perf_counter()
                 timed_start, timed_steps = epoch_start, 0
                 progress = tqdm(
@@ -175,10 +171,9 @@ def train_and_evaluate(
                     if step_callback is not None:
                         step_callback(step)
                     if len(window) == config.log_every_steps or step % steps_per_epoch == 0:
-                        averaged = _average(window)
-                        for name, value in averaged.items():
-                            epoch_sums[name] = epoch_sums.get(name, 0.0) + value * len(window)
-                        epoch_count += len(window)
+                        window = jax.device_get(window)
+                        epoch_metrics += window
+                        averaged = _mean(window)
                         writer.write(step, "train", {**averaged, "learning_rate": schedule(step - 1)})
                         progress.set_postfix(loss=f"{averaged['loss']:.3f}")
                         window = []
@@ -193,27 +188,26 @@ def train_and_evaluate(
                 if interrupted:
                     break
                 meta = _end_of_epoch(
-                    meta, state, step, epoch, epoch_sums, epoch_count, dataset, eval_step,
+                    meta, state, step, epoch, epoch_metrics, dataset, eval_step,
                     eval_batch_size, shard, writer, checkpointer, config,
                     time.perf_counter() - epoch_start,
                 )
-            meta["step"] = step
             meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
             if interrupted and config.checkpoint.enabled:
                 checkpointer.save(step, state, meta)
     finally:
         checkpointer.close()
         writer.close()
-    summary = _summary(meta, config, dataset, interrupted, time.perf_counter() - start_time)
+    summary = _summary(meta, step, config, dataset, interrupted, time.perf_counter() - start_time)
     if is_main:
         write_json_atomic(os.path.join(workdir, "summary.json"), summary)
     logging.info("Summary: %s", summary)
     return summary
 
 
-def _average(window: list[dict[str, jax.Array]]) -> dict[str, float]:
-    stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *window))
-    return {name: float(np.mean(values)) for name, values in stacked.items()}
+def _mean(metrics: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Per-name mean of a list of per-step metric dicts (already on the host)."""
+    return {name: float(np.mean([m[name] for m in metrics])) for name in metrics[0]}
 
 
 def _save_grid_of_first(host_batches, augmented_images, config, workdir):
@@ -222,22 +216,17 @@ def _save_grid_of_first(host_batches, augmented_images, config, workdir):
     key = jax.random.fold_in(jax.random.key(config.seed), 2)
     images = np.asarray(augmented_images({k: jnp.asarray(v) for k, v in first.items()}, key))
     data.save_image_grid(images[:64], os.path.join(workdir, "train_images.png"))
-
-    def chained():
-        yield first
-        yield from host_batches
-
-    return chained()
+    return itertools.chain([first], host_batches)
 
 
 def _end_of_epoch(
-    meta, state, step, epoch, epoch_sums, epoch_count, dataset, eval_step, eval_batch_size, shard,
+    meta, state, step, epoch, epoch_metrics, dataset, eval_step, eval_batch_size, shard,
     writer, checkpointer, config, epoch_seconds,
 ):
     """Evaluates on the held-out splits, logs the epoch and saves a checkpoint scored by accuracy."""
     record = {"epoch": epoch + 1, "step": step, "epoch_s": epoch_seconds}
-    if epoch_count:
-        record.update({f"train_{k}": v / epoch_count for k, v in epoch_sums.items()})
+    if epoch_metrics:
+        record.update({f"train_{k}": v for k, v in _mean(epoch_metrics).items()})
     test = evaluate(eval_step, state, dataset.test, eval_batch_size, shard)
     writer.write(step, "test", test)
     record.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
@@ -246,14 +235,14 @@ def _end_of_epoch(
         writer.write(step, "val", val)
         record.update({"val_accuracy": val["accuracy"], "val_loss": val["loss"]})
     logging.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
-    meta = {**meta, "step": step, "evals": meta["evals"] + [record]}
+    meta = {**meta, "evals": meta["evals"] + [record]}
     if config.checkpoint.enabled:
         score = record["val_accuracy"] if dataset.val is not None else record["test_accuracy"]
         checkpointer.save(step, state, meta, score=score)
     return meta
 
 
-def _summary(meta, config, dataset, interrupted: bool, session_seconds: float) -> dict[str, Any]:
+def _summary(meta, step: int, config, dataset, interrupted: bool, session_seconds: float) -> dict[str, Any]:
     evals = meta["evals"]
     summary = {
         "model": config.model,
@@ -261,7 +250,7 @@ def _summary(meta, config, dataset, interrupted: bool, session_seconds: float) -
         "method": config.method,
         "devices": jax.device_count(),
         "device_kind": jax.devices()[0].device_kind,
-        "step": meta["step"],
+        "step": step,
         "epochs_completed": len(evals),
         "interrupted": interrupted,
         "wall_time_s": meta["elapsed_s"],

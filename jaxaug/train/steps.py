@@ -61,11 +61,11 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
 
 def evaluate(eval_step, state, source, batch_size: int, sharding) -> dict[str, float]:
     """Accuracy and mean loss over every example of ``source`` (padding masked out)."""
-    totals = {"correct": 0.0, "loss": 0.0, "count": 0.0}
     batches = data.eval_batches(
         source, batch_size, process_index=jax.process_index(), process_count=jax.process_count()
     )
-    for batch in data.prefetch_to_mesh(batches, sharding):
-        for name, value in jax.device_get(eval_step(state, batch)).items():
-            totals[name] += float(value)
+    # Keep the per-batch sums on the device and fetch them once, so the host never waits for a
+    # batch before preparing the next.
+    sums = [eval_step(state, batch) for batch in data.prefetch_to_mesh(batches, sharding)]
+    totals = {name: sum(float(s[name]) for s in jax.device_get(sums)) for name in sums[0]}
     return {"accuracy": totals["correct"] / totals["count"], "loss": totals["loss"] / totals["count"]}
