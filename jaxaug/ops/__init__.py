@@ -2,14 +2,25 @@
 (batch with jax.vmap), parameters in natural units, semantics matching PIL as used by the
 AutoAugment / RandAugment references."""
 
-from jaxaug.ops.color import brightness, color, contrast, grayscale, sharpness, smooth
+from jaxaug.ops.color import (
+    brightness,
+    color,
+    contrast,
+    grayscale,
+    hue_shift,
+    sharpness,
+    smooth,
+)
 from jaxaug.ops.geometry import (
     affine,
     compose,
     deform,
     hflip,
+    pad_crop,
     rotate,
     rotate_matrix,
+    scale,
+    scale_matrix,
     shear_x,
     shear_x_matrix,
     shear_y,
@@ -20,7 +31,13 @@ from jaxaug.ops.geometry import (
     translate_y_matrix,
     vflip,
 )
-from jaxaug.ops.misc import cutout, gaussian_noise, identity, sample_pairing
+from jaxaug.ops.misc import (
+    cutout,
+    gaussian_noise,
+    identity,
+    random_erasing,
+    sample_pairing,
+)
 from jaxaug.ops.point import (
     auto_contrast,
     equalize,
@@ -33,8 +50,9 @@ from jaxaug.ops.point import (
 
 __all__ = [
     "affine", "auto_contrast", "brightness", "color", "compose", "contrast", "cutout", "deform",
-    "equalize", "gaussian_noise", "grayscale", "hflip", "identity", "invert", "posterize",
-    "rotate", "rotate_matrix", "sample_pairing", "sharpness", "shear_x", "shear_x_matrix",
-    "shear_y", "shear_y_matrix", "smooth", "solarize", "to_float", "to_uint8", "translate_x",
+    "equalize", "gaussian_noise", "grayscale", "hflip", "hue_shift", "identity", "invert",
+    "pad_crop", "posterize", "random_erasing", "rotate", "rotate_matrix", "sample_pairing",
+    "scale", "scale_matrix", "sharpness", "shear_x", "shear_x_matrix", "shear_y",
+    "shear_y_matrix", "smooth", "solarize", "to_float", "to_uint8", "translate_x",
     "translate_x_matrix", "translate_y", "translate_y_matrix", "vflip",
 ]

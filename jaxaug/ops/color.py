@@ -5,7 +5,7 @@ factor)`. factor 1 is the identity, 0 the degenerate image, > 1 extrapolates. Wh
 degenerate image to 8-bit levels (grayscale, its mean, the smoothed image), the forward value is
 rounded the same way and the gradient flows through the unrounded value (straight-through), so
 the ops stay differentiable w.r.t. img and factor. PIL truncates the blended value to an integer
-where `to_uint8` rounds, so results agree with PIL within one level.
+where `to_uint8` rounds, so results agree with PIL within one level. `hue_shift` rotates the HSV hue instead.
 """
 
 import jax
@@ -72,3 +72,28 @@ def sharpness(img, factor):
     """PIL `ImageEnhance.Sharpness`: blend with `smooth(img)`; factor > 1 sharpens, < 1 blurs."""
     check_image("sharpness", img)
     return _blend(smooth(img), img, factor)
+
+
+def hue_shift(img, shift):
+    """Rotate the hue by `shift` turns in the HSV hexcone model of Python's `colorsys`, keeping
+    saturation and value: hue' = (hue + shift) mod 1, so shift 0 (or any integer) is the identity.
+
+    With M = max(r, g, b), C = M - min(r, g, b) (the chroma, V * S) and the hue in sixths
+    H6 = (g - b) / C if r = M, 2 + (b - r) / C if g = M, else 4 + (r - g) / C (0 for grey),
+    the output channels are out_n = M - C * clip(min(k, 4 - k), 0, 1) with
+    k = (n + H6 + 6 * shift) mod 6 and n = 5, 3, 1 for R, G, B (hsv_to_rgb in closed form).
+    Only RGB images. Differentiable w.r.t. img and shift almost everywhere; grey pixels (C = 0)
+    are unchanged and have finite gradients.
+    """
+    check_image("hue_shift", img, channels=3)
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    top = jnp.max(img, axis=-1)
+    chroma = top - jnp.min(img, axis=-1)
+    # A safe denominator keeps grey pixels' hue (and its gradient) finite; their numerators are 0.
+    safe = jnp.where(chroma > 0, chroma, 1.0)
+    h6 = jnp.where(r == top, (g - b) / safe,
+                   jnp.where(g == top, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    shift = jnp.asarray(shift, img.dtype)
+    k = jnp.mod(jnp.asarray([5.0, 3.0, 1.0], img.dtype) + (h6 + 6.0 * shift)[..., None], 6.0)
+    return (top[..., None] - chroma[..., None] * jnp.clip(jnp.minimum(k, 4.0 - k), 0.0, 1.0)
+            ).astype(img.dtype)

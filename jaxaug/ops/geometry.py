@@ -8,7 +8,7 @@ data=(a, b, c, d, e, f))`. Because matrices map output to input, applying op A a
 the single warp by `A @ B` (see `compose`).
 """
 
-
+import jax
 import jax.numpy as jnp
 
 from jaxaug.ops.validate import check_image, check_shape
@@ -19,7 +19,8 @@ def _sample(op, img, xin, yin, interpolation, fill):
 
     nearest: pixel (floor(xin), floor(yin)); bilinear: PIL's bilinear filter (centres at +0.5,
     neighbours clamped at the border). Points with xin outside [0, W) or yin outside [0, H) take
-    `fill` (scalar or per-channel). All neighbours are fetched by ONE gather.
+    `fill` (scalar or per-channel). All neighbours are fetched by ONE gather. Returns the image
+    and the bool [H', W'] mask of points inside.
     """
     h, w, c = img.shape
     flat = img.reshape(h * w, c)
@@ -42,7 +43,7 @@ def _sample(op, img, xin, yin, interpolation, fill):
     else:
         raise ValueError(f"{op}: interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
     fill = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (c,))
-    return jnp.where(inside[..., None], out, fill).astype(img.dtype)
+    return jnp.where(inside[..., None], out, fill).astype(img.dtype), inside
 
 
 def _as3x3(op, matrix):
@@ -66,6 +67,13 @@ def affine(img, matrix, *, interpolation="bilinear", fill=0.5):
     PIL BILINEAR. Points outside the input get `fill`. Differentiable w.r.t. img and matrix
     (bilinear; nearest is piecewise constant in matrix).
     """
+    return affine_with_mask(img, matrix, interpolation=interpolation, fill=fill)[0]
+
+
+def affine_with_mask(img, matrix, *, interpolation="bilinear", fill=0.5):
+    """`affine`, also returning the bool [H, W] mask of output pixels sampled from inside the
+    input (False where `fill` was used). Policies use it to keep the fill out of ops that,
+    in the sequential reference, ran before the warp."""
     check_image("affine", img)
     m = _as3x3("affine", matrix).astype(img.dtype)
     h, w, _ = img.shape
@@ -126,6 +134,15 @@ def rotate_matrix(degrees, height, width):
     return _mat(cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy)
 
 
+def scale_matrix(factor, height, width):
+    """Zoom by `factor` about the centre (width/2, height/2) of a height x width image (factor > 1
+    zooms in): input (x, y) = ((x, y) - centre) / factor + centre, i.e. PIL data
+    (1/factor, 0, cx (1 - 1/factor), 0, 1/factor, cy (1 - 1/factor))."""
+    inv = 1.0 / jnp.asarray(factor, jnp.result_type(factor, jnp.float32))
+    cx, cy = width / 2.0, height / 2.0
+    return _mat(inv, 0.0, cx * (1.0 - inv), 0.0, inv, cy * (1.0 - inv))
+
+
 _GRAY = 128.0 / 255.0
 
 
@@ -161,6 +178,36 @@ def rotate(img, degrees, fill=_GRAY, *, interpolation="nearest"):
     return affine(img, rotate_matrix(degrees, h, w), interpolation=interpolation, fill=fill)
 
 
+def scale(img, factor, fill=_GRAY, *, interpolation="bilinear"):
+    """Zoom by `factor` about the centre: `affine(img, scale_matrix(factor, H, W))`. factor > 1
+    zooms in (crops the centre), factor < 1 zooms out (the border gets `fill`)."""
+    check_image("scale", img)
+    h, w, _ = img.shape
+    return affine(img, scale_matrix(factor, h, w), interpolation=interpolation, fill=fill)
+
+
+def pad_crop(img, offset, padding, fill=0.0):
+    """Padded random crop of one image (torchvision `RandomCrop((H, W), padding)`): pad `padding`
+    pixels of the scalar `fill` on every side, then out[i, j] = padded[i + dy, j + dx] for
+    offset = (dy, dx), integers in [0, 2 * padding] that may be traced (dynamic_slice clamps
+    offsets outside that range to it). offset (padding, padding) is the identity. Exact; the
+    gradient w.r.t. img is the crop's mask.
+    """
+    check_image("pad_crop", img)
+    check_shape("pad_crop", "offset", offset, ((2,),))
+    check_shape("pad_crop", "fill", fill, ((),))
+    # padding sets the padded shape, so it must be a static Python int.
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"pad_crop: padding must be a non-negative int, got {padding!r}")
+    if padding == 0:
+        return img
+    h, w, c = img.shape
+    padded = jnp.pad(img, ((padding, padding), (padding, padding), (0, 0)),
+                     constant_values=jnp.asarray(fill, img.dtype))
+    offset = jnp.asarray(offset, jnp.int32)
+    return jax.lax.dynamic_slice(padded, (offset[0], offset[1], 0), (h, w, c))
+
+
 def hflip(img):
     """Mirror left-right (PIL `ImageOps.mirror`)."""
     check_image("hflip", img)
@@ -185,4 +232,4 @@ def deform(img, flow, *, fill=0.5):
     flow = jnp.asarray(flow, img.dtype)
     ys, xs = jnp.meshgrid(jnp.arange(h, dtype=img.dtype) + 0.5, jnp.arange(w, dtype=img.dtype) + 0.5,
                           indexing="ij")
-    return _sample("deform", img, xs + flow[..., 0], ys + flow[..., 1], "bilinear", fill)
+    return _sample("deform", img, xs + flow[..., 0], ys + flow[..., 1], "bilinear", fill)[0]

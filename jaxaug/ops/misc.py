@@ -1,4 +1,6 @@
-"""Remaining ops: identity, cutout, sample pairing, Gaussian noise."""
+"""Remaining ops: identity, cutout, random erasing, sample pairing, Gaussian noise."""
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +29,51 @@ def cutout(img, center, size, fill=0.5):
               & (cols >= center[1] - half) & (cols < center[1] + half))
     fill = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (c,))
     return jnp.where(inside[..., None], fill, img)
+
+
+def _check_interval(name, bounds, upper):
+    """Static check that `bounds` is a pair (lo, hi) of numbers with 0 < lo <= hi <= upper."""
+    try:
+        lo, hi = (float(x) for x in bounds)
+    except (TypeError, ValueError):
+        lo = hi = float("nan")  # fails the comparison below
+    if not 0 < lo <= hi <= upper:
+        raise ValueError(
+            f"random_erasing: {name} must be a pair (lo, hi) with 0 < lo <= hi <= {upper}, "
+            f"got {bounds!r}"
+        )
+
+
+def random_erasing(key, img, *, scale=(0.02, 0.33), ratio=(0.3, 3.3), fill=None):
+    """Random Erasing (Zhong et al. 2017): overwrite one random axis-aligned rectangle.
+
+    The area fraction a ~ U(scale) and the aspect ratio r (height / width) ~ logU(ratio) give
+    height = round(sqrt(a H W r)) and width = round(sqrt(a H W / r)), each clipped to [1, H] and
+    [1, W] (torchvision instead retries up to 10 times for a rectangle that fits, then keeps the
+    image); the top-left corner is uniform among the positions where the rectangle fits. The
+    rectangle gets `fill` (scalar or per channel) or, with fill=None, independent U[0, 1) noise
+    per pixel and channel. scale and ratio are static; differentiable w.r.t. img.
+    """
+    check_image("random_erasing", img)
+    _check_interval("scale", scale, 1.0)
+    _check_interval("ratio", ratio, float("inf"))
+    h, w, c = img.shape
+    k_area, k_ratio, k_top, k_left, k_noise = jax.random.split(key, 5)
+    area = jax.random.uniform(k_area, (), minval=scale[0], maxval=scale[1]) * (h * w)
+    aspect = jnp.exp(jax.random.uniform(k_ratio, (), minval=math.log(ratio[0]),
+                                        maxval=math.log(ratio[1])))
+    height = jnp.clip(jnp.round(jnp.sqrt(area * aspect)), 1, h).astype(jnp.int32)
+    width = jnp.clip(jnp.round(jnp.sqrt(area / aspect)), 1, w).astype(jnp.int32)
+    top = jax.random.randint(k_top, (), 0, h - height + 1)
+    left = jax.random.randint(k_left, (), 0, w - width + 1)
+    rows = jnp.arange(h)[:, None]
+    cols = jnp.arange(w)[None, :]
+    inside = (rows >= top) & (rows < top + height) & (cols >= left) & (cols < left + width)
+    if fill is None:
+        values = jax.random.uniform(k_noise, img.shape, img.dtype)
+    else:
+        values = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (c,))
+    return jnp.where(inside[..., None], values, img)
 
 
 def sample_pairing(img, other, weight):

@@ -27,7 +27,8 @@ def to_uint8(img):
     return jnp.clip(jnp.round(jnp.asarray(img) * 255.0), 0, 255).astype(jnp.uint8)
 
 
-def _levels(img):
+def to_levels(img):
+    """float image in [0, 1] -> int32 8-bit levels round(img * 255) clipped to 0..255."""
     return jnp.clip(jnp.round(img * 255.0), 0, 255).astype(jnp.int32)
 
 
@@ -49,10 +50,36 @@ def _histograms(v):
     return onehot.sum(0, dtype=jnp.int32)
 
 
+def apply_luts(img, luts, *, straight_through=False):
+    """Map every channel c of `img` through its 256-entry table luts[c] (luts: [C, 256] or [256]
+    ints in 0..255): out = luts[c][round(img * 255)] / 255. The policies use this to run any
+    8-bit point op as one gather with a per-image table."""
+    v = to_levels(img)
+    luts = jnp.broadcast_to(luts, (img.shape[-1], 256))
+    return _finish(img, _apply_channel_luts(v, luts), straight_through)
+
+
+def invert_lut():
+    """[256] table of `invert`: i -> 255 - i."""
+    return 255 - _LEVELS
+
+
+def solarize_lut(threshold):
+    """[256] table of `solarize`: i -> 255 - i if i >= round(threshold * 255), else i."""
+    t = jnp.round(jnp.asarray(threshold, jnp.float32) * 255.0)
+    return jnp.where(_LEVELS >= t, 255 - _LEVELS, _LEVELS)
+
+
+def posterize_lut(bits):
+    """[256] table of `posterize`: i -> i & ~(2**(8 - bits) - 1), bits clipped to 0..8."""
+    shift = 8 - jnp.clip(jnp.round(jnp.asarray(bits)).astype(jnp.int32), 0, 8)
+    return jnp.bitwise_and(_LEVELS, ~(jnp.left_shift(jnp.int32(1), shift) - 1))
+
+
 def invert(img, *, straight_through=False):
     """PIL `ImageOps.invert`: v -> 255 - v."""
     check_image("invert", img)
-    return _finish(img, 255 - _levels(img), straight_through)
+    return apply_luts(img, invert_lut(), straight_through=straight_through)
 
 
 def solarize(img, threshold, *, straight_through=False):
@@ -60,18 +87,14 @@ def solarize(img, threshold, *, straight_through=False):
     255 - v, others are kept (PIL's lut: i if i < T else 255 - i). threshold=1.0 keeps everything
     below 255; threshold > 1 is the identity."""
     check_image("solarize", img)
-    v = _levels(img)
-    t = jnp.round(jnp.asarray(threshold, jnp.float32) * 255.0)
-    return _finish(img, jnp.where(v >= t, 255 - v, v), straight_through)
+    return apply_luts(img, solarize_lut(threshold), straight_through=straight_through)
 
 
 def posterize(img, bits, *, straight_through=False):
     """PIL `ImageOps.posterize(image, bits)`: keep the top `bits` (PIL: 1..8; 0 gives
     black) bits, v & ~(2**(8 - bits) - 1)."""
     check_image("posterize", img)
-    shift = 8 - jnp.clip(jnp.asarray(bits, jnp.int32), 0, 8)
-    mask = ~(jnp.left_shift(jnp.int32(1), shift) - 1)
-    return _finish(img, jnp.bitwise_and(_levels(img), mask), straight_through)
+    return apply_luts(img, posterize_lut(bits), straight_through=straight_through)
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,6 +114,18 @@ def _autocontrast_corrections():
     return np.sort(np.concatenate(keys)).astype(np.int32)
 
 
+def auto_contrast_lut(levels):
+    """[C, 256] tables of `auto_contrast` for the 8-bit `levels` [H, W, C] of an image."""
+    flat = levels.reshape(-1, levels.shape[-1])
+    lo, hi = flat.min(0)[:, None], flat.max(0)[:, None]  # [C, 1]
+    lut = jnp.clip((_LEVELS[None, :] - lo) * 255 // jnp.maximum(hi - lo, 1), 0, 255)
+    table = jnp.asarray(_autocontrast_corrections())
+    keys = lo * 65536 + hi * 256 + _LEVELS[None, :]
+    pos = jnp.clip(jnp.searchsorted(table, keys), 0, table.shape[0] - 1)
+    lut = lut - (table[pos] == keys).astype(jnp.int32)
+    return jnp.where(hi > lo, lut, _LEVELS[None, :])
+
+
 def auto_contrast(img, *, straight_through=False):
     """PIL `ImageOps.autocontrast(image)` (cutoff 0), per channel: with lo/hi the smallest/largest
     level present, lut[i] = clip(int(i * s - lo * s), 0, 255), s = 255 / (hi - lo). Computed exactly
@@ -98,26 +133,12 @@ def auto_contrast(img, *, straight_through=False):
     rounding falls just below an integer (a precomputed table). A constant channel (hi <= lo) is
     left unchanged, as in PIL."""
     check_image("auto_contrast", img)
-    v = _levels(img)
-    flat = v.reshape(-1, v.shape[-1])
-    lo, hi = flat.min(0)[:, None], flat.max(0)[:, None]  # [C, 1]
-    lut = jnp.clip((_LEVELS[None, :] - lo) * 255 // jnp.maximum(hi - lo, 1), 0, 255)
-    table = jnp.asarray(_autocontrast_corrections())
-    keys = lo * 65536 + hi * 256 + _LEVELS[None, :]
-    pos = jnp.clip(jnp.searchsorted(table, keys), 0, table.shape[0] - 1)
-    lut = lut - (table[pos] == keys).astype(jnp.int32)
-    lut = jnp.where(hi > lo, lut, _LEVELS[None, :])
-    return _finish(img, _apply_channel_luts(v, lut), straight_through)
+    return apply_luts(img, auto_contrast_lut(to_levels(img)), straight_through=straight_through)
 
 
-def equalize(img, *, straight_through=False):
-    """PIL `ImageOps.equalize(image)`, per channel, on the histogram h: with `last` the count of
-    the highest level present and step = (sum(h) - last) // 255, lut[i] = (step // 2 +
-    sum(h[:i])) // step (clipped to 255 as PIL's point() does); if at most one level is present or
-    step == 0 the channel is left unchanged."""
-    check_image("equalize", img)
-    v = _levels(img)
-    h = _histograms(v)  # [C, 256]
+def equalize_lut(levels):
+    """[C, 256] tables of `equalize` for the 8-bit `levels` [H, W, C] of an image."""
+    h = _histograms(levels)  # [C, 256]
     present = h > 0
     n_present = present.sum(1)
     top = 255 - jnp.argmax(present[:, ::-1], axis=1)
@@ -127,5 +148,13 @@ def equalize(img, *, straight_through=False):
     cum = jnp.cumsum(h, axis=1) - h  # exclusive
     lut = jnp.clip((safe // 2 + cum) // safe, 0, 255)
     keep = (n_present <= 1) | (step == 0)
-    lut = jnp.where(keep[:, None], _LEVELS[None, :], lut)
-    return _finish(img, _apply_channel_luts(v, lut), straight_through)
+    return jnp.where(keep[:, None], _LEVELS[None, :], lut)
+
+
+def equalize(img, *, straight_through=False):
+    """PIL `ImageOps.equalize(image)`, per channel, on the histogram h: with `last` the count of
+    the highest level present and step = (sum(h) - last) // 255, lut[i] = (step // 2 +
+    sum(h[:i])) // step (clipped to 255 as PIL's point() does); if at most one level is present or
+    step == 0 the channel is left unchanged."""
+    check_image("equalize", img)
+    return apply_luts(img, equalize_lut(to_levels(img)), straight_through=straight_through)

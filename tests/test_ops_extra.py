@@ -1,0 +1,244 @@
+"""scale / pad_crop / hue_shift / random_erasing: parity with PIL, numpy and colorsys, gradients,
+jit/vmap and input validation."""
+
+import colorsys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxaug.ops as O
+
+RNG = np.random.default_rng(0)
+IMG = jnp.asarray(RNG.random((12, 14, 3)), jnp.float32)
+# Eager dispatch compiles every primitive separately; jitted entry points keep the module fast.
+HUE_SHIFT = jax.jit(O.hue_shift)
+ERASE = jax.jit(O.random_erasing, static_argnames=("scale", "ratio", "fill"))
+
+
+# scale
+def _pil_scale(image, factor):
+    """PIL's zoom about the centre, coefficients written out in numpy."""
+    w, h = image.size
+    a = 1.0 / factor
+    data = (a, 0.0, w / 2 * (1 - a), 0.0, a, h / 2 * (1 - a))
+    return np.asarray(image.transform(image.size, Image.AFFINE, data=data,
+                                      resample=Image.Resampling.BILINEAR, fillcolor=(128, 128, 128)))
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.8, 1.3, 2.0, 3.7])
+def test_scale_matches_pil(factor):
+    from jaxaug.data.synthetic import generate
+
+    images = generate(6, seed=3)[0]
+    fn = jax.jit(jax.vmap(O.scale))  # factor traced: one compile for the sweep
+    got = np.asarray(O.to_uint8(fn(O.to_float(images), jnp.full((len(images),), factor))))
+    ref = np.stack([_pil_scale(Image.fromarray(im), factor) for im in images])
+    d = np.abs(got.astype(int) - ref.astype(int))
+    # PIL truncates the bilinear value where to_uint8 rounds: within 1 level.
+    assert d.max() <= 1 and d.mean() <= 0.6, (d.max(), d.mean())
+
+
+def test_scale_identity_and_matrices():
+    np.testing.assert_allclose(jax.jit(O.scale)(IMG, 1.0), IMG, atol=1e-6)
+    np.testing.assert_allclose(O.scale_matrix(2.0, 12, 14) @ O.scale_matrix(0.5, 12, 14),
+                               np.eye(3), atol=1e-6)
+    m = np.asarray(O.scale_matrix(4.0, 12, 14))
+    # The centre is fixed and an output point (x, y) reads (x - 7) / 4 + 7, (y - 6) / 4 + 6.
+    np.testing.assert_allclose(m @ [7.0, 6.0, 1.0], [7.0, 6.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(m @ [11.0, 2.0, 1.0], [8.0, 5.0, 1.0], atol=1e-6)
+
+
+# pad_crop
+def _np_pad_crop(img, offset, padding, fill):
+    h, w, _ = img.shape
+    p = np.pad(np.asarray(img), ((padding, padding), (padding, padding), (0, 0)),
+               constant_values=fill)
+    return p[offset[0]:offset[0] + h, offset[1]:offset[1] + w]
+
+
+def test_pad_crop_matches_numpy():
+    fn = jax.jit(O.pad_crop, static_argnums=2)
+    for offset in [(0, 0), (0, 6), (6, 0), (2, 5), (6, 6), (3, 1)]:
+        got = fn(IMG, jnp.asarray(offset), 3, 0.25)
+        np.testing.assert_array_equal(got, _np_pad_crop(IMG, offset, 3, 0.25), err_msg=str(offset))
+
+
+def test_pad_crop_identity_and_vmap():
+    np.testing.assert_array_equal(O.pad_crop(IMG, (4, 4), 4), IMG)
+    assert O.pad_crop(IMG, (0, 0), 0) is IMG
+    imgs = jnp.asarray(RNG.random((4, 12, 14, 3)), jnp.float32)
+    offsets = jnp.asarray([[0, 0], [4, 1], [2, 2], [3, 4]])
+    got = jax.vmap(lambda x, o: O.pad_crop(x, o, 2))(imgs, offsets)
+    for i in range(4):
+        np.testing.assert_array_equal(got[i], _np_pad_crop(imgs[i], offsets[i], 2, 0.0))
+
+
+def test_pad_crop_gradient_is_the_crop_mask():
+    w = jnp.asarray(RNG.standard_normal(IMG.shape), jnp.float32)
+    offset, p = (1, 4), 3
+    grad = jax.grad(lambda x: jnp.sum(w * O.pad_crop(x, jnp.asarray(offset), p)))(IMG)
+    # Each input pixel inside the window receives the weight of the output pixel it lands on.
+    window = np.zeros((12 + 2 * p, 14 + 2 * p, 3), np.float32)
+    window[offset[0]:offset[0] + 12, offset[1]:offset[1] + 14] = w
+    np.testing.assert_array_equal(grad, window[p:p + 12, p:p + 14])
+
+
+@pytest.mark.parametrize("padding", [-1, 1.5, True, "2"])
+def test_pad_crop_rejects_bad_padding(padding):
+    with pytest.raises(ValueError, match="pad_crop.*padding"):
+        O.pad_crop(IMG, (0, 0), padding)
+
+
+def test_pad_crop_rejects_bad_offset():
+    with pytest.raises(ValueError, match="pad_crop.*offset"):
+        O.pad_crop(IMG, (0, 0, 0), 2)
+
+
+# hue_shift
+def _special_pixels():
+    """Grey, black, white and tied-maximum pixels, which take colorsys's edge branches."""
+    return np.asarray([[[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.7, 0.7, 0.2]],
+                       [[0.3, 0.8, 0.8], [0.9, 0.1, 0.9], [0.2, 0.6, 0.6], [0.0, 1.0, 0.0]]],
+                      np.float32)
+
+
+def _colorsys_hue_shift(img, shift):
+    out = np.empty_like(img, dtype=np.float64)
+    for idx in np.ndindex(img.shape[:2]):
+        h, s, v = colorsys.rgb_to_hsv(*map(float, img[idx]))
+        out[idx] = colorsys.hsv_to_rgb((h + shift) % 1.0, s, v)
+    return out
+
+
+@pytest.mark.parametrize("shift", [-0.5, -0.23, 0.1, 1 / 3, 0.5])
+def test_hue_shift_matches_colorsys(shift):
+    for img in (np.asarray(IMG), _special_pixels()):
+        np.testing.assert_allclose(HUE_SHIFT(img, shift), _colorsys_hue_shift(img, shift), atol=1e-5)
+
+
+def test_hue_shift_identity_and_grey():
+    for shift in (0.0, 1.0, -1.0):
+        np.testing.assert_allclose(HUE_SHIFT(IMG, shift), IMG, atol=1e-6)
+    grey = jnp.broadcast_to(jnp.linspace(0.0, 1.0, 12)[:, None, None], (12, 5, 3))
+    np.testing.assert_array_equal(HUE_SHIFT(grey, 0.3), grey)
+    # A per-image shift under vmap matches the single-image calls.
+    imgs, shifts = jnp.stack([IMG, IMG[::-1]]), jnp.asarray([0.2, -0.4])
+    got = jax.jit(jax.vmap(O.hue_shift))(imgs, shifts)
+    np.testing.assert_allclose(got[1], HUE_SHIFT(IMG[::-1], -0.4), atol=1e-6)
+
+
+def test_hue_shift_gradient_matches_finite_differences():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(1)
+        img = jnp.asarray(rng.random((6, 7, 3)))
+        w = jnp.asarray(rng.standard_normal((6, 7, 3)))
+        eps = 1e-6
+
+        @jax.jit
+        def loss(x, s):
+            return jnp.sum(w * O.hue_shift(x, s))
+
+        s = jnp.float64(0.13)
+        g_img, g_shift = jax.jit(jax.grad(loss, argnums=(0, 1)))(img, s)
+        fd_shift = (loss(img, s + eps) - loss(img, s - eps)) / (2 * eps)
+        np.testing.assert_allclose(g_shift, fd_shift, rtol=1e-5)
+        direction = jnp.asarray(rng.standard_normal(img.shape))
+        fd_img = (loss(img + eps * direction, s) - loss(img - eps * direction, s)) / (2 * eps)
+        np.testing.assert_allclose(jnp.vdot(g_img, direction), fd_img, rtol=1e-5)
+
+
+def test_hue_shift_gradient_is_finite_at_grey_pixels():
+    img = jnp.asarray(_special_pixels())
+    grad = jax.jit(jax.grad(lambda x, s: jnp.sum(O.hue_shift(x, s) ** 2), argnums=(0, 1)))
+    g_img, g_shift = grad(img, 0.2)
+    assert np.isfinite(g_img).all() and np.isfinite(g_shift)
+
+
+# random_erasing
+def _rectangle(mask):
+    """(top, left, height, width) of `mask`, asserting it is exactly one filled rectangle."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    top, left, height, width = rows[0], cols[0], rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
+    expected = np.zeros_like(mask)
+    expected[top:top + height, left:left + width] = True
+    np.testing.assert_array_equal(mask, expected)
+    return top, left, height, width
+
+
+def test_random_erasing_rectangle_area_and_vmap():
+    h, w, n, scale, ratio = 32, 40, 256, (0.05, 0.3), (1.0, 2.0)
+    img = jnp.asarray(RNG.random((h, w, 3)), jnp.float32)
+    fill = np.asarray([2.0, 3.0, 4.0], np.float32)  # outside [0, 1]: changed pixels are visible
+    keys = jax.random.split(jax.random.key(0), n)
+    outs = np.asarray(jax.jit(jax.vmap(
+        lambda k: O.random_erasing(k, img, scale=scale, ratio=ratio, fill=fill)))(keys))
+    rects, fractions = set(), []
+    for out in outs:
+        mask = (out != np.asarray(img)).any(-1)
+        np.testing.assert_array_equal(out[mask], np.broadcast_to(fill, out[mask].shape))
+        np.testing.assert_array_equal(out[~mask], np.asarray(img)[~mask])
+        top, left, eh, ew = _rectangle(mask)
+        assert top + eh <= h and left + ew <= w
+        # eh and ew are sqrt(area * r) and sqrt(area / r) rounded (no clipping at these bounds).
+        assert (eh - 0.5) * (ew - 0.5) <= scale[1] * h * w
+        assert (eh + 0.5) * (ew + 0.5) >= scale[0] * h * w
+        assert (eh - 0.5) / (ew + 0.5) <= ratio[1] and (eh + 0.5) / (ew - 0.5) >= ratio[0]
+        rects.add((top, left, eh, ew))
+        fractions.append(eh * ew / (h * w))
+    assert len(rects) > 0.9 * n
+    assert abs(np.mean(fractions) - np.mean(scale)) < 0.02  # area fraction ~ U(scale)
+
+
+def test_random_erasing_defaults_clip_to_the_image():
+    img = jnp.asarray(RNG.random((10, 10, 3)), jnp.float32)
+    keys = jax.random.split(jax.random.key(1), 64)
+    outs = np.asarray(jax.jit(jax.vmap(lambda k: O.random_erasing(k, img, fill=-1.0)))(keys))
+    for out in outs:
+        _rectangle((out == -1.0).all(-1))
+
+
+def test_random_erasing_noise_fill():
+    img = jnp.asarray(RNG.random((16, 16, 3)), jnp.float32)
+    key = jax.random.key(2)
+    # The rectangle depends on the key only, so a constant fill reveals where the noise goes.
+    mask = (np.asarray(ERASE(key, img, scale=(0.2, 0.3), fill=2.0)) == 2.0).all(-1)
+    out = np.asarray(ERASE(key, img, scale=(0.2, 0.3)))
+    noise = out[mask]
+    assert noise.size >= 3 * 0.15 * 256
+    assert (noise >= 0).all() and (noise < 1).all()
+    assert len(np.unique(noise)) == noise.size  # independent per pixel and channel
+    np.testing.assert_array_equal(out[~mask], np.asarray(img)[~mask])
+
+
+@pytest.mark.parametrize("name, bounds", [
+    ("scale", (0.5, 0.2)), ("scale", (0.0, 0.3)), ("scale", (0.1, 1.5)), ("scale", 0.3),
+    ("ratio", (0.0, 1.0)), ("ratio", (2.0, 1.0)), ("ratio", (1.0, 2.0, 3.0)),
+])
+def test_random_erasing_rejects_bad_bounds(name, bounds):
+    with pytest.raises(ValueError, match=f"random_erasing.*{name}"):
+        O.random_erasing(jax.random.key(0), IMG, **{name: bounds})
+
+
+# Bad images
+OPS = {
+    "scale": lambda img: O.scale(img, 1.2),
+    "pad_crop": lambda img: O.pad_crop(img, (0, 0), 2),
+    "hue_shift": lambda img: O.hue_shift(img, 0.1),
+    "random_erasing": lambda img: O.random_erasing(jax.random.key(0), img),
+}
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+@pytest.mark.parametrize("img", [np.zeros((8, 8), np.float32), np.zeros((8, 8, 3), np.uint8)],
+                         ids=["2d", "uint8"])
+def test_bad_images_name_the_op(op, img):
+    with pytest.raises(ValueError, match=op):
+        OPS[op](img)
+
+
+def test_hue_shift_needs_rgb():
+    with pytest.raises(ValueError, match="hue_shift.*3 channels"):
+        O.hue_shift(jnp.zeros((8, 8, 1)), 0.1)
