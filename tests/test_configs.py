@@ -16,11 +16,11 @@ CIFAR_ZIP = os.path.join(REPO, "..", "shared", "data", "cifar10-jpeg.zip")
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*.py")))
 
 
-def load_config(path):
+def load_config(path, *args):
     spec = importlib.util.spec_from_file_location("config_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config()
+    return module.get_config(*args)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
@@ -28,6 +28,19 @@ def test_config_is_valid(path):
     config = load_config(path)
     validate(config, device_count=1)
     validate(config, device_count=8)  # the same config shards over 8 devices
+
+
+@pytest.mark.parametrize("arg,policy", [
+    ("autoaugment", "autoaugment_cifar10"), ("randaugment", "randaugment"),
+    ("trivialaugment", "trivial_augment_wide"), ("baseline", ""),
+])
+def test_cifar10_wrn_policy_variants(arg, policy):
+    config = load_config(os.path.join(REPO, "configs", "cifar10_wrn.py"), arg)
+    validate(config, device_count=8)
+    assert config.augment.policy == policy and config.augment.cutout == 16
+    assert (config.augment.num_ops, config.augment.magnitude) == (2, 9)
+    with pytest.raises(ValueError, match="autoaugmnet"):
+        load_config(os.path.join(REPO, "configs", "cifar10_wrn.py"), "autoaugmnet")
 
 
 def test_cifar10_wrn_config_follows_the_papers():

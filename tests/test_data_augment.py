@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxaug import policies
 from jaxaug.data import augment
 
 MEAN = np.array([0.4, 0.5, 0.6], np.float32)
@@ -100,7 +101,7 @@ def test_standard_composes_crop_flip_normalize_cutout(images):
     standard = jax.jit(lambda k, b: augment.standard(k, b, mean=MEAN, std=STD, pad=2, cutout=4))
     out = np.asarray(standard(key, batch)["image"])
     assert out.dtype == np.float32 and out.shape == images.shape
-    crop_key, flip_key, cutout_key = jax.random.split(key, 3)
+    crop_key, flip_key, _, cutout_key = jax.random.split(key, 4)
     reference = augment.random_crop(crop_key, images, 2)
     reference = augment.random_flip(flip_key, reference)
     reference = augment.cutout(cutout_key, augment.normalize(reference, MEAN, STD), 4)
@@ -110,6 +111,26 @@ def test_standard_composes_crop_flip_normalize_cutout(images):
     zero_pixels = (out == 0).all(-1).sum((1, 2))
     assert ((4 <= zero_pixels) & (zero_pixels <= 16)).all()
     assert not np.allclose(out, augment.normalize(images, MEAN, STD))
+
+
+def test_normalize_takes_float_images_in_unit_range(images):
+    np.testing.assert_allclose(augment.normalize(images / 255.0, MEAN, STD),
+                               augment.normalize(images, MEAN, STD), rtol=1e-6, atol=1e-6)
+
+
+def test_policy_runs_per_image_between_flip_and_normalization(images):
+    policy = policies.randaugment(2, 9)
+    key = jax.random.key(7)
+    batch = {"image": images}
+    out = jax.jit(lambda k, b: augment.standard(k, b, mean=MEAN, std=STD, pad=2, policy=policy))(
+        key, batch)["image"]
+    crop_key, flip_key, policy_key, _ = jax.random.split(key, 4)
+    x = augment.random_flip(flip_key, augment.random_crop(crop_key, images, 2)) / 255.0
+    x = jax.jit(jax.vmap(policy))(jax.random.split(policy_key, len(images)), x)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(augment.normalize(x, MEAN, STD)),
+                               rtol=1e-5, atol=1e-5)
+    plain = augment.standard(key, batch, mean=MEAN, std=STD, pad=2)["image"]
+    assert np.abs(np.asarray(out) - np.asarray(plain)).mean() > 0.05
 
 
 def test_works_under_vmap_and_different_keys_differ(images):

@@ -242,3 +242,45 @@ def test_bad_images_name_the_op(op, img):
 def test_hue_shift_needs_rgb():
     with pytest.raises(ValueError, match="hue_shift.*3 channels"):
         O.hue_shift(jnp.zeros((8, 8, 1)), 0.1)
+
+
+# warp_chain: several warps, one resampling.
+def _chain_inputs():
+    img = O.to_float(np.random.default_rng(5).integers(0, 256, (24, 20, 3), dtype=np.uint8))
+    mats = jnp.stack([O.rotate_matrix(17.0, 24, 20), O.shear_x_matrix(0.2),
+                      O.translate_y_matrix(-3.0)])
+    return img, mats
+
+
+def test_warp_chain_nearest_equals_successive_nearest_warps():
+    img, mats = _chain_inputs()
+    out, fill_step = jax.jit(lambda x, m: O.warp_chain(x, m, interpolation="nearest", fill=0.25))(
+        img, mats)
+    ref = img
+    for m in mats:
+        ref = O.affine(ref, m, interpolation="nearest", fill=0.25)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+    filled = np.asarray(fill_step) >= 0
+    assert 0 < filled.mean() < 0.5
+    np.testing.assert_array_equal(np.asarray(out)[filled], 0.25)
+
+
+def test_warp_chain_bilinear_is_one_warp_by_the_composed_matrix():
+    img, mats = _chain_inputs()
+    out, fill_step = O.warp_chain(img, mats, fill=0.25)
+    once = O.affine(img, O.compose(*mats), fill=0.25)
+    kept = np.asarray(fill_step) < 0
+    np.testing.assert_allclose(np.asarray(out)[kept], np.asarray(once)[kept], atol=1e-5)
+
+
+def test_warp_chain_loses_content_that_leaves_the_frame():
+    img, _ = _chain_inputs()
+    there_and_back = jnp.stack([O.translate_x_matrix(5.0), O.translate_x_matrix(-5.0)])
+    out, fill_step = O.warp_chain(img, there_and_back, interpolation="nearest", fill=0.0)
+    # The first warp moves columns 0-4 out on the left; the second brings the frame back.
+    np.testing.assert_array_equal(np.asarray(fill_step)[:, :5], 1)
+    np.testing.assert_array_equal(np.asarray(fill_step)[:, 5:15], -1)
+    np.testing.assert_array_equal(np.asarray(out)[:, :5], 0.0)
+    np.testing.assert_array_equal(np.asarray(out)[:, 5:15], np.asarray(img)[:, 5:15])
+    with pytest.raises(ValueError, match="warp_chain: matrices"):
+        O.warp_chain(img, O.translate_x_matrix(1.0))

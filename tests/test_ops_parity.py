@@ -1,14 +1,12 @@
 """Parity of jaxaug.ops with PIL on 8-bit images (real CIFAR-10 images when the shared zip exists,
 generated images otherwise): float -> our op -> to_uint8, versus PIL on the uint8 image."""
 
-import io
-import zipfile
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cifar_images import load_images
 from PIL import Image, ImageEnhance, ImageOps
 
 import jaxaug.ops as O
@@ -37,23 +35,11 @@ THRESHOLDS = {
     "affine_bilinear": (1, 0.6),
 }
 
-ZIP = Path(__file__).resolve().parents[1].parent / "shared/data/cifar10-jpeg.zip"
 GRAY = (128, 128, 128)
 NEAREST, BILINEAR = Image.Resampling.NEAREST, Image.Resampling.BILINEAR
 
 
-def _load_images(n=16):
-    if ZIP.exists():
-        with zipfile.ZipFile(ZIP) as z:
-            names = sorted(m for m in z.namelist() if m.startswith("test/") and m.endswith(".jpg"))
-            names = names[:: len(names) // n][:n]
-            return np.stack([np.asarray(Image.open(io.BytesIO(z.read(m))).convert("RGB")) for m in names])
-    from jaxaug.data.synthetic import generate
-
-    return generate(n, seed=3)[0]
-
-
-IMAGES = _load_images()
+IMAGES = load_images()
 
 
 _COMPILED = {}

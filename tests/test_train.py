@@ -170,6 +170,8 @@ def test_resume_refuses_a_changed_config(uninterrupted):
         ({"dtype": "float16"}, "dtype"),
         ({"optimizer.momentum": 1.0}, "optimizer.momentum"),
         ({"augment.cutout": -1}, "augment.cutout"),
+        ({"augment.policy": "autoaugment"}, "augment.policy"),
+        ({"augment.magnitude": 11}, "augment.magnitude"),
     ],
 )
 def test_invalid_config_names_the_field(tmp_path, overrides, field):
@@ -251,3 +253,21 @@ def test_step_on_eight_devices_equals_one_device():
     # the 8-device one is within 2e-6; after an lr-0.1 step that is ~2e-5 in the parameters.
     assert report["param_diff"] < 1e-4, report
     assert report["stats_diff"] < 1e-5, report
+
+
+def test_config_policy_reaches_the_train_step():
+    from jaxaug import policies
+    from jaxaug.data import augment
+    from jaxaug.train.steps import augmentation
+
+    config = tiny_config(**{"augment.policy": "randaugment", "augment.num_ops": 1,
+                            "augment.magnitude": 3})
+    mean, std = np.array([0.5, 0.4, 0.3]), np.array([0.2, 0.2, 0.2])
+    images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    key = jax.random.key(0)
+    got = augmentation(config.augment, mean, std)(key, {"image": images})["image"]
+    want = augment.standard(key, {"image": images}, mean=mean, std=std, pad=4, cutout=8,
+                            policy=policies.randaugment(1, 3))["image"]
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    without = augmentation(tiny_config().augment, mean, std)(key, {"image": images})["image"]
+    assert not np.array_equal(np.asarray(got), np.asarray(without))

@@ -18,7 +18,12 @@ from jaxaug.data.errors import (
     UnknownDatasetError,
 )
 from jaxaug.data.imagegrid import save_image_grid
-from jaxaug.data.pipeline import epoch_batches, eval_batches, prefetch_to_mesh, steps_per_epoch
+from jaxaug.data.pipeline import (
+    epoch_batches,
+    eval_batches,
+    prefetch_to_mesh,
+    steps_per_epoch,
+)
 from jaxaug.data.sources import ArraySource, LazySource, Source
 
 __all__ = [

@@ -1,8 +1,11 @@
-"""Standard image augmentation in pure JAX: random crop, horizontal flip, normalization, Cutout.
+"""Standard image augmentation in pure JAX: random crop, horizontal flip, an optional policy,
+normalization, Cutout.
 
 All functions act on a batch [B, H, W, C], draw independent randomness per image from `key`, and
 contain no Python control flow on traced values, so they work under `jit` and `vmap`.
 """
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -31,10 +34,14 @@ def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
 
 
 def normalize(images: jax.Array, mean, std) -> jax.Array:
-    """(images / 255 - mean) / std per channel, float32; `mean` and `std` in [0, 1] units."""
+    """(x - mean) / std per channel, float32, with x = images / 255 for uint8 images and
+    x = images for float images (already in [0, 1]); `mean` and `std` in [0, 1] units."""
     mean = jnp.asarray(mean, jnp.float32)
     std = jnp.asarray(std, jnp.float32)
-    return (images.astype(jnp.float32) / 255 - mean) / std
+    x = images.astype(jnp.float32)
+    if images.dtype == jnp.uint8:
+        x = x / 255
+    return (x - mean) / std
 
 
 def cutout(key: jax.Array, images: jax.Array, size: int) -> jax.Array:
@@ -58,15 +65,22 @@ _cutout = cutout  # `standard`'s keyword argument `cutout` shadows the function
 
 
 def standard(
-    key: jax.Array, batch: dict, *, mean, std, pad: int = 4, flip: bool = True, cutout: int = 0
+    key: jax.Array, batch: dict, *, mean, std, pad: int = 4, flip: bool = True, cutout: int = 0,
+    policy: Callable | None = None,
 ) -> dict:
     """The standard CIFAR augmentation of a batch {"image": uint8 [B, H, W, C], ...}: random crop
-    with zero padding `pad`, random horizontal flip (if `flip`), normalization with `mean`/`std`,
-    then Cutout of side `cutout`. Returns the batch with "image" replaced by the float32 result;
-    other entries pass through untouched. pad=0, flip=False and cutout=0 disable those steps."""
-    crop_key, flip_key, cutout_key = jax.random.split(key, 3)
+    with zero padding `pad`, random horizontal flip (if `flip`), then the augmentation `policy`
+    (a `(key, img) -> img` callable from `jaxaug.policies`, on floats in [0, 1], one key per
+    image), normalization with `mean`/`std`, then Cutout of side `cutout`. This is the order of
+    the TrivialAugment and torchvision CIFAR pipelines. Returns the batch with "image" replaced
+    by the float32 result; other entries pass through untouched. pad=0, flip=False, policy=None
+    and cutout=0 disable those steps."""
+    crop_key, flip_key, policy_key, cutout_key = jax.random.split(key, 4)
     images = random_crop(crop_key, batch["image"], pad)
     if flip:
         images = random_flip(flip_key, images)
+    if policy is not None:
+        keys = jax.random.split(policy_key, images.shape[0])
+        images = jax.vmap(policy)(keys, images.astype(jnp.float32) / 255)
     images = _cutout(cutout_key, normalize(images, mean, std), cutout)
     return {**batch, "image": images}

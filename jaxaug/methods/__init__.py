@@ -1,6 +1,6 @@
 """Training methods: each is ``init`` plus a pure ``step`` built from objectives."""
 
-from typing import Callable
+from collections.abc import Callable
 
 import flax.linen as nn
 import ml_collections

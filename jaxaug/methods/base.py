@@ -1,7 +1,8 @@
 """What every training method provides: ``init``, a pure ``step`` and ``predict``."""
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax
 import flax.linen as nn

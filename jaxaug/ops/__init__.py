@@ -30,6 +30,7 @@ from jaxaug.ops.geometry import (
     translate_y,
     translate_y_matrix,
     vflip,
+    warp_chain,
 )
 from jaxaug.ops.misc import (
     cutout,
@@ -54,5 +55,5 @@ __all__ = [
     "pad_crop", "posterize", "random_erasing", "rotate", "rotate_matrix", "sample_pairing",
     "scale", "scale_matrix", "sharpness", "shear_x", "shear_x_matrix", "shear_y",
     "shear_y_matrix", "smooth", "solarize", "to_float", "to_uint8", "translate_x",
-    "translate_x_matrix", "translate_y", "translate_y_matrix", "vflip",
+    "translate_x_matrix", "translate_y", "translate_y_matrix", "vflip", "warp_chain",
 ]

@@ -47,13 +47,17 @@ def color(img, factor):
     return _blend(grayscale(img), img, factor)
 
 
-def contrast(img, factor):
-    """PIL `ImageEnhance.Contrast`: blend with a constant image at the mean of the grayscale image,
-    rounded to a level as PIL does (int(mean + 0.5)); straight-through rounding."""
-    check_image("contrast", img, channels=3)
+def mean_grey(img):
+    """Mean of the grayscale image, rounded to a level as PIL's Contrast does (int(mean + 0.5));
+    straight-through rounding."""
     mean = jnp.mean(grayscale(img))
-    mean = mean + jax.lax.stop_gradient(jnp.floor(mean * 255.0 + 0.5) / 255.0 - mean)
-    return _blend(jnp.broadcast_to(mean, img.shape), img, factor)
+    return mean + jax.lax.stop_gradient(jnp.floor(mean * 255.0 + 0.5) / 255.0 - mean)
+
+
+def contrast(img, factor):
+    """PIL `ImageEnhance.Contrast`: blend with a constant image at `mean_grey(img)`."""
+    check_image("contrast", img, channels=3)
+    return _blend(jnp.broadcast_to(mean_grey(img), img.shape), img, factor)
 
 
 def smooth(img):

@@ -19,8 +19,7 @@ def _sample(op, img, xin, yin, interpolation, fill):
 
     nearest: pixel (floor(xin), floor(yin)); bilinear: PIL's bilinear filter (centres at +0.5,
     neighbours clamped at the border). Points with xin outside [0, W) or yin outside [0, H) take
-    `fill` (scalar or per-channel). All neighbours are fetched by ONE gather. Returns the image
-    and the bool [H', W'] mask of points inside.
+    `fill` (scalar or per-channel). All neighbours are fetched by ONE gather.
     """
     h, w, c = img.shape
     flat = img.reshape(h * w, c)
@@ -43,7 +42,7 @@ def _sample(op, img, xin, yin, interpolation, fill):
     else:
         raise ValueError(f"{op}: interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
     fill = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (c,))
-    return jnp.where(inside[..., None], out, fill).astype(img.dtype), inside
+    return jnp.where(inside[..., None], out, fill).astype(img.dtype)
 
 
 def _as3x3(op, matrix):
@@ -57,6 +56,16 @@ def _as3x3(op, matrix):
     return m
 
 
+def _centres(h, w, dtype):
+    ys, xs = jnp.meshgrid(jnp.arange(h, dtype=dtype) + 0.5, jnp.arange(w, dtype=dtype) + 0.5,
+                          indexing="ij")
+    return xs, ys
+
+
+def _map(m, xs, ys):
+    return m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+
+
 def affine(img, matrix, *, interpolation="bilinear", fill=0.5):
     """Warp `img` [H, W, C] by the affine `matrix` (2x3, 3x3 with last row [0, 0, 1], or the six
     PIL coefficients (a, b, c, d, e, f)).
@@ -67,21 +76,46 @@ def affine(img, matrix, *, interpolation="bilinear", fill=0.5):
     PIL BILINEAR. Points outside the input get `fill`. Differentiable w.r.t. img and matrix
     (bilinear; nearest is piecewise constant in matrix).
     """
-    return affine_with_mask(img, matrix, interpolation=interpolation, fill=fill)[0]
-
-
-def affine_with_mask(img, matrix, *, interpolation="bilinear", fill=0.5):
-    """`affine`, also returning the bool [H, W] mask of output pixels sampled from inside the
-    input (False where `fill` was used). Policies use it to keep the fill out of ops that,
-    in the sequential reference, ran before the warp."""
     check_image("affine", img)
     m = _as3x3("affine", matrix).astype(img.dtype)
     h, w, _ = img.shape
-    ys, xs = jnp.meshgrid(jnp.arange(h, dtype=img.dtype) + 0.5, jnp.arange(w, dtype=img.dtype) + 0.5,
-                          indexing="ij")
-    xin = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
-    yin = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    xin, yin = _map(m, *_centres(h, w, img.dtype))
     return _sample("affine", img, xin, yin, interpolation, fill)
+
+
+def warp_chain(img, matrices, *, interpolation="bilinear", fill=0.5):
+    """Apply the affine warps `matrices` [T, 3, 3] in order (matrices[0] first) with ONE
+    resampling, and return (out, fill_step).
+
+    Each output pixel centre is mapped back through matrices[T-1], ..., matrices[0]. A point
+    that falls outside the frame at warp t is `fill`, as it would be after warping T times:
+    content moved out by one warp and back by the next is lost. With nearest sampling the
+    point snaps to its pixel's centre after every warp, so the result equals T successive
+    `affine(..., interpolation="nearest")` calls exactly; with bilinear sampling the
+    coordinates are composed unrounded (as `affine(img, compose(*matrices))`, which it equals
+    where no point leaves the frame), so the image is interpolated once instead of T times.
+    fill_step [H, W] int32 is the last warp t at which the pixel was filled, -1 if never:
+    ops that ran between warp t and the end saw the fill there.
+    """
+    check_image("warp_chain", img)
+    h, w, _ = img.shape
+    matrices = jnp.asarray(matrices, img.dtype)
+    if matrices.ndim != 3 or matrices.shape[1:] != (3, 3):
+        raise ValueError(f"warp_chain: matrices must have shape [T, 3, 3], got {matrices.shape}")
+    if interpolation not in ("bilinear", "nearest"):
+        raise ValueError(f"warp_chain: interpolation must be 'bilinear' or 'nearest', got "
+                         f"{interpolation!r}")
+    xs, ys = _centres(h, w, img.dtype)
+    fill_step = jnp.full((h, w), -1, jnp.int32)
+    for t in reversed(range(matrices.shape[0])):
+        xs, ys = _map(matrices[t], xs, ys)
+        inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+        fill_step = jnp.where((fill_step < 0) & ~inside, t, fill_step)
+        if interpolation == "nearest" and t > 0:
+            xs, ys = jnp.floor(xs) + 0.5, jnp.floor(ys) + 0.5
+    out = _sample("warp_chain", img, xs, ys, interpolation, fill)
+    fill = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (img.shape[-1],))
+    return jnp.where((fill_step >= 0)[..., None], fill, out), fill_step
 
 
 def compose(*matrices):
@@ -230,6 +264,5 @@ def deform(img, flow, *, fill=0.5):
     h, w, _ = img.shape
     check_shape("deform", "flow", flow, ((h, w, 2),))
     flow = jnp.asarray(flow, img.dtype)
-    ys, xs = jnp.meshgrid(jnp.arange(h, dtype=img.dtype) + 0.5, jnp.arange(w, dtype=img.dtype) + 0.5,
-                          indexing="ij")
-    return _sample("deform", img, xs + flow[..., 0], ys + flow[..., 1], "bilinear", fill)[0]
+    xs, ys = _centres(h, w, img.dtype)
+    return _sample("deform", img, xs + flow[..., 0], ys + flow[..., 1], "bilinear", fill)

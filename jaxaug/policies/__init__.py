@@ -1,1 +1,23 @@
-"""Augmentation policies: published policy tables and level-to-parameter mappings."""
+"""Augmentation policies: the published tables as data, their level-to-parameter mappings, pure
+`(key, img) -> img` policies (AutoAugment, RandAugment, TrivialAugment-Wide) run as fused stages,
+and the learnable `PolicyDistribution` of the REINFORCE methods."""
+
+from jaxaug.policies.apply import apply_steps
+from jaxaug.policies.distribution import PolicyDistribution
+from jaxaug.policies.levels import level_to_arg
+from jaxaug.policies.policy import (
+    POLICY_NAMES,
+    Policy,
+    apply_actions,
+    autoaugment,
+    get,
+    randaugment,
+    trivial_augment_wide,
+)
+from jaxaug.policies.tables import POLICIES, validate_policy
+
+__all__ = [
+    "POLICIES", "POLICY_NAMES", "Policy", "PolicyDistribution", "apply_actions", "apply_steps",
+    "autoaugment", "get", "level_to_arg", "randaugment", "trivial_augment_wide",
+    "validate_policy",
+]

@@ -7,6 +7,8 @@ a run reads is declared here, so a typo on the command line (``--config.bach_siz
 import ml_collections
 from ml_collections import config_dict
 
+from jaxaug.policies.policy import POLICY_NAMES
+
 # Fields that only steer logging and bookkeeping: a resumed run may change them.
 RUN_CONTROL_FIELDS = ("log_every_steps", "tensorboard", "checkpoint.keep", "save_image_grid")
 
@@ -24,7 +26,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.val_size = 0  # class-balanced hold-out from the training split
     c.data_seed = 0  # fixes the reduced subset and the hold-out independently of `seed`
 
-    c.augment = ml_collections.ConfigDict({"pad": 4, "flip": True, "cutout": 0})
+    # policy: "" (none) or a name in jaxaug.policies.POLICY_NAMES, applied after crop and flip;
+    # num_ops / magnitude are RandAugment's N and M.
+    c.augment = ml_collections.ConfigDict({
+        "pad": 4, "flip": True, "cutout": 0, "policy": "", "num_ops": 2, "magnitude": 9,
+    })
 
     c.model = "wrn-28-10"
     c.num_bn_sets = 1
@@ -80,6 +86,13 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
     )
     check(config.augment.pad >= 0, "augment.pad", "must be non-negative")
     check(config.augment.cutout >= 0, "augment.cutout", "must be non-negative")
+    check(
+        config.augment.policy in ("", *POLICY_NAMES),
+        "augment.policy",
+        f"must be '' (no policy) or one of {', '.join(POLICY_NAMES)}",
+    )
+    check(config.augment.num_ops >= 1, "augment.num_ops", "must be at least 1")
+    check(0 <= config.augment.magnitude <= 10, "augment.magnitude", "must be in [0, 10]")
     check(config.reduced >= 0, "reduced", "must be non-negative (0 keeps the whole split)")
     check(config.val_size >= 0, "val_size", "must be non-negative")
     check(config.num_bn_sets >= 1, "num_bn_sets", "must be at least 1")

@@ -1,12 +1,14 @@
 """The jit-compiled functions of a run, sharded over the data-parallel mesh."""
 
-from typing import Any, Callable, NamedTuple
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxaug import data
+from jaxaug import data, policies
 from jaxaug.data import augment
 from jaxaug.train.mesh import batch_sharding, replicated
 
@@ -16,6 +18,15 @@ class CompiledSteps(NamedTuple):
     train_step: Callable  # (state, uint8 batch) -> (state, metrics); donates state
     eval_step: Callable  # (state, uint8 batch with mask) -> summed correct / loss / count
     augmented_images: Callable  # (uint8 batch, key) -> uint8 images as the network sees them
+
+
+def augmentation(augment_config, mean, std) -> Callable:
+    """``(key, uint8 batch) -> batch`` applying ``config.augment``: crop, flip, the named policy
+    (if any), normalization, Cutout (see ``jaxaug.data.augment.standard``)."""
+    c = augment_config
+    policy = policies.get(c.policy, num_ops=c.num_ops, magnitude=c.magnitude) if c.policy else None
+    return functools.partial(augment.standard, mean=mean, std=std, pad=c.pad, flip=c.flip,
+                             cutout=c.cutout, policy=policy)
 
 
 def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
@@ -28,6 +39,7 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
     rep, shard = replicated(mesh), batch_sharding(mesh)
     train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
+    standard = augmentation(config.augment, mean, std)
 
     def init(key):
         images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
@@ -36,7 +48,7 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
     def train_step(state, batch):
         key = jax.random.fold_in(train_key, state.step)
         augment_key, step_key = jax.random.split(key)
-        batch = augment.standard(augment_key, batch, mean=mean, std=std, **config.augment)
+        batch = standard(augment_key, batch)
         return method.step(state, batch, step_key)
 
     def eval_step(state, batch):
@@ -48,7 +60,7 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
         return {"correct": (correct * mask).sum(), "loss": (losses * mask).sum(), "count": mask.sum()}
 
     def augmented_images(batch, key):
-        images = augment.standard(key, batch, mean=mean, std=std, **config.augment)["image"]
+        images = standard(key, batch)["image"]
         return jnp.clip(jnp.round((images * std + mean) * 255), 0, 255).astype(jnp.uint8)
 
     return CompiledSteps(

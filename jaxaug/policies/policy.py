@@ -1,0 +1,203 @@
+"""Policies as pure callables ``(key, img) -> img``: AutoAugment, RandAugment, TrivialAugment.
+
+A :class:`Policy` samples, per image, the T steps of a sub-policy as arrays (op index,
+parameter value, applied flag) from constant tables built at trace time with
+:func:`jaxaug.policies.levels.level_to_arg`, then runs them with
+:func:`jaxaug.policies.apply.apply_steps`. Sampling and applying are pure JAX, so a policy
+works under ``jit`` and ``vmap`` (batch with ``jax.vmap(policy)(keys, images)``); there is
+no per-image Python loop and no ``lax.switch``.
+
+Sampling, per image:
+
+* **AutoAugment** (:func:`autoaugment`): a sub-policy uniformly at random; each of its steps
+  applied with its probability; signed ops (rotate, shear, translate) negated with
+  probability 1/2.
+* **RandAugment** (:func:`randaugment`): ``num_ops`` steps, each op uniform over
+  :data:`~jaxaug.policies.tables.RANDAUGMENT_OPS` (with replacement), all at level
+  ``magnitude`` on the 0-10 scale of the authors' tensorflow/tpu code, always applied, random
+  sign. (torchvision instead spreads its ranges over 31 bins, so its magnitude 9 is weaker.)
+* **TrivialAugment-Wide** (:func:`trivial_augment_wide`): one op uniform over
+  :data:`~jaxaug.policies.tables.TRIVIAL_AUGMENT_WIDE_OPS` at a level uniform over 0-30,
+  always applied, random sign.
+
+The tables depend on the image size through the translate and cutout constants (see
+:mod:`jaxaug.policies.levels`); the size is read from the image's static shape.
+"""
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxaug.ops.validate import check_image
+from jaxaug.policies import apply, levels, tables
+
+_PIVOT = {name: 1.0 for name in apply.BLEND_OPS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """A policy: ``sampler(key, image_size) -> (op_index [T], value [T], applied [T])`` over
+    the vocabulary ``op_names``, applied by :func:`~jaxaug.policies.apply.apply_steps` with
+    the schedule options ``fuse``, ``interpolation``, ``fill``, ``straight_through``."""
+
+    name: str
+    op_names: tuple[str, ...]
+    sampler: Callable
+    fuse: bool = True
+    interpolation: str = "nearest"
+    fill: float = apply.GREY
+    straight_through: bool = False
+
+    def sample(self, key, image_size):
+        """The sampled steps of one image of side ``image_size``: (op_index, value, applied)."""
+        return self.sampler(key, image_size)
+
+    def __call__(self, key, img):
+        """Augment one float image [H, W, C] in [0, 1]."""
+        check_image(self.name, img)
+        sample_key, apply_key = jax.random.split(key)
+        op_index, value, applied = self.sample(sample_key, max(img.shape[:2]))
+        return apply.apply_steps(
+            apply_key, img, op_index, value, applied, op_names=self.op_names, fuse=self.fuse,
+            interpolation=self.interpolation, fill=self.fill,
+            straight_through=self.straight_through)
+
+    def replace(self, **changes):
+        """A copy with some fields changed, e.g. ``policy.replace(fuse=False)``."""
+        return dataclasses.replace(self, **changes)
+
+
+def _signed_values(key, op_index, value, op_names, variant):
+    """Negate (reflect about the identity point) each signed step's value with probability 1/2."""
+    signed = jnp.asarray([levels.is_signed(n, variant=variant) for n in op_names])[op_index]
+    pivot = jnp.asarray([_PIVOT.get(n, 0.0) for n in op_names], jnp.float32)[op_index]
+    negate = jax.random.bernoulli(key, 0.5, op_index.shape) & signed
+    return jnp.where(negate, 2.0 * pivot - value, value)
+
+
+def _value_table(op_names, level_range, image_size, variant):
+    """[num_ops, num_levels] float32 parameters (positive sign); 0 for magnitude-free ops."""
+    def arg(name, level):
+        v = levels.level_to_arg(name, level, image_size=image_size, variant=variant)
+        return 0.0 if v is None else float(v)
+    return np.asarray([[arg(n, lv) for lv in level_range] for n in op_names], np.float32)
+
+
+def _padded(policy):
+    """Sub-policies padded to equal length with steps that are never applied, and the
+    vocabulary in order of first use."""
+    width = max(len(sub) for sub in policy)
+    padded = [list(sub) + [("identity", 0.0, 0)] * (width - len(sub)) for sub in policy]
+    return padded, tuple(dict.fromkeys(op for sub in padded for op, _, _ in sub))
+
+
+@functools.lru_cache(maxsize=64)
+def _autoaugment_tables(policy, image_size):
+    padded, vocabulary = _padded(policy)
+    ops = np.asarray([[vocabulary.index(op) for op, _, _ in sub] for sub in padded], np.int32)
+    probs = np.asarray([[p for _, p, _ in sub] for sub in padded], np.float32)
+    values = np.asarray(
+        [[_value_table((op,), (lv,), image_size, "autoaugment")[0, 0] for op, _, lv in sub]
+         for sub in padded], np.float32)
+    return ops, probs, values
+
+
+def autoaugment(policy="cifar10", **options):
+    """The AutoAugment policy ``policy``: ``"cifar10"``, ``"svhn"``, ``"imagenet"`` or a
+    table of sub-policies ``((op_name, probability, level), ...)`` (see
+    :mod:`jaxaug.policies.tables`). ``options`` are :class:`Policy` fields (``fuse``, ...)."""
+    name = f"autoaugment_{policy}" if isinstance(policy, str) else "autoaugment_custom"
+    if isinstance(policy, str):
+        if name not in tables.POLICIES:
+            raise ValueError(f"unknown AutoAugment policy {policy!r}; valid: cifar10, svhn, "
+                             "imagenet, or a table of sub-policies")
+        policy = tables.POLICIES[name]
+    tables.validate_policy(policy)
+    policy = tuple(tuple(tuple(step) for step in sub) for sub in policy)
+    vocabulary = apply.check_vocabulary(_padded(policy)[1])
+
+    def sampler(key, image_size):
+        ops, probs, values = _autoaugment_tables(policy, image_size)
+        sub_key, apply_key, sign_key = jax.random.split(key, 3)
+        sub = jax.random.randint(sub_key, (), 0, ops.shape[0])
+        op_index = jnp.asarray(ops)[sub]
+        applied = jax.random.uniform(apply_key, op_index.shape) < jnp.asarray(probs)[sub]
+        value = _signed_values(sign_key, op_index, jnp.asarray(values)[sub], vocabulary,
+                               "autoaugment")
+        return op_index, value, applied
+
+    return Policy(name, vocabulary, sampler, **options)
+
+
+def _uniform_ops_sampler(op_names, num_steps, level_range, variant):
+    """num_steps ops uniform over op_names, each at a level uniform over level_range."""
+    def sampler(key, image_size):
+        values = jnp.asarray(_value_table(op_names, level_range, image_size, variant))
+        op_key, level_key, sign_key = jax.random.split(key, 3)
+        op_index = jax.random.randint(op_key, (num_steps,), 0, len(op_names))
+        level = jax.random.randint(level_key, (num_steps,), 0, len(level_range))
+        value = _signed_values(sign_key, op_index, values[op_index, level], op_names, variant)
+        return op_index, value, jnp.ones((num_steps,), bool)
+    return sampler
+
+
+def _check_int(fn, arg, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{fn}: {arg} {value!r} is not an integer in [{lo}, {hi}]")
+
+
+def randaugment(num_ops=2, magnitude=9, **options):
+    """RandAugment(N=num_ops, M=magnitude): ``num_ops`` uniformly drawn ops at level
+    ``magnitude`` (0-10)."""
+    _check_int("randaugment", "num_ops", num_ops, 1, 100)
+    _check_int("randaugment", "magnitude", magnitude, tables.MIN_LEVEL, tables.MAX_LEVEL)
+    sampler = _uniform_ops_sampler(tables.RANDAUGMENT_OPS, num_ops, (magnitude,), "randaugment")
+    return Policy(f"randaugment_{num_ops}_{magnitude}", tables.RANDAUGMENT_OPS, sampler,
+                  **options)
+
+
+def trivial_augment_wide(**options):
+    """TrivialAugment-Wide: one uniformly drawn op at a uniformly drawn level 0-30."""
+    top = levels.VARIANT_MAX_LEVEL["trivialaugment_wide"]
+    sampler = _uniform_ops_sampler(tables.TRIVIAL_AUGMENT_WIDE_OPS, 1, tuple(range(top + 1)),
+                                   "trivialaugment_wide")
+    return Policy("trivial_augment_wide", tables.TRIVIAL_AUGMENT_WIDE_OPS, sampler, **options)
+
+
+def apply_actions(key, img, actions, *, op_names, variant="autoaugment", **options):
+    """Apply actions of a :class:`~jaxaug.policies.distribution.PolicyDistribution` (int
+    ``[T, 2]`` rows of (op index into ``op_names``, level)) to one image, every step applied,
+    signed ops with a random sign. ``options``: ``fuse``, ``interpolation``, ``fill``,
+    ``straight_through``. Levels range over the variant's scale (0-10, or 0-30 for
+    ``trivialaugment_wide``)."""
+    check_image("apply_actions", img)
+    op_names = apply.check_vocabulary(tuple(op_names))
+    level_range = tuple(range(levels.VARIANT_MAX_LEVEL[variant] + 1))
+    values = jnp.asarray(_value_table(op_names, level_range, max(img.shape[:2]), variant))
+    sign_key, apply_key = jax.random.split(key)
+    op_index, level = actions[:, 0], actions[:, 1]
+    value = _signed_values(sign_key, op_index, values[op_index, level], op_names, variant)
+    applied = jnp.ones(op_index.shape, bool)
+    return apply.apply_steps(apply_key, img, op_index, value, applied, op_names=op_names,
+                             **options)
+
+
+#: Policy constructors by name, for configs.
+POLICY_NAMES = ("autoaugment_cifar10", "autoaugment_svhn", "autoaugment_imagenet",
+                "randaugment", "trivial_augment_wide")
+
+
+def get(name, *, num_ops=2, magnitude=9, **options):
+    """The policy called ``name`` (one of :data:`POLICY_NAMES`); ``num_ops`` and ``magnitude``
+    are RandAugment's."""
+    if name.startswith("autoaugment_") and name in POLICY_NAMES:
+        return autoaugment(name.removeprefix("autoaugment_"), **options)
+    if name == "randaugment":
+        return randaugment(num_ops, magnitude, **options)
+    if name == "trivial_augment_wide":
+        return trivial_augment_wide(**options)
+    raise ValueError(f"unknown policy {name!r}; valid policies are: {', '.join(POLICY_NAMES)}")
