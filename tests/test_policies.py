@@ -120,9 +120,9 @@ def _policy_vs_pillow(policy, images, seed=1):
 
 
 # Mean |ours - Pillow| in 8-bit levels over 64 images, both schedules. Measured on CIFAR-10 test
-# images (256 images: 0.12-0.24 sequential; fused equal except RandAugment 0.26, whose remaining
-# difference is sharpness before a warp). The gap comes from PIL truncating enhance blends where
-# we keep floats, which a following equalize / auto_contrast can amplify.
+# images (256 images: 0.12-0.24, the fused schedule equal to the sequential one for these
+# two-step policies). The gap comes from PIL truncating enhance blends where we keep floats,
+# which a following equalize / auto_contrast can amplify.
 PARITY = {"autoaugment_cifar10": 0.3, "autoaugment_svhn": 0.3, "autoaugment_imagenet": 0.3,
           "randaugment": 0.5, "trivial_augment_wide": 0.3}
 
@@ -145,7 +145,9 @@ def _custom(*steps, **options):
     (("equalize", 0), ("rotate", 9)),          # statistics from the unwarped image
     (("translate_y", 9), ("translate_y", 9)),  # content leaving the frame is lost
     (("rotate", 9), ("shear_x", 9)),           # nearest snapping after every warp
+    (("sharpness", 9), ("rotate", 9)),         # any two steps run in the reference's order
     (("contrast", 8), ("translate_x", 9), ("auto_contrast", 0)),
+    (("solarize", 3), ("equalize", 0), ("shear_y", 9)),  # middle step's statistics, unwarped
 ])
 def test_fused_schedule_is_the_sequential_one(steps):
     policy = _custom(*steps)
@@ -158,8 +160,8 @@ def test_fused_schedule_is_the_sequential_one(steps):
     assert mean <= 0.6
 
 
-def test_sharpness_before_a_warp_is_the_documented_approximation():
-    policy = _custom(("sharpness", 9), ("rotate", 9))
+def test_sharpness_between_the_first_step_and_a_warp_is_the_documented_approximation():
+    policy = _custom(("brightness", 6), ("sharpness", 9), ("rotate", 9))
     keys = jax.random.split(jax.random.key(0), len(IMAGES))
     x = ops.to_float(IMAGES)
     fused = np.asarray(ops.to_uint8(jax.vmap(policy)(keys, x))).astype(int)

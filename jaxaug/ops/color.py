@@ -68,8 +68,11 @@ def smooth(img):
     if h < 3 or w < 3:
         return img
     s = sum(img[1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-    interior = (s + 4.0 * img[1:-1, 1:-1]) / 13.0
-    return img.at[1:-1, 1:-1].set(_st_round(interior))
+    interior = _st_round((s + 4.0 * img[1:-1, 1:-1]) / 13.0)
+    # Padding and a select, not `.at[].set`: a scatter is ten times slower under vmap on CPU.
+    border = jnp.pad(jnp.zeros((h - 2, w - 2, 1), bool), ((1, 1), (1, 1), (0, 0)),
+                     constant_values=True)
+    return jnp.where(border, img, jnp.pad(interior, ((1, 1), (1, 1), (0, 0))))
 
 
 def sharpness(img, factor):

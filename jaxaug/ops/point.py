@@ -39,47 +39,71 @@ def _finish(img, out_levels, straight_through):
     return jax.lax.stop_gradient(out)
 
 
-def _apply_channel_luts(v, luts):
-    """v: [H, W, C] levels; luts: [C, 256] -> lut[c][v[..., c]]."""
-    return jnp.take_along_axis(luts.T, v.reshape(-1, v.shape[-1]), axis=0).reshape(v.shape)
+def lookup(v, luts):
+    """Levels through per-channel tables: v [H, W, C], luts [C, 256] -> luts[c][v[..., c]]. One
+    gather from the flattened
+    tables (under vmap three times faster than take_along_axis when two lookups are chained)."""
+    channels = v.shape[-1]
+    return luts.reshape(-1)[v + 256 * jnp.arange(channels)]
 
 
+@jax.custom_batching.custom_vmap
 def _histograms(v):
-    """Per-channel 256-bin histograms [C, 256] of levels v [H, W, C]."""
-    onehot = v.reshape(-1, v.shape[-1])[..., None] == _LEVELS  # [N, C, 256]
-    return onehot.sum(0, dtype=jnp.int32)
+    """Per-channel 256-bin histograms [C, 256] of levels v [H, W, C], by one scatter-add (a
+    one-hot count is 80x slower on CPU)."""
+    channels = v.shape[-1]
+    bins = (v.reshape(-1, channels) + 256 * jnp.arange(channels)).reshape(-1)
+    return jnp.zeros((channels * 256,), jnp.int32).at[bins].add(1).reshape(channels, 256)
+
+
+@_histograms.def_vmap
+def _histograms_batched(axis_size, in_batched, v):
+    # One flat scatter over the whole batch, with per-image bin offsets: a scatter with batch
+    # dimensions, what plain vmap makes, is 1.5-3x slower on CPU.
+    del in_batched
+    channels = v.shape[-1]
+    offsets = 256 * jnp.arange(channels) + 256 * channels * jnp.arange(axis_size)[:, None, None]
+    bins = (v.reshape(axis_size, -1, channels) + offsets).reshape(-1)
+    counts = jnp.zeros((axis_size * channels * 256,), jnp.int32).at[bins].add(1)
+    return counts.reshape(axis_size, channels, 256), True
 
 
 def apply_luts(img, luts, *, straight_through=False):
     """Map every channel c of `img` through its 256-entry table luts[c] (luts: [C, 256] or [256]
-    ints in 0..255): out = luts[c][round(img * 255)] / 255. The policies use this to run any
-    8-bit point op as one gather with a per-image table."""
+    ints in 0..255): out = luts[c][round(img * 255)] / 255."""
     v = to_levels(img)
     luts = jnp.broadcast_to(luts, (img.shape[-1], 256))
-    return _finish(img, _apply_channel_luts(v, luts), straight_through)
+    return _finish(img, lookup(v, luts), straight_through)
 
 
-def invert_lut():
-    """[256] table of `invert`: i -> 255 - i."""
-    return 255 - _LEVELS
+def from_levels(img, out_levels, *, straight_through=False):
+    """The float image of 8-bit `out_levels` computed from `img`: out_levels / 255, with no
+    gradient, or with the identity gradient w.r.t. img if `straight_through`."""
+    return _finish(img, out_levels, straight_through)
 
 
-def solarize_lut(threshold):
-    """[256] table of `solarize`: i -> 255 - i if i >= round(threshold * 255), else i."""
+# The fixed 8-bit maps, elementwise on levels (no table: cheaper than a gather).
+def invert_levels(v):
+    """`invert` on levels: v -> 255 - v."""
+    return 255 - v
+
+
+def solarize_levels(v, threshold):
+    """`solarize` on levels: v -> 255 - v if v >= round(threshold * 255), else v."""
     t = jnp.round(jnp.asarray(threshold, jnp.float32) * 255.0)
-    return jnp.where(_LEVELS >= t, 255 - _LEVELS, _LEVELS)
+    return jnp.where(v >= t, 255 - v, v)
 
 
-def posterize_lut(bits):
-    """[256] table of `posterize`: i -> i & ~(2**(8 - bits) - 1), bits clipped to 0..8."""
+def posterize_levels(v, bits):
+    """`posterize` on levels: v -> v & ~(2**(8 - bits) - 1), bits rounded and clipped to 0..8."""
     shift = 8 - jnp.clip(jnp.round(jnp.asarray(bits)).astype(jnp.int32), 0, 8)
-    return jnp.bitwise_and(_LEVELS, ~(jnp.left_shift(jnp.int32(1), shift) - 1))
+    return jnp.bitwise_and(v, ~(jnp.left_shift(jnp.int32(1), shift) - 1))
 
 
 def invert(img, *, straight_through=False):
     """PIL `ImageOps.invert`: v -> 255 - v."""
     check_image("invert", img)
-    return apply_luts(img, invert_lut(), straight_through=straight_through)
+    return _finish(img, invert_levels(to_levels(img)), straight_through)
 
 
 def solarize(img, threshold, *, straight_through=False):
@@ -87,21 +111,23 @@ def solarize(img, threshold, *, straight_through=False):
     255 - v, others are kept (PIL's lut: i if i < T else 255 - i). threshold=1.0 keeps everything
     below 255; threshold > 1 is the identity."""
     check_image("solarize", img)
-    return apply_luts(img, solarize_lut(threshold), straight_through=straight_through)
+    return _finish(img, solarize_levels(to_levels(img), threshold), straight_through)
 
 
 def posterize(img, bits, *, straight_through=False):
     """PIL `ImageOps.posterize(image, bits)`: keep the top `bits` (PIL: 1..8; 0 gives
     black) bits, v & ~(2**(8 - bits) - 1)."""
     check_image("posterize", img)
-    return apply_luts(img, posterize_lut(bits), straight_through=straight_through)
+    return _finish(img, posterize_levels(to_levels(img), bits), straight_through)
 
 
 @functools.lru_cache(maxsize=1)
 def _autocontrast_corrections():
-    """Sorted keys lo * 65536 + hi * 256 + i of the lut entries where PIL's float64 evaluation
-    int(i * s + (-lo * s)), s = 255 / (hi - lo), lands one below the exact (i - lo) * 255 // (hi - lo)
-    (rounding just under an exact integer). Computed once with numpy, which rounds like Python."""
+    """Bit set over the keys lo * 65536 + hi * 256 + i (uint32 words, bit `key % 32` of word
+    `key // 32`, 2 MiB) of the lut entries where PIL's float64 evaluation int(i * s + (-lo * s)),
+    s = 255 / (hi - lo), lands one below the exact (i - lo) * 255 // (hi - lo) (rounding just under
+    an exact integer). Computed once with numpy, which rounds like Python. A bit set makes the
+    lookup one gather; a binary search in the 12094 sorted keys is four times slower."""
     i = np.arange(256, dtype=np.float64)[None, :]
     keys = []
     for lo in range(255):
@@ -111,7 +137,10 @@ def _autocontrast_corrections():
         exact = np.clip((np.arange(256)[None, :] - lo) * 255 // (hi - lo), 0, 255)
         h_idx, i_idx = np.nonzero(py != exact)
         keys.append(lo * 65536 + (lo + 1 + h_idx) * 256 + i_idx)
-    return np.sort(np.concatenate(keys)).astype(np.int32)
+    keys = np.concatenate(keys)
+    bits = np.zeros(2**24 // 32, np.uint32)
+    np.bitwise_or.at(bits, keys // 32, np.left_shift(np.uint32(1), (keys % 32).astype(np.uint32)))
+    return bits
 
 
 def auto_contrast_lut(levels):
@@ -119,10 +148,9 @@ def auto_contrast_lut(levels):
     flat = levels.reshape(-1, levels.shape[-1])
     lo, hi = flat.min(0)[:, None], flat.max(0)[:, None]  # [C, 1]
     lut = jnp.clip((_LEVELS[None, :] - lo) * 255 // jnp.maximum(hi - lo, 1), 0, 255)
-    table = jnp.asarray(_autocontrast_corrections())
     keys = lo * 65536 + hi * 256 + _LEVELS[None, :]
-    pos = jnp.clip(jnp.searchsorted(table, keys), 0, table.shape[0] - 1)
-    lut = lut - (table[pos] == keys).astype(jnp.int32)
+    words = jnp.asarray(_autocontrast_corrections())[keys // 32]
+    lut = lut - ((words >> (keys % 32).astype(jnp.uint32)) & 1).astype(jnp.int32)
     return jnp.where(hi > lo, lut, _LEVELS[None, :])
 
 

@@ -10,8 +10,9 @@ parameters selected by ``jnp.where``:
 * **warp**: the geometric ops (shear, translate, rotate) are 3x3 matrices. All matrices are
   built (3x3 each, negligible) and the step's one is selected; non-geometric steps give the
   identity.
-* **lut**: the 8-bit point ops (invert, solarize, posterize, auto_contrast, equalize) are
-  per-image, per-channel 256-entry tables: ``out = lut[c][round(255 x)] / 255``.
+* **lut**: the 8-bit point ops map levels ``round(255 x)``: invert, solarize and posterize
+  elementwise, auto_contrast and equalize through one per-image, per-channel 256-entry table
+  built from the image's histogram.
 * **blend**: the enhance ops (brightness, color, contrast, sharpness) are
   ``clip(d + f (x - d))`` with the degenerate image ``d`` black, grey, the grey mean or the
   smoothed image.
@@ -22,19 +23,20 @@ drawn is an exact identity (``jnp.where``), so results do not drift through unus
 
 Two schedules:
 
-* ``fuse=True`` (default): the matrices of all applied geometric steps are composed
-  (``ops.compose``) and the image is resampled **once**, before the other stages. This is
-  exact when the geometric steps are the only ones, or come first, except that consecutive
-  geometric steps no longer lose content that one step moves out of the frame and the next
-  moves back, and nearest sampling snaps to the pixel grid once instead of after each step.
-  When a non-geometric step precedes a geometric one, its pixel values are still exact for
-  point ops and brightness/color (they commute with a nearest warp), the grey fill is kept
-  out of it (as in the reference, where the fill arrives after it), but ops whose parameters
-  depend on the whole image (auto_contrast, equalize, contrast, sharpness, cutout) see the
-  warped image instead of the unwarped one. ``bench/ops_throughput.py`` and
-  ``tests/test_policies.py`` measure this against the sequential schedule.
+* ``fuse=True`` (default): the geometric steps are resampled **once**, by
+  ``ops.warp_chain``, which maps every output pixel back through each step's matrix (snapping
+  to pixel centres between nearest warps, and filling where a point leaves the frame at any
+  step), so content moved out and back is lost as in the reference. The first step's other
+  stages run before that warp, the later steps' after it; point stages commute with a nearest
+  warp, and a later step leaves alone the fill that, in the reference, a later warp brings in.
+  For sub-policies of up to two steps this *is* the sequential order, exactly. With three or
+  more, a middle step that precedes the first warp takes its statistics from an unwarped copy,
+  and what remains approximate is a middle sharpness (a 3x3 blur) or cutout before a later
+  warp, and statistics ops between two warps (they see the image after all warps).
 * ``fuse=False``: each step warps (if geometric) and then runs its stages, in order: the
   sequential semantics of the reference code, at the price of one resampling per step.
+
+``tests/test_policies.py`` measures both against the Pillow reference.
 """
 
 import jax
@@ -43,12 +45,13 @@ import jax.numpy as jnp
 from jaxaug import ops
 from jaxaug.ops.color import mean_grey
 from jaxaug.ops.point import (
-    apply_luts,
     auto_contrast_lut,
     equalize_lut,
-    invert_lut,
-    posterize_lut,
-    solarize_lut,
+    from_levels,
+    invert_levels,
+    lookup,
+    posterize_levels,
+    solarize_levels,
     to_levels,
 )
 from jaxaug.ops.validate import check_image
@@ -103,18 +106,22 @@ def _lut_stage(img, stats, op, value, op_names, straight_through):
     used = [n for n in op_names if n in LUT_OPS]
     if not used:
         return img
-    levels = to_levels(stats)
-    builders = {
-        "invert": lambda: invert_lut(),
-        "solarize": lambda: solarize_lut(value),
-        "posterize": lambda: posterize_lut(value),
-        "auto_contrast": lambda: auto_contrast_lut(levels),
-        "equalize": lambda: equalize_lut(levels),
+    v = to_levels(img)
+    candidates = {
+        "invert": lambda: invert_levels(v),
+        "solarize": lambda: solarize_levels(v, value),
+        "posterize": lambda: posterize_levels(v, value),
     }
-    channels = img.shape[-1]
-    luts = {n: jnp.broadcast_to(builders[n](), (channels, 256)) for n in used}
-    lut = _select(op, op_names, luts, jnp.broadcast_to(jnp.arange(256), (channels, 256)))
-    out = apply_luts(img, lut, straight_through=straight_through)
+    out = {n: candidates[n]() for n in used if n in candidates}
+    # The histogram ops share one per-image table and one gather.
+    tables = {"auto_contrast": auto_contrast_lut, "equalize": equalize_lut}
+    if any(n in tables for n in used):
+        levels = to_levels(stats)
+        lut = _select(op, op_names, {n: tables[n](levels) for n in used if n in tables},
+                      jnp.broadcast_to(jnp.arange(256), (img.shape[-1], 256)))
+        looked_up = lookup(v, lut)
+        out.update({n: looked_up for n in used if n in tables})
+    out = from_levels(img, _select(op, op_names, out, v), straight_through=straight_through)
     return jnp.where(_is_any(op, op_names, LUT_OPS), out, img)
 
 
@@ -189,31 +196,30 @@ def apply_steps(key, img, op_index, value, applied, *, op_names, fuse=True,
             img = jnp.where(applied[t], out, img)
         return img
 
+    def step(t, img, stats=None):
+        out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through, stats)
+        return jnp.where(applied[t], out, img)
+
     if not has_geometric:
         for t in range(num_steps):
-            out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through)
-            img = jnp.where(applied[t], out, img)
+            img = step(t, img)
         return img
 
-    # One resampling for all geometric steps. `unwarped` follows the reference until its first
-    # geometric step, so the steps before it take their statistics from the image they see
-    # there; pixel-wise stages commute with a nearest warp, so their values on the warped image
-    # are the reference's.
-    unwarped = img
+    # Step 0 runs on the image before the single resampling of all geometric steps, the others
+    # after it; pixel-wise stages commute with a nearest warp. For two steps this is the
+    # sequential order whatever their kinds. With more, a middle step that precedes the first
+    # geometric one takes its statistics from `unwarped`, which follows the reference up to there
+    # (the last step needs no such copy: if no warp precedes it, there is none at all).
+    img = step(0, img)
+    is_warp = [applied[t] & _is_any(op_index[t], op_names, GEOMETRIC_OPS) for t in range(num_steps)]
+    unwarped, before_warp = img, ~is_warp[0]
     img, fill_step = ops.warp_chain(img, jnp.stack(warps), interpolation=interpolation,
                                     fill=fill)
-    fill_step = fill_step[..., None]
-    before_warp = jnp.asarray(True)
-    for t in range(num_steps):
-        stats = jnp.where(before_warp, unwarped, img)
-        out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through,
-                            stats)
+    for t in range(1, num_steps):
+        stats = jnp.where(before_warp, unwarped, img) if t + 1 < num_steps else img
         # Where the reference fills at a later geometric step, this step must not touch the fill.
-        out = jnp.where(fill_step > t, img, out)
-        img = jnp.where(applied[t], out, img)
+        img = jnp.where(fill_step[..., None] > t, img, step(t, img, stats))
         if t + 1 < num_steps:
-            unwarped_out = _point_stages(keys[t], unwarped, op_index[t], value[t], op_names,
-                                         straight_through, stats)
-            unwarped = jnp.where(applied[t], unwarped_out, unwarped)
-            before_warp &= ~(applied[t] & _is_any(op_index[t], op_names, GEOMETRIC_OPS))
+            unwarped = step(t, unwarped, stats)
+            before_warp &= ~is_warp[t]
     return img
