@@ -284,3 +284,16 @@ def test_warp_chain_loses_content_that_leaves_the_frame():
     np.testing.assert_array_equal(np.asarray(out)[:, 5:15], np.asarray(img)[:, 5:15])
     with pytest.raises(ValueError, match="warp_chain: matrices"):
         O.warp_chain(img, O.translate_x_matrix(1.0))
+
+
+def test_materialize_is_the_identity_under_jit_vmap_and_grad():
+    from jaxaug.ops.fusion import materialize
+
+    x = jnp.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(np.asarray(jax.jit(jax.vmap(materialize))(x)), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(jax.vmap(jax.vmap(materialize))(x)), np.asarray(x))
+    grad = jax.grad(lambda v: jnp.sum(materialize(v) ** 2))(x)
+    np.testing.assert_array_equal(np.asarray(grad), 2 * np.asarray(x))
+    # unbatched input inside a vmapped function stays unbatched
+    out = jax.vmap(lambda v: v + materialize(jnp.ones(4)))(x[0])
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(x[0]) + 1)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaug.ops.fusion import materialize
 from jaxaug.ops.validate import check_image
 
 _LEVELS = jnp.arange(256, dtype=jnp.int32)
@@ -44,7 +45,7 @@ def lookup(v, luts):
     gather from the flattened
     tables (under vmap three times faster than take_along_axis when two lookups are chained)."""
     channels = v.shape[-1]
-    return luts.reshape(-1)[v + 256 * jnp.arange(channels)]
+    return materialize(luts.reshape(-1))[v + 256 * jnp.arange(channels)]
 
 
 @jax.custom_batching.custom_vmap
