@@ -19,7 +19,7 @@ def _sample(op, img, xin, yin, interpolation, fill):
 
     nearest: pixel (floor(xin), floor(yin)); bilinear: PIL's bilinear filter (centres at +0.5,
     neighbours clamped at the border). Points with xin outside [0, W) or yin outside [0, H) take
-    `fill` (scalar or per-channel). All neighbours are fetched by ONE gather.
+    `fill` (scalar or per-channel).
     """
     h, w, c = img.shape
     flat = img.reshape(h * w, c)
@@ -33,11 +33,13 @@ def _sample(op, img, xin, yin, interpolation, fill):
         x0f, y0f = jnp.floor(xs), jnp.floor(ys)
         dx, dy = (xs - x0f)[..., None], (ys - y0f)[..., None]
         x0, y0 = x0f.astype(jnp.int32), y0f.astype(jnp.int32)
-        xx = jnp.clip(jnp.stack([x0, x0 + 1, x0, x0 + 1]), 0, w - 1)
-        yy = jnp.clip(jnp.stack([y0, y0, y0 + 1, y0 + 1]), 0, h - 1)
-        v = flat[yy * w + xx]  # [4, H', W', C], one gather
-        top = v[0] + dx * (v[1] - v[0])
-        bottom = v[2] + dx * (v[3] - v[2])
+        x0, x1 = jnp.clip(x0, 0, w - 1), jnp.clip(x0 + 1, 0, w - 1)
+        y0, y1 = jnp.clip(y0, 0, h - 1), jnp.clip(y0 + 1, 0, h - 1)
+        # Four gathers, not one of the stacked indices: 4x faster under vmap on CPU.
+        v00, v01 = flat[y0 * w + x0], flat[y0 * w + x1]
+        v10, v11 = flat[y1 * w + x0], flat[y1 * w + x1]
+        top = v00 + dx * (v01 - v00)
+        bottom = v10 + dx * (v11 - v10)
         out = top + dy * (bottom - top)
     else:
         raise ValueError(f"{op}: interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
