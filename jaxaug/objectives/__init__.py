@@ -1,5 +1,33 @@
-"""Pure training objectives: each takes params and a batch and returns ``(loss, aux)``."""
+"""Pure training objectives: each takes params and a batch and returns ``(loss, aux)``.
 
+Elementary terms (adversarial weighting, generator regularisers) are plain functions of arrays
+returning a scalar. `meta_loss` is OnlineAugment's unrolled meta-gradient objective.
+"""
+
+from jaxaug.objectives.adversarial import adversarial_loss, gradient_reversal
 from jaxaug.objectives.classification import cross_entropy
+from jaxaug.objectives.meta import meta_loss, unroll
+from jaxaug.objectives.regularizers import (
+    deformation_magnitude,
+    deformation_smoothness,
+    gaussian_kl,
+    perturbation_l2,
+    reconstruction_loss,
+    stn_cycle_consistency,
+    total_generator_loss,
+)
 
-__all__ = ["cross_entropy"]
+__all__ = [
+    "adversarial_loss",
+    "cross_entropy",
+    "deformation_magnitude",
+    "deformation_smoothness",
+    "gaussian_kl",
+    "gradient_reversal",
+    "meta_loss",
+    "perturbation_l2",
+    "reconstruction_loss",
+    "stn_cycle_consistency",
+    "total_generator_loss",
+    "unroll",
+]
