@@ -1,0 +1,15 @@
+"""OnlineAugment's learned augmentation generators (Tang et al., ECCV 2020) as flax.linen modules.
+
+- ``ASTN``: noise-conditioned MLP -> one global affine transform per image, theta [B, 2, 3] in
+  normalised coordinates; ``apply_astn`` builds the doubled batch concat([T(x), T^-1(x)]) and
+  ``normalized_to_pixel`` / ``invert`` convert and invert theta.
+- ``DeformVAE``: conv VAE -> dense displacement field (pixels) applied with ``jaxaug.ops.deform``.
+- ``PerturbVAE``: conv VAE -> additive image perturbation.
+
+All take float NHWC image batches and draw their randomness from the ``"noise"`` rng stream.
+"""
+
+from jaxaug.generators.astn import ASTN, apply_astn, invert, normalized_to_pixel
+from jaxaug.generators.vae import DeformVAE, PerturbVAE
+
+__all__ = ["ASTN", "DeformVAE", "PerturbVAE", "apply_astn", "invert", "normalized_to_pixel"]

@@ -1,0 +1,262 @@
+"""OnlineAugment generators: A-STN transforms and conventions, D-VAE / P-VAE architecture and outputs."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxaug import ops
+from jaxaug.generators import (
+    ASTN,
+    DeformVAE,
+    PerturbVAE,
+    apply_astn,
+    invert,
+    normalized_to_pixel,
+)
+
+RNGS = {"params": jax.random.key(0), "noise": jax.random.key(1), "dropout": jax.random.key(2)}
+
+
+def _smooth_images(batch, size, channels=3, seed=0):
+    """Low-frequency images in [0, 1], so bilinear resampling error stays small."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.meshgrid(np.arange(size) / size, np.arange(size) / size, indexing="ij")
+    freq = rng.uniform(0.5, 1.5, (batch, channels, 2))
+    phase = rng.uniform(0, 2 * np.pi, (batch, channels))
+    img = 0.5 + 0.4 * np.sin(2 * np.pi * (freq[..., 0, None, None] * xs + freq[..., 1, None, None]
+                                          * ys) + phase[..., None, None])
+    return jnp.asarray(img.transpose(0, 2, 3, 1), jnp.float32)
+
+
+def _small_theta(batch, seed=0):
+    """Random rotations (up to 10 deg), scales (0.9..1.1) and shifts (up to 0.1) as theta [B, 2, 3]."""
+    rng = np.random.default_rng(seed)
+    ang = np.deg2rad(rng.uniform(-10, 10, batch))
+    s = rng.uniform(0.9, 1.1, batch)
+    t = rng.uniform(-0.1, 0.1, (batch, 2))
+    rot = np.stack([np.stack([np.cos(ang), -np.sin(ang)], -1),
+                    np.stack([np.sin(ang), np.cos(ang)], -1)], -2) * s[:, None, None]
+    return jnp.asarray(np.concatenate([rot, t[..., None]], -1), jnp.float32)
+
+
+@functools.cache
+def _astn(conditioning="noise"):
+    model = ASTN(conditioning=conditioning)
+    return model, model.init(RNGS, jnp.zeros((4, 16, 16, 3)), train=False)
+
+
+def test_identity_astn_returns_input():
+    model, variables = _astn()
+    x = _smooth_images(4, 16)
+    theta, _ = model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])
+    np.testing.assert_allclose(theta, np.tile([[1, 0, 0], [0, 1, 0]], (4, 1, 1)), atol=1e-7)
+    out, labels, masks = apply_astn(x, theta)
+    assert out.shape == (8, 16, 16, 3) and labels is None and masks is None
+    np.testing.assert_allclose(out[:4], x, atol=1e-5)
+    np.testing.assert_allclose(out[4:], x, atol=1e-5)
+
+
+def test_feature_conditioning_identity_at_init():
+    model, variables = _astn("features")
+    x = _smooth_images(4, 16)
+    assert variables["params"]["input"]["dense"]["kernel"].shape == (1 + 3, 8)
+    theta = model.apply(variables, x, train=False, rngs=RNGS)
+    np.testing.assert_allclose(theta, np.tile([[1, 0, 0], [0, 1, 0]], (4, 1, 1)), atol=1e-7)
+
+
+def test_astn_architecture():
+    _, variables = _astn()
+    params = variables["params"]
+    dense = {path[0].key: leaf.shape for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+             if path[-1].key == "kernel"}
+    assert dense == {"input": (1, 8), "stage0_a": (8, 8), "stage0_b": (8, 8), "stage1_a": (8, 8),
+                     "stage1_b": (8, 8), "output": (8, 6)}
+    np.testing.assert_array_equal(params["output"]["kernel"], 0.0)
+    np.testing.assert_array_equal(params["output"]["bias"], [1, 0, 0, 0, 1, 0])
+    assert set(variables["batch_stats"]) == {"input", "stage0_a", "stage0_b", "stage1_a", "stage1_b"}
+
+
+def test_invert_composes_to_identity():
+    theta = _small_theta(4) + 0.1 * jax.random.normal(jax.random.key(3), (4, 2, 3))
+    pad = jnp.concatenate([theta, jnp.tile(jnp.array([[[0.0, 0.0, 1.0]]]), (4, 1, 1))], axis=1)
+    inv = invert(theta)
+    inv_pad = jnp.concatenate([inv, jnp.tile(jnp.array([[[0.0, 0.0, 1.0]]]), (4, 1, 1))], axis=1)
+    np.testing.assert_allclose(pad @ inv_pad, np.tile(np.eye(3), (4, 1, 1)), atol=1e-5)
+    np.testing.assert_allclose(inv_pad @ pad, np.tile(np.eye(3), (4, 1, 1)), atol=1e-5)
+
+
+def test_warp_then_inverse_restores_interior():
+    x = _smooth_images(4, 32)
+    theta = _small_theta(4, seed=1)
+    out, _, _ = apply_astn(x, theta)
+    back, _, _ = apply_astn(out[:4], invert(theta))
+    interior = (slice(None), slice(6, -6), slice(6, -6))
+    np.testing.assert_allclose(back[:4][interior], x[interior], atol=0.03)
+    # The second half of the doubled batch is T^-1(x): warping it by T also restores x.
+    again, _, _ = apply_astn(out[4:], theta)
+    np.testing.assert_allclose(again[:4][interior], x[interior], atol=0.03)
+
+
+def _torch_affine_grid_sample(img, theta):
+    """NumPy transcription of torch affine_grid + grid_sample (bilinear, zeros padding,
+    align_corners=False) for one HWC image; also returns the unnormalised sample indices."""
+    h, w, _ = img.shape
+    xn = (2 * np.arange(w) + 1) / w - 1
+    yn = (2 * np.arange(h) + 1) / h - 1
+    gy, gx = np.meshgrid(yn, xn, indexing="ij")
+    base = np.stack([gx, gy, np.ones_like(gx)], -1)  # [H, W, 3]
+    grid = base @ np.asarray(theta, np.float64).T  # [H, W, 2] (x, y)
+    ix = ((grid[..., 0] + 1) * w - 1) / 2
+    iy = ((grid[..., 1] + 1) * h - 1) / 2
+    x0, y0 = np.floor(ix).astype(int), np.floor(iy).astype(int)
+    out = np.zeros(img.shape, np.float64)
+    for dx in (0, 1):
+        for dy in (0, 1):
+            xc, yc = x0 + dx, y0 + dy
+            wgt = (1 - np.abs(ix - xc)) * (1 - np.abs(iy - yc))
+            ok = (xc >= 0) & (xc < w) & (yc >= 0) & (yc < h)
+            val = img[np.clip(yc, 0, h - 1), np.clip(xc, 0, w - 1)]
+            out += np.where(ok[..., None], wgt[..., None] * val, 0.0)
+    return out, ix, iy
+
+
+def test_normalized_to_pixel_matches_torch_grid_sample():
+    rng = np.random.default_rng(0)
+    h, w = 12, 16  # non-square, so swapped axes would show
+    for seed in range(4):
+        img = rng.uniform(size=(h, w, 3)).astype(np.float32)
+        theta = np.array([[1, 0, 0], [0, 1, 0]]) + 0.3 * np.random.default_rng(seed).normal(size=(2, 3))
+        ref, ix, iy = _torch_affine_grid_sample(img, theta)
+        ours = ops.affine(jnp.asarray(img), normalized_to_pixel(jnp.asarray(theta, jnp.float32), h, w),
+                          interpolation="bilinear", fill=0.0)
+        # Within half a pixel of the border torch blends with zero padding while ops.affine clamps;
+        # everywhere else (all four neighbours inside, or none) the two must agree.
+        inside = (ix >= 0) & (ix <= w - 1) & (iy >= 0) & (iy <= h - 1)
+        outside = (ix < -1) | (ix > w) | (iy < -1) | (iy > h)
+        assert inside.sum() > h * w // 3
+        np.testing.assert_allclose(np.asarray(ours)[inside | outside], ref[inside | outside], atol=1e-4)
+
+
+def test_apply_astn_labels_and_nearest_masks():
+    x = _smooth_images(4, 16)
+    theta = _small_theta(4, seed=2) * jnp.array([1.0, 1.0, 3.0])  # larger shifts: fill appears
+    labels = jnp.arange(4)
+    masks = jnp.asarray(np.random.default_rng(0).choice([1, 3, 7], size=(4, 16, 16, 1)), jnp.int32)
+    out, out_labels, out_masks = apply_astn(x, theta, labels=labels, masks=masks, mask_fill=255)
+    assert out.shape == (8, 16, 16, 3)
+    np.testing.assert_array_equal(out_labels, [0, 1, 2, 3, 0, 1, 2, 3])
+    assert out_masks.shape == (8, 16, 16, 1) and out_masks.dtype == jnp.int32
+    assert set(np.unique(out_masks)) <= {1, 3, 7, 255}
+    # Same grids as the images: nearest-warp of the mask equals ops.affine with nearest sampling.
+    m = normalized_to_pixel(theta[0], 16, 16)
+    want = ops.affine(masks[0].astype(jnp.float32), m, interpolation="nearest", fill=255.0)
+    np.testing.assert_array_equal(out_masks[0], want.astype(jnp.int32))
+
+
+@functools.cache
+def _vae(cls):
+    model = cls()
+    return model, model.init(RNGS, jnp.zeros((4, 16, 16, 3)), train=False)
+
+
+def _randomise_head(variables, scale):
+    params = dict(variables["params"])
+    head = dict(params["head"])
+    head["kernel"] = scale * jax.random.normal(jax.random.key(7), head["kernel"].shape)
+    params["head"] = head
+    return {**variables, "params": params}
+
+
+@pytest.mark.parametrize("cls, latent", [(DeformVAE, 32), (PerturbVAE, 8)])
+def test_vae_architecture(cls, latent):
+    _, variables = _vae(cls)
+    vae = variables["params"]["vae"]
+    assert [vae[f"enc_conv{i}"]["kernel"].shape[-1] for i in range(5)] == [32, 64, 64, 128, 128]
+    assert vae["enc_fc"]["kernel"].shape == (128 * 4 * 4, 512)
+    assert vae["mean"]["kernel"].shape == (512, latent) == vae["logvar"]["kernel"].shape
+    assert vae["dec_fc0"]["kernel"].shape == (latent, 512)
+    np.testing.assert_array_equal(variables["params"]["head"]["kernel"], 0.0)
+
+
+def test_deform_vae_outputs():
+    model, variables = _vae(DeformVAE)
+    x = _smooth_images(4, 16)
+    out, _ = model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])
+    assert out["flow"].shape == out["grid_offset"].shape == (4, 16, 16, 2)
+    assert out["mean"].shape == out["logvar"].shape == (4, 32)
+    np.testing.assert_allclose(out["images"], x, atol=1e-6)  # zero-initialised head: identity
+
+    out, _ = model.apply(_randomise_head(variables, 0.5), x, train=True, rngs=RNGS,
+                         mutable=["batch_stats"])
+    flow = np.asarray(out["flow"])
+    assert np.isfinite(flow).all() and np.abs(flow).max() > 0.5
+    want = jax.vmap(lambda img, f: ops.deform(img, f, fill=0.0))(x, out["flow"])
+    np.testing.assert_allclose(out["images"], want, atol=1e-6)
+    # Border padding: every sample point stays on or inside the outer pixel centres.
+    centres = np.arange(16) + 0.5
+    assert (centres[None, :] + flow[..., 0] >= 0.5 - 1e-5).all()
+    assert (centres[:, None] + flow[..., 1] <= 15.5 + 1e-5).all()
+
+
+def test_deform_vae_zeros_padding_flow_units():
+    model = DeformVAE(padding="zeros")
+    x = _smooth_images(4, 16)
+    variables = _randomise_head(_vae(DeformVAE)[1], 0.5)
+    out = model.apply(variables, x, train=False)
+    np.testing.assert_allclose(out["flow"], out["grid_offset"] * 8.0, rtol=1e-6)
+
+
+def test_perturb_vae_outputs():
+    model, variables = _vae(PerturbVAE)
+    x = _smooth_images(4, 16)
+    out, _ = model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])
+    assert out["perturbation"].shape == (4, 16, 16, 3)
+    assert out["mean"].shape == out["logvar"].shape == (4, 8)
+    np.testing.assert_allclose(out["perturbation"], 0.5)  # sigmoid of a zero-initialised head
+    out = model.apply(_randomise_head(variables, 0.5), x, train=False)
+    p = np.asarray(out["perturbation"])
+    assert np.isfinite(p).all() and (p > 0).all() and (p < 1).all() and p.std() > 0
+    np.testing.assert_allclose(out["images"], x + out["perturbation"], atol=1e-6)
+    np.testing.assert_array_equal(out["reconstruction"], out["images"])
+
+
+def test_vae_sampling_uses_noise_stream():
+    model, variables = _vae(PerturbVAE)
+    variables = _randomise_head(variables, 0.5)
+    x = _smooth_images(4, 16)
+
+    def run(key, sample):
+        rngs = {"noise": jax.random.key(key)}
+        return model.apply(variables, x, train=False, sample=sample, rngs=rngs)["images"]
+
+    assert not np.allclose(run(0, True), run(1, True))
+    np.testing.assert_array_equal(run(0, False), run(1, False))
+
+
+def test_bad_inputs_raise():
+    model, variables = _astn()
+    with pytest.raises(ValueError, match="images"):
+        model.apply(variables, jnp.zeros((16, 16, 3)), train=False, rngs=RNGS)
+    with pytest.raises(ValueError, match="conditioning"):
+        ASTN(conditioning="labels").init(RNGS, jnp.zeros((4, 16, 16, 3)), train=False)
+    with pytest.raises(ValueError, match="theta"):
+        normalized_to_pixel(jnp.eye(3), 16, 16)
+    with pytest.raises(ValueError, match="theta"):
+        invert(jnp.zeros((4, 6)))
+    x = jnp.zeros((4, 16, 16, 3))
+    with pytest.raises(ValueError, match="theta"):
+        apply_astn(x, jnp.zeros((3, 2, 3)))
+    with pytest.raises(ValueError, match="masks"):
+        apply_astn(x, _small_theta(4), masks=jnp.zeros((4, 16, 16)))
+    with pytest.raises(ValueError, match="labels"):
+        apply_astn(x, _small_theta(4), labels=jnp.zeros(3))
+    dvae, dvars = _vae(DeformVAE)
+    with pytest.raises(ValueError, match="images"):
+        dvae.apply(dvars, jnp.zeros((16, 16, 3)), train=False)
+    with pytest.raises(ValueError, match="images"):
+        dvae.apply(dvars, jnp.zeros((4, 18, 18, 3)), train=False)
+    with pytest.raises(ValueError, match="padding"):
+        DeformVAE(padding="reflect").apply(dvars, x, train=False)
