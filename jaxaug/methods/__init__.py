@@ -6,24 +6,50 @@ import flax.linen as nn
 import ml_collections
 import optax
 
+from jaxaug.methods import online_augment
 from jaxaug.methods.base import Method, TargetState, init_target, predict_target
 from jaxaug.methods.supervised import supervised
 
 
-def _supervised_from_config(model, optimizer, config):
+def _supervised_from_config(model, optimizer, config, lr_schedule):
+    del lr_schedule
     return supervised(model, optimizer, label_smoothing=config.label_smoothing)
 
 
-_REGISTRY: dict[str, Callable[..., Method]] = {"supervised": _supervised_from_config}
+def _online_augment_from_config(model, optimizer, config, lr_schedule):
+    c = config.online_augment
+    generator = {
+        "astn": lambda: online_augment.astn(cycle_weight=c.cycle_weight),
+        "deform_vae": lambda: online_augment.deform_vae(kl_weight=c.kl_weight,
+                                                        smooth_weight=c.smooth_weight),
+        "perturb_vae": lambda: online_augment.perturb_vae(weight=c.perturb_weight),
+    }[c.generator]()
+    return online_augment.online_augment(
+        model, optimizer, generator, beta=c.beta, inner_num=c.inner_num, meta=c.meta,
+        meta_mode=c.meta_mode, lr_schedule=lr_schedule)
+
+
+_REGISTRY: dict[str, Callable[..., Method]] = {
+    "supervised": _supervised_from_config,
+    "online_augment": _online_augment_from_config,
+}
 
 
 def create(
-    name: str, model: nn.Module, optimizer: optax.GradientTransformation, config: ml_collections.ConfigDict
+    name: str,
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    config: ml_collections.ConfigDict,
+    lr_schedule: optax.Schedule | None = None,
 ) -> Method:
-    """Builds the method called ``name`` for ``model`` from the run's config."""
+    """Builds the method called ``name`` for ``model`` from the run's config; ``lr_schedule`` is the
+    target's learning rate by update count (the meta-gradient's inner step uses it; default: the
+    constant ``config.optimizer.lr``)."""
     if name not in _REGISTRY:
         raise ValueError(f"Unknown method {name!r}; available: {sorted(_REGISTRY)}")
-    return _REGISTRY[name](model, optimizer, config)
+    schedule = lr_schedule or optax.constant_schedule(config.optimizer.lr)
+    return _REGISTRY[name](model, optimizer, config, schedule)
 
 
-__all__ = ["Method", "TargetState", "create", "init_target", "predict_target", "supervised"]
+__all__ = ["Method", "TargetState", "create", "init_target", "online_augment", "predict_target",
+           "supervised"]

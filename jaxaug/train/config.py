@@ -32,6 +32,14 @@ def base_config() -> ml_collections.ConfigDict:
         "pad": 4, "flip": True, "cutout": 0, "policy": "", "num_ops": 2, "magnitude": 9,
     })
 
+    # OnlineAugment (method "online_augment"; needs num_bn_sets >= 2): the generator and its
+    # weights, as in the papers (A-STN: beta 0.1, cycle 0.1; D-VAE: kl 1, smooth 10, beta 1e-2;
+    # P-VAE: weight 1e-3, beta 10).
+    c.online_augment = ml_collections.ConfigDict({
+        "generator": "astn", "beta": 0.1, "inner_num": 1, "meta": False, "meta_mode": "exact",
+        "cycle_weight": 0.1, "kl_weight": 1.0, "smooth_weight": 10.0, "perturb_weight": 1e-3,
+    })
+
     c.model = "wrn-28-10"
     c.num_bn_sets = 1
     c.dtype = "float32"
@@ -96,6 +104,17 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
     check(config.reduced >= 0, "reduced", "must be non-negative (0 keeps the whole split)")
     check(config.val_size >= 0, "val_size", "must be non-negative")
     check(config.num_bn_sets >= 1, "num_bn_sets", "must be at least 1")
+    if config.method == "online_augment":
+        oa = config.online_augment
+        check(config.num_bn_sets >= 2, "num_bn_sets", "online_augment needs 2 (clean, generated)")
+        check(oa.generator in ("astn", "deform_vae", "perturb_vae"), "online_augment.generator",
+              "must be 'astn', 'deform_vae' or 'perturb_vae'")
+        check(oa.beta >= 0, "online_augment.beta", "must be non-negative")
+        check(oa.inner_num >= 1, "online_augment.inner_num", "must be at least 1")
+        check(oa.meta_mode in ("exact", "first_order", "darts"), "online_augment.meta_mode",
+              "must be 'exact', 'first_order' or 'darts'")
+        check(not oa.meta or config.batch_size % (2 * device_count) == 0, "batch_size",
+              "must split into (train, validation) pairs on every device when meta is on")
     check(config.dtype in ("float32", "bfloat16"), "dtype", "must be 'float32' or 'bfloat16'")
     check(0 <= config.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
     check(config.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1")

@@ -118,7 +118,7 @@ def train_and_evaluate(
     )
     optimizer = make_optimizer(config, steps_per_epoch)
     schedule = learning_rate_schedule(config, steps_per_epoch)
-    method = methods.create(config.method, model, optimizer, config)
+    method = methods.create(config.method, model, optimizer, config, schedule)
     init, train_step, eval_step, augmented_images = compile_steps(method, dataset, config, mesh)
     shard = batch_sharding(mesh)
     eval_batch_size = _round_up(config.eval_batch_size, mesh.size)

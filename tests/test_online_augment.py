@@ -1,0 +1,132 @@
+"""The OnlineAugment method: one jitted iteration, its gradients' roles, inner_num, NaN skipping."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxaug import models, objectives
+from jaxaug.methods import online_augment as oa
+
+MODEL = models.create("wrn-10-1", num_classes=3, num_bn_sets=2)
+OPTIMIZER = optax.sgd(0.05, momentum=0.9)
+
+
+def _batch(n=8, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"image": jnp.asarray(rng.normal(size=(n, size, size, 3)), jnp.float32),
+            "label": jnp.asarray(rng.integers(0, 3, n), jnp.int32)}
+
+
+def _method(generator=None, **kwargs):
+    return oa.online_augment(MODEL, OPTIMIZER, generator or oa.astn(), beta=0.1, **kwargs)
+
+
+def _leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+@pytest.fixture(scope="module")
+def astn_run():
+    """One iteration from an A-STN moved off the identity: at exactly the identity the gradients of
+    T(x) and T^-1(x) cancel (d T^-1 / d theta = -d T / d theta there), so the generator's
+    adversarial gradient is zero."""
+    method = _method()
+    batch = _batch()
+    state = jax.jit(method.init)(jax.random.key(0), batch)
+    params = state.generator.params
+    output = {**params["output"], "bias": params["output"]["bias"] + jnp.asarray(
+        [0.05, 0.1, -0.05, -0.1, 0.02, 0.08]), "kernel": params["output"]["kernel"] + 0.05}
+    state = state.replace(generator=state.generator.replace(params={**params, "output": output}))
+    new, metrics = jax.jit(method.step)(state, batch, jax.random.key(1))
+    return method, batch, state, new, metrics
+
+
+def test_one_iteration_updates_both_networks(astn_run):
+    _, _, state, new, metrics = astn_run
+    assert int(new.step) == 1 and int(new.target.step) == 1 and int(new.skipped) == 0
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert any(not np.array_equal(a, b) for a, b in zip(_leaves(state.target.params), _leaves(new.target.params)))
+    assert any(not np.array_equal(a, b) for a, b in zip(_leaves(state.generator.params), _leaves(new.generator.params)))
+    assert float(metrics["regularizer"]) > 0  # cycle consistency of a non-identity transform
+
+
+def test_generator_gradient_is_the_reversed_adversarial_one(astn_run):
+    """The joint backward pass gives phi g = -beta * dCE/dphi + dR/dphi. The first AdamW step
+    moves each parameter by -lr * (g / (|g| + eps) + wd * p), so its sign reveals g's."""
+    _, batch, state, new, _ = astn_run
+    gen = oa.astn()
+    update_key = jax.random.split(jax.random.key(1), 1)[0]  # inner_num 1: the only update's key
+    gen_key, target_key, _ = jax.random.split(update_key, 3)
+    target = state.target
+
+    def generated(gen_params):
+        noise, dropout = jax.random.split(gen_key)
+        theta, _ = gen.module.apply(
+            {"params": gen_params, "batch_stats": state.generator.batch_stats}, batch["image"],
+            train=True, rngs={"noise": noise, "dropout": dropout}, mutable=["batch_stats"])
+        aug, aug_y, reg = gen.augment(theta, batch["image"], batch["label"])
+        images = jnp.concatenate([batch["image"], aug])
+        labels = jnp.concatenate([batch["label"], aug_y])
+        ce, _ = objectives.cross_entropy(
+            target.params, {"image": images, "label": labels}, model=MODEL,
+            batch_stats=target.batch_stats, key=target_key, bn_set=(0, 1, 1))
+        return ce, reg
+
+    d_ce, d_reg = jax.jit(jax.jacrev(generated))(state.generator.params)
+    expected = np.concatenate([np.ravel(-0.1 * c + r) for c, r in
+                               zip(_leaves(d_ce), _leaves(d_reg))])
+    old = np.concatenate([np.ravel(x) for x in _leaves(state.generator.params)])
+    moved = np.concatenate([np.ravel(x) for x in _leaves(new.generator.params)])
+    normalized = (old - moved) / 1e-3 - 1e-4 * old  # g / (|g| + eps)
+    big = np.abs(expected) > 1e-6
+    assert big.sum() > 10
+    np.testing.assert_array_equal(np.sign(normalized[big]), np.sign(expected[big]))
+    np.testing.assert_allclose(np.abs(normalized[big]), 1.0, atol=1e-2)
+
+
+def test_inner_num_counts_target_updates():
+    method = _method(inner_num=3)
+    batch = _batch()
+    state = method.init(jax.random.key(0), batch)
+    new, metrics = jax.jit(method.step)(state, batch, jax.random.key(1))
+    assert int(new.target.step) == 3 and int(new.step) == 1
+    assert float(metrics["skipped"]) == 0
+
+
+def test_non_finite_generator_output_is_skipped_and_counted():
+    good = oa.astn()
+
+    def nan_augment(out, images, labels):
+        aug, aug_labels, reg = good.augment(out, images, labels)
+        return aug * jnp.nan, aug_labels, reg
+
+    poisoned = dataclasses.replace(good, augment=nan_augment)
+    method = _method(poisoned, inner_num=2)
+    batch = _batch()
+    state = method.init(jax.random.key(0), batch)
+    new, metrics = jax.jit(method.step)(state, batch, jax.random.key(1))
+    assert int(new.skipped) == 2 and float(metrics["skipped"]) == 2
+    for a, b in zip(_leaves(state.target), _leaves(new.target)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(_leaves(state.generator), _leaves(new.generator)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_meta_term_is_the_meta_loss_of_the_pairs():
+    method = _method(meta=True, lr_schedule=lambda step: 0.05)
+    batch = _batch()
+    state = method.init(jax.random.key(0), batch)
+    new, metrics = jax.jit(method.step)(state, batch, jax.random.key(1))
+    assert np.isfinite(float(metrics["meta"])) and float(metrics["meta"]) > 0
+    assert int(new.skipped) == 0
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="inner_num"):
+        _method(inner_num=0)
+    with pytest.raises(ValueError, match="meta_mode"):
+        _method(meta_mode="second")
