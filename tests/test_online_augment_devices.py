@@ -1,0 +1,65 @@
+"""One OnlineAugment iteration (A-STN, inner_num 2) on 8 simulated CPU devices equals the 1-device
+one. (Meta is off here to keep the two compilations short; tests/test_online_augment.py covers it.)"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = r"""
+import json, jax, numpy as np
+from jaxaug import data, methods, models
+from jaxaug.train import base_config, batch_sharding, make_mesh, make_optimizer
+from jaxaug.train.steps import compile_steps
+
+config = base_config()
+config.model, config.batch_size, config.num_bn_sets = "wrn-10-1", 32, 2
+config.method, config.online_augment.inner_num = "online_augment", 2
+dataset = data.load_dataset("synthetic", reduced=320)
+model = models.create(config.model, num_classes=dataset.num_classes, num_bn_sets=2)
+method = methods.create(config.method, model, make_optimizer(config, 10), config)
+batch = next(data.epoch_batches(dataset.train, 32, seed=0, epoch=0))
+
+def max_diff(a, b):
+    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
+
+def one_step(mesh):
+    steps = compile_steps(method, dataset, config, mesh)
+    initial = jax.device_get(steps.init(jax.random.key(0)))
+    state = jax.device_put(initial, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    state, metrics = steps.train_step(state, jax.device_put(batch, batch_sharding(mesh)))
+    return initial, jax.device_get(state), jax.device_get(metrics)
+
+initial, eight, eight_metrics = one_step(make_mesh())
+_, one, one_metrics = one_step(make_mesh(jax.devices()[:1]))
+print(json.dumps({
+    "devices": jax.device_count(),
+    "target_moved": max_diff(initial.target.params, eight.target.params),
+    "target_diff": max_diff(eight.target.params, one.target.params),
+    "stats_diff": max_diff(eight.target.batch_stats, one.target.batch_stats),
+    "generator_diff": max_diff(eight.generator.params, one.generator.params),
+    "metrics": {k: [float(eight_metrics[k]), float(one_metrics[k])] for k in eight_metrics},
+}))
+"""
+
+
+def test_online_augment_step_on_eight_devices_equals_one_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["devices"] == 8
+    for name, (eight, one) in report["metrics"].items():
+        np.testing.assert_allclose(eight, one, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert report["target_moved"] > 1e-3, report
+    # As for the supervised step (tests/test_train.py): equal up to float32 reassociation.
+    assert report["target_diff"] < 1e-4 and report["stats_diff"] < 1e-5, report
+    # Adam's first step is lr * g / (|g| + eps): where a generator gradient is at rounding level
+    # (the identity-initialised A-STN's adversarial gradient is zero analytically, the two halves
+    # T(x) and T^-1(x) cancelling), its sign, and so a 2 * lr = 2e-3 step, can differ.
+    assert report["generator_diff"] <= 2e-3 + 1e-6, report
