@@ -1,5 +1,7 @@
-"""One OnlineAugment iteration (A-STN, inner_num 2) on 8 simulated CPU devices equals the 1-device
-one. (Meta is off here to keep the two compilations short; tests/test_online_augment.py covers it.)"""
+"""One OnlineAugment iteration (A-STN, meta on) on 8 simulated CPU devices equals the 1-device one.
+
+inner_num is 1: after a first inner update the generators already differ (see the last assertion),
+so a second update's loss would differ through them, not through the sharding."""
 
 import json
 import os
@@ -18,7 +20,7 @@ from jaxaug.train.steps import compile_steps
 
 config = base_config()
 config.model, config.batch_size, config.num_bn_sets = "wrn-10-1", 32, 2
-config.method, config.online_augment.inner_num = "online_augment", 2
+config.method, config.online_augment.meta = "online_augment", True
 dataset = data.load_dataset("synthetic", reduced=320)
 model = models.create(config.model, num_classes=dataset.num_classes, num_bn_sets=2)
 method = methods.create(config.method, model, make_optimizer(config, 10), config)
@@ -56,7 +58,7 @@ def test_online_augment_step_on_eight_devices_equals_one_device():
     assert report["devices"] == 8
     for name, (eight, one) in report["metrics"].items():
         np.testing.assert_allclose(eight, one, rtol=1e-5, atol=1e-6, err_msg=name)
-    assert report["target_moved"] > 1e-3, report
+    assert report["metrics"]["meta"][0] > 0 and report["target_moved"] > 1e-3, report
     # As for the supervised step (tests/test_train.py): equal up to float32 reassociation.
     assert report["target_diff"] < 1e-4 and report["stats_diff"] < 1e-5, report
     # Adam's first step is lr * g / (|g| + eps): where a generator gradient is at rounding level

@@ -1,0 +1,85 @@
+"""Cost of one OnlineAugment iteration against the plain supervised step, same device, same run.
+
+  python bench/step_cost.py [--model=wrn-28-2] [--batch=128] [--steps=3] [--quick]
+
+Each variant's *floor* is the number of images the target network processes forward and backward
+in one iteration, over the batch size, times the baseline step: A-STN doubles the batch (T(x) and
+T^-1(x)) and adds the clean batch, so inner_num 1 has a floor of 3 and inner_num 4 of 4*2 + 1 = 9;
+the VAEs have 1 + 1 = 2. The script prints each variant's time over the baseline and over its floor;
+the meta variant is also compared with the same variant without meta (target: at most 2x).
+"""
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags
+
+from jaxaug import methods, models
+from jaxaug.methods import online_augment as oa
+
+_MODEL = flags.DEFINE_string("model", "wrn-28-2", "Target network.")
+_BATCH = flags.DEFINE_integer("batch", 128, "Batch size.")
+_STEPS = flags.DEFINE_integer("steps", 3, "Timed steps per variant (median kept).")
+_QUICK = flags.DEFINE_bool("quick", False, "WRN-10-1, batch 16, 1 step: a smoke test.")
+
+# name -> (generator factory, beta, inner_num, meta, floor)
+VARIANTS = {
+    "astn": (oa.astn, 0.1, 1, False, 3),
+    "astn_inner4": (oa.astn, 0.1, 4, False, 9),
+    "astn_meta": (oa.astn, 0.1, 1, True, 3),
+    "dvae": (oa.deform_vae, 1e-2, 1, False, 2),
+    "pvae": (oa.perturb_vae, 10.0, 1, False, 2),
+}
+
+
+def seconds_per_step(method, batch, steps):
+    """Median seconds of the jitted step, after one compiling call."""
+    step = jax.jit(method.step, donate_argnums=0)
+    state = method.init(jax.random.key(0), batch)
+    state, _ = step(state, batch, jax.random.key(1))
+    jax.block_until_ready(state)
+    times = []
+    for i in range(steps):
+        start = time.perf_counter()
+        state, metrics = step(state, batch, jax.random.key(2 + i))
+        jax.block_until_ready((state, metrics))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv):
+    del argv
+    model_name, batch_size, steps = (("wrn-10-1", 16, 1) if _QUICK.value
+                                     else (_MODEL.value, _BATCH.value, _STEPS.value))
+    rng = np.random.default_rng(0)
+    batch = {"image": jnp.asarray(rng.normal(size=(batch_size, 32, 32, 3)), jnp.float32),
+             "label": jnp.asarray(rng.integers(0, 10, batch_size), jnp.int32)}
+    model = models.create(model_name, num_classes=10, num_bn_sets=2)
+    optimizer = optax.sgd(0.1, momentum=0.9, nesterov=True)
+    device = jax.devices()[0]
+    print(f"device: {device.platform} ({device.device_kind}); {model_name}, batch {batch_size}, "
+          f"median of {steps} steps")
+
+    baseline = seconds_per_step(methods.supervised(model, optimizer), batch, steps)
+    print(f"{'baseline':<12} {baseline * 1e3:10.1f} ms")
+    times, fields = {}, [f"device={device.platform}"]
+    for name, (factory, beta, inner_num, meta, floor) in VARIANTS.items():
+        method = oa.online_augment(model, optimizer, factory(), beta=beta, inner_num=inner_num,
+                                   meta=meta, lr_schedule=lambda _: 0.1)
+        times[name] = seconds_per_step(method, batch, steps)
+        ratio = times[name] / baseline
+        print(f"{name:<12} {times[name] * 1e3:10.1f} ms  {ratio:6.2f}x baseline  floor {floor}x"
+              f"  {ratio / floor:5.2f}x floor")
+        if name != "astn_meta":
+            fields.append(f"{name}={ratio / floor:.3g}")
+    fields.append("comb=na")  # "Comb." (all generators together) is not implemented yet
+    fields.append(f"meta_over_astn={times['astn_meta'] / times['astn']:.3g}")
+    print("RESULT " + " ".join(fields))
+
+
+if __name__ == "__main__":
+    app.run(main)
