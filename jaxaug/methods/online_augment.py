@@ -212,12 +212,14 @@ def online_augment(
         lr = lr_schedule(state.target.step)
         keys = jax.random.split(key, inner_num)
 
-        def generated_only(carry, k):
-            return update(carry, images, labels, None, val, k, lr)
-
-        state, inner_metrics = jax.lax.scan(generated_only, state, keys[:-1])
+        # A Python loop, unrolled at trace time: inner_num is small, and a lax.scan over these
+        # updates ran about 10x slower per update on CPU (measured with bench/step_cost.py).
+        skipped = jnp.zeros(())
+        for k in keys[:-1]:
+            state, inner_metrics = update(state, images, labels, None, val, k, lr)
+            skipped += inner_metrics["skipped"]
         state, metrics = update(state, images, labels, (images, labels), val, keys[-1], lr)
-        metrics["skipped"] += inner_metrics["skipped"].sum()
+        metrics["skipped"] += skipped
         return state.replace(step=state.step + 1), metrics
 
     def predict(state, images):
