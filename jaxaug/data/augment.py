@@ -10,6 +10,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxaug.ops.point import to_float
+
 
 def random_crop(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
     """Zero-pad each image by `pad` pixels on every side and crop a random H x W window, the
@@ -81,6 +83,6 @@ def standard(
         images = random_flip(flip_key, images)
     if policy is not None:
         keys = jax.random.split(policy_key, images.shape[0])
-        images = jax.vmap(policy)(keys, images.astype(jnp.float32) / 255)
+        images = jax.vmap(policy)(keys, to_float(images))
     images = _cutout(cutout_key, normalize(images, mean, std), cutout)
     return {**batch, "image": images}

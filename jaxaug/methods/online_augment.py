@@ -62,23 +62,25 @@ class Generator:
     augment: Callable
 
 
-def _cycle_images(images, theta):
-    """T^-1(T(x)) and T(T^-1(x)), each warped twice, for the cycle-consistency regularizer."""
-    height, width = images.shape[1:3]
+def _cycle_images(aug, theta):
+    """T^-1(T(x)) and T(T^-1(x)) from the doubled batch aug = [T(x), T^-1(x)] of `apply_astn`
+    (same sampling: bilinear, fill 0), for the cycle-consistency regularizer."""
+    height, width = aug.shape[1:3]
     forward = generators.normalized_to_pixel(theta, height, width)
     inverse = generators.normalized_to_pixel(generators.invert(theta), height, width)
+    there, back = jnp.split(aug, 2)
 
     def warp(x, m):
         return jax.vmap(lambda img, mat: affine(img, mat, fill=0.0))(x, m)
 
-    return warp(warp(images, forward), inverse), warp(warp(images, inverse), forward)
+    return warp(there, inverse), warp(back, forward)
 
 
 def astn(cycle_weight: float = 0.1, **module_kwargs) -> Generator:
     """A-STN: the doubled batch [T(x), T^-1(x)]; R = cycle_weight * cycle consistency."""
     def augment(theta, images, labels):
         aug, aug_labels, _ = generators.apply_astn(images, theta, labels=labels)
-        there_back, back_there = _cycle_images(images, theta)
+        there_back, back_there = _cycle_images(aug, theta)
         reg = objectives.stn_cycle_consistency(images, there_back, back_there)
         return aug, aug_labels, cycle_weight * reg
     return Generator(generators.ASTN(**module_kwargs), augment)

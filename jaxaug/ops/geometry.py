@@ -104,9 +104,6 @@ def warp_chain(img, matrices, *, interpolation="bilinear", fill=0.5):
     matrices = jnp.asarray(matrices, img.dtype)
     if matrices.ndim != 3 or matrices.shape[1:] != (3, 3):
         raise ValueError(f"warp_chain: matrices must have shape [T, 3, 3], got {matrices.shape}")
-    if interpolation not in ("bilinear", "nearest"):
-        raise ValueError(f"warp_chain: interpolation must be 'bilinear' or 'nearest', got "
-                         f"{interpolation!r}")
     xs, ys = _centres(h, w, img.dtype)
     fill_step = jnp.full((h, w), -1, jnp.int32)
     for t in reversed(range(matrices.shape[0])):
@@ -179,34 +176,35 @@ def scale_matrix(factor, height, width):
     return _mat(inv, 0.0, cx * (1.0 - inv), 0.0, inv, cy * (1.0 - inv))
 
 
-_GRAY = 128.0 / 255.0
+#: The AutoAugment reference's fill, grey 128 as a float level.
+GREY = 128.0 / 255.0
 
 
-def shear_x(img, shear, fill=_GRAY, *, interpolation="nearest"):
+def shear_x(img, shear, fill=GREY, *, interpolation="nearest"):
     """AutoAugment ShearX: `img.transform(size, AFFINE, (1, shear, 0, 0, 1, 0), fillcolor=fill)`."""
     check_image("shear_x", img)
     return affine(img, shear_x_matrix(shear), interpolation=interpolation, fill=fill)
 
 
-def shear_y(img, shear, fill=_GRAY, *, interpolation="nearest"):
+def shear_y(img, shear, fill=GREY, *, interpolation="nearest"):
     """AutoAugment ShearY: `img.transform(size, AFFINE, (1, 0, 0, shear, 1, 0), fillcolor=fill)`."""
     check_image("shear_y", img)
     return affine(img, shear_y_matrix(shear), interpolation=interpolation, fill=fill)
 
 
-def translate_x(img, pixels, fill=_GRAY, *, interpolation="nearest"):
+def translate_x(img, pixels, fill=GREY, *, interpolation="nearest"):
     """AutoAugment TranslateX: `img.transform(size, AFFINE, (1, 0, pixels, 0, 1, 0), fillcolor=fill)`."""
     check_image("translate_x", img)
     return affine(img, translate_x_matrix(pixels), interpolation=interpolation, fill=fill)
 
 
-def translate_y(img, pixels, fill=_GRAY, *, interpolation="nearest"):
+def translate_y(img, pixels, fill=GREY, *, interpolation="nearest"):
     """AutoAugment TranslateY: `img.transform(size, AFFINE, (1, 0, 0, 0, 1, pixels), fillcolor=fill)`."""
     check_image("translate_y", img)
     return affine(img, translate_y_matrix(pixels), interpolation=interpolation, fill=fill)
 
 
-def rotate(img, degrees, fill=_GRAY, *, interpolation="nearest"):
+def rotate(img, degrees, fill=GREY, *, interpolation="nearest"):
     """AutoAugment Rotate: `img.rotate(degrees, fillcolor=fill)`, counter-clockwise about the centre
     (PIL's default resample, NEAREST; pass interpolation="bilinear" for a differentiable warp)."""
     check_image("rotate", img)
@@ -214,7 +212,7 @@ def rotate(img, degrees, fill=_GRAY, *, interpolation="nearest"):
     return affine(img, rotate_matrix(degrees, h, w), interpolation=interpolation, fill=fill)
 
 
-def scale(img, factor, fill=_GRAY, *, interpolation="bilinear"):
+def scale(img, factor, fill=GREY, *, interpolation="bilinear"):
     """Zoom by `factor` about the centre: `affine(img, scale_matrix(factor, H, W))`. factor > 1
     zooms in (crops the centre), factor < 1 zooms out (the border gets `fill`)."""
     check_image("scale", img)

@@ -33,13 +33,6 @@ def to_levels(img):
     return jnp.clip(jnp.round(img * 255.0), 0, 255).astype(jnp.int32)
 
 
-def _finish(img, out_levels, straight_through):
-    out = (out_levels.astype(img.dtype) / 255.0).astype(img.dtype)
-    if straight_through:
-        return img + jax.lax.stop_gradient(out - img)
-    return jax.lax.stop_gradient(out)
-
-
 def lookup(v, luts):
     """Levels through per-channel tables: v [H, W, C], luts [C, 256] -> luts[c][v[..., c]]. One
     gather from the flattened
@@ -74,13 +67,16 @@ def apply_luts(img, luts, *, straight_through=False):
     ints in 0..255): out = luts[c][round(img * 255)] / 255."""
     v = to_levels(img)
     luts = jnp.broadcast_to(luts, (img.shape[-1], 256))
-    return _finish(img, lookup(v, luts), straight_through)
+    return from_levels(img, lookup(v, luts), straight_through=straight_through)
 
 
 def from_levels(img, out_levels, *, straight_through=False):
     """The float image of 8-bit `out_levels` computed from `img`: out_levels / 255, with no
     gradient, or with the identity gradient w.r.t. img if `straight_through`."""
-    return _finish(img, out_levels, straight_through)
+    out = (out_levels.astype(img.dtype) / 255.0).astype(img.dtype)
+    if straight_through:
+        return img + jax.lax.stop_gradient(out - img)
+    return jax.lax.stop_gradient(out)
 
 
 # The fixed 8-bit maps, elementwise on levels (no table: cheaper than a gather).
@@ -104,7 +100,7 @@ def posterize_levels(v, bits):
 def invert(img, *, straight_through=False):
     """PIL `ImageOps.invert`: v -> 255 - v."""
     check_image("invert", img)
-    return _finish(img, invert_levels(to_levels(img)), straight_through)
+    return from_levels(img, invert_levels(to_levels(img)), straight_through=straight_through)
 
 
 def solarize(img, threshold, *, straight_through=False):
@@ -112,14 +108,16 @@ def solarize(img, threshold, *, straight_through=False):
     255 - v, others are kept (PIL's lut: i if i < T else 255 - i). threshold=1.0 keeps everything
     below 255; threshold > 1 is the identity."""
     check_image("solarize", img)
-    return _finish(img, solarize_levels(to_levels(img), threshold), straight_through)
+    out = solarize_levels(to_levels(img), threshold)
+    return from_levels(img, out, straight_through=straight_through)
 
 
 def posterize(img, bits, *, straight_through=False):
     """PIL `ImageOps.posterize(image, bits)`: keep the top `bits` (PIL: 1..8; 0 gives
     black) bits, v & ~(2**(8 - bits) - 1)."""
     check_image("posterize", img)
-    return _finish(img, posterize_levels(to_levels(img), bits), straight_through)
+    out = posterize_levels(to_levels(img), bits)
+    return from_levels(img, out, straight_through=straight_through)
 
 
 @functools.lru_cache(maxsize=1)

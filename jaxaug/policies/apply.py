@@ -44,6 +44,7 @@ import jax.numpy as jnp
 
 from jaxaug import ops
 from jaxaug.ops.color import mean_grey
+from jaxaug.ops.geometry import GREY
 from jaxaug.ops.point import (
     auto_contrast_lut,
     equalize_lut,
@@ -56,8 +57,6 @@ from jaxaug.ops.point import (
 )
 from jaxaug.ops.validate import check_image
 from jaxaug.policies.tables import check_op_name
-
-GREY = 128.0 / 255.0
 
 GEOMETRIC_OPS = ("shear_x", "shear_y", "translate_x", "translate_y", "rotate")
 LUT_OPS = ("invert", "solarize", "posterize", "auto_contrast", "equalize")
@@ -183,22 +182,21 @@ def apply_steps(key, img, op_index, value, applied, *, op_names, fuse=True,
     value = jnp.asarray(value, jnp.float32)
     keys = jax.random.split(key, num_steps)
     has_geometric = any(n in GEOMETRIC_OPS for n in op_names)
+    is_warp = [applied[t] & _is_any(op_index[t], op_names, GEOMETRIC_OPS) for t in range(num_steps)]
     eye = jnp.eye(3, dtype=jnp.float32)
-    warps = [jnp.where(applied[t] & _is_any(op_index[t], op_names, GEOMETRIC_OPS),
-                       step_matrix(op_index[t], value[t], op_names, h, w), eye)
+    warps = [jnp.where(is_warp[t], step_matrix(op_index[t], value[t], op_names, h, w), eye)
              for t in range(num_steps)] if has_geometric else []
+
+    def step(t, img, stats=None):
+        out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through, stats)
+        return jnp.where(applied[t], out, img)
 
     if not fuse:
         for t in range(num_steps):
             if has_geometric:
                 img = ops.affine(img, warps[t], interpolation=interpolation, fill=fill)
-            out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through)
-            img = jnp.where(applied[t], out, img)
+            img = step(t, img)
         return img
-
-    def step(t, img, stats=None):
-        out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through, stats)
-        return jnp.where(applied[t], out, img)
 
     if not has_geometric:
         for t in range(num_steps):
@@ -211,7 +209,6 @@ def apply_steps(key, img, op_index, value, applied, *, op_names, fuse=True,
     # geometric one takes its statistics from `unwarped`, which follows the reference up to there
     # (the last step needs no such copy: if no warp precedes it, there is none at all).
     img = step(0, img)
-    is_warp = [applied[t] & _is_any(op_index[t], op_names, GEOMETRIC_OPS) for t in range(num_steps)]
     unwarped, before_warp = img, ~is_warp[0]
     img, fill_step = ops.warp_chain(img, jnp.stack(warps), interpolation=interpolation,
                                     fill=fill)
