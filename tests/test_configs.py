@@ -50,6 +50,53 @@ def test_cifar10_wrn_config_follows_the_papers():
     assert config.optimizer.nesterov and config.augment.cutout == 16
 
 
+def test_online_augment_configs_follow_the_papers():
+    path = os.path.join(REPO, "configs", "online_augment.py")
+    for dataset in ("rcifar10", "rcifar100", "rsvhn", "cifar10", "cifar100"):
+        for generator in ("astn", "dvae", "pvae", "comb", "none"):
+            for options in ("", ",aa", ",aa,shake"):
+                validate(load_config(path, f"{dataset},{generator}{options}"), device_count=8)
+    config = load_config(path, "rcifar10,astn")
+    assert (config.dataset, config.reduced, config.model) == ("tfds:cifar10", 4000, "wrn-28-10")
+    assert (config.epochs, config.batch_size, config.optimizer.lr) == (200, 128, 0.1)
+    assert (config.optimizer.weight_decay, config.augment.cutout) == (5e-4, 16)
+    oa = config.online_augment
+    assert (oa.generator, oa.inner_num, oa.astn.beta, oa.astn.cycle_weight) == ("astn", 4, 0.1, 0.1)
+    assert (oa.deform_vae.beta, oa.deform_vae.kl_weight, oa.deform_vae.smooth_weight) == (1e-2, 1, 10)
+    assert (oa.perturb_vae.beta, oa.perturb_vae.weight) == (10, 1e-3)
+    comb = load_config(path, "rsvhn,comb,aa,shake")
+    assert (comb.online_augment.generator, comb.num_bn_sets) == ("comb", 4)
+    assert (comb.augment.policy, comb.model) == ("autoaugment_svhn", "shake-shake-26-2x96d")
+    assert load_config(path, "cifar100,none").method == "supervised"
+    for bad, name in [("rcifar1,astn", "rcifar1"), ("cifar10,stn", "stn"), ("cifar10,astn,AA", "AA")]:
+        with pytest.raises(ValueError, match=repr(name)):
+            load_config(path, bad)
+
+
+def test_evidence_config_variants_differ_only_in_the_method():
+    path = os.path.join(REPO, "configs", "evidence_rcifar10.py")
+    configs = {v: load_config(path, v) for v in ("cutout", "astn", "pvae", "astn_meta")}
+    for config in configs.values():
+        validate(config, device_count=1)
+        assert (config.seed, config.reduced, config.augment.cutout) == (0, 4000, 16)
+    assert configs["cutout"].method == "supervised"
+    assert configs["astn_meta"].online_augment.meta and not configs["astn"].online_augment.meta
+    assert configs["pvae"].online_augment.generator == "perturb_vae"
+
+
+def test_online_augment_config_errors_name_the_field():
+    config = load_config(os.path.join(REPO, "configs", "online_augment.py"), "rcifar10,comb")
+    config.num_bn_sets = 2
+    with pytest.raises(ValueError, match=r"num_bn_sets=2.*needs 4"):
+        validate(config, device_count=1)
+    config.num_bn_sets, config.online_augment.generator = 4, "astn,vae"
+    with pytest.raises(ValueError, match=r"online_augment\.generator='astn,vae'.*'vae'"):
+        validate(config, device_count=1)
+    config.online_augment.generator, config.online_augment.perturb_vae.beta = "comb", -1.0
+    with pytest.raises(ValueError, match=r"online_augment\.perturb_vae\.beta"):
+        validate(config, device_count=1)
+
+
 def run_train(args, workdir, timeout):
     result = subprocess.run(
         [sys.executable, "train.py", *args, f"--workdir={workdir}"],

@@ -23,11 +23,41 @@ def _batch(n=8, size=16, seed=0):
 
 
 def _method(generator=None, **kwargs):
-    return oa.online_augment(MODEL, OPTIMIZER, generator or oa.astn(), beta=0.1, **kwargs)
+    return oa.online_augment(MODEL, OPTIMIZER, generator or oa.astn(beta=0.1), **kwargs)
 
 
 def _leaves(tree):
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def _update_keys(step_key):
+    """The generator and target keys of the step's only update (inner_num 1)."""
+    update_key = jax.random.split(step_key, 1)[0]
+    gen_key, target_key, _ = jax.random.split(update_key, 3)
+    return gen_key, target_key
+
+
+def _generate(gens, params, stats, batch, gen_key):
+    """A second, plain writing of the method's generation: each generator on the batch with its
+    own key; returns the generated images, their labels and the summed regularizer."""
+    augs, labels, reg = [], [], 0.0
+    for gen, p, s, key in zip(gens, params, stats, jax.random.split(gen_key, len(gens))):
+        noise, dropout = jax.random.split(key)
+        out, _ = gen.module.apply({"params": p, "batch_stats": s}, batch["image"], train=True,
+                                  rngs={"noise": noise, "dropout": dropout},
+                                  mutable=["batch_stats"])
+        aug, aug_y, r = gen.augment(out, batch["image"], batch["label"])
+        augs.append(aug)
+        labels.append(aug_y)
+        reg += r
+    return augs, jnp.concatenate(labels), reg
+
+
+def _target_ce(target, images, labels, bn_set, key, model=MODEL):
+    ce, _ = objectives.cross_entropy(
+        target.params, {"image": jnp.concatenate(images), "label": labels}, model=model,
+        batch_stats=target.batch_stats, key=key, bn_set=bn_set)
+    return ce
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +68,10 @@ def astn_run():
     method = _method()
     batch = _batch()
     state = jax.jit(method.init)(jax.random.key(0), batch)
-    params = state.generator.params
+    params = state.generator.params[0]
     output = {**params["output"], "bias": params["output"]["bias"] + jnp.asarray(
         [0.05, 0.1, -0.05, -0.1, 0.02, 0.08]), "kernel": params["output"]["kernel"] + 0.05}
-    state = state.replace(generator=state.generator.replace(params={**params, "output": output}))
+    state = state.replace(generator=state.generator.replace(params=({**params, "output": output},)))
     new, metrics = jax.jit(method.step)(state, batch, jax.random.key(1))
     return method, batch, state, new, metrics
 
@@ -59,25 +89,16 @@ def test_generator_gradient_is_the_reversed_adversarial_one(astn_run):
     """The joint backward pass gives phi g = -beta * dCE/dphi + dR/dphi. The first AdamW step
     moves each parameter by -lr * (g / (|g| + eps) + wd * p), so its sign reveals g's."""
     _, batch, state, new, _ = astn_run
-    gen = oa.astn()
-    update_key = jax.random.split(jax.random.key(1), 1)[0]  # inner_num 1: the only update's key
-    gen_key, target_key, _ = jax.random.split(update_key, 3)
-    target = state.target
+    gen_key, target_key = _update_keys(jax.random.key(1))
 
     def generated(gen_params):
-        noise, dropout = jax.random.split(gen_key)
-        theta, _ = gen.module.apply(
-            {"params": gen_params, "batch_stats": state.generator.batch_stats}, batch["image"],
-            train=True, rngs={"noise": noise, "dropout": dropout}, mutable=["batch_stats"])
-        aug, aug_y, reg = gen.augment(theta, batch["image"], batch["label"])
-        images = jnp.concatenate([batch["image"], aug])
-        labels = jnp.concatenate([batch["label"], aug_y])
-        ce, _ = objectives.cross_entropy(
-            target.params, {"image": images, "label": labels}, model=MODEL,
-            batch_stats=target.batch_stats, key=target_key, bn_set=(0, 1, 1))
+        augs, aug_y, reg = _generate([oa.astn()], (gen_params,), state.generator.batch_stats,
+                                     batch, gen_key)
+        ce = _target_ce(state.target, [batch["image"], *augs],
+                        jnp.concatenate([batch["label"], aug_y]), (0, 1, 1), target_key)
         return ce, reg
 
-    d_ce, d_reg = jax.jit(jax.jacrev(generated))(state.generator.params)
+    d_ce, d_reg = jax.jit(jax.jacrev(generated))(state.generator.params[0])
     expected = np.concatenate([np.ravel(-0.1 * c + r) for c, r in
                                zip(_leaves(d_ce), _leaves(d_reg))])
     old = np.concatenate([np.ravel(x) for x in _leaves(state.generator.params)])
@@ -99,7 +120,7 @@ def test_inner_num_counts_target_updates():
 
 
 def test_non_finite_generator_output_is_skipped_and_counted():
-    good = oa.astn()
+    good = oa.astn(beta=0.1)
 
     def nan_augment(out, images, labels):
         aug, aug_labels, reg = good.augment(out, images, labels)
@@ -122,3 +143,37 @@ def test_bad_options_are_named():
         _method(inner_num=0)
     with pytest.raises(ValueError, match="meta_mode"):
         _method(meta_mode="second")
+    with pytest.raises(ValueError, match="at least one generator"):
+        oa.online_augment(MODEL, OPTIMIZER, [])
+    with pytest.raises(ValueError, match="'stn'"):
+        oa.generator_names("astn,stn")
+    with pytest.raises(ValueError, match="repeats"):
+        oa.generator_names("astn,astn")
+    assert oa.generator_names("comb") == ("astn", "deform_vae", "perturb_vae")
+
+
+def test_comb_trains_all_three_generators_on_their_own_batchnorm_sets():
+    """Comb.: the target's loss is its CE on [x, A-STN(x) doubled, D-VAE(x), P-VAE(x)] with
+    BatchNorm sets (0, 1, 1, 2, 3), the regularizer the sum of the three, and every generator
+    moves. Checked against `_generate`, a second writing of the generation."""
+    model = models.create("wrn-10-1", num_classes=3, num_bn_sets=4)
+    gens = [oa.astn(), oa.deform_vae(), oa.perturb_vae()]
+    method = oa.online_augment(model, OPTIMIZER, gens)
+    batch = _batch()
+    state = jax.jit(method.init)(jax.random.key(0), batch)
+    new, metrics = jax.jit(method.step)(state, batch, jax.random.key(1))
+
+    gen_key, target_key = _update_keys(jax.random.key(1))
+    augs, aug_y, reg = _generate(gens, state.generator.params, state.generator.batch_stats,
+                                 batch, gen_key)
+    assert [a.shape[0] for a in augs] == [16, 8, 8]
+    ce = _target_ce(state.target, [batch["image"], *augs],
+                    jnp.concatenate([batch["label"], aug_y]), (0, 1, 1, 2, 3), target_key, model)
+    np.testing.assert_allclose(float(metrics["loss"]), float(ce), rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["regularizer"]), float(reg), rtol=1e-5)
+    for old, moved in zip(state.generator.params, new.generator.params):
+        assert any(not np.array_equal(a, b) for a, b in zip(_leaves(old), _leaves(moved)))
+    too_few = oa.online_augment(MODEL, OPTIMIZER, gens)  # MODEL has 2 BatchNorm sets
+    shapes = jax.eval_shape(too_few.init, jax.random.key(0), batch)
+    with pytest.raises(ValueError, match="num_sets=2"):
+        jax.eval_shape(too_few.step, shapes, batch, jax.random.key(1))

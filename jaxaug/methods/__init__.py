@@ -18,15 +18,11 @@ def _supervised_from_config(model, optimizer, config, lr_schedule):
 
 def _online_augment_from_config(model, optimizer, config, lr_schedule):
     c = config.online_augment
-    generator = {
-        "astn": lambda: online_augment.astn(cycle_weight=c.cycle_weight),
-        "deform_vae": lambda: online_augment.deform_vae(kl_weight=c.kl_weight,
-                                                        smooth_weight=c.smooth_weight),
-        "perturb_vae": lambda: online_augment.perturb_vae(weight=c.perturb_weight),
-    }[c.generator]()
+    gens = [online_augment.GENERATORS[name](**c[name])
+            for name in online_augment.generator_names(c.generator)]
     return online_augment.online_augment(
-        model, optimizer, generator, beta=c.beta, inner_num=c.inner_num, meta=c.meta,
-        meta_mode=c.meta_mode, lr_schedule=lr_schedule)
+        model, optimizer, gens, inner_num=c.inner_num, meta=c.meta, meta_mode=c.meta_mode,
+        lr_schedule=lr_schedule)
 
 
 _REGISTRY: dict[str, Callable[..., Method]] = {

@@ -1,30 +1,35 @@
-"""OnlineAugment (Tang et al., ECCV 2020): a generator trained jointly with the target network.
+"""OnlineAugment (Tang et al., ECCV 2020): generators trained jointly with the target network.
 
-One iteration on a batch x (already standard-augmented and normalized), labels y:
+One iteration on a batch x (already standard-augmented and normalized), labels y, with generators
+G_1..G_n (one, or all three for the papers' "Comb."):
 
   repeat inner_num times, with fresh generator noise each time:
-    x_g, y_g, R = generator(phi; x_tr, y_tr)          # generated batch and its regularizer
-    the target sees x_g through gradient_reversal(., beta) on BatchNorm set 1,
-    and, in the last repetition only, the clean x on BatchNorm set 0, in the same call;
-    L(theta, phi) = CE(x_g) [+ CE(x)] + R(phi) [+ L_meta(phi)]
+    x_i, y_i, R_i = G_i(phi_i; x, y)                     # generated batch and its regularizer
+    the target sees every x_i through gradient_reversal(., beta_i) on BatchNorm set i,
+    and, in the last repetition only, the clean x on BatchNorm set 0, all in the same call;
+    L(theta, phi) = CE([x] + x_1..x_n) + sum_i R_i(phi_i) [+ L_meta(phi)]
     theta <- SGD(grad_theta L),  phi <- Adam(grad_phi L)
 
 One backward pass gives both gradients: the target receives dCE/dtheta, while the reversal flips
-the cotangent reaching x_g, so the generator receives -beta dCE(x_g)/dphi + dR/dphi
-(+ dL_meta/dphi): it minimises L_meta + R - beta CE(x_g), the papers' total objective. The clean
-update of the reference (a separate SGD step after the generated ones) is merged into the last
-generated one, so the clean and generated images go through the multi-BN network in one call.
+the cotangent reaching x_i, so generator i receives -beta_i dCE/dphi_i + dR_i/dphi_i
+(+ dL_meta/dphi_i): it minimises L_meta + R_i - beta_i CE(x_i), the papers' total objective. The
+reference updates the target once per generator and once more on the clean batch; here those
+updates are merged into one, so the clean and all generated images go through the multi-BN network
+in one call (the generators still each see the same x and their own BatchNorm set).
 
-With ``meta=True`` the batch is split into pairs: x_tr (even positions) feeds the generator,
-x_val (odd positions) the meta loss `objectives.meta_loss` (one inner step at the current
-learning rate, mode ``meta_mode``); positions, not halves, so that every device keeps its own
-shard. A non-finite loss or gradient skips that update (states unchanged) and counts it in
+With ``meta=True`` the generators also minimise the meta loss `objectives.meta_loss` (one inner
+step at the current learning rate, mode ``meta_mode``). With no validation split, its x_tr and
+x_val are the even and odd positions of the batch (positions, not halves, so that every device
+keeps its own shard): the inner step trains on the generated x_tr, and the loss is measured on the
+clean x_val. The target still trains on the whole batch.
+
+A non-finite loss or gradient skips that update (states unchanged) and counts it in
 ``state.skipped`` and the metrics.
 """
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax
@@ -40,8 +45,8 @@ from jaxaug.ops import affine
 
 @flax.struct.dataclass
 class GeneratorState:
-    params: Any
-    batch_stats: Any
+    params: tuple  # one entry per generator
+    batch_stats: tuple
     opt_state: optax.OptState
 
 
@@ -55,11 +60,12 @@ class OnlineAugmentState:
 
 @dataclasses.dataclass(frozen=True)
 class Generator:
-    """A generator and how it augments: ``augment(outputs, images, labels) -> (images_aug,
-    labels_aug, regularizer)`` from the module's outputs."""
+    """A generator, its adversarial weight ``beta``, and how it augments: ``augment(outputs,
+    images, labels) -> (images_aug, labels_aug, regularizer)`` from the module's outputs."""
 
     module: nn.Module
     augment: Callable
+    beta: float
 
 
 def _cycle_images(aug, theta):
@@ -76,17 +82,18 @@ def _cycle_images(aug, theta):
     return warp(there, inverse), warp(back, forward)
 
 
-def astn(cycle_weight: float = 0.1, **module_kwargs) -> Generator:
+def astn(beta: float = 0.1, cycle_weight: float = 0.1, **module_kwargs) -> Generator:
     """A-STN: the doubled batch [T(x), T^-1(x)]; R = cycle_weight * cycle consistency."""
     def augment(theta, images, labels):
         aug, aug_labels, _ = generators.apply_astn(images, theta, labels=labels)
         there_back, back_there = _cycle_images(aug, theta)
         reg = objectives.stn_cycle_consistency(images, there_back, back_there)
         return aug, aug_labels, cycle_weight * reg
-    return Generator(generators.ASTN(**module_kwargs), augment)
+    return Generator(generators.ASTN(**module_kwargs), augment, beta)
 
 
-def deform_vae(kl_weight: float = 1.0, smooth_weight: float = 10.0, **module_kwargs) -> Generator:
+def deform_vae(beta: float = 1e-2, kl_weight: float = 1.0, smooth_weight: float = 10.0,
+               **module_kwargs) -> Generator:
     """D-VAE: R = lambda_v (KL + mean squared offset) + lambda_s smoothness of the offsets."""
     def augment(out, images, labels):
         del images
@@ -95,16 +102,32 @@ def deform_vae(kl_weight: float = 1.0, smooth_weight: float = 10.0, **module_kwa
                            + objectives.deformation_magnitude(offset))
         reg += smooth_weight * objectives.deformation_smoothness(offset)
         return out["images"], labels, reg
-    return Generator(generators.DeformVAE(**module_kwargs), augment)
+    return Generator(generators.DeformVAE(**module_kwargs), augment, beta)
 
 
-def perturb_vae(weight: float = 1e-3, **module_kwargs) -> Generator:
+def perturb_vae(beta: float = 10.0, weight: float = 1e-3, **module_kwargs) -> Generator:
     """P-VAE: R = lambda (reconstruction + KL)."""
     def augment(out, images, labels):
         reg = objectives.reconstruction_loss(out["reconstruction"], images)
         reg += objectives.gaussian_kl(out["mean"], out["logvar"])
         return out["images"], labels, weight * reg
-    return Generator(generators.PerturbVAE(**module_kwargs), augment)
+    return Generator(generators.PerturbVAE(**module_kwargs), augment, beta)
+
+
+GENERATORS = {"astn": astn, "deform_vae": deform_vae, "perturb_vae": perturb_vae}
+
+
+def generator_names(spec: str) -> tuple[str, ...]:
+    """Generator names from a config string: one name, a comma-separated list, or ``"comb"`` for
+    all three (the papers' Comb.). Raises ``ValueError`` naming an unknown or repeated entry."""
+    names = tuple(GENERATORS) if spec == "comb" else tuple(n.strip() for n in spec.split(","))
+    for name in names:
+        if name not in GENERATORS:
+            raise ValueError(f"unknown generator {name!r} in {spec!r}; valid: "
+                             f"{', '.join(GENERATORS)}, a comma-separated list of them, or 'comb'")
+    if len(set(names)) != len(names):
+        raise ValueError(f"generator list {spec!r} repeats a generator")
+    return names
 
 
 def _finite(tree):
@@ -114,16 +137,19 @@ def _finite(tree):
 def online_augment(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
-    generator: Generator,
+    generator: Generator | Sequence[Generator],
     *,
-    beta: float,
     inner_num: int = 1,
     meta: bool = False,
     meta_mode: str = "exact",
     lr_schedule: Callable = lambda step: 0.1,
     generator_optimizer: optax.GradientTransformation | None = None,
 ) -> Method:
-    """The OnlineAugment method (see the module docstring). ``model`` needs two BatchNorm sets."""
+    """The OnlineAugment method (see the module docstring) with one generator or several (Comb.).
+    ``model`` needs a BatchNorm set for the clean images plus one per generator."""
+    gens = tuple(generator) if isinstance(generator, Sequence) else (generator,)
+    if not gens:
+        raise ValueError("online_augment: needs at least one generator")
     if inner_num < 1:
         raise ValueError(f"online_augment: inner_num must be at least 1, got {inner_num}")
     if meta_mode not in objectives.meta.MODES:
@@ -131,58 +157,71 @@ def online_augment(
     gen_optimizer = generator_optimizer or optax.adamw(1e-3, b1=0.5, weight_decay=1e-4)
 
     def generate(gen_params, gen_stats, images, labels, key):
-        noise, dropout = jax.random.split(key)
-        out, updates = generator.module.apply(
-            {"params": gen_params, "batch_stats": gen_stats}, images, train=True,
-            rngs={"noise": noise, "dropout": dropout}, mutable=["batch_stats"])
-        aug, aug_labels, reg = generator.augment(out, images, labels)
-        return aug, aug_labels, reg, updates["batch_stats"]
+        """Every generator on the same batch: their images (a list), labels and BatchNorm sets
+        (concatenated), the summed regularizer and the generators' new batch statistics."""
+        augs, aug_labels, bn_sets, reg, new_stats = [], [], [], 0.0, []
+        keys = jax.random.split(key, len(gens))
+        for index, (gen, params, stats, k) in enumerate(zip(gens, gen_params, gen_stats, keys)):
+            noise, dropout = jax.random.split(k)
+            out, updates = gen.module.apply(
+                {"params": params, "batch_stats": stats}, images, train=True,
+                rngs={"noise": noise, "dropout": dropout}, mutable=["batch_stats"])
+            aug, aug_y, r = gen.augment(out, images, labels)
+            augs.append(aug)
+            aug_labels.append(aug_y)
+            bn_sets += [index + 1] * (aug.shape[0] // images.shape[0])
+            reg += r
+            new_stats.append(updates["batch_stats"])
+        return augs, jnp.concatenate(aug_labels), tuple(bn_sets), reg, tuple(new_stats)
 
     def init(key, batch):
-        target_key, gen_key, noise_key = jax.random.split(key, 3)
+        target_key, *gen_keys = jax.random.split(key, 1 + 2 * len(gens))
         target = init_target(target_key, batch["image"], model, optimizer)
-        variables = generator.module.init(
-            {"params": gen_key, "noise": noise_key, "dropout": noise_key}, batch["image"],
-            train=False)
-        gen = GeneratorState(variables["params"], variables.get("batch_stats", {}),
-                             gen_optimizer.init(variables["params"]))
+        params, stats = [], []
+        for gen, param_key, noise_key in zip(gens, gen_keys[::2], gen_keys[1::2]):
+            variables = gen.module.init(
+                {"params": param_key, "noise": noise_key, "dropout": noise_key}, batch["image"],
+                train=False)
+            params.append(variables["params"])
+            stats.append(variables.get("batch_stats", {}))
+        params, stats = tuple(params), tuple(stats)
+        gen = GeneratorState(params, stats, gen_optimizer.init(params))
         return OnlineAugmentState(jnp.zeros((), jnp.int32), target, gen, jnp.zeros((), jnp.int32))
 
     def target_ce(params, batch_stats, images, labels, bn_set, key):
         return objectives.cross_entropy(params, {"image": images, "label": labels}, model=model,
                                         batch_stats=batch_stats, key=key, bn_set=bn_set)
 
-    def update(state, x, y, clean, val, key, lr):
-        """One joint update on a generated batch (and the clean one when ``clean`` is given);
-        ``val`` is the meta loss's validation batch (meta only)."""
+    def update(state, x, y, clean, meta_batches, key, lr):
+        """One joint update on the generated batches (and the clean one when ``clean`` is
+        given); ``meta_batches`` is the meta loss's (x_tr, x_val) (meta only)."""
         gen_key, target_key, meta_key = jax.random.split(key, 3)
         target, gen = state.target, state.generator
 
         def loss_fn(params, gen_params):
-            aug, aug_y, reg, gen_stats = generate(gen_params, gen.batch_stats, x, y, gen_key)
-            seen = objectives.gradient_reversal(aug, beta)
-            if clean is None:
-                images, labels, bn_set = seen, aug_y, 1
-            else:
-                repeats = aug.shape[0] // clean[0].shape[0]
-                images = jnp.concatenate([clean[0], seen])
-                labels = jnp.concatenate([clean[1], aug_y])
-                bn_set = (0,) + (1,) * repeats
-            ce, aux = target_ce(params, target.batch_stats, images, labels, bn_set, target_key)
+            augs, aug_y, bn_sets, reg, gen_stats = generate(gen_params, gen.batch_stats, x, y,
+                                                            gen_key)
+            seen = [objectives.gradient_reversal(a, g.beta) for a, g in zip(augs, gens)]
+            images, labels = jnp.concatenate(seen), aug_y
+            if clean is not None:
+                images = jnp.concatenate([clean[0], images])
+                labels = jnp.concatenate([clean[1], labels])
+                bn_sets = (0, *bn_sets)
+            ce, aux = target_ce(params, target.batch_stats, images, labels, bn_sets, target_key)
             total = ce + reg
             meta_value = jnp.zeros(())
             if meta:
                 meta_value = meta_term(gen_params, params, target.batch_stats, gen.batch_stats,
-                                       x, y, val, gen_key, meta_key, lr)
+                                       *meta_batches, gen_key, meta_key, lr)
                 total = total + meta_value
-            return total, (aux, gen_stats, reg, meta_value, aug)
+            return total, (aux, gen_stats, reg, meta_value, augs)
 
-        (total, (aux, gen_stats, reg, meta_value, aug)), (g_target, g_gen) = jax.value_and_grad(
+        (total, (aux, gen_stats, reg, meta_value, augs)), (g_target, g_gen) = jax.value_and_grad(
             loss_fn, argnums=(0, 1), has_aux=True)(target.params, gen.params)
         new_target = target.apply_gradients(g_target, aux["batch_stats"], optimizer)
         updates, opt_state = gen_optimizer.update(g_gen, gen.opt_state, gen.params)
         new_gen = GeneratorState(optax.apply_updates(gen.params, updates), gen_stats, opt_state)
-        ok = _finite((total, aug, g_target, g_gen))
+        ok = _finite((total, augs, g_target, g_gen))
         keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(ok, new, old))
         state = state.replace(target=keep(new_target, target), generator=keep(new_gen, gen),
                               skipped=state.skipped + (~ok).astype(jnp.int32))
@@ -190,27 +229,26 @@ def online_augment(
                    "meta": meta_value, "skipped": (~ok).astype(jnp.float32)}
         return state, metrics
 
-    def meta_term(gen_params, params, batch_stats, gen_stats, x, y, val, gen_key, key, lr):
+    def meta_term(gen_params, params, batch_stats, gen_stats, train, val, gen_key, key, lr):
         def inner_loss(theta, phi, batch):
-            aug, aug_y, _, _ = generate(phi, gen_stats, batch["image"], batch["label"], gen_key)
-            return target_ce(theta, batch_stats, aug, aug_y, 1, key)
+            augs, aug_y, bn_sets, _, _ = generate(phi, gen_stats, batch["image"], batch["label"],
+                                                  gen_key)
+            return target_ce(theta, batch_stats, jnp.concatenate(augs), aug_y, bn_sets, key)
 
         def outer_loss(theta, batch):
             return target_ce(theta, batch_stats, batch["image"], batch["label"], 0, key)
 
-        train = jax.tree.map(lambda a: a[None], {"image": x, "label": y})
+        train = jax.tree.map(lambda a: a[None], train)  # K = 1 inner step
         loss, _ = objectives.meta_loss(gen_params, params, train, val, inner_loss=inner_loss,
                                        outer_loss=outer_loss, lr=lr, mode=meta_mode)
         return loss
 
     def step(state, batch, key):
         images, labels = batch["image"], batch["label"]
-        val = None
+        meta_batches = None
         if meta:
-            pairs = images.reshape(-1, 2, *images.shape[1:])
-            label_pairs = labels.reshape(-1, 2)
-            images, labels = pairs[:, 0], label_pairs[:, 0]
-            val = {"image": pairs[:, 1], "label": label_pairs[:, 1]}
+            pairs = jax.tree.map(lambda a: a.reshape(-1, 2, *a.shape[1:]), batch)
+            meta_batches = tuple(jax.tree.map(lambda a, i=i: a[:, i], pairs) for i in (0, 1))
         lr = lr_schedule(state.target.step)
         keys = jax.random.split(key, inner_num)
 
@@ -218,9 +256,10 @@ def online_augment(
         # updates ran about 10x slower per update on CPU (measured with bench/step_cost.py).
         skipped = jnp.zeros(())
         for k in keys[:-1]:
-            state, inner_metrics = update(state, images, labels, None, val, k, lr)
+            state, inner_metrics = update(state, images, labels, None, meta_batches, k, lr)
             skipped += inner_metrics["skipped"]
-        state, metrics = update(state, images, labels, (images, labels), val, keys[-1], lr)
+        state, metrics = update(state, images, labels, (images, labels), meta_batches, keys[-1],
+                                lr)
         metrics["skipped"] += skipped
         return state.replace(step=state.step + 1), metrics
 

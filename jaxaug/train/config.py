@@ -7,6 +7,7 @@ a run reads is declared here, so a typo on the command line (``--config.bach_siz
 import ml_collections
 from ml_collections import config_dict
 
+from jaxaug.methods.online_augment import generator_names
 from jaxaug.policies.policy import POLICY_NAMES
 
 # Fields that only steer logging and bookkeeping: a resumed run may change them.
@@ -32,12 +33,15 @@ def base_config() -> ml_collections.ConfigDict:
         "pad": 4, "flip": True, "cutout": 0, "policy": "", "num_ops": 2, "magnitude": 9,
     })
 
-    # OnlineAugment (method "online_augment"; needs num_bn_sets >= 2): the generator and its
-    # weights, as in the papers (A-STN: beta 0.1, cycle 0.1; D-VAE: kl 1, smooth 10, beta 1e-2;
-    # P-VAE: weight 1e-3, beta 10).
+    # OnlineAugment (method "online_augment"): `generator` is "astn", "deform_vae",
+    # "perturb_vae", a comma-separated list of them, or "comb" (all three); num_bn_sets must be
+    # 1 + the number of generators. Each generator's section holds its adversarial weight beta
+    # and regularizer weights, the papers' values by default.
     c.online_augment = ml_collections.ConfigDict({
-        "generator": "astn", "beta": 0.1, "inner_num": 1, "meta": False, "meta_mode": "exact",
-        "cycle_weight": 0.1, "kl_weight": 1.0, "smooth_weight": 10.0, "perturb_weight": 1e-3,
+        "generator": "astn", "inner_num": 1, "meta": False, "meta_mode": "exact",
+        "astn": {"beta": 0.1, "cycle_weight": 0.1},
+        "deform_vae": {"beta": 1e-2, "kl_weight": 1.0, "smooth_weight": 10.0},
+        "perturb_vae": {"beta": 10.0, "weight": 1e-3},
     })
 
     c.model = "wrn-28-10"
@@ -106,10 +110,16 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
     check(config.num_bn_sets >= 1, "num_bn_sets", "must be at least 1")
     if config.method == "online_augment":
         oa = config.online_augment
-        check(config.num_bn_sets >= 2, "num_bn_sets", "online_augment needs 2 (clean, generated)")
-        check(oa.generator in ("astn", "deform_vae", "perturb_vae"), "online_augment.generator",
-              "must be 'astn', 'deform_vae' or 'perturb_vae'")
-        check(oa.beta >= 0, "online_augment.beta", "must be non-negative")
+        try:
+            names = generator_names(oa.generator)
+        except ValueError as e:
+            raise ValueError(f"Invalid config.online_augment.generator={oa.generator!r}: {e}") from e
+        check(config.num_bn_sets >= 1 + len(names), "num_bn_sets",
+              f"online_augment with {len(names)} generator(s) needs {1 + len(names)} "
+              "(clean + one per generator)")
+        for name in names:
+            for field, value in oa[name].items():
+                check(value >= 0, f"online_augment.{name}.{field}", "must be non-negative")
         check(oa.inner_num >= 1, "online_augment.inner_num", "must be at least 1")
         check(oa.meta_mode in ("exact", "first_order", "darts"), "online_augment.meta_mode",
               "must be 'exact', 'first_order' or 'darts'")
