@@ -62,13 +62,15 @@ def test_online_augment_configs_follow_the_papers():
     assert (config.optimizer.weight_decay, config.augment.cutout) == (5e-4, 16)
     oa = config.online_augment
     assert (oa.generator, oa.inner_num, oa.astn.beta, oa.astn.cycle_weight) == ("astn", 4, 0.1, 0.1)
-    assert (oa.deform_vae.beta, oa.deform_vae.kl_weight, oa.deform_vae.smooth_weight) == (1e-2, 1, 10)
+    dvae = oa.deform_vae
+    assert (dvae.beta, dvae.kl_weight, dvae.smooth_weight) == (1e-2, 1, 10)
     assert (oa.perturb_vae.beta, oa.perturb_vae.weight) == (10, 1e-3)
     comb = load_config(path, "rsvhn,comb,aa,shake")
     assert (comb.online_augment.generator, comb.num_bn_sets) == ("comb", 4)
     assert (comb.augment.policy, comb.model) == ("autoaugment_svhn", "shake-shake-26-2x96d")
     assert load_config(path, "cifar100,none").method == "supervised"
-    for bad, name in [("rcifar1,astn", "rcifar1"), ("cifar10,stn", "stn"), ("cifar10,astn,AA", "AA")]:
+    bad_args = [("rcifar1,astn", "rcifar1"), ("cifar10,stn", "stn"), ("cifar10,astn,AA", "AA")]
+    for bad, name in bad_args:
         with pytest.raises(ValueError, match=repr(name)):
             load_config(path, bad)
 

@@ -80,8 +80,9 @@ def test_one_iteration_updates_both_networks(astn_run):
     _, _, state, new, metrics = astn_run
     assert int(new.step) == 1 and int(new.target.step) == 1 and int(new.skipped) == 0
     assert all(np.isfinite(float(v)) for v in metrics.values())
-    assert any(not np.array_equal(a, b) for a, b in zip(_leaves(state.target.params), _leaves(new.target.params)))
-    assert any(not np.array_equal(a, b) for a, b in zip(_leaves(state.generator.params), _leaves(new.generator.params)))
+    for old, moved in [(state.target.params, new.target.params),
+                       (state.generator.params, new.generator.params)]:
+        assert any(not np.array_equal(a, b) for a, b in zip(_leaves(old), _leaves(moved)))
     assert float(metrics["regularizer"]) > 0  # cycle consistency of a non-identity transform
 
 

@@ -30,7 +30,6 @@ A non-finite loss or gradient skips that update (states unchanged) and counts it
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import flax
 import flax.linen as nn
