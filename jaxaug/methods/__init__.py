@@ -31,6 +31,12 @@ _REGISTRY: dict[str, Callable[..., Method]] = {
 }
 
 
+def target_updates_per_step(config: ml_collections.ConfigDict) -> int:
+    """How many optimizer updates of the target one step of ``config.method`` makes: the unit of
+    the learning-rate schedule (OnlineAugment updates the target ``inner_num`` times per step)."""
+    return config.online_augment.inner_num if config.method == "online_augment" else 1
+
+
 def create(
     name: str,
     model: nn.Module,
@@ -48,4 +54,4 @@ def create(
 
 
 __all__ = ["Method", "TargetState", "create", "init_target", "online_augment", "predict_target",
-           "supervised"]
+           "supervised", "target_updates_per_step"]

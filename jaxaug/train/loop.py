@@ -116,8 +116,11 @@ def train_and_evaluate(
         num_bn_sets=config.num_bn_sets,
         dtype=config.dtype,
     )
-    optimizer = make_optimizer(config, steps_per_epoch)
-    schedule = learning_rate_schedule(config, steps_per_epoch)
+    # The schedule counts the target's optimizer updates: inner_num per OnlineAugment step.
+    updates_per_step = methods.target_updates_per_step(config)
+    updates_per_epoch = steps_per_epoch * updates_per_step
+    optimizer = make_optimizer(config, updates_per_epoch)
+    schedule = learning_rate_schedule(config, updates_per_epoch)
     method = methods.create(config.method, model, optimizer, config, schedule)
     init, train_step, eval_step, augmented_images = compile_steps(method, dataset, config, mesh)
     shard = batch_sharding(mesh)
@@ -175,7 +178,7 @@ def train_and_evaluate(
                         window = jax.device_get(window)
                         epoch_metrics += window
                         averaged = _mean(window)
-                        writer.write(step, "train", {**averaged, "learning_rate": schedule(step - 1)})
+                        writer.write(step, "train", {**averaged, "learning_rate": schedule(step * updates_per_step - 1)})
                         progress.set_postfix(loss=f"{averaged['loss']:.3f}")
                         window = []
                     if stop.requested:
