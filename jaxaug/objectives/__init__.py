@@ -1,11 +1,13 @@
 """Pure training objectives: each takes params and a batch and returns ``(loss, aux)``.
 
 Elementary terms (adversarial weighting, generator regularisers) are plain functions of arrays
-returning a scalar. `meta_loss` is OnlineAugment's unrolled meta-gradient objective.
+returning a scalar. `meta_loss` is OnlineAugment's unrolled meta-gradient objective; `reinforce`
+holds the score-function (REINFORCE) surrogate, returns, baselines and entropy bonus.
 """
 
 from jaxaug.objectives.adversarial import adversarial_loss, gradient_reversal
 from jaxaug.objectives.classification import cross_entropy
+from jaxaug.objectives import reinforce
 from jaxaug.objectives.meta import meta_loss, unroll
 from jaxaug.objectives.regularizers import (
     deformation_magnitude,
@@ -27,6 +29,7 @@ __all__ = [
     "meta_loss",
     "perturbation_l2",
     "reconstruction_loss",
+    "reinforce",
     "stn_cycle_consistency",
     "total_generator_loss",
     "unroll",
