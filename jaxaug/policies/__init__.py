@@ -1,8 +1,10 @@
 """Augmentation policies: the published tables as data, their level-to-parameter mappings, pure
 `(key, img) -> img` policies (AutoAugment, RandAugment, TrivialAugment-Wide) run as fused stages,
-and the learnable `PolicyDistribution` of the REINFORCE methods."""
+the learnable `PolicyDistribution` of the REINFORCE methods, and the autoregressive LSTM
+`PolicyController` of Adversarial AutoAugment."""
 
 from jaxaug.policies.apply import apply_steps
+from jaxaug.policies.controller import PolicyController
 from jaxaug.policies.distribution import PolicyDistribution
 from jaxaug.policies.levels import level_to_arg
 from jaxaug.policies.policy import (
@@ -17,7 +19,7 @@ from jaxaug.policies.policy import (
 from jaxaug.policies.tables import POLICIES, validate_policy
 
 __all__ = [
-    "POLICIES", "POLICY_NAMES", "Policy", "PolicyDistribution", "apply_actions", "apply_steps",
+    "POLICIES", "POLICY_NAMES", "Policy", "PolicyController", "PolicyDistribution", "apply_actions", "apply_steps",
     "autoaugment", "get", "level_to_arg", "randaugment", "trivial_augment_wide",
     "validate_policy",
 ]
