@@ -19,6 +19,7 @@ and P-VAE for "comb"; ours combines all three (select two with --config.online_a
 astn,perturb_vae and --config.num_bn_sets=3).
 """
 
+from jaxaug.methods.online_augment import generator_names
 from jaxaug.train.config import base_config
 
 DATASETS = {  # name -> (dataset, reduced, AutoAugment policy, inner_num)
@@ -58,5 +59,5 @@ def get_config(arg="rcifar10,astn"):
         config.method = "online_augment"
         config.online_augment.generator = GENERATORS[generator]
         config.online_augment.inner_num = 1 if generator == "comb" else inner_num
-        config.num_bn_sets = 4 if generator == "comb" else 2
+        config.num_bn_sets = 1 + len(generator_names(GENERATORS[generator]))  # clean + one each
     return config

@@ -8,6 +8,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from jaxaug.methods.online_augment import generator_names
+from jaxaug.objectives.meta import MODES as META_MODES
 from jaxaug.policies.policy import POLICY_NAMES
 
 # Fields that only steer logging and bookkeeping: a resumed run may change them.
@@ -113,7 +114,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         try:
             names = generator_names(oa.generator)
         except ValueError as e:
-            raise ValueError(f"Invalid config.online_augment.generator={oa.generator!r}: {e}") from e
+            field = f"config.online_augment.generator={oa.generator!r}"
+            raise ValueError(f"Invalid {field}: {e}") from e
         check(config.num_bn_sets >= 1 + len(names), "num_bn_sets",
               f"online_augment with {len(names)} generator(s) needs {1 + len(names)} "
               "(clean + one per generator)")
@@ -121,8 +123,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
             for field, value in oa[name].items():
                 check(value >= 0, f"online_augment.{name}.{field}", "must be non-negative")
         check(oa.inner_num >= 1, "online_augment.inner_num", "must be at least 1")
-        check(oa.meta_mode in ("exact", "first_order", "darts"), "online_augment.meta_mode",
-              "must be 'exact', 'first_order' or 'darts'")
+        check(oa.meta_mode in META_MODES, "online_augment.meta_mode",
+              f"must be one of {', '.join(META_MODES)}")
         check(not oa.meta or config.batch_size % (2 * device_count) == 0, "batch_size",
               "must split into (train, validation) pairs on every device when meta is on")
     check(config.dtype in ("float32", "bfloat16"), "dtype", "must be 'float32' or 'bfloat16'")
