@@ -14,14 +14,10 @@ step timed on the batch sizes the target actually sees, since CPU convolutions a
 the batch size.
 """
 
-import statistics
-import time
-
 import jax
-import jax.numpy as jnp
-import numpy as np
 import optax
 from absl import app, flags
+from timing import batch_of, seconds_per_step
 
 from jaxaug import methods, models
 from jaxaug.methods import online_augment as oa
@@ -43,27 +39,6 @@ VARIANTS = {
     "pvae": ((oa.perturb_vae,), 1, False, 2),
     "comb": ((oa.astn, oa.deform_vae, oa.perturb_vae), 1, False, 5),
 }
-
-
-def seconds_per_step(method, batch, steps):
-    """Median seconds of the jitted step, after one compiling call."""
-    step = jax.jit(method.step, donate_argnums=0)
-    state = method.init(jax.random.key(0), batch)
-    state, _ = step(state, batch, jax.random.key(1))
-    jax.block_until_ready(state)
-    times = []
-    for i in range(steps):
-        start = time.perf_counter()
-        state, metrics = step(state, batch, jax.random.key(2 + i))
-        jax.block_until_ready((state, metrics))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def batch_of(size, seed=0):
-    rng = np.random.default_rng(seed)
-    return {"image": jnp.asarray(rng.normal(size=(size, 32, 32, 3)), jnp.float32),
-            "label": jnp.asarray(rng.integers(0, 10, size), jnp.int32)}
 
 
 def main(argv):

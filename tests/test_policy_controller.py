@@ -63,3 +63,21 @@ def test_reinforce_through_the_controller_learns_a_rewarded_choice():
     for i in range(60):
         params, opt_state = step(params, opt_state, jax.random.key(10 + i))
     assert before < 0.2 and rate(params) > 0.8, (before, rate(params))
+
+
+def test_teacher_forcing_scores_the_sampled_actions():
+    """Scoring the sampled actions again gives the log-probabilities reported when sampling,
+    and other actions score differently, from a normalised distribution."""
+    params = _init()
+    actions, log_probs, _ = _sample(params, jax.random.key(3), 5)
+    _, again, _ = CONTROLLER.apply(params, jax.random.key(99), 5, actions)
+    np.testing.assert_allclose(again, log_probs, rtol=1e-5, atol=1e-6)
+    other = (actions + 1) % jnp.asarray([16, 10, 16, 10])
+    _, scored, _ = CONTROLLER.apply(params, jax.random.key(99), 5, other)
+    assert not np.allclose(scored, log_probs)
+    # Forcing each of the 16 first choices: their probabilities sum to 1, and the sampled
+    # policies' first log-probs are entries of that table.
+    every = jnp.zeros((16, 4), jnp.int32).at[:, 0].set(jnp.arange(16))
+    _, table, _ = CONTROLLER.apply(params, jax.random.key(0), 16, every)
+    np.testing.assert_allclose(np.exp(table[:, 0]).sum(), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(table[actions[:, 0], 0], log_probs[:, 0], rtol=1e-5)

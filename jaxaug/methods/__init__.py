@@ -6,17 +6,19 @@ import flax.linen as nn
 import ml_collections
 import optax
 
-from jaxaug.methods import online_augment
+from jaxaug.methods import adv_autoaugment, online_augment
 from jaxaug.methods.base import Method, TargetState, init_target, predict_target
 from jaxaug.methods.supervised import supervised
 
 
-def _supervised_from_config(model, optimizer, config, lr_schedule):
-    del lr_schedule
+def _supervised_from_config(model, optimizer, config, lr_schedule, image_stats, steps_per_epoch):
+    del lr_schedule, image_stats, steps_per_epoch
     return supervised(model, optimizer, label_smoothing=config.label_smoothing)
 
 
-def _online_augment_from_config(model, optimizer, config, lr_schedule):
+def _online_augment_from_config(model, optimizer, config, lr_schedule, image_stats,
+                                steps_per_epoch):
+    del image_stats, steps_per_epoch
     c = config.online_augment
     gens = [online_augment.GENERATORS[name](**c[name])
             for name in online_augment.generator_names(c.generator)]
@@ -25,9 +27,24 @@ def _online_augment_from_config(model, optimizer, config, lr_schedule):
         lr_schedule=lr_schedule)
 
 
+def _adv_autoaugment_from_config(model, optimizer, config, lr_schedule, image_stats,
+                                steps_per_epoch):
+    del lr_schedule
+    c = config.adv_autoaugment
+    update_every = c.update_every or steps_per_epoch
+    if not update_every:
+        raise ValueError("adv_autoaugment: config.adv_autoaugment.update_every is 0 (one epoch) "
+                         "but the number of steps per epoch was not given")
+    return adv_autoaugment.adv_autoaugment(
+        model, optimizer, mean=image_stats[0], std=image_stats[1], update_every=update_every,
+        num_policies=c.num_policies, entropy_weight=c.entropy_weight,
+        controller_optimizer=optax.adam(c.controller_lr))
+
+
 _REGISTRY: dict[str, Callable[..., Method]] = {
     "supervised": _supervised_from_config,
     "online_augment": _online_augment_from_config,
+    "adv_autoaugment": _adv_autoaugment_from_config,
 }
 
 
@@ -43,15 +60,19 @@ def create(
     optimizer: optax.GradientTransformation,
     config: ml_collections.ConfigDict,
     lr_schedule: optax.Schedule | None = None,
+    image_stats: tuple = ((0.0,), (1.0,)),
+    steps_per_epoch: int | None = None,
 ) -> Method:
     """Builds the method called ``name`` for ``model`` from the run's config; ``lr_schedule`` is the
     target's learning rate by update count (the meta-gradient's inner step uses it; default: the
-    constant ``config.optimizer.lr``)."""
+    constant ``config.optimizer.lr``). ``image_stats`` = (mean, std) per channel of the dataset's
+    normalization: methods that apply image ops map the normalized batch back to [0, 1] with it.
+    ``steps_per_epoch`` sets the epoch-long windows of Adversarial AutoAugment's controller."""
     if name not in _REGISTRY:
         raise ValueError(f"Unknown method {name!r}; available: {sorted(_REGISTRY)}")
     schedule = lr_schedule or optax.constant_schedule(config.optimizer.lr)
-    return _REGISTRY[name](model, optimizer, config, schedule)
+    return _REGISTRY[name](model, optimizer, config, schedule, image_stats, steps_per_epoch)
 
 
-__all__ = ["Method", "TargetState", "create", "init_target", "online_augment", "predict_target",
+__all__ = ["Method", "TargetState", "adv_autoaugment", "create", "init_target", "online_augment", "predict_target",
            "supervised", "target_updates_per_step"]

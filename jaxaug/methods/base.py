@@ -53,6 +53,17 @@ def predict_target(model: nn.Module, state: Any, images: jax.Array, bn_set: int 
     return model.apply(variables, images, train=False, bn_set=bn_set)
 
 
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every leaf of ``tree`` is finite everywhere (a traced bool)."""
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
+    """``new`` where ``ok``, else ``old``, leaf by leaf: how a step skips a non-finite update
+    without Python branching on a traced value."""
+    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
     """A training method.

@@ -28,7 +28,6 @@ A non-finite loss or gradient skips that update (states unchanged) and counts it
 """
 
 import dataclasses
-import functools
 from collections.abc import Callable, Sequence
 
 import flax
@@ -38,7 +37,14 @@ import jax.numpy as jnp
 import optax
 
 from jaxaug import generators, objectives
-from jaxaug.methods.base import Method, TargetState, init_target, predict_target
+from jaxaug.methods.base import (
+    Method,
+    TargetState,
+    all_finite,
+    init_target,
+    keep_if,
+    predict_target,
+)
 from jaxaug.ops import affine
 
 
@@ -129,10 +135,6 @@ def generator_names(spec: str) -> tuple[str, ...]:
     return names
 
 
-def _finite(tree):
-    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def online_augment(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
@@ -220,9 +222,9 @@ def online_augment(
         new_target = target.apply_gradients(g_target, aux["batch_stats"], optimizer)
         updates, opt_state = gen_optimizer.update(g_gen, gen.opt_state, gen.params)
         new_gen = GeneratorState(optax.apply_updates(gen.params, updates), gen_stats, opt_state)
-        ok = _finite((total, augs, g_target, g_gen))
-        keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(ok, new, old))
-        state = state.replace(target=keep(new_target, target), generator=keep(new_gen, gen),
+        ok = all_finite((total, augs, g_target, g_gen))
+        state = state.replace(target=keep_if(ok, new_target, target),
+                              generator=keep_if(ok, new_gen, gen),
                               skipped=state.skipped + (~ok).astype(jnp.int32))
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "regularizer": reg,
                    "meta": meta_value, "skipped": (~ok).astype(jnp.float32)}

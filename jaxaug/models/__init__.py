@@ -6,6 +6,7 @@ images; it returns float32 logits. See docs/architecture.md.
 """
 
 from jaxaug.models.batchnorm import MultiBatchNorm
+from jaxaug.models.discriminator import Discriminator
 from jaxaug.models.registry import ACCEPTED_PATTERNS, count_params, create
 from jaxaug.models.resnet import ResNet
 from jaxaug.models.shake_shake import ShakeShake, shake_shake_combine
@@ -13,6 +14,7 @@ from jaxaug.models.wide_resnet import WideResNet
 
 __all__ = [
     "ACCEPTED_PATTERNS",
+    "Discriminator",
     "MultiBatchNorm",
     "ResNet",
     "ShakeShake",

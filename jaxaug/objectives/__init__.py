@@ -2,12 +2,14 @@
 
 Elementary terms (adversarial weighting, generator regularisers) are plain functions of arrays
 returning a scalar. `meta_loss` is OnlineAugment's unrolled meta-gradient objective; `reinforce`
-holds the score-function (REINFORCE) surrogate, returns, baselines and entropy bonus.
+holds the score-function (REINFORCE) surrogate, returns, baselines and entropy bonus;
+`discriminator_loss` and `log_realness` are the GAN terms of AdaTransform and TANDA.
 """
 
+from jaxaug.objectives import reinforce
 from jaxaug.objectives.adversarial import adversarial_loss, gradient_reversal
 from jaxaug.objectives.classification import cross_entropy
-from jaxaug.objectives import reinforce
+from jaxaug.objectives.discriminator import discriminator_loss, log_realness
 from jaxaug.objectives.meta import meta_loss, unroll
 from jaxaug.objectives.regularizers import (
     deformation_magnitude,
@@ -24,8 +26,10 @@ __all__ = [
     "cross_entropy",
     "deformation_magnitude",
     "deformation_smoothness",
+    "discriminator_loss",
     "gaussian_kl",
     "gradient_reversal",
+    "log_realness",
     "meta_loss",
     "perturbation_l2",
     "reconstruction_loss",

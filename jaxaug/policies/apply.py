@@ -63,14 +63,15 @@ LUT_OPS = ("invert", "solarize", "posterize", "auto_contrast", "equalize")
 BLEND_OPS = ("brightness", "color", "contrast", "sharpness")
 
 
-def check_vocabulary(op_names):
-    """Raise ValueError for an unknown op, or for an op a single-image policy cannot run."""
+def check_vocabulary(op_names, has_partner=False):
+    """Raise ValueError for an unknown op, or for sample_pairing without a partner image."""
     for name in op_names:
         check_op_name(name)
-        if name == "sample_pairing":
+        if name == "sample_pairing" and not has_partner:
             raise ValueError(
                 "op 'sample_pairing' needs a partner image, which a (key, img) -> img policy "
-                "does not have; call jaxaug.ops.sample_pairing directly"
+                "does not have; pass partner= to apply_steps / apply_actions, or call "
+                "jaxaug.ops.sample_pairing directly"
             )
     return tuple(op_names)
 
@@ -124,8 +125,8 @@ def _lut_stage(img, stats, op, value, op_names, straight_through):
     return jnp.where(_is_any(op, op_names, LUT_OPS), out, img)
 
 
-def _blend_stage(img, stats, op, value, op_names):
-    used = [n for n in op_names if n in BLEND_OPS]
+def _blend_stage(img, stats, op, value, op_names, partner):
+    used = [n for n in op_names if n in BLEND_OPS + ("sample_pairing",)]
     if not used:
         return img
     degenerates = {
@@ -133,10 +134,13 @@ def _blend_stage(img, stats, op, value, op_names):
         "color": lambda: ops.color(img, 0.0),
         "contrast": lambda: jnp.broadcast_to(mean_grey(stats), img.shape),
         "sharpness": lambda: ops.smooth(img),
+        "sample_pairing": lambda: partner,
     }
     degenerate = _select(op, op_names, {n: degenerates[n]() for n in used}, img)
-    out = jnp.clip(degenerate + value.astype(img.dtype) * (img - degenerate), 0.0, 1.0)
-    return jnp.where(_is_any(op, op_names, BLEND_OPS), out, img)
+    # Sample pairing is a blend towards the partner with weight w: factor 1 - w.
+    factor = _select(op, op_names, {"sample_pairing": 1.0 - value}, value).astype(img.dtype)
+    out = jnp.clip(degenerate + factor * (img - degenerate), 0.0, 1.0)
+    return jnp.where(_is_any(op, op_names, BLEND_OPS + ("sample_pairing",)), out, img)
 
 
 def _cutout_stage(key, img, op, value, op_names):
@@ -148,17 +152,17 @@ def _cutout_stage(key, img, op, value, op_names):
     return jnp.where(op == op_names.index("cutout"), out, img)
 
 
-def _point_stages(key, img, op, value, op_names, straight_through, stats=None):
+def _point_stages(key, img, op, value, op_names, straight_through, stats=None, partner=None):
     """The lut, blend and cutout stages of one step. Image statistics (auto_contrast, equalize,
     contrast) are those of `stats` (default: `img`), the image the reference's step sees."""
     stats = img if stats is None else stats
     img = _lut_stage(img, stats, op, value, op_names, straight_through)
-    img = _blend_stage(img, stats, op, value, op_names)
+    img = _blend_stage(img, stats, op, value, op_names, partner)
     return _cutout_stage(key, img, op, value, op_names)
 
 
 def apply_steps(key, img, op_index, value, applied, *, op_names, fuse=True,
-                interpolation="nearest", fill=GREY, straight_through=False):
+                interpolation="nearest", fill=GREY, straight_through=False, partner=None):
     """Apply T sampled steps to one float image [H, W, C] in [0, 1].
 
     Args:
@@ -174,9 +178,14 @@ def apply_steps(key, img, op_index, value, applied, *, op_names, fuse=True,
             the matrix).
         fill: value of pixels warped in from outside the image (reference: grey 128/255).
         straight_through: identity gradient through the 8-bit point ops.
+        partner: the image that ``sample_pairing`` blends with (same shape as ``img``, as it is
+            at the step: geometric steps do not move it); required if `op_names` has that op.
     """
     check_image("policy", img)
-    op_names = check_vocabulary(op_names)
+    op_names = check_vocabulary(op_names, has_partner=partner is not None)
+    if partner is not None and partner.shape != img.shape:
+        raise ValueError(f"apply_steps: partner must have img's shape {img.shape}, "
+                         f"got {partner.shape}")
     h, w, _ = img.shape
     num_steps = op_index.shape[0]
     value = jnp.asarray(value, jnp.float32)
@@ -188,7 +197,8 @@ def apply_steps(key, img, op_index, value, applied, *, op_names, fuse=True,
              for t in range(num_steps)] if has_geometric else []
 
     def step(t, img, stats=None):
-        out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through, stats)
+        out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through, stats,
+                            partner)
         return jnp.where(applied[t], out, img)
 
     if not fuse:

@@ -172,10 +172,11 @@ def apply_actions(key, img, actions, *, op_names, variant="autoaugment", **optio
     """Apply actions of a :class:`~jaxaug.policies.distribution.PolicyDistribution` (int
     ``[T, 2]`` rows of (op index into ``op_names``, level)) to one image, every step applied,
     signed ops with a random sign. ``options``: ``fuse``, ``interpolation``, ``fill``,
-    ``straight_through``. Levels range over the variant's scale (0-10, or 0-30 for
-    ``trivialaugment_wide``)."""
+    ``straight_through``, ``partner`` (the image ``sample_pairing`` blends with). Levels range
+    over the variant's scale (0-10, or 0-30 for ``trivialaugment_wide``)."""
     check_image("apply_actions", img)
-    op_names = apply.check_vocabulary(tuple(op_names))
+    op_names = apply.check_vocabulary(tuple(op_names),
+                                      has_partner=options.get("partner") is not None)
     level_range = tuple(range(levels.VARIANT_MAX_LEVEL[variant] + 1))
     values = jnp.asarray(_value_table(op_names, level_range, max(img.shape[:2]), variant))
     sign_key, apply_key = jax.random.split(key)

@@ -45,6 +45,13 @@ def base_config() -> ml_collections.ConfigDict:
         "perturb_vae": {"beta": 10.0, "weight": 1e-3},
     })
 
+    # Adversarial AutoAugment (method "adv_autoaugment"): M policies per batch (the target sees
+    # M x batch_size images), the controller's Adam lr and entropy weight (the paper's values),
+    # and the steps between its updates (0: one epoch, the paper's window).
+    c.adv_autoaugment = ml_collections.ConfigDict({
+        "num_policies": 8, "entropy_weight": 1e-5, "controller_lr": 3.5e-4, "update_every": 0,
+    })
+
     c.model = "wrn-28-10"
     c.num_bn_sets = 1
     c.dtype = "float32"
@@ -127,6 +134,14 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
               f"must be one of {', '.join(META_MODES)}")
         check(not oa.meta or config.batch_size % (2 * device_count) == 0, "batch_size",
               "must split into (train, validation) pairs on every device when meta is on")
+    if config.method == "adv_autoaugment":
+        aa = config.adv_autoaugment
+        check(aa.num_policies >= 2, "adv_autoaugment.num_policies",
+              "must be at least 2 (the rewards are normalised across the policies)")
+        check(aa.entropy_weight >= 0, "adv_autoaugment.entropy_weight", "must be non-negative")
+        check(aa.controller_lr > 0, "adv_autoaugment.controller_lr", "must be positive")
+        check(aa.update_every >= 0, "adv_autoaugment.update_every",
+              "must be non-negative (0: once per epoch)")
     check(config.dtype in ("float32", "bfloat16"), "dtype", "must be 'float32' or 'bfloat16'")
     check(0 <= config.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
     check(config.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1")

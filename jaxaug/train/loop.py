@@ -121,7 +121,9 @@ def train_and_evaluate(
     updates_per_epoch = steps_per_epoch * updates_per_step
     optimizer = make_optimizer(config, updates_per_epoch)
     schedule = learning_rate_schedule(config, updates_per_epoch)
-    method = methods.create(config.method, model, optimizer, config, schedule)
+    method = methods.create(config.method, model, optimizer, config, schedule,
+                            image_stats=(dataset.mean, dataset.std),
+                            steps_per_epoch=steps_per_epoch)
     init, train_step, eval_step, augmented_images = compile_steps(method, dataset, config, mesh)
     shard = batch_sharding(mesh)
     eval_batch_size = _round_up(config.eval_batch_size, mesh.size)

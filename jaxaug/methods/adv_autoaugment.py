@@ -1,0 +1,190 @@
+"""Adversarial AutoAugment (Zhang et al., ICLR 2020): an LSTM controller learns, by REINFORCE,
+augmentation policies that raise the target network's training loss.
+
+A policy is 5 sub-policies of 2 ops, each op a type (16: the AutoAugment ops with Cutout and
+Sample Pairing) and a magnitude (10 levels, 0-9 on the 0-10 AutoAugment scale), always applied:
+20 choices of the `jaxaug.policies.PolicyController`, each feeding the next. Per window of
+``update_every`` steps (one epoch in the paper):
+
+  the controller samples M policies a_1..a_M (M = 8), held fixed over the window;
+  every step, the batch x (B images) is replicated M times and copy m is augmented by policy m
+  (each image by one of its 5 sub-policies, drawn uniformly); the target is trained on all
+  M x B images (batch augmentation), and L_m, the mean loss of copy m, is recorded;
+  at the window's last step, with Lbar_m the mean of L_m over the window,
+    A_m = (Lbar_m - mean_m Lbar) / std_m Lbar                       (normalised across M)
+    J(phi) = -mean_m A_m log pi_phi(a_m) - entropy_weight * mean_m H(pi_phi(. | a_m))
+  the controller takes one Adam step on J (lr 3.5e-4, entropy weight 1e-5) and samples the
+  next window's M policies.
+
+The controller thus maximises the target's loss (the adversarial reward) while the target
+minimises it. Sample Pairing blends an image with its neighbour in the batch (the batch rolled
+by one). Ops run on images in [0, 1]: the normalized batch is mapped back with the dataset's
+(mean, std), augmented through `jaxaug.policies.apply_actions` (one resampling per geometric
+chain), and normalized again. Everything, the controller's update and resampling included,
+happens inside the one jitted step; the window boundary is selected with `jnp.where`.
+A non-finite loss or gradient skips the target update and is counted in ``state.skipped``.
+"""
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxaug import policies
+from jaxaug.methods.base import (
+    Method,
+    TargetState,
+    all_finite,
+    init_target,
+    keep_if,
+    predict_target,
+)
+from jaxaug.objectives import reinforce
+from jaxaug.policies.tables import OP_NAMES
+
+#: The 16 op types of the paper, in its order (AutoAugment's list).
+OPS = OP_NAMES[:16]
+
+
+@flax.struct.dataclass
+class ControllerState:
+    params: dict
+    opt_state: optax.OptState
+    actions: jax.Array  # [M, T] the window's policies
+    rewards: dict  # `reinforce.policy_average_*` sums and counts over the window
+
+
+@flax.struct.dataclass
+class AdvAutoAugmentState:
+    step: jax.Array
+    target: TargetState
+    controller: ControllerState
+    skipped: jax.Array
+
+
+def augment_copies(key, actions, images, *, mean, std, op_names=OPS, sub_policies=5):
+    """[M, B, H, W, C]: copy m of the normalized ``images`` [B, H, W, C] augmented by policy
+    ``actions[m]`` ([M, T] controller choices), each image by one of its ``sub_policies``
+    sub-policies drawn uniformly, every op applied at its level; Sample Pairing's partner is the
+    next image of the batch (rolled by one). Normalized in, normalized out."""
+    pick_key, apply_key = jax.random.split(key)
+    m, b = actions.shape[0], images.shape[0]
+    table = actions.reshape(m, sub_policies, -1, 2)
+    drawn = table[jnp.arange(m)[:, None], jax.random.randint(pick_key, (m, b), 0, sub_policies)]
+    unit = images * std + mean
+    partner = jnp.roll(unit, 1, axis=0)
+
+    def one(k, img, acts, other):
+        return policies.apply_actions(k, img, acts, op_names=op_names, partner=other)
+
+    keys = jax.random.split(apply_key, m * b).reshape(m, b)
+    per_copy = jax.vmap(one, in_axes=(0, 0, 0, 0))
+    out = jax.vmap(per_copy, in_axes=(0, None, 0, None))(keys, unit, drawn, partner)
+    return (out - mean) / std
+
+
+def controller_objective(params, controller, actions, advantages, entropy_weight):
+    """``(J, H)``: J = -mean_m A_m log pi(a_m) - entropy_weight * H, with H the mean over the
+    M policies of the summed per-choice entropies along a_m (teacher-forced)."""
+    num_policies = actions.shape[0]
+    _, log_probs, entropies = controller.apply(params, jax.random.key(0), num_policies, actions)
+    entropy = entropies.sum(1).mean()
+    return reinforce.reinforce_loss(log_probs.sum(1), advantages) - entropy_weight * entropy, entropy
+
+
+def adv_autoaugment(
+    model,
+    optimizer: optax.GradientTransformation,
+    *,
+    mean,
+    std,
+    update_every: int,
+    num_policies: int = 8,
+    sub_policies: int = 5,
+    ops_per_sub_policy: int = 2,
+    num_magnitudes: int = 10,
+    op_names: tuple[str, ...] = OPS,
+    entropy_weight: float = 1e-5,
+    controller_optimizer: optax.GradientTransformation | None = None,
+    hidden: int = 100,
+    embedding: int = 32,
+) -> Method:
+    """The method above; ``update_every`` is the window (steps per epoch for the paper's
+    setting), ``mean``/``std`` the per-channel normalization of the batches."""
+    for name, value, low in (("update_every", update_every, 1), ("num_policies", num_policies, 2),
+                             ("sub_policies", sub_policies, 1),
+                             ("ops_per_sub_policy", ops_per_sub_policy, 1)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"adv_autoaugment: {name} must be an integer >= {low}, got {value!r}")
+    if not 1 <= num_magnitudes <= 11:
+        raise ValueError(f"adv_autoaugment: num_magnitudes must be in [1, 11] (levels 0-10), "
+                         f"got {num_magnitudes!r}")
+    if entropy_weight < 0:
+        raise ValueError(f"adv_autoaugment: entropy_weight must be >= 0, got {entropy_weight!r}")
+    op_names = policies.apply.check_vocabulary(tuple(op_names), has_partner=True)
+    controller = policies.PolicyController(
+        choice_sizes=(len(op_names), num_magnitudes),
+        num_choices=2 * sub_policies * ops_per_sub_policy, hidden=hidden, embedding=embedding)
+    controller_optimizer = controller_optimizer or optax.adam(3.5e-4)
+    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+
+    def init(key, batch):
+        target_key, controller_key, sample_key = jax.random.split(key, 3)
+        target = init_target(target_key, batch["image"], model, optimizer)
+        params = controller.init(controller_key, sample_key, num_policies)
+        actions, _, _ = controller.apply(params, sample_key, num_policies)
+        ctrl = ControllerState(params, controller_optimizer.init(params), actions,
+                               reinforce.policy_average_init(num_policies))
+        return AdvAutoAugmentState(jnp.zeros((), jnp.int32), target, ctrl,
+                                   jnp.zeros((), jnp.int32))
+
+    def target_loss(params, batch_stats, images, labels, key):
+        logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, images,
+                                      train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+        return jnp.mean(losses), (losses, updates["batch_stats"], accuracy)
+
+    def step(state, batch, key):
+        augment_key, target_key, sample_key = jax.random.split(key, 3)
+        target, ctrl = state.target, state.controller
+        images = augment_copies(augment_key, ctrl.actions, batch["image"], mean=mean, std=std,
+                                op_names=op_names, sub_policies=sub_policies)
+        images = images.reshape(-1, *images.shape[2:])
+        labels = jnp.tile(batch["label"], num_policies)
+        (loss, (losses, stats, accuracy)), grads = jax.value_and_grad(target_loss, has_aux=True)(
+            target.params, target.batch_stats, images, labels, target_key)
+        ok = all_finite((loss, grads))
+        new_target = keep_if(ok, target.apply_gradients(grads, stats, optimizer), target)
+
+        policy_losses = losses.reshape(num_policies, -1).mean(1)
+        position = state.step % update_every
+        rewards, advantages = reinforce.policy_average_update(
+            ctrl.rewards, policy_losses, new_epoch=position == 0)
+        rewards = keep_if(ok, rewards, ctrl.rewards)  # a skipped step records no losses
+        (_, entropy), ctrl_grads = jax.value_and_grad(controller_objective, has_aux=True)(
+            ctrl.params, controller, ctrl.actions, advantages, entropy_weight)
+        updates, opt_state = controller_optimizer.update(ctrl_grads, ctrl.opt_state, ctrl.params)
+        params = optax.apply_updates(ctrl.params, updates)
+        actions, _, _ = controller.apply(params, sample_key, num_policies)
+        window_end = position == update_every - 1
+        new_ctrl = keep_if(window_end, ControllerState(params, opt_state, actions, rewards),
+                           ctrl.replace(rewards=rewards))
+        state = state.replace(step=state.step + 1, target=new_target, controller=new_ctrl,
+                              skipped=state.skipped + (~ok).astype(jnp.int32))
+        metrics = {"loss": loss, "accuracy": accuracy,
+                   "controller_entropy": entropy / controller.num_choices,
+                   "policy_loss_spread": policy_losses.std(),
+                   "skipped": (~ok).astype(jnp.float32)}
+        return state, metrics
+
+    def predict(state, images):
+        return predict_target(model, state.target, images)
+
+    return Method(init=init, step=step, predict=predict)
+
+
+def describe(actions, op_names=OPS, sub_policies: int = 5) -> list:
+    """Host-side: policies [M, T] as lists of sub-policies of (op name, level) pairs."""
+    rows = jax.device_get(actions).reshape(actions.shape[0], sub_policies, -1, 2)
+    return [[[(op_names[int(o)], int(lv)) for o, lv in sub] for sub in policy] for policy in rows]

@@ -1,0 +1,30 @@
+"""A DCGAN-style discriminator (Radford et al., 2016) for small images.
+
+Strided 4x4 convolutions double the channels while halving the resolution, with LeakyReLU(0.2)
+and BatchNorm on every layer but the first, down to 4x4 (or smaller), then one linear logit:
+``D(x) = sigmoid(logit)`` is the probability that ``x`` is a real (untransformed) image.
+AdaTransform and TANDA train it real-vs-transformed; see `jaxaug.objectives.discriminator`.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class Discriminator(nn.Module):
+    """``apply(variables, images [B, H, W, C], train) -> logits [B]``."""
+
+    width: int = 32
+    min_size: int = 4
+
+    @nn.compact
+    def __call__(self, images: jax.Array, train: bool = True) -> jax.Array:
+        x = images.astype(jnp.float32)
+        channels, layer = self.width, 0
+        while min(x.shape[1:3]) > self.min_size:
+            x = nn.Conv(channels, (4, 4), strides=2, padding=1, use_bias=layer == 0)(x)
+            if layer > 0:
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+            x = nn.leaky_relu(x, 0.2)
+            channels, layer = channels * 2, layer + 1
+        return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]

@@ -1,0 +1,157 @@
+"""Adversarial AutoAugment: copies augmented by their own policy, sample pairing with the batch
+neighbour, the controller's update direction and entropy sign, the epoch-window bookkeeping,
+and a short run in which the controller's distribution leaves its start."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxaug import models, policies
+from jaxaug.data import synthetic
+from jaxaug.methods import adv_autoaugment as aaa
+from jaxaug.objectives import reinforce
+
+MEAN, STD = jnp.asarray([0.5, 0.4, 0.3]), jnp.asarray([0.25, 0.2, 0.3])
+
+
+@jax.jit
+def _augment(key, actions, images):
+    return aaa.augment_copies(key, actions, images, mean=MEAN, std=STD)
+
+
+@jax.jit
+def _apply_one(key, img, sub, partner):
+    return policies.apply_actions(key, img, sub, op_names=aaa.OPS, partner=partner)
+
+
+def _images(n=4, size=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.uniform(size=(n, size, size, 3)), jnp.float32)
+
+
+def test_each_copy_uses_its_policy_and_sample_pairing_blends_the_neighbour():
+    """A second writing of the copy augmentation: image i of copy m is `apply_actions` with the
+    sub-policy drawn for (m, i) and the image before it in the batch as partner."""
+    unit = _images()
+    images = (unit - MEAN) / STD
+    actions = jax.random.randint(jax.random.key(1), (3, 20), 0, 10)
+    key = jax.random.key(2)
+    out = _augment(key, actions, images)
+    assert out.shape == (3, 4, 12, 12, 3)
+    pick_key, apply_key = jax.random.split(key)
+    drawn = jax.random.randint(pick_key, (3, 4), 0, 5)
+    keys = jax.random.split(apply_key, 12).reshape(3, 4)
+    for m in range(3):
+        for i in range(4):
+            sub = actions[m].reshape(5, 2, 2)[drawn[m, i]]
+            want = _apply_one(keys[m, i], unit[i], sub, unit[i - 1])
+            np.testing.assert_allclose(out[m, i] * STD + MEAN, want, atol=1e-5)
+    # Sample pairing (op 15) at level 5 blends 0.2 of the partner in; the other op, brightness
+    # (12) at level 5, is factor 1.0: the identity.
+    pairing = jnp.tile(jnp.asarray([[15, 5, 12, 5]]), (1, 5))
+    out = _augment(key, pairing.astype(jnp.int32), images)[0] * STD + MEAN
+    np.testing.assert_allclose(out, 0.8 * unit + 0.2 * jnp.roll(unit, 1, axis=0), atol=1e-5)
+
+
+def test_sample_pairing_needs_a_partner_of_the_same_shape():
+    img = _images(1)[0]
+    acts = jnp.asarray([[15, 5]])
+    with pytest.raises(ValueError, match="sample_pairing"):
+        policies.apply_actions(jax.random.key(0), img, acts, op_names=aaa.OPS)
+    with pytest.raises(ValueError, match="partner"):
+        policies.apply_actions(jax.random.key(0), img, acts, op_names=aaa.OPS, partner=img[:4])
+
+
+CONTROLLER = policies.PolicyController(choice_sizes=(16, 10), num_choices=20, hidden=16,
+                                       embedding=8)
+
+
+@jax.jit
+def _log_probs(params, actions):
+    return CONTROLLER.apply(params, jax.random.key(0), actions.shape[0], actions)[1].sum(1)
+
+
+def test_controller_step_raises_the_log_probability_of_the_harder_policies():
+    """One small gradient step on J raises sum_m A_m log pi(a_m) (first order), so the policies
+    with the larger normalised loss become likelier; with zero advantages the entropy bonus
+    raises the entropy."""
+    params = CONTROLLER.init(jax.random.key(0), jax.random.key(1), 4)
+    actions, _, _ = CONTROLLER.apply(params, jax.random.key(2), 4)
+    _, advantages = reinforce.policy_average_update(reinforce.policy_average_init(4),
+                                                    jnp.asarray([2.0, 1.0, 0.5, 3.0]))
+    objective = jax.jit(jax.grad(lambda p, adv, weight: aaa.controller_objective(
+        p, CONTROLLER, actions, adv, weight)[0]))
+    grads = objective(params, advantages, 0.0)
+    stepped = jax.tree.map(lambda p, g: p - 1e-2 * g, params, grads)
+    before, after = _log_probs(params, actions), _log_probs(stepped, actions)
+    assert float(jnp.sum(advantages * (after - before))) > 0
+    # The hardest policy (loss 3.0) gains log-probability relative to the easiest (0.5).
+    assert float((after - before)[3]) > float((after - before)[2])
+
+    @jax.jit
+    def entropy(p):
+        return aaa.controller_objective(p, CONTROLLER, actions, jnp.zeros(4), 1.0)[1]
+
+    grads = objective(params, jnp.zeros(4), 1.0)
+    stepped = jax.tree.map(lambda p, g: p - 1e-2 * g, params, grads)
+    assert float(entropy(stepped)) > float(entropy(params))
+
+
+@pytest.fixture(scope="module")
+def short_run():
+    """14 steps of WRN-10-1 on 16x16 synthetic shapes, M = 4, a window of 2 steps and a
+    controller learning rate of 0.05 (the paper's 3.5e-4 moves it too little in 7 updates)."""
+    arrays = synthetic.read_arrays(image_size=16)
+    images = (jnp.asarray(arrays["train_images"][:16], jnp.float32) / 255 - MEAN) / STD
+    labels = jnp.asarray(arrays["train_labels"][:16], jnp.int32)
+    model = models.create("wrn-10-1", num_classes=len(arrays["class_names"]))
+    method = aaa.adv_autoaugment(model, optax.sgd(0.05, momentum=0.9), mean=MEAN, std=STD,
+                                 update_every=2, num_policies=4,
+                                 controller_optimizer=optax.adam(0.05))
+    batch = {"image": images[:8], "label": labels[:8]}
+    state = method.init(jax.random.key(0), batch)
+    step = jax.jit(method.step)
+    states, metrics = [state], []
+    for i in range(14):
+        batch = {"image": images[8 * (i % 2):8 * (i % 2) + 8],
+                 "label": labels[8 * (i % 2):8 * (i % 2) + 8]}
+        state, m = step(state, batch, jax.random.key(100 + i))
+        states.append(state)
+        metrics.append(jax.device_get(m))
+    return method, states, metrics
+
+
+def test_policies_are_held_for_a_window_and_the_controller_updates_at_its_end(short_run):
+    _, states, metrics = short_run
+    ctrl = [s.controller for s in states]
+    for i in range(1, len(states)):
+        same = np.array_equal(ctrl[i].actions, ctrl[i - 1].actions)
+        params_same = all(np.array_equal(a, b) for a, b in zip(
+            jax.tree.leaves(ctrl[i].params), jax.tree.leaves(ctrl[i - 1].params)))
+        if i % 2 == 1:  # first step of a window: policies and params unchanged
+            assert same and params_same, i
+            np.testing.assert_array_equal(ctrl[i].rewards["count"], np.ones(4))
+        else:  # its last step: one controller update and new policies
+            assert not params_same and not same, i
+            np.testing.assert_array_equal(ctrl[i].rewards["count"], 2 * np.ones(4))
+    assert all(m["skipped"] == 0 for m in metrics)
+    assert int(states[-1].step) == 14 and int(states[-1].target.step) == 14
+
+
+def test_the_controller_distribution_moves_away_from_its_start(short_run):
+    """The op-type distribution of the first choice (shared by every policy), computed exactly
+    by teacher forcing: near uniform at initialisation (total variation < 0.05), clearly not
+    after 7 controller updates."""
+    method, states, _ = short_run
+
+    def first_choice(params):
+        every = jnp.zeros((16, 20), jnp.int32).at[:, 0].set(jnp.arange(16))
+        ctrl = policies.PolicyController()
+        return np.exp(np.asarray(ctrl.apply(params, jax.random.key(0), 16, every)[1][:, 0]))
+
+    start, end = first_choice(states[0].controller.params), first_choice(states[-1].controller.params)
+    uniform = np.full(16, 1 / 16)
+    assert 0.5 * np.abs(start - uniform).sum() < 0.05
+    assert 0.5 * np.abs(end - uniform).sum() > 0.1
