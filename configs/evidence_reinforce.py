@@ -7,14 +7,16 @@ the method picked by the argument:
 
 Sized for a 2-core CPU, not the papers' schedules: Adversarial AutoAugment uses M = 4 policies
 (the target sees 4 x 32 images per step) and updates its controller every 25 steps (5 times per
-epoch) instead of once per epoch, so that 8 epochs give it 40 updates. The Cutout baseline of the
+epoch) instead of once per epoch, so that 8 epochs give it 40 updates. TANDA (LSTM generator)
+trains its generator and discriminator alone for two epochs, then augments the target.
+AdaTransform and AdaCutout run without the standard Cutout (AdaCutout's box replaces it). The Cutout baseline of the
 same setup is configs/evidence_rcifar10.py:cutout. Results: docs/results.md.
 """
 
 import importlib.util
 import os
 
-VARIANTS = ("adv_aa",)
+VARIANTS = ("adv_aa", "tanda", "adatransform", "adacutout")
 
 
 def _evidence_base():
@@ -36,4 +38,11 @@ def get_config(variant="adv_aa"):
         config.method = "adv_autoaugment"
         config.adv_autoaugment.num_policies = 4
         config.adv_autoaugment.update_every = 25
+    elif variant == "tanda":
+        config.method = "tanda"
+        config.tanda.warmup_steps = 250  # two epochs of G and D alone, then six augmenting
+    elif variant in ("adatransform", "adacutout"):
+        config.method = "adatransform"
+        config.adatransform.mode = "transform" if variant == "adatransform" else "cutout"
+        config.augment.cutout = 0  # AdaCutout places its own box; AdaTransform is compared plain
     return config

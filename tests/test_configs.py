@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from jaxaug.train import validate
+from jaxaug.train.config import config_value
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR_ZIP = os.path.join(REPO, "..", "shared", "data", "cifar10-jpeg.zip")
@@ -84,6 +85,41 @@ def test_evidence_config_variants_differ_only_in_the_method():
     assert configs["cutout"].method == "supervised"
     assert configs["astn_meta"].online_augment.meta and not configs["astn"].online_augment.meta
     assert configs["pvae"].online_augment.generator == "perturb_vae"
+
+
+@pytest.mark.parametrize("arg,method,field,value", [
+    ("adv_aa,cifar10", "adv_autoaugment", "adv_autoaugment.num_policies", 8),
+    ("adatransform,cifar100", "adatransform", "adatransform.mode", "transform"),
+    ("adacutout,cifar10_10pct", "adatransform", "adatransform.mode", "cutout"),
+    ("adaerasing,cifar10", "adatransform", "adatransform.mode", "erasing"),
+    ("tanda,cifar10", "tanda", "tanda.generator", "lstm"),
+    ("tanda_mf,cifar100", "tanda", "tanda.generator", "mean_field"),
+])
+def test_policy_learner_configs(arg, method, field, value):
+    config = load_config(os.path.join(REPO, "configs", "policy_learners.py"), arg)
+    validate(config, device_count=8)
+    assert config.method == method and config_value(config, field) == value
+    assert config.model == "wrn-28-10" and config.batch_size == 128
+    assert config.reduced == (5000 if arg.endswith("10pct") else 0)
+    assert config.dataset == ("tfds:cifar100" if arg.endswith("100") else "tfds:cifar10")
+    assert config.adv_autoaugment.controller_lr == 3.5e-4
+    assert config.adv_autoaugment.entropy_weight == 1e-5
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("adv_autoaugment.num_policies", 1, "at least 2"),
+    ("adatransform.mode", "rotate", "transform, cutout, erasing"),
+    ("adatransform.gamma", 1.5, r"\[0, 1\]"),
+    ("tanda.generator", "gru", "lstm, mean_field"),
+])
+def test_policy_learner_config_errors_name_the_field(field, value, message):
+    arg = {"adv": "adv_aa", "ada": "adatransform", "tan": "tanda"}[field[:3]]
+    config = load_config(os.path.join(REPO, "configs", "policy_learners.py"), f"{arg},cifar10")
+    config.update_from_flattened_dict({field: value})
+    with pytest.raises(ValueError, match=rf"config\.{field}={value!r}.*{message}"):
+        validate(config, device_count=1)
+    with pytest.raises(ValueError, match="unknown method 'ppo'"):
+        load_config(os.path.join(REPO, "configs", "policy_learners.py"), "ppo,cifar10")
 
 
 def test_online_augment_config_errors_name_the_field():

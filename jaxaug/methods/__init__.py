@@ -6,7 +6,7 @@ import flax.linen as nn
 import ml_collections
 import optax
 
-from jaxaug.methods import adv_autoaugment, online_augment
+from jaxaug.methods import adatransform, adv_autoaugment, online_augment, tanda
 from jaxaug.methods.base import Method, TargetState, init_target, predict_target
 from jaxaug.methods.supervised import supervised
 
@@ -41,10 +41,33 @@ def _adv_autoaugment_from_config(model, optimizer, config, lr_schedule, image_st
         controller_optimizer=optax.adam(c.controller_lr))
 
 
+def _adatransform_from_config(model, optimizer, config, lr_schedule, image_stats,
+                             steps_per_epoch):
+    del lr_schedule, steps_per_epoch
+    c = config.adatransform
+    return adatransform.adatransform(
+        model, optimizer, mean=image_stats[0], std=image_stats[1], mode=c.mode,
+        num_steps=c.num_steps, samples=c.samples, gamma=c.gamma, disc_weight=c.disc_weight,
+        cutout_size=c.cutout_size, move_pixels=c.move_pixels,
+        policy_optimizer=optax.adam(c.policy_lr), cooperative_test=c.cooperative_test)
+
+
+def _tanda_from_config(model, optimizer, config, lr_schedule, image_stats, steps_per_epoch):
+    del lr_schedule, steps_per_epoch
+    c = config.tanda
+    return tanda.tanda(
+        model, optimizer, mean=image_stats[0], std=image_stats[1], generator=c.generator,
+        sequence_length=c.sequence_length, entropy_weight=c.entropy_weight,
+        augment_prob=c.augment_prob, warmup_steps=c.warmup_steps,
+        generator_optimizer=optax.adam(c.generator_lr))
+
+
 _REGISTRY: dict[str, Callable[..., Method]] = {
     "supervised": _supervised_from_config,
     "online_augment": _online_augment_from_config,
     "adv_autoaugment": _adv_autoaugment_from_config,
+    "adatransform": _adatransform_from_config,
+    "tanda": _tanda_from_config,
 }
 
 
@@ -74,5 +97,5 @@ def create(
     return _REGISTRY[name](model, optimizer, config, schedule, image_stats, steps_per_epoch)
 
 
-__all__ = ["Method", "TargetState", "adv_autoaugment", "create", "init_target", "online_augment", "predict_target",
-           "supervised", "target_updates_per_step"]
+__all__ = ["Method", "TargetState", "adatransform", "adv_autoaugment", "create", "init_target", "online_augment", "predict_target",
+           "supervised", "tanda", "target_updates_per_step"]

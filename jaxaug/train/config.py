@@ -7,7 +7,9 @@ a run reads is declared here, so a typo on the command line (``--config.bach_siz
 import ml_collections
 from ml_collections import config_dict
 
+from jaxaug.methods.adatransform import MODES as ADATRANSFORM_MODES
 from jaxaug.methods.online_augment import generator_names
+from jaxaug.methods.tanda import GENERATORS as TANDA_GENERATORS
 from jaxaug.objectives.meta import MODES as META_MODES
 from jaxaug.policies.policy import POLICY_NAMES
 
@@ -50,6 +52,24 @@ def base_config() -> ml_collections.ConfigDict:
     # and the steps between its updates (0: one epoch, the paper's window).
     c.adv_autoaugment = ml_collections.ConfigDict({
         "num_policies": 8, "entropy_weight": 1e-5, "controller_lr": 3.5e-4, "update_every": 0,
+    })
+
+    # AdaTransform (method "adatransform"): mode "transform" (K meta-transformations), "cutout"
+    # or "erasing" (AdaCutout / AdaErasing: K moves of a random box by move_pixels); s rollouts
+    # per image, discount gamma, weight disc_weight of the discriminator's log D; cooperative_test
+    # applies the cooperative policy before classifying (default: on for "transform" only).
+    c.adatransform = ml_collections.ConfigDict({
+        "mode": "transform", "num_steps": 3, "samples": 2, "gamma": 0.5, "disc_weight": 0.1,
+        "cutout_size": 16, "move_pixels": 2, "policy_lr": 1e-3,
+        "cooperative_test": config_dict.placeholder(bool),
+    })
+
+    # TANDA (method "tanda"): an "lstm" or "mean_field" generator of `sequence_length`
+    # transformations, trained against a discriminator; the target trains on its augmentations
+    # (each image with probability augment_prob) after `warmup_steps` steps on clean images.
+    c.tanda = ml_collections.ConfigDict({
+        "generator": "lstm", "sequence_length": 5, "entropy_weight": 0.01, "augment_prob": 1.0,
+        "warmup_steps": 500, "generator_lr": 1e-3,
     })
 
     c.model = "wrn-28-10"
@@ -142,6 +162,28 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         check(aa.controller_lr > 0, "adv_autoaugment.controller_lr", "must be positive")
         check(aa.update_every >= 0, "adv_autoaugment.update_every",
               "must be non-negative (0: once per epoch)")
+    if config.method == "adatransform":
+        a = config.adatransform
+        check(a.mode in ADATRANSFORM_MODES, "adatransform.mode",
+              f"must be one of {', '.join(ADATRANSFORM_MODES)}")
+        check(a.num_steps >= 1, "adatransform.num_steps", "must be at least 1")
+        check(a.samples >= 1, "adatransform.samples", "must be at least 1")
+        check(0 <= a.gamma <= 1, "adatransform.gamma", "must be in [0, 1]")
+        check(a.disc_weight >= 0, "adatransform.disc_weight", "must be non-negative")
+        check(a.cutout_size >= 1, "adatransform.cutout_size", "must be at least 1")
+        check(a.move_pixels >= 1, "adatransform.move_pixels", "must be at least 1")
+        check(a.policy_lr > 0, "adatransform.policy_lr", "must be positive")
+        check(not (a.cooperative_test and a.mode != "transform"), "adatransform.cooperative_test",
+              "is only available in mode 'transform' (the box modes start from a random box)")
+    if config.method == "tanda":
+        t = config.tanda
+        check(t.generator in TANDA_GENERATORS, "tanda.generator",
+              f"must be one of {', '.join(TANDA_GENERATORS)}")
+        check(t.sequence_length >= 1, "tanda.sequence_length", "must be at least 1")
+        check(t.entropy_weight >= 0, "tanda.entropy_weight", "must be non-negative")
+        check(0 <= t.augment_prob <= 1, "tanda.augment_prob", "must be in [0, 1]")
+        check(t.warmup_steps >= 0, "tanda.warmup_steps", "must be non-negative")
+        check(t.generator_lr > 0, "tanda.generator_lr", "must be positive")
     check(config.dtype in ("float32", "bfloat16"), "dtype", "must be 'float32' or 'bfloat16'")
     check(0 <= config.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
     check(config.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1")

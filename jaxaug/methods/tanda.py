@@ -1,0 +1,422 @@
+"""TANDA (Ratner et al., NeurIPS 2017): a generator of transformation sequences, trained against
+a discriminator, augments the target network's training.
+
+Transformation functions (TFs). ``tfs`` is a vocabulary of K fixed-magnitude TFs h_1..h_K, each
+an ``(op name, level)`` pair of `jaxaug.policies` (level on the AutoAugment 0-10 scale, mapped to
+the op's parameter by `policies.level_to_arg` for the image's size). Signed ops (rotate, shear,
+translate) take a signed level, so ``("rotate", -2)`` is a deterministic rotation by -6 degrees:
+the generator, not a coin, picks each direction, as in the paper's lists of TFs at fixed
+parameters. A sequence tau = (tau_1..tau_L) transforms an image as h_tau = h_tau_L o ... o h_tau_1,
+applied by `policies.apply_steps`: the geometric steps of a sequence are composed and resampled
+once (bilinear by default, so that small rotations do not leave nearest-neighbour staircases for D
+to spot), the point ops run in order around that warp. For L <= 2 this is exactly sequential
+application; longer sequences carry the approximations documented in `jaxaug.policies.apply`
+(image statistics of a point op between two warps, a sharpness blur before a later warp).
+
+Generator G_phi over sequences (``generator``):
+
+  "mean_field":  G(tau) = prod_t softmax(phi_t)[tau_t], independent positions, phi [L, K]
+  "lstm":        G(tau) = prod_t pi_phi(tau_t | tau_<t), an autoregressive LSTM
+                 (`policies.PolicyController` with one K-way head)
+
+so log G(tau) = sum_t log pi(tau_t | tau_<t) in both cases.
+
+One step on a batch x (normalized), labels y, with per-image tau_i ~ G sampled inside jit:
+
+  x~_i = h_tau_i(x_i)      (mapped to [0, 1] with the dataset's mean/std and back)
+  D:  L_D = -mean_i log D(x_i) - mean_i log(1 - D(x~_i))          (`objectives.discriminator`)
+  G:  r_i = log D(x~_i),  b = mean_i r_i,  D's output held constant
+      L_G = -mean_i (r_i - b) log G(tau_i) - lambda mean_i sum_t H(pi(. | tau_i,<t))
+  target:  x^_i = x~_i if (step >= warmup_steps and u_i < augment_prob) else x_i,
+           theta <- optimizer(grad_theta CE(f_theta(x^), y))
+
+The reward log D(h_tau(x)) is the non-saturating "fool the discriminator" objective: G is paid
+for sequences whose outputs D takes for untransformed images, so it keeps the TF compositions that
+stay on the data distribution and drops those that leave it. The baseline b lowers the variance of
+the score-function estimate without biasing it; the entropy bonus (weight ``entropy_weight``,
+lambda) keeps G from collapsing onto one sequence early. For the LSTM the summed per-position
+entropies along the sampled prefixes are an unbiased estimate of the sequence entropy H(G); their
+gradient, as usual, leaves out how the prefixes' own probabilities depend on phi.
+
+D and G both step from the state at the start of the step (simultaneous updates), and G's rewards
+are D's logits of that same forward pass (real and fake in one batch, so D's BatchNorm sees both),
+which costs no extra discriminator evaluation.
+
+"The learned generator then augments the target's training": the paper trains G and D first and
+then trains the end model on G's augmentations. Here one jitted step does both: for the first
+``warmup_steps`` steps the target trains on the clean batch while G and D learn (selected by
+masking on the traced step, so there is one compiled program), after it on G's augmentations, each
+image independently augmented with probability ``augment_prob``. G and D keep learning after the
+warm-up rather than being frozen, so the augmentations keep adapting as training goes on.
+
+A non-finite loss or gradient skips the whole step's update (all three networks unchanged) and
+counts it in ``state.skipped`` and the metrics.
+"""
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxaug import objectives
+from jaxaug.methods.base import (
+    Method,
+    TargetState,
+    all_finite,
+    init_target,
+    keep_if,
+    predict_target,
+)
+from jaxaug.models.discriminator import Discriminator
+from jaxaug.objectives import reinforce
+from jaxaug.policies import apply, levels
+from jaxaug.policies.controller import PolicyController
+
+#: The default TF vocabulary, after the paper's CIFAR-10 TFs (small rotations, shears, shifts,
+#: brightness / contrast / saturation / sharpness changes at fixed magnitudes; our op set has no
+#: zoom or swirl). Levels: rotate 2 / 5 = 6 / 15 degrees, shear 2 = 0.06, translate 2 = 2 px on
+#: images up to 32 px, enhance 3 / 7 = factors 0.64 / 1.36.
+DEFAULT_TFS = (
+    ("rotate", 2), ("rotate", -2), ("rotate", 5), ("rotate", -5),
+    ("shear_x", 2), ("shear_x", -2), ("shear_y", 2), ("shear_y", -2),
+    ("translate_x", 2), ("translate_x", -2), ("translate_y", 2), ("translate_y", -2),
+    ("brightness", 3), ("brightness", 7), ("contrast", 3), ("contrast", 7),
+    ("color", 3), ("color", 7), ("sharpness", 3), ("sharpness", 7),
+)  # fmt: skip
+
+GENERATORS = ("lstm", "mean_field")
+
+
+# ----------------------------------------------------------------------------- TF vocabulary
+def check_tfs(tfs: Sequence) -> tuple[tuple[str, int], ...]:
+    """The vocabulary as a tuple of ``(op name, level)``; ``ValueError`` naming ``tfs`` for an
+    empty or repeated vocabulary, an unknown op, a level off the 0-10 scale, or a negative level
+    of an unsigned op."""
+    if isinstance(tfs, (str, bytes)) or not len(tfs):
+        raise ValueError(f"tfs must be a non-empty sequence of (op name, level) pairs, got {tfs!r}")
+    out = []
+    for tf in tfs:
+        if not isinstance(tf, (tuple, list)) or len(tf) != 2:
+            raise ValueError(f"tfs: each TF must be an (op name, level) pair, got {tf!r}")
+        name, level = tf
+        is_int = isinstance(level, (int, np.integer)) and not isinstance(level, bool)
+        try:  # the level's sign is the direction; level_to_arg checks its magnitude (and type)
+            apply.check_vocabulary((name,))
+            levels.level_to_arg(name, abs(int(level)) if is_int else level)
+        except ValueError as e:
+            raise ValueError(f"tfs: invalid TF {tf!r}: {e}") from e
+        if level < 0 and not levels.is_signed(name):
+            raise ValueError(f"tfs: TF {tf!r} has a negative level, but {name!r} is unsigned")
+        out.append((name, int(level)))
+    if len(set(out)) != len(out):
+        raise ValueError(f"tfs must not repeat a TF, got {tuple(out)!r}")
+    return tuple(out)
+
+
+def _signed_arg(name, level, image_size):
+    """A TF's parameter: `level_to_arg` at |level|, reflected about the op's identity point for a
+    negative level; 0 for the magnitude-free ops (which ignore it)."""
+    value = levels.level_to_arg(name, abs(level), image_size=image_size)
+    return levels.apply_sign(name, 0.0 if value is None else float(value), level < 0)
+
+
+@functools.lru_cache(maxsize=32)
+def tf_table(tfs: tuple, image_size: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Constant tables of a vocabulary for images of side ``image_size``: the op names it uses
+    (the `apply_steps` vocabulary), and per TF its op index [K] and signed parameter [K]."""
+    op_names = tuple(dict.fromkeys(name for name, _ in tfs))
+    op_index = np.asarray([op_names.index(name) for name, _ in tfs], np.int32)
+    value = np.asarray([_signed_arg(name, level, image_size) for name, level in tfs], np.float32)
+    return op_names, op_index, value
+
+
+def apply_tfs(key: jax.Array, img: jax.Array, sequence: jax.Array, tfs: tuple,
+              interpolation: str = "bilinear") -> jax.Array:
+    """h_tau(img): the TFs ``sequence`` [L] (indices into ``tfs``) applied in order to one image
+    in [0, 1], the geometric ones with a single resampling of their composition."""
+    op_names, op_index, value = tf_table(tuple(map(tuple, tfs)), max(img.shape[:2]))
+    return apply.apply_steps(key, img, jnp.asarray(op_index)[sequence],
+                             jnp.asarray(value)[sequence], jnp.ones(sequence.shape, bool),
+                             op_names=op_names, interpolation=interpolation)
+
+
+def augment(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple, mean: jax.Array,
+            std: jax.Array, interpolation: str = "bilinear") -> jax.Array:
+    """The normalized batch ``images`` [B, H, W, C] transformed by ``sequences`` [B, L], one key
+    per image: mapped to [0, 1] (clipped: the ops assume that range), transformed, normalized."""
+    x01 = jnp.clip(images * std + mean, 0.0, 1.0)
+    keys = jax.random.split(key, images.shape[0])
+    out = jax.vmap(lambda k, img, seq: apply_tfs(k, img, seq, tfs, interpolation))(keys, x01,
+                                                                                   sequences)
+    return (out - mean) / std
+
+
+# ----------------------------------------------------------------------------- generators
+@dataclasses.dataclass(frozen=True)
+class MeanFieldGenerator:
+    """G(tau) = prod_t softmax(phi_t)[tau_t], params ``{"logits": phi [L, K]}`` (zeros: uniform)."""
+
+    num_tfs: int
+    length: int
+
+    def init(self, key):
+        del key
+        return {"logits": jnp.zeros((self.length, self.num_tfs), jnp.float32)}
+
+    def score(self, params, sequences):
+        """Per-position ``(log pi(tau_t), H(pi_t))`` of ``sequences`` [N, L], each [N, L]."""
+        logits = params["logits"]
+        log_p = jax.nn.log_softmax(logits)
+        log_probs = log_p[jnp.arange(self.length), sequences]
+        entropies = jnp.broadcast_to(reinforce.categorical_entropy(logits), sequences.shape)
+        return log_probs, entropies
+
+    def sample(self, params, key, num):
+        """``num`` sequences [num, L] int32 with their per-position log-probs and entropies."""
+        sequences = jax.random.categorical(key, params["logits"], shape=(num, self.length))
+        return (sequences.astype(jnp.int32), *self.score(params, sequences))
+
+    def marginals(self, params, key=None, num_samples=None):
+        """p(tau_t = k) [L, K], exact."""
+        del key, num_samples
+        return jax.nn.softmax(params["logits"])
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMGenerator:
+    """G(tau) = prod_t pi(tau_t | tau_<t), an autoregressive `PolicyController` over K TFs."""
+
+    num_tfs: int
+    length: int
+    hidden: int = 64
+    embedding: int = 16
+
+    @property
+    def controller(self):
+        return PolicyController(choice_sizes=(self.num_tfs,), num_choices=self.length,
+                                hidden=self.hidden, embedding=self.embedding)
+
+    def init(self, key):
+        init_key, sample_key = jax.random.split(key)
+        return self.controller.init(init_key, sample_key, 1)
+
+    def score(self, params, sequences):
+        """Teacher-forced ``(log pi(tau_t | tau_<t), H(pi(. | tau_<t)))``, each [N, L]."""
+        _, log_probs, entropies = self.controller.apply(params, jax.random.key(0),
+                                                        sequences.shape[0], sequences)
+        return log_probs, entropies
+
+    def sample(self, params, key, num):
+        return self.controller.apply(params, key, num)
+
+    def marginals(self, params, key, num_samples=4096):
+        """p(tau_t = k) [L, K], estimated from the frequencies in ``num_samples`` samples."""
+        sequences, _, _ = self.sample(params, key, num_samples)
+        return jnp.mean(jax.nn.one_hot(sequences, self.num_tfs), axis=0)
+
+
+# ----------------------------------------------------------------------------- objectives
+def generator_loss(log_probs: jax.Array, entropies: jax.Array, rewards: jax.Array,
+                   entropy_weight: float) -> jax.Array:
+    """L_G = -mean_i (r_i - b) sum_t log pi_it - lambda mean_i sum_t H_it, b = mean_i r_i, from
+    per-position ``log_probs`` and ``entropies`` [N, L] and ``rewards`` [N] (held constant)."""
+    rewards = jax.lax.stop_gradient(rewards)
+    surrogate = reinforce.reinforce_loss(log_probs.sum(-1), rewards,
+                                         reinforce.batch_mean_baseline(rewards))
+    return surrogate - entropy_weight * jnp.mean(entropies.sum(-1))
+
+
+@flax.struct.dataclass
+class PlayerState:
+    """Parameters, BatchNorm statistics ({} if none) and optimizer state of G or D."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: optax.OptState
+
+    def apply_gradients(self, grads, batch_stats, optimizer):
+        updates, opt_state = optimizer.update(grads, self.opt_state, self.params)
+        return PlayerState(optax.apply_updates(self.params, updates), batch_stats, opt_state)
+
+
+@flax.struct.dataclass
+class TandaState:
+    step: jax.Array
+    target: TargetState
+    generator: PlayerState
+    discriminator: PlayerState
+    skipped: jax.Array  # steps skipped for non-finite values, cumulative
+
+
+@dataclasses.dataclass(frozen=True)
+class TandaMethod(Method):
+    """A `Method` that also exposes its generator and TF vocabulary, for tests and logging."""
+
+    generator: MeanFieldGenerator | LSTMGenerator
+    tfs: tuple
+
+    def tf_probs(self, state: TandaState, key: jax.Array | None = None,
+                 num_samples: int = 4096) -> jax.Array:
+        """The generator's marginal p(tau_t = k) per position, [L, K]: exact for the mean-field
+        generator, from ``num_samples`` samples drawn with ``key`` for the LSTM."""
+        key = jax.random.key(0) if key is None else key
+        return _marginals(self.generator, state.generator.params, key, num_samples)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _marginals(generator, params, key, num_samples):
+    return generator.marginals(params, key, num_samples)
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"tanda: {name} must be an int >= {minimum}, got {value!r}")
+
+
+def _check_stats(mean, std):
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    if mean.ndim > 1 or std.ndim > 1 or mean.size == 0 or std.size == 0:
+        raise ValueError(f"tanda: mean and std must be scalars or per-channel vectors, got "
+                         f"{mean!r} and {std!r}")
+    if not np.all(std > 0):
+        raise ValueError(f"tanda: std must be positive, got {std!r}")
+    return jnp.asarray(mean), jnp.asarray(std)
+
+
+def tanda(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    *,
+    mean: Sequence[float] | float,
+    std: Sequence[float] | float,
+    generator: str = "lstm",
+    sequence_length: int = 5,
+    tfs: Sequence[tuple[str, int]] = DEFAULT_TFS,
+    entropy_weight: float = 0.01,
+    augment_prob: float = 1.0,
+    warmup_steps: int = 500,
+    generator_optimizer: optax.GradientTransformation | None = None,
+    disc_optimizer: optax.GradientTransformation | None = None,
+    discriminator: nn.Module | None = None,
+    lstm_hidden: int = 64,
+    lstm_embedding: int = 16,
+    interpolation: str = "bilinear",
+) -> TandaMethod:
+    """The TANDA method (see the module docstring).
+
+    Args:
+      model, optimizer: the target network and its optimizer.
+      mean, std: the dataset normalization (per channel), to map batches to [0, 1] and back.
+      generator: ``"lstm"`` or ``"mean_field"``.
+      sequence_length: L, the TFs per sequence.
+      tfs: the TF vocabulary, ``(op name, signed level)`` pairs (default `DEFAULT_TFS`).
+      entropy_weight: lambda, the weight of G's entropy bonus (>= 0).
+      augment_prob: after the warm-up, the chance that the target sees an image augmented.
+      warmup_steps: steps in which the target trains on clean images only.
+      generator_optimizer: default Adam(1e-3).
+      disc_optimizer: default Adam(2e-4, b1=0.5), the DCGAN settings.
+      discriminator: D, a module ``apply(variables, images, train) -> logits [B]`` with
+        BatchNorm statistics (default `models.Discriminator()`).
+      lstm_hidden, lstm_embedding: sizes of the LSTM generator.
+      interpolation: resampling of the composed geometric TFs, ``"bilinear"`` or ``"nearest"``.
+    """
+    if generator not in GENERATORS:
+        raise ValueError(f"tanda: unknown generator {generator!r}; valid: {', '.join(GENERATORS)}")
+    _check_int("sequence_length", sequence_length, 1)
+    _check_int("warmup_steps", warmup_steps, 0)
+    _check_int("lstm_hidden", lstm_hidden, 1)
+    _check_int("lstm_embedding", lstm_embedding, 1)
+    if not entropy_weight >= 0:
+        raise ValueError(f"tanda: entropy_weight must be >= 0, got {entropy_weight!r}")
+    if not 0 <= augment_prob <= 1:
+        raise ValueError(f"tanda: augment_prob must be in [0, 1], got {augment_prob!r}")
+    if interpolation not in ("bilinear", "nearest"):
+        raise ValueError(f"tanda: unknown interpolation {interpolation!r}; valid: bilinear, "
+                         "nearest")
+    tfs = check_tfs(tfs)
+    mean, std = _check_stats(mean, std)
+    if generator == "lstm":
+        gen = LSTMGenerator(len(tfs), sequence_length, lstm_hidden, lstm_embedding)
+    else:
+        gen = MeanFieldGenerator(len(tfs), sequence_length)
+    disc = discriminator or Discriminator()
+    gen_optimizer = generator_optimizer or optax.adam(1e-3)
+    d_optimizer = disc_optimizer or optax.adam(2e-4, b1=0.5)
+
+    def init(key, batch):
+        target_key, gen_key, disc_key = jax.random.split(key, 3)
+        target = init_target(target_key, batch["image"], model, optimizer)
+        gen_params = gen.init(gen_key)
+        d_vars = disc.init(disc_key, batch["image"], train=False)
+        zero = jnp.zeros((), jnp.int32)
+        return TandaState(
+            step=zero, target=target,
+            generator=PlayerState(gen_params, {}, gen_optimizer.init(gen_params)),
+            discriminator=PlayerState(d_vars["params"], d_vars.get("batch_stats", {}),
+                                      d_optimizer.init(d_vars["params"])),
+            skipped=zero)
+
+    def d_objective(params, batch_stats, real, fake):
+        """L_D on [real, fake] in one BatchNorm batch; aux: D's stats, its fake logits, new
+        batch statistics."""
+        logits, updates = disc.apply({"params": params, "batch_stats": batch_stats},
+                                     jnp.concatenate([real, fake]), train=True,
+                                     mutable=["batch_stats"])
+        real_logits, fake_logits = jnp.split(logits, 2)
+        loss, aux = objectives.discriminator_loss(real_logits, fake_logits)
+        return loss, (aux, fake_logits, updates["batch_stats"])
+
+    def step(state, batch, key):
+        x, y = batch["image"], batch["label"]
+        sample_key, apply_key, mix_key, target_key = jax.random.split(key, 4)
+        g, d, target = state.generator, state.discriminator, state.target
+
+        sequences, _, _ = gen.sample(g.params, sample_key, x.shape[0])
+        fake = augment(apply_key, x, sequences, tfs, mean, std, interpolation)
+
+        (d_loss, (d_aux, fake_logits, d_stats)), d_grads = jax.value_and_grad(
+            d_objective, has_aux=True)(d.params, d.batch_stats, x, fake)
+        rewards = objectives.log_realness(fake_logits)
+
+        def g_objective(params):
+            log_probs, entropies = gen.score(params, sequences)
+            loss = generator_loss(log_probs, entropies, rewards, entropy_weight)
+            return loss, jnp.mean(entropies.sum(-1))
+
+        (g_loss, entropy), g_grads = jax.value_and_grad(g_objective, has_aux=True)(g.params)
+
+        augmented = (state.step >= warmup_steps) & jax.random.bernoulli(
+            mix_key, augment_prob, (x.shape[0],))
+        seen = jnp.where(augmented[:, None, None, None], fake, x)
+        objective = functools.partial(objectives.cross_entropy, model=model,
+                                      batch_stats=target.batch_stats, key=target_key)
+        t_grads, aux = jax.grad(objective, has_aux=True)(target.params, {"image": seen,
+                                                                          "label": y})
+
+        ok = all_finite((d_loss, g_loss, aux["loss"], d_grads, g_grads, t_grads))
+        new = state.replace(
+            target=target.apply_gradients(t_grads, aux["batch_stats"], optimizer),
+            generator=g.apply_gradients(g_grads, {}, gen_optimizer),
+            discriminator=d.apply_gradients(d_grads, d_stats, d_optimizer))
+        state = keep_if(ok, new, state).replace(step=state.step + 1,
+                                               skipped=state.skipped + (~ok).astype(jnp.int32))
+        metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "d_loss": d_loss,
+                   "d_real": d_aux["d_real"], "d_fake": d_aux["d_fake"],
+                   "d_accuracy": d_aux["d_accuracy"], "reward": jnp.mean(rewards),
+                   "generator_loss": g_loss, "generator_entropy": entropy,
+                   "augmented": jnp.mean(augmented.astype(jnp.float32)),
+                   "skipped": (~ok).astype(jnp.float32)}
+        return state, metrics
+
+    def predict(state, images):
+        return predict_target(model, state.target, images)
+
+    return TandaMethod(init=init, step=step, predict=predict, generator=gen, tfs=tfs)
+

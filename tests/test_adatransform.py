@@ -1,0 +1,331 @@
+"""AdaTransform: the action table against the ops, one resampling per geometric chain, box moves,
+telescoping rewards and returns, reward and discriminator signs, argument checks, and a short
+jitted run on the synthetic demo data in which the policy leaves the uniform distribution.
+
+The target is a one-layer CNN with BatchNorm (the method only needs the models' interface), so
+that the test compiles the full step in seconds."""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxaug import ops
+from jaxaug.data import synthetic
+from jaxaug.methods import adatransform as at
+from jaxaug.methods.base import predict_target
+from jaxaug.objectives import discriminator_loss, log_realness
+
+MEAN = (0.5, 0.45, 0.4)
+STD = (0.25, 0.25, 0.3)
+FILL = jnp.asarray(MEAN)
+
+
+class TinyTarget(nn.Module):
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x, train=True, bn_set=0):
+        del bn_set
+        x = nn.Conv(8, (3, 3), strides=2)(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+        return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
+
+
+def _images01(n=4, size=16, seed=0):
+    return jnp.asarray(np.random.default_rng(seed).random((n, size, size, 3)), jnp.float32)
+
+
+def _method(**kwargs):
+    return at.adatransform(TinyTarget(), optax.sgd(0.05, momentum=0.9), mean=MEAN, std=STD,
+                           **kwargs)
+
+
+# The action table and its rendering.
+
+def test_action_table_is_the_papers():
+    expected = (
+        [("rotate", d) for d in (2.5, -2.5, 5.0, -5.0)]
+        + [("zoom", z) for z in (0.9, 1.1, 0.75, 1.25)]
+        + [("shear", s) for s in (0.1, -0.1, 0.25, -0.25)]
+        + [("hue", h) for h in (0.1, -0.1, 0.25, -0.25)]
+        + [(op, f) for op in ("brightness", "color", "sharpness", "contrast")
+           for f in (0.75, 1.25, 0.5, 1.5)]
+        + [("hflip", 0.0)]
+    )
+    assert len(at.TRANSFORM_ACTIONS) == 33 == at.num_actions("transform")
+    assert sorted(at.TRANSFORM_ACTIONS) == sorted(expected)
+    assert [name for name, _ in at.BOX_ACTIONS] == ["up", "right", "down", "left", "stay"]
+
+
+def _direct(img, op, value):
+    """Each meta-transformation written with the ops directly."""
+    h = img.shape[0]
+    if op == "rotate":
+        return ops.rotate(img, value, fill=FILL, interpolation="bilinear")
+    if op == "zoom":
+        return ops.scale(img, value, fill=FILL, interpolation="bilinear")
+    if op == "shear":  # x_in = x + shear * (y - h / 2)
+        m = jnp.asarray([[1.0, value, -value * h / 2], [0.0, 1.0, 0.0]])
+        return ops.affine(img, m, fill=FILL)
+    if op == "hflip":
+        return ops.hflip(img)
+    return {"hue": ops.hue_shift, "brightness": ops.brightness, "color": ops.color,
+            "sharpness": ops.sharpness, "contrast": ops.contrast}[op](img, value)
+
+
+def test_every_action_matches_its_op():
+    img = _images01(1)[0]
+    render = jax.jit(jax.vmap(lambda a: at.render_transform(img, a[None], FILL)))
+    rendered = np.asarray(render(jnp.arange(33)))
+    direct = np.asarray(jax.jit(lambda x: jnp.stack(
+        [_direct(x, op, value) for op, value in at.TRANSFORM_ACTIONS]))(img))
+    for index, (op, value) in enumerate(at.TRANSFORM_ACTIONS):
+        np.testing.assert_allclose(rendered[index], direct[index], atol=2e-5,
+                                   err_msg=f"action {index} {op} {value}")
+    # The actions differ from each other and from the identity.
+    flat = rendered.reshape(33, -1)
+    assert np.min(np.abs(flat - np.asarray(img).reshape(1, -1)).max(axis=1)) > 0.01
+    padding = at.render_transform(img, jnp.full((3,), at.NO_ACTION), FILL)
+    np.testing.assert_allclose(padding, img, atol=1e-6)
+
+
+def _index(op, value):
+    return at.TRANSFORM_ACTIONS.index((op, value))
+
+
+def test_geometric_chain_is_one_resampling():
+    img = _images01(1, seed=1)[0]
+    h, w, _ = img.shape
+    chain = jnp.asarray([_index("rotate", 5.0), _index("zoom", 1.1), _index("shear", 0.1)])
+    shear = jnp.asarray([[1.0, 0.1, -0.1 * h / 2], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    matrix = ops.compose(ops.rotate_matrix(5.0, h, w), ops.scale_matrix(1.1, h, w), shear)
+    np.testing.assert_allclose(at.render_transform(img, chain, FILL),
+                               ops.affine(img, matrix, fill=FILL), atol=1e-5)
+    # Rotating by +5 then -5 degrees gives the image back; two resamplings would blur it.
+    back = at.render_transform(img, jnp.asarray([_index("rotate", 5.0), _index("rotate", -5.0)]),
+                               FILL)
+    twice = ops.rotate(ops.rotate(img, 5.0, FILL, interpolation="bilinear"), -5.0, FILL,
+                       interpolation="bilinear")
+    inner = (slice(3, -3), slice(3, -3))
+    assert np.abs(np.asarray(back - img)[inner]).max() < 1e-4
+    assert np.abs(np.asarray(twice - img)[inner]).max() > 0.05
+
+
+def test_colour_follows_the_warp_in_drawn_order():
+    img = _images01(1, seed=2)[0]
+    actions = jnp.asarray([_index("brightness", 1.5), _index("rotate", -2.5),
+                           _index("contrast", 0.5)])
+    expected = ops.contrast(ops.brightness(ops.rotate(img, -2.5, FILL, interpolation="bilinear"),
+                                           1.5), 0.5)
+    np.testing.assert_allclose(at.render_transform(img, actions, FILL), expected, atol=2e-5)
+
+
+# AdaCutout / AdaErasing boxes.
+
+def test_box_moves_by_two_pixels_and_clips():
+    n = len(at.BOX_ACTIONS)
+    box = at.Box(corner=jnp.full((n, 2), 5, jnp.int32), size=jnp.full((n, 2), 4, jnp.int32),
+                 lo=jnp.zeros((n, 2), jnp.int32), hi=jnp.full((n, 2), 12, jnp.int32),
+                 fill=jnp.zeros((n, 16, 16, 3)))
+    moved = at.move_box(box, jnp.arange(n), move_pixels=2)
+    expected = [(-2, 0), (0, 2), (2, 0), (0, -2), (0, 0)]  # up, right, down, left, stay
+    np.testing.assert_array_equal(moved.corner - box.corner, expected)
+    at_border = box._replace(corner=jnp.asarray([[0, 5], [5, 12], [12, 5], [5, 0], [0, 0]]))
+    np.testing.assert_array_equal(at.move_box(at_border, jnp.arange(n), 2).corner,
+                                  at_border.corner)  # every move pushes against its border
+
+
+def test_cutout_box_renders_as_ops_cutout_and_stays_centred_inside():
+    x01 = _images01(6)
+    keys = jax.random.split(jax.random.key(3), 6)
+    box = at.start_cutout(keys, x01, 8, FILL)
+    cutout = jax.jit(jax.vmap(functools.partial(ops.cutout, size=8, fill=FILL)))
+    for step in range(20):  # walk up-left into the corner: the centre stops at (0, 0)
+        centre = box.corner + 4
+        np.testing.assert_array_equal(at.render_box(x01, box), cutout(x01, centre))
+        assert np.all((np.asarray(centre) >= 0) & (np.asarray(centre) <= 15))
+        box = at.move_box(box, jnp.full((6,), step % 2 * 3, jnp.int32), 2)  # up, left, ...
+    np.testing.assert_array_equal(box.corner + 4, 0)
+
+
+def test_erasing_box_stays_inside_and_keeps_its_noise():
+    x01 = _images01(6)
+    box = at.start_erasing(jax.random.split(jax.random.key(4), 6), x01)
+    for action in (1, 2) * 10:  # right, down: into the far corner
+        box = at.move_box(box, jnp.full((6,), action, jnp.int32), 2)
+        assert np.all(np.asarray(box.corner) >= 0)
+        assert np.all(np.asarray(box.corner + box.size) <= 16)
+    np.testing.assert_array_equal(box.corner + box.size, 16)
+    rendered = np.asarray(at.render_box(x01, box))
+    changed = np.any(rendered != np.asarray(x01), axis=-1)
+    np.testing.assert_array_equal(changed.sum(axis=(1, 2)), np.prod(box.size, axis=1))
+
+
+def test_cutout_rollout_moves_the_box_by_its_actions():
+    x01 = _images01(8)
+    net = at.TransformerNet(5)
+    params = net.init(jax.random.key(0), x01, jnp.zeros((8, 2)))["params"]
+    roll = jax.jit(functools.partial(
+        at.rollout, functools.partial(net.apply, {"params": params}), mode="cutout",
+        num_steps=3, mean=FILL, std=jnp.asarray(STD), cutout_size=4))(x01, jax.random.key(5))
+    # extra holds the box centre in [-1, 1]; the centre stays on the image, in [0, 15].
+    centre = (np.asarray(roll.extra) + 1) / 2 * 16
+    delta = np.asarray([d for _, d in at.BOX_ACTIONS])[np.asarray(roll.actions[:-1])]
+    np.testing.assert_allclose(centre[1:], np.clip(centre[:-1] + 2 * delta, 0, 15), atol=1e-5)
+    moved = np.abs(centre[1:] - centre[:-1]).sum(-1).ravel()
+    assert set(np.round(moved, 4).tolist()) <= {0.0, 1.0, 2.0} and moved.max() == 2
+
+
+# Rewards and returns.
+
+@pytest.fixture(scope="module")
+def transform_rollout():
+    """A rollout of a random (non-uniform) policy on 8 images with a random target and D."""
+    x01 = _images01(8)
+    labels = jnp.arange(8) % 10
+    net = at.TransformerNet(33)
+    params = net.init(jax.random.key(0), x01, jnp.zeros((8, 0)))["params"]
+    params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape),
+                          params)
+    policy = functools.partial(net.apply, {"params": params})
+    roll = jax.jit(functools.partial(at.rollout, policy, mode="transform", num_steps=4, mean=FILL,
+                                     std=jnp.asarray(STD)))(x01, jax.random.key(2))
+    target = TinyTarget().init(jax.random.key(3), roll.images[0], train=False)
+    logits = jax.vmap(lambda x: TinyTarget().apply(target, x, train=False))(roll.images)
+    losses = optax.softmax_cross_entropy_with_integer_labels(
+        logits, jnp.broadcast_to(labels, logits.shape[:2]))  # [K + 1, N]
+    return x01, labels, roll, target, losses
+
+
+def test_rewards_telescope(transform_rollout):
+    x01, labels, roll, target, losses = transform_rollout
+    assert len(set(np.asarray(roll.actions).ravel().tolist())) > 3  # a varied rollout
+    # l(x_K), with x_K rendered again from the original and the drawn actions.
+    x_k = jax.jit(jax.vmap(lambda x, a: at.render_transform(x, a, FILL)))(x01, roll.actions.T)
+    logits = TinyTarget().apply(target, (x_k - FILL) / jnp.asarray(STD), train=False)
+    loss_k = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    rewards = at.step_rewards(at.episode_values(losses))
+    assert rewards.shape == (8, 4)
+    np.testing.assert_allclose(rewards.sum(axis=1), loss_k - losses[0], atol=1e-5)
+    log_d = jnp.log(jnp.linspace(0.1, 0.9, 40)).reshape(5, 8)
+    with_d = at.step_rewards(at.episode_values(losses, log_d, disc_weight=0.3))
+    np.testing.assert_allclose(with_d.sum(axis=1),
+                               loss_k - losses[0] + 0.3 * (log_d[-1] - log_d[0]), atol=1e-5)
+
+
+def test_returns_and_reinforce_surrogate_by_hand():
+    rewards = jnp.asarray([[1.0, 2.0, 4.0], [-1.0, 0.0, 2.0]])
+    log_p = jnp.asarray([[-1.0, -2.0, -0.5], [-0.3, -1.2, -2.0]])
+    # gamma = 0.5: R_1 = r_1 + r_2 / 2 + r_3 / 4, R_2 = r_2 + r_3 / 2, R_3 = r_3.
+    returns = np.asarray([[1 + 1 + 1, 2 + 2, 4], [-1 + 0 + 0.5, 0 + 1, 2]])
+    baseline = returns.mean(axis=0)  # per step, over the h x s episodes
+    expected = -np.mean((returns - baseline) * np.asarray(log_p))
+    np.testing.assert_allclose(at.reinforce_terms(log_p, rewards, 0.5), expected, rtol=1e-6)
+
+
+def test_cooperative_reward_is_minus_the_competitive(transform_rollout):
+    losses = transform_rollout[-1]
+    competitive = at.step_rewards(at.episode_values(losses))
+    cooperative = at.step_rewards(at.episode_values(losses, cooperative=True))
+    np.testing.assert_allclose(cooperative, -competitive, atol=1e-7)
+    assert np.abs(np.asarray(competitive)).max() > 1e-4
+
+
+def test_discriminator_and_realness_gradient_signs():
+    real, fake = jnp.asarray([0.3, -1.0, 2.0]), jnp.asarray([-0.5, 0.4, 1.5])
+    g_real, g_fake = jax.grad(lambda r, f: discriminator_loss(r, f)[0], argnums=(0, 1))(real,
+                                                                                       fake)
+    assert np.all(np.asarray(g_real) < 0)  # descending L_D raises the real logits
+    assert np.all(np.asarray(g_fake) > 0)  # and lowers the fake ones
+    # The competitive reward grows with D's realness logit of x_t (lambda > 0), and only there.
+    losses = jnp.zeros((3, 1))
+
+    def total_reward(logits):
+        values = at.episode_values(losses, log_realness(logits)[:, None], disc_weight=0.5)
+        return at.step_rewards(values).sum()
+
+    grad = jax.grad(total_reward)(jnp.asarray([0.2, -0.4, 0.7]))
+    assert grad[-1] > 0 and grad[0] < 0 and abs(grad[1]) < 1e-7  # telescoped: v(x_K) - v(x_0)
+
+
+# Arguments.
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"mode": "rotate"}, "mode"),
+    ({"num_steps": 0}, "num_steps"),
+    ({"samples": 0}, "samples"),
+    ({"gamma": 1.5}, "gamma"),
+    ({"gamma": -0.1}, "gamma"),
+    ({"disc_weight": -1.0}, "disc_weight"),
+    ({"cutout_size": 1}, "cutout_size"),
+    ({"move_pixels": 0}, "move_pixels"),
+    ({"std": (0.2, 0.0, 0.2)}, "std"),
+    ({"mode": "cutout", "cooperative_test": True}, "cooperative_test"),
+])
+def test_bad_arguments_raise(kwargs, name):
+    args = {"mean": MEAN, "std": STD, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        at.adatransform(TinyTarget(), optax.sgd(0.1), **args)
+
+
+# A short run on the demo data.
+
+def _kl_from_uniform(p):
+    return float(jnp.sum(jax.scipy.special.xlogy(p, p * p.shape[-1])))
+
+
+@pytest.fixture(scope="module")
+def short_run():
+    images, labels = synthetic.generate(160, seed=0, image_size=16)
+    normalized = (images / 255.0 - np.asarray(MEAN)) / np.asarray(STD)
+    batches = [{"image": jnp.asarray(normalized[i:i + 8], jnp.float32),
+                "label": jnp.asarray(labels[i:i + 8])} for i in range(0, 160, 8)]
+    method = _method(num_steps=3, samples=2, disc_weight=0.1,
+                     policy_optimizer=optax.adam(3e-3))
+    state = jax.jit(method.init)(jax.random.key(0), batches[0])
+    step = jax.jit(method.step)
+    first = state
+    history = []
+    for i in range(20):
+        state, metrics = step(state, batches[i % len(batches)], jax.random.key(i))
+        history.append({k: float(v) for k, v in metrics.items()})
+    probe = jnp.asarray(normalized[:64], jnp.float32)
+    return method, step, first, state, history, probe, batches
+
+
+def test_short_run_moves_policy_off_uniform(short_run):
+    _, _, first, state, history, probe, _ = short_run
+    start = _kl_from_uniform(at.action_probs(first, probe))
+    assert start < 1e-6  # the zero-initialised output layer: exactly uniform
+    kl = _kl_from_uniform(at.action_probs(state, probe))
+    assert kl > 0.01, kl
+    assert _kl_from_uniform(at.action_probs(state, probe, policy=1)) > 0.01
+    assert history[-1]["policy_entropy"] < np.log(33) - 0.01
+    assert int(state.step) == 20 and int(state.skipped) == 0
+    assert all(np.isfinite(v) for m in history for v in m.values())
+    assert {"loss", "accuracy", "policy_entropy", "reward", "coop_reward", "d_loss",
+            "d_real", "d_fake", "skipped"} <= set(history[-1])
+
+
+def test_predict_applies_the_cooperative_policy_greedily(short_run):
+    method, _, first, _, _, probe, _ = short_run
+    # Untrained, every action is equally likely and argmax takes action 0 (rotate +2.5) K times.
+    x01 = probe[:8] * jnp.asarray(STD) + FILL
+    rotated = jax.vmap(lambda x: ops.rotate(x, 7.5, FILL, interpolation="bilinear"))(x01)
+    expected = predict_target(TinyTarget(), first.target, (rotated - FILL) / jnp.asarray(STD))
+    np.testing.assert_allclose(jax.jit(method.predict)(first, probe[:8]), expected, atol=1e-4)
+
+
+def test_non_finite_batch_skips_every_update(short_run):
+    _, step, _, state, _, _, batches = short_run
+    bad = {**batches[0], "image": batches[0]["image"].at[0].set(jnp.nan)}
+    new, metrics = step(state, bad, jax.random.key(99))
+    assert float(metrics["skipped"]) == 3 and int(new.skipped) == int(state.skipped) + 3
+    for old_leaf, new_leaf in zip(jax.tree.leaves((state.target, state.policy, state.disc)),
+                                  jax.tree.leaves((new.target, new.policy, new.disc))):
+        np.testing.assert_array_equal(old_leaf, new_leaf)

@@ -1,0 +1,397 @@
+"""TANDA: log-probabilities of sampled TF sequences, the entropy bonus, the discriminator and
+REINFORCE gradient signs, TF application, a short GAN run that moves the generator off uniform,
+the warm-up switch of the target's inputs, and argument validation."""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxaug import objectives, ops
+from jaxaug.data import synthetic
+from jaxaug.methods import tanda as tn
+from jaxaug.models.discriminator import Discriminator
+from jaxaug.ops.geometry import GREY
+
+# A small vocabulary for the tests: one TF (invert) a discriminator spots at once.
+TFS = (("rotate", 3), ("rotate", -3), ("shear_x", -2), ("brightness", 7), ("contrast", 3),
+       ("color", 3), ("invert", 0))
+INVERT = TFS.index(("invert", 0))
+K, L = len(TFS), 2
+WARMUP = 3
+
+
+class TinyNet(nn.Module):
+    """A target network that compiles in a second: conv, BatchNorm, global pool, linear."""
+
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x, train=True, bn_set=0):
+        del bn_set
+        x = nn.Conv(8, (3, 3), strides=2)(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+        return nn.Dense(self.num_classes)(nn.relu(x).mean((1, 2)))
+
+
+def _demo_data(n=96, size=16):
+    """Demo-dataset images normalized with their own per-channel mean and std."""
+    images, labels = synthetic.generate(n, seed=0, image_size=size)
+    x01 = images.astype(np.float32) / 255
+    mean, std = x01.mean((0, 1, 2)), x01.std((0, 1, 2))
+    return (x01 - mean) / std, labels, mean, std
+
+
+IMAGES, LABELS, MEAN, STD = _demo_data()
+TARGET_LR = 0.1
+
+
+def _batch(i, n=8):
+    index = np.arange(i * n, (i + 1) * n) % len(IMAGES)
+    return {"image": jnp.asarray(IMAGES[index]), "label": jnp.asarray(LABELS[index])}
+
+
+def _method(generator, gen_lr=0.05):
+    return tn.tanda(TinyNet(), optax.sgd(TARGET_LR), mean=MEAN, std=STD, generator=generator,
+                    sequence_length=L, tfs=TFS, warmup_steps=WARMUP,
+                    generator_optimizer=optax.adam(gen_lr),
+                    disc_optimizer=optax.adam(2e-3, b1=0.5), discriminator=Discriminator(width=8))
+
+
+def _init(method):
+    """The method's initial state. With the default partitionable threefry, XLA on CPU takes
+    about 10 s to compile each random draw of a 4-D convolution kernel; the classic threefry
+    compiles them in under a second (only the initial values differ)."""
+    with jax.threefry_partitionable(False):
+        return jax.jit(method.init)(jax.random.key(0), _batch(0))
+
+
+@functools.cache
+def _generator(kind):
+    """A generator of the test vocabulary and its initial params (uniform for mean-field)."""
+    gen = _method(kind).generator
+    with jax.threefry_partitionable(False):
+        return gen, jax.jit(gen.init)(jax.random.key(3))
+
+
+@pytest.fixture(scope="module")
+def mean_field():
+    """The mean-field method with its jitted step (compiled once for every test that uses it)."""
+    method = _method("mean_field")
+    return method, jax.jit(method.step), _init(method)
+
+
+@jax.jit
+def _fake_batch(gen_params, images, key):
+    """The step's augmented batch, rebuilt from its key (same split as the step's)."""
+    sample_key, apply_key, _, _ = jax.random.split(key, 4)
+    sequences, _, _ = tn.MeanFieldGenerator(K, L).sample(gen_params, sample_key, images.shape[0])
+    return tn.augment(apply_key, images, sequences, TFS, MEAN, STD)
+
+
+def _kl_to_uniform(probs):
+    """sum_t KL(p_t || uniform) = sum_t (log K - H(p_t))."""
+    probs = np.asarray(probs, np.float64)
+    return float(np.sum(np.log(K) + np.sum(probs * np.log(np.maximum(probs, 1e-12)), -1)))
+
+
+# 1. Log-probabilities of sampled sequences --------------------------------------------------
+def _find(tree, name):
+    """The subtree called ``name`` at any depth of a parameter tree."""
+    if name in tree:
+        return tree[name]
+    found = [_find(sub, name) for sub in tree.values() if isinstance(sub, dict)]
+    return next(f for f in found if f is not None) if any(f is not None for f in found) else None
+
+
+def _lstm_log_probs(gen, params, sequences):
+    """A second writing of the LSTM generator's sequence log-probability, from its parameters:
+    the start embedding in, then at every position the head's log-softmax at the sampled TF,
+    whose embedding is the next input; returns sum_t log pi(tau_t | tau_<t) [N]."""
+    p = {name: _find(params, name) for name in ("start", "lstm", "head_0", "embed_0")}
+    cell = nn.OptimizedLSTMCell(gen.hidden)
+    n = sequences.shape[0]
+    inputs = jnp.broadcast_to(p["start"], (n, gen.embedding))
+    carry = (jnp.zeros((n, gen.hidden)), jnp.zeros((n, gen.hidden)))
+    total = jnp.zeros(n)
+    for t in range(sequences.shape[1]):
+        carry, out = cell.apply({"params": p["lstm"]}, carry, inputs)
+        logits = out @ p["head_0"]["kernel"] + p["head_0"]["bias"]
+        total += jax.nn.log_softmax(logits)[jnp.arange(n), sequences[:, t]]
+        inputs = p["embed_0"]["embedding"][sequences[:, t]]
+    return total
+
+
+@pytest.mark.parametrize("kind", ["mean_field", "lstm"])
+def test_sequence_log_prob_is_the_sum_over_its_sampled_tfs(kind):
+    gen, params = _generator(kind)
+    if kind == "mean_field":  # off uniform, so that every TF has its own log-probability
+        params = {"logits": jax.random.normal(jax.random.key(4), (L, K))}
+
+    @jax.jit
+    def sample_and_rescore(params, key):
+        sequences, log_probs, entropies = gen.sample(params, key, 256)
+        if kind == "mean_field":
+            expected = jax.nn.log_softmax(params["logits"])[jnp.arange(L), sequences].sum(1)
+        else:
+            expected = _lstm_log_probs(gen, params, sequences)
+        # The step's REINFORCE term re-scores the sampled sequences (teacher-forced for the LSTM).
+        return sequences, log_probs, entropies, expected, gen.score(params, sequences)[0]
+
+    sequences, log_probs, entropies, expected, rescored = sample_and_rescore(
+        params, jax.random.key(5))
+    assert sequences.shape == log_probs.shape == entropies.shape == (256, L)
+    assert sequences.min() >= 0 and sequences.max() < K
+    np.testing.assert_allclose(log_probs.sum(1), expected, rtol=1e-5, atol=1e-5)
+    assert np.std(np.asarray(expected)) > 1e-3  # the sequences do differ in probability
+    np.testing.assert_allclose(rescored, log_probs, rtol=1e-5, atol=1e-6)
+
+
+# 2. The entropy bonus ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["mean_field", "lstm"])
+def test_entropy_bonus_raises_the_entropy(kind):
+    """With rewards 0 the generator loss is -lambda H; one gradient step on it raises H (of the
+    whole distribution for mean-field, of the re-scored fixed sequences for the LSTM)."""
+    gen, params = _generator(kind)
+    # Both start near uniform, the maximum, where the gradient vanishes: sharpen them first.
+    params = jax.tree.map(lambda p: 8.0 * p, params)
+    if kind == "mean_field":
+        params = {"logits": 2.0 * jax.random.normal(jax.random.key(7), (L, K))}
+    sequences, _, _ = jax.jit(gen.sample, static_argnums=2)(params, jax.random.key(8), 64)
+
+    @jax.jit
+    def loss_and_entropy(p):
+        log_probs, entropies = gen.score(p, sequences)
+        loss = tn.generator_loss(log_probs, entropies, jnp.zeros(64), entropy_weight=0.1)
+        return loss, jnp.mean(entropies.sum(1))
+
+    (loss, entropy), grads = jax.value_and_grad(loss_and_entropy, has_aux=True)(params)
+    stepped = jax.tree.map(lambda p, g: p - 0.5 * g, params, grads)
+    assert entropy < 0.9 * L * np.log(K)
+    assert loss_and_entropy(stepped)[1] > entropy + 1e-3
+    np.testing.assert_allclose(loss, -0.1 * entropy, rtol=1e-5)
+
+
+# 3. Gradient signs -----------------------------------------------------------------------------
+def test_discriminator_loss_raises_real_and_lowers_fake_logits():
+    real, fake = jnp.asarray([-1.0, 0.0, 2.0]), jnp.asarray([-2.0, 0.5, 1.0])
+    g_real, g_fake = jax.grad(lambda r, f: objectives.discriminator_loss(r, f)[0],
+                              argnums=(0, 1))(real, fake)
+    assert np.all(g_real < 0) and np.all(g_fake > 0)  # descent: real logits up, fake down
+    # The generator's reward log D rises with D's logit: fooling D pays.
+    assert np.all(np.diff(objectives.log_realness(jnp.asarray([-3.0, 0.0, 3.0]))) > 0)
+
+
+def test_step_trains_the_discriminator_to_separate_real_from_augmented(mean_field):
+    _, step, state = mean_field
+    batch, key = _batch(1), jax.random.key(11)
+    new, metrics = step(state, batch, key)
+    fake = _fake_batch(state.generator.params, batch["image"], key)
+    disc = Discriminator(width=8)
+
+    @jax.jit
+    def d_loss(d):
+        logits, _ = disc.apply({"params": d.params, "batch_stats": d.batch_stats},
+                               jnp.concatenate([batch["image"], fake]), train=True,
+                               mutable=["batch_stats"])
+        return objectives.discriminator_loss(*jnp.split(logits, 2))[0]
+
+    before, after = d_loss(state.discriminator), d_loss(new.discriminator)
+    np.testing.assert_allclose(metrics["d_loss"], before, rtol=1e-4)
+    assert after < before - 1e-3
+
+
+@pytest.mark.parametrize("kind", ["mean_field", "lstm"])
+def test_reinforce_moves_probability_toward_tfs_that_fool_a_fixed_discriminator(kind):
+    """A bandit: a fixed fake D whose logit for h_tau(x) is the sum of per-TF scores, so the
+    reward log D is highest for sequences of the best TF and lowest for the worst."""
+    gen, params = _generator(kind)
+    scores = jnp.linspace(-3.0, 1.0, K)  # TF K-1 fools D best, TF 0 worst
+    best, worst = K - 1, 0
+    optimizer = optax.adam(0.05)
+
+    @jax.jit
+    def update(params, opt_state, key):
+        sequences, _, _ = gen.sample(params, key, 256)
+        rewards = objectives.log_realness(scores[sequences].sum(1))
+
+        def loss(p):
+            log_probs, entropies = gen.score(p, sequences)
+            return tn.generator_loss(log_probs, entropies, rewards, entropy_weight=0.0)
+
+        grads = jax.grad(loss)(params)
+        updates, opt_state = optimizer.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state, grads
+
+    opt_state = optimizer.init(params)
+    marginals = jax.jit(gen.marginals)
+    start = np.asarray(marginals(params, jax.random.key(13)))
+    for i in range(25):
+        params, opt_state, grads = update(params, opt_state, jax.random.key(100 + i))
+        if kind == "mean_field" and i == 0:  # from uniform: descent raises best, lowers worst
+            assert np.all(grads["logits"][:, best] < 0) and np.all(grads["logits"][:, worst] > 0)
+    end = np.asarray(marginals(params, jax.random.key(13)))
+    assert np.all(end[:, best] > start[:, best] + 0.1)
+    assert np.all(end[:, worst] < start[:, worst] - 0.05)
+
+
+# 4. Applying TF sequences ---------------------------------------------------------------------
+def _image(seed=0, size=16):
+    return jnp.asarray(np.random.default_rng(seed).uniform(0.1, 0.9, (size, size, 3)),
+                       jnp.float32)
+
+
+def test_tf_table_has_fixed_signed_parameters():
+    op_names, op_index, value = tn.tf_table(TFS, 16)
+    assert [op_names[i] for i in op_index] == [name for name, _ in TFS]
+    # rotate 3 = 9 degrees, its mirror -9; shear -2 = -0.06; enhance 7 = 1.36, 3 = 0.64.
+    np.testing.assert_allclose(value[:6], [9.0, -9.0, -0.06, 1.36, 0.64, 0.64], rtol=1e-6)
+
+
+_apply_tfs = jax.jit(tn.apply_tfs, static_argnums=3)
+
+
+def _sequence(*tfs):
+    return jnp.asarray([TFS.index(tf) for tf in tfs])
+
+
+def test_point_tfs_apply_one_after_another():
+    img = _image()
+    out = _apply_tfs(jax.random.key(0), img, _sequence(("brightness", 7), ("contrast", 3)), TFS)
+    np.testing.assert_allclose(out, ops.contrast(ops.brightness(img, 1.36), 0.64), atol=1e-6)
+    assert np.abs(np.asarray(out - img)).max() > 0.05
+    # A point TF then a geometric one: in order, the warp last.
+    out = _apply_tfs(jax.random.key(0), img, _sequence(("color", 3), ("rotate", -3)), TFS)
+    expected = ops.affine(ops.color(img, 0.64), ops.rotate_matrix(-9.0, 16, 16),
+                          interpolation="bilinear", fill=GREY)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_geometric_tfs_are_one_resampling_of_their_composition():
+    img = _image(1)
+    rotate, shear = ops.rotate_matrix(9.0, 16, 16), ops.shear_x_matrix(-0.06)
+    out = _apply_tfs(jax.random.key(0), img, _sequence(("rotate", 3), ("shear_x", -2)), TFS)
+    chain, _ = ops.warp_chain(img, jnp.stack([rotate, shear]), interpolation="bilinear",
+                              fill=GREY)
+    np.testing.assert_allclose(out, chain, atol=1e-6)
+    # Away from the border (where a chain fills what leaves the frame at any warp) that is the
+    # composed matrix resampled once; two resamplings blur more.
+    once = ops.affine(img, ops.compose(rotate, shear), interpolation="bilinear", fill=GREY)
+    twice = ops.affine(ops.affine(img, rotate, interpolation="bilinear", fill=GREY), shear,
+                       interpolation="bilinear", fill=GREY)
+    inner = (slice(4, -4), slice(4, -4))
+    np.testing.assert_allclose(out[inner], once[inner], atol=1e-5)
+    assert np.abs(np.asarray(out[inner] - twice[inner])).max() > 0.02
+
+
+def test_augment_maps_batches_to_unit_range_and_back_with_one_key_per_image():
+    batch = _batch(2)["image"]
+    sequences = jnp.asarray(np.random.default_rng(2).integers(0, K, (8, L)), jnp.int32)
+    out = jax.jit(tn.augment, static_argnums=3)(jax.random.key(4), batch, sequences, TFS, MEAN,
+                                                STD)
+    keys = jax.random.split(jax.random.key(4), 8)
+    for i in (0, 5):
+        x01 = jnp.clip(batch[i] * STD + MEAN, 0, 1)
+        expected = (_apply_tfs(keys[i], x01, sequences[i], TFS) - MEAN) / STD
+        np.testing.assert_allclose(out[i], expected, atol=1e-5)
+
+
+# 5. A short GAN run on the demo dataset ---------------------------------------------------------
+def _run(step, state, steps):
+    for i in range(steps):
+        state, metrics = step(state, _batch(i), jax.random.key(1000 + i))
+        assert float(metrics["skipped"]) == 0
+    return state, metrics
+
+
+def test_short_run_moves_the_mean_field_generator_off_uniform(mean_field):
+    """30 steps: D learns to spot inverted images, so G draws invert less, and the marginals
+    leave uniform (KL 0 at the start)."""
+    method, step, state = mean_field
+    start = np.asarray(method.tf_probs(state))
+    np.testing.assert_allclose(start, 1.0 / K, rtol=1e-6)
+    state, metrics = _run(step, state, 30)
+    probs = np.asarray(method.tf_probs(state))
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    assert _kl_to_uniform(probs) > 0.1
+    assert np.all(probs[:, INVERT] < 0.5 / K)
+    assert float(metrics["d_real"]) > float(metrics["d_fake"])
+    assert float(metrics["generator_entropy"]) < L * np.log(K) - 0.05
+
+
+@pytest.mark.slow  # a second compile of the whole step: about 20 s more on 2 cores
+def test_short_run_moves_the_lstm_generator_off_uniform():
+    method = _method("lstm", gen_lr=0.01)
+    state = _init(method)
+    key = jax.random.key(21)
+    start = np.asarray(method.tf_probs(state, key))
+    state, _ = _run(jax.jit(method.step), state, 30)
+    probs = np.asarray(method.tf_probs(state, key))
+    total_variation = 0.5 * np.abs(probs - 1.0 / K).sum(1)
+    assert np.all(total_variation > 0.15)
+    assert np.all(0.5 * np.abs(start - 1.0 / K).sum(1) < 0.05)  # started near uniform
+    assert np.all(probs[:, INVERT] < 0.5 / K)
+
+
+# 6. Warm-up ------------------------------------------------------------------------------------
+@jax.jit
+def _target_grad(state, images, labels, key):
+    def loss(params):
+        batch = {"image": images, "label": labels}
+        return objectives.cross_entropy(params, batch, model=TinyNet(),
+                                        batch_stats=state.target.batch_stats, key=key)[0]
+
+    return jax.grad(loss)(state.target.params)
+
+
+def _applied_grad(old, new):
+    """The gradient plain SGD applied: (old - new) / lr."""
+    return jax.tree.map(lambda a, b: (a - b) / TARGET_LR, old.target.params, new.target.params)
+
+
+def test_target_trains_on_clean_images_in_warmup_and_on_augmented_after(mean_field):
+    _, step, state = mean_field
+    batch, key = _batch(3), jax.random.key(31)
+    target_key = jax.random.split(key, 4)[3]
+    fake = _fake_batch(state.generator.params, batch["image"], key)
+    clean_grad = _target_grad(state, batch["image"], batch["label"], target_key)
+    fake_grad = _target_grad(state, fake, batch["label"], target_key)
+    assert max(float(jnp.abs(a - b).max()) for a, b in zip(
+        jax.tree.leaves(clean_grad), jax.tree.leaves(fake_grad))) > 1e-3
+
+    for at, expected, fraction in ((WARMUP - 1, clean_grad, 0.0), (WARMUP, fake_grad, 1.0)):
+        old = state.replace(step=jnp.asarray(at, jnp.int32))
+        new, metrics = step(old, batch, key)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5),
+                     _applied_grad(old, new), expected)
+        assert float(metrics["augmented"]) == fraction
+        # G and D learn in the warm-up too.
+        assert not np.allclose(new.generator.params["logits"], old.generator.params["logits"])
+        assert int(new.step) == at + 1
+
+
+# 7. Argument validation ------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, match", [
+    ({"generator": "gru"}, "generator"),
+    ({"sequence_length": 0}, "sequence_length"),
+    ({"tfs": (("zoom", 2),)}, "tfs.*zoom"),
+    ({"tfs": (("rotate", 11),)}, "tfs.*level"),
+    ({"tfs": (("brightness", -3),)}, "tfs.*unsigned"),
+    ({"tfs": (("rotate", 2.5),)}, "tfs.*level"),
+    ({"tfs": (("rotate", 2), ("rotate", 2))}, "tfs.*repeat"),
+    ({"tfs": ()}, "tfs"),
+    ({"tfs": (("sample_pairing", 3),)}, "tfs.*sample_pairing"),
+    ({"entropy_weight": -0.1}, "entropy_weight"),
+    ({"augment_prob": 1.5}, "augment_prob"),
+    ({"warmup_steps": -1}, "warmup_steps"),
+    ({"interpolation": "cubic"}, "interpolation"),
+    ({"std": (0.2, 0.0, 0.2)}, "std"),
+])
+def test_bad_arguments_raise_value_errors_naming_them(kwargs, match):
+    arguments = {"mean": MEAN, "std": STD, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        tn.tanda(TinyNet(), optax.sgd(0.1), **arguments)
