@@ -155,3 +155,20 @@ def test_the_controller_distribution_moves_away_from_its_start(short_run):
     uniform = np.full(16, 1 / 16)
     assert 0.5 * np.abs(start - uniform).sum() < 0.05
     assert 0.5 * np.abs(end - uniform).sum() > 0.1
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"num_policies": 1}, "num_policies must be an integer >= 2"),
+    ({"update_every": 0}, "update_every"),
+    ({"sub_policies": 2.5}, "sub_policies"),
+    ({"num_magnitudes": 12}, "num_magnitudes"),
+    ({"entropy_weight": -1.0}, "entropy_weight"),
+    ({"op_names": ("rotate", "swirl")}, "swirl"),
+    ({"std": (0.2, 0.0, 0.2)}, "std must be positive"),
+    ({"mean": (0.5, 0.5)}, "mean and std"),
+])
+def test_bad_arguments_name_themselves(kwargs, message):
+    arguments = {"mean": MEAN, "std": STD, "update_every": 10, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        aaa.adv_autoaugment(models.create("wrn-10-1", num_classes=3), optax.sgd(0.1),
+                            **arguments)

@@ -60,7 +60,14 @@ import jax.numpy as jnp
 import optax
 
 from jaxaug import ops
-from jaxaug.methods.base import Method, TargetState, init_target, predict_target
+from jaxaug.methods.base import (
+    Method,
+    TargetState,
+    check_int,
+    image_stats,
+    init_target,
+    predict_target,
+)
 from jaxaug.models.discriminator import Discriminator
 from jaxaug.objectives import discriminator_loss, log_realness
 from jaxaug.objectives.classification import cross_entropy
@@ -359,26 +366,18 @@ def _per_image_ce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"adatransform: {name} must be an int >= {low}, got {value!r}")
-
-
-def _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_pixels, mean,
-                std, cooperative_test):
+def _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_pixels,
+                cooperative_test):
     if mode not in MODES:
         raise ValueError(f"adatransform: unknown mode {mode!r}; valid: {', '.join(MODES)}")
-    _check_int("num_steps", num_steps, 1)
-    _check_int("samples", samples, 1)
-    _check_int("cutout_size", cutout_size, 2)
-    _check_int("move_pixels", move_pixels, 1)
+    check_int("adatransform", "num_steps", num_steps, 1)
+    check_int("adatransform", "samples", samples, 1)
+    check_int("adatransform", "cutout_size", cutout_size, 2)
+    check_int("adatransform", "move_pixels", move_pixels, 1)
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"adatransform: gamma must be in [0, 1], got {gamma!r}")
     if not 0.0 <= disc_weight < float("inf"):
         raise ValueError(f"adatransform: disc_weight must be finite and >= 0, got {disc_weight!r}")
-    if len(mean) != len(std) or not all(s > 0 for s in std):
-        raise ValueError(f"adatransform: mean and std must have one entry per channel and std "
-                         f"must be positive, got mean={mean!r}, std={std!r}")
     if cooperative_test and mode != "transform":
         raise ValueError(f"adatransform: cooperative_test needs mode 'transform', got {mode!r} "
                          "(the box modes start from a random box and predict has no key)")
@@ -413,12 +412,11 @@ def adatransform(
     discriminator Adam(2e-4, b1=0.5) (DCGAN's settings)."""
     if cooperative_test is None:
         cooperative_test = mode == "transform"
-    _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_pixels, mean, std,
+    _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_pixels,
                 cooperative_test)
     policy_optimizer = policy_optimizer or optax.adam(1e-3)
     disc_optimizer = disc_optimizer or optax.adam(2e-4, b1=0.5)
-    mean_arr = jnp.asarray(mean, jnp.float32)
-    std_arr = jnp.asarray(std, jnp.float32)
+    mean_arr, std_arr = image_stats("adatransform", mean, std)
     net = TransformerNet(num_actions(mode))
     disc = Discriminator()
     num_policies = 2 if cooperative_test else 1

@@ -35,6 +35,8 @@ from jaxaug.methods.base import (
     Method,
     TargetState,
     all_finite,
+    check_int,
+    image_stats,
     init_target,
     keep_if,
     predict_target,
@@ -114,8 +116,7 @@ def adv_autoaugment(
     for name, value, low in (("update_every", update_every, 1), ("num_policies", num_policies, 2),
                              ("sub_policies", sub_policies, 1),
                              ("ops_per_sub_policy", ops_per_sub_policy, 1)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"adv_autoaugment: {name} must be an integer >= {low}, got {value!r}")
+        check_int("adv_autoaugment", name, value, low)
     if not 1 <= num_magnitudes <= 11:
         raise ValueError(f"adv_autoaugment: num_magnitudes must be in [1, 11] (levels 0-10), "
                          f"got {num_magnitudes!r}")
@@ -126,7 +127,7 @@ def adv_autoaugment(
         choice_sizes=(len(op_names), num_magnitudes),
         num_choices=2 * sub_policies * ops_per_sub_policy, hidden=hidden, embedding=embedding)
     controller_optimizer = controller_optimizer or optax.adam(3.5e-4)
-    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+    mean, std = image_stats("adv_autoaugment", mean, std)
 
     def init(key, batch):
         target_key, controller_key, sample_key = jax.random.split(key, 3)

@@ -8,6 +8,7 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 Batch = dict[str, jax.Array]
@@ -62,6 +63,25 @@ def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
     """``new`` where ``ok``, else ``old``, leaf by leaf: how a step skips a non-finite update
     without Python branching on a traced value."""
     return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
+def check_int(method: str, name: str, value: Any, low: int) -> None:
+    """``ValueError`` naming ``method``'s argument ``name`` unless it is an integer >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{method}: {name} must be an integer >= {low}, got {value!r}")
+
+
+def image_stats(method: str, mean: Any, std: Any) -> tuple[jax.Array, jax.Array]:
+    """The dataset normalization (scalars or one entry per channel) as float32 arrays;
+    ``ValueError`` naming ``method`` for mismatched lengths or a non-positive std."""
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    if mean.ndim > 1 or std.ndim > 1 or not mean.size or not std.size or (
+            mean.size > 1 and std.size > 1 and mean.size != std.size):
+        raise ValueError(f"{method}: mean and std must be scalars or per-channel vectors of one "
+                         f"length, got mean={mean.tolist()!r}, std={std.tolist()!r}")
+    if not np.all(std > 0):
+        raise ValueError(f"{method}: std must be positive, got {std.tolist()!r}")
+    return jnp.asarray(mean), jnp.asarray(std)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -70,6 +70,8 @@ from jaxaug.methods.base import (
     Method,
     TargetState,
     all_finite,
+    check_int,
+    image_stats,
     init_target,
     keep_if,
     predict_target,
@@ -275,21 +277,6 @@ def _marginals(generator, params, key, num_samples):
     return generator.marginals(params, key, num_samples)
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"tanda: {name} must be an int >= {minimum}, got {value!r}")
-
-
-def _check_stats(mean, std):
-    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-    if mean.ndim > 1 or std.ndim > 1 or mean.size == 0 or std.size == 0:
-        raise ValueError(f"tanda: mean and std must be scalars or per-channel vectors, got "
-                         f"{mean!r} and {std!r}")
-    if not np.all(std > 0):
-        raise ValueError(f"tanda: std must be positive, got {std!r}")
-    return jnp.asarray(mean), jnp.asarray(std)
-
-
 def tanda(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
@@ -329,10 +316,10 @@ def tanda(
     """
     if generator not in GENERATORS:
         raise ValueError(f"tanda: unknown generator {generator!r}; valid: {', '.join(GENERATORS)}")
-    _check_int("sequence_length", sequence_length, 1)
-    _check_int("warmup_steps", warmup_steps, 0)
-    _check_int("lstm_hidden", lstm_hidden, 1)
-    _check_int("lstm_embedding", lstm_embedding, 1)
+    check_int("tanda", "sequence_length", sequence_length, 1)
+    check_int("tanda", "warmup_steps", warmup_steps, 0)
+    check_int("tanda", "lstm_hidden", lstm_hidden, 1)
+    check_int("tanda", "lstm_embedding", lstm_embedding, 1)
     if not entropy_weight >= 0:
         raise ValueError(f"tanda: entropy_weight must be >= 0, got {entropy_weight!r}")
     if not 0 <= augment_prob <= 1:
@@ -341,7 +328,7 @@ def tanda(
         raise ValueError(f"tanda: unknown interpolation {interpolation!r}; valid: bilinear, "
                          "nearest")
     tfs = check_tfs(tfs)
-    mean, std = _check_stats(mean, std)
+    mean, std = image_stats("tanda", mean, std)
     if generator == "lstm":
         gen = LSTMGenerator(len(tfs), sequence_length, lstm_hidden, lstm_embedding)
     else:
