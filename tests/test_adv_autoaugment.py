@@ -40,6 +40,9 @@ def test_each_copy_uses_its_policy_and_sample_pairing_blends_the_neighbour():
     key = jax.random.key(2)
     out = _augment(key, actions, images)
     assert out.shape == (3, 4, 12, 12, 3)
+    described = aaa.describe(actions)
+    assert len(described) == 3 and len(described[1]) == 5 and len(described[1][4]) == 2
+    assert described[1][4][1] == (aaa.OPS[int(actions[1, 18])], int(actions[1, 19]))
     pick_key, apply_key = jax.random.split(key)
     drawn = jax.random.randint(pick_key, (3, 4), 0, 5)
     keys = jax.random.split(apply_key, 12).reshape(3, 4)
