@@ -7,12 +7,12 @@ that the test compiles the full step in seconds."""
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from tiny_models import TinyNet
 
 from jaxaug import ops
 from jaxaug.data import synthetic
@@ -25,23 +25,12 @@ STD = (0.25, 0.25, 0.3)
 FILL = jnp.asarray(MEAN)
 
 
-class TinyTarget(nn.Module):
-    num_classes: int = 10
-
-    @nn.compact
-    def __call__(self, x, train=True, bn_set=0):
-        del bn_set
-        x = nn.Conv(8, (3, 3), strides=2)(x)
-        x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
-        return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
-
-
 def _images01(n=4, size=16, seed=0):
     return jnp.asarray(np.random.default_rng(seed).random((n, size, size, 3)), jnp.float32)
 
 
 def _method(**kwargs):
-    return at.adatransform(TinyTarget(), optax.sgd(0.05, momentum=0.9), mean=MEAN, std=STD,
+    return at.adatransform(TinyNet(), optax.sgd(0.05, momentum=0.9), mean=MEAN, std=STD,
                            **kwargs)
 
 
@@ -195,8 +184,8 @@ def transform_rollout():
     policy = functools.partial(net.apply, {"params": params})
     roll = jax.jit(functools.partial(at.rollout, policy, mode="transform", num_steps=4, mean=FILL,
                                      std=jnp.asarray(STD)))(x01, jax.random.key(2))
-    target = TinyTarget().init(jax.random.key(3), roll.images[0], train=False)
-    logits = jax.vmap(lambda x: TinyTarget().apply(target, x, train=False))(roll.images)
+    target = TinyNet().init(jax.random.key(3), roll.images[0], train=False)
+    logits = jax.vmap(lambda x: TinyNet().apply(target, x, train=False))(roll.images)
     losses = optax.softmax_cross_entropy_with_integer_labels(
         logits, jnp.broadcast_to(labels, logits.shape[:2]))  # [K + 1, N]
     return x01, labels, roll, target, losses
@@ -207,7 +196,7 @@ def test_rewards_telescope(transform_rollout):
     assert len(set(np.asarray(roll.actions).ravel().tolist())) > 3  # a varied rollout
     # l(x_K), with x_K rendered again from the original and the drawn actions.
     x_k = jax.jit(jax.vmap(lambda x, a: at.render_transform(x, a, FILL)))(x01, roll.actions.T)
-    logits = TinyTarget().apply(target, (x_k - FILL) / jnp.asarray(STD), train=False)
+    logits = TinyNet().apply(target, (x_k - FILL) / jnp.asarray(STD), train=False)
     loss_k = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     rewards = at.step_rewards(at.episode_values(losses))
     assert rewards.shape == (8, 4)
@@ -270,7 +259,7 @@ def test_discriminator_and_realness_gradient_signs():
 def test_bad_arguments_raise(kwargs, name):
     args = {"mean": MEAN, "std": STD, **kwargs}
     with pytest.raises(ValueError, match=name):
-        at.adatransform(TinyTarget(), optax.sgd(0.1), **args)
+        at.adatransform(TinyNet(), optax.sgd(0.1), **args)
 
 
 # A short run on the demo data.
@@ -317,7 +306,7 @@ def test_predict_applies_the_cooperative_policy_greedily(short_run):
     # Untrained, every action is equally likely and argmax takes action 0 (rotate +2.5) K times.
     x01 = probe[:8] * jnp.asarray(STD) + FILL
     rotated = jax.vmap(lambda x: ops.rotate(x, 7.5, FILL, interpolation="bilinear"))(x01)
-    expected = predict_target(TinyTarget(), first.target, (rotated - FILL) / jnp.asarray(STD))
+    expected = predict_target(TinyNet(), first.target, (rotated - FILL) / jnp.asarray(STD))
     np.testing.assert_allclose(jax.jit(method.predict)(first, probe[:8]), expected, atol=1e-4)
 
 

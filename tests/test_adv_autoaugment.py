@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from tiny_models import TinyNet
 
-from jaxaug import models, policies
+from jaxaug import policies
 from jaxaug.data import synthetic
 from jaxaug.methods import adv_autoaugment as aaa
 from jaxaug.objectives import reinforce
@@ -104,12 +105,12 @@ def test_controller_step_raises_the_log_probability_of_the_harder_policies():
 
 @pytest.fixture(scope="module")
 def short_run():
-    """14 steps of WRN-10-1 on 16x16 synthetic shapes, M = 4, a window of 2 steps and a
+    """14 steps of a tiny target on 16x16 synthetic shapes, M = 4, a window of 2 steps and a
     controller learning rate of 0.05 (the paper's 3.5e-4 moves it too little in 7 updates)."""
-    arrays = synthetic.read_arrays(image_size=16)
-    images = (jnp.asarray(arrays["train_images"][:16], jnp.float32) / 255 - MEAN) / STD
-    labels = jnp.asarray(arrays["train_labels"][:16], jnp.int32)
-    model = models.create("wrn-10-1", num_classes=len(arrays["class_names"]))
+    raw, labels = synthetic.generate(16, seed=0, image_size=16)
+    images = (jnp.asarray(raw, jnp.float32) / 255 - MEAN) / STD
+    labels = jnp.asarray(labels, jnp.int32)
+    model = TinyNet(num_classes=len(synthetic.CLASS_NAMES))
     method = aaa.adv_autoaugment(model, optax.sgd(0.05, momentum=0.9), mean=MEAN, std=STD,
                                  update_every=2, num_policies=4,
                                  controller_optimizer=optax.adam(0.05))
@@ -147,7 +148,7 @@ def test_the_controller_distribution_moves_away_from_its_start(short_run):
     """The op-type distribution of the first choice (shared by every policy), computed exactly
     by teacher forcing: near uniform at initialisation (total variation < 0.05), clearly not
     after 7 controller updates."""
-    method, states, _ = short_run
+    _, states, _ = short_run
 
     def first_choice(params):
         every = jnp.zeros((16, 20), jnp.int32).at[:, 0].set(jnp.arange(16))
@@ -173,5 +174,5 @@ def test_the_controller_distribution_moves_away_from_its_start(short_run):
 def test_bad_arguments_name_themselves(kwargs, message):
     arguments = {"mean": MEAN, "std": STD, "update_every": 10, **kwargs}
     with pytest.raises(ValueError, match=message):
-        aaa.adv_autoaugment(models.create("wrn-10-1", num_classes=3), optax.sgd(0.1),
+        aaa.adv_autoaugment(TinyNet(num_classes=3), optax.sgd(0.1),
                             **arguments)

@@ -11,7 +11,7 @@ from jaxaug import models, objectives
 def test_discriminator_loss_closed_form_and_gradient_signs():
     real, fake = jnp.asarray([0.3, -1.2, 2.0]), jnp.asarray([0.5, -0.7])
     loss, aux = objectives.discriminator_loss(real, fake)
-    sigmoid = lambda s: 1 / (1 + np.exp(-np.asarray(s)))  # noqa: E731
+    sigmoid = lambda s: 1 / (1 + np.exp(-np.asarray(s)))
     want = -np.mean(np.log(sigmoid(real))) - np.mean(np.log(1 - sigmoid(fake)))
     np.testing.assert_allclose(loss, want, rtol=1e-6)
     np.testing.assert_allclose(aux["d_accuracy"], 0.5 * (2 / 3 + 1 / 2))

@@ -55,7 +55,10 @@ print(json.dumps({
 """
 
 
-@pytest.mark.parametrize("method", ["online_augment", "adv_autoaugment"])
+@pytest.mark.parametrize("method", [
+    "online_augment",
+    pytest.param("adv_autoaugment", marks=pytest.mark.slow),  # two more minutes of compiling
+])
 def test_step_on_eight_devices_equals_one_device(method):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     result = subprocess.run([sys.executable, "-c", SCRIPT, method], cwd=REPO, env=env,

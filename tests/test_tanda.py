@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from tiny_models import TinyNet
 
 from jaxaug import objectives, ops
 from jaxaug.data import synthetic
@@ -23,19 +24,6 @@ TFS = (("rotate", 3), ("rotate", -3), ("shear_x", -2), ("brightness", 7), ("cont
 INVERT = TFS.index(("invert", 0))
 K, L = len(TFS), 2
 WARMUP = 3
-
-
-class TinyNet(nn.Module):
-    """A target network that compiles in a second: conv, BatchNorm, global pool, linear."""
-
-    num_classes: int = 10
-
-    @nn.compact
-    def __call__(self, x, train=True, bn_set=0):
-        del bn_set
-        x = nn.Conv(8, (3, 3), strides=2)(x)
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-        return nn.Dense(self.num_classes)(nn.relu(x).mean((1, 2)))
 
 
 def _demo_data(n=96, size=16):
