@@ -63,9 +63,11 @@ from jaxaug import ops
 from jaxaug.methods.base import (
     Method,
     TargetState,
+    all_finite,
     check_int,
     image_stats,
     init_target,
+    keep_if,
     predict_target,
 )
 from jaxaug.models.discriminator import Discriminator
@@ -354,14 +356,6 @@ def action_probs(state: AdaTransformState, images: jax.Array, *, mode: str = "tr
     return jnp.mean(jax.nn.softmax(logits), axis=0)
 
 
-def _finite(tree) -> jax.Array:
-    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
-def _keep_if(ok: jax.Array, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
-
-
 def _per_image_ce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
@@ -482,8 +476,8 @@ def adatransform(
         updates, opt_state = policy_optimizer.update(grads, state.policy.opt_state,
                                                      state.policy.params)
         new = PolicyState(optax.apply_updates(state.policy.params, updates), opt_state)
-        ok = _finite((loss, grads))
-        return _keep_if(ok, new, state.policy), ok, jnp.mean(categorical_entropy(logits))
+        ok = all_finite((loss, grads))
+        return keep_if(ok, new, state.policy), ok, jnp.mean(categorical_entropy(logits))
 
     def update_disc(state, real, fake):
         d = state.disc
@@ -498,16 +492,16 @@ def adatransform(
         (loss, (aux, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
         updates, opt_state = disc_optimizer.update(grads, d.opt_state, d.params)
         new = DiscriminatorState(optax.apply_updates(d.params, updates), stats, opt_state)
-        ok = _finite((loss, grads))
-        return _keep_if(ok, new, d), ok, {"d_loss": loss, **aux}
+        ok = all_finite((loss, grads))
+        return keep_if(ok, new, d), ok, {"d_loss": loss, **aux}
 
     def update_target(state, images, labels, key):
         grads, aux = jax.grad(cross_entropy, has_aux=True)(
             state.target.params, {"image": images, "label": labels}, model=model,
             batch_stats=state.target.batch_stats, key=key)
         new = state.target.apply_gradients(grads, aux["batch_stats"], optimizer)
-        ok = _finite((aux["loss"], grads))
-        return _keep_if(ok, new, state.target), ok, aux
+        ok = all_finite((aux["loss"], grads))
+        return keep_if(ok, new, state.target), ok, aux
 
     def step(state, batch, key):
         images, labels = batch["image"], batch["label"]
