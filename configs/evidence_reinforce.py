@@ -9,14 +9,16 @@ Sized for a 2-core CPU, not the papers' schedules: Adversarial AutoAugment uses 
 (the target sees 4 x 32 images per step) and updates its controller every 25 steps (5 times per
 epoch) instead of once per epoch, so that 8 epochs give it 40 updates. TANDA (LSTM generator)
 trains its generator and discriminator alone for two epochs, then augments the target.
-AdaTransform and AdaCutout run without the standard Cutout (AdaCutout's box replaces it). The Cutout baseline of the
+AdaTransform and AdaCutout run without the standard Cutout (AdaCutout's box replaces it);
+adatransform_entropy adds an entropy bonus of 0.05 to AdaTransform's policies (the plain run's
+policies collapsed onto one action each). The Cutout baseline of the
 same setup is configs/evidence_rcifar10.py:cutout. Results: docs/results.md.
 """
 
 import importlib.util
 import os
 
-VARIANTS = ("adv_aa", "tanda", "adatransform", "adacutout")
+VARIANTS = ("adv_aa", "tanda", "adatransform", "adacutout", "adatransform_entropy")
 
 
 def _evidence_base():
@@ -41,8 +43,10 @@ def get_config(variant="adv_aa"):
     elif variant == "tanda":
         config.method = "tanda"
         config.tanda.warmup_steps = 250  # two epochs of G and D alone, then six augmenting
-    elif variant in ("adatransform", "adacutout"):
+    elif variant.startswith("ada"):
         config.method = "adatransform"
-        config.adatransform.mode = "transform" if variant == "adatransform" else "cutout"
+        config.adatransform.mode = "cutout" if variant == "adacutout" else "transform"
+        if variant == "adatransform_entropy":
+            config.adatransform.entropy_weight = 0.05
         config.augment.cutout = 0  # AdaCutout places its own box; AdaTransform is compared plain
     return config

@@ -251,6 +251,7 @@ def test_discriminator_and_realness_gradient_signs():
     ({"gamma": 1.5}, "gamma"),
     ({"gamma": -0.1}, "gamma"),
     ({"disc_weight": -1.0}, "disc_weight"),
+    ({"entropy_weight": -1.0}, "entropy_weight"),
     ({"cutout_size": 1}, "cutout_size"),
     ({"move_pixels": 0}, "move_pixels"),
     ({"std": (0.2, 0.0, 0.2)}, "std"),
@@ -318,3 +319,20 @@ def test_non_finite_batch_skips_every_update(short_run):
     for old_leaf, new_leaf in zip(jax.tree.leaves((state.target, state.policy, state.disc)),
                                   jax.tree.leaves((new.target, new.policy, new.disc))):
         np.testing.assert_array_equal(old_leaf, new_leaf)
+
+
+def test_entropy_bonus_raises_the_policies_entropy(short_run):
+    """From the trained state, one step with a large entropy weight leaves both policies more
+    uncertain on the probe images than the same step (same batch, key) without it."""
+    _, step, _, state, _, probe, batches = short_run
+    bonus = _method(num_steps=3, samples=2, disc_weight=0.1, policy_optimizer=optax.adam(3e-3),
+                    entropy_weight=10.0)
+    plain_state, _ = step(state, batches[0], jax.random.key(50))
+    bonus_state, _ = jax.jit(bonus.step)(state, batches[0], jax.random.key(50))
+
+    def entropy(s, policy):
+        p = at.action_probs(s, probe, policy=policy)
+        return float(-jnp.sum(jax.scipy.special.xlogy(p, p)))
+
+    for policy in (0, 1):
+        assert entropy(bonus_state, policy) > entropy(plain_state, policy) + 1e-4, policy

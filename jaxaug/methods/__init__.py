@@ -49,7 +49,8 @@ def _adatransform_from_config(model, optimizer, config, lr_schedule, image_stats
         model, optimizer, mean=image_stats[0], std=image_stats[1], mode=c.mode,
         num_steps=c.num_steps, samples=c.samples, gamma=c.gamma, disc_weight=c.disc_weight,
         cutout_size=c.cutout_size, move_pixels=c.move_pixels,
-        policy_optimizer=optax.adam(c.policy_lr), cooperative_test=c.cooperative_test)
+        policy_optimizer=optax.adam(c.policy_lr), cooperative_test=c.cooperative_test,
+        entropy_weight=c.entropy_weight)
 
 
 def _tanda_from_config(model, optimizer, config, lr_schedule, image_stats, steps_per_epoch):

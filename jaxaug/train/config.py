@@ -56,11 +56,12 @@ def base_config() -> ml_collections.ConfigDict:
 
     # AdaTransform (method "adatransform"): mode "transform" (K meta-transformations), "cutout"
     # or "erasing" (AdaCutout / AdaErasing: K moves of a random box by move_pixels); s rollouts
-    # per image, discount gamma, weight disc_weight of the discriminator's log D; cooperative_test
+    # per image, discount gamma, weight disc_weight of the discriminator's log D, entropy bonus
+    # entropy_weight (0 as in the paper; see docs/results.md for a collapse); cooperative_test
     # applies the cooperative policy before classifying (default: on for "transform" only).
     c.adatransform = ml_collections.ConfigDict({
         "mode": "transform", "num_steps": 3, "samples": 2, "gamma": 0.5, "disc_weight": 0.1,
-        "cutout_size": 16, "move_pixels": 2, "policy_lr": 1e-3,
+        "cutout_size": 16, "move_pixels": 2, "policy_lr": 1e-3, "entropy_weight": 0.0,
         "cooperative_test": config_dict.placeholder(bool),
     })
 
@@ -173,6 +174,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         check(a.cutout_size >= 1, "adatransform.cutout_size", "must be at least 1")
         check(a.move_pixels >= 1, "adatransform.move_pixels", "must be at least 1")
         check(a.policy_lr > 0, "adatransform.policy_lr", "must be positive")
+        check(a.entropy_weight >= 0, "adatransform.entropy_weight", "must be non-negative")
         check(not (a.cooperative_test and a.mode != "transform"), "adatransform.cooperative_test",
               "is only available in mode 'transform' (the box modes start from a random box)")
     if config.method == "tanda":
