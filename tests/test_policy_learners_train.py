@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 import pytest
+from test_train import saved_state, tiny_config
 
 from jaxaug.train import train_and_evaluate
-from test_train import saved_state, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,8 @@ def test_trains_from_the_config(method, tmp_path):
     summary = train_and_evaluate(config, str(tmp_path))
     assert summary["epochs_completed"] == 2 and summary["step"] == 10
     assert 0.0 <= summary["last_test_accuracy"] <= 1.0
-    records = [json.loads(line) for line in open(os.path.join(tmp_path, "metrics.jsonl"))]
+    with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
     trains = [r for r in records if r["split"] == "train"]
     assert trains and all(np.isfinite(r[n]) for r in trains for n in names + ("loss",))
     assert all(r["skipped"] == 0 for r in trains)
