@@ -1,7 +1,8 @@
 """Low-bit quantizers as pure functions with custom gradients (quantized CU-Net, WAGE, TWN).
 
-Forward quantizers use a clipped straight-through estimator (STE): the backward pass treats the
-rounding as the identity inside the clip range and as a constant outside it,
+Forward quantizers are `jax.custom_vjp` functions with a clipped straight-through estimator
+(STE): the backward pass treats the rounding as the identity inside the clip range and as a
+constant outside it,
 
     d q(x) / dx := 1{lo <= x <= hi}.
 
@@ -26,11 +27,20 @@ def sigma(bits: int) -> float:
     return 2.0 ** (1 - bits)
 
 
-def _straight_through(x, quantized, lo, hi):
-    """``quantized`` forward; gradient 1{lo <= x <= hi} backward (the clipped STE)."""
-    inside = (x >= lo) & (x <= hi)
-    passthrough = jnp.where(inside, x, jax.lax.stop_gradient(x))
-    return passthrough + jax.lax.stop_gradient(quantized - passthrough)
+def _clipped_ste(fn, lo, hi):
+    """``fn`` as a `jax.custom_vjp` whose backward pass is the clipped STE on [lo, hi]."""
+    @jax.custom_vjp
+    def quantizer(x):
+        return fn(x)
+
+    def forward(x):
+        return fn(x), x
+
+    def backward(x, g):
+        return (jnp.where((x >= lo) & (x <= hi), g, jnp.zeros_like(g)),)
+
+    quantizer.defvjp(forward, backward)
+    return quantizer
 
 
 def _channel_mean(values, mask=None):
@@ -45,8 +55,8 @@ def _channel_mean(values, mask=None):
 def binarize(w: jax.Array, scaled: bool = False) -> jax.Array:
     """sign(clip(w, -1, 1)) with the clipped STE; times alpha = mean|w| per output channel if
     ``scaled``."""
-    signs = jnp.where(jnp.clip(w, -1.0, 1.0) >= 0, 1.0, -1.0).astype(w.dtype)
-    out = _straight_through(w, signs, -1.0, 1.0)
+    out = _clipped_ste(lambda v: jnp.where(jnp.clip(v, -1.0, 1.0) >= 0, 1.0, -1.0).astype(v.dtype),
+                       -1.0, 1.0)(w)
     return out * _channel_mean(jnp.abs(w)) if scaled else out
 
 
@@ -59,13 +69,14 @@ def ternarize(w: jax.Array, scaled: bool = True) -> jax.Array:
     """TWN: +1 where w > t, -1 where w < -t, else 0 (t = `ternary_threshold`), clipped STE;
     times alpha = mean of |w| over |w| > t per output channel if ``scaled``."""
     t = jax.lax.stop_gradient(ternary_threshold(w))
-    codes = (jnp.where(w > t, 1.0, 0.0) - jnp.where(w < -t, 1.0, 0.0)).astype(w.dtype)
-    out = _straight_through(w, codes, -1.0, 1.0)
+    out = _clipped_ste(
+        lambda v: (jnp.where(v > t, 1.0, 0.0) - jnp.where(v < -t, 1.0, 0.0)).astype(v.dtype),
+        -1.0, 1.0)(w)
     return out * _channel_mean(jnp.abs(w), jnp.abs(w) > t) if scaled else out
 
 
 def quantize(x: jax.Array, bits: int) -> jax.Array:
     """WAGE's Q(x, k) = clip(sigma round(x / sigma), -1 + sigma, 1 - sigma), clipped STE."""
     s = sigma(bits)
-    q = jnp.clip(s * jnp.round(x / s), -1.0 + s, 1.0 - s)
-    return _straight_through(x, q, -1.0 + s, 1.0 - s)
+    return _clipped_ste(lambda v: jnp.clip(s * jnp.round(v / s), -1.0 + s, 1.0 - s),
+                        -1.0 + s, 1.0 - s)(x)
