@@ -41,3 +41,19 @@ def test_discriminator_downsamples_to_one_logit_per_image():
     logits = net.apply(variables, jax.random.uniform(jax.random.key(1), (5, 32, 32, 3)),
                        train=False)
     assert logits.shape == (5,) and np.all(np.isfinite(logits))
+
+
+def test_discriminator_objective_is_the_loss_on_one_batch_of_real_and_fake():
+    net = models.Discriminator(width=8)
+    real = jax.random.uniform(jax.random.key(1), (3, 16, 16, 3))
+    fake = jax.random.uniform(jax.random.key(2), (3, 16, 16, 3))
+    variables = net.init(jax.random.key(0), real, train=False)
+    loss, aux = objectives.discriminator_objective(
+        variables["params"], variables["batch_stats"], real, fake, discriminator=net)
+    logits, _ = net.apply(variables, jnp.concatenate([real, fake]), train=True,
+                          mutable=["batch_stats"])
+    np.testing.assert_allclose(loss, objectives.discriminator_loss(logits[:3], logits[3:])[0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(aux["fake_logits"], logits[3:], rtol=1e-6)
+    assert jax.tree.structure(aux["batch_stats"]) == jax.tree.structure(
+        variables["batch_stats"])

@@ -65,6 +65,7 @@ import optax
 from jaxaug import ops
 from jaxaug.methods.base import (
     Method,
+    NetworkState,
     TargetState,
     all_finite,
     check_int,
@@ -74,7 +75,7 @@ from jaxaug.methods.base import (
     predict_target,
 )
 from jaxaug.models.discriminator import Discriminator
-from jaxaug.objectives import discriminator_loss, log_realness
+from jaxaug.objectives import discriminator_objective, log_realness
 from jaxaug.objectives.classification import cross_entropy
 from jaxaug.objectives.reinforce import (
     batch_mean_baseline,
@@ -333,18 +334,11 @@ class PolicyState:
 
 
 @flax.struct.dataclass
-class DiscriminatorState:
-    params: Any
-    batch_stats: Any
-    opt_state: optax.OptState
-
-
-@flax.struct.dataclass
 class AdaTransformState:
     step: jax.Array
     target: TargetState
     policy: PolicyState
-    disc: DiscriminatorState
+    disc: NetworkState
     skipped: jax.Array  # updates skipped for non-finite values, cumulative
 
 
@@ -357,10 +351,6 @@ def action_probs(state: AdaTransformState, images: jax.Array, *, mode: str = "tr
     params = jax.tree.map(lambda p: p[policy], state.policy.params)
     logits = TransformerNet(num_actions(mode)).apply({"params": params}, images, extra)
     return jnp.mean(jax.nn.softmax(logits), axis=0)
-
-
-def _per_image_ce(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
 def _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_pixels,
@@ -450,8 +440,8 @@ def adatransform(
         return AdaTransformState(
             step=jnp.zeros((), jnp.int32), target=target,
             policy=PolicyState(params, policy_optimizer.init(params)),
-            disc=DiscriminatorState(variables["params"], variables["batch_stats"],
-                                    disc_optimizer.init(variables["params"])),
+            disc=NetworkState(variables["params"], variables["batch_stats"],
+                              disc_optimizer.init(variables["params"])),
             skipped=jnp.zeros((), jnp.int32))
 
     def episode_rewards(state, roll, labels):
@@ -460,7 +450,7 @@ def adatransform(
         shape = roll.images.shape  # [K + 1, E * P, H, W, C]
         flat = roll.images.reshape(-1, *shape[2:])
         logits = predict_target(model, state.target, flat)
-        losses = _per_image_ce(logits, jnp.tile(labels, shape[0]))
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.tile(labels, shape[0]))
         losses = losses.reshape(shape[0], -1, num_policies)
         competitive = roll.images.reshape(shape[0], -1, num_policies, *shape[2:])[:, :, 0]
         d_vars = {"params": state.disc.params, "batch_stats": state.disc.batch_stats}
@@ -490,19 +480,12 @@ def adatransform(
 
     def update_disc(state, real, fake):
         d = state.disc
-
-        def loss_fn(params):
-            logits, updates = disc.apply({"params": params, "batch_stats": d.batch_stats},
-                                         jnp.concatenate([real, fake]), train=True,
-                                         mutable=["batch_stats"])
-            loss, aux = discriminator_loss(*jnp.split(logits, 2))
-            return loss, (aux, updates["batch_stats"])
-
-        (loss, (aux, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
-        updates, opt_state = disc_optimizer.update(grads, d.opt_state, d.params)
-        new = DiscriminatorState(optax.apply_updates(d.params, updates), stats, opt_state)
+        (loss, aux), grads = jax.value_and_grad(discriminator_objective, has_aux=True)(
+            d.params, d.batch_stats, real, fake, discriminator=disc)
+        new = d.apply_gradients(grads, aux["batch_stats"], disc_optimizer)
         ok = all_finite((loss, grads))
-        return keep_if(ok, new, d), ok, {"d_loss": loss, **aux}
+        metrics = {"d_loss": loss, **{k: aux[k] for k in ("d_real", "d_fake", "d_accuracy")}}
+        return keep_if(ok, new, d), ok, metrics
 
     def update_target(state, images, labels, key):
         grads, aux = jax.grad(cross_entropy, has_aux=True)(

@@ -21,7 +21,8 @@ minimises it. Sample Pairing blends an image with its neighbour in the batch (th
 by one). Ops run on images in [0, 1]: the normalized batch is mapped back with the dataset's
 (mean, std), augmented through `jaxaug.policies.apply_actions` (one resampling per geometric
 chain), and normalized again. Everything, the controller's update and resampling included,
-happens inside the one jitted step; the window boundary is selected with `jnp.where`.
+happens inside the one jitted step; the window boundary is a `lax.cond`, so the controller's
+gradient and resampling run only at the window's end.
 A non-finite loss or gradient skips the target update and is counted in ``state.skipped``.
 """
 
@@ -30,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxaug import policies
+from jaxaug import objectives, policies
 from jaxaug.methods.base import (
     Method,
     TargetState,
@@ -139,12 +140,21 @@ def adv_autoaugment(
         return AdvAutoAugmentState(jnp.zeros((), jnp.int32), target, ctrl,
                                    jnp.zeros((), jnp.int32))
 
-    def target_loss(params, batch_stats, images, labels, key):
-        logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, images,
-                                      train=True, rngs={"dropout": key}, mutable=["batch_stats"])
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-        accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-        return jnp.mean(losses), (losses, updates["batch_stats"], accuracy)
+    def update_controller(ctrl, advantages, rewards, key):
+        """The window's end: one controller step on the window's advantages, new policies."""
+        (_, entropy), grads = jax.value_and_grad(controller_objective, has_aux=True)(
+            ctrl.params, controller, ctrl.actions, advantages, entropy_weight)
+        updates, opt_state = controller_optimizer.update(grads, ctrl.opt_state, ctrl.params)
+        params = optax.apply_updates(ctrl.params, updates)
+        actions, _, _ = controller.apply(params, key, num_policies)
+        return ControllerState(params, opt_state, actions, rewards), entropy
+
+    def hold_controller(ctrl, advantages, rewards, key):
+        """Within a window: the same policies, the rewards recorded."""
+        del key
+        _, entropy = controller_objective(ctrl.params, controller, ctrl.actions, advantages,
+                                          entropy_weight)
+        return ctrl.replace(rewards=rewards), entropy
 
     def step(state, batch, key):
         augment_key, target_key, sample_key = jax.random.split(key, 3)
@@ -153,27 +163,25 @@ def adv_autoaugment(
                                 op_names=op_names, sub_policies=sub_policies)
         images = images.reshape(-1, *images.shape[2:])
         labels = jnp.tile(batch["label"], num_policies)
-        (loss, (losses, stats, accuracy)), grads = jax.value_and_grad(target_loss, has_aux=True)(
-            target.params, target.batch_stats, images, labels, target_key)
-        ok = all_finite((loss, grads))
-        new_target = keep_if(ok, target.apply_gradients(grads, stats, optimizer), target)
+        grads, aux = jax.grad(objectives.cross_entropy, has_aux=True)(
+            target.params, {"image": images, "label": labels}, model=model,
+            batch_stats=target.batch_stats, key=target_key)
+        ok = all_finite((aux["loss"], grads))
+        new_target = keep_if(ok, target.apply_gradients(grads, aux["batch_stats"], optimizer),
+                             target)
 
-        policy_losses = losses.reshape(num_policies, -1).mean(1)
+        losses = optax.softmax_cross_entropy_with_integer_labels(aux["logits"], labels)
+        policy_losses = jax.lax.stop_gradient(losses).reshape(num_policies, -1).mean(1)
         position = state.step % update_every
         rewards, advantages = reinforce.policy_average_update(
             ctrl.rewards, policy_losses, new_epoch=position == 0)
         rewards = keep_if(ok, rewards, ctrl.rewards)  # a skipped step records no losses
-        (_, entropy), ctrl_grads = jax.value_and_grad(controller_objective, has_aux=True)(
-            ctrl.params, controller, ctrl.actions, advantages, entropy_weight)
-        updates, opt_state = controller_optimizer.update(ctrl_grads, ctrl.opt_state, ctrl.params)
-        params = optax.apply_updates(ctrl.params, updates)
-        actions, _, _ = controller.apply(params, sample_key, num_policies)
-        window_end = position == update_every - 1
-        new_ctrl = keep_if(window_end, ControllerState(params, opt_state, actions, rewards),
-                           ctrl.replace(rewards=rewards))
+        # The controller's gradient and resampling only run at the window's end.
+        new_ctrl, entropy = jax.lax.cond(position == update_every - 1, update_controller,
+                                         hold_controller, ctrl, advantages, rewards, sample_key)
         state = state.replace(step=state.step + 1, target=new_target, controller=new_ctrl,
                               skipped=state.skipped + (~ok).astype(jnp.int32))
-        metrics = {"loss": loss, "accuracy": accuracy,
+        metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"],
                    "controller_entropy": entropy / controller.num_choices,
                    "policy_loss_spread": policy_losses.std(),
                    "skipped": (~ok).astype(jnp.float32)}

@@ -34,6 +34,20 @@ class TargetState:
         )
 
 
+@flax.struct.dataclass
+class NetworkState:
+    """Parameters, BatchNorm statistics ({} if none) and optimizer state of a network the method
+    trains besides the target: a generator, a discriminator, a policy."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: optax.OptState
+
+    def apply_gradients(self, grads: Any, batch_stats: Any, optimizer: optax.GradientTransformation):
+        updates, opt_state = optimizer.update(grads, self.opt_state, self.params)
+        return NetworkState(optax.apply_updates(self.params, updates), batch_stats, opt_state)
+
+
 def init_target(
     key: jax.Array, images: jax.Array, model: nn.Module, optimizer: optax.GradientTransformation
 ) -> TargetState:

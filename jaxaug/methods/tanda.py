@@ -56,7 +56,6 @@ counts it in ``state.skipped`` and the metrics.
 import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import Any
 
 import flax
 import flax.linen as nn
@@ -68,6 +67,7 @@ import optax
 from jaxaug import objectives
 from jaxaug.methods.base import (
     Method,
+    NetworkState,
     TargetState,
     all_finite,
     check_int,
@@ -236,24 +236,11 @@ def generator_loss(log_probs: jax.Array, entropies: jax.Array, rewards: jax.Arra
 
 
 @flax.struct.dataclass
-class PlayerState:
-    """Parameters, BatchNorm statistics ({} if none) and optimizer state of G or D."""
-
-    params: Any
-    batch_stats: Any
-    opt_state: optax.OptState
-
-    def apply_gradients(self, grads, batch_stats, optimizer):
-        updates, opt_state = optimizer.update(grads, self.opt_state, self.params)
-        return PlayerState(optax.apply_updates(self.params, updates), batch_stats, opt_state)
-
-
-@flax.struct.dataclass
 class TandaState:
     step: jax.Array
     target: TargetState
-    generator: PlayerState
-    discriminator: PlayerState
+    generator: NetworkState
+    discriminator: NetworkState
     skipped: jax.Array  # steps skipped for non-finite values, cumulative
 
 
@@ -345,20 +332,10 @@ def tanda(
         zero = jnp.zeros((), jnp.int32)
         return TandaState(
             step=zero, target=target,
-            generator=PlayerState(gen_params, {}, gen_optimizer.init(gen_params)),
-            discriminator=PlayerState(d_vars["params"], d_vars.get("batch_stats", {}),
+            generator=NetworkState(gen_params, {}, gen_optimizer.init(gen_params)),
+            discriminator=NetworkState(d_vars["params"], d_vars.get("batch_stats", {}),
                                       d_optimizer.init(d_vars["params"])),
             skipped=zero)
-
-    def d_objective(params, batch_stats, real, fake):
-        """L_D on [real, fake] in one BatchNorm batch; aux: D's stats, its fake logits, new
-        batch statistics."""
-        logits, updates = disc.apply({"params": params, "batch_stats": batch_stats},
-                                     jnp.concatenate([real, fake]), train=True,
-                                     mutable=["batch_stats"])
-        real_logits, fake_logits = jnp.split(logits, 2)
-        loss, aux = objectives.discriminator_loss(real_logits, fake_logits)
-        return loss, (aux, fake_logits, updates["batch_stats"])
 
     def step(state, batch, key):
         x, y = batch["image"], batch["label"]
@@ -368,9 +345,10 @@ def tanda(
         sequences, _, _ = gen.sample(g.params, sample_key, x.shape[0])
         fake = augment(apply_key, x, sequences, tfs, mean, std, interpolation)
 
-        (d_loss, (d_aux, fake_logits, d_stats)), d_grads = jax.value_and_grad(
-            d_objective, has_aux=True)(d.params, d.batch_stats, x, fake)
-        rewards = objectives.log_realness(fake_logits)
+        (d_loss, d_aux), d_grads = jax.value_and_grad(
+            objectives.discriminator_objective, has_aux=True)(d.params, d.batch_stats, x, fake,
+                                                              discriminator=disc)
+        rewards = objectives.log_realness(d_aux["fake_logits"])
 
         def g_objective(params):
             log_probs, entropies = gen.score(params, sequences)
@@ -391,7 +369,7 @@ def tanda(
         new = state.replace(
             target=target.apply_gradients(t_grads, aux["batch_stats"], optimizer),
             generator=g.apply_gradients(g_grads, {}, gen_optimizer),
-            discriminator=d.apply_gradients(d_grads, d_stats, d_optimizer))
+            discriminator=d.apply_gradients(d_grads, d_aux["batch_stats"], d_optimizer))
         state = keep_if(ok, new, state).replace(step=state.step + 1,
                                                skipped=state.skipped + (~ok).astype(jnp.int32))
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "d_loss": d_loss,

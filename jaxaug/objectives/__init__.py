@@ -9,7 +9,11 @@ holds the score-function (REINFORCE) surrogate, returns, baselines and entropy b
 from jaxaug.objectives import reinforce
 from jaxaug.objectives.adversarial import adversarial_loss, gradient_reversal
 from jaxaug.objectives.classification import cross_entropy
-from jaxaug.objectives.discriminator import discriminator_loss, log_realness
+from jaxaug.objectives.discriminator import (
+    discriminator_loss,
+    discriminator_objective,
+    log_realness,
+)
 from jaxaug.objectives.meta import meta_loss, unroll
 from jaxaug.objectives.regularizers import (
     deformation_magnitude,
@@ -27,6 +31,7 @@ __all__ = [
     "deformation_magnitude",
     "deformation_smoothness",
     "discriminator_loss",
+    "discriminator_objective",
     "gaussian_kl",
     "gradient_reversal",
     "log_realness",

@@ -8,8 +8,12 @@ With logits s (D = sigmoid(s)), the discriminator minimises the binary cross-ent
 so its gradient raises the logits of real images and lowers those of transformed ones. The
 policy's reward for a transformed image is log D(T(x)) = -softplus(-s), highest when D takes it
 for real (AdaTransform's competitive term lambda * log D(x); TANDA's generator reward).
+`discriminator_objective` is L_D as a function of D's parameters, as both methods train it.
 """
 
+from typing import Any
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -27,3 +31,16 @@ def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> tuple[
 def log_realness(logits: jax.Array) -> jax.Array:
     """log D(x) = log sigmoid(s), per image: the reward for looking real."""
     return jax.nn.log_sigmoid(logits)
+
+
+def discriminator_objective(params: Any, batch_stats: Any, real: jax.Array, fake: jax.Array, *,
+                            discriminator: nn.Module) -> tuple[jax.Array, dict]:
+    """``(L_D, aux)`` of `discriminator_loss` on D's logits of [real, fake], run as one batch in
+    training mode (so D's BatchNorm sees both); ``aux`` adds ``fake_logits`` and the updated
+    ``batch_stats``."""
+    logits, updates = discriminator.apply({"params": params, "batch_stats": batch_stats},
+                                          jnp.concatenate([real, fake]), train=True,
+                                          mutable=["batch_stats"])
+    real_logits, fake_logits = jnp.split(logits, 2)
+    loss, aux = discriminator_loss(real_logits, fake_logits)
+    return loss, {**aux, "fake_logits": fake_logits, "batch_stats": updates["batch_stats"]}
