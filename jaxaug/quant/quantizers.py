@@ -13,8 +13,22 @@ constant outside it,
   ones (TWN). alpha is an ordinary function of w, so its own gradient flows too.
 * `quantize(x, bits)`: WAGE's k-bit dataflow quantizer with sigma(k) = 2^(1 - k),
   Q(x, k) = clip(sigma round(x / sigma), -1 + sigma, 1 - sigma); STE range [-1 + sigma, 1 - sigma].
+
+`quantize_grad(x, bits)` is the identity in the forward pass and quantizes the cotangent in the
+backward pass with WAGE's scaling: with the power-of-two shift S(g) = 2^round(log2 max|g|),
+
+    g_q = S(g) · clip(sigma R(g / (S(g) sigma)), -1 + sigma, 1 - sigma),
+
+where R is round-to-nearest, or stochastic rounding floor(v + u), u ~ U[0, 1) (unbiased:
+E R(v) = v), when a uniform ``noise`` array is given. WAGE drops the factor S(g) and folds a
+fixed power-of-two learning rate into its update instead; keeping S(g), a shared exponent per
+tensor, leaves the gradient's magnitude intact so that any optax optimizer can follow it. Placed on
+a layer's output it quantizes the error flowing back (WAGE's E); placed on a weight it quantizes
+that weight's gradient (WAGE's G).
 All work under jit, vmap and grad.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +71,12 @@ def binarize(w: jax.Array, scaled: bool = False) -> jax.Array:
     ``scaled``."""
     out = _clipped_ste(lambda v: jnp.where(jnp.clip(v, -1.0, 1.0) >= 0, 1.0, -1.0).astype(v.dtype),
                        -1.0, 1.0)(w)
-    return out * _channel_mean(jnp.abs(w)) if scaled else out
+    return out * binary_scale(w) if scaled else out
+
+
+def binary_scale(w: jax.Array) -> jax.Array:
+    """XNOR-Net's alpha = mean|w| per output channel."""
+    return _channel_mean(jnp.abs(w))
 
 
 def ternary_threshold(w: jax.Array) -> jax.Array:
@@ -72,7 +91,13 @@ def ternarize(w: jax.Array, scaled: bool = True) -> jax.Array:
     out = _clipped_ste(
         lambda v: (jnp.where(v > t, 1.0, 0.0) - jnp.where(v < -t, 1.0, 0.0)).astype(v.dtype),
         -1.0, 1.0)(w)
-    return out * _channel_mean(jnp.abs(w), jnp.abs(w) > t) if scaled else out
+    return out * ternary_scale(w) if scaled else out
+
+
+def ternary_scale(w: jax.Array) -> jax.Array:
+    """TWN's alpha: the mean of |w| over |w| > t per output channel (t held constant)."""
+    t = jax.lax.stop_gradient(ternary_threshold(w))
+    return _channel_mean(jnp.abs(w), jnp.abs(w) > t)
 
 
 def quantize(x: jax.Array, bits: int) -> jax.Array:
@@ -80,3 +105,47 @@ def quantize(x: jax.Array, bits: int) -> jax.Array:
     s = sigma(bits)
     return _clipped_ste(lambda v: jnp.clip(s * jnp.round(v / s), -1.0 + s, 1.0 - s),
                         -1.0 + s, 1.0 - s)(x)
+
+
+def power_of_two_shift(x: jax.Array) -> jax.Array:
+    """WAGE's Shift(max|x|) = 2^round(log2 max|x|) (1 where x is all zero)."""
+    peak = jnp.max(jnp.abs(x))
+    return jnp.where(peak > 0, 2.0 ** jnp.round(jnp.log2(jnp.where(peak > 0, peak, 1.0))), 1.0)
+
+
+def quantize_gradient_value(g: jax.Array, bits: int, noise: jax.Array | None = None) -> jax.Array:
+    """The backward map of `quantize_grad`, applied to a gradient ``g`` directly."""
+    s = sigma(bits)
+    scale = power_of_two_shift(g)
+    v = g / (scale * s)
+    rounded = jnp.round(v) if noise is None else jnp.floor(v + noise)
+    return scale * jnp.clip(s * rounded, -1.0 + s, 1.0 - s)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _gradient_quantizer(x, bits, noise):
+    del bits, noise
+    return x
+
+
+def _gradient_quantizer_fwd(x, bits, noise):
+    del bits
+    return x, noise
+
+
+def _gradient_quantizer_bwd(bits, noise, g):
+    noise_arg = None if noise.ndim == 0 else noise
+    return quantize_gradient_value(g, bits, noise_arg).astype(g.dtype), jnp.zeros_like(noise)
+
+
+_gradient_quantizer.defvjp(_gradient_quantizer_fwd, _gradient_quantizer_bwd)
+
+
+def quantize_grad(x: jax.Array, bits: int, key: jax.Array | None = None) -> jax.Array:
+    """Identity forward; backward quantizes the cotangent to ``bits`` with WAGE's shift (module
+    docstring). With a PRNG ``key`` the rounding is stochastic, with fresh uniforms per element."""
+    sigma(bits)
+    if key is None:
+        return _gradient_quantizer(x, bits, jnp.zeros((), x.dtype))
+    noise = jax.random.uniform(key, x.shape, x.dtype)
+    return _gradient_quantizer(x, bits, noise)

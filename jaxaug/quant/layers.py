@@ -1,0 +1,184 @@
+"""Quantized Flax layers configured by (feature bits, weight mode, gradient bits).
+
+A `QuantConv` / `QuantDense` computes, from its input x and float32 master kernel W,
+
+    y = G( Q_A(x) * Q_W(G_W(W)) + b )
+
+* Q_A = `quantize(., feature_bits)`: the WAGE k-bit quantizer on the input features (skipped when
+  ``feature_bits`` is None). Features outside [-1 + sigma, 1 - sigma] saturate.
+* Q_W: the weight quantizer named by ``weights``: "float" (none), "binary" (sign),
+  "binary_alpha" (XNOR-Net's sign · mean|W| per output channel), "ternary" (TWN's {-1, 0, +1}) or
+  "ternary_alpha" (TWN with its scale).
+* G and G_W = `quantize_grad(., gradient_bits)`: identity forward; they quantize the error flowing
+  back through the layer's output and the gradient of the master kernel (WAGE's E and G). With
+  ``stochastic_rounding`` they draw their uniforms from the ``'quant'`` rng stream.
+
+The master kernel stays float32, as in every quantization-aware training scheme; `jaxaug.quant.export`
+packs the quantized kernels into real bits for storage: each binary or ternary layer sows its
+integer codes (``binary_codes`` / ``ternary_codes``) and, with alpha, its per-output-channel
+``scale`` into the ``'quantized'`` collection. Sowing is a no-op unless that collection is mutable,
+so training pays nothing for it (nor does `init`, which would otherwise sow).
+
+The papers' settings are named in `SETTINGS`; the first and last layers of a network stay full
+precision, which the models arrange by passing ``spec=None`` there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from jaxaug.quant.quantizers import (
+    binarize,
+    binary_scale,
+    quantize,
+    quantize_grad,
+    sigma,
+    ternarize,
+    ternary_scale,
+)
+
+WEIGHT_MODES = ("float", "binary", "binary_alpha", "ternary", "ternary_alpha")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantSpec:
+    """How one layer is quantized. None bits mean full precision for that part."""
+
+    feature_bits: int | None = None
+    weights: str = "float"
+    gradient_bits: int | None = None
+    stochastic_rounding: bool = False
+
+    def __post_init__(self):
+        for field in ("feature_bits", "gradient_bits"):
+            bits = getattr(self, field)
+            if bits is not None:
+                try:
+                    sigma(bits)
+                except ValueError as e:
+                    raise ValueError(f"QuantSpec.{field}: {e}") from None
+        if self.weights not in WEIGHT_MODES:
+            raise ValueError(f"QuantSpec.weights={self.weights!r} is unknown; choose one of "
+                             f"{', '.join(WEIGHT_MODES)}")
+        if self.stochastic_rounding and self.gradient_bits is None:
+            raise ValueError("QuantSpec.stochastic_rounding needs gradient_bits")
+
+    @property
+    def is_full_precision(self) -> bool:
+        return (self.feature_bits is None and self.weights == "float"
+                and self.gradient_bits is None)
+
+
+# The quantized CU-Net paper's settings, named <feature bits><weight bits><gradient bits>, and the
+# weight-only ones. 1-bit weights are binary with XNOR-Net's alpha and 2-bit ones ternary with
+# TWN's alpha.
+SETTINGS = {
+    "fp": QuantSpec(),
+    "818": QuantSpec(8, "binary_alpha", 8),
+    "616": QuantSpec(6, "binary_alpha", 6),
+    "828": QuantSpec(8, "ternary_alpha", 8),
+    "626": QuantSpec(6, "ternary_alpha", 6),
+    "bw": QuantSpec(weights="binary"),
+    "bw_alpha": QuantSpec(weights="binary_alpha"),
+    "tw": QuantSpec(weights="ternary_alpha"),
+}
+
+
+def get_spec(setting: str | QuantSpec | None) -> QuantSpec | None:
+    """A `QuantSpec` from a setting name (see `SETTINGS`), a spec, or None for full precision."""
+    if setting is None or isinstance(setting, QuantSpec):
+        return setting
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown quantization setting {setting!r}; choose one of "
+                         f"{', '.join(SETTINGS)}")
+    return SETTINGS[setting]
+
+
+def quantize_weights(kernel: jax.Array, mode: str) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(quantized kernel, integer codes, per-output-channel scales) for a weight mode."""
+    if mode == "float":
+        return kernel, kernel, jnp.ones(kernel.shape[-1], kernel.dtype)
+    if mode.startswith("binary"):
+        codes, scale = binarize(kernel), binary_scale(kernel)
+    else:
+        codes, scale = ternarize(kernel, scaled=False), ternary_scale(kernel)
+    if not mode.endswith("alpha"):
+        return codes, codes, jnp.ones_like(scale)
+    return codes * scale, codes, scale
+
+
+class _QuantLayer(nn.Module):
+    """Shared quantized forward: input, kernel and error quantizers around ``self._op``."""
+
+    spec: QuantSpec | None = None
+    use_bias: bool = True
+    dtype: Any = jnp.float32
+
+    def _noise_key(self, spec):
+        return self.make_rng("quant") if spec.stochastic_rounding else None
+
+    def _quantized(self, x, kernel_shape, kernel_init, contract):
+        spec = self.spec or QuantSpec()
+        kernel = self.param("kernel", kernel_init, kernel_shape, jnp.float32)
+        if spec.gradient_bits is not None:
+            kernel = quantize_grad(kernel, spec.gradient_bits, self._noise_key(spec))
+        kernel, codes, scale = quantize_weights(kernel, spec.weights)
+        if spec.weights != "float" and not self.is_initializing():
+            self.sow("quantized", f"{spec.weights.split('_')[0]}_codes", codes.astype(jnp.int8))
+            if spec.weights.endswith("alpha"):
+                self.sow("quantized", "scale", scale)
+        if spec.feature_bits is not None:
+            x = quantize(x, spec.feature_bits)
+        y = contract(x.astype(self.dtype), kernel.astype(self.dtype))
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (kernel_shape[-1],), jnp.float32)
+        if spec.gradient_bits is not None:
+            y = quantize_grad(y, spec.gradient_bits, self._noise_key(spec))
+        return y
+
+
+def _default_conv_init(key, shape, dtype=jnp.float32):
+    """Kaiming normal, fan_out mode, as `jaxaug.models.layers.conv_kernel_init` (drawn flat
+    because XLA:CPU compiles 4-D threefry sampling slowly)."""
+    fan_out = math.prod(shape[:-2]) * shape[-1]
+    return math.sqrt(2.0 / fan_out) * jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
+
+
+class QuantConv(_QuantLayer):
+    """A 2-D convolution (NHWC, HWIO kernel) with symmetric padding (k - 1) / 2 per side."""
+
+    features: int = 1
+    kernel_size: int = 3
+    strides: int = 1
+    kernel_init: Any = _default_conv_init
+
+    @nn.compact
+    def __call__(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"{self.name or 'QuantConv'}: expected NHWC input, got shape {x.shape}")
+        k, pad = self.kernel_size, (self.kernel_size - 1) // 2
+
+        def contract(inputs, kernel):
+            return jax.lax.conv_general_dilated(
+                inputs, kernel, (self.strides, self.strides), ((pad, pad), (pad, pad)),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+        return self._quantized(x, (k, k, x.shape[-1], self.features), self.kernel_init, contract)
+
+
+class QuantDense(_QuantLayer):
+    """A dense layer over the last axis."""
+
+    features: int = 1
+    kernel_init: Any = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x):
+        return self._quantized(x, (x.shape[-1], self.features), self.kernel_init,
+                               lambda inputs, kernel: inputs @ kernel)
