@@ -100,6 +100,49 @@ def eval_batches(
     return generate()
 
 
+def array_epoch_batches(
+    arrays: dict[str, np.ndarray],
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    start_batch: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[dict[str, np.ndarray]]:
+    """`epoch_batches` for in-memory examples held as a dict of arrays with one leading example
+    axis (e.g. keypoint images, joints and visibility): the same order, shares and resumption."""
+    sizes = {name: len(v) for name, v in arrays.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"arrays must share their leading (example) axis, got sizes {sizes}")
+    num_examples = next(iter(sizes.values()))
+    steps = steps_per_epoch(num_examples, batch_size)
+    share = _local_share(batch_size, process_index, process_count)
+    if not 0 <= start_batch <= steps:
+        raise ValueError(f"start_batch {start_batch} not in [0, {steps}]")
+    order = epoch_permutation(num_examples, seed, epoch)
+    for b in range(start_batch, steps):
+        indices = order[b * batch_size : (b + 1) * batch_size][share]
+        yield {name: v[indices] for name, v in arrays.items()}
+
+
+def array_eval_batches(
+    arrays: dict[str, np.ndarray], batch_size: int, *, process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[dict[str, np.ndarray]]:
+    """`eval_batches` for a dict of arrays: every example once, in order, the last batch padded
+    by repeating the last example, with a float32 ``"mask"`` (1 real, 0 padding)."""
+    share = _local_share(batch_size, process_index, process_count)
+    num_examples = len(next(iter(arrays.values())))
+    if num_examples == 0:
+        raise ValueError("cannot evaluate on an empty set")
+    for start in range(0, num_examples, batch_size):
+        positions = np.arange(start, start + batch_size)[share]
+        indices = np.minimum(positions, num_examples - 1)
+        batch = {name: v[indices] for name, v in arrays.items()}
+        yield {**batch, "mask": (positions < num_examples).astype(np.float32)}
+
+
 class _Failure:
     def __init__(self, error: BaseException):
         self.error = error

@@ -4,6 +4,7 @@ Elementary terms (adversarial weighting, generator regularisers) are plain funct
 returning a scalar. `meta_loss` is OnlineAugment's unrolled meta-gradient objective; `reinforce`
 holds the score-function (REINFORCE) surrogate, returns, baselines and entropy bonus;
 `discriminator_loss` and `log_realness` are the GAN terms of AdaTransform and TANDA.
+`heatmap_mse` / `heatmap_loss` and the metrics `pck`, `pckh`, `nme` serve keypoint models.
 """
 
 from jaxaug.objectives import reinforce
@@ -13,6 +14,18 @@ from jaxaug.objectives.discriminator import (
     discriminator_loss,
     discriminator_objective,
     log_realness,
+)
+from jaxaug.objectives.keypoints import (
+    MPII_HEAD_SIZE_FACTOR,
+    MPII_PCKH_JOINTS,
+    OUTER_EYE_CORNERS_68,
+    heatmap_loss,
+    heatmap_mse,
+    heatmap_objective,
+    mpii_head_size,
+    nme,
+    pck,
+    pckh,
 )
 from jaxaug.objectives.meta import meta_loss, unroll
 from jaxaug.objectives.regularizers import (
@@ -26,6 +39,9 @@ from jaxaug.objectives.regularizers import (
 )
 
 __all__ = [
+    "MPII_HEAD_SIZE_FACTOR",
+    "MPII_PCKH_JOINTS",
+    "OUTER_EYE_CORNERS_68",
     "adversarial_loss",
     "cross_entropy",
     "deformation_magnitude",
@@ -34,8 +50,15 @@ __all__ = [
     "discriminator_objective",
     "gaussian_kl",
     "gradient_reversal",
+    "heatmap_loss",
+    "heatmap_objective",
+    "heatmap_mse",
     "log_realness",
     "meta_loss",
+    "mpii_head_size",
+    "nme",
+    "pck",
+    "pckh",
     "perturbation_l2",
     "reconstruction_loss",
     "reinforce",
