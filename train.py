@@ -2,6 +2,10 @@
 
   python train.py --config=configs/quickstart.py
   python train.py --config=configs/cifar10_wrn.py --config.model=wrn-16-2 --workdir=workdirs/wrn16
+  python train.py --config=configs/cunet_keypoints.py:818 --config.epochs=2
+
+Configs with task="keypoints" (CU-Net, stacked hourglass) are trained by `train_pose`, all others
+by `train_and_evaluate`.
 
 Every config field can be overridden with --config.<field>=<value>; unknown fields are errors.
 """
@@ -12,7 +16,7 @@ import os
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxaug.train import train_and_evaluate
+from jaxaug.train import train_and_evaluate, train_pose
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.")
 _WORKDIR = flags.DEFINE_string(
@@ -36,7 +40,17 @@ def main(argv):
     workdir = _WORKDIR.value or os.path.join("workdirs", config_name)
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(_HideLibraryInfo())
-    summary = train_and_evaluate(_CONFIG.value, workdir)
+    config = _CONFIG.value
+    if config.get("task") == "keypoints":
+        summary = train_pose(config, workdir)
+        print(f"Wrote {os.path.join(workdir, 'summary.json')}")
+        metric = summary["metric"]
+        if f"last_test_{metric}" in summary:
+            print(f"test {metric}: last {summary[f'last_test_{metric}']:.4f}, "
+                  f"best {summary[f'best_test_{metric}']:.4f}; "
+                  f"wall time {summary['wall_time_s']:.1f} s")
+        return
+    summary = train_and_evaluate(config, workdir)
     print(f"Wrote {os.path.join(workdir, 'summary.json')}")
     if "last_test_accuracy" in summary:
         print(

@@ -19,6 +19,8 @@ from jaxaug.data.errors import (
 )
 from jaxaug.data.imagegrid import save_image_grid
 from jaxaug.data.pipeline import (
+    array_epoch_batches,
+    array_eval_batches,
     epoch_batches,
     eval_batches,
     prefetch_to_mesh,
@@ -39,6 +41,8 @@ __all__ = [
     "Source",
     "SplitNotFoundError",
     "UnknownDatasetError",
+    "array_epoch_batches",
+    "array_eval_batches",
     "augment",
     "epoch_batches",
     "eval_batches",

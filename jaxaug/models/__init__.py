@@ -6,7 +6,10 @@ images; it returns float32 logits. See docs/architecture.md.
 """
 
 from jaxaug.models.batchnorm import MultiBatchNorm
+from jaxaug.models.cunet import CUNet
 from jaxaug.models.discriminator import Discriminator
+from jaxaug.models.hourglass import StackedHourglass
+from jaxaug.models.pose import create_pose_model
 from jaxaug.models.registry import ACCEPTED_PATTERNS, count_params, create
 from jaxaug.models.resnet import ResNet
 from jaxaug.models.shake_shake import ShakeShake, shake_shake_combine
@@ -14,12 +17,15 @@ from jaxaug.models.wide_resnet import WideResNet
 
 __all__ = [
     "ACCEPTED_PATTERNS",
+    "CUNet",
     "Discriminator",
     "MultiBatchNorm",
     "ResNet",
     "ShakeShake",
+    "StackedHourglass",
     "WideResNet",
     "count_params",
     "create",
+    "create_pose_model",
     "shake_shake_combine",
 ]

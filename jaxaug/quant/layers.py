@@ -143,7 +143,7 @@ class _QuantLayer(nn.Module):
         return y
 
 
-def _default_conv_init(key, shape, dtype=jnp.float32):
+def kaiming_fan_out(key, shape, dtype=jnp.float32):
     """Kaiming normal, fan_out mode, as `jaxaug.models.layers.conv_kernel_init` (drawn flat
     because XLA:CPU compiles 4-D threefry sampling slowly)."""
     fan_out = math.prod(shape[:-2]) * shape[-1]
@@ -156,7 +156,7 @@ class QuantConv(_QuantLayer):
     features: int = 1
     kernel_size: int = 3
     strides: int = 1
-    kernel_init: Any = _default_conv_init
+    kernel_init: Any = kaiming_fan_out
 
     @nn.compact
     def __call__(self, x):

@@ -5,6 +5,8 @@ from jaxaug.train.config import base_config, validate
 from jaxaug.train.loop import train_and_evaluate
 from jaxaug.train.mesh import batch_sharding, make_mesh, replicated
 from jaxaug.train.optim import learning_rate_schedule, make_optimizer
+from jaxaug.train.pose_config import pose_config, validate_pose
+from jaxaug.train.pose_loop import train_pose
 
 __all__ = [
     "Checkpointer",
@@ -13,7 +15,10 @@ __all__ = [
     "learning_rate_schedule",
     "make_mesh",
     "make_optimizer",
+    "pose_config",
     "replicated",
     "train_and_evaluate",
+    "train_pose",
     "validate",
+    "validate_pose",
 ]

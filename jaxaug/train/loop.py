@@ -30,7 +30,7 @@ from jaxaug.train.optim import learning_rate_schedule, make_optimizer
 from jaxaug.train.steps import compile_steps, evaluate
 
 
-class _StopRequest:
+class StopRequest:
     """Set by SIGTERM; the loop checks it after every step."""
 
     def __init__(self):
@@ -52,7 +52,7 @@ class _StopRequest:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def _check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_main: bool) -> None:
+def check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_main: bool) -> None:
     """Refuses to resume a workdir with a different config, which would break resume equality."""
     path = os.path.join(workdir, "config.json")
     current = json.loads(config.to_json())
@@ -97,7 +97,7 @@ def train_and_evaluate(
     config_lib.validate(config, mesh.size)
     is_main = jax.process_index() == 0
     os.makedirs(workdir, exist_ok=True)
-    _check_config_for_resume(workdir, config, is_main)
+    check_config_for_resume(workdir, config, is_main)
 
     dataset = data.load_dataset(
         config.dataset,
@@ -146,7 +146,7 @@ def train_and_evaluate(
     interrupted, compiled = False, False
     segment_start, elapsed_before = time.perf_counter(), meta["elapsed_s"]
     try:
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             while step < total_steps and not interrupted:
                 epoch, start_batch = divmod(step, steps_per_epoch)
                 host_batches = data.epoch_batches(
@@ -179,7 +179,7 @@ def train_and_evaluate(
                     if len(window) == config.log_every_steps or step % steps_per_epoch == 0:
                         window = jax.device_get(window)
                         epoch_metrics += window
-                        averaged = _mean(window)
+                        averaged = mean_metrics(window)
                         writer.write(step, "train", {**averaged, "learning_rate": schedule(step * updates_per_step - 1)})
                         progress.set_postfix(loss=f"{averaged['loss']:.3f}")
                         window = []
@@ -211,7 +211,7 @@ def train_and_evaluate(
     return summary
 
 
-def _mean(metrics: list[dict[str, np.ndarray]]) -> dict[str, float]:
+def mean_metrics(metrics: list[dict[str, np.ndarray]]) -> dict[str, float]:
     """Per-name mean of a list of per-step metric dicts (already on the host)."""
     return {name: float(np.mean([m[name] for m in metrics])) for name in metrics[0]}
 
@@ -232,7 +232,7 @@ def _end_of_epoch(
     """Evaluates on the held-out splits, logs the epoch and saves a checkpoint scored by accuracy."""
     record = {"epoch": epoch + 1, "step": step, "epoch_s": epoch_seconds}
     if epoch_metrics:
-        record.update({f"train_{k}": v for k, v in _mean(epoch_metrics).items()})
+        record.update({f"train_{k}": v for k, v in mean_metrics(epoch_metrics).items()})
     test = evaluate(eval_step, state, dataset.test, eval_batch_size, shard)
     writer.write(step, "test", test)
     record.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})

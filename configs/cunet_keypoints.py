@@ -1,0 +1,27 @@
+"""CU-Net (or the stacked hourglass) on the synthetic articulated-figure keypoints, full precision
+or quantized.
+
+  python train.py --config=configs/cunet_keypoints.py                  # full precision CU-Net
+  python train.py --config=configs/cunet_keypoints.py:818              # 8-bit features, binary
+                                                                       # weights, 8-bit gradients
+  python train.py --config=configs/cunet_keypoints.py:tw,hourglass     # ternary-weight hourglass
+
+The argument is a quantization setting of jaxaug.quant.SETTINGS (fp, 818, 616, 828, 626, bw,
+bw_alpha, tw), optionally followed by ",hourglass". 64x64 figures, 2 coupled U-Nets of depth 3
+(m = 128, n = 32) on 32x32 heatmaps, RMSProp 2.5e-4, 10 epochs of 4,000 images: a CPU-sized run.
+Real data: --config.dataset=mpii:/path/mpii_human_pose_v1_u12_1.mat (see load_keypoints).
+"""
+
+from jaxaug.train import pose_config
+
+
+def get_config(arg: str = "fp"):
+    parts = arg.split(",")
+    c = pose_config()
+    c.quant = parts[0]
+    if parts[1:] == ["hourglass"]:
+        c.model = "hourglass"
+    elif parts[1:]:
+        raise ValueError(f"cunet_keypoints: unknown option(s) {parts[1:]}; the only one is "
+                         "'hourglass'")
+    return c

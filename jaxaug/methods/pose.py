@@ -1,0 +1,93 @@
+"""Heatmap pose estimation with random scale / rotation / flip augmentation: the baseline that the
+adversarial pose augmentation extends, and how CU-Net and its quantized variants are trained.
+
+A batch holds uint8 ``image`` [B, H, W, 3], ``joints`` [B, J, 2] (x, y image pixels) and
+``visible`` [B, J]. The step augments each image on the device and moves its joints with it
+(`jaxaug.data.keypoints.affine_augment`), renders Gaussian heatmap targets at the network's output
+resolution, and minimises `jaxaug.objectives.heatmap_objective` (the MSE summed over every
+supervised output).
+"""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxaug.data import keypoints
+from jaxaug.methods.base import Method, image_stats, init_target
+from jaxaug.objectives import heatmap_objective
+
+
+def heatmap_size(model: nn.Module, image_shape) -> tuple[int, int]:
+    """The (H', W') of the model's heatmaps for images of ``image_shape`` (H, W, C)."""
+    out = jax.eval_shape(
+        lambda x: model.init_with_output(jax.random.key(0), x, train=False)[0],
+        jax.ShapeDtypeStruct((1, *image_shape), jnp.float32))
+    return tuple(out.shape[-3:-1])
+
+
+def pose_inputs(key, batch, *, mean, std, out_size, sigma, flip_pairs, augment=True,
+                scale_range=(0.75, 1.25), max_rotation=30.0, flip_prob=0.5):
+    """The network's batch: normalized (augmented) images, heatmap targets and visibility."""
+    images = batch["image"].astype(jnp.float32) / 255.0
+    joints, visible = batch["joints"], batch["visible"]
+    if augment:
+        keys = jax.random.split(key, images.shape[0])
+        images, joints, visible = jax.vmap(functools.partial(
+            keypoints.affine_augment, flip_pairs=flip_pairs, scale_range=scale_range,
+            max_rotation=max_rotation, flip_prob=flip_prob))(keys, images, joints, visible)
+    hm_joints = keypoints.to_heatmap_coords(joints, images.shape[1:3], out_size)
+    targets = keypoints.gaussian_heatmaps(hm_joints, visible, out_size, sigma)
+    return {"image": (images - mean) / std, "heatmap": targets, "visible": visible,
+            "joints": joints}
+
+
+def predict_joints(model, state, images, image_size):
+    """Joint coordinates (x, y image pixels) and peak values from the last supervised output."""
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    heatmaps = model.apply(variables, images, train=False)[-1]
+    coords, peaks = keypoints.decode_heatmaps(heatmaps)
+    return keypoints.to_image_coords(coords, heatmaps.shape[1:3], image_size), peaks
+
+
+def heatmap_regression(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    *,
+    image_shape: tuple[int, int, int],
+    mean,
+    std,
+    flip_pairs,
+    sigma: float = 1.0,
+    scale_range: tuple[float, float] = (0.75, 1.25),
+    max_rotation: float = 30.0,
+    flip_prob: float = 0.5,
+) -> Method:
+    """Trains ``model`` (CU-Net, stacked hourglass, quantized or not) on heatmap MSE.
+
+    ``predict(state, normalized images)`` returns the joints in image pixels and their peaks.
+    """
+    mean, std = image_stats("heatmap_regression", mean, std)
+    out_size = heatmap_size(model, image_shape)
+    prepare = functools.partial(
+        pose_inputs, mean=mean, std=std, out_size=out_size, sigma=sigma, flip_pairs=flip_pairs,
+        scale_range=scale_range, max_rotation=max_rotation, flip_prob=flip_prob)
+
+    def init(key, batch):
+        return init_target(key, jnp.zeros((1, *image_shape), jnp.float32), model, optimizer)
+
+    def step(state, batch, key):
+        augment_key, model_key = jax.random.split(key)
+        inputs = prepare(augment_key, batch)
+        objective = functools.partial(heatmap_objective, model=model,
+                                      batch_stats=state.batch_stats, key=model_key)
+        grads, aux = jax.grad(objective, has_aux=True)(state.params, inputs)
+        state = state.apply_gradients(grads, aux["batch_stats"], optimizer)
+        return state, {"loss": aux["loss"]}
+
+    def predict(state, images):
+        return predict_joints(model, state, images, image_shape[:2])
+
+    return Method(init=init, step=step, predict=predict)

@@ -1,0 +1,155 @@
+"""Stacked hourglass networks (Newell et al., ECCV 2016), the baseline of CU-Net.
+
+With width C (``features``, 256) and ``depth`` d (4):
+
+* Residual module (pre-activation bottleneck): BN-ReLU-Conv1x1 (C/2) - BN-ReLU-Conv3x3 (C/2) -
+  BN-ReLU-Conv1x1 (C), plus the input, through a 1x1 conv when its channel count is not C.
+* Stem: 7x7 conv to C/4 (stride 2; 1 when ``stem_stride`` is 1) - BN - ReLU - Residual (C/2) -
+  2x2 max pool (only when ``stem_stride`` is 4) - Residual (C/2) - Residual (C); 64 and 128
+  channels for C = 256 as in the paper.
+* Hourglass of depth d: at each level a skip Residual at the current resolution and, after 2x2 max
+  pooling, a Residual whose output goes one level down; at the bottom one more Residual (the
+  bridge); going back up each level applies a Residual, upsamples x2 (nearest) and adds the skip.
+* After stack s: Residual - Conv1x1-BN-ReLU (C) = f, heatmaps = Conv1x1(f) to ``num_joints``
+  (intermediate supervision). The next stack's input is the stack input + Conv1x1(f) +
+  Conv1x1(heatmaps).
+
+Every conv has a bias, as in the paper's Torch code. The output format and the ``stem_stride``,
+``quant``, ``occlusion`` and ``return_features`` options are those of `jaxaug.models.cunet.CUNet`
+(skip features are the skip Residuals' outputs, the bridge feature the bottom Residual's), with S =
+``num_stacks`` heatmap sets. With ``quant``, every conv is quantized except the stem's 7x7 conv and
+the heads giving heatmaps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from jaxaug.models.cunet import (
+    HEAD_INIT,
+    BnReluConv,
+    batch_norm,
+    check_common,
+    check_inputs,
+    check_int,
+    max_pool2,
+    occlude,
+    upsample2,
+)
+from jaxaug.quant.layers import QuantConv, QuantSpec, get_spec, kaiming_fan_out
+
+
+class Residual(nn.Module):
+    """Pre-activation bottleneck: x + BN-ReLU-Conv1x1(C/2)-BN-ReLU-Conv3x3(C/2)-BN-ReLU-Conv1x1(C),
+    with x through a 1x1 conv when it does not have C channels."""
+
+    features: int
+    train: bool
+    spec: QuantSpec | None
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        common = {"train": self.train, "spec": self.spec, "use_bias": True, "dtype": self.dtype}
+        y = BnReluConv(self.features // 2, 1, name="unit1", **common)([x])
+        y = BnReluConv(self.features // 2, 3, name="unit2", **common)([y])
+        y = BnReluConv(self.features, 1, name="unit3", **common)([y])
+        if x.shape[-1] != self.features:
+            x = QuantConv(features=self.features, kernel_size=1, spec=self.spec, dtype=self.dtype,
+                          name="shortcut")(x)
+        # Biases are float32, so cast back to keep bfloat16 models in bfloat16.
+        return (x + y).astype(self.dtype)
+
+
+class Hourglass(nn.Module):
+    """One hourglass; returns (output, [skip features highest resolution first, bridge]), those
+    features multiplied by the occlusion mask."""
+
+    depth: int
+    features: int
+    train: bool
+    spec: QuantSpec | None
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x: jax.Array, occlusion: jax.Array | None):
+        def residual(name):
+            return Residual(self.features, self.train, self.spec, self.dtype, name=name)
+
+        skips = []
+        for level in range(self.depth):
+            skips.append(occlude(residual(f"skip{level}")(x), occlusion))
+            x = residual(f"down{level}")(max_pool2(x))
+        x = occlude(residual("bridge")(x), occlusion)
+        bridge = x
+        for level in reversed(range(self.depth)):
+            x = skips[level] + upsample2(residual(f"up{level}")(x))
+        return x, [*skips, bridge]
+
+
+class StackedHourglass(nn.Module):
+    """Stacked hourglass network (see the module docstring); called like `CUNet`:
+    ``model.apply(variables, images, train, occlusion=None, return_features=False)``."""
+
+    num_joints: int = 16
+    num_stacks: int = 8
+    depth: int = 4
+    features: int = 256
+    stem_stride: int = 4
+    quant: str | QuantSpec | None = None
+    dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_common("StackedHourglass", self)
+        check_int("StackedHourglass", "num_stacks", self.num_stacks, 1)
+        check_int("StackedHourglass", "features", self.features, 4)
+        if self.features % 4:
+            # The stem's first conv has C/4 channels and the bottlenecks C/2.
+            raise ValueError(f"StackedHourglass: features must be a multiple of 4, "
+                             f"got {self.features}")
+
+    @nn.compact
+    def __call__(self, images: jax.Array, train: bool, occlusion: jax.Array | None = None,
+                 return_features: bool = False):
+        check_inputs("StackedHourglass", images, occlusion, self.stem_stride, self.depth)
+        spec = get_spec(self.quant)
+
+        def conv1x1(features, name, conv_spec, kernel_init=kaiming_fan_out):
+            return QuantConv(features=features, kernel_size=1, spec=conv_spec, dtype=self.dtype,
+                             kernel_init=kernel_init, name=name)
+
+        x = self._stem(images, train, spec)
+        heatmaps, first_features = [], None
+        for s in range(self.num_stacks):
+            y, skip_features = Hourglass(self.depth, self.features, train, spec, self.dtype,
+                                         name=f"hourglass{s}")(x, occlusion)
+            first_features = first_features or skip_features
+            y = Residual(self.features, train, spec, self.dtype, name=f"residual{s}")(y)
+            y = conv1x1(self.features, f"linear{s}", spec)(y)
+            y = nn.relu(batch_norm(train, self.dtype, f"linear{s}_bn")(y))
+            maps = conv1x1(self.num_joints, f"head{s}", None, HEAD_INIT)(y)
+            heatmaps.append(maps.astype(jnp.float32))
+            if s + 1 < self.num_stacks:
+                x = (x + conv1x1(self.features, f"remap_features{s}", spec)(y)
+                     + conv1x1(self.features, f"remap_heatmaps{s}", spec)(maps)).astype(self.dtype)
+        heatmaps = jnp.stack(heatmaps)
+        return (heatmaps, first_features) if return_features else heatmaps
+
+    def _stem(self, images: jax.Array, train: bool, spec: QuantSpec | None) -> jax.Array:
+        """7x7 conv (full precision) - BN - ReLU - Residual - max pool - Residual - Residual."""
+        def residual(features, name):
+            return Residual(features, train, spec, self.dtype, name=name)
+
+        x = QuantConv(features=self.features // 4, kernel_size=7,
+                      strides=min(self.stem_stride, 2), dtype=self.dtype, name="stem_conv")(images)
+        x = nn.relu(batch_norm(train, self.dtype, "stem_bn")(x))
+        x = residual(self.features // 2, "stem_residual1")(x)
+        if self.stem_stride == 4:
+            x = max_pool2(x)
+        x = residual(self.features // 2, "stem_residual2")(x)
+        return residual(self.features, "stem_residual3")(x)

@@ -1,0 +1,218 @@
+"""Keypoint training: CU-Net or the stacked hourglass (full precision or quantized) on heatmaps,
+data-parallel over every device, evaluated by PCKh (or NME for face landmarks) every epoch.
+
+Like `train_and_evaluate`, the run is a pure function of its config: batch order comes from
+``(seed, epoch)`` and the step's randomness from ``(seed, state.step)``, so a resumed run replays
+an uninterrupted one. SIGTERM saves a checkpoint and stops.
+"""
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from jaxaug import data, models
+from jaxaug.data import keypoint_formats, keypoint_synthetic
+from jaxaug.data.dataset import channel_stats
+from jaxaug.methods.pose import heatmap_regression
+from jaxaug.train.checkpoint import Checkpointer
+from jaxaug.train.loop import StopRequest, check_config_for_resume, mean_metrics
+from jaxaug.train.mesh import (
+    batch_sharding,
+    make_mesh,
+    maybe_initialize_distributed,
+    replicated,
+)
+from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
+from jaxaug.train.pose_config import validate_pose
+
+
+def load_keypoints(config: ml_collections.ConfigDict):
+    """(train, test) `KeypointData` named by ``config.dataset``:
+
+    - ``synthetic``: procedural articulated figures (`jaxaug.data.keypoint_synthetic`);
+    - ``mpii:<mpii_human_pose_v1_u12_1.mat>``, ``lsp:<dir>``, ``300w:<dir>``: the real sets in
+      their release formats (`jaxaug.data.keypoint_formats`; MPII needs a held-out image list
+      for its test split, which the loader documents, so it is read from ``<dir>/holdout.txt``).
+    """
+    name, size = config.dataset, config.image_size
+    if name == "synthetic":
+        return (keypoint_synthetic.load("train", num=config.train_size, size=size),
+                keypoint_synthetic.load("test", num=config.test_size, size=size))
+    kind, _, path = name.partition(":")
+    if kind == "mpii" and path:
+        holdout_file = os.path.join(os.path.dirname(path), "holdout.txt")
+        if not os.path.exists(holdout_file):
+            raise data.SplitNotFoundError(
+                f"mpii: {holdout_file} is missing; list the held-out image names there, one per "
+                "line (MPII publishes joints for its training images only)")
+        with open(holdout_file) as f:
+            holdout = {line.strip() for line in f if line.strip()}
+        return tuple(keypoint_formats.load_mpii(path, split=split, size=size, holdout=holdout)
+                     for split in ("train", "test"))
+    loaders = {"lsp": keypoint_formats.load_lsp, "300w": keypoint_formats.load_300w}
+    if kind not in loaders or not path:
+        raise data.UnknownDatasetError(
+            f"unknown keypoint dataset {name!r}; use synthetic, mpii:<annotation .mat>, "
+            "lsp:<dir> or 300w:<dir>")
+    return tuple(loaders[kind](path, split=split, size=size) for split in ("train", "test"))
+
+
+# The reported metric of each normaliser: PCK (PCKh for head sizes) or NME for faces.
+_METRICS = {"head_size": "pckh", "torso": "pck", "inter_ocular": "nme"}
+
+
+def _metric_sums(pred, gt, visible, norm, mask, metric, threshold):
+    """Per-batch sums of the metric, padding masked out: correct and counted visible joints for
+    PCK / PCKh, or the per-image NME and the image count."""
+    dist = jnp.linalg.norm(pred - gt, axis=-1)
+    if metric == "nme":
+        per_image = jnp.mean(dist, axis=-1) / norm
+        return {"value": jnp.sum(per_image * mask), "count": jnp.sum(mask)}
+    counted = visible & (mask[:, None] > 0)
+    hits = (dist <= threshold * norm[:, None]) & counted
+    return {"value": jnp.sum(hits).astype(jnp.float32), "count": jnp.sum(counted).astype(jnp.float32)}
+
+
+def _arrays(keypoint_set) -> dict[str, np.ndarray]:
+    """The per-example arrays that go to the device."""
+    return {"image": keypoint_set.images, "joints": keypoint_set.joints.astype(np.float32),
+            "visible": keypoint_set.visible.astype(bool), "norm": keypoint_set.norm.astype(np.float32)}
+
+
+def create_pose_model(config, num_joints: int):
+    """The config's pose model, built from its section (``config.cunet`` / ``config.hourglass``)."""
+    kwargs = dict(config[config.model])
+    return models.create_pose_model(config.model, num_joints, quant=config.quant, **kwargs)
+
+
+def train_pose(config: ml_collections.ConfigDict, workdir: str,
+               step_callback: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Trains ``config.model`` on ``config.dataset``; writes ``metrics.jsonl``, checkpoints and
+    ``summary.json`` (last and best test PCKh / PCK, or NME for 300-W) under ``workdir``.
+    ``step_callback`` is called with the global step after every train step."""
+    start_time = time.perf_counter()
+    maybe_initialize_distributed(config)
+    mesh = make_mesh()
+    validate_pose(config, mesh.size)
+    is_main = jax.process_index() == 0
+    os.makedirs(workdir, exist_ok=True)
+    check_config_for_resume(workdir, config, is_main)
+
+    train_set, test_set = load_keypoints(config)
+    train, test = _arrays(train_set), _arrays(test_set)
+    num_joints = train["joints"].shape[1]
+    mean, std = channel_stats(train["image"])
+    model = create_pose_model(config, num_joints)
+    optimizer = optax.rmsprop(config.optimizer.lr, decay=config.optimizer.decay,
+                              eps=config.optimizer.eps)
+    a = config.augment
+    method = heatmap_regression(
+        model, optimizer, image_shape=train["image"].shape[1:], mean=mean, std=std,
+        flip_pairs=train_set.flip_pairs, sigma=config.heatmap_sigma,
+        scale_range=(a.scale_min, a.scale_max), max_rotation=a.max_rotation,
+        flip_prob=a.flip_prob)
+
+    rep, shard = replicated(mesh), batch_sharding(mesh)
+    train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    metric = _METRICS[test_set.norm_kind]
+
+    def train_step(state, batch):
+        return method.step(state, batch, jax.random.fold_in(train_key, state.step))
+
+    def eval_step(state, batch):
+        images = (batch["image"].astype(jnp.float32) / 255.0 - mean) / std
+        joints, _ = method.predict(state, images)
+        return _metric_sums(joints, batch["joints"], batch["visible"], batch["norm"],
+                            batch["mask"], metric, config.pck_threshold)
+
+    init = jax.jit(method.init, out_shardings=rep)
+    train_step = jax.jit(train_step, in_shardings=(rep, shard), out_shardings=(rep, rep),
+                         donate_argnums=0)
+    eval_step = jax.jit(eval_step, in_shardings=(rep, shard), out_shardings=rep)
+
+    steps_per_epoch = data.steps_per_epoch(len(train["image"]), config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    state = init(jax.random.fold_in(jax.random.key(config.seed), 0), None)
+    meta = {"elapsed_s": 0.0, "evals": []}
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
+    latest = checkpointer.latest_step() if config.checkpoint.enabled else None
+    if latest is not None:
+        state, meta = checkpointer.restore(latest, state)
+        logging.info("Resumed from step %d of %s.", latest, workdir)
+    step = int(jax.device_get(state.step))
+    writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main)
+    logging.info("%s (%s) on %s: %d train / %d test, %d joints, %d steps/epoch, %d devices.",
+                 config.model, config.quant, config.dataset, len(train["image"]),
+                 len(test["image"]), num_joints, steps_per_epoch, mesh.size)
+    segment_start, elapsed_before, interrupted = time.perf_counter(), meta["elapsed_s"], False
+    try:
+        with StopRequest() as stop:
+            while step < total_steps and not interrupted:
+                epoch, start_batch = divmod(step, steps_per_epoch)
+                batches = data.array_epoch_batches(
+                    {k: v for k, v in train.items() if k != "norm"}, config.batch_size,
+                    seed=config.seed, epoch=epoch, start_batch=start_batch,
+                    process_index=jax.process_index(), process_count=jax.process_count())
+                window, epoch_metrics = [], []
+                for batch in data.prefetch_to_mesh(batches, shard):
+                    state, metrics = train_step(state, batch)
+                    step += 1
+                    window.append(metrics)
+                    if step_callback is not None:
+                        step_callback(step)
+                    if len(window) == config.log_every_steps or step % steps_per_epoch == 0:
+                        window = jax.device_get(window)
+                        epoch_metrics += window
+                        writer.write(step, "train", mean_metrics(window))
+                        window = []
+                    if stop.requested:
+                        interrupted = True
+                        break
+                meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
+                if interrupted:
+                    break
+                score = _evaluate(eval_step, state, test, config, shard)
+                record = {"epoch": epoch + 1, "step": step, f"test_{metric}": score}
+                if epoch_metrics:
+                    record["train_loss"] = mean_metrics(epoch_metrics)["loss"]
+                writer.write(step, "test", {metric: score})
+                logging.info("epoch %d: %s", epoch + 1, record)
+                meta = {**meta, "evals": meta["evals"] + [record]}
+                if config.checkpoint.enabled:
+                    checkpointer.save(step, state, meta, score=-score if metric == "nme" else score)
+            if interrupted and config.checkpoint.enabled:
+                checkpointer.save(step, state, meta)
+    finally:
+        checkpointer.close()
+        writer.close()
+    summary = {"model": config.model, "quant": config.quant, "dataset": config.dataset,
+               "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
+               "step": step, "interrupted": interrupted, "metric": metric,
+               "wall_time_s": meta["elapsed_s"],
+               "this_session_wall_time_s": time.perf_counter() - start_time}
+    scores = [e[f"test_{metric}"] for e in meta["evals"]]
+    if scores:
+        summary[f"last_test_{metric}"] = scores[-1]
+        summary[f"best_test_{metric}"] = min(scores) if metric == "nme" else max(scores)
+    if is_main:
+        write_json_atomic(os.path.join(workdir, "summary.json"), summary)
+    logging.info("Summary: %s", summary)
+    return summary
+
+
+def _evaluate(eval_step, state, arrays, config, shard) -> float:
+    """PCK(h) over every visible joint of the test set, or the mean NME over its images."""
+    batch_size = -(-config.eval_batch_size // shard.mesh.size) * shard.mesh.size
+    batches = data.array_eval_batches(arrays, batch_size, process_index=jax.process_index(),
+                                      process_count=jax.process_count())
+    sums = [eval_step(state, batch) for batch in data.prefetch_to_mesh(batches, shard)]
+    totals = jax.device_get(sums)
+    return float(sum(t["value"] for t in totals) / sum(t["count"] for t in totals))

@@ -1,0 +1,107 @@
+"""Keypoint training: a quantized CU-Net learns the synthetic figures' heatmaps, the trainer's
+metrics equal the objectives' PCKh / NME, and train_pose runs, checkpoints and resumes."""
+
+import json
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxaug import models, objectives
+from jaxaug.data import keypoint_synthetic
+from jaxaug.methods.pose import heatmap_regression, heatmap_size, pose_inputs
+from jaxaug.train import pose_config, train_pose
+from jaxaug.train.pose_loop import _metric_sums
+
+TINY_CUNET = {"num_unets": 2, "order": 1, "depth": 2, "features": 16, "growth": 8, "stem_stride": 2}
+
+
+def test_quantized_cunet_learns_below_the_all_zero_prediction():
+    """818 (8-bit features, binary weights with alpha, 8-bit gradients): on a fixed batch of
+    figures the loss must fall below that of predicting empty heatmaps (the heads start there)."""
+    data = keypoint_synthetic.load("train", num=16, size=32)
+    model = models.create_pose_model("cunet", 16, quant="818", **TINY_CUNET)
+    method = heatmap_regression(model, optax.adam(3e-3), image_shape=(32, 32, 3), mean=0.5,
+                                std=0.25, flip_pairs=data.flip_pairs, scale_range=(1.0, 1.0),
+                                max_rotation=0.0, flip_prob=0.0)
+    batch = {"image": data.images, "joints": data.joints, "visible": data.visible}
+    inputs = pose_inputs(None, batch, mean=0.5, std=0.25, sigma=1.0, augment=False,
+                         out_size=heatmap_size(model, (32, 32, 3)), flip_pairs=data.flip_pairs)
+    zero_loss = 2 * float(objectives.heatmap_mse(jnp.zeros_like(inputs["heatmap"]),
+                                                 inputs["heatmap"], inputs["visible"]))
+    state = jax.jit(method.init)(jax.random.key(0), None)
+    step = jax.jit(method.step)
+    losses = []
+    for i in range(60):
+        state, metrics = step(state, batch, jax.random.key(i))
+        losses.append(float(metrics["loss"]))
+    assert losses[0] == pytest.approx(zero_loss, rel=1e-5)
+    assert np.mean(losses[-5:]) < 0.85 * zero_loss, (zero_loss, losses[::10])
+
+
+def test_metric_sums_equal_pckh_and_nme_with_padding_masked():
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 32, (6, 5, 2)).astype(np.float32)
+    pred = gt + rng.normal(0, 3, gt.shape).astype(np.float32)
+    visible = rng.random((6, 5)) > 0.3
+    norm = rng.uniform(4, 8, 6).astype(np.float32)
+    mask = np.asarray([1, 1, 1, 1, 0, 0], np.float32)  # the last two are padding
+    sums = _metric_sums(pred, gt, visible, norm, mask, "pckh", 0.5)
+    want, _ = objectives.pckh(pred[:4], gt[:4], visible[:4], norm[:4], 0.5)
+    assert float(sums["value"] / sums["count"]) == pytest.approx(float(want), abs=1e-6)
+    sums = _metric_sums(pred, gt, visible, norm, mask, "nme", 0.5)
+    per_image = np.linalg.norm(pred - gt, axis=-1).mean(-1) / norm
+    assert float(sums["value"] / sums["count"]) == pytest.approx(per_image[:4].mean(), rel=1e-5)
+
+
+def _tiny_config(epochs):
+    c = pose_config()
+    c.quant = "616"
+    c.cunet.update(TINY_CUNET)
+    c.image_size, c.train_size, c.test_size = 32, 64, 40
+    c.batch_size, c.eval_batch_size, c.epochs, c.log_every_steps = 16, 32, epochs, 2
+    return c
+
+
+def test_train_pose_trains_evaluates_and_resumes_exactly(tmp_path):
+    """Two epochs uninterrupted, and the same run stopped by SIGTERM at step 3 and resumed, log
+    the same losses and end with the same test PCKh."""
+    plain = train_pose(_tiny_config(2), str(tmp_path / "plain"))
+    assert plain["metric"] == "pckh" and plain["step"] == 8 and not plain["interrupted"]
+    assert 0.0 <= plain["last_test_pckh"] <= 1.0
+
+    def stop_at_3(step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    workdir = str(tmp_path / "resumed")
+    stopped = train_pose(_tiny_config(2), workdir, step_callback=stop_at_3)
+    assert stopped["interrupted"] and stopped["step"] == 3
+    resumed = train_pose(_tiny_config(2), workdir)
+    assert resumed["step"] == 8 and resumed["last_test_pckh"] == plain["last_test_pckh"]
+
+    def losses(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        return {r["step"]: r["loss"] for r in records if r["split"] == "train"}
+
+    after = {s: v for s, v in losses("resumed").items() if s > 4}
+    assert after and after == {s: v for s, v in losses("plain").items() if s > 4}
+    with pytest.raises(ValueError, match="different config .*epochs"):
+        train_pose(_tiny_config(3), workdir)
+
+
+def test_pose_config_errors_name_the_field():
+    c = pose_config()
+    c.quant = "717"
+    with pytest.raises(ValueError, match="config.quant='717'"):
+        train_pose(c, "/nonexistent/never-created")
+    c = pose_config()
+    c.dataset = "coco:/x"
+    with pytest.raises(ValueError, match="unknown keypoint dataset 'coco:/x'"):
+        from jaxaug.train.pose_loop import load_keypoints
+        load_keypoints(c)
