@@ -1,7 +1,7 @@
 """Quantized versus full-precision CU-Net: step time, compiled training memory and packed model
 size, each as a ratio to the full-precision model measured in the same run.
 
-  python bench/quant_cost.py [--unets=2] [--depth=4] [--image=64] [--batch=8] [--steps=5] [--quick]
+  python bench/quant_cost.py [--unets=2] [--depth=3] [--image=64] [--batch=8] [--steps=5] [--quick]
 
 For every setting in `jaxaug.quant.SETTINGS`, and for the memory-efficient (rematerialising)
 full-precision CU-Net, as ratios to the full-precision CU-Net: the median step time; the compiled
@@ -19,7 +19,7 @@ from jaxaug import quant
 from jaxaug.eval.quant_costs import measure
 
 _UNETS = flags.DEFINE_integer("unets", 2, "Number of coupled U-Nets.")
-_DEPTH = flags.DEFINE_integer("depth", 4, "Down/up levels per U-Net.")
+_DEPTH = flags.DEFINE_integer("depth", 3, "Down/up levels per U-Net.")
 _IMAGE = flags.DEFINE_integer("image", 64, "Square input size.")
 _BATCH = flags.DEFINE_integer("batch", 8, "Batch size.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per variant (median kept).")

@@ -4,6 +4,8 @@ metrics equal the objectives' PCKh / NME, and train_pose runs, checkpoints and r
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -105,3 +107,33 @@ def test_pose_config_errors_name_the_field():
     with pytest.raises(ValueError, match="unknown keypoint dataset 'coco:/x'"):
         from jaxaug.train.pose_loop import load_keypoints
         load_keypoints(c)
+
+
+_RUN = r"""
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from test_pose_training import _tiny_config
+from jaxaug.train import train_pose
+import jax
+summary = train_pose(_tiny_config(1), sys.argv[1])
+print(json.dumps({"devices": jax.device_count(), "pckh": summary["last_test_pckh"]}))
+"""
+
+
+@pytest.mark.slow
+def test_train_pose_on_8_devices_equals_1_device(tmp_path):
+    """The whole keypoint loop (sharded batches, BatchNorm over the global batch, evaluation) on 8
+    simulated CPU devices logs the same losses and PCKh as on one device."""
+    results = {}
+    for devices in (1, 8):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        workdir = str(tmp_path / f"d{devices}")
+        out = subprocess.run([sys.executable, "-c", _RUN, workdir, os.path.dirname(__file__)],
+                             env=env, capture_output=True, text=True, check=True)
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+        assert summary["devices"] == devices
+        lines = (tmp_path / f"d{devices}" / "metrics.jsonl").read_text().splitlines()
+        losses = [json.loads(line)["loss"] for line in lines if '"train"' in line]
+        results[devices] = (summary["pckh"], losses)
+    np.testing.assert_allclose(results[8][1], results[1][1], rtol=2e-4)
+    assert abs(results[8][0] - results[1][0]) <= 0.02  # a near-tie joint may flip

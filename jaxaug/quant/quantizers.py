@@ -48,10 +48,11 @@ def _clipped_ste(fn, lo, hi):
         return fn(x)
 
     def forward(x):
-        return fn(x), x
+        # Keep the 1-byte pass mask, not the float input, for the backward pass.
+        return fn(x), (x >= lo) & (x <= hi)
 
-    def backward(x, g):
-        return (jnp.where((x >= lo) & (x <= hi), g, jnp.zeros_like(g)),)
+    def backward(passes, g):
+        return (jnp.where(passes, g, jnp.zeros_like(g)),)
 
     quantizer.defvjp(forward, backward)
     return quantizer

@@ -29,12 +29,14 @@ def pose_config() -> ml_collections.ConfigDict:
     # ("fp": full precision). CU-Net's features / growth are the paper's m / n.
     c.model = "cunet"
     c.quant = "fp"
+    # CPU-sized defaults; the papers' CU-Net is num_unets=8 (or 16), depth=4, features=128,
+    # growth=32, stem_stride=4 on 256x256 crops, and the hourglass num_stacks=8, features=256.
     c.cunet = ml_collections.ConfigDict({
-        "num_unets": 2, "depth": 3, "order": 1, "features": 128, "growth": 32, "stem_stride": 2,
+        "num_unets": 2, "depth": 2, "order": 1, "features": 64, "growth": 16, "stem_stride": 4,
         "memory_efficient": False, "refine_iterations": 0,
     })
     c.hourglass = ml_collections.ConfigDict({
-        "num_stacks": 2, "depth": 3, "features": 128, "stem_stride": 2,
+        "num_stacks": 2, "depth": 2, "features": 64, "stem_stride": 4,
     })
 
     # Gaussian heatmap width (heatmap pixels) and the random augmentation of every training image.
