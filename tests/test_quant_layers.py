@@ -65,7 +65,8 @@ def test_quant_dense_equals_a_float_dense_on_quantized_operands():
     bias = jnp.arange(4.0) * 0.1
     for name in ("818", "828", "bw", "tw"):
         spec = quant.get_spec(name)
-        qx = x if spec.feature_bits is None else quant.quantize(x, spec.feature_bits)
+        r = spec.feature_range
+        qx = x if spec.feature_bits is None else r * quant.quantize(x / r, spec.feature_bits)
         qk = quant.quantize_weights(kernel, spec.weights)[0]
         np.testing.assert_allclose(_dense(spec, x, kernel, bias), qx @ qk + bias, rtol=1e-6,
                                    err_msg=name)
@@ -125,6 +126,16 @@ def test_stochastic_rounding_draws_from_the_quant_rng_stream():
     assert seen == {3 / 32, 4 / 32}
     with pytest.raises(Exception, match="quant"):
         layer.apply(variables, x)
+
+
+def test_feature_range_scales_the_quantization_grid():
+    x = jnp.asarray([[0.3, 1.7, -2.2, 5.0]])
+    kernel = jnp.eye(4)
+    spec = quant.QuantSpec(feature_bits=4, feature_range=4.0)
+    # R = 4, sigma = 1/8: steps of 1/2 on [-3.5, 3.5].
+    np.testing.assert_allclose(_dense(spec, x, kernel, jnp.zeros(4)), [[0.5, 1.5, -2.0, 3.5]])
+    with pytest.raises(ValueError, match="feature_range must be a power of two, got 3.0"):
+        quant.QuantSpec(feature_bits=4, feature_range=3.0)
 
 
 def test_spec_validation_names_the_field():
