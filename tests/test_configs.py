@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from jaxaug.train import validate
+from jaxaug import quant
+from jaxaug.train import validate, validate_pose
 from jaxaug.train.config import config_value
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,8 +28,23 @@ def load_config(path, *args):
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
 def test_config_is_valid(path):
     config = load_config(path)
-    validate(config, device_count=1)
-    validate(config, device_count=8)  # the same config shards over 8 devices
+    check = validate_pose if config.get("task") == "keypoints" else validate
+    check(config, device_count=1)
+    check(config, device_count=8)  # the same config shards over 8 devices
+
+
+@pytest.mark.parametrize("arg", [*quant.SETTINGS, "tw,hourglass"])
+def test_cunet_keypoint_configs(arg):
+    config = load_config(os.path.join(REPO, "configs", "cunet_keypoints.py"), arg)
+    validate_pose(config, device_count=8)
+    assert config.quant == arg.split(",")[0]
+    assert config.model == ("hourglass" if arg.endswith("hourglass") else "cunet")
+    assert (config.optimizer.lr, config.batch_size) == (2.5e-4, 32)
+    with pytest.raises(ValueError, match="unknown option"):
+        load_config(os.path.join(REPO, "configs", "cunet_keypoints.py"), "818,hourglas")
+    config.quant = "717"
+    with pytest.raises(ValueError, match="config.quant='717'"):
+        validate_pose(config, device_count=1)
 
 
 @pytest.mark.parametrize("arg,policy", [

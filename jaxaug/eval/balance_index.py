@@ -21,11 +21,6 @@ from absl import app, flags
 from jaxaug.eval.quant_costs import measure
 from jaxaug.train.metrics_writer import write_json_atomic
 
-_WORKDIRS = flags.DEFINE_list("workdirs", None, "Workdirs of finished keypoint runs, one per "
-                              "quantization setting; one of them must be full precision (quant fp).")
-_OUT = flags.DEFINE_string("out", "balance_index", "Output path without extension.")
-
-
 def _read_json(workdir, name):
     path = os.path.join(workdir, name)
     if not os.path.exists(path):
@@ -80,16 +75,22 @@ def markdown(rows: list[dict]) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    rows = balance_index(_WORKDIRS.value)
-    write_json_atomic(_OUT.value + ".json", rows)
+    out = flags.FLAGS.out
+    rows = balance_index(flags.FLAGS.workdirs)
+    write_json_atomic(out + ".json", rows)
     table = markdown(rows)
-    tmp = _OUT.value + ".md.tmp"
+    tmp = out + ".md.tmp"
     with open(tmp, "w") as f:
         f.write(table)
-    os.replace(tmp, _OUT.value + ".md")
+    os.replace(tmp, out + ".md")
     print(table)
 
 
 if __name__ == "__main__":
+    # Defined here, not at import, so that importing this module (tests, notebooks) cannot clash
+    # with other modules' absl flags.
+    flags.DEFINE_list("workdirs", None, "Workdirs of finished keypoint runs, one per quantization "
+                      "setting; one of them must be full precision (quant fp).")
+    flags.DEFINE_string("out", "balance_index", "Output path without extension.")
     flags.mark_flags_as_required(["workdirs"])
     app.run(main)
