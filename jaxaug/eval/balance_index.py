@@ -21,6 +21,7 @@ from absl import app, flags
 from jaxaug.eval.quant_costs import measure
 from jaxaug.train.metrics_writer import write_json_atomic
 
+
 def _read_json(workdir, name):
     path = os.path.join(workdir, name)
     if not os.path.exists(path):
