@@ -60,9 +60,9 @@ def test_metric_sums_equal_pckh_and_nme_with_padding_masked():
     assert float(sums["value"] / sums["count"]) == pytest.approx(per_image[:4].mean(), rel=1e-5)
 
 
-def _tiny_config(epochs):
+def _tiny_config(epochs, quant="616"):
     c = pose_config()
-    c.quant = "616"
+    c.quant = quant
     c.cunet.update(TINY_CUNET)
     c.image_size, c.train_size, c.test_size = 32, 64, 40
     c.batch_size, c.eval_batch_size, c.epochs, c.log_every_steps = 16, 32, epochs, 2
@@ -115,7 +115,9 @@ sys.path.insert(0, sys.argv[2])
 from test_pose_training import _tiny_config
 from jaxaug.train import train_pose
 import jax
-summary = train_pose(_tiny_config(1), sys.argv[1])
+# Full precision: quantizers round, so the sharded reductions' last-bit differences can move a
+# feature across a grid point, which is not what this test is about.
+summary = train_pose(_tiny_config(1, "fp"), sys.argv[1])
 print(json.dumps({"devices": jax.device_count(), "pckh": summary["last_test_pckh"]}))
 """
 
@@ -135,5 +137,5 @@ def test_train_pose_on_8_devices_equals_1_device(tmp_path):
         lines = (tmp_path / f"d{devices}" / "metrics.jsonl").read_text().splitlines()
         losses = [json.loads(line)["loss"] for line in lines if '"train"' in line]
         results[devices] = (summary["pckh"], losses)
-    np.testing.assert_allclose(results[8][1], results[1][1], rtol=2e-4)
+    np.testing.assert_allclose(results[8][1], results[1][1], rtol=1e-4)
     assert abs(results[8][0] - results[1][0]) <= 0.02  # a near-tie joint may flip
