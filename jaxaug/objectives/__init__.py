@@ -28,6 +28,7 @@ from jaxaug.objectives.keypoints import (
     pckh,
 )
 from jaxaug.objectives.meta import meta_loss, unroll
+from jaxaug.objectives.pose_adversary import kl_to_target, reward_penalty_target
 from jaxaug.objectives.regularizers import (
     deformation_magnitude,
     deformation_smoothness,
@@ -53,6 +54,7 @@ __all__ = [
     "heatmap_loss",
     "heatmap_mse",
     "heatmap_objective",
+    "kl_to_target",
     "log_realness",
     "meta_loss",
     "mpii_head_size",
@@ -62,6 +64,7 @@ __all__ = [
     "perturbation_l2",
     "reconstruction_loss",
     "reinforce",
+    "reward_penalty_target",
     "stn_cycle_consistency",
     "total_generator_loss",
     "unroll",

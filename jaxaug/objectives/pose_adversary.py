@@ -1,0 +1,44 @@
+"""The reward/penalty target of adversarial pose augmentation (Peng et al., CVPR 2018), and the KL
+objective that trains the augmentation network towards it with no gradient through sampling.
+
+For a categorical distribution P~ over k bins from which bin i was sampled, the target P is
+
+    reward  (the adversarial sample made the pose loss higher than a random one):
+        P_i = P~_i + alpha P~_i,        P_j = P~_j - alpha P~_i / (k - 1)   (j != i)
+    penalty (otherwise):
+        P_i = P~_i - beta P~_i,         P_j = P~_j + beta P~_i / (k - 1)    (j != i)
+
+Both sum to 1. The reward can drive a small P_j below 0 (when alpha P~_i / (k - 1) > P~_j), and
+the penalty with beta > 1 drives P_i below 0; the paper does not say what happens then. Here the
+target is clipped at 0 and renormalised, so it always is a distribution (a guard the paper
+omits). The generator then minimises KL(P || P~) with P held constant, whose gradient with respect
+to P~'s logits is P~ - P: it moves P~ towards P.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def reward_penalty_target(probs: jax.Array, chosen: jax.Array, rewarded: jax.Array,
+                          alpha: float, beta: float) -> jax.Array:
+    """The target distributions [..., k] for distributions ``probs`` [..., k], sampled bins
+    ``chosen`` [...] (ints) and ``rewarded`` [...] (bool: the adversarial loss was higher)."""
+    k = probs.shape[-1]
+    if k < 2:
+        raise ValueError(f"reward_penalty_target: needs at least 2 bins, got {k}")
+    if alpha < 0 or beta < 0:
+        raise ValueError(f"reward_penalty_target: alpha and beta must be >= 0, got {alpha}, {beta}")
+    one_hot = jax.nn.one_hot(chosen, k, dtype=probs.dtype)
+    p_chosen = jnp.sum(probs * one_hot, axis=-1, keepdims=True)
+    step = jnp.where(rewarded[..., None], alpha, -beta) * p_chosen
+    target = probs + step * one_hot - step / (k - 1) * (1.0 - one_hot)
+    target = jnp.maximum(target, 0.0)
+    return target / jnp.sum(target, axis=-1, keepdims=True)
+
+
+def kl_to_target(target: jax.Array, logits: jax.Array) -> jax.Array:
+    """Mean over the leading axes of KL(target || softmax(logits)), the target held constant."""
+    target = jax.lax.stop_gradient(target)
+    log_q = jax.nn.log_softmax(logits, axis=-1)
+    log_p = jnp.log(jnp.where(target > 0, target, 1.0))
+    return jnp.mean(jnp.sum(target * (log_p - log_q), axis=-1))
