@@ -42,3 +42,24 @@ def test_occlusion_mask_zeroes_exactly_the_sampled_cells(num_cells):
         np.testing.assert_array_equal(mask.reshape(-1), want)
     np.testing.assert_allclose(np.bincount(cells[:, 0], minlength=16) / 4000,
                                np.arange(1, 17) / 136, atol=0.02)
+
+
+def test_pose_adversary_reads_a_pose_models_features():
+    from jaxaug import models
+    from jaxaug.generators.pose_adversary import PoseAdversary
+
+    pose = models.create_pose_model("cunet", 16, num_unets=2, depth=2, features=16, growth=8,
+                                    stem_stride=2)
+    images = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+    variables = pose.init(jax.random.key(1), images, train=False)
+    _, features = pose.apply(variables, images, train=False, return_features=True)
+    adversary = PoseAdversary(width=16)
+    g_vars = adversary.init(jax.random.key(2), features, train=False)
+    out = adversary.apply(g_vars, features, train=False)
+    assert {k: v.shape for k, v in out.items()} == {
+        "scale": (2, 7), "rotation": (2, 9), "occlusion": (2, 4, 4)}
+    # The logits follow the features: occluding a cell of the pose features changes them.
+    mask = jnp.ones((2, 4, 4)).at[:, 0, 0].set(0.0)
+    _, occluded = pose.apply(variables, images, train=False, occlusion=mask, return_features=True)
+    assert not np.allclose(adversary.apply(g_vars, occluded, train=False)["occlusion"],
+                           out["occlusion"])

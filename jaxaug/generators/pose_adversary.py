@@ -9,11 +9,16 @@
   upsamples onto its bridge features at every resolution.
 
 All functions are pure: arrays and a PRNG key in, arrays out, and work under jit and vmap.
+`PoseAdversary` is the network that produces the three distributions.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import linen as nn
+
+from jaxaug.models.cunet import upsample2
+from jaxaug.models.hourglass import Residual
 
 
 def bin_centres(low: float, high: float, num_bins: int) -> np.ndarray:
@@ -55,3 +60,43 @@ def occlusion_mask(key: jax.Array, grid_logits: jax.Array, num_cells: jax.Array)
     keep_second = jnp.asarray(num_cells) >= 2
     drop = jax.nn.one_hot(cells[0], g * g) + keep_second * jax.nn.one_hot(cells[1], g * g)
     return (1.0 - drop).reshape(g, g), cells
+
+
+class PoseAdversary(nn.Module):
+    """The augmentation network G: the top-down half of an hourglass over the pose network's
+    skip and bridge features, with ASR and AHO heads.
+
+    Input: ``features`` = [skip features, highest resolution first, ..., bridge] as returned by a
+    pose model with ``return_features=True``. From the bridge up, each resolution has one residual
+    module: x = Residual(upsample2(x) + Conv1x1(skip)). Outputs logits:
+    ``scale`` [N, num_scales], ``rotation`` [N, num_rotations] (from the globally pooled top
+    features) and ``occlusion`` [N, g, g] (the top features average-pooled to g x g, then a 1x1
+    conv to one channel).
+    """
+
+    width: int = 64
+    num_scales: int = 7
+    num_rotations: int = 9
+    grid: int = 4
+
+    @nn.compact
+    def __call__(self, features, train: bool):
+        *skips, bridge = features
+        x = Residual(self.width, train, None, jnp.float32, name="bridge")(bridge)
+        for level in reversed(range(len(skips))):
+            skip = nn.Conv(self.width, (1, 1), name=f"lateral{level}")(skips[level])
+            x = Residual(self.width, train, None, jnp.float32, name=f"up{level}")(
+                upsample2(x) + skip)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                 name="top_bn")(x))
+        pooled = jnp.mean(x, axis=(1, 2))
+        n, h, w, c = x.shape
+        if h % self.grid or w % self.grid:
+            raise ValueError(f"PoseAdversary: feature size {h}x{w} is not divisible by the "
+                             f"occlusion grid {self.grid}")
+        cells = x.reshape(n, self.grid, h // self.grid, self.grid, w // self.grid, c).mean((2, 4))
+        return {
+            "scale": nn.Dense(self.num_scales, name="scale")(pooled),
+            "rotation": nn.Dense(self.num_rotations, name="rotation")(pooled),
+            "occlusion": nn.Conv(1, (1, 1), name="occlusion")(cells)[..., 0],
+        }
