@@ -48,3 +48,24 @@ def test_bad_arguments_are_named():
         reward_penalty_target(jnp.ones((3, 1)), jnp.zeros(3, int), jnp.ones(3, bool), 0.1, 0.1)
     with pytest.raises(ValueError, match="alpha and beta must be >= 0"):
         reward_penalty_target(jnp.ones((3, 2)) / 2, jnp.zeros(3, int), jnp.ones(3, bool), -1, 0.1)
+
+
+def test_asr_pretraining_targets_accumulate_and_normalise_the_bin_losses():
+    from jaxaug.objectives.pose_adversary import asr_pretraining_targets
+    losses = jnp.asarray([[1.0, 2.0, 3.0], [4.0, 5.0, 5.0]])  # 2 scale x 3 rotation bins
+    scale, rotation = asr_pretraining_targets(losses)
+    np.testing.assert_allclose(scale, [6 / 20, 14 / 20], rtol=1e-6)
+    np.testing.assert_allclose(rotation, [5 / 20, 7 / 20, 8 / 20], rtol=1e-6)
+
+
+def test_aho_pretraining_target_is_the_joint_histogram_over_the_grid():
+    from jaxaug.objectives.pose_adversary import aho_pretraining_target
+    # A 16 x 16 image, 4 x 4 cells of 4 px: joints in cells (0, 0) twice, (3, 1), and one hidden.
+    joints = jnp.asarray([[1.0, 2.0], [3.0, 0.0], [5.0, 13.0], [9.0, 9.0]])
+    visible = jnp.asarray([True, True, True, False])
+    hist = np.asarray(aho_pretraining_target(joints, visible, (16, 16)))
+    want = np.zeros((4, 4))
+    want[0, 0], want[3, 1] = 2 / 3, 1 / 3
+    np.testing.assert_allclose(hist, want, rtol=1e-6)
+    uniform = aho_pretraining_target(joints, jnp.zeros(4, bool), (16, 16))
+    np.testing.assert_allclose(uniform, np.full((4, 4), 1 / 16))

@@ -28,7 +28,12 @@ from jaxaug.objectives.keypoints import (
     pckh,
 )
 from jaxaug.objectives.meta import meta_loss, unroll
-from jaxaug.objectives.pose_adversary import kl_to_target, reward_penalty_target
+from jaxaug.objectives.pose_adversary import (
+    aho_pretraining_target,
+    asr_pretraining_targets,
+    kl_to_target,
+    reward_penalty_target,
+)
 from jaxaug.objectives.regularizers import (
     deformation_magnitude,
     deformation_smoothness,
@@ -40,6 +45,8 @@ from jaxaug.objectives.regularizers import (
 )
 
 __all__ = [
+    "aho_pretraining_target",
+    "asr_pretraining_targets",
     "MPII_HEAD_SIZE_FACTOR",
     "MPII_PCKH_JOINTS",
     "OUTER_EYE_CORNERS_68",

@@ -42,3 +42,31 @@ def kl_to_target(target: jax.Array, logits: jax.Array) -> jax.Array:
     log_q = jax.nn.log_softmax(logits, axis=-1)
     log_p = jnp.log(jnp.where(target > 0, target, 1.0))
     return jnp.mean(jnp.sum(target * (log_p - log_q), axis=-1))
+
+
+def asr_pretraining_targets(losses: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """ASR's pre-training targets from the frozen pose network's losses [..., m, n] under every
+    (scale bin, rotation bin) pair: the losses summed over rotations (scale target [..., m]) and
+    over scales (rotation target [..., n]), each normalised to a distribution; harder bins weigh
+    more."""
+    losses = jnp.asarray(losses)
+    if losses.ndim < 2:
+        raise ValueError(f"asr_pretraining_targets: losses must be [..., m, n], got {losses.shape}")
+    scale, rotation = jnp.sum(losses, axis=-1), jnp.sum(losses, axis=-2)
+    return (scale / jnp.sum(scale, -1, keepdims=True),
+            rotation / jnp.sum(rotation, -1, keepdims=True))
+
+
+def aho_pretraining_target(joints: jax.Array, visible: jax.Array, image_size: tuple[int, int],
+                           grid: int = 4) -> jax.Array:
+    """AHO's pre-training target: the normalised histogram [..., grid, grid] of the visible joints
+    ([..., J, 2] (x, y) pixels of an H x W image) over a grid x grid partition of the image (uniform
+    where no joint is visible)."""
+    h, w = image_size
+    col = jnp.clip(jnp.floor((joints[..., 0] + 0.5) * grid / w), 0, grid - 1).astype(jnp.int32)
+    row = jnp.clip(jnp.floor((joints[..., 1] + 0.5) * grid / h), 0, grid - 1).astype(jnp.int32)
+    counts = jnp.sum(jax.nn.one_hot(row * grid + col, grid * grid)
+                     * jnp.asarray(visible, jnp.float32)[..., None], axis=-2)
+    total = jnp.sum(counts, -1, keepdims=True)
+    hist = jnp.where(total > 0, counts / jnp.maximum(total, 1.0), 1.0 / (grid * grid))
+    return hist.reshape(*hist.shape[:-1], grid, grid)
