@@ -45,12 +45,12 @@ from jaxaug.objectives.regularizers import (
 )
 
 __all__ = [
-    "aho_pretraining_target",
-    "asr_pretraining_targets",
     "MPII_HEAD_SIZE_FACTOR",
     "MPII_PCKH_JOINTS",
     "OUTER_EYE_CORNERS_68",
     "adversarial_loss",
+    "aho_pretraining_target",
+    "asr_pretraining_targets",
     "cross_entropy",
     "deformation_magnitude",
     "deformation_smoothness",
