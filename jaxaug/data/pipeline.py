@@ -60,18 +60,22 @@ def epoch_batches(
     Skipped batches are never read, so resuming mid-epoch costs nothing. Yields
     `{"image": uint8 [batch_size / process_count, H, W, C], "label": int32 [...]}`.
     """
-    steps = steps_per_epoch(len(source), batch_size)
+    batches = _epoch_indices(len(source), batch_size, seed, epoch, start_batch, process_index,
+                             process_count)
+    return ({"image": images, "label": labels}
+            for images, labels in (source.get(indices) for indices in batches))
+
+
+def _epoch_indices(num_examples, batch_size, seed, epoch, start_batch, process_index,
+                   process_count) -> Iterator[np.ndarray]:
+    """This process's example indices of global batches `start_batch, ..., steps - 1` (checked
+    now, read lazily): the order and shares that `epoch_batches` documents."""
+    steps = steps_per_epoch(num_examples, batch_size)
     share = _local_share(batch_size, process_index, process_count)
     if not 0 <= start_batch <= steps:
         raise ValueError(f"start_batch {start_batch} not in [0, {steps}]")
-    order = epoch_permutation(len(source), seed, epoch)
-
-    def generate():
-        for b in range(start_batch, steps):
-            images, labels = source.get(order[b * batch_size : (b + 1) * batch_size][share])
-            yield {"image": images, "label": labels}
-
-    return generate()
+    order = epoch_permutation(num_examples, seed, epoch)
+    return (order[b * batch_size : (b + 1) * batch_size][share] for b in range(start_batch, steps))
 
 
 def eval_batches(
@@ -115,15 +119,9 @@ def array_epoch_batches(
     sizes = {name: len(v) for name, v in arrays.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"arrays must share their leading (example) axis, got sizes {sizes}")
-    num_examples = next(iter(sizes.values()))
-    steps = steps_per_epoch(num_examples, batch_size)
-    share = _local_share(batch_size, process_index, process_count)
-    if not 0 <= start_batch <= steps:
-        raise ValueError(f"start_batch {start_batch} not in [0, {steps}]")
-    order = epoch_permutation(num_examples, seed, epoch)
-    for b in range(start_batch, steps):
-        indices = order[b * batch_size : (b + 1) * batch_size][share]
-        yield {name: v[indices] for name, v in arrays.items()}
+    batches = _epoch_indices(next(iter(sizes.values())), batch_size, seed, epoch, start_batch,
+                             process_index, process_count)
+    return ({name: v[indices] for name, v in arrays.items()} for indices in batches)
 
 
 def array_eval_batches(

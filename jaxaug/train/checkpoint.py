@@ -2,6 +2,7 @@
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
 from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
@@ -69,3 +70,13 @@ class Checkpointer:
         """Waits for asynchronous saves to finish."""
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def resume(checkpointer: Checkpointer, state, meta: dict, enabled: bool, workdir: str):
+    """(state, meta) of the latest checkpoint when ``enabled`` and there is one, else as given."""
+    latest = checkpointer.latest_step() if enabled else None
+    if latest is None:
+        return state, meta
+    state, meta = checkpointer.restore(latest, state)
+    logging.info("Resumed from step %d of %s.", latest, workdir)
+    return state, meta

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from jaxaug import data, methods, models
 from jaxaug.train import config as config_lib
-from jaxaug.train.checkpoint import Checkpointer
+from jaxaug.train.checkpoint import Checkpointer, resume
 from jaxaug.train.mesh import batch_sharding, make_mesh, maybe_initialize_distributed
 from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
 from jaxaug.train.optim import learning_rate_schedule, make_optimizer
@@ -69,7 +69,7 @@ def check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_
         write_json_atomic(path, current)
 
 
-def _round_up(value: int, multiple: int) -> int:
+def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
@@ -126,15 +126,12 @@ def train_and_evaluate(
                             steps_per_epoch=steps_per_epoch)
     init, train_step, eval_step, augmented_images = compile_steps(method, dataset, config, mesh)
     shard = batch_sharding(mesh)
-    eval_batch_size = _round_up(config.eval_batch_size, mesh.size)
+    eval_batch_size = round_up(config.eval_batch_size, mesh.size)
 
     state = init(jax.random.fold_in(jax.random.key(config.seed), 0))
     meta = {"elapsed_s": 0.0, "train_s": 0.0, "images": 0, "evals": []}
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
-    latest = checkpointer.latest_step() if config.checkpoint.enabled else None
-    if latest is not None:
-        state, meta = checkpointer.restore(latest, state)
-        logging.info("Resumed from step %d of %s.", latest, workdir)
+    state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
     step = int(jax.device_get(state.step))
 
     writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main)

@@ -22,8 +22,13 @@ from jaxaug import data, models
 from jaxaug.data import keypoint_formats, keypoint_synthetic
 from jaxaug.data.dataset import channel_stats
 from jaxaug.methods.pose import heatmap_regression
-from jaxaug.train.checkpoint import Checkpointer
-from jaxaug.train.loop import StopRequest, check_config_for_resume, mean_metrics
+from jaxaug.train.checkpoint import Checkpointer, resume
+from jaxaug.train.loop import (
+    StopRequest,
+    check_config_for_resume,
+    mean_metrics,
+    round_up,
+)
 from jaxaug.train.mesh import (
     batch_sharding,
     make_mesh,
@@ -63,10 +68,6 @@ def load_keypoints(config: ml_collections.ConfigDict):
             f"unknown keypoint dataset {name!r}; use synthetic, mpii:<annotation .mat>, "
             "lsp:<dir> or 300w:<dir>")
     return tuple(loaders[kind](path, split=split, size=size) for split in ("train", "test"))
-
-
-# The reported metric of each normaliser: PCK (PCKh for head sizes) or NME for faces.
-_METRICS = {"head_size": "pckh", "torso": "pck", "inter_ocular": "nme"}
 
 
 def _metric_sums(pred, gt, visible, norm, mask, metric, threshold):
@@ -122,7 +123,7 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
 
     rep, shard = replicated(mesh), batch_sharding(mesh)
     train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
-    metric = _METRICS[test_set.norm_kind]
+    metric = test_set.metric
 
     def train_step(state, batch):
         return method.step(state, batch, jax.random.fold_in(train_key, state.step))
@@ -143,10 +144,7 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
     state = init(jax.random.fold_in(jax.random.key(config.seed), 0), None)
     meta = {"elapsed_s": 0.0, "evals": []}
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
-    latest = checkpointer.latest_step() if config.checkpoint.enabled else None
-    if latest is not None:
-        state, meta = checkpointer.restore(latest, state)
-        logging.info("Resumed from step %d of %s.", latest, workdir)
+    state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
     step = int(jax.device_get(state.step))
     writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main)
     logging.info("%s (%s) on %s: %d train / %d test, %d joints, %d steps/epoch, %d devices.",
@@ -210,7 +208,7 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
 
 def _evaluate(eval_step, state, arrays, config, shard) -> float:
     """PCK(h) over every visible joint of the test set, or the mean NME over its images."""
-    batch_size = -(-config.eval_batch_size // shard.mesh.size) * shard.mesh.size
+    batch_size = round_up(config.eval_batch_size, shard.mesh.size)
     batches = data.array_eval_batches(arrays, batch_size, process_index=jax.process_index(),
                                       process_count=jax.process_count())
     sums = [eval_step(state, batch) for batch in data.prefetch_to_mesh(batches, shard)]
