@@ -5,11 +5,20 @@
   ``normalized_to_pixel`` / ``invert`` convert and invert theta.
 - ``DeformVAE``: conv VAE -> dense displacement field (pixels) applied with ``jaxaug.ops.deform``.
 - ``PerturbVAE``: conv VAE -> additive image perturbation.
+- ``PoseAdversary``: the adversarial pose augmentation network (ASR scale / rotation bins and the
+  AHO occlusion grid, Peng et al. 2018) with ``sample_binned`` and ``occlusion_mask``.
 
 All take float NHWC image batches and draw their randomness from the ``"noise"`` rng stream.
 """
 
 from jaxaug.generators.astn import ASTN, apply_astn, invert, normalized_to_pixel
+from jaxaug.generators.pose_adversary import (
+    PoseAdversary,
+    bin_centres,
+    occlusion_mask,
+    sample_binned,
+)
 from jaxaug.generators.vae import DeformVAE, PerturbVAE
 
-__all__ = ["ASTN", "DeformVAE", "PerturbVAE", "apply_astn", "invert", "normalized_to_pixel"]
+__all__ = ["ASTN", "DeformVAE", "PerturbVAE", "PoseAdversary", "apply_astn", "bin_centres", "invert",
+           "normalized_to_pixel", "occlusion_mask", "sample_binned"]

@@ -1,7 +1,7 @@
 """What every training method provides: ``init``, a pure ``step`` and ``predict``."""
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax
@@ -111,3 +111,14 @@ class Method:
     init: Callable[[jax.Array, Batch], Any]
     step: Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]
     predict: Callable[[Any, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class StagedMethod:
+    """A method trained in stages (e.g. pre-training, then joint training): ``init``, one pure
+    ``(state, batch, key) -> (state, metrics)`` step per stage name, each jit-compiled by the
+    trainer on its own, and ``predict`` as in `Method`."""
+
+    init: Callable[[jax.Array, Batch], Any]
+    steps: Mapping[str, Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]]
+    predict: Callable[[Any, jax.Array], Any]

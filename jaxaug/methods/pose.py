@@ -38,6 +38,33 @@ def pose_inputs(key, batch, *, mean, std, out_size, sigma, flip_pairs, augment=T
         images, joints, visible = jax.vmap(functools.partial(
             keypoints.affine_augment, flip_pairs=flip_pairs, scale_range=scale_range,
             max_rotation=max_rotation, flip_prob=flip_prob))(keys, images, joints, visible)
+    return _network_batch(images, joints, visible, mean=mean, std=std, out_size=out_size,
+                          sigma=sigma)
+
+
+def random_pose_params(key, n, *, scale_range, max_rotation, flip_prob):
+    """Random warps for ``n`` images as `keypoints.affine_augment` draws them: (scale
+    ~ U(scale_range), degrees ~ U(-max_rotation, max_rotation), flip ~ Bernoulli(flip_prob)),
+    each [n]."""
+    k_scale, k_rot, k_flip = jax.random.split(key, 3)
+    return (jax.random.uniform(k_scale, (n,), jnp.float32, *scale_range),
+            jax.random.uniform(k_rot, (n,), jnp.float32, -max_rotation, max_rotation),
+            jax.random.bernoulli(k_flip, flip_prob, (n,)))
+
+
+def warped_inputs(images, joints, visible, scale, degrees, flip, *, mean, std, out_size, sigma,
+                  flip_pairs):
+    """The network's batch for images [N, H, W, C] in [0, 1] warped by given per-image
+    ``scale``, ``degrees`` and ``flip`` [N] (`jaxaug.data.keypoints.transform_sample`: the joints
+    move with the image), e.g. values an augmentation network chose."""
+    images, joints, visible = jax.vmap(functools.partial(
+        keypoints.transform_sample, flip_pairs=flip_pairs))(
+            images, joints, visible, scale, degrees, flip)
+    return _network_batch(images, joints, visible, mean=mean, std=std, out_size=out_size,
+                          sigma=sigma)
+
+
+def _network_batch(images, joints, visible, *, mean, std, out_size, sigma):
     hm_joints = keypoints.to_heatmap_coords(joints, images.shape[1:3], out_size)
     targets = keypoints.gaussian_heatmaps(hm_joints, visible, out_size, sigma)
     return {"image": (images - mean) / std, "heatmap": targets, "visible": visible,

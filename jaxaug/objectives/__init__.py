@@ -20,6 +20,7 @@ from jaxaug.objectives.keypoints import (
     MPII_PCKH_JOINTS,
     OUTER_EYE_CORNERS_68,
     heatmap_loss,
+    heatmap_loss_per_example,
     heatmap_mse,
     heatmap_objective,
     mpii_head_size,
@@ -29,6 +30,7 @@ from jaxaug.objectives.keypoints import (
 )
 from jaxaug.objectives.meta import meta_loss, unroll
 from jaxaug.objectives.pose_adversary import (
+    adversary_objective,
     aho_pretraining_target,
     asr_pretraining_targets,
     kl_to_target,
@@ -49,6 +51,7 @@ __all__ = [
     "MPII_PCKH_JOINTS",
     "OUTER_EYE_CORNERS_68",
     "adversarial_loss",
+    "adversary_objective",
     "aho_pretraining_target",
     "asr_pretraining_targets",
     "cross_entropy",
@@ -59,6 +62,7 @@ __all__ = [
     "gaussian_kl",
     "gradient_reversal",
     "heatmap_loss",
+    "heatmap_loss_per_example",
     "heatmap_mse",
     "heatmap_objective",
     "kl_to_target",

@@ -70,6 +70,22 @@ def heatmap_loss(pred_stack, target, visible):
     return jnp.sum(per_stack)
 
 
+def heatmap_loss_per_example(pred_stack, target, visible):
+    """Per-example heatmap error [N] of predictions [S, N, H, W, J] per visible joint:
+
+        e[n] = sum_s sum_{i,j,k} v[n,k] (pred[s,n,i,j,k] - target[n,i,j,k])^2 / (H W max(V_n, 1)),
+
+    V_n = sum_k v[n,k]. Unlike `heatmap_loss`, which divides by every joint, this compares
+    examples with different numbers of visible joints fairly: an augmentation that pushes joints
+    out of the frame does not look easier only because fewer joints are left to predict.
+    """
+    _check_heatmaps("heatmap_loss_per_example", pred_stack[0], target, visible)
+    weight = jnp.asarray(visible).astype(jnp.result_type(pred_stack, jnp.float32))
+    squared = jnp.sum(weight[..., None, None, :] * (pred_stack - target) ** 2, axis=(0, 2, 3, 4))
+    h, w = _shape(target)[-3:-1]
+    return squared / (h * w * jnp.maximum(jnp.sum(weight, axis=-1), 1.0))
+
+
 def _check_points(op, pred, gt, visible=None):
     if len(_shape(pred)) < 2 or _shape(pred)[-1] != 2:
         raise ValueError(f"{op}: pred must have shape [..., J, 2], got {_shape(pred)}")

@@ -36,12 +36,48 @@ def reward_penalty_target(probs: jax.Array, chosen: jax.Array, rewarded: jax.Arr
     return target / jnp.sum(target, axis=-1, keepdims=True)
 
 
-def kl_to_target(target: jax.Array, logits: jax.Array) -> jax.Array:
-    """Mean over the leading axes of KL(target || softmax(logits)), the target held constant."""
+def kl_to_target(target: jax.Array, logits: jax.Array, weights: jax.Array | None = None
+                 ) -> jax.Array:
+    """KL(target || softmax(logits)) over the last axis, the target held constant, averaged over
+    the leading axes (weighted by ``weights`` [...] when given; 0 when every weight is 0)."""
     target = jax.lax.stop_gradient(target)
     log_q = jax.nn.log_softmax(logits, axis=-1)
     log_p = jnp.log(jnp.where(target > 0, target, 1.0))
-    return jnp.mean(jnp.sum(target * (log_p - log_q), axis=-1))
+    kl = jnp.sum(target * (log_p - log_q), axis=-1)
+    if weights is None:
+        return jnp.mean(kl)
+    weights = jnp.asarray(weights, kl.dtype)
+    return jnp.sum(weights * kl) / jnp.maximum(jnp.sum(weights), 1e-12)
+
+
+def adversary_objective(params, batch, *, adversary, batch_stats):
+    """The augmentation network's objective: the weighted KL of each of its distributions to a
+    fixed target, summed over the heads,
+
+        L = KL_w(P_scale || P~_scale) + KL_w(P_rotation || P~_rotation)
+            + KL_w(P_occlusion || P~_occlusion),
+
+    with KL_w weighted over the batch by ``asr_weight`` (the two ASR heads) and ``aho_weight``
+    (the occlusion grid, flattened). The targets come from `reward_penalty_target` during joint
+    training and from `asr_pretraining_targets` / `aho_pretraining_target` in pre-training; no
+    gradient flows through the sampling that produced them.
+
+    batch: ``features`` (the pose network's skip and bridge features, as ``PoseAdversary``
+    takes them), ``scale_target`` [N, m], ``rotation_target`` [N, n], ``occlusion_target``
+    [N, g, g], ``asr_weight`` [N], ``aho_weight`` [N]. Returns ``(loss, aux)`` with the three KL
+    terms, ``logits`` and the updated ``batch_stats``.
+    """
+    logits, updates = adversary.apply({"params": params, "batch_stats": batch_stats},
+                                      batch["features"], train=True, mutable=["batch_stats"])
+    n = logits["occlusion"].shape[0]
+    kl_scale = kl_to_target(batch["scale_target"], logits["scale"], batch["asr_weight"])
+    kl_rotation = kl_to_target(batch["rotation_target"], logits["rotation"], batch["asr_weight"])
+    kl_occlusion = kl_to_target(batch["occlusion_target"].reshape(n, -1),
+                                logits["occlusion"].reshape(n, -1), batch["aho_weight"])
+    loss = kl_scale + kl_rotation + kl_occlusion
+    return loss, {"loss": loss, "kl_scale": kl_scale, "kl_rotation": kl_rotation,
+                  "kl_occlusion": kl_occlusion, "logits": logits,
+                  "batch_stats": updates["batch_stats"]}
 
 
 def asr_pretraining_targets(losses: jax.Array) -> tuple[jax.Array, jax.Array]:

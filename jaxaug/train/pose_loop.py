@@ -21,6 +21,9 @@ from absl import logging
 from jaxaug import data, models
 from jaxaug.data import keypoint_formats, keypoint_synthetic
 from jaxaug.data.dataset import channel_stats
+from jaxaug.generators import PoseAdversary
+from jaxaug.methods.adversarial_pose import adversarial_pose
+from jaxaug.methods.base import StagedMethod
 from jaxaug.methods.pose import heatmap_regression
 from jaxaug.train.checkpoint import Checkpointer, resume
 from jaxaug.train.loop import (
@@ -36,7 +39,7 @@ from jaxaug.train.mesh import (
     replicated,
 )
 from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
-from jaxaug.train.pose_config import validate_pose
+from jaxaug.train.pose_config import stage_schedule, validate_pose
 
 
 def load_keypoints(config: ml_collections.ConfigDict):
@@ -94,11 +97,40 @@ def create_pose_model(config, num_joints: int):
     return models.create_pose_model(config.model, num_joints, quant=config.quant, **kwargs)
 
 
+def create_pose_method(config, model, image_shape, mean, std, flip_pairs) -> StagedMethod:
+    """The config's method as stages: heatmap_regression has the single stage "pose";
+    adversarial_pose has "pose", "pretrain" and "joint" (see `stage_schedule`)."""
+    optimizer = optax.rmsprop(config.optimizer.lr, decay=config.optimizer.decay,
+                              eps=config.optimizer.eps)
+    a = config.augment
+    common = dict(image_shape=image_shape, mean=mean, std=std, flip_pairs=flip_pairs,
+                  sigma=config.heatmap_sigma, scale_range=(a.scale_min, a.scale_max),
+                  max_rotation=a.max_rotation, flip_prob=a.flip_prob)
+    if config.method == "heatmap_regression":
+        method = heatmap_regression(model, optimizer, **common)
+        return StagedMethod(init=method.init, steps={"pose": method.step},
+                            predict=method.predict)
+    g = config.adversarial
+
+    def adversary_rmsprop(lr):
+        return optax.rmsprop(lr, decay=config.optimizer.decay, eps=config.optimizer.eps)
+
+    adversary = PoseAdversary(width=g.width, num_scales=g.num_scales,
+                              num_rotations=g.num_rotations, grid=g.grid)
+    return adversarial_pose(
+        model, optimizer, adversary, adversary_optimizer=adversary_rmsprop(g.lr),
+        pretrain_optimizer=adversary_rmsprop(g.pretrain_lr),
+        asr_scale_range=(g.scale_min, g.scale_max), asr_max_rotation=g.max_rotation,
+        sigma_fraction=g.sigma_fraction, alpha=g.alpha, beta=g.beta, max_cells=g.max_cells,
+        **common)
+
+
 def train_pose(config: ml_collections.ConfigDict, workdir: str,
                step_callback: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Trains ``config.model`` on ``config.dataset``; writes ``metrics.jsonl``, checkpoints and
-    ``summary.json`` (last and best test PCKh / PCK, or NME for 300-W) under ``workdir``.
-    ``step_callback`` is called with the global step after every train step."""
+    """Trains ``config.model`` on ``config.dataset`` with ``config.method``, stage by stage;
+    writes ``metrics.jsonl``, checkpoints and ``summary.json`` (last and best test PCKh / PCK,
+    or NME for 300-W) under ``workdir``. ``step_callback`` is called with the global step after
+    every train step."""
     start_time = time.perf_counter()
     maybe_initialize_distributed(config)
     mesh = make_mesh()
@@ -112,21 +144,21 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
     num_joints = train["joints"].shape[1]
     mean, std = channel_stats(train["image"])
     model = create_pose_model(config, num_joints)
-    optimizer = optax.rmsprop(config.optimizer.lr, decay=config.optimizer.decay,
-                              eps=config.optimizer.eps)
-    a = config.augment
-    method = heatmap_regression(
-        model, optimizer, image_shape=train["image"].shape[1:], mean=mean, std=std,
-        flip_pairs=train_set.flip_pairs, sigma=config.heatmap_sigma,
-        scale_range=(a.scale_min, a.scale_max), max_rotation=a.max_rotation,
-        flip_prob=a.flip_prob)
+    method = create_pose_method(config, model, train["image"].shape[1:], mean, std,
+                                train_set.flip_pairs)
+    schedule = stage_schedule(config)
+    stage_of_epoch = [name for name, epochs in schedule for _ in range(epochs)]
 
     rep, shard = replicated(mesh), batch_sharding(mesh)
     train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     metric = test_set.metric
 
-    def train_step(state, batch):
-        return method.step(state, batch, jax.random.fold_in(train_key, state.step))
+    def stage_step(name):
+        def train_step(state, batch):
+            return method.steps[name](state, batch, jax.random.fold_in(train_key, state.step))
+        # Compiled on first use, so a run only compiles the stages it reaches.
+        return jax.jit(train_step, in_shardings=(rep, shard), out_shardings=(rep, rep),
+                       donate_argnums=0)
 
     def eval_step(state, batch):
         images = (batch["image"].astype(jnp.float32) / 255.0 - mean) / std
@@ -135,8 +167,7 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
                             batch["mask"], metric, config.pck_threshold)
 
     init = jax.jit(method.init, out_shardings=rep)
-    train_step = jax.jit(train_step, in_shardings=(rep, shard), out_shardings=(rep, rep),
-                         donate_argnums=0)
+    train_steps = {name: stage_step(name) for name, _ in schedule}
     eval_step = jax.jit(eval_step, in_shardings=(rep, shard), out_shardings=rep)
 
     steps_per_epoch = data.steps_per_epoch(len(train["image"]), config.batch_size)
@@ -147,21 +178,23 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
     state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
     step = int(jax.device_get(state.step))
     writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main)
-    logging.info("%s (%s) on %s: %d train / %d test, %d joints, %d steps/epoch, %d devices.",
-                 config.model, config.quant, config.dataset, len(train["image"]),
-                 len(test["image"]), num_joints, steps_per_epoch, mesh.size)
+    logging.info("%s %s (%s) on %s: %d train / %d test, %d joints, %d steps/epoch, %d devices; "
+                 "stages %s.", config.method, config.model, config.quant, config.dataset,
+                 len(train["image"]), len(test["image"]), num_joints, steps_per_epoch, mesh.size,
+                 schedule)
     segment_start, elapsed_before, interrupted = time.perf_counter(), meta["elapsed_s"], False
     try:
         with StopRequest() as stop:
             while step < total_steps and not interrupted:
                 epoch, start_batch = divmod(step, steps_per_epoch)
+                stage = stage_of_epoch[epoch]
                 batches = data.array_epoch_batches(
                     {k: v for k, v in train.items() if k != "norm"}, config.batch_size,
                     seed=config.seed, epoch=epoch, start_batch=start_batch,
                     process_index=jax.process_index(), process_count=jax.process_count())
                 window, epoch_metrics = [], []
                 for batch in data.prefetch_to_mesh(batches, shard):
-                    state, metrics = train_step(state, batch)
+                    state, metrics = train_steps[stage](state, batch)
                     step += 1
                     window.append(metrics)
                     if step_callback is not None:
@@ -178,9 +211,11 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
                 if interrupted:
                     break
                 score = _evaluate(eval_step, state, test, config, shard)
-                record = {"epoch": epoch + 1, "step": step, f"test_{metric}": score}
+                record = {"epoch": epoch + 1, "stage": stage, "step": step,
+                          f"test_{metric}": score}
                 if epoch_metrics:
-                    record["train_loss"] = mean_metrics(epoch_metrics)["loss"]
+                    record.update({f"train_{k}": v
+                                   for k, v in mean_metrics(epoch_metrics).items()})
                 writer.write(step, "test", {metric: score})
                 logging.info("epoch %d: %s", epoch + 1, record)
                 meta = {**meta, "evals": meta["evals"] + [record]}
@@ -191,7 +226,8 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
     finally:
         checkpointer.close()
         writer.close()
-    summary = {"model": config.model, "quant": config.quant, "dataset": config.dataset,
+    summary = {"method": config.method, "model": config.model, "quant": config.quant,
+               "dataset": config.dataset,
                "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
                "step": step, "interrupted": interrupted, "metric": metric,
                "wall_time_s": meta["elapsed_s"],
