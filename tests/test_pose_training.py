@@ -17,7 +17,7 @@ from jaxaug import models, objectives
 from jaxaug.data import keypoint_synthetic
 from jaxaug.methods.pose import heatmap_regression, heatmap_size, pose_inputs
 from jaxaug.train import pose_config, train_pose
-from jaxaug.train.pose_loop import _metric_sums
+from jaxaug.train.pose_loop import metric_sums
 
 TINY_CUNET = {"num_unets": 2, "order": 1, "depth": 2, "features": 16, "growth": 8, "stem_stride": 2}
 
@@ -52,10 +52,10 @@ def test_metric_sums_equal_pckh_and_nme_with_padding_masked():
     visible = rng.random((6, 5)) > 0.3
     norm = rng.uniform(4, 8, 6).astype(np.float32)
     mask = np.asarray([1, 1, 1, 1, 0, 0], np.float32)  # the last two are padding
-    sums = _metric_sums(pred, gt, visible, norm, mask, "pckh", 0.5)
+    sums = metric_sums(pred, gt, visible, norm, mask, "pckh", 0.5)
     want, _ = objectives.pckh(pred[:4], gt[:4], visible[:4], norm[:4], 0.5)
     assert float(sums["value"] / sums["count"]) == pytest.approx(float(want), abs=1e-6)
-    sums = _metric_sums(pred, gt, visible, norm, mask, "nme", 0.5)
+    sums = metric_sums(pred, gt, visible, norm, mask, "nme", 0.5)
     per_image = np.linalg.norm(pred - gt, axis=-1).mean(-1) / norm
     assert float(sums["value"] / sums["count"]) == pytest.approx(per_image[:4].mean(), rel=1e-5)
 

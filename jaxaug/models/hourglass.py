@@ -14,11 +14,22 @@ With width C (``features``, 256) and ``depth`` d (4):
   (intermediate supervision). The next stack's input is the stack input + Conv1x1(f) +
   Conv1x1(heatmaps).
 
-Every conv has a bias, as in the paper's Torch code. The output format and the ``stem_stride``,
-``quant``, ``occlusion`` and ``return_features`` options are those of `jaxaug.models.cunet.CUNet`
-(skip features are the skip Residuals' outputs, the bridge feature the bottom Residual's), with S =
-``num_stacks`` heatmap sets. With ``quant``, every conv is quantized except the stem's 7x7 conv and
-the heads giving heatmaps.
+Every conv has a bias, as in the paper's Torch code (except in dense blocks, below).
+
+With ``block="dense"`` (default ``"residual"``), every Residual above (the stem's three, the
+hourglasses' skip, down, bridge and up modules, and the one after each hourglass) is replaced by the
+dense block of CU-Net (`jaxaug.models.cunet.DenseBlock` with one output, not rematerialized, and
+growth n = ``growth``, 32): input - BN-ReLU-Conv1x1 (4n) - BN-ReLU-Conv3x3 (n) = new;
+[input, new] - BN-ReLU-Conv1x1 to the module's width (C/2 or C as above). Its convs have no bias
+(as in CU-Net) and there is no shortcut. The modules keep their names (``stem_residual1``,
+``skip0``, ``residual0``, ...), which name positions; everything else (7x7 stem conv, 1x1
+linear/head/remap convs and their biases, BN) is the same for both blocks.
+
+The output format and the ``stem_stride``, ``quant``, ``occlusion`` and ``return_features`` options
+are those of `jaxaug.models.cunet.CUNet` (skip features are the skip modules' outputs, the bridge
+feature the bottom module's), with S = ``num_stacks`` heatmap sets; they work the same with both
+blocks. With ``quant``, every conv is quantized (the dense blocks' too) except the stem's 7x7 conv
+and the heads giving heatmaps.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from flax import linen as nn
 from jaxaug.models.cunet import (
     HEAD_INIT,
     BnReluConv,
+    DenseBlock,
     batch_norm,
     check_common,
     check_inputs,
@@ -65,20 +77,39 @@ class Residual(nn.Module):
         return (x + y).astype(self.dtype)
 
 
+BLOCKS = ("residual", "dense")
+
+
+def make_module(block: str, features: int, growth: int, train: bool, spec: QuantSpec | None,
+                dtype: Any, name: str):
+    """A `Residual` (``block="residual"``) or a one-output `DenseBlock` of growth ``growth``
+    (``block="dense"``) named ``name``, as a function x -> [N, H, W, features]. Call it inside a
+    compact method: the module is a child of the module being called."""
+    if block == "residual":
+        return Residual(features, train, spec, dtype, name=name)
+    if block != "dense":
+        raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+    dense = DenseBlock(features, growth, 1, train, spec, False, dtype, name=name)
+    return lambda x: dense([x])[1][0].astype(dtype)
+
+
 class Hourglass(nn.Module):
     """One hourglass; returns (output, [skip features highest resolution first, bridge]), those
-    features multiplied by the occlusion mask."""
+    features multiplied by the occlusion mask. ``block`` and ``growth`` as in `StackedHourglass`."""
 
     depth: int
     features: int
     train: bool
     spec: QuantSpec | None
     dtype: Any
+    block: str = "residual"
+    growth: int = 32
 
     @nn.compact
     def __call__(self, x: jax.Array, occlusion: jax.Array | None):
         def residual(name):
-            return Residual(self.features, self.train, self.spec, self.dtype, name=name)
+            return make_module(self.block, self.features, self.growth, self.train, self.spec,
+                               self.dtype, name)
 
         skips = []
         for level in range(self.depth):
@@ -102,11 +133,17 @@ class StackedHourglass(nn.Module):
     stem_stride: int = 4
     quant: str | QuantSpec | None = None
     dtype: Any = jnp.float32
+    block: str = "residual"  # one of BLOCKS: "residual" or "dense" (see the module docstring)
+    growth: int = 32  # the dense blocks' growth n (unused with block="residual")
 
     def __post_init__(self):
         super().__post_init__()
         check_common("StackedHourglass", self)
         check_int("StackedHourglass", "num_stacks", self.num_stacks, 1)
+        if not isinstance(self.block, str) or self.block not in BLOCKS:
+            raise ValueError(f"StackedHourglass: block must be one of {BLOCKS}, "
+                             f"got {self.block!r}")
+        check_int("StackedHourglass", "growth", self.growth, 1)
         check_int("StackedHourglass", "features", self.features, 4)
         if self.features % 4:
             # The stem's first conv has C/4 channels and the bottlenecks C/2.
@@ -126,10 +163,12 @@ class StackedHourglass(nn.Module):
         x = self._stem(images, train, spec)
         heatmaps, first_features = [], None
         for s in range(self.num_stacks):
-            y, skip_features = Hourglass(self.depth, self.features, train, spec, self.dtype,
-                                         name=f"hourglass{s}")(x, occlusion)
+            hourglass = Hourglass(self.depth, self.features, train, spec, self.dtype, self.block,
+                                  self.growth, name=f"hourglass{s}")
+            y, skip_features = hourglass(x, occlusion)
             first_features = first_features or skip_features
-            y = Residual(self.features, train, spec, self.dtype, name=f"residual{s}")(y)
+            y = make_module(self.block, self.features, self.growth, train, spec, self.dtype,
+                            f"residual{s}")(y)
             y = conv1x1(self.features, f"linear{s}", spec)(y)
             y = nn.relu(batch_norm(train, self.dtype, f"linear{s}_bn")(y))
             maps = conv1x1(self.num_joints, f"head{s}", None, HEAD_INIT)(y)
@@ -141,9 +180,10 @@ class StackedHourglass(nn.Module):
         return (heatmaps, first_features) if return_features else heatmaps
 
     def _stem(self, images: jax.Array, train: bool, spec: QuantSpec | None) -> jax.Array:
-        """7x7 conv (full precision) - BN - ReLU - Residual - max pool - Residual - Residual."""
+        """7x7 conv (full precision) - BN - ReLU - module - max pool - module - module, the modules
+        Residuals or dense blocks (``block``)."""
         def residual(features, name):
-            return Residual(features, train, spec, self.dtype, name=name)
+            return make_module(self.block, features, self.growth, train, spec, self.dtype, name)
 
         x = QuantConv(features=self.features // 4, kernel_size=7,
                       strides=min(self.stem_stride, 2), dtype=self.dtype, name="stem_conv")(images)

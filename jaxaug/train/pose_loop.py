@@ -6,6 +6,7 @@ Like `train_and_evaluate`, the run is a pure function of its config: batch order
 an uninterrupted one. SIGTERM saves a checkpoint and stops.
 """
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -73,7 +74,7 @@ def load_keypoints(config: ml_collections.ConfigDict):
     return tuple(loaders[kind](path, split=split, size=size) for split in ("train", "test"))
 
 
-def _metric_sums(pred, gt, visible, norm, mask, metric, threshold):
+def metric_sums(pred, gt, visible, norm, mask, metric, threshold):
     """Per-batch sums of the metric, padding masked out: correct and counted visible joints for
     PCK / PCKh, or the per-image NME and the image count."""
     dist = jnp.linalg.norm(pred - gt, axis=-1)
@@ -103,9 +104,9 @@ def create_pose_method(config, model, image_shape, mean, std, flip_pairs) -> Sta
     optimizer = optax.rmsprop(config.optimizer.lr, decay=config.optimizer.decay,
                               eps=config.optimizer.eps)
     a = config.augment
-    common = dict(image_shape=image_shape, mean=mean, std=std, flip_pairs=flip_pairs,
-                  sigma=config.heatmap_sigma, scale_range=(a.scale_min, a.scale_max),
-                  max_rotation=a.max_rotation, flip_prob=a.flip_prob)
+    common = {"image_shape": image_shape, "mean": mean, "std": std, "flip_pairs": flip_pairs,
+              "sigma": config.heatmap_sigma, "scale_range": (a.scale_min, a.scale_max),
+              "max_rotation": a.max_rotation, "flip_prob": a.flip_prob}
     if config.method == "heatmap_regression":
         method = heatmap_regression(model, optimizer, **common)
         return StagedMethod(init=method.init, steps={"pose": method.step},
@@ -163,7 +164,7 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
     def eval_step(state, batch):
         images = (batch["image"].astype(jnp.float32) / 255.0 - mean) / std
         joints, _ = method.predict(state, images)
-        return _metric_sums(joints, batch["joints"], batch["visible"], batch["norm"],
+        return metric_sums(joints, batch["joints"], batch["visible"], batch["norm"],
                             batch["mask"], metric, config.pck_threshold)
 
     init = jax.jit(method.init, out_shardings=rep)
@@ -250,3 +251,33 @@ def _evaluate(eval_step, state, arrays, config, shard) -> float:
     sums = [eval_step(state, batch) for batch in data.prefetch_to_mesh(batches, shard)]
     totals = jax.device_get(sums)
     return float(sum(t["value"] for t in totals) / sum(t["count"] for t in totals))
+
+
+def load_trained_pose(workdir: str) -> dict[str, Any]:
+    """A finished (or interrupted) keypoint run of ``workdir``, from its ``config.json`` and latest
+    checkpoint: ``config``, ``model``, ``variables`` ({"params", "batch_stats"} of the pose
+    network), ``mean`` / ``std`` (the training normalization), ``test`` (the test `KeypointData`)
+    and ``step``. Raises ``FileNotFoundError`` naming what is missing."""
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(f"{config_path} is missing: {workdir!r} is not a training workdir")
+    with open(config_path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
+    try:
+        latest = checkpointer.latest_step()
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
+        train_set, test_set = load_keypoints(config)
+        mean, std = channel_stats(train_set.images)
+        model = create_pose_model(config, train_set.joints.shape[1])
+        method = create_pose_method(config, model, train_set.images.shape[1:], mean, std,
+                                    train_set.flip_pairs)
+        like = jax.jit(method.init)(jax.random.key(0), None)
+        state, _ = checkpointer.restore(latest, like)
+    finally:
+        checkpointer.close()
+    pose = state.pose if hasattr(state, "pose") else state
+    return {"config": config, "model": model, "step": latest, "mean": mean, "std": std,
+            "test": test_set,
+            "variables": {"params": pose.params, "batch_stats": pose.batch_stats}}
