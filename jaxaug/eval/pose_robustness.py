@@ -34,7 +34,7 @@ from absl import app, flags
 from jaxaug.data import keypoints
 from jaxaug.methods.pose import predict_joints
 from jaxaug.train.metrics_writer import write_json_atomic
-from jaxaug.train.pose_loop import metric_sums, load_trained_pose
+from jaxaug.train.pose_loop import load_trained_pose, metric_sums
 
 DEFAULT_SCALES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 DEFAULT_ROTATIONS = (-60, -45, -30, -15, 0, 15, 30, 45, 60)
