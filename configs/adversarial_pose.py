@@ -12,8 +12,9 @@ The argument is the dataset (synthetic, mpii or lsp), optionally followed by ",h
 is the same config with --config.method=heatmap_regression and --config.epochs reduced by
 adversarial.pretrain_epochs, which gives both the same number of pose-network updates.
 
-* synthetic: 64x64 figures, the CPU-sized CU-Net of configs/cunet_keypoints.py, batch 30, 4
-  epochs of the pose network, 1 of pre-training G and 6 joint (~30 min on 2 CPU cores).
+* synthetic: 64x64 figures, the CPU-sized CU-Net of configs/cunet_keypoints.py, batch 24 (thirds
+  of 8, and it shards over 8 devices), 4 epochs of the pose network, 1 of pre-training G and 6
+  joint.
 * mpii / lsp: 256x256 crops, an 8-stack hourglass of width 256 (the paper's target network),
   batch 24; pose 100 epochs, pre-training 2, joint 48. These epoch counts are ours (the paper
   does not list them) and these two configs were not run here: no MPII or LSP data is at hand.
@@ -40,7 +41,7 @@ def get_config(arg: str = "synthetic"):
     c.method = "adversarial_pose"
     c.dataset = DATASETS[dataset]
     if dataset == "synthetic":
-        c.batch_size = 30
+        c.batch_size = 24
         c.epochs = 11
         c.adversarial.pose_epochs = 4
         c.adversarial.pretrain_epochs = 1
@@ -52,7 +53,8 @@ def get_config(arg: str = "synthetic"):
         c.adversarial.pose_epochs = 100
         c.adversarial.pretrain_epochs = 2
         c.model = "hourglass"
-        c.hourglass = {"num_stacks": 8, "depth": 4, "features": 256, "stem_stride": 4}
+        c.hourglass = {"num_stacks": 8, "depth": 4, "features": 256, "stem_stride": 4,
+                       "block": "residual", "growth": 32}
         c.cunet = {"num_unets": 8, "depth": 4, "order": 1, "features": 128, "growth": 32,
                    "stem_stride": 4, "memory_efficient": True, "refine_iterations": 0}
         c.heatmap_sigma = 1.0

@@ -11,6 +11,7 @@ import pytest
 
 from jaxaug import quant
 from jaxaug.train import validate, validate_pose
+from jaxaug.train.pose_config import stage_schedule
 from jaxaug.train.config import config_value
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +45,38 @@ def test_cunet_keypoint_configs(arg):
         load_config(os.path.join(REPO, "configs", "cunet_keypoints.py"), "818,hourglas")
     config.quant = "717"
     with pytest.raises(ValueError, match="config.quant='717'"):
+        validate_pose(config, device_count=1)
+
+
+@pytest.mark.parametrize("arg", ["synthetic", "synthetic,hourglass", "mpii", "lsp,cunet"])
+def test_adversarial_pose_configs(arg):
+    path = os.path.join(REPO, "configs", "adversarial_pose.py")
+    config = load_config(path, arg)
+    validate_pose(config, device_count=8)
+    dataset, _, model = arg.partition(",")
+    assert config.method == "adversarial_pose" and config.dataset.startswith(dataset)
+    assert config.model == (model or ("cunet" if dataset == "synthetic" else "hourglass"))
+    assert (config.adversarial.lr, config.adversarial.alpha, config.adversarial.beta) == (
+        5e-5, 0.2, 0.5)
+    assert [name for name, _ in stage_schedule(config)] == ["pose", "pretrain", "joint"]
+    assert sum(epochs for _, epochs in stage_schedule(config)) == config.epochs
+    with pytest.raises(ValueError, match="unknown dataset 'coco'"):
+        load_config(path, "coco")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("batch_size", 32, "config.batch_size=32: must be divisible by 3"),
+    ("adversarial.pretrain_epochs", 20, "pose_epochs \\+ pretrain_epochs must be <= epochs"),
+    ("adversarial.grid", 3, "config.adversarial.grid=3: must divide the lowest feature "
+                            "resolution 4"),
+    ("adversarial.max_cells", 3, "must be 1 or 2"),
+    ("method", "adversarial", "keypoint runs support 'heatmap_regression', 'adversarial_pose'"),
+])
+def test_adversarial_pose_config_errors_name_the_field(field, value, message):
+    config = load_config(os.path.join(REPO, "configs", "adversarial_pose.py"))
+    section, _, name = field.rpartition(".")
+    (config[section] if section else config)[name] = value
+    with pytest.raises(ValueError, match=message):
         validate_pose(config, device_count=1)
 
 

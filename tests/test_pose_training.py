@@ -97,6 +97,36 @@ def test_train_pose_trains_evaluates_and_resumes_exactly(tmp_path):
         train_pose(_tiny_config(3), workdir)
 
 
+def test_adversarial_pose_runs_its_three_stages_and_resumes_across_them(tmp_path):
+    """adversarial_pose with one epoch per stage (pose, pretrain, joint): pre-training leaves the
+    pose network, hence the test PCKh, exactly unchanged; a run stopped by SIGTERM inside the
+    pre-training stage and resumed ends as the uninterrupted one."""
+    def config():
+        c = _tiny_config(3, "fp")
+        c.method, c.train_size, c.test_size, c.batch_size = "adversarial_pose", 24, 12, 12
+        c.adversarial.update({"pose_epochs": 1, "pretrain_epochs": 1, "width": 8})
+        return c
+
+    plain = train_pose(config(), str(tmp_path / "plain"))
+    assert plain["step"] == 6 and plain["method"] == "adversarial_pose"
+    records = [json.loads(line) for line in
+               (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()]
+    tests = [r["pckh"] for r in records if r["split"] == "test"]
+    assert len(tests) == 3 and tests[0] == tests[1]
+    trains = [r for r in records if r["split"] == "train"]
+    assert "adversary_loss" in trains[1] and "loss" not in trains[1]  # pre-training
+    assert {"loss", "adversary_loss", "asr_reward_rate"} <= set(trains[-1])  # joint
+
+    def stop_at_3(step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    workdir = str(tmp_path / "resumed")
+    assert train_pose(config(), workdir, step_callback=stop_at_3)["step"] == 3
+    resumed = train_pose(config(), workdir)
+    assert resumed["step"] == 6 and resumed["last_test_pckh"] == plain["last_test_pckh"]
+
+
 def test_pose_config_errors_name_the_field():
     c = pose_config()
     c.quant = "717"

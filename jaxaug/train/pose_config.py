@@ -37,8 +37,11 @@ def pose_config() -> ml_collections.ConfigDict:
         "num_unets": 2, "depth": 2, "order": 1, "features": 64, "growth": 16, "stem_stride": 4,
         "memory_efficient": False, "refine_iterations": 0,
     })
+    # block: "residual" (bottleneck modules, the paper's) or "dense" (CU-Net's dense blocks of
+    # growth `growth`) in every hourglass module.
     c.hourglass = ml_collections.ConfigDict({
-        "num_stacks": 2, "depth": 2, "features": 64, "stem_stride": 4,
+        "num_stacks": 2, "depth": 2, "features": 64, "stem_stride": 4, "block": "residual",
+        "growth": 16,
     })
 
     # Gaussian heatmap width (heatmap pixels) and the random augmentation of every training image.
