@@ -147,25 +147,33 @@ from jaxaug.train import train_pose
 import jax
 # Full precision: quantizers round, so the sharded reductions' last-bit differences can move a
 # feature across a grid point, which is not what this test is about.
-summary = train_pose(_tiny_config(1, "fp"), sys.argv[1])
+config = _tiny_config(1, "fp")
+if sys.argv[3] == "adversarial_pose":  # one epoch per stage; batches split in thirds of 8
+    config.method, config.epochs, config.batch_size, config.train_size = sys.argv[3], 3, 24, 48
+    config.adversarial.update({"pose_epochs": 1, "pretrain_epochs": 1, "width": 8})
+summary = train_pose(config, sys.argv[1])
 print(json.dumps({"devices": jax.device_count(), "pckh": summary["last_test_pckh"]}))
 """
 
 
 @pytest.mark.slow
-def test_train_pose_on_8_devices_equals_1_device(tmp_path):
+@pytest.mark.parametrize("method", ["heatmap_regression", "adversarial_pose"])
+def test_train_pose_on_8_devices_equals_1_device(tmp_path, method):
     """The whole keypoint loop (sharded batches, BatchNorm over the global batch, evaluation) on 8
-    simulated CPU devices logs the same losses and PCKh as on one device."""
+    simulated CPU devices logs the same losses and PCKh as on one device; for adversarial_pose
+    through all three stages (G's losses too)."""
     results = {}
     for devices in (1, 8):
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
         workdir = str(tmp_path / f"d{devices}")
-        out = subprocess.run([sys.executable, "-c", _RUN, workdir, os.path.dirname(__file__)],
-                             env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _RUN, workdir, os.path.dirname(__file__), method],
+            env=env, capture_output=True, text=True, check=True)
         summary = json.loads(out.stdout.strip().splitlines()[-1])
         assert summary["devices"] == devices
         lines = (tmp_path / f"d{devices}" / "metrics.jsonl").read_text().splitlines()
-        losses = [json.loads(line)["loss"] for line in lines if '"train"' in line]
+        records = [json.loads(line) for line in lines if '"train"' in line]
+        losses = [r.get("loss", r.get("adversary_loss")) for r in records]
         results[devices] = (summary["pckh"], losses)
     np.testing.assert_allclose(results[8][1], results[1][1], rtol=1e-4)
     assert abs(results[8][0] - results[1][0]) <= 0.02  # a near-tie joint may flip
