@@ -187,3 +187,24 @@ def test_short_adversarial_run_moves_g_towards_the_high_loss_bins(setup):
     assert rotation_loss[[0, -1]].mean() > 1.1 * rotation_loss[4]
     for b, a, bins in zip(before, after, (scale_loss, rotation_loss)):
         assert a > b + 0.2 * (bins.max() - b), (before, after, scale_loss, rotation_loss)
+
+
+def test_joint_step_trains_a_dense_stacked_hourglass(setup):
+    """The target can be the stacked hourglass too (here with dense modules): G reads its first
+    stack's skip and bridge features and one joint step updates both networks with finite
+    values."""
+    data = setup["data"]
+    model = models.create_pose_model("hourglass", 16, num_stacks=2, depth=1, features=8,
+                                     stem_stride=2, block="dense", growth=4)
+    method = adversarial_pose(
+        model, optax.adam(1e-3), PoseAdversary(width=8), image_shape=(SIZE, SIZE, 3), mean=MEAN,
+        std=STD, flip_pairs=data.flip_pairs, adversary_optimizer=optax.adam(1e-3),
+        pretrain_optimizer=optax.adam(1e-3))
+    state = jax.jit(method.init)(jax.random.key(0), None)
+    new, metrics = jax.jit(method.steps["joint"])(state, _batch(setup["arrays"], 0, size=12),
+                                                  jax.random.key(1))
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    for old, updated in ((state.pose.params, new.pose.params),
+                         (state.adversary.params, new.adversary.params)):
+        assert any(not np.array_equal(a, b) for a, b in
+                   zip(jax.tree.leaves(old), jax.tree.leaves(updated)))
