@@ -9,6 +9,7 @@ from jaxaug.models.batchnorm import MultiBatchNorm
 from jaxaug.models.cunet import CUNet
 from jaxaug.models.discriminator import Discriminator
 from jaxaug.models.hourglass import StackedHourglass
+from jaxaug.models.norm import CrossNorm, SelfNorm
 from jaxaug.models.pose import create_pose_model
 from jaxaug.models.registry import ACCEPTED_PATTERNS, count_params, create
 from jaxaug.models.resnet import ResNet
@@ -18,9 +19,11 @@ from jaxaug.models.wide_resnet import WideResNet
 __all__ = [
     "ACCEPTED_PATTERNS",
     "CUNet",
+    "CrossNorm",
     "Discriminator",
     "MultiBatchNorm",
     "ResNet",
+    "SelfNorm",
     "ShakeShake",
     "StackedHourglass",
     "WideResNet",

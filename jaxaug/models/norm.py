@@ -1,0 +1,147 @@
+"""SelfNorm and CrossNorm (Tang et al., ICCV 2021): augmentation and recalibration of the
+per-instance channel statistics of feature maps.
+
+For features A [N, H, W, C], the instance statistics of channel c of instance n are
+mu = mean_{h,w} A and sigma = sqrt(var_{h,w} A + eps) (the unbiased variance, as the reference).
+
+* SelfNorm (training and test): A -> sigma' (A - mu) / sigma + mu' with mu' = f(mu, sigma) mu and
+  sigma' = g(mu, sigma) sigma, where f and g are per-channel attention units: a channel-wise fully
+  connected layer from (mu_c, sigma_c) to one value (2 weights per channel, no bias), BatchNorm and
+  a sigmoid, O(C) parameters. With ``recalibrate_mean=False`` only g is learnt (f = g, the
+  reference's default), i.e. A -> g A.
+* CrossNorm (training only): A -> sigma_s (A - mu) / sigma + mu_s, the statistics (mu_s, sigma_s)
+  taken from another instance's same channel ("2-instance": instances permuted at random) or from
+  another channel of the same instance ("1-instance": channels permuted at random). Optionally the
+  style statistics come from a random box ("style" crop), the exchange applies only inside a random
+  box ("content" crop), or both; a box covers a fraction r ~ U(t, 1) of the map (t =
+  ``min_area``, 0.1), with its aspect equal to the map's and its position uniform among those
+  that keep it inside (the reference draws r ~ U(0, 1) and rejects boxes below t after clipping;
+  drawing inside [t, 1] gives the same guarantee without a data-dependent loop). Boxes are masks,
+  so shapes stay static under jit.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+CROPS = ("neither", "style", "content", "both")
+MODES = ("2-instance", "1-instance")
+
+
+def instance_stats(x: jax.Array, mask: jax.Array | None = None, eps: float = 1e-5):
+    """(mu, sigma) [N, 1, 1, C] of x [N, H, W, C] over H, W, or over the pixels where ``mask``
+    [N, H, W] is 1 (unbiased variance plus ``eps``, then the square root)."""
+    if mask is None:
+        mask = jnp.ones(x.shape[:3], x.dtype)
+    weight = mask[..., None].astype(x.dtype)
+    count = jnp.sum(weight, axis=(1, 2), keepdims=True)
+    mu = jnp.sum(weight * x, axis=(1, 2), keepdims=True) / count
+    var = jnp.sum(weight * (x - mu) ** 2, axis=(1, 2), keepdims=True) / jnp.maximum(count - 1, 1)
+    return mu, jnp.sqrt(var + eps)
+
+
+def self_norm(x: jax.Array, f: jax.Array, g: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """sigma' (x - mu) / sigma + mu' with mu' = f mu and sigma' = g sigma, for attention values f,
+    g [N, 1, 1, C] (or broadcastable); f = g = 1 is the identity."""
+    mu, _ = instance_stats(x, eps=eps)
+    return g * (x - mu) + f * mu
+
+
+def random_box(key: jax.Array, height: int, width: int, min_area: float) -> jax.Array:
+    """A [height, width] 0/1 mask of a random box covering a fraction r ~ U(min_area, 1) of the
+    map (up to rounding to whole pixels, never below min_area), placed uniformly inside it."""
+    k_area, k_y, k_x = jax.random.split(key, 3)
+    side = jnp.sqrt(jax.random.uniform(k_area, (), minval=min_area, maxval=1.0))
+    box_h = jnp.clip(jnp.ceil(side * height), 1, height).astype(jnp.int32)
+    box_w = jnp.clip(jnp.ceil(side * width), 1, width).astype(jnp.int32)
+    top = jax.random.randint(k_y, (), 0, height - box_h + 1)
+    left = jax.random.randint(k_x, (), 0, width - box_w + 1)
+    rows, cols = jnp.arange(height), jnp.arange(width)
+    inside_rows = (rows >= top) & (rows < top + box_h)
+    inside_cols = (cols >= left) & (cols < left + box_w)
+    return (inside_rows[:, None] & inside_cols[None, :]).astype(jnp.float32)
+
+
+def cross_norm(key: jax.Array, x: jax.Array, mode: str = "2-instance", crop: str = "neither",
+               min_area: float = 0.1, eps: float = 1e-5) -> jax.Array:
+    """CrossNorm of x [N, H, W, C] (see the module docstring): each instance's channel statistics
+    replaced by those of a randomly permuted instance (``mode="2-instance"``) or channel
+    (``"1-instance"``), with the optional ``crop`` of the style region, the content region or
+    both."""
+    if mode not in MODES:
+        raise ValueError(f"cross_norm: mode must be one of {MODES}, got {mode!r}")
+    if crop not in CROPS:
+        raise ValueError(f"cross_norm: crop must be one of {CROPS}, got {crop!r}")
+    if not 0 < min_area <= 1:
+        raise ValueError(f"cross_norm: min_area must be in (0, 1], got {min_area!r}")
+    n, h, w, c = x.shape
+    k_perm, k_style, k_content = jax.random.split(key, 3)
+    everywhere = jnp.ones((n, h, w), x.dtype)
+    style_mask = (jnp.broadcast_to(random_box(k_style, h, w, min_area), (n, h, w))
+                  if crop in ("style", "both") else everywhere)
+    content_mask = (jnp.broadcast_to(random_box(k_content, h, w, min_area), (n, h, w))
+                    if crop in ("content", "both") else everywhere)
+    style_mu, style_sigma = instance_stats(x, style_mask, eps)
+    if mode == "2-instance":
+        order = jax.random.permutation(k_perm, n)
+        style_mu, style_sigma = style_mu[order], style_sigma[order]
+    else:
+        order = jax.random.permutation(k_perm, c)
+        style_mu, style_sigma = style_mu[..., order], style_sigma[..., order]
+    mu, sigma = instance_stats(x, content_mask, eps)
+    mixed = style_sigma * (x - mu) / sigma + style_mu
+    return jnp.where(content_mask[..., None] > 0, mixed, x)
+
+
+class SelfNorm(nn.Module):
+    """SelfNorm over NHWC features: ``SelfNorm()(x, train)``; BatchNorm of the attention units
+    uses batch statistics when ``train`` (needs ``mutable=['batch_stats']``)."""
+
+    recalibrate_mean: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        mu, sigma = instance_stats(x, eps=1e-12)
+        stats = jnp.stack([mu[:, 0, 0], sigma[:, 0, 0]], axis=-1)  # [N, C, 2]
+
+        def attention(name):
+            kernel = self.param(f"{name}_fc", nn.initializers.lecun_normal(),
+                                (x.shape[-1], 2), jnp.float32)
+            logits = jnp.sum(stats * kernel, axis=-1)  # channel-wise FC: [N, C]
+            logits = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                  name=f"{name}_bn")(logits)
+            return jax.nn.sigmoid(logits)[:, None, None, :].astype(x.dtype)
+
+        g = attention("g")
+        f = attention("f") if self.recalibrate_mean else g
+        return self_norm(x, f, g)
+
+
+class CrossNorm(nn.Module):
+    """CrossNorm over NHWC features, applied with probability ``prob`` per call in training (one
+    draw per call from the ``'crossnorm'`` rng stream) and never at evaluation."""
+
+    prob: float = 0.5
+    mode: str = "2-instance"
+    crop: str = "neither"
+    min_area: float = 0.1
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.prob <= 1:
+            raise ValueError(f"CrossNorm: prob must be in [0, 1], got {self.prob!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"CrossNorm: mode must be one of {MODES}, got {self.mode!r}")
+        if self.crop not in CROPS:
+            raise ValueError(f"CrossNorm: crop must be one of {CROPS}, got {self.crop!r}")
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        if not train or self.prob == 0:
+            return x
+        key = self.make_rng("crossnorm")
+        k_on, k_op = jax.random.split(key)
+        mixed = cross_norm(k_op, x, self.mode, self.crop, self.min_area)
+        return jnp.where(jax.random.bernoulli(k_on, self.prob), mixed, x)

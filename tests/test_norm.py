@@ -1,0 +1,114 @@
+"""SelfNorm and CrossNorm: identity attention is the identity, 2-instance CrossNorm exactly swaps
+the statistics, CrossNorm is off at evaluation, and crops respect the minimum area."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxaug.models.norm import (
+    CrossNorm,
+    SelfNorm,
+    cross_norm,
+    instance_stats,
+    random_box,
+    self_norm,
+)
+
+
+def _features(seed=0, shape=(4, 6, 5, 3)):
+    rng = np.random.default_rng(seed)
+    scale = rng.uniform(0.5, 3.0, (shape[0], 1, 1, shape[3]))
+    shift = rng.normal(0, 2, (shape[0], 1, 1, shape[3]))
+    return jnp.asarray(rng.normal(size=shape) * scale + shift, jnp.float32)
+
+
+def test_instance_stats_match_numpy_with_and_without_a_mask():
+    x = _features()
+    mu, sigma = instance_stats(x, eps=0.0)
+    np.testing.assert_allclose(mu[:, 0, 0], np.mean(x, axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(sigma[:, 0, 0], np.std(x, axis=(1, 2), ddof=1), rtol=1e-5)
+    mask = np.zeros(x.shape[:3], np.float32)
+    mask[:, 1:4, 2:5] = 1
+    mu, sigma = instance_stats(x, jnp.asarray(mask), eps=0.0)
+    inside = np.asarray(x)[:, 1:4, 2:5]
+    np.testing.assert_allclose(mu[:, 0, 0], inside.mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(sigma[:, 0, 0], inside.std(axis=(1, 2), ddof=1), rtol=1e-5)
+
+
+def test_self_norm_with_identity_attention_is_the_identity():
+    x = _features()
+    np.testing.assert_allclose(self_norm(x, 1.0, 1.0), x, atol=1e-6)
+    # Otherwise the output statistics are (f mu, g sigma).
+    f, g = jnp.asarray([0.5, 1.0, 2.0]), jnp.asarray([0.25, 0.8, 1.5])
+    mu, sigma = instance_stats(x, eps=0.0)
+    out_mu, out_sigma = instance_stats(self_norm(x, f, g), eps=0.0)
+    np.testing.assert_allclose(out_mu, f * mu, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out_sigma, g * sigma, rtol=1e-4)
+
+
+def test_self_norm_layer_with_saturated_attention_is_the_identity_in_train_and_eval():
+    x = _features()
+    layer = SelfNorm()
+    variables = layer.init(jax.random.key(0), x, train=False)
+    assert {k: v.shape for k, v in variables["params"].items() if k.endswith("_fc")} == {
+        "f_fc": (3, 2), "g_fc": (3, 2)}
+    params = jax.tree.map(jnp.zeros_like, variables["params"])
+    for unit in ("f_bn", "g_bn"):  # BN(0) = bias = 30, sigmoid(30) == 1 in float32
+        params[unit]["bias"] = jnp.full((3,), 30.0)
+    variables = {**variables, "params": params}
+    np.testing.assert_allclose(layer.apply(variables, x, train=False), x, atol=1e-6)
+    out, _ = layer.apply(variables, x, train=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(out, x, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode,axis", [("2-instance", 0), ("1-instance", -1)])
+def test_cross_norm_exactly_exchanges_the_statistics(mode, axis):
+    x = _features()
+    key = jax.random.key(7)
+    out = cross_norm(key, x, mode=mode, eps=1e-12)
+    # The permutation cross_norm draws (its first subkey), recomputed here.
+    order = jax.random.permutation(jax.random.split(key, 3)[0], x.shape[axis])
+    assert not np.array_equal(order, np.arange(x.shape[axis]))
+    mu, sigma = instance_stats(x, eps=0.0)
+    out_mu, out_sigma = instance_stats(out, eps=0.0)
+    np.testing.assert_allclose(out_mu, jnp.take(mu, order, axis=axis), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out_sigma, jnp.take(sigma, order, axis=axis), rtol=1e-5)
+    # The content is kept: the normalized maps are unchanged.
+    np.testing.assert_allclose((out - out_mu) / out_sigma, (x - mu) / sigma, atol=1e-4)
+
+
+def test_content_crop_changes_only_its_box_and_boxes_respect_the_minimum_area():
+    for i in range(100):
+        box = np.asarray(random_box(jax.random.key(i), 8, 12, 0.1))
+        rows, cols = np.nonzero(box)
+        assert box.sum() >= 0.1 * 96
+        assert box.sum() == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)  # one solid rectangle
+    x = _features(shape=(4, 8, 12, 3))
+    key = jax.random.key(3)
+    out = np.asarray(cross_norm(key, x, crop="content"))
+    box = np.asarray(random_box(jax.random.split(key, 3)[2], 8, 12, 0.1)) > 0
+    np.testing.assert_array_equal(out[:, ~box], np.asarray(x)[:, ~box])
+    assert not np.allclose(out[:, box], np.asarray(x)[:, box])
+
+
+def test_cross_norm_layer_is_inactive_at_evaluation_and_follows_its_probability():
+    x = _features()
+    rngs = {"crossnorm": jax.random.key(0)}
+    assert np.array_equal(CrossNorm(prob=1.0).apply({}, x, train=False, rngs=rngs), x)
+    assert np.array_equal(CrossNorm(prob=0.0).apply({}, x, train=True, rngs=rngs), x)
+    assert not np.allclose(CrossNorm(prob=1.0).apply({}, x, train=True, rngs=rngs), x)
+    applied = [not np.array_equal(CrossNorm(prob=0.3).apply(
+        {}, x, train=True, rngs={"crossnorm": jax.random.key(i)}), x) for i in range(200)]
+    assert 0.2 < np.mean(applied) < 0.4
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        cross_norm(jax.random.key(0), _features(), mode="3-instance")
+    with pytest.raises(ValueError, match="crop must be one of"):
+        CrossNorm(crop="middle")
+    with pytest.raises(ValueError, match="prob must be in"):
+        CrossNorm(prob=1.5)
+    with pytest.raises(ValueError, match="min_area"):
+        cross_norm(jax.random.key(0), _features(), min_area=0.0)
