@@ -10,6 +10,10 @@ holds the score-function (REINFORCE) surrogate, returns, baselines and entropy b
 from jaxaug.objectives import reinforce
 from jaxaug.objectives.adversarial import adversarial_loss, gradient_reversal
 from jaxaug.objectives.classification import cross_entropy
+from jaxaug.objectives.consistency import (
+    consistency_objective,
+    jensen_shannon_consistency,
+)
 from jaxaug.objectives.discriminator import (
     discriminator_loss,
     discriminator_objective,
@@ -54,6 +58,7 @@ __all__ = [
     "adversary_objective",
     "aho_pretraining_target",
     "asr_pretraining_targets",
+    "consistency_objective",
     "cross_entropy",
     "deformation_magnitude",
     "deformation_smoothness",
@@ -65,6 +70,7 @@ __all__ = [
     "heatmap_loss_per_example",
     "heatmap_mse",
     "heatmap_objective",
+    "jensen_shannon_consistency",
     "kl_to_target",
     "log_realness",
     "meta_loss",

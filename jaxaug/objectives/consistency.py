@@ -1,0 +1,51 @@
+"""AugMix's Jensen-Shannon consistency between the predictions on a clean batch and on its
+augmented views (Hendrycks et al., ICLR 2020), as used with SelfNorm / CrossNorm.
+
+For class distributions p_1..p_k of the same images (softmax of the logits of each view) and their
+mixture M = (1/k) sum_i p_i,
+
+    JS(p_1, ..., p_k) = (1/k) sum_i KL(p_i || M),   KL(p || M) = sum_c p_c (log p_c - log M_c),
+
+averaged over the batch. It is 0 exactly when every view predicts the same distribution; AugMix
+adds 12 x JS(p_clean, p_aug1, p_aug2) to the clean cross-entropy. As in AugMix, M is clipped to
+[1e-7, 1] inside the log.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def jensen_shannon_consistency(*logits: jax.Array) -> jax.Array:
+    """JS consistency (see the module docstring) of two or more logits arrays [N, classes] of the
+    same images; differentiable w.r.t. every view."""
+    if len(logits) < 2:
+        raise ValueError(f"jensen_shannon_consistency: needs at least 2 views, got {len(logits)}")
+    shapes = {jnp.shape(x) for x in logits}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(f"jensen_shannon_consistency: views must share one [N, classes] shape, "
+                         f"got {[jnp.shape(x) for x in logits]}")
+    log_p = jnp.stack([jax.nn.log_softmax(x.astype(jnp.float32), axis=-1) for x in logits])
+    p = jnp.exp(log_p)
+    log_mixture = jnp.log(jnp.clip(jnp.mean(p, axis=0), 1e-7, 1.0))
+    kl = jnp.sum(p * (log_p - log_mixture), axis=-1)  # [k, N]
+    return jnp.mean(kl)
+
+
+def consistency_objective(params, batch, *, model, batch_stats, weight=12.0, key=None):
+    """Cross-entropy on the clean images plus ``weight`` x the JS consistency of the predictions
+    on ``batch["image"]`` and every ``batch["views"]`` (a list of augmented versions of the same
+    images), all in one forward pass so that BatchNorm sees them together, as AugMix does.
+    Returns ``(loss, aux)`` with ``cross_entropy``, ``consistency`` and ``batch_stats``."""
+    views = [batch["image"], *batch["views"]]
+    n = batch["image"].shape[0]
+    rngs = {} if key is None else {"crossnorm": key}
+    logits, updates = model.apply({"params": params, "batch_stats": batch_stats},
+                                  jnp.concatenate(views), train=True, rngs=rngs,
+                                  mutable=["batch_stats"])
+    per_view = [logits[i * n:(i + 1) * n] for i in range(len(views))]
+    log_p = jax.nn.log_softmax(per_view[0].astype(jnp.float32))
+    ce = -jnp.mean(jnp.take_along_axis(log_p, batch["label"][:, None], axis=-1))
+    js = jensen_shannon_consistency(*per_view)
+    loss = ce + weight * js
+    return loss, {"loss": loss, "cross_entropy": ce, "consistency": js,
+                  "batch_stats": updates["batch_stats"]}
