@@ -112,3 +112,38 @@ def test_bad_settings_are_named():
         CrossNorm(prob=1.5)
     with pytest.raises(ValueError, match="min_area"):
         cross_norm(jax.random.key(0), _features(), min_area=0.0)
+
+
+@pytest.mark.parametrize("position,channels", [("post", (16, 32, 64)), ("residual", (16, 32, 64)),
+                                                ("pre", (16, 16, 32))])
+def test_wide_resnet_places_selfnorm_in_every_block(position, channels):
+    """WRN-10-1 (one block per group): SelfNorm adds 8 C parameters per block (two channel-wise
+    FCs of 2 C weights, two BatchNorms of 2 C), C the channels where it sits."""
+    from jaxaug.models import WideResNet, count_params
+    from jaxaug.models.norm import CNSNPlacement
+    x = jnp.zeros((2, 32, 32, 3))
+    plain = WideResNet(depth=10, widen_factor=1)
+    placed = WideResNet(depth=10, widen_factor=1, cnsn=CNSNPlacement(selfnorm=True,
+                                                                     position=position))
+    base = plain.init(jax.random.key(0), x, train=False)["params"]
+    params = placed.init(jax.random.key(0), x, train=False)["params"]
+    assert count_params(params) - count_params(base) == 8 * sum(channels)
+    assert all("cnsn" in params[f"group{g}_block1"] for g in (1, 2, 3))
+
+
+def test_wide_resnet_crossnorm_acts_only_in_training():
+    from jaxaug.models import WideResNet
+    from jaxaug.models.norm import CNSNPlacement
+    x = _features(shape=(4, 32, 32, 3))
+    plain = WideResNet(depth=10, widen_factor=1)
+    placed = WideResNet(depth=10, widen_factor=1,
+                        cnsn=CNSNPlacement(crossnorm=True, cn_prob=1.0))
+    variables = plain.init(jax.random.key(0), x, train=False)  # CrossNorm has no parameters
+    assert np.array_equal(placed.apply(variables, x, train=False),
+                          plain.apply(variables, x, train=False))
+    rngs = {"crossnorm": jax.random.key(1)}
+    trained, _ = placed.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats"])
+    reference, _ = plain.apply(variables, x, train=True, mutable=["batch_stats"])
+    assert not np.allclose(trained, reference)
+    with pytest.raises(ValueError, match="position must be one of"):
+        CNSNPlacement(selfnorm=True, position="middle")

@@ -22,12 +22,15 @@ mu = mean_{h,w} A and sigma = sqrt(var_{h,w} A + eps) (the unbiased variance, as
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
 CROPS = ("neither", "style", "content", "both")
 MODES = ("2-instance", "1-instance")
+POSITIONS = ("post", "pre", "residual")
 
 
 def instance_stats(x: jax.Array, mask: jax.Array | None = None, eps: float = 1e-5):
@@ -145,3 +148,43 @@ class CrossNorm(nn.Module):
         k_on, k_op = jax.random.split(key)
         mixed = cross_norm(k_op, x, self.mode, self.crop, self.min_area)
         return jnp.where(jax.random.bernoulli(k_on, self.prob), mixed, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class CNSNPlacement:
+    """Where and how a residual block applies CrossNorm and SelfNorm (CN before SN).
+
+    ``position``: "post" (the block's output, after the addition), "pre" (the block's input,
+    before both paths) or "residual" (the end of the residual path, before the addition).
+    """
+
+    selfnorm: bool = False
+    crossnorm: bool = False
+    position: str = "post"
+    cn_prob: float = 0.5
+    cn_mode: str = "2-instance"
+    cn_crop: str = "neither"
+
+    def __post_init__(self):
+        if self.position not in POSITIONS:
+            raise ValueError(f"CNSNPlacement: position must be one of {POSITIONS}, "
+                             f"got {self.position!r}")
+        if not (self.selfnorm or self.crossnorm):
+            raise ValueError("CNSNPlacement: enable selfnorm, crossnorm or both (use None for "
+                             "neither)")
+        CrossNorm(self.cn_prob, self.cn_mode, self.cn_crop)  # validates the CN settings
+
+
+class CNSN(nn.Module):
+    """CrossNorm (if enabled, training only) then SelfNorm (if enabled) per a `CNSNPlacement`."""
+
+    placement: CNSNPlacement
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        p = self.placement
+        if p.crossnorm:
+            x = CrossNorm(p.cn_prob, p.cn_mode, p.cn_crop, name="crossnorm")(x, train)
+        if p.selfnorm:
+            x = SelfNorm(name="selfnorm")(x, train)
+        return x

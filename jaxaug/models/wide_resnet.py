@@ -16,12 +16,15 @@ from flax import linen as nn
 
 from jaxaug.models.batchnorm import BnSet, MultiBatchNorm
 from jaxaug.models.layers import classifier, conv, global_avg_pool
+from jaxaug.models.norm import CNSN, CNSNPlacement
 
 
 class WideBasicBlock(nn.Module):
     """out = shortcut + conv3x3(dropout(ReLU(BN(conv3x3_stride(a))))), with a = ReLU(BN(x)).
 
     shortcut is x when the shape is unchanged, else a 1×1 strided conv of the pre-activated a.
+    With ``cnsn``, CrossNorm / SelfNorm act on x ("pre"), on the residual path's output
+    ("residual") or on out ("post").
     """
 
     features: int
@@ -29,25 +32,34 @@ class WideBasicBlock(nn.Module):
     dropout_rate: float
     num_bn_sets: int
     dtype: Any
+    cnsn: CNSNPlacement | None = None
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet) -> jnp.ndarray:
+        def cnsn_at(position, value):
+            if self.cnsn is None or self.cnsn.position != position:
+                return value
+            return CNSN(self.cnsn, name="cnsn")(value, train)
+
+        x = cnsn_at("pre", x)
         bn = functools.partial(MultiBatchNorm, num_sets=self.num_bn_sets, dtype=self.dtype)
         preact = nn.relu(bn(name="bn1")(x, train=train, bn_set=bn_set))
         y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv1")(preact)
         y = nn.relu(bn(name="bn2")(y, train=train, bn_set=bn_set))
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-        y = conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
+        y = cnsn_at("residual", conv(self.features, 3, dtype=self.dtype, name="conv2")(y))
         if x.shape[-1] == self.features and self.stride == 1:
-            return x + y
-        return conv(self.features, 1, self.stride, dtype=self.dtype, name="shortcut")(preact) + y
+            return cnsn_at("post", x + y)
+        shortcut = conv(self.features, 1, self.stride, dtype=self.dtype, name="shortcut")(preact)
+        return cnsn_at("post", shortcut + y)
 
 
 class WideResNet(nn.Module):
     """WRN-``depth``-``widen_factor``; ``depth`` must satisfy (depth - 4) % 6 == 0 and be ≥ 10.
 
     Called as ``model(x, train, bn_set=0)`` on normalized NHWC images; returns float32 logits.
-    With ``dropout_rate`` > 0, training needs a 'dropout' rng.
+    With ``dropout_rate`` > 0, training needs a 'dropout' rng; with ``cnsn`` (a `CNSNPlacement`
+    for every block) and CrossNorm enabled, a 'crossnorm' rng.
     """
 
     depth: int = 28
@@ -56,6 +68,7 @@ class WideResNet(nn.Module):
     num_bn_sets: int = 1
     dropout_rate: float = 0.0
     dtype: Any = jnp.float32
+    cnsn: CNSNPlacement | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -77,6 +90,7 @@ class WideResNet(nn.Module):
                     self.dropout_rate,
                     self.num_bn_sets,
                     self.dtype,
+                    self.cnsn,
                     name=f"group{g + 1}_block{b + 1}",
                 )(x, train, bn_set)
         bn = MultiBatchNorm(num_sets=self.num_bn_sets, dtype=self.dtype, name="bn_final")
