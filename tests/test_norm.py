@@ -147,3 +147,18 @@ def test_wide_resnet_crossnorm_acts_only_in_training():
     assert not np.allclose(trained, reference)
     with pytest.raises(ValueError, match="position must be one of"):
         CNSNPlacement(selfnorm=True, position="middle")
+
+
+def test_resnet_places_selfnorm_in_every_block():
+    """ResNet-18 with SelfNorm after every block ("post"): 8 C parameters per block, C the
+    stage width (2 blocks each of 64, 128, 256, 512 channels)."""
+    from jaxaug.models import ResNet, count_params
+    from jaxaug.models.norm import CNSNPlacement
+    x = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
+
+    def count(model):
+        shapes = jax.eval_shape(lambda v: model.init(jax.random.key(0), v, train=False), x)
+        return count_params(shapes["params"])
+
+    placed = ResNet(depth=18, num_classes=10, cnsn=CNSNPlacement(selfnorm=True))
+    assert count(placed) - count(ResNet(depth=18, num_classes=10)) == 8 * 2 * (64 + 128 + 256 + 512)

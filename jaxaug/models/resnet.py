@@ -16,15 +16,24 @@ from flax import linen as nn
 
 from jaxaug.models.batchnorm import BnSet, MultiBatchNorm
 from jaxaug.models.layers import classifier, conv, global_avg_pool
+from jaxaug.models.norm import CNSN, CNSNPlacement
 
 
 class _Block(nn.Module):
-    """Shared fields and the projection shortcut BN(conv1x1_stride(x)) used when the shape changes."""
+    """Shared fields, the projection shortcut BN(conv1x1_stride(x)) used when the shape changes,
+    and CrossNorm / SelfNorm (``cnsn``) on the block's input ("pre"), the residual path's output
+    before the addition ("residual") or the block's output ("post")."""
 
     features: int
     stride: int
     num_bn_sets: int
     dtype: Any
+    cnsn: CNSNPlacement | None = None
+
+    def cnsn_at(self, position: str, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        if self.cnsn is None or self.cnsn.position != position:
+            return x
+        return CNSN(self.cnsn, name="cnsn")(x, train)
 
     def bn(self, name: str) -> MultiBatchNorm:
         return MultiBatchNorm(num_sets=self.num_bn_sets, dtype=self.dtype, name=name)
@@ -43,11 +52,13 @@ class BasicBlock(_Block):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet) -> jnp.ndarray:
+        x = self.cnsn_at("pre", x, train)
         y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv1")(x)
         y = nn.relu(self.bn("bn1")(y, train=train, bn_set=bn_set))
         y = conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
-        y = self.bn("bn2")(y, train=train, bn_set=bn_set)
-        return nn.relu(self.shortcut(x, self.features, train, bn_set) + y)
+        y = self.cnsn_at("residual", self.bn("bn2")(y, train=train, bn_set=bn_set), train)
+        return self.cnsn_at("post", nn.relu(self.shortcut(x, self.features, train, bn_set) + y),
+                            train)
 
 
 class Bottleneck(_Block):
@@ -58,13 +69,15 @@ class Bottleneck(_Block):
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet) -> jnp.ndarray:
         out_features = self.features * self.expansion
+        x = self.cnsn_at("pre", x, train)
         y = conv(self.features, 1, dtype=self.dtype, name="conv1")(x)
         y = nn.relu(self.bn("bn1")(y, train=train, bn_set=bn_set))
         y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv2")(y)
         y = nn.relu(self.bn("bn2")(y, train=train, bn_set=bn_set))
         y = conv(out_features, 1, dtype=self.dtype, name="conv3")(y)
-        y = self.bn("bn3")(y, train=train, bn_set=bn_set)
-        return nn.relu(self.shortcut(x, out_features, train, bn_set) + y)
+        y = self.cnsn_at("residual", self.bn("bn3")(y, train=train, bn_set=bn_set), train)
+        return self.cnsn_at("post", nn.relu(self.shortcut(x, out_features, train, bn_set) + y),
+                            train)
 
 
 # depth -> (blocks per stage, block type)
@@ -79,12 +92,14 @@ class ResNet(nn.Module):
     """ImageNet ResNet-``depth`` (18, 34 or 50).
 
     Called as ``model(x, train, bn_set=0)`` on normalized NHWC images; returns float32 logits.
+    ``cnsn`` places CrossNorm / SelfNorm in every block (CrossNorm needs a 'crossnorm' rng).
     """
 
     depth: int = 50
     num_classes: int = 1000
     num_bn_sets: int = 1
     dtype: Any = jnp.float32
+    cnsn: CNSNPlacement | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -107,6 +122,7 @@ class ResNet(nn.Module):
                     stride if b == 0 else 1,
                     self.num_bn_sets,
                     self.dtype,
+                    self.cnsn,
                     name=f"stage{s + 1}_block{b + 1}",
                 )(x, train, bn_set)
         x = global_avg_pool(x)
