@@ -252,6 +252,12 @@ def test_occlusion(name):
     mask = ones.at[0, 1, 2].set(0.0).at[1, 3, 0].set(0.0)
     maps_masked, features_masked, stacks_masked = apply(variables, IMAGES, occlusion=mask)
     assert float(jnp.max(jnp.abs(maps_masked - maps))) > 1e-3
+    assert_cells_zeroed(mask, features, features_masked, stacks, stacks_masked)
+
+
+def assert_cells_zeroed(mask, features, features_masked, stacks, stacks_masked):
+    """The mask zeroing cells (0, 1, 2) and (1, 3, 0) of a 4x4 grid acts on every resolution of
+    the first stack's features exactly, and zeroes those cells in the second stack too."""
     for plain, masked in zip(features, features_masked):
         r = plain.shape[1] // 4
         upsampled = np.kron(np.asarray(mask), np.ones((r, r)))[..., None]

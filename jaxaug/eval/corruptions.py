@@ -446,23 +446,15 @@ def elastic_transform(x, severity, key):
     src_cols = cols * a[0, 0] + rows * a[1, 0] + a[2, 0]
     src_rows = cols * a[0, 1] + rows * a[1, 1] + a[2, 1]
     x = _sample(x, src_rows, src_cols, "mirror")
-    dx = (
+    dx, dy = (
         alpha
         * _gaussian_blur(
-            jax.random.uniform(k_dx, (h, w, 1), minval=-1, maxval=1),
+            jax.random.uniform(k, (h, w, 1), minval=-1, maxval=1),
             sigma,
             truncate=3.0,
             pad_mode="symmetric",
         )[..., 0]
-    )
-    dy = (
-        alpha
-        * _gaussian_blur(
-            jax.random.uniform(k_dy, (h, w, 1), minval=-1, maxval=1),
-            sigma,
-            truncate=3.0,
-            pad_mode="symmetric",
-        )[..., 0]
+        for k in (k_dx, k_dy)
     )
     return _sample(x, rows + dy, cols + dx, "reflect")
 
