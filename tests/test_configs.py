@@ -219,3 +219,35 @@ def test_one_epoch_of_reduced_cifar10_from_the_zip(tmp_path):
     )
     assert summary["epochs_completed"] == 1
     assert summary["last_test_accuracy"] > 0.15, summary  # one epoch of 4000 images; chance is 0.1
+
+
+@pytest.mark.parametrize("arg", ["baseline", "sn", "cn", "cnsn", "cnsn_consistency",
+                                 "cnsn,reduced"])
+def test_cnsn_configs(arg):
+    from jaxaug.train.config import cnsn_placement
+    config = load_config(os.path.join(REPO, "configs", "cnsn_cifar10.py"), arg)
+    validate(config, device_count=8)
+    variant = arg.split(",")[0]
+    placement = cnsn_placement(config)
+    assert (placement is None) == (variant == "baseline")
+    if placement is not None:
+        assert (placement.selfnorm, placement.crossnorm) == ("sn" in variant, "cn" in variant)
+    assert config.method == ("cnsn_consistency" if variant == "cnsn_consistency"
+                             else "supervised")
+    assert config.model == ("wrn-16-1" if arg.endswith("reduced") else "wrn-40-2")
+    with pytest.raises(ValueError, match="unknown argument 'cnsn,full'"):
+        load_config(os.path.join(REPO, "configs", "cnsn_cifar10.py"), "cnsn,full")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model", "shake-shake-26-2x32d", "placed in WRN and ResNet blocks only"),
+    ("cnsn.position", "middle", "Invalid config.cnsn: .*position must be one of"),
+    ("cnsn.cn_active", -1, "cn_active must be an int >= 0"),
+    ("cnsn.crossnorm", False, "config.cnsn.crossnorm=False: method cnsn_consistency"),
+])
+def test_cnsn_config_errors_name_the_field(field, value, message):
+    config = load_config(os.path.join(REPO, "configs", "cnsn_cifar10.py"), "cnsn_consistency")
+    section, _, name = field.rpartition(".")
+    (config[section] if section else config)[name] = value
+    with pytest.raises(ValueError, match=message):
+        validate(config, device_count=1)

@@ -67,3 +67,64 @@ def test_objective_is_clean_cross_entropy_plus_weighted_js():
     np.testing.assert_allclose(loss, ce + 12.0 * _js_numpy(clean, v1, v2), rtol=1e-5)
     with pytest.raises(ValueError, match="at least 2 views"):
         jensen_shannon_consistency(clean)
+
+
+def _cnsn_wrn(cn_prob):
+    from jaxaug.models import WideResNet
+    from jaxaug.models.norm import CNSNPlacement
+    return WideResNet(depth=10, widen_factor=1, num_classes=4,
+                      cnsn=CNSNPlacement(crossnorm=True, cn_prob=cn_prob, cn_active=1,
+                                         cn_crop="both"))
+
+
+def _state_diff(a, b):
+    return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a),
+                                                              jax.tree.leaves(b)))
+
+
+def test_cnsn_consistency_method_branches():
+    """Tails (cn_prob 0) is the clean supervised step; heads with weight 0 has the clean
+    gradient but runs two more (CrossNorm) passes through BatchNorm; the reported consistency is
+    the JS of the three passes recomputed here."""
+    import optax
+
+    from jaxaug.methods import cnsn_consistency, supervised
+    from jaxaug.objectives.classification import model_rngs
+    rng = np.random.default_rng(0)
+    batch = {"image": jnp.asarray(rng.normal(size=(6, 32, 32, 3)), jnp.float32),
+             "label": jnp.asarray([0, 1, 2, 3, 0, 1])}
+    optimizer = optax.sgd(0.1)
+    clean_model = _cnsn_wrn(0.0)
+    state = supervised(clean_model, optimizer).init(jax.random.key(0), batch)
+    key = jax.random.key(5)
+    clean, _ = jax.jit(supervised(clean_model, optimizer).step)(state, batch, key)
+
+    tails, m_tails = jax.jit(cnsn_consistency(clean_model, optimizer, cn_prob=0.0).step)(
+        state, batch, key)
+    assert float(m_tails["crossnorm_step"]) == 0 and float(m_tails["consistency"]) == 0
+    assert _state_diff(tails, clean) < 1e-6
+
+    model = _cnsn_wrn(1.0)
+    heads, m_heads = jax.jit(cnsn_consistency(model, optimizer, cn_prob=1.0, weight=0.0).step)(
+        state, batch, key)
+    assert float(m_heads["crossnorm_step"]) == 1
+    assert _state_diff(heads.params, clean.params) < 1e-6
+    assert _state_diff(heads.batch_stats, clean.batch_stats) > 1e-4
+
+    # The consistency metric, recomputed from the three passes the objective makes.
+    k_passes = jax.random.split(key)[1]
+    stats, logits = state.batch_stats, []
+    for i, switch in enumerate(("off", "on", "on")):
+        out, updates = model.apply({"params": state.params, "batch_stats": stats},
+                                   batch["image"], train=True, crossnorm=switch,
+                                   rngs=model_rngs(jax.random.fold_in(k_passes, i)),
+                                   mutable=["batch_stats"])
+        stats, logits = updates["batch_stats"], logits + [out]
+    js = _js_numpy(*logits)
+    assert js > 1e-5
+    np.testing.assert_allclose(float(m_heads["consistency"]), js, rtol=1e-3)
+    weighted, m_weighted = jax.jit(cnsn_consistency(model, optimizer, cn_prob=1.0,
+                                                    weight=10.0).step)(state, batch, key)
+    np.testing.assert_allclose(float(m_weighted["loss"]),
+                               float(m_weighted["cross_entropy"]) + 10 * js, rtol=1e-4)
+    assert _state_diff(weighted.params, heads.params) > 1e-6

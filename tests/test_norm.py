@@ -162,3 +162,47 @@ def test_resnet_places_selfnorm_in_every_block():
 
     placed = ResNet(depth=18, num_classes=10, cnsn=CNSNPlacement(selfnorm=True))
     assert count(placed) - count(ResNet(depth=18, num_classes=10)) == 8 * 2 * (64 + 128 + 256 + 512)
+
+
+def test_crossnorm_gates_follow_the_configured_scheme():
+    from jaxaug.models.norm import crossnorm_gates
+    keys = jax.random.split(jax.random.key(0), 4000)
+    # Reference scheme: one coin per pass, then exactly `active` of the units.
+    gates = np.asarray(jax.vmap(lambda k: crossnorm_gates(k, 6, 0.3, 2))(keys))
+    counts = gates.sum(1)
+    assert set(np.unique(counts)) == {0, 2}
+    assert abs((counts > 0).mean() - 0.3) < 0.025  # binomial sd 0.007
+    np.testing.assert_allclose(gates.mean(0), 0.3 * 2 / 6, atol=0.02)  # every unit alike
+    # active=0: each unit on independently.
+    independent = np.asarray(jax.vmap(lambda k: crossnorm_gates(k, 6, 0.3, 0))(keys))
+    np.testing.assert_allclose(independent.mean(0), 0.3, atol=0.025)
+    assert np.mean(independent.sum(1) == 6) < 0.01  # not one coin for all
+    on = np.asarray(jax.vmap(lambda k: crossnorm_gates(k, 6, 0.3, 2, "on"))(keys[:50]))
+    assert np.all(on.sum(1) == 2)
+    assert not np.any(crossnorm_gates(keys[0], 6, 1.0, 0, "off"))
+    with pytest.raises(ValueError, match="active must be in"):
+        crossnorm_gates(keys[0], 6, 0.5, 7)
+
+
+def test_wide_resnet_crossnorm_switch():
+    """With CrossNorm only (no parameters), a training pass with crossnorm="off" is the plain
+    network's pass; "on" with one active block changes the output in exactly that many blocks."""
+    from jaxaug.models import WideResNet
+    from jaxaug.models.norm import CNSNPlacement
+    x = _features(shape=(4, 32, 32, 3))
+    plain = WideResNet(depth=10, widen_factor=1)
+    placed = WideResNet(depth=10, widen_factor=1,
+                        cnsn=CNSNPlacement(crossnorm=True, cn_prob=0.0, cn_active=1))
+    variables = plain.init(jax.random.key(0), x, train=False)
+    rngs = {"crossnorm": jax.random.key(1)}
+
+    def train_pass(model, **kwargs):
+        return model.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats"],
+                           **kwargs)[0]
+
+    reference = train_pass(plain)
+    np.testing.assert_array_equal(train_pass(placed, crossnorm="off"), reference)
+    np.testing.assert_array_equal(train_pass(placed), reference)  # cn_prob 0: the coin is tails
+    assert not np.allclose(train_pass(placed, crossnorm="on"), reference)
+    with pytest.raises(ValueError, match="crossnorm must be one of"):
+        train_pass(placed, crossnorm="always")

@@ -8,6 +8,7 @@ import optax
 
 from jaxaug.methods import adatransform, adv_autoaugment, online_augment, tanda
 from jaxaug.methods.base import Method, TargetState, init_target, predict_target
+from jaxaug.methods.cnsn_consistency import cnsn_consistency
 from jaxaug.methods.supervised import supervised
 
 
@@ -63,12 +64,20 @@ def _tanda_from_config(model, optimizer, config, lr_schedule, image_stats, steps
         generator_optimizer=optax.adam(c.generator_lr))
 
 
+def _cnsn_consistency_from_config(model, optimizer, config, lr_schedule, image_stats,
+                                 steps_per_epoch):
+    del lr_schedule, image_stats, steps_per_epoch
+    return cnsn_consistency(model, optimizer, cn_prob=config.cnsn.cn_prob,
+                            weight=config.cnsn_consistency.weight)
+
+
 _REGISTRY: dict[str, Callable[..., Method]] = {
     "supervised": _supervised_from_config,
     "online_augment": _online_augment_from_config,
     "adv_autoaugment": _adv_autoaugment_from_config,
     "adatransform": _adatransform_from_config,
     "tanda": _tanda_from_config,
+    "cnsn_consistency": _cnsn_consistency_from_config,
 }
 
 
@@ -98,5 +107,5 @@ def create(
     return _REGISTRY[name](model, optimizer, config, schedule, image_stats, steps_per_epoch)
 
 
-__all__ = ["Method", "TargetState", "adatransform", "adv_autoaugment", "create", "init_target", "online_augment", "predict_target",
+__all__ = ["Method", "TargetState", "adatransform", "adv_autoaugment", "cnsn_consistency", "create", "init_target", "online_augment", "predict_target",
            "supervised", "tanda", "target_updates_per_step"]

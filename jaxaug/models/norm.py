@@ -31,6 +31,7 @@ from flax import linen as nn
 CROPS = ("neither", "style", "content", "both")
 MODES = ("2-instance", "1-instance")
 POSITIONS = ("post", "pre", "residual")
+SWITCHES = ("sample", "on", "off")
 
 
 def instance_stats(x: jax.Array, mask: jax.Array | None = None, eps: float = 1e-5):
@@ -98,6 +99,32 @@ def cross_norm(key: jax.Array, x: jax.Array, mode: str = "2-instance", crop: str
     return jnp.where(content_mask[..., None] > 0, mixed, x)
 
 
+def crossnorm_gates(key: jax.Array, num_units: int, prob: float, active: int = 0,
+                    switch: str = "sample") -> jax.Array:
+    """Which of a network's ``num_units`` CrossNorm units act in one training forward pass, as a
+    bool [num_units].
+
+    ``active == 0``: each unit independently with probability ``prob``. ``active = k > 0`` (the
+    CNSN reference's scheme): one Bernoulli(``prob``) coin for the whole pass, and if it comes up,
+    k units drawn uniformly without replacement. ``switch`` overrides the coins: ``"on"`` treats
+    them as heads (every unit, or k of them), ``"off"`` returns no unit.
+    """
+    if switch not in SWITCHES:
+        raise ValueError(f"crossnorm_gates: switch must be one of {SWITCHES}, got {switch!r}")
+    if not 0 <= active <= num_units:
+        raise ValueError(f"crossnorm_gates: active must be in [0, {num_units}] (the number of "
+                         f"CrossNorm units), got {active!r}")
+    if switch == "off":
+        return jnp.zeros((num_units,), bool)
+    k_coin, k_pick = jax.random.split(key)
+    if active == 0:
+        if switch == "on":
+            return jnp.ones((num_units,), bool)
+        return jax.random.bernoulli(k_coin, prob, (num_units,))
+    picked = jax.random.permutation(k_pick, num_units) < active
+    return picked if switch == "on" else picked & jax.random.bernoulli(k_coin, prob)
+
+
 class SelfNorm(nn.Module):
     """SelfNorm over NHWC features: ``SelfNorm()(x, train)``; BatchNorm of the attention units
     uses batch statistics when ``train`` (needs ``mutable=['batch_stats']``)."""
@@ -123,8 +150,9 @@ class SelfNorm(nn.Module):
 
 
 class CrossNorm(nn.Module):
-    """CrossNorm over NHWC features, applied with probability ``prob`` per call in training (one
-    draw per call from the ``'crossnorm'`` rng stream) and never at evaluation."""
+    """CrossNorm over NHWC features, never at evaluation. In training it acts when ``active`` (a
+    bool, possibly traced: networks pass their `crossnorm_gates`), or, when ``active`` is None, with
+    probability ``prob`` per call; the draws come from the ``'crossnorm'`` rng stream."""
 
     prob: float = 0.5
     mode: str = "2-instance"
@@ -141,13 +169,15 @@ class CrossNorm(nn.Module):
             raise ValueError(f"CrossNorm: crop must be one of {CROPS}, got {self.crop!r}")
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        if not train or self.prob == 0:
+    def __call__(self, x: jax.Array, train: bool, active: jax.Array | None = None) -> jax.Array:
+        if not train or active is False or (active is None and self.prob == 0):
             return x
         key = self.make_rng("crossnorm")
         k_on, k_op = jax.random.split(key)
+        if active is None:
+            active = jax.random.bernoulli(k_on, self.prob)
         mixed = cross_norm(k_op, x, self.mode, self.crop, self.min_area)
-        return jnp.where(jax.random.bernoulli(k_on, self.prob), mixed, x)
+        return jnp.where(active, mixed, x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +186,8 @@ class CNSNPlacement:
 
     ``position``: "post" (the block's output, after the addition), "pre" (the block's input,
     before both paths) or "residual" (the end of the residual path, before the addition).
+    ``cn_prob`` and ``cn_active`` choose the CrossNorm units of a training pass (see
+    `crossnorm_gates`): 0 active units means each unit independently with ``cn_prob``.
     """
 
     selfnorm: bool = False
@@ -164,6 +196,7 @@ class CNSNPlacement:
     cn_prob: float = 0.5
     cn_mode: str = "2-instance"
     cn_crop: str = "neither"
+    cn_active: int = 0
 
     def __post_init__(self):
         if self.position not in POSITIONS:
@@ -173,18 +206,36 @@ class CNSNPlacement:
             raise ValueError("CNSNPlacement: enable selfnorm, crossnorm or both (use None for "
                              "neither)")
         CrossNorm(self.cn_prob, self.cn_mode, self.cn_crop)  # validates the CN settings
+        if isinstance(self.cn_active, bool) or not isinstance(self.cn_active, int) or (
+                self.cn_active < 0):
+            raise ValueError(f"CNSNPlacement: cn_active must be an int >= 0, got "
+                             f"{self.cn_active!r}")
+
+
+def cnsn_gates(module: nn.Module, placement: CNSNPlacement | None, num_units: int, train: bool,
+               switch: str = "sample") -> list:
+    """The CrossNorm gate of each of a network's ``num_units`` blocks for one pass, drawn from
+    ``module``'s 'crossnorm' stream by `crossnorm_gates`; all False when CrossNorm cannot act
+    (evaluation, no CrossNorm in ``placement``, or ``switch="off"``)."""
+    if switch not in SWITCHES:
+        raise ValueError(f"crossnorm must be one of {SWITCHES}, got {switch!r}")
+    if placement is None or not (train and placement.crossnorm) or switch == "off":
+        return [False] * num_units
+    return list(crossnorm_gates(module.make_rng("crossnorm"), num_units, placement.cn_prob,
+                                placement.cn_active, switch))
 
 
 class CNSN(nn.Module):
-    """CrossNorm (if enabled, training only) then SelfNorm (if enabled) per a `CNSNPlacement`."""
+    """CrossNorm (if enabled, training only) then SelfNorm (if enabled) per a `CNSNPlacement`;
+    ``cn_gate`` as CrossNorm's ``active``."""
 
     placement: CNSNPlacement
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, cn_gate: jax.Array | None = None) -> jax.Array:
         p = self.placement
         if p.crossnorm:
-            x = CrossNorm(p.cn_prob, p.cn_mode, p.cn_crop, name="crossnorm")(x, train)
+            x = CrossNorm(p.cn_prob, p.cn_mode, p.cn_crop, name="crossnorm")(x, train, cn_gate)
         if p.selfnorm:
             x = SelfNorm(name="selfnorm")(x, train)
         return x

@@ -16,7 +16,7 @@ from flax import linen as nn
 
 from jaxaug.models.batchnorm import BnSet, MultiBatchNorm
 from jaxaug.models.layers import classifier, conv, global_avg_pool
-from jaxaug.models.norm import CNSN, CNSNPlacement
+from jaxaug.models.norm import CNSN, CNSNPlacement, cnsn_gates
 
 
 class _Block(nn.Module):
@@ -30,10 +30,10 @@ class _Block(nn.Module):
     dtype: Any
     cnsn: CNSNPlacement | None = None
 
-    def cnsn_at(self, position: str, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    def cnsn_at(self, position: str, x: jnp.ndarray, train: bool, cn_gate) -> jnp.ndarray:
         if self.cnsn is None or self.cnsn.position != position:
             return x
-        return CNSN(self.cnsn, name="cnsn")(x, train)
+        return CNSN(self.cnsn, name="cnsn")(x, train, cn_gate)
 
     def bn(self, name: str) -> MultiBatchNorm:
         return MultiBatchNorm(num_sets=self.num_bn_sets, dtype=self.dtype, name=name)
@@ -51,14 +51,14 @@ class BasicBlock(_Block):
     expansion = 1
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet) -> jnp.ndarray:
-        x = self.cnsn_at("pre", x, train)
+    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet, cn_gate=False) -> jnp.ndarray:
+        x = self.cnsn_at("pre", x, train, cn_gate)
         y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv1")(x)
         y = nn.relu(self.bn("bn1")(y, train=train, bn_set=bn_set))
         y = conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
-        y = self.cnsn_at("residual", self.bn("bn2")(y, train=train, bn_set=bn_set), train)
+        y = self.cnsn_at("residual", self.bn("bn2")(y, train=train, bn_set=bn_set), train, cn_gate)
         return self.cnsn_at("post", nn.relu(self.shortcut(x, self.features, train, bn_set) + y),
-                            train)
+                            train, cn_gate)
 
 
 class Bottleneck(_Block):
@@ -67,17 +67,17 @@ class Bottleneck(_Block):
     expansion = 4
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet, cn_gate=False) -> jnp.ndarray:
         out_features = self.features * self.expansion
-        x = self.cnsn_at("pre", x, train)
+        x = self.cnsn_at("pre", x, train, cn_gate)
         y = conv(self.features, 1, dtype=self.dtype, name="conv1")(x)
         y = nn.relu(self.bn("bn1")(y, train=train, bn_set=bn_set))
         y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv2")(y)
         y = nn.relu(self.bn("bn2")(y, train=train, bn_set=bn_set))
         y = conv(out_features, 1, dtype=self.dtype, name="conv3")(y)
-        y = self.cnsn_at("residual", self.bn("bn3")(y, train=train, bn_set=bn_set), train)
+        y = self.cnsn_at("residual", self.bn("bn3")(y, train=train, bn_set=bn_set), train, cn_gate)
         return self.cnsn_at("post", nn.relu(self.shortcut(x, out_features, train, bn_set) + y),
-                            train)
+                            train, cn_gate)
 
 
 # depth -> (blocks per stage, block type)
@@ -91,8 +91,9 @@ RESNET_CONFIGS = {
 class ResNet(nn.Module):
     """ImageNet ResNet-``depth`` (18, 34 or 50).
 
-    Called as ``model(x, train, bn_set=0)`` on normalized NHWC images; returns float32 logits.
-    ``cnsn`` places CrossNorm / SelfNorm in every block (CrossNorm needs a 'crossnorm' rng).
+    Called as ``model(x, train, bn_set=0, crossnorm="sample")`` on normalized NHWC images;
+    returns float32 logits. ``cnsn`` places CrossNorm / SelfNorm in every block (CrossNorm needs a
+    'crossnorm' rng; ``crossnorm`` picks its blocks per pass, as in `WideResNet`).
     """
 
     depth: int = 50
@@ -107,8 +108,10 @@ class ResNet(nn.Module):
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_CONFIGS)}, got {self.depth}")
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet = 0) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet = 0,
+                 crossnorm: str = "sample") -> jnp.ndarray:
         stage_sizes, block = RESNET_CONFIGS[self.depth]
+        gates = iter(cnsn_gates(self, self.cnsn, sum(stage_sizes), train, crossnorm))
         x = conv(64, 7, 2, dtype=self.dtype, name="conv_init")(x)
         bn = functools.partial(MultiBatchNorm, num_sets=self.num_bn_sets, dtype=self.dtype)
         x = nn.relu(bn(name="bn_init")(x, train=train, bn_set=bn_set))
@@ -124,6 +127,6 @@ class ResNet(nn.Module):
                     self.dtype,
                     self.cnsn,
                     name=f"stage{s + 1}_block{b + 1}",
-                )(x, train, bn_set)
+                )(x, train, bn_set, next(gates))
         x = global_avg_pool(x)
         return classifier(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)

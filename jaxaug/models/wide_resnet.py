@@ -16,7 +16,7 @@ from flax import linen as nn
 
 from jaxaug.models.batchnorm import BnSet, MultiBatchNorm
 from jaxaug.models.layers import classifier, conv, global_avg_pool
-from jaxaug.models.norm import CNSN, CNSNPlacement
+from jaxaug.models.norm import CNSN, CNSNPlacement, cnsn_gates
 
 
 class WideBasicBlock(nn.Module):
@@ -35,11 +35,11 @@ class WideBasicBlock(nn.Module):
     cnsn: CNSNPlacement | None = None
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet, cn_gate=False) -> jnp.ndarray:
         def cnsn_at(position, value):
             if self.cnsn is None or self.cnsn.position != position:
                 return value
-            return CNSN(self.cnsn, name="cnsn")(value, train)
+            return CNSN(self.cnsn, name="cnsn")(value, train, cn_gate)
 
         x = cnsn_at("pre", x)
         bn = functools.partial(MultiBatchNorm, num_sets=self.num_bn_sets, dtype=self.dtype)
@@ -57,9 +57,11 @@ class WideBasicBlock(nn.Module):
 class WideResNet(nn.Module):
     """WRN-``depth``-``widen_factor``; ``depth`` must satisfy (depth - 4) % 6 == 0 and be ≥ 10.
 
-    Called as ``model(x, train, bn_set=0)`` on normalized NHWC images; returns float32 logits.
-    With ``dropout_rate`` > 0, training needs a 'dropout' rng; with ``cnsn`` (a `CNSNPlacement`
-    for every block) and CrossNorm enabled, a 'crossnorm' rng.
+    Called as ``model(x, train, bn_set=0, crossnorm="sample")`` on normalized NHWC images;
+    returns float32 logits. With ``dropout_rate`` > 0, training needs a 'dropout' rng; with
+    ``cnsn`` (a `CNSNPlacement` for every block) and CrossNorm enabled, a 'crossnorm' rng, and
+    ``crossnorm`` ("sample", "on" or "off", see `crossnorm_gates`) picks the blocks where
+    CrossNorm acts in this training pass.
     """
 
     depth: int = 28
@@ -78,8 +80,10 @@ class WideResNet(nn.Module):
             raise ValueError(f"WRN widen_factor must be >= 1, got {self.widen_factor}")
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet = 0) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet = 0,
+                 crossnorm: str = "sample") -> jnp.ndarray:
         blocks_per_group = (self.depth - 4) // 6
+        gates = iter(cnsn_gates(self, self.cnsn, 3 * blocks_per_group, train, crossnorm))
         x = conv(16, 3, dtype=self.dtype, name="conv_init")(x)
         widths = [16 * self.widen_factor, 32 * self.widen_factor, 64 * self.widen_factor]
         for g, (width, stride) in enumerate(zip(widths, (1, 2, 2))):
@@ -92,7 +96,7 @@ class WideResNet(nn.Module):
                     self.dtype,
                     self.cnsn,
                     name=f"group{g + 1}_block{b + 1}",
-                )(x, train, bn_set)
+                )(x, train, bn_set, next(gates))
         bn = MultiBatchNorm(num_sets=self.num_bn_sets, dtype=self.dtype, name="bn_final")
         x = global_avg_pool(nn.relu(bn(x, train=train, bn_set=bn_set)))
         return classifier(self.num_classes, dtype=self.dtype)(x).astype(jnp.float32)

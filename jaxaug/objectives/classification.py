@@ -11,7 +11,7 @@ import optax
 def model_rngs(key: jax.Array) -> dict[str, jax.Array]:
     """The random streams a target network may draw from in training (unused ones are ignored)."""
     dropout, shake = jax.random.split(key)
-    return {"dropout": dropout, "shake": shake}
+    return {"dropout": dropout, "shake": shake, "crossnorm": jax.random.fold_in(key, 2)}
 
 
 def cross_entropy(

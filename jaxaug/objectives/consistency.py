@@ -14,6 +14,8 @@ adds 12 x JS(p_clean, p_aug1, p_aug2) to the clean cross-entropy. As in AugMix, 
 import jax
 import jax.numpy as jnp
 
+from jaxaug.objectives.classification import model_rngs
+
 
 def jensen_shannon_consistency(*logits: jax.Array) -> jax.Array:
     """JS consistency (see the module docstring) of two or more logits arrays [N, classes] of the
@@ -49,3 +51,31 @@ def consistency_objective(params, batch, *, model, batch_stats, weight=12.0, key
     loss = ce + weight * js
     return loss, {"loss": loss, "cross_entropy": ce, "consistency": js,
                   "batch_stats": updates["batch_stats"]}
+
+
+def crossnorm_consistency(params, batch, *, model, batch_stats, key, weight=10.0, views=2):
+    """The CNSN paper's consistency objective: cross-entropy of a clean pass (CrossNorm off) plus
+    ``weight`` x the JS consistency of it and ``views`` passes with CrossNorm on (the network's
+    ``crossnorm="on"`` blocks, each pass its own draw). ``views=0`` is the clean cross-entropy
+    alone, with consistency 0.
+
+    The passes are separate forwards, not one concatenated batch, because 2-instance CrossNorm
+    swaps statistics between the images of a pass; BatchNorm statistics are threaded through them
+    in order, as the reference's successive forwards update them. Returns ``(loss, aux)`` with
+    ``loss``, ``cross_entropy``, ``consistency``, ``accuracy`` and ``batch_stats``.
+    """
+    logits = []
+    for i, switch in enumerate(("off",) + ("on",) * views):
+        out, updates = model.apply({"params": params, "batch_stats": batch_stats}, batch["image"],
+                                   train=True, crossnorm=switch,
+                                   rngs=model_rngs(jax.random.fold_in(key, i)),
+                                   mutable=["batch_stats"])
+        batch_stats = updates["batch_stats"]
+        logits.append(out)
+    log_p = jax.nn.log_softmax(logits[0].astype(jnp.float32))
+    ce = -jnp.mean(jnp.take_along_axis(log_p, batch["label"][:, None], axis=-1))
+    js = jensen_shannon_consistency(*logits) if views else jnp.zeros((), jnp.float32)
+    accuracy = jnp.mean((jnp.argmax(logits[0], -1) == batch["label"]).astype(jnp.float32))
+    loss = ce + weight * js
+    return loss, {"loss": loss, "cross_entropy": ce, "consistency": js, "accuracy": accuracy,
+                  "batch_stats": batch_stats}

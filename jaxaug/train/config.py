@@ -10,6 +10,7 @@ from ml_collections import config_dict
 from jaxaug.methods.adatransform import MODES as ADATRANSFORM_MODES
 from jaxaug.methods.online_augment import generator_names
 from jaxaug.methods.tanda import GENERATORS as TANDA_GENERATORS
+from jaxaug.models.norm import CNSNPlacement
 from jaxaug.objectives.meta import MODES as META_MODES
 from jaxaug.policies.policy import POLICY_NAMES
 
@@ -74,6 +75,18 @@ def base_config() -> ml_collections.ConfigDict:
     })
 
     c.model = "wrn-28-10"
+    # SelfNorm / CrossNorm in every residual block of a WRN or ResNet (jaxaug.models.norm):
+    # `position` "post" | "pre" | "residual"; CrossNorm `cn_mode` "2-instance" | "1-instance",
+    # `cn_crop` "neither" | "style" | "content" | "both"; per training pass, `cn_active` = k > 0
+    # blocks are drawn when a Bernoulli(cn_prob) coin comes up (the CNSN reference), 0 switches
+    # each block on independently with cn_prob.
+    c.cnsn = ml_collections.ConfigDict({
+        "selfnorm": False, "crossnorm": False, "position": "post", "cn_prob": 0.5,
+        "cn_mode": "2-instance", "cn_crop": "neither", "cn_active": 0,
+    })
+    # Method "cnsn_consistency": with probability cn_prob (config.cnsn), cross-entropy on the
+    # clean pass plus `weight` x the Jensen-Shannon consistency of it and two CrossNorm passes.
+    c.cnsn_consistency = ml_collections.ConfigDict({"weight": 10.0})
     c.num_bn_sets = 1
     c.dtype = "float32"
     c.label_smoothing = 0.0
@@ -186,10 +199,32 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         check(0 <= t.augment_prob <= 1, "tanda.augment_prob", "must be in [0, 1]")
         check(t.warmup_steps >= 0, "tanda.warmup_steps", "must be non-negative")
         check(t.generator_lr > 0, "tanda.generator_lr", "must be positive")
+    if config.cnsn.selfnorm or config.cnsn.crossnorm:
+        check(not config.model.startswith("shake-shake"), "model",
+              "SelfNorm / CrossNorm (config.cnsn) are placed in WRN and ResNet blocks only")
+        try:
+            cnsn_placement(config)
+        except ValueError as e:
+            raise ValueError(f"Invalid config.cnsn: {e}") from e
+    if config.method == "cnsn_consistency":
+        check(config.cnsn.crossnorm, "cnsn.crossnorm",
+              "method cnsn_consistency compares clean and CrossNorm passes: enable CrossNorm")
+        check(config.cnsn_consistency.weight >= 0, "cnsn_consistency.weight",
+              "must be non-negative")
     check(config.dtype in ("float32", "bfloat16"), "dtype", "must be 'float32' or 'bfloat16'")
     check(0 <= config.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
     check(config.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1")
     check(config.log_every_steps >= 1, "log_every_steps", "must be at least 1")
+
+
+def cnsn_placement(config: ml_collections.ConfigDict) -> CNSNPlacement | None:
+    """The `CNSNPlacement` of ``config.cnsn``, or None when neither SelfNorm nor CrossNorm is on."""
+    c = config.cnsn
+    if not (c.selfnorm or c.crossnorm):
+        return None
+    return CNSNPlacement(selfnorm=c.selfnorm, crossnorm=c.crossnorm, position=c.position,
+                         cn_prob=c.cn_prob, cn_mode=c.cn_mode, cn_crop=c.cn_crop,
+                         cn_active=c.cn_active)
 
 
 def config_value(config: ml_collections.ConfigDict, field: str):

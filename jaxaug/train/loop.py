@@ -69,6 +69,14 @@ def check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_
         write_json_atomic(path, current)
 
 
+def create_model(config: ml_collections.ConfigDict, num_classes: int):
+    """The target network of ``config``: name, BN sets, dtype and SelfNorm / CrossNorm."""
+    placement = config_lib.cnsn_placement(config)
+    extra = {} if placement is None else {"cnsn": placement}
+    return models.create(config.model, num_classes=num_classes, num_bn_sets=config.num_bn_sets,
+                         dtype=config.dtype, **extra)
+
+
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
@@ -110,12 +118,7 @@ def train_and_evaluate(
     )
     steps_per_epoch = data.steps_per_epoch(len(dataset.train), config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    model = models.create(
-        config.model,
-        num_classes=dataset.num_classes,
-        num_bn_sets=config.num_bn_sets,
-        dtype=config.dtype,
-    )
+    model = create_model(config, dataset.num_classes)
     # The schedule counts the target's optimizer updates: inner_num per OnlineAugment step.
     updates_per_step = methods.target_updates_per_step(config)
     updates_per_epoch = steps_per_epoch * updates_per_step

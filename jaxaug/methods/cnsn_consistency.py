@@ -1,0 +1,46 @@
+"""CrossNorm with consistency regularization (Tang et al., ICCV 2021, "CNSN + consistency").
+
+Each step flips a Bernoulli(``cn_prob``) coin. Heads: the `crossnorm_consistency` objective (clean
+cross-entropy + ``weight`` x JS of the clean pass and two CrossNorm passes). Tails: the clean
+cross-entropy alone. Both branches are compiled and `jax.lax.cond` runs one, so a tails step costs
+one forward-backward pass and a heads step three.
+"""
+
+import functools
+
+import flax.linen as nn
+import jax
+import optax
+
+from jaxaug.methods.base import Method, init_target, predict_target
+from jaxaug.objectives.consistency import crossnorm_consistency
+
+
+def cnsn_consistency(model: nn.Module, optimizer: optax.GradientTransformation, *,
+                     cn_prob: float, weight: float = 10.0) -> Method:
+    """The method for a ``model`` (WRN or ResNet) with CrossNorm blocks; see the module docstring.
+    Metrics: ``loss``, ``accuracy`` (clean pass), ``cross_entropy``, ``consistency`` (0 on tails
+    steps) and ``crossnorm_step`` (1 on heads steps)."""
+    if not 0 <= cn_prob <= 1:
+        raise ValueError(f"cnsn_consistency: cn_prob must be in [0, 1], got {cn_prob!r}")
+    if weight < 0:
+        raise ValueError(f"cnsn_consistency: weight must be non-negative, got {weight!r}")
+
+    def init(key, batch):
+        return init_target(key, batch["image"], model, optimizer)
+
+    def step(state, batch, key):
+        k_coin, k_passes = jax.random.split(key)
+
+        def grads(views):
+            objective = functools.partial(crossnorm_consistency, model=model,
+                                          batch_stats=state.batch_stats, key=k_passes,
+                                          weight=weight, views=views)
+            return lambda params: jax.grad(objective, has_aux=True)(params, batch)
+
+        heads = jax.random.bernoulli(k_coin, cn_prob)
+        g, aux = jax.lax.cond(heads, grads(2), grads(0), state.params)
+        state = state.apply_gradients(g, aux.pop("batch_stats"), optimizer)
+        return state, {**aux, "crossnorm_step": heads.astype(aux["loss"].dtype)}
+
+    return Method(init=init, step=step, predict=functools.partial(predict_target, model))
