@@ -5,6 +5,7 @@ draw inside the step from ``(seed, state.step)``. Resuming from a checkpoint the
 uninterrupted run would have done, and SIGTERM only has to save the state and stop.
 """
 
+import functools
 import itertools
 import json
 import os
@@ -75,6 +76,42 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int):
     extra = {} if placement is None else {"cnsn": placement}
     return models.create(config.model, num_classes=num_classes, num_bn_sets=config.num_bn_sets,
                          dtype=config.dtype, **extra)
+
+
+def load_trained(workdir: str) -> dict[str, Any]:
+    """A finished (or interrupted) classification run of ``workdir``, from its ``config.json`` and
+    latest checkpoint: ``config``, ``dataset`` (the run's `Dataset`, normalization included),
+    ``predict`` (``(images normalized [N, H, W, C]) -> logits``, not jitted) and ``step``. Raises
+    ``FileNotFoundError`` naming what is missing."""
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(f"{config_path} is missing: {workdir!r} is not a training workdir")
+    with open(config_path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    dataset = data.load_dataset(config.dataset, data_dir=config.data_dir,
+                                cache_dir=config.cache_dir, image_size=config.image_size,
+                                reduced=config.reduced, val_size=config.val_size,
+                                seed=config.data_seed)
+    model = create_model(config, dataset.num_classes)
+    steps_per_epoch = data.steps_per_epoch(len(dataset.train), config.batch_size)
+    updates_per_epoch = steps_per_epoch * methods.target_updates_per_step(config)
+    method = methods.create(config.method, model, make_optimizer(config, updates_per_epoch),
+                            config, learning_rate_schedule(config, updates_per_epoch),
+                            image_stats=(dataset.mean, dataset.std),
+                            steps_per_epoch=steps_per_epoch)
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
+    try:
+        latest = checkpointer.latest_step()
+        if latest is None:
+            raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
+        images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
+        like = jax.jit(method.init)(jax.random.key(0),
+                                    {"image": images, "label": jnp.zeros((1,), jnp.int32)})
+        state, _ = checkpointer.restore(latest, like)
+    finally:
+        checkpointer.close()
+    return {"config": config, "dataset": dataset, "step": latest,
+            "predict": functools.partial(method.predict, state)}
 
 
 def round_up(value: int, multiple: int) -> int:

@@ -22,6 +22,21 @@ def write_json_atomic(path: str, payload: Any) -> None:
             os.remove(tmp)
 
 
+def write_file_atomic(path: str, write: Any) -> None:
+    """Calls ``write(tmp)`` on a temporary path beside ``path``, then renames it to ``path``, so
+    readers never see a half-written file (a failed write leaves ``path`` as it was)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 class MetricsWriter:
     """Appends one JSON object per line to ``metrics.jsonl``; mirrors scalars to TensorBoard.
 
