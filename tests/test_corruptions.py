@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from jaxaug.eval.corruptions import CORRUPTIONS, PROCEDURAL, corrupt
+from jaxaug.eval.corruptions import CORRUPTIONS, PROCEDURAL, corrupt, corrupt_batch
 
 NAMES = list(CORRUPTIONS)
 DETERMINISTIC = {
@@ -17,19 +17,22 @@ DETERMINISTIC = {
     "jpeg_compression",
 }
 
-# Corruptions whose L2 distance to the clean test image is not strictly increasing in severity
-# under the published CIFAR-10-C parameters. Measured on `_image()` with seed 0 (severity 1..5):
-#   glass_blur        7.81 7.79 6.77 9.34 8.21  more blur (sigma .05/.25/.4) after the pixel shuffle
-#                                               smooths it away; the 2nd shuffle sweep (4, 5) raises it
-#   motion_blur       3.53 4.83 5.71 5.71 6.40  (radius, sigma) = (6, 2) and (8, 2): taps beyond 12
-#                                               have Gaussian weight < 1e-9, a plateau
-#   frost             6.40 9.55 10.54 9.52 9.21 a x + b F: lowering a (0.9 -> 0.85 -> 0.75) moves the
-#                                               image towards 0 while F pushes it up, so they cancel
-#   elastic_transform 6.82 6.29 5.56 5.14 4.63  the affine jitter (8% -> 3% of the size) dominates the
-#                                               small smoothed displacement field, so L2 falls
-#   pixelate          0.70 2.94 0.87 3.56 4.56  BOX drop/repeat patterns (30, 28, 27 px) align with the
-#                                               image's edges differently
-#   snow              3.13 6.79 8.68 11.79 11.08  random flakes; the mean over seeds 0..3 is monotone
+# The issue asks each corruption to move the image monotonically further (L2) with severity. Under
+# the published CIFAR-10-C parameters, which we keep so that mCE stays comparable, five do not.
+# L2 to the clean image at severities 1..5, mean over seeds 0..15, on `_image()`, and on how many
+# of 8 CIFAR-10 test images the seed-mean is increasing (measured 2026-11-22):
+#   glass_blur        7.74 7.72 6.72 9.28 8.18  0/8  more blur (sigma .05/.25/.4) smooths the pixel
+#                                                    shuffle away; a 2nd sweep (4, 5) raises it
+#   motion_blur       2.63 3.80 4.69 4.69 5.43  0/8  (radius, sigma) (6, 2) and (8, 2): taps past 12
+#                                                    weigh < 1e-9, a tie
+#   frost             5.34 7.98 8.49 7.55 7.23  0/8  a x + b F: a falls (0.9 -> 0.85 -> 0.75) at
+#                                                    fixed or barely rising b, moving x towards 0
+#   elastic_transform 7.68 7.01 6.31 5.95 5.29  0/8  the affine jitter (8% -> 3% of the size)
+#                                                    dominates the smoothed displacement; L2 falls
+#   pixelate          0.70 2.94 0.87 3.56 4.56  4/8  BOX drop/repeat patterns (30, 28, 27 px) meet
+#                                                    the image's edges differently (deterministic)
+# The other ten are increasing on `_image()` and on 8/8 CIFAR images except snow (6/8; single
+# seeds vary, so the test uses its mean over seeds). The test asserts these measured patterns.
 STOCHASTIC_MEAN = {"snow"}
 
 
@@ -89,7 +92,9 @@ def test_corruption(name):
     if name in DETERMINISTIC:
         np.testing.assert_array_equal(other, outs[2])
     else:
-        assert np.any(other != outs[2])
+        # Two seeds can coincide: motion_blur's angles -0.13 and 2.34 degrees (seeds 0, 1) round
+        # to the same horizontal taps. A second seed makes the check robust.
+        assert np.any(other != outs[2]) or np.any(_run(name, 3, seed=2) != outs[2])
 
     d = [float(np.linalg.norm(out - IMAGE)) for out in outs]
     assert min(d) > 0.3, d  # every severity visibly corrupts
@@ -132,3 +137,49 @@ def test_bad_name():
 def test_bad_shape(shape):
     with pytest.raises(ValueError, match="shape"):
         corrupt(np.zeros(shape, np.float32), "contrast", 1, 0)
+
+
+# Three images for the batch tests: the test image, flipped, and darkened with a bright square.
+BATCH = np.stack([IMAGE, IMAGE[::-1, ::-1], np.where(IMAGE > 0.5, 0.3, 0.9 * IMAGE)])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_matches_corrupt(name):
+    # Image i of a batch starting at data-set index 7 is corrupt(..., index=7 + i); jit + vmap
+    # against eager execution, so equal up to float rounding. Severity 5: glass_blur's two sweeps.
+    out = np.asarray(corrupt_batch(BATCH, name, 5, seed=1, start_index=7))
+    assert out.dtype == np.float32 and out.shape == BATCH.shape
+    for i, image in enumerate(BATCH):
+        expected = np.asarray(corrupt(image, name, 5, seed=1, index=7 + i))
+        np.testing.assert_allclose(out[i], expected, rtol=0, atol=1e-5)
+    if name not in DETERMINISTIC:
+        assert np.any(out[0] != np.asarray(corrupt(BATCH[0], name, 5, seed=1, index=0)))
+
+
+@pytest.mark.parametrize("name", ["impulse_noise", "glass_blur"])
+def test_batch_split_independence(name):
+    whole = np.asarray(corrupt_batch(BATCH, name, 4, seed=2))
+    parts = [
+        np.asarray(corrupt_batch(BATCH[:2], name, 4, seed=2, start_index=0)),
+        np.asarray(corrupt_batch(BATCH[2:], name, 4, seed=2, start_index=2)),
+    ]
+    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"name": "speckle"}, "'speckle'"),
+        ({"severity": 0}, "severity"),
+        ({"severity": 3.0}, "severity"),
+        ({"images": BATCH[0]}, "shape"),
+        ({"images": BATCH[..., :1]}, "shape"),
+        ({"images": (BATCH * 255).astype(np.uint8)}, "dtype"),
+        ({"start_index": -1}, "start_index"),
+        ({"start_index": 2**32 - 2}, "start_index"),
+    ],
+)
+def test_batch_bad_input(kwargs, match):
+    args = {"images": BATCH, "name": "contrast", "severity": 1} | kwargs
+    with pytest.raises(ValueError, match=match):
+        corrupt_batch(**args)

@@ -57,6 +57,14 @@ def _error(predict, images, labels, mean, std, batch_size):
     return 100.0 * wrong / len(images)
 
 
+def _corrupt_padded(images, name, severity, seed, start, batch_size):
+    """`corrupt_batch` of up to ``batch_size`` images, padded to exactly ``batch_size`` so that one
+    compile per (corruption, severity) serves every batch; the padding's outputs are dropped."""
+    real = len(images)
+    padded = np.concatenate([images, np.repeat(images[-1:], batch_size - real, 0)])
+    return np.asarray(corrupt_batch(padded, name, severity, seed, start_index=int(start)))[:real]
+
+
 def robustness(workdirs, labels=None, *, corruptions=tuple(CORRUPTIONS), severities=SEVERITIES,
                num_images=0, seed=0, batch_size=500):
     """Clean and corrupted errors of each workdir's latest checkpoint, keyed by label (default:
@@ -97,8 +105,7 @@ def robustness(workdirs, labels=None, *, corruptions=tuple(CORRUPTIONS), severit
     for name in tqdm(corruptions, desc="corruptions"):
         for severity in severities:
             corrupted = np.concatenate([
-                np.asarray(corrupt_batch(clean_float[i:i + batch_size], name, severity, seed,
-                                         start_index=int(i)))
+                _corrupt_padded(clean_float[i:i + batch_size], name, severity, seed, i, batch_size)
                 for i in range(0, len(index), batch_size)])
             quantised = np.floor(np.clip(corrupted, 0, 1) * 255).astype(np.uint8)
             for label, error in zip(labels, errors_of(quantised), strict=True):

@@ -213,16 +213,19 @@ class CNSNPlacement:
 
 
 def cnsn_gates(module: nn.Module, placement: CNSNPlacement | None, num_units: int, train: bool,
-               switch: str = "sample") -> list:
+               switch="sample") -> list:
     """The CrossNorm gate of each of a network's ``num_units`` blocks for one pass, drawn from
     ``module``'s 'crossnorm' stream by `crossnorm_gates`; all False when CrossNorm cannot act
-    (evaluation, no CrossNorm in ``placement``, or ``switch="off"``)."""
-    if switch not in SWITCHES:
-        raise ValueError(f"crossnorm must be one of {SWITCHES}, got {switch!r}")
+    (evaluation, no CrossNorm in ``placement``, or ``switch="off"``). ``switch`` may also be a
+    (traced) bool: "on" where it is true, "off" where it is false, one compiled program for both."""
+    traced = not isinstance(switch, str)
+    if not traced and switch not in SWITCHES:
+        raise ValueError(f"crossnorm must be one of {SWITCHES} or a bool array, got {switch!r}")
     if placement is None or not (train and placement.crossnorm) or switch == "off":
         return [False] * num_units
-    return list(crossnorm_gates(module.make_rng("crossnorm"), num_units, placement.cn_prob,
-                                placement.cn_active, switch))
+    gates = crossnorm_gates(module.make_rng("crossnorm"), num_units, placement.cn_prob,
+                            placement.cn_active, "on" if traced else switch)
+    return list(gates & switch if traced else gates)
 
 
 class CNSN(nn.Module):

@@ -53,29 +53,39 @@ def consistency_objective(params, batch, *, model, batch_stats, weight=12.0, key
                   "batch_stats": updates["batch_stats"]}
 
 
-def crossnorm_consistency(params, batch, *, model, batch_stats, key, weight=10.0, views=2):
+def crossnorm_consistency(params, batch, *, model, batch_stats, key, weight=10.0, views=2,
+                          active=True):
     """The CNSN paper's consistency objective: cross-entropy of a clean pass (CrossNorm off) plus
     ``weight`` x the JS consistency of it and ``views`` passes with CrossNorm on (the network's
-    ``crossnorm="on"`` blocks, each pass its own draw). ``views=0`` is the clean cross-entropy
-    alone, with consistency 0.
+    ``crossnorm="on"`` blocks, each pass its own draw).
 
     The passes are separate forwards, not one concatenated batch, because 2-instance CrossNorm
     swaps statistics between the images of a pass; BatchNorm statistics are threaded through them
-    in order, as the reference's successive forwards update them. Returns ``(loss, aux)`` with
-    ``loss``, ``cross_entropy``, ``consistency``, ``accuracy`` and ``batch_stats``.
+    in order, as the reference's successive forwards update them. ``active`` (a bool, possibly
+    traced) False turns the objective into the clean cross-entropy alone: the view passes still
+    run, without CrossNorm, but the consistency is reported as 0, adds nothing to the loss or its
+    gradient, and the BatchNorm statistics are those after the clean pass. Returns
+    ``(loss, aux)`` with ``loss``, ``cross_entropy``, ``consistency``, ``accuracy`` and
+    ``batch_stats``.
     """
-    logits = []
-    for i, switch in enumerate(("off",) + ("on",) * views):
+    if views < 1:
+        raise ValueError(f"crossnorm_consistency: views must be >= 1, got {views!r}")
+    active = jnp.asarray(active)
+    logits, stats = [], []
+    for i, switch in enumerate(("off",) + (active,) * views):
         out, updates = model.apply({"params": params, "batch_stats": batch_stats}, batch["image"],
                                    train=True, crossnorm=switch,
                                    rngs=model_rngs(jax.random.fold_in(key, i)),
                                    mutable=["batch_stats"])
         batch_stats = updates["batch_stats"]
         logits.append(out)
+        stats.append(batch_stats)
     log_p = jax.nn.log_softmax(logits[0].astype(jnp.float32))
     ce = -jnp.mean(jnp.take_along_axis(log_p, batch["label"][:, None], axis=-1))
-    js = jensen_shannon_consistency(*logits) if views else jnp.zeros((), jnp.float32)
+    js = jnp.where(active, jensen_shannon_consistency(*logits), 0.0)
     accuracy = jnp.mean((jnp.argmax(logits[0], -1) == batch["label"]).astype(jnp.float32))
     loss = ce + weight * js
+    batch_stats = jax.tree.map(lambda last, clean: jnp.where(active, last, clean),
+                               stats[-1], stats[0])
     return loss, {"loss": loss, "cross_entropy": ce, "consistency": js, "accuracy": accuracy,
                   "batch_stats": batch_stats}
