@@ -4,6 +4,7 @@ accuracy, a corruption's error agrees with a numpy re-implementation, and the ou
 labelled and written whole."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -79,3 +80,25 @@ def test_bad_arguments_are_named(trained, tmp_path):
         rob.robustness([workdir], corruptions=("contrast",), num_images=10**6)
     with pytest.raises(ValueError, match="one distinct label per workdir"):
         rob.robustness([workdir, workdir])
+
+
+def test_cli_writes_json_markdown_and_png(trained, tmp_path):
+    import subprocess
+    import sys
+    workdir, _ = trained
+    out = tmp_path / "out"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxaug.eval.robustness", f"--workdirs={workdir}", "--labels=tiny",
+         f"--out={out}", "--corruptions=contrast,jpeg_compression", "--severities=2",
+         "--num_images=30", "--batch_size=16"],
+        cwd=repo, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(out)) == ["robustness.json", "robustness.md", "robustness.png"]
+    written = json.loads((out / "robustness.json").read_text())
+    assert list(written) == ["tiny"] and written["tiny"]["num_images"] == 30
+    assert list(written["tiny"]["corruption_errors"]) == ["contrast", "jpeg_compression"]
+    table = (out / "robustness.md").read_text()
+    assert table == rob.markdown(written) and table in proc.stdout
+    with open(out / "robustness.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"

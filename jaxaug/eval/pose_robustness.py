@@ -33,7 +33,7 @@ from absl import app, flags
 
 from jaxaug.data import keypoints
 from jaxaug.methods.pose import predict_joints
-from jaxaug.train.metrics_writer import write_file_atomic, write_json_atomic
+from jaxaug.train.metrics_writer import write_report
 from jaxaug.train.pose_loop import load_trained_pose, metric_sums
 
 DEFAULT_SCALES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
@@ -198,11 +198,6 @@ def plot(results_by_label, path) -> None:
     fig.savefig(path, format="png", dpi=100)
 
 
-def _write_text(path, text):
-    with open(path, "w") as fh:
-        fh.write(text)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -210,11 +205,8 @@ def main(argv):
     results = evaluate(f.workdirs, f.labels, scales=[float(s) for s in f.scales],
                        rotations=[float(d) for d in f.rotations], grid=f.grid,
                        batch_size=f.batch_size)
-    os.makedirs(f.out, exist_ok=True)
-    write_json_atomic(os.path.join(f.out, "robustness.json"), results)
     table = markdown(results)
-    write_file_atomic(os.path.join(f.out, "robustness.md"), lambda tmp: _write_text(tmp, table))
-    write_file_atomic(os.path.join(f.out, "robustness.png"), lambda tmp: plot(results, tmp))
+    write_report(f.out, "robustness", results, table, plot)
     print(table)
 
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from jaxaug.eval.corruptions import CORRUPTIONS, PROCEDURAL, SEVERITIES, corrupt_batch
 from jaxaug.train.loop import load_trained
-from jaxaug.train.metrics_writer import write_file_atomic, write_json_atomic
+from jaxaug.train.metrics_writer import write_report
 
 
 def display_name(corruption: str) -> str:
@@ -172,11 +172,6 @@ def plot(results, path) -> None:
     fig.savefig(path, format="png", dpi=100)
 
 
-def _write_text(path, text):
-    with open(path, "w") as fh:
-        fh.write(text)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -185,9 +180,7 @@ def main(argv):
                          severities=tuple(int(s) for s in f.severities),
                          num_images=f.num_images, seed=f.seed, batch_size=f.batch_size)
     table = markdown(results)
-    write_json_atomic(os.path.join(f.out, "robustness.json"), results)
-    write_file_atomic(os.path.join(f.out, "robustness.md"), lambda tmp: _write_text(tmp, table))
-    write_file_atomic(os.path.join(f.out, "robustness.png"), lambda tmp: plot(results, tmp))
+    write_report(f.out, "robustness", results, table, plot)
     print(table)
 
 

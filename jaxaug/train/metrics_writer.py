@@ -37,6 +37,20 @@ def write_file_atomic(path: str, write: Any) -> None:
             os.remove(tmp)
 
 
+def write_report(out_dir: str, name: str, results: Any, table: str, plot: Any) -> None:
+    """An evaluation's outputs under ``out_dir``, each written atomically: ``<name>.json``
+    (``results``), ``<name>.md`` (the Markdown ``table``) and ``<name>.png`` (``plot(results,
+    path)``)."""
+    write_json_atomic(os.path.join(out_dir, f"{name}.json"), results)
+
+    def write_table(path):
+        with open(path, "w") as f:
+            f.write(table)
+
+    write_file_atomic(os.path.join(out_dir, f"{name}.md"), write_table)
+    write_file_atomic(os.path.join(out_dir, f"{name}.png"), lambda path: plot(results, path))
+
+
 class MetricsWriter:
     """Appends one JSON object per line to ``metrics.jsonl``; mirrors scalars to TensorBoard.
 
