@@ -206,3 +206,21 @@ def test_wide_resnet_crossnorm_switch():
     assert not np.allclose(train_pass(placed, crossnorm="on"), reference)
     with pytest.raises(ValueError, match="crossnorm must be one of"):
         train_pass(placed, crossnorm="always")
+
+
+def test_selfnorm_without_mean_recalibration_scales_by_g():
+    """recalibrate_mean=False (the reference code's CIFAR SelfNorm): A -> g A, one attention unit,
+    4 C parameters (FC 2 C, BatchNorm 2 C) instead of 8 C."""
+    from jaxaug.models import count_params
+    x = _features(shape=(4, 6, 5, 3))
+    layer = SelfNorm(recalibrate_mean=False)
+    variables = layer.init(jax.random.key(0), x, train=False)
+    assert count_params(variables["params"]) == 4 * 3
+    mu, sigma = instance_stats(x, eps=1e-12)
+    stats = jnp.stack([mu[:, 0, 0], sigma[:, 0, 0]], -1)
+    p, bs = variables["params"], variables["batch_stats"]["g_bn"]
+    z = jnp.sum(stats * p["g_fc"], -1)
+    z = (z - bs["mean"]) / jnp.sqrt(bs["var"] + 1e-5) * p["g_bn"]["scale"] + p["g_bn"]["bias"]
+    g = jax.nn.sigmoid(z)[:, None, None, :]
+    np.testing.assert_allclose(layer.apply(variables, x, train=False), g * x, rtol=1e-5,
+                               atol=1e-6)

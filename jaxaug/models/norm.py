@@ -188,6 +188,8 @@ class CNSNPlacement:
     before both paths) or "residual" (the end of the residual path, before the addition).
     ``cn_prob`` and ``cn_active`` choose the CrossNorm units of a training pass (see
     `crossnorm_gates`): 0 active units means each unit independently with ``cn_prob``.
+    ``sn_recalibrate_mean`` is `SelfNorm`'s ``recalibrate_mean`` (False: g only, the reference
+    code's CIFAR networks).
     """
 
     selfnorm: bool = False
@@ -197,6 +199,7 @@ class CNSNPlacement:
     cn_mode: str = "2-instance"
     cn_crop: str = "neither"
     cn_active: int = 0
+    sn_recalibrate_mean: bool = True
 
     def __post_init__(self):
         if self.position not in POSITIONS:
@@ -240,5 +243,5 @@ class CNSN(nn.Module):
         if p.crossnorm:
             x = CrossNorm(p.cn_prob, p.cn_mode, p.cn_crop, name="crossnorm")(x, train, cn_gate)
         if p.selfnorm:
-            x = SelfNorm(name="selfnorm")(x, train)
+            x = SelfNorm(p.sn_recalibrate_mean, name="selfnorm")(x, train)
         return x

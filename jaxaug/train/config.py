@@ -79,10 +79,12 @@ def base_config() -> ml_collections.ConfigDict:
     # `position` "post" | "pre" | "residual"; CrossNorm `cn_mode` "2-instance" | "1-instance",
     # `cn_crop` "neither" | "style" | "content" | "both"; per training pass, `cn_active` = k > 0
     # blocks are drawn when a Bernoulli(cn_prob) coin comes up (the CNSN reference), 0 switches
-    # each block on independently with cn_prob.
+    # each block on independently with cn_prob. SelfNorm learns f and g (sn_recalibrate_mean) or
+    # g alone (False, the reference code's CIFAR networks).
     c.cnsn = ml_collections.ConfigDict({
         "selfnorm": False, "crossnorm": False, "position": "post", "cn_prob": 0.5,
         "cn_mode": "2-instance", "cn_crop": "neither", "cn_active": 0,
+        "sn_recalibrate_mean": True,
     })
     # Method "cnsn_consistency": with probability cn_prob (config.cnsn), cross-entropy on the
     # clean pass plus `weight` x the Jensen-Shannon consistency of it and two CrossNorm passes.
@@ -224,7 +226,7 @@ def cnsn_placement(config: ml_collections.ConfigDict) -> CNSNPlacement | None:
         return None
     return CNSNPlacement(selfnorm=c.selfnorm, crossnorm=c.crossnorm, position=c.position,
                          cn_prob=c.cn_prob, cn_mode=c.cn_mode, cn_crop=c.cn_crop,
-                         cn_active=c.cn_active)
+                         cn_active=c.cn_active, sn_recalibrate_mean=c.sn_recalibrate_mean)
 
 
 def config_value(config: ml_collections.ConfigDict, field: str):
