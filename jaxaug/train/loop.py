@@ -78,6 +78,23 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int):
                          dtype=config.dtype, **extra)
 
 
+def build_method(config: ml_collections.ConfigDict):
+    """The run's dataset and method: ``(dataset, method, lr schedule, steps_per_epoch)``, the
+    schedule indexed by target optimizer update (OnlineAugment makes inner_num per step)."""
+    dataset = data.load_dataset(config.dataset, data_dir=config.data_dir,
+                                cache_dir=config.cache_dir, image_size=config.image_size,
+                                reduced=config.reduced, val_size=config.val_size,
+                                seed=config.data_seed)
+    steps_per_epoch = data.steps_per_epoch(len(dataset.train), config.batch_size)
+    updates_per_epoch = steps_per_epoch * methods.target_updates_per_step(config)
+    schedule = learning_rate_schedule(config, updates_per_epoch)
+    method = methods.create(config.method, create_model(config, dataset.num_classes),
+                            make_optimizer(config, updates_per_epoch), config, schedule,
+                            image_stats=(dataset.mean, dataset.std),
+                            steps_per_epoch=steps_per_epoch)
+    return dataset, method, schedule, steps_per_epoch
+
+
 def load_trained(workdir: str) -> dict[str, Any]:
     """A finished (or interrupted) classification run of ``workdir``, from its ``config.json`` and
     latest checkpoint: ``config``, ``dataset`` (the run's `Dataset`, normalization included),
@@ -88,17 +105,7 @@ def load_trained(workdir: str) -> dict[str, Any]:
         raise FileNotFoundError(f"{config_path} is missing: {workdir!r} is not a training workdir")
     with open(config_path) as f:
         config = ml_collections.ConfigDict(json.load(f))
-    dataset = data.load_dataset(config.dataset, data_dir=config.data_dir,
-                                cache_dir=config.cache_dir, image_size=config.image_size,
-                                reduced=config.reduced, val_size=config.val_size,
-                                seed=config.data_seed)
-    model = create_model(config, dataset.num_classes)
-    steps_per_epoch = data.steps_per_epoch(len(dataset.train), config.batch_size)
-    updates_per_epoch = steps_per_epoch * methods.target_updates_per_step(config)
-    method = methods.create(config.method, model, make_optimizer(config, updates_per_epoch),
-                            config, learning_rate_schedule(config, updates_per_epoch),
-                            image_stats=(dataset.mean, dataset.std),
-                            steps_per_epoch=steps_per_epoch)
+    dataset, method, _, _ = build_method(config)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
     try:
         latest = checkpointer.latest_step()
@@ -144,26 +151,9 @@ def train_and_evaluate(
     os.makedirs(workdir, exist_ok=True)
     check_config_for_resume(workdir, config, is_main)
 
-    dataset = data.load_dataset(
-        config.dataset,
-        data_dir=config.data_dir,
-        cache_dir=config.cache_dir,
-        image_size=config.image_size,
-        reduced=config.reduced,
-        val_size=config.val_size,
-        seed=config.data_seed,
-    )
-    steps_per_epoch = data.steps_per_epoch(len(dataset.train), config.batch_size)
+    dataset, method, schedule, steps_per_epoch = build_method(config)
     total_steps = config.epochs * steps_per_epoch
-    model = create_model(config, dataset.num_classes)
-    # The schedule counts the target's optimizer updates: inner_num per OnlineAugment step.
     updates_per_step = methods.target_updates_per_step(config)
-    updates_per_epoch = steps_per_epoch * updates_per_step
-    optimizer = make_optimizer(config, updates_per_epoch)
-    schedule = learning_rate_schedule(config, updates_per_epoch)
-    method = methods.create(config.method, model, optimizer, config, schedule,
-                            image_stats=(dataset.mean, dataset.std),
-                            steps_per_epoch=steps_per_epoch)
     init, train_step, eval_step, augmented_images = compile_steps(method, dataset, config, mesh)
     shard = batch_sharding(mesh)
     eval_batch_size = round_up(config.eval_batch_size, mesh.size)
