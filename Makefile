@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# pytest-xdist workers for the test suite: the suite is mostly XLA compilation, which one process
+# keeps 1.2 of 2 cores busy with; a second worker fills the machine.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-slow bench install clean
 
@@ -18,8 +21,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) train.py --config=configs/quickstart.py
 
+# The 15 slowest tests are printed every run, so that a test that grows shows in every CI log.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

@@ -85,6 +85,16 @@ def test_generation_time():
     assert time.process_time() - start < 5.0
 
 
+def test_loads_share_one_read_only_generation(dataset):
+    # Generated once per process and image size: a second load costs no generation, and no
+    # caller can change the arrays that the other loads share.
+    again = load_dataset("synthetic", reduced=100)
+    assert again.test.images is dataset.test.images
+    with pytest.raises(ValueError, match="read-only"):
+        again.test.images[0, 0, 0, 0] = 0
+    np.testing.assert_array_equal(again.test.images, synthetic.generate(2_000, seed=synthetic.SPLIT_SEEDS["test"])[0])
+
+
 def test_image_size_renders_at_that_resolution():
     images, _ = synthetic.generate(10, seed=0, image_size=48)
     assert images.shape == (10, 48, 48, 3)

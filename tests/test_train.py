@@ -1,5 +1,6 @@
 """The trainer: optimizer math, checkpoint retention, resume equality, SIGTERM and config errors."""
 
+import functools
 import json
 import os
 import signal
@@ -264,10 +265,10 @@ def test_config_policy_reaches_the_train_step():
                             "augment.magnitude": 3})
     mean, std = np.array([0.5, 0.4, 0.3]), np.array([0.2, 0.2, 0.2])
     images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
-    key = jax.random.key(0)
-    got = augmentation(config.augment, mean, std)(key, {"image": images})["image"]
-    want = augment.standard(key, {"image": images}, mean=mean, std=std, pad=4, cutout=8,
-                            policy=policies.randaugment(1, 3))["image"]
+    key, batch = jax.random.key(0), {"image": images}
+    got = jax.jit(augmentation(config.augment, mean, std))(key, batch)["image"]
+    want = jax.jit(functools.partial(augment.standard, mean=mean, std=std, pad=4, cutout=8,
+                                     policy=policies.randaugment(1, 3)))(key, batch)["image"]
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-    without = augmentation(tiny_config().augment, mean, std)(key, {"image": images})["image"]
+    without = jax.jit(augmentation(tiny_config().augment, mean, std))(key, batch)["image"]
     assert not np.array_equal(np.asarray(got), np.asarray(without))

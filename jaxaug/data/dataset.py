@@ -1,6 +1,7 @@
 """`load_dataset`: one entry point for every dataset, returning a `Dataset` of sources."""
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -52,6 +53,16 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=2)
+def _synthetic_arrays(image_size: int) -> dict[str, np.ndarray]:
+    """The synthetic splits, generated once per process and image size (2-4 s of CPU each time
+    otherwise), as read-only arrays so that no caller can change another's dataset."""
+    arrays = synthetic.read_arrays(image_size)
+    for array in arrays.values():
+        array.flags.writeable = False
+    return arrays
+
+
 def _in_memory(
     arrays: dict[str, np.ndarray],
 ) -> tuple[ArraySource, ArraySource | None, ArraySource, tuple[str, ...]]:
@@ -97,7 +108,7 @@ def load_dataset(
     kind, _, arg = name.partition(":")
     mean_std = None
     if name == "synthetic":
-        train, val, test, class_names = _in_memory(synthetic.read_arrays(image_size or 32))
+        train, val, test, class_names = _in_memory(_synthetic_arrays(image_size or 32))
     elif kind == "imagefolder" and arg:
         folder = imagefolder.ImageFolder(Path(data_dir or "") / arg)
         label = f"imagefolder-{folder.path.stem}"
