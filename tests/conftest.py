@@ -3,6 +3,7 @@
 import os
 import zipfile
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,6 +16,26 @@ os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", os.path.join(_REPO, ".pytest_cache", "jax-compilation")
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+
+@pytest.fixture(scope="module")
+def unoptimized_xla():
+    """Compiles without XLA's backend optimizations (`jax_disable_most_optimizations`) while the
+    module runs, the library's own jits included, which halves compile times.
+
+    For modules that compile whole training steps or models and run them briefly, and check what
+    the programs compute against each other or against loose bounds; never for parity or
+    closed-form checks of ops, whose tolerances hold for the optimized programs users run. Opt in
+    with `pytestmark = pytest.mark.usefixtures("unoptimized_xla")`. The flag is not part of JAX's
+    in-memory cache keys, so on exit those caches are cleared: no program compiled here serves a
+    later module (the persistent cache keys on compile options, so it keeps them apart)."""
+    before = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", before)
+        jax.clear_caches()
 
 
 # Fixtures of the data tests.

@@ -2,6 +2,8 @@
 updates only its networks, pre-training fits the bin-loss and joint-histogram targets, and a short
 joint run moves G towards the bins where the pose loss is higher."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +27,9 @@ TINY_CUNET = {"num_unets": 1, "order": 0, "depth": 1, "features": 8, "growth": 4
 MEAN, STD = 0.5, 0.25
 
 
+pytestmark = pytest.mark.usefixtures("unoptimized_xla")
+
+
 @pytest.fixture(scope="module")
 def setup():
     data = keypoint_synthetic.load("train", num=96, size=SIZE)
@@ -42,8 +47,32 @@ def setup():
     standard = adversarial_pose(model, pose_optimizer, adversary, **common)
     arrays = {"image": jnp.asarray(data.images), "joints": jnp.asarray(data.joints),
               "visible": jnp.asarray(data.visible)}
-    return {"data": data, "model": model, "adversary": adversary, "arrays": arrays,
-            "init": jax.jit(standard.init), "pose_step": jax.jit(upright.steps["pose"]),
+    out = heatmap_size(model, (SIZE, SIZE, 3))
+
+    @jax.jit
+    def bin_loss(pose, batch, scale, degrees):
+        """The pose loss per visible joint of every image, all warped by (scale, degrees)."""
+        n = batch["image"].shape[0]
+        inputs = warped_inputs(batch["image"].astype(jnp.float32) / 255.0, batch["joints"],
+                               batch["visible"], jnp.full(n, scale), jnp.full(n, degrees),
+                               jnp.zeros(n, bool), mean=MEAN, std=STD, out_size=out, sigma=1.0,
+                               flip_pairs=data.flip_pairs)
+        heatmaps = model.apply(_variables(pose), inputs["image"], train=False)
+        return heatmap_loss_per_example(heatmaps, inputs["heatmap"], inputs["visible"])
+
+    @functools.partial(jax.jit, static_argnums=2)
+    def adversary_logits(state, images, train):
+        """G's logits of uint8 images, from the pose network's features (evaluation mode)."""
+        images01 = images.astype(jnp.float32) / 255.0
+        features = model.apply(_variables(state.pose), (images01 - MEAN) / STD, train=False,
+                               return_features=True)[1]
+        logits = adversary.apply(_variables(state.adversary), features, train=train,
+                                 mutable=["batch_stats"] if train else False)
+        return logits[0] if train else logits
+
+    return {"data": data, "model": model, "arrays": arrays, "bin_loss": bin_loss,
+            "adversary_logits": adversary_logits, "init": jax.jit(standard.init),
+            "pose_step": jax.jit(upright.steps["pose"]),
             "pretrain_step": jax.jit(standard.steps["pretrain"]),
             "joint_step": jax.jit(standard.steps["joint"])}
 
@@ -53,31 +82,15 @@ def _batch(arrays, seed, size=24):
     return {k: v[index] for k, v in arrays.items()}
 
 
-def _features(setup, state, images01):
-    variables = {"params": state.pose.params, "batch_stats": state.pose.batch_stats}
-    return setup["model"].apply(variables, (images01 - MEAN) / STD, train=False,
-                                return_features=True)[1]
+def _variables(network):
+    return {"params": network.params, "batch_stats": network.batch_stats}
 
 
 def _bin_losses(setup, state, batch):
     """[m, n, N]: the pose loss per visible joint of every image at every bin-centre pair, by
     warping each pair separately (a second implementation of the pre-training's sweep)."""
-    model, data = setup["model"], setup["data"]
-    out = heatmap_size(model, (SIZE, SIZE, 3))
-    variables = {"params": state.pose.params, "batch_stats": state.pose.batch_stats}
-    images01 = batch["image"].astype(jnp.float32) / 255.0
-    n = images01.shape[0]
-
-    @jax.jit
-    def loss(scale, degrees):
-        inputs = warped_inputs(images01, batch["joints"], batch["visible"], jnp.full(n, scale),
-                               jnp.full(n, degrees), jnp.zeros(n, bool), mean=MEAN, std=STD,
-                               out_size=out, sigma=1.0, flip_pairs=data.flip_pairs)
-        heatmaps = model.apply(variables, inputs["image"], train=False)
-        return heatmap_loss_per_example(heatmaps, inputs["heatmap"], inputs["visible"])
-
-    return np.array([[loss(s, r) for r in bin_centres(-30.0, 30.0, 9)]
-                     for s in bin_centres(0.75, 1.25, 7)])
+    return np.array([[setup["bin_loss"](state.pose, batch, s, r)
+                      for r in bin_centres(-30.0, 30.0, 9)] for s in bin_centres(0.75, 1.25, 7)])
 
 
 def test_keypoints_and_heatmaps_move_with_the_image_under_sampled_scale_and_rotation(setup):
@@ -85,24 +98,29 @@ def test_keypoints_and_heatmaps_move_with_the_image_under_sampled_scale_and_rota
     three joints: each blob's peak lands on its moved joint, and so does the target heatmap's."""
     data = setup["data"]
     n, chosen = 8, np.array([0, 9, 14])  # head top, right wrist, left elbow
-    logits = jax.random.normal(jax.random.key(3), (2, n, 9))
-    _, scales = sample_binned(jax.random.key(4), logits[0, :, :7], 0.75, 1.25)
-    _, degrees = sample_binned(jax.random.key(5), logits[1], -30.0, 30.0)
     yy, xx = np.mgrid[:SIZE, :SIZE]
     joints = data.joints[:n]
     jx, jy = (joints[:, chosen, k][:, None, None, :] for k in (0, 1))
     blobs = np.exp(-((xx[None, ..., None] - jx) ** 2 + (yy[None, ..., None] - jy) ** 2) / 8.0)
     assert blobs.shape == (n, SIZE, SIZE, 3)
     out = heatmap_size(setup["model"], (SIZE, SIZE, 3))
-    inputs = warped_inputs(jnp.asarray(blobs, jnp.float32), joints, data.visible[:n], scales,
-                           degrees, jnp.zeros(n, bool), mean=0.0, std=1.0, out_size=out,
-                           sigma=1.0, flip_pairs=data.flip_pairs)
+
+    @jax.jit  # one program, not every op compiled on its own
+    def warp(blobs, joints, visible):
+        logits = jax.random.normal(jax.random.key(3), (2, n, 9))
+        _, scales = sample_binned(jax.random.key(4), logits[0, :, :7], 0.75, 1.25)
+        _, degrees = sample_binned(jax.random.key(5), logits[1], -30.0, 30.0)
+        inputs = warped_inputs(blobs, joints, visible, scales, degrees, jnp.zeros(n, bool),
+                               mean=0.0, std=1.0, out_size=out, sigma=1.0,
+                               flip_pairs=data.flip_pairs)
+        return (inputs, keypoints.decode_heatmaps(inputs["image"])[0],
+                keypoints.decode_heatmaps(inputs["heatmap"])[0])
+
+    inputs, peaks, targets = warp(jnp.asarray(blobs, jnp.float32), joints, data.visible[:n])
     moved, visible = np.asarray(inputs["joints"]), np.asarray(inputs["visible"])
-    peaks, _ = keypoints.decode_heatmaps(inputs["image"])
     inner = visible[:, chosen] & np.all((moved[:, chosen] > 3) & (moved[:, chosen] < SIZE - 4), -1)
     assert inner.sum() >= 12
     np.testing.assert_allclose(np.asarray(peaks)[inner], moved[:, chosen][inner], atol=0.2)
-    targets, _ = keypoints.decode_heatmaps(inputs["heatmap"])
     expected = keypoints.to_heatmap_coords(moved, (SIZE, SIZE), out)
     inside = visible & np.all((np.asarray(expected) > 1) & (np.asarray(expected) < out[0] - 2), -1)
     np.testing.assert_allclose(np.asarray(targets)[inside], np.asarray(expected)[inside],
@@ -135,23 +153,26 @@ def test_pretraining_fits_the_bin_loss_and_joint_histogram_targets(setup):
     state = setup["init"](jax.random.key(0), None)
     for i in range(20):  # a pose network whose losses differ between bins
         state, _ = setup["pose_step"](state, _batch(setup["arrays"], i), jax.random.key(i))
-    batch = _batch(setup["arrays"], 100, size=12)
-    scale_target, rotation_target = asr_pretraining_targets(
-        np.moveaxis(_bin_losses(setup, state, batch), -1, 0))
-    occlusion_target = aho_pretraining_target(batch["joints"], batch["visible"], (SIZE, SIZE))
-    features = _features(setup, state, batch["image"].astype(jnp.float32) / 255.0)
-    logits, _ = setup["adversary"].apply(
-        {"params": state.adversary.params, "batch_stats": state.adversary.batch_stats},
-        features, train=True, mutable=["batch_stats"])
+    batch = _batch(setup["arrays"], 100)
+    logits = setup["adversary_logits"](state, batch["image"], True)
+    kl_scale, kl_rotation, kl_occlusion = _kl_to_targets(
+        _bin_losses(setup, state, batch), batch["joints"], batch["visible"], logits)
     _, metrics = setup["pretrain_step"](state, batch, jax.random.key(0))
-    np.testing.assert_allclose(metrics["kl_scale"], kl_to_target(scale_target, logits["scale"]),
-                               rtol=1e-4)
-    np.testing.assert_allclose(metrics["kl_rotation"],
-                               kl_to_target(rotation_target, logits["rotation"]), rtol=1e-4)
-    np.testing.assert_allclose(
-        metrics["kl_occlusion"],
-        kl_to_target(occlusion_target.reshape(12, -1), logits["occlusion"].reshape(12, -1)),
-        rtol=1e-4)
+    np.testing.assert_allclose(metrics["kl_scale"], kl_scale, rtol=1e-4)
+    np.testing.assert_allclose(metrics["kl_rotation"], kl_rotation, rtol=1e-4)
+    np.testing.assert_allclose(metrics["kl_occlusion"], kl_occlusion, rtol=1e-4)
+
+
+@jax.jit
+def _kl_to_targets(bin_losses, joints, visible, logits):
+    """KL(target || G) of the scale, rotation and occlusion logits, the targets made from the bin
+    losses [m, n, N] and the joints' grid histogram."""
+    scale_target, rotation_target = asr_pretraining_targets(jnp.moveaxis(bin_losses, -1, 0))
+    occlusion_target = aho_pretraining_target(joints, visible, (SIZE, SIZE))
+    n = joints.shape[0]
+    return (kl_to_target(scale_target, logits["scale"]),
+            kl_to_target(rotation_target, logits["rotation"]),
+            kl_to_target(occlusion_target.reshape(n, -1), logits["occlusion"].reshape(n, -1)))
 
 
 def test_short_adversarial_run_moves_g_towards_the_high_loss_bins(setup):
@@ -167,10 +188,7 @@ def test_short_adversarial_run_moves_g_towards_the_high_loss_bins(setup):
     scale_loss, rotation_loss = losses.mean(1), losses.mean(0)
 
     def expected_losses(state):
-        features = _features(setup, state, held_out["image"].astype(jnp.float32) / 255.0)
-        logits = setup["adversary"].apply(
-            {"params": state.adversary.params, "batch_stats": state.adversary.batch_stats},
-            features, train=False)
+        logits = setup["adversary_logits"](state, held_out["image"], False)
         return (float(jnp.mean(jax.nn.softmax(logits["scale"]), 0) @ scale_loss),
                 float(jnp.mean(jax.nn.softmax(logits["rotation"]), 0) @ rotation_loss))
 

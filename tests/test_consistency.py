@@ -12,6 +12,8 @@ from jaxaug.objectives.consistency import (
     jensen_shannon_consistency,
 )
 
+pytestmark = pytest.mark.usefixtures("unoptimized_xla")
+
 
 def _js_numpy(*logits):
     p = [np.exp(x - x.max(-1, keepdims=True)) for x in map(np.asarray, logits)]

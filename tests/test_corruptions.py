@@ -158,12 +158,15 @@ def test_batch_matches_corrupt(name):
 
 @pytest.mark.parametrize("name", ["impulse_noise", "glass_blur"])
 def test_batch_split_independence(name):
-    whole = np.asarray(corrupt_batch(BATCH, name, 4, seed=2))
-    parts = [
-        np.asarray(corrupt_batch(BATCH[:2], name, 4, seed=2, start_index=0)),
-        np.asarray(corrupt_batch(BATCH[2:], name, 4, seed=2, start_index=2)),
-    ]
-    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=0, atol=1e-5)
+    # Data-set images 4-6 as one batch, and split across two batches that hold other images too
+    # (so batch-level statistics would differ): indices 3-5 and 6-8. Same batch size and severity
+    # as test_batch_matches_corrupt, so this compiles nothing new.
+    whole = np.asarray(corrupt_batch(BATCH, name, 5, seed=2, start_index=4))
+    other = np.full_like(BATCH[0], 0.5)
+    first = np.asarray(corrupt_batch(np.stack([other, *BATCH[:2]]), name, 5, seed=2, start_index=3))
+    second = np.asarray(corrupt_batch(np.stack([BATCH[2], other, other]), name, 5, seed=2,
+                                      start_index=6))
+    np.testing.assert_allclose(np.concatenate([first[1:], second[:1]]), whole, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize(

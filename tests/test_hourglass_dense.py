@@ -13,15 +13,16 @@ from test_pose_models import assert_cells_zeroed
 from jaxaug.models import StackedHourglass, count_params
 from jaxaug.models.hourglass import Hourglass
 
+
+pytestmark = pytest.mark.usefixtures("unoptimized_xla")
+
+
 C, G, J = 16, 4, 3  # width, growth, joints
 # Depth 1 and stem stride 4 keep the compiled model small: 32x32 images give features at 8 and 4.
 TINY = {"num_joints": J, "num_stacks": 2, "depth": 1, "features": C, "growth": G,
         "stem_stride": 4, "block": "dense"}
 MODEL = StackedHourglass(**TINY)
 IMAGES = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
-# Compiling dominates on CPU: the two compiled programs (training-mode gradients, evaluation with
-# occlusion) skip XLA's backend optimizations, which halves their compile time.
-fast_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
 # Closed form. BN has a scale and a bias per channel; the dense blocks' convs are bias-free, the
@@ -105,7 +106,7 @@ def test_outputs_and_gradients():
                                   IMAGES, train=True, mutable=["batch_stats"])
         return jnp.mean((heatmaps - targets) ** 2), heatmaps
 
-    (value, heatmaps), grads = fast_jit(jax.value_and_grad(loss, has_aux=True))(
+    (value, heatmaps), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(
         variables["params"])
     # [S, N, H/4, W/4, J]
     assert heatmaps.shape == (2, 2, 8, 8, J) and heatmaps.dtype == jnp.float32
@@ -119,7 +120,7 @@ def test_outputs_and_gradients():
         assert float(jnp.max(jnp.abs(grad))) > 0, path
 
 
-@fast_jit
+@jax.jit
 def _apply(variables, occlusion):
     """(heatmaps, first-stack features, [every stack's features]) in evaluation mode."""
     (maps, features), state = MODEL.apply(

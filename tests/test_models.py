@@ -24,10 +24,28 @@ def _init(name):
     return model, init(jax.random.key(0), jnp.zeros((2, 8, 8, 3)))
 
 
+@functools.cache
 def _abstract_variables(model, image_size):
-    """Variable shapes from init without materializing anything."""
+    """Variable shapes from init without materializing anything (tracing a large model takes
+    a while, so shared by the tests that ask for the same model and size)."""
     images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
     return jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), images)
+
+
+@functools.cache
+def _random_variables(name):
+    """A 2-BN-set model and random variables from numpy (kernels scaled by 1/sqrt(fan-in),
+    positive variances): sane values without compiling a random init."""
+    model = models.create(name, num_bn_sets=2)
+    rng = np.random.default_rng(0)
+
+    def fill(path, leaf):
+        if path[-1].key == "var":
+            return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), jnp.float32)
+        scale = 1 / np.sqrt(np.prod(leaf.shape[:-1])) if leaf.ndim > 1 else 1.0
+        return jnp.asarray(rng.normal(size=leaf.shape) * scale, jnp.float32)
+
+    return model, jax.tree_util.tree_map_with_path(fill, _abstract_variables(model, 8))
 
 
 def _bn_affine_params(params):
@@ -166,8 +184,10 @@ def test_block_matches_reference_layer_order(kind, block):
         return rng.normal(size=leaf.shape).astype(np.float32)
 
     variables = jax.tree_util.tree_map_with_path(fill, shapes)
-    out = jax.jit(functools.partial(block.apply, train=False, bn_set=1))(variables, x)
-    np.testing.assert_allclose(out, _reference_block(kind, variables, x), rtol=1e-4, atol=1e-4)
+    # Block and reference in one compile (eagerly, every primitive of the reference compiles).
+    out, reference = jax.jit(lambda v, x: (block.apply(v, x, train=False, bn_set=1),
+                                           _reference_block(kind, v, x)))(variables, x)
+    np.testing.assert_allclose(out, reference, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,7 +311,7 @@ def test_shake_shake_training_mixes_branches_with_one_alpha_per_image():
 
 
 def test_shake_shake_model_needs_shake_rng_only_in_training():
-    model, variables = _init("shake-shake-8-2x16d")
+    model, variables = _random_variables("shake-shake-8-2x16d")
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
     with pytest.raises(flax.errors.InvalidRngError, match="shake"):
         jax.jit(functools.partial(model.apply, train=True, mutable=["batch_stats"]))(variables, x)
@@ -328,7 +348,7 @@ def test_bfloat16_model_convolves_in_bf16_with_float32_params_stats_and_logits(n
 
 @pytest.mark.parametrize("name", ["wrn-10-1", "shake-shake-8-2x16d"])
 def test_bfloat16_logits_are_close_to_float32(name):
-    f32_model, variables = _init(name)
+    f32_model, variables = _random_variables(name)
     bf16_model = models.create(name, num_bn_sets=2, dtype="bfloat16")
     x = jax.random.normal(jax.random.key(1), (8, 16, 16, 3))
 

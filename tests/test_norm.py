@@ -121,14 +121,33 @@ def test_wide_resnet_places_selfnorm_in_every_block(position, channels):
     FCs of 2 C weights, two BatchNorms of 2 C), C the channels where it sits."""
     from jaxaug.models import WideResNet, count_params
     from jaxaug.models.norm import CNSNPlacement
-    x = jnp.zeros((2, 32, 32, 3))
+    x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
     plain = WideResNet(depth=10, widen_factor=1)
     placed = WideResNet(depth=10, widen_factor=1, cnsn=CNSNPlacement(selfnorm=True,
                                                                      position=position))
-    base = plain.init(jax.random.key(0), x, train=False)["params"]
-    params = placed.init(jax.random.key(0), x, train=False)["params"]
+
+    def params(model):  # shapes only: counting needs no values (nor an XLA compile)
+        return jax.eval_shape(lambda v: model.init(jax.random.key(0), v, train=False), x)["params"]
+
+    base, params = params(plain), params(placed)
     assert count_params(params) - count_params(base) == 8 * sum(channels)
     assert all("cnsn" in params[f"group{g}_block1"] for g in (1, 2, 3))
+
+
+def _wrn_variables(model, shape):
+    """Random variables for `model` on inputs of `shape` (positive variances, kernels scaled by
+    1/sqrt(fan-in)): values from numpy, as an eager or compiled init costs seconds of compiling."""
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                            jax.ShapeDtypeStruct(shape, jnp.float32))
+    rng = np.random.default_rng(0)
+
+    def fill(path, leaf):
+        if path[-1].key == "var":
+            return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), jnp.float32)
+        scale = 1 / np.sqrt(np.prod(leaf.shape[:-1])) if leaf.ndim > 1 else 1.0
+        return jnp.asarray(rng.normal(size=leaf.shape) * scale, jnp.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 def test_wide_resnet_crossnorm_acts_only_in_training():
@@ -138,7 +157,7 @@ def test_wide_resnet_crossnorm_acts_only_in_training():
     plain = WideResNet(depth=10, widen_factor=1)
     placed = WideResNet(depth=10, widen_factor=1,
                         cnsn=CNSNPlacement(crossnorm=True, cn_prob=1.0))
-    variables = plain.init(jax.random.key(0), x, train=False)  # CrossNorm has no parameters
+    variables = _wrn_variables(plain, x.shape)  # CrossNorm has no parameters
     assert np.array_equal(placed.apply(variables, x, train=False),
                           plain.apply(variables, x, train=False))
     rngs = {"crossnorm": jax.random.key(1)}
@@ -167,17 +186,22 @@ def test_resnet_places_selfnorm_in_every_block():
 def test_crossnorm_gates_follow_the_configured_scheme():
     from jaxaug.models.norm import crossnorm_gates
     keys = jax.random.split(jax.random.key(0), 4000)
+
+    @jax.jit  # one compile for the three samples (eagerly, every random primitive compiles)
+    def sample(keys):
+        return (jax.vmap(lambda k: crossnorm_gates(k, 6, 0.3, 2))(keys),
+                jax.vmap(lambda k: crossnorm_gates(k, 6, 0.3, 0))(keys),
+                jax.vmap(lambda k: crossnorm_gates(k, 6, 0.3, 2, "on"))(keys[:50]))
+
+    gates, independent, on = (np.asarray(a) for a in sample(keys))
     # Reference scheme: one coin per pass, then exactly `active` of the units.
-    gates = np.asarray(jax.vmap(lambda k: crossnorm_gates(k, 6, 0.3, 2))(keys))
     counts = gates.sum(1)
     assert set(np.unique(counts)) == {0, 2}
     assert abs((counts > 0).mean() - 0.3) < 0.025  # binomial sd 0.007
     np.testing.assert_allclose(gates.mean(0), 0.3 * 2 / 6, atol=0.02)  # every unit alike
     # active=0: each unit on independently.
-    independent = np.asarray(jax.vmap(lambda k: crossnorm_gates(k, 6, 0.3, 0))(keys))
     np.testing.assert_allclose(independent.mean(0), 0.3, atol=0.025)
     assert np.mean(independent.sum(1) == 6) < 0.01  # not one coin for all
-    on = np.asarray(jax.vmap(lambda k: crossnorm_gates(k, 6, 0.3, 2, "on"))(keys[:50]))
     assert np.all(on.sum(1) == 2)
     assert not np.any(crossnorm_gates(keys[0], 6, 1.0, 0, "off"))
     with pytest.raises(ValueError, match="active must be in"):
@@ -193,7 +217,7 @@ def test_wide_resnet_crossnorm_switch():
     plain = WideResNet(depth=10, widen_factor=1)
     placed = WideResNet(depth=10, widen_factor=1,
                         cnsn=CNSNPlacement(crossnorm=True, cn_prob=0.0, cn_active=1))
-    variables = plain.init(jax.random.key(0), x, train=False)
+    variables = _wrn_variables(plain, x.shape)
     rngs = {"crossnorm": jax.random.key(1)}
 
     def train_pass(model, **kwargs):

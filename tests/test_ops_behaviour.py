@@ -1,9 +1,5 @@
 """Gradients, fusion, jit/vmap and input validation of jaxaug.ops."""
 
-import json
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,52 +7,49 @@ import pytest
 
 import jaxaug.ops as O
 
-# Gradient checks run in float64 in a subprocess (x64 must be set before any array exists).
-# Each check compares the autodiff derivative along a direction with a central finite difference
-# (eps 1e-6) of loss = sum(w * op(...)), at generic (non-kink) points; prints relative errors.
-_GRAD_SCRIPT = r"""
-import json
-import jax
-jax.config.update("jax_enable_x64", True)
-import jax.numpy as jnp
-import numpy as np
-import jaxaug.ops as O
+def _gradient_checks():
+    """Float64 gradient checks (in process: x64 is a context, as in test_ops_extra.py). Each
+    compares the autodiff derivative along a direction with a central finite difference (eps 1e-6)
+    of loss = sum(w * op(...)), at generic (non-kink) points. Returns {name: (auto, fd, rel)}."""
+    rng = np.random.default_rng(0)
+    img = jnp.asarray(rng.random((12, 14, 3)))
+    w = jnp.asarray(rng.standard_normal((12, 14, 3)))
+    eps = 1e-6
+    out = {}
 
-rng = np.random.default_rng(0)
-img = jnp.asarray(rng.random((12, 14, 3)))
-w = jnp.asarray(rng.standard_normal((12, 14, 3)))
-eps = 1e-6
-out = {}
+    def derivatives(f):
+        """Jitted (x, d) -> (autodiff, central difference) derivatives of sum(w * f(x)) along d:
+        one compile per f, reused for every point of the same shape."""
+        loss = lambda x: jnp.sum(w * f(x))
+        return jax.jit(lambda x, d: (jnp.vdot(jax.grad(loss)(x), d),
+                                     (loss(x + eps * d) - loss(x - eps * d)) / (2 * eps)))
 
-def check(name, f, x):
-    direction = jnp.asarray(rng.standard_normal(np.shape(x)))
-    loss = jax.jit(lambda x: jnp.sum(w * f(x)))
-    auto = jnp.vdot(jax.jit(jax.grad(loss))(x), direction)
-    fd = (loss(x + eps * direction) - loss(x - eps * direction)) / (2 * eps)
-    out[name] = [float(auto), float(fd), float(abs(auto - fd) / max(abs(fd), 1e-3))]
+    def check(name, f, x):
+        auto, fd = (float(v) for v in f(x, jnp.asarray(rng.standard_normal(np.shape(x)))))
+        out[name] = (auto, fd, abs(auto - fd) / max(abs(fd), 1e-3))
 
-m = O.compose(O.rotate_matrix(17.0, 12, 14), O.translate_x_matrix(0.37), O.shear_y_matrix(0.11))
-check("affine/matrix", lambda m: O.affine(img, m), m[:2])
-check("affine/img", lambda x: O.affine(x, m), img)
-flow = jnp.asarray(rng.standard_normal((12, 14, 2)) * 1.5)
-check("deform/flow", lambda f: O.deform(img, f), flow)
-check("deform/img", lambda x: O.deform(x, flow), img)
-for op in ("brightness", "color", "contrast", "sharpness"):
-    for factor in (0.3, 1.4):
-        check(f"{op}/factor@{factor}", lambda f: getattr(O, op)(img, f), jnp.float64(factor))
-# (color/contrast/sharpness round their degenerate image to 8-bit levels with a straight-through
-# gradient, so only their factor gradient is a true derivative of the forward value.)
-check("brightness/img", lambda x: O.brightness(x, 1.4), img)
-print(json.dumps(out))
-"""
+    m = O.compose(O.rotate_matrix(17.0, 12, 14), O.translate_x_matrix(0.37),
+                  O.shear_y_matrix(0.11))
+    check("affine/matrix", derivatives(lambda m: O.affine(img, m)), m[:2])
+    check("affine/img", derivatives(lambda x: O.affine(x, m)), img)
+    flow = jnp.asarray(rng.standard_normal((12, 14, 2)) * 1.5)
+    check("deform/flow", derivatives(lambda f: O.deform(img, f)), flow)
+    check("deform/img", derivatives(lambda x: O.deform(x, flow)), img)
+    for op in ("brightness", "color", "contrast", "sharpness"):
+        factor_derivatives = derivatives(lambda f, op=op: getattr(O, op)(img, f))
+        for factor in (0.3, 1.4):
+            check(f"{op}/factor@{factor}", factor_derivatives, jnp.float64(factor))
+    # (color/contrast/sharpness round their degenerate image to 8-bit levels with a
+    # straight-through gradient, so only their factor gradient is a true derivative of the
+    # forward value.)
+    check("brightness/img", derivatives(lambda x: O.brightness(x, 1.4)), img)
+    return out
 
 
 @pytest.fixture(scope="module")
 def grad_results():
-    proc = subprocess.run([sys.executable, "-c", _GRAD_SCRIPT], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    with jax.enable_x64(True):
+        return _gradient_checks()
 
 
 def test_gradients_match_finite_differences(grad_results):
@@ -165,7 +158,8 @@ def test_misc_ops():
     noise = jax.jit(O.gaussian_noise)
     noisy = noise(jax.random.key(0), jnp.full((64, 64, 3), 0.5), 0.1)
     assert abs(float(jnp.std(noisy)) - 0.1) < 0.01 and float(noisy.min()) >= 0.0
-    np.testing.assert_array_equal(noise(jax.random.key(0), img, 0.0), img)
+    big = _image(4, (64, 64, 3))  # the shape above: no second compile
+    np.testing.assert_array_equal(noise(jax.random.key(0), big, 0.0), big)
 
 
 def test_point_ops_straight_through_gradient():
@@ -205,7 +199,8 @@ def test_vmap_jit_equals_loop(name):
     imgs = jnp.stack([_image(10 + i) * (0.3 + 0.2 * i) for i in range(4)])
     params = jnp.asarray(params)
     batched = jax.jit(jax.vmap(op))(imgs, params)
-    looped = jnp.stack([op(imgs[i], params[i]) for i in range(4)])
+    single = jax.jit(op)  # one compile for the loop (eagerly, every primitive compiles)
+    looped = jnp.stack([single(imgs[i], params[i]) for i in range(4)])
     np.testing.assert_allclose(batched, looped, atol=1e-6)
 
 

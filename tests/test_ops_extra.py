@@ -15,7 +15,7 @@ RNG = np.random.default_rng(0)
 IMG = jnp.asarray(RNG.random((12, 14, 3)), jnp.float32)
 # Eager dispatch compiles every primitive separately; jitted entry points keep the module fast.
 HUE_SHIFT = jax.jit(O.hue_shift)
-ERASE = jax.jit(O.random_erasing, static_argnames=("scale", "ratio", "fill"))
+SCALE = jax.jit(jax.vmap(O.scale))  # factor traced: one compile for the sweep
 
 
 # scale
@@ -33,8 +33,7 @@ def test_scale_matches_pil(factor):
     from jaxaug.data.synthetic import generate
 
     images = generate(6, seed=3)[0]
-    fn = jax.jit(jax.vmap(O.scale))  # factor traced: one compile for the sweep
-    got = np.asarray(O.to_uint8(fn(O.to_float(images), jnp.full((len(images),), factor))))
+    got = np.asarray(O.to_uint8(SCALE(O.to_float(images), jnp.full((len(images),), factor))))
     ref = np.stack([_pil_scale(Image.fromarray(im), factor) for im in images])
     d = np.abs(got.astype(int) - ref.astype(int))
     # PIL truncates the bilinear value where to_uint8 rounds: within 1 level.
@@ -202,10 +201,11 @@ def test_random_erasing_defaults_clip_to_the_image():
 
 def test_random_erasing_noise_fill():
     img = jnp.asarray(RNG.random((16, 16, 3)), jnp.float32)
-    key = jax.random.key(2)
     # The rectangle depends on the key only, so a constant fill reveals where the noise goes.
-    mask = (np.asarray(ERASE(key, img, scale=(0.2, 0.3), fill=2.0)) == 2.0).all(-1)
-    out = np.asarray(ERASE(key, img, scale=(0.2, 0.3)))
+    erase = jax.jit(lambda k, x: (O.random_erasing(k, x, scale=(0.2, 0.3), fill=2.0),
+                                  O.random_erasing(k, x, scale=(0.2, 0.3))))  # one compile
+    constant, out = (np.asarray(a) for a in erase(jax.random.key(2), img))
+    mask = (constant == 2.0).all(-1)
     noise = out[mask]
     assert noise.size >= 3 * 0.15 * 256
     assert (noise >= 0).all() and (noise < 1).all()
@@ -257,8 +257,9 @@ def test_warp_chain_nearest_equals_successive_nearest_warps():
     out, fill_step = jax.jit(lambda x, m: O.warp_chain(x, m, interpolation="nearest", fill=0.25))(
         img, mats)
     ref = img
+    affine = jax.jit(lambda x, m: O.affine(x, m, interpolation="nearest", fill=0.25))
     for m in mats:
-        ref = O.affine(ref, m, interpolation="nearest", fill=0.25)
+        ref = affine(ref, m)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
     filled = np.asarray(fill_step) >= 0
     assert 0 < filled.mean() < 0.5
@@ -267,8 +268,12 @@ def test_warp_chain_nearest_equals_successive_nearest_warps():
 
 def test_warp_chain_bilinear_is_one_warp_by_the_composed_matrix():
     img, mats = _chain_inputs()
-    out, fill_step = O.warp_chain(img, mats, fill=0.25)
-    once = O.affine(img, O.compose(*mats), fill=0.25)
+
+    @jax.jit  # one compile (eagerly, every primitive compiles)
+    def chain_and_once(x, mats):
+        return *O.warp_chain(x, mats, fill=0.25), O.affine(x, O.compose(*mats), fill=0.25)
+
+    out, fill_step, once = chain_and_once(img, mats)
     kept = np.asarray(fill_step) < 0
     np.testing.assert_allclose(np.asarray(out)[kept], np.asarray(once)[kept], atol=1e-5)
 

@@ -2,6 +2,7 @@
 with the Pillow reference, the fused schedule against the sequential one, gradients, bad input."""
 
 import collections
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -16,12 +17,23 @@ from jaxaug.policies.policy import _autoaugment_tables
 
 N_SAMPLES = 4000
 IMAGES = load_images()
+# A policy program takes seconds to compile, and one program holding several policies compiles in
+# about half the time of separate ones (measured: 10 policies, 18 s against 36 s), so each family of
+# tests below takes its results from one cached program.
+SAMPLED = {"autoaugment_cifar10": policies.autoaugment("cifar10"),
+           "randaugment_2_9": policies.randaugment(2, 9),
+           "randaugment_3_5": policies.randaugment(3, 5),
+           "trivial_augment_wide": policies.trivial_augment_wide()}
 
 
-def _samples(policy, n=N_SAMPLES, size=32, seed=0):
-    keys = jax.random.split(jax.random.key(seed), n)
-    out = jax.jit(jax.vmap(lambda k: policy.sample(k, size)))(keys)
-    return tuple(np.asarray(a) for a in out)
+@functools.cache
+def _all_samples():
+    """{policy name: (op_index, value, applied)} of N_SAMPLES keys split from key(0), each policy
+    sampled as jax.vmap(policy.sample) would, all policies in one program."""
+    keys = jax.random.split(jax.random.key(0), N_SAMPLES)
+    sample_all = jax.jit(lambda keys: {name: jax.vmap(lambda k, p=p: p.sample(k, 32))(keys)
+                                       for name, p in SAMPLED.items()})
+    return {name: tuple(np.asarray(a) for a in out) for name, out in sample_all(keys).items()}
 
 
 @pytest.mark.parametrize("name", ["cifar10", "svhn", "imagenet"])
@@ -38,9 +50,9 @@ def test_autoaugment_tables_hold_the_published_pairs(name):
 
 
 def test_autoaugment_samples_published_sub_policies_at_their_probabilities():
-    policy = policies.autoaugment("cifar10")
+    policy = SAMPLED["autoaugment_cifar10"]
     table = tables.AUTOAUGMENT_CIFAR10
-    op_index, value, applied = _samples(policy)
+    op_index, value, applied = _all_samples()["autoaugment_cifar10"]
     published = collections.defaultdict(list)  # (op0, op1, |v0|, |v1|) -> sub-policy indices
     for s, sub in enumerate(table):
         key = tuple(op for op, _, _ in sub) + tuple(
@@ -68,8 +80,8 @@ def test_autoaugment_samples_published_sub_policies_at_their_probabilities():
 
 
 def test_signed_ops_take_both_signs_and_unsigned_ops_never_change_sign():
-    policy = policies.randaugment(2, 9)
-    op_index, value, applied = _samples(policy)
+    policy = SAMPLED["randaugment_2_9"]
+    op_index, value, applied = _all_samples()["randaugment_2_9"]
     assert applied.all()
     for o, name in enumerate(policy.op_names):
         v = value[op_index == o]
@@ -82,7 +94,7 @@ def test_signed_ops_take_both_signs_and_unsigned_ops_never_change_sign():
 
 
 def test_randaugment_draws_ops_uniformly_with_replacement():
-    op_index, _, _ = _samples(policies.randaugment(3, 5))
+    op_index, _, _ = _all_samples()["randaugment_3_5"]
     assert op_index.shape == (N_SAMPLES, 3)
     counts = np.bincount(op_index.ravel(), minlength=14)
     expected = 3 * N_SAMPLES / 14
@@ -91,8 +103,8 @@ def test_randaugment_draws_ops_uniformly_with_replacement():
 
 
 def test_trivial_augment_draws_op_and_level_uniformly():
-    policy = policies.trivial_augment_wide()
-    op_index, value, _ = _samples(policy)
+    policy = SAMPLED["trivial_augment_wide"]
+    op_index, value, _ = _all_samples()["trivial_augment_wide"]
     assert op_index.shape == (N_SAMPLES, 1)
     rotations = np.abs(value[op_index == policy.op_names.index("rotate")])
     # rotate level l -> l / 30 * 135 degrees: all 31 levels appear, nothing else.
@@ -101,22 +113,14 @@ def test_trivial_augment_draws_op_and_level_uniformly():
     assert set(np.round(level).astype(int)) == set(range(31))
 
 
-def _pil_steps(policy, op_index, value, applied):
-    return [[(policy.op_names[o], float(v)) for o, v, a in zip(oi, vi, ai) if a]
-            for oi, vi, ai in zip(op_index, value, applied)]
-
-
-def _policy_vs_pillow(policy, images, seed=1):
-    """Mean and max |ours - Pillow| (levels) on `images`, our steps replayed by Pillow."""
-    keys = jax.random.split(jax.random.key(seed), len(images))
-    sample_keys = jax.vmap(lambda k: jax.random.split(k)[0])(keys)
-    steps = jax.vmap(lambda k: policy.sample(k, images.shape[1]))(sample_keys)
-    steps = _pil_steps(policy, *(np.asarray(a) for a in steps))
+def _pillow_diff(op_names, images, out, steps):
+    """|ours - Pillow| in 8-bit levels per pixel: `out` (float images) against Pillow replaying
+    each image's applied `steps` (op_index, value, applied) on `images`."""
+    steps = [[(op_names[o], float(v)) for o, v, a in zip(oi, vi, ai) if a]
+             for oi, vi, ai in zip(*(np.asarray(a) for a in steps))]
     ref = np.stack([np.asarray(pil_reference.apply_steps(Image.fromarray(im), s))
                     for im, s in zip(images, steps)]).astype(int)
-    got = np.asarray(ops.to_uint8(jax.jit(jax.vmap(policy))(keys, ops.to_float(images))))
-    d = np.abs(got.astype(int) - ref)
-    return d.mean(), d.max(), steps
+    return np.abs(np.asarray(ops.to_uint8(out)).astype(int) - ref)
 
 
 # Mean |ours - Pillow| in 8-bit levels over 64 images, both schedules. Measured on CIFAR-10 test
@@ -125,13 +129,33 @@ def _policy_vs_pillow(policy, images, seed=1):
 # which a following equalize / auto_contrast can amplify.
 PARITY = {"autoaugment_cifar10": 0.3, "autoaugment_svhn": 0.3, "autoaugment_imagenet": 0.3,
           "randaugment": 0.5, "trivial_augment_wide": 0.3}
+PARITY_IMAGES = np.concatenate([IMAGES] * 4)
+PARITY_POLICIES = {(name, fuse): policies.get(name, fuse=fuse) for name in PARITY
+                   for fuse in (False, True)}
+
+
+PARITY_KEYS = jax.random.split(jax.random.key(1), len(PARITY_IMAGES))
+
+
+@functools.cache
+def _parity_outputs():
+    """{(name, fuse): (images, drawn steps)}: each policy on PARITY_IMAGES with PARITY_KEYS, as
+    jax.vmap(policy) computes it, and the steps each image drew (the sample the policy takes from
+    the first half of its key). One program for all policies."""
+
+    def run(policy, key, img):
+        return policy(key, img), policy.sample(jax.random.split(key)[0], max(img.shape[:2]))
+
+    run_all = jax.jit(lambda keys, x: {
+        name: jax.vmap(functools.partial(run, p))(keys, x) for name, p in PARITY_POLICIES.items()})
+    return run_all(PARITY_KEYS, ops.to_float(PARITY_IMAGES))
 
 
 @pytest.mark.parametrize("fuse", [False, True])
 @pytest.mark.parametrize("name", list(PARITY))
 def test_policy_matches_pillow_reference(name, fuse):
-    images = np.concatenate([IMAGES] * 4)
-    mean, _, _ = _policy_vs_pillow(policies.get(name, fuse=fuse), images)
+    out, steps = _parity_outputs()[name, fuse]
+    mean = _pillow_diff(PARITY_POLICIES[name, fuse].op_names, PARITY_IMAGES, out, steps).mean()
     assert mean <= PARITY[name], (name, fuse, mean)
 
 
@@ -139,7 +163,7 @@ def _custom(*steps, **options):
     return policies.autoaugment(((tuple((op, 1.0, level) for op, level in steps)),), **options)
 
 
-@pytest.mark.parametrize("steps", [
+FUSED_CASES = [
     (("invert", 0), ("translate_x", 9)),       # point op before a warp: fill stays grey
     (("translate_y", 9), ("solarize", 4)),     # after a warp: the fill is solarized too
     (("equalize", 0), ("rotate", 9)),          # statistics from the unwarped image
@@ -148,40 +172,81 @@ def _custom(*steps, **options):
     (("sharpness", 9), ("rotate", 9)),         # any two steps run in the reference's order
     (("contrast", 8), ("translate_x", 9), ("auto_contrast", 0)),
     (("solarize", 3), ("equalize", 0), ("shear_y", 9)),  # middle step's statistics, unwarped
-])
-def test_fused_schedule_is_the_sequential_one(steps):
-    policy = _custom(*steps)
+]
+SHARPNESS_CASE = (("brightness", 6), ("sharpness", 9), ("rotate", 9))
+# The custom sub-policies are applied over one shared vocabulary, so that each (number of steps,
+# schedule) compiles once instead of once per sub-policy: a step selects the stages of its drawn
+# op with jnp.where, so the other ops of the vocabulary change nothing.
+VOCAB = tuple(dict.fromkeys(op for case in (*FUSED_CASES, SHARPNESS_CASE) for op, _ in case))
+
+
+@functools.cache
+def _custom_outputs():
+    """{case: (policy, fused, sequential, drawn steps)}: the custom policy of every case on IMAGES
+    with keys split from key(0), as jax.vmap(policy) computes it (the policy's own sampling and key
+    split), fused and sequential. One program samples all cases; in another, the cases with the
+    same number of steps are applied as one batch, their ops re-indexed into VOCAB."""
+    cases = (*FUSED_CASES, SHARPNESS_CASE)
+    custom = [_custom(*case) for case in cases]
     keys = jax.random.split(jax.random.key(0), len(IMAGES))
-    x = ops.to_float(IMAGES)
-    fused = jax.jit(jax.vmap(policy))(keys, x)
-    sequential = jax.jit(jax.vmap(policy.replace(fuse=False)))(keys, x)
+    sample_keys, apply_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+    drawn = jax.jit(lambda keys: [jax.vmap(lambda k, p=p: p.sample(k, 32))(keys)
+                                  for p in custom])(sample_keys)
+    groups = collections.defaultdict(list)  # number of steps -> indices of its cases
+    for i, case in enumerate(cases):
+        groups[len(case)].append(i)
+
+    def batch(group):
+        op_index = [np.asarray([VOCAB.index(n) for n in custom[i].op_names])[drawn[i][0]]
+                    for i in group]
+        return (jnp.concatenate([apply_keys] * len(group)),
+                jnp.concatenate([ops.to_float(IMAGES)] * len(group)), jnp.concatenate(op_index),
+                *(jnp.concatenate([drawn[i][j] for i in group]) for j in (1, 2)))
+
+    apply_all = jax.jit(lambda batches: {
+        (num_steps, fuse): jax.vmap(functools.partial(
+            policies.apply.apply_steps, op_names=VOCAB, fuse=fuse))(*batch)
+        for num_steps, batch in batches.items() for fuse in (True, False)})
+    out = apply_all({num_steps: batch(group) for num_steps, group in groups.items()})
+    results = {}
+    for num_steps, group in groups.items():
+        fused, sequential = (np.split(np.asarray(out[num_steps, fuse]), len(group))
+                             for fuse in (True, False))
+        for i, f, s in zip(group, fused, sequential):
+            results[cases[i]] = custom[i], f, s, drawn[i]
+    return results
+
+
+@pytest.mark.parametrize("steps", FUSED_CASES)
+def test_fused_schedule_is_the_sequential_one(steps):
+    policy, fused, sequential, drawn = _custom_outputs()[steps]
     np.testing.assert_array_equal(np.asarray(ops.to_uint8(fused)), np.asarray(ops.to_uint8(sequential)))
-    mean, _, _ = _policy_vs_pillow(policy, IMAGES, seed=0)
-    assert mean <= 0.6
+    assert _pillow_diff(policy.op_names, IMAGES, fused, drawn).mean() <= 0.6
 
 
 def test_sharpness_between_the_first_step_and_a_warp_is_the_documented_approximation():
-    policy = _custom(("brightness", 6), ("sharpness", 9), ("rotate", 9))
-    keys = jax.random.split(jax.random.key(0), len(IMAGES))
-    x = ops.to_float(IMAGES)
-    fused = np.asarray(ops.to_uint8(jax.vmap(policy)(keys, x))).astype(int)
-    seq = np.asarray(ops.to_uint8(jax.vmap(policy.replace(fuse=False))(keys, x))).astype(int)
+    _, fused, sequential, _ = _custom_outputs()[SHARPNESS_CASE]
+    fused, seq = (np.asarray(ops.to_uint8(a)).astype(int) for a in (fused, sequential))
     assert 0 < np.abs(fused - seq).mean() < 3.0
 
 
 def test_geometric_chain_resamples_once():
     """Bilinear: a two-warp sub-policy equals ONE warp by the composed matrix (no double blur)."""
     policy = _custom(("rotate", 3), ("shear_y", 2), interpolation="bilinear")
-    key = jax.random.key(4)
-    img = ops.to_float(IMAGES[0])
-    op_index, value, _ = policy.sample(jax.random.split(key)[0], 32)
-    mats = [policies.apply.step_matrix(op_index[t], value[t], policy.op_names, 32, 32) for t in range(2)]
-    once = ops.affine(img, ops.compose(*mats), fill=policies.apply.GREY)
-    out = policy(key, img)
+
+    @jax.jit
+    def run(key, img):
+        op_index, value, _ = policy.sample(jax.random.split(key)[0], 32)
+        mats = [policies.apply.step_matrix(op_index[t], value[t], policy.op_names, 32, 32)
+                for t in range(2)]
+        once = ops.affine(img, ops.compose(*mats), fill=policies.apply.GREY)
+        twice = ops.affine(ops.affine(img, mats[0], fill=0.5), mats[1], fill=0.5)
+        return policy(key, img), once, twice
+
+    out, once, twice = (np.asarray(a) for a in run(jax.random.key(4), ops.to_float(IMAGES[0])))
     inner = (slice(6, -6), slice(6, -6))  # away from the frame, nothing left it
-    np.testing.assert_allclose(np.asarray(out)[inner], np.asarray(once)[inner], atol=1e-5)
-    twice = ops.affine(ops.affine(img, mats[0], fill=0.5), mats[1], fill=0.5)
-    assert np.abs(np.asarray(twice)[inner] - np.asarray(once)[inner]).mean() > 1e-3
+    np.testing.assert_allclose(out[inner], once[inner], atol=1e-5)
+    assert np.abs(twice[inner] - once[inner]).mean() > 1e-3
 
 
 def test_gradient_through_a_policy_matches_finite_differences():
@@ -191,13 +256,17 @@ def test_gradient_through_a_policy_matches_finite_differences():
     img = jnp.asarray(IMAGES[1], jnp.float32) / 255.0 * 0.5 + 0.25
     weights = jax.random.normal(jax.random.key(9), img.shape)
     direction = jax.random.normal(jax.random.key(8), img.shape)
+    eps = 1e-2
 
     def loss(x):
         return jnp.sum(policy(key, x) * weights)
 
-    analytic = jnp.vdot(jax.grad(loss)(img), direction)
-    eps = 1e-2
-    numeric = (loss(img + eps * direction) - loss(img - eps * direction)) / (2 * eps)
+    @jax.jit
+    def analytic_and_numeric(x):
+        numeric = (loss(x + eps * direction) - loss(x - eps * direction)) / (2 * eps)
+        return jnp.vdot(jax.grad(loss)(x), direction), numeric
+
+    analytic, numeric = analytic_and_numeric(img)
     np.testing.assert_allclose(float(analytic), float(numeric), rtol=2e-2)
 
 
@@ -217,13 +286,13 @@ def test_apply_actions_runs_distribution_samples():
 
 
 def test_policy_on_a_batch_is_the_per_image_policy():
-    policy = policies.randaugment(2, 9)
-    keys = jax.random.split(jax.random.key(3), 4)
-    x = ops.to_float(IMAGES[:4])
-    batched = jax.jit(jax.vmap(policy))(keys, x)
+    policy = PARITY_POLICIES["randaugment", True]  # randaugment(2, 9)
+    batched, _ = _parity_outputs()["randaugment", True]
+    x = ops.to_float(PARITY_IMAGES)
     single = jax.jit(policy)
     for i in range(4):
-        np.testing.assert_array_equal(np.asarray(batched[i]), np.asarray(single(keys[i], x[i])))
+        np.testing.assert_array_equal(np.asarray(batched[i]),
+                                      np.asarray(single(PARITY_KEYS[i], x[i])))
 
 
 @pytest.mark.parametrize("call,message", [

@@ -14,6 +14,8 @@ from test_train import tiny_config
 from jaxaug.eval import robustness as rob
 from jaxaug.train import train_and_evaluate
 
+pytestmark = pytest.mark.usefixtures("unoptimized_xla")
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):

@@ -19,6 +19,8 @@ from jaxaug.train.optim import learning_rate_schedule
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+pytestmark = pytest.mark.usefixtures("unoptimized_xla")
+
 
 def tiny_config(**overrides):
     """WRN-10-1 on 200 synthetic images: 10 steps per epoch of 20 images."""
