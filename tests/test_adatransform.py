@@ -69,22 +69,27 @@ def _direct(img, op, value):
 
 def test_every_action_matches_its_op():
     img = _images01(1)[0]
-    render = jax.jit(jax.vmap(lambda a: at.render_transform(img, a[None], FILL)))
-    rendered = np.asarray(render(jnp.arange(33)))
+    # Each action followed by padding, and a sequence of padding only, in one compiled render.
+    sequences = jnp.full((34, 3), at.NO_ACTION).at[:33, 0].set(jnp.arange(33))
+    rendered = np.asarray(jax.jit(jax.vmap(lambda a: at.render_transform(img, a, FILL)))(
+        sequences))
     direct = np.asarray(jax.jit(lambda x: jnp.stack(
         [_direct(x, op, value) for op, value in at.TRANSFORM_ACTIONS]))(img))
     for index, (op, value) in enumerate(at.TRANSFORM_ACTIONS):
         np.testing.assert_allclose(rendered[index], direct[index], atol=2e-5,
                                    err_msg=f"action {index} {op} {value}")
     # The actions differ from each other and from the identity.
-    flat = rendered.reshape(33, -1)
+    flat = rendered[:33].reshape(33, -1)
     assert np.min(np.abs(flat - np.asarray(img).reshape(1, -1)).max(axis=1)) > 0.01
-    padding = at.render_transform(img, jnp.full((3,), at.NO_ACTION), FILL)
-    np.testing.assert_allclose(padding, img, atol=1e-6)
+    np.testing.assert_allclose(rendered[33], img, atol=1e-6)
 
 
 def _index(op, value):
     return at.TRANSFORM_ACTIONS.index((op, value))
+
+
+# Chains of three actions (padded with NO_ACTION), so that one compile serves every test.
+_render = jax.jit(at.render_transform)
 
 
 def test_geometric_chain_is_one_resampling():
@@ -93,11 +98,11 @@ def test_geometric_chain_is_one_resampling():
     chain = jnp.asarray([_index("rotate", 5.0), _index("zoom", 1.1), _index("shear", 0.1)])
     shear = jnp.asarray([[1.0, 0.1, -0.1 * h / 2], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     matrix = ops.compose(ops.rotate_matrix(5.0, h, w), ops.scale_matrix(1.1, h, w), shear)
-    np.testing.assert_allclose(at.render_transform(img, chain, FILL),
-                               ops.affine(img, matrix, fill=FILL), atol=1e-5)
+    np.testing.assert_allclose(_render(img, chain, FILL), ops.affine(img, matrix, fill=FILL),
+                               atol=1e-5)
     # Rotating by +5 then -5 degrees gives the image back; two resamplings would blur it.
-    back = at.render_transform(img, jnp.asarray([_index("rotate", 5.0), _index("rotate", -5.0)]),
-                               FILL)
+    back = _render(img, jnp.asarray([_index("rotate", 5.0), _index("rotate", -5.0),
+                                     at.NO_ACTION]), FILL)
     twice = ops.rotate(ops.rotate(img, 5.0, FILL, interpolation="bilinear"), -5.0, FILL,
                        interpolation="bilinear")
     inner = (slice(3, -3), slice(3, -3))
@@ -111,7 +116,7 @@ def test_colour_follows_the_warp_in_drawn_order():
                            _index("contrast", 0.5)])
     expected = ops.contrast(ops.brightness(ops.rotate(img, -2.5, FILL, interpolation="bilinear"),
                                            1.5), 0.5)
-    np.testing.assert_allclose(at.render_transform(img, actions, FILL), expected, atol=2e-5)
+    np.testing.assert_allclose(_render(img, actions, FILL), expected, atol=2e-5)
 
 
 # AdaCutout / AdaErasing boxes.
@@ -132,7 +137,7 @@ def test_box_moves_by_two_pixels_and_clips():
 def test_cutout_box_renders_as_ops_cutout_and_stays_centred_inside():
     x01 = _images01(6)
     keys = jax.random.split(jax.random.key(3), 6)
-    box = at.start_cutout(keys, x01, 8, FILL)
+    box = jax.jit(at.start_cutout, static_argnums=2)(keys, x01, 8, FILL)
     cutout = jax.jit(jax.vmap(functools.partial(ops.cutout, size=8, fill=FILL)))
     for step in range(20):  # walk up-left into the corner: the centre stops at (0, 0)
         centre = box.corner + 4
@@ -144,7 +149,7 @@ def test_cutout_box_renders_as_ops_cutout_and_stays_centred_inside():
 
 def test_erasing_box_stays_inside_and_keeps_its_noise():
     x01 = _images01(6)
-    box = at.start_erasing(jax.random.split(jax.random.key(4), 6), x01)
+    box = jax.jit(at.start_erasing)(jax.random.split(jax.random.key(4), 6), x01)
     for action in (1, 2) * 10:  # right, down: into the far corner
         box = at.move_box(box, jnp.full((6,), action, jnp.int32), 2)
         assert np.all(np.asarray(box.corner) >= 0)
@@ -158,7 +163,7 @@ def test_erasing_box_stays_inside_and_keeps_its_noise():
 def test_cutout_rollout_moves_the_box_by_its_actions():
     x01 = _images01(8)
     net = at.TransformerNet(5)
-    params = net.init(jax.random.key(0), x01, jnp.zeros((8, 2)))["params"]
+    params = jax.jit(net.init)(jax.random.key(0), x01, jnp.zeros((8, 2)))["params"]
     roll = jax.jit(functools.partial(
         at.rollout, functools.partial(net.apply, {"params": params}), mode="cutout",
         num_steps=3, mean=FILL, std=jnp.asarray(STD), cutout_size=4))(x01, jax.random.key(5))
@@ -178,31 +183,41 @@ def transform_rollout():
     x01 = _images01(8)
     labels = jnp.arange(8) % 10
     net = at.TransformerNet(33)
-    params = net.init(jax.random.key(0), x01, jnp.zeros((8, 0)))["params"]
-    params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape),
-                          params)
-    policy = functools.partial(net.apply, {"params": params})
-    roll = jax.jit(functools.partial(at.rollout, policy, mode="transform", num_steps=4, mean=FILL,
-                                     std=jnp.asarray(STD)))(x01, jax.random.key(2))
-    target = TinyNet().init(jax.random.key(3), roll.images[0], train=False)
-    logits = jax.vmap(lambda x: TinyNet().apply(target, x, train=False))(roll.images)
-    losses = optax.softmax_cross_entropy_with_integer_labels(
-        logits, jnp.broadcast_to(labels, logits.shape[:2]))  # [K + 1, N]
-    return x01, labels, roll, target, losses
+
+    def run(x01):
+        params = net.init(jax.random.key(0), x01, jnp.zeros((8, 0)))["params"]
+        params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape),
+                              params)
+        policy = functools.partial(net.apply, {"params": params})
+        roll = at.rollout(policy, x01, jax.random.key(2), mode="transform", num_steps=4,
+                          mean=FILL, std=jnp.asarray(STD))
+        target = TinyNet().init(jax.random.key(3), roll.images[0], train=False)
+        logits = jax.vmap(lambda x: TinyNet().apply(target, x, train=False))(roll.images)
+        losses = optax.softmax_cross_entropy_with_integer_labels(
+            logits, jnp.broadcast_to(labels, logits.shape[:2]))  # [K + 1, N]
+        return roll, target, losses
+
+    return x01, labels, *jax.jit(run)(x01)
 
 
 def test_rewards_telescope(transform_rollout):
     x01, labels, roll, target, losses = transform_rollout
     assert len(set(np.asarray(roll.actions).ravel().tolist())) > 3  # a varied rollout
-    # l(x_K), with x_K rendered again from the original and the drawn actions.
-    x_k = jax.jit(jax.vmap(lambda x, a: at.render_transform(x, a, FILL)))(x01, roll.actions.T)
-    logits = TinyNet().apply(target, (x_k - FILL) / jnp.asarray(STD), train=False)
-    loss_k = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    rewards = at.step_rewards(at.episode_values(losses))
+
+    @jax.jit
+    def check(losses):
+        # l(x_K), with x_K rendered again from the original and the drawn actions.
+        x_k = jax.vmap(lambda x, a: at.render_transform(x, a, FILL))(x01, roll.actions.T)
+        logits = TinyNet().apply(target, (x_k - FILL) / jnp.asarray(STD), train=False)
+        loss_k = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        log_d = jnp.log(jnp.linspace(0.1, 0.9, 40)).reshape(5, 8)
+        rewards = at.step_rewards(at.episode_values(losses))
+        with_d = at.step_rewards(at.episode_values(losses, log_d, disc_weight=0.3))
+        return loss_k, log_d, rewards, with_d
+
+    loss_k, log_d, rewards, with_d = check(losses)
     assert rewards.shape == (8, 4)
     np.testing.assert_allclose(rewards.sum(axis=1), loss_k - losses[0], atol=1e-5)
-    log_d = jnp.log(jnp.linspace(0.1, 0.9, 40)).reshape(5, 8)
-    with_d = at.step_rewards(at.episode_values(losses, log_d, disc_weight=0.3))
     np.testing.assert_allclose(with_d.sum(axis=1),
                                loss_k - losses[0] + 0.3 * (log_d[-1] - log_d[0]), atol=1e-5)
 
@@ -266,11 +281,18 @@ def test_bad_arguments_raise(kwargs, name):
 # A short run on the demo data.
 
 def _kl_from_uniform(p):
-    return float(jnp.sum(jax.scipy.special.xlogy(p, p * p.shape[-1])))
+    p = np.asarray(p, np.float64)
+    return float(np.sum(p * np.log(np.maximum(p, 1e-300) * p.shape[-1])))
+
+
+_action_probs = jax.jit(at.action_probs, static_argnames="policy")
 
 
 @pytest.fixture(scope="module")
-def short_run():
+def short_run(unoptimized_xla):
+    """20 steps of the method. Unoptimized XLA from here to the module's end: the tests below
+    check the method's steps, not ops against closed forms (those come earlier in the file)."""
+    del unoptimized_xla
     images, labels = synthetic.generate(160, seed=0, image_size=16)
     normalized = (images / 255.0 - np.asarray(MEAN)) / np.asarray(STD)
     batches = [{"image": jnp.asarray(normalized[i:i + 8], jnp.float32),
@@ -290,11 +312,11 @@ def short_run():
 
 def test_short_run_moves_policy_off_uniform(short_run):
     _, _, first, state, history, probe, _ = short_run
-    start = _kl_from_uniform(at.action_probs(first, probe))
+    start = _kl_from_uniform(_action_probs(first, probe))
     assert start < 1e-6  # the zero-initialised output layer: exactly uniform
-    kl = _kl_from_uniform(at.action_probs(state, probe))
+    kl = _kl_from_uniform(_action_probs(state, probe))
     assert kl > 0.01, kl
-    assert _kl_from_uniform(at.action_probs(state, probe, policy=1)) > 0.01
+    assert _kl_from_uniform(_action_probs(state, probe, policy=1)) > 0.01
     assert history[-1]["policy_entropy"] < np.log(33) - 0.01
     assert int(state.step) == 20 and int(state.skipped) == 0
     assert all(np.isfinite(v) for m in history for v in m.values())
@@ -305,10 +327,15 @@ def test_short_run_moves_policy_off_uniform(short_run):
 def test_predict_applies_the_cooperative_policy_greedily(short_run):
     method, _, first, _, _, probe, _ = short_run
     # Untrained, every action is equally likely and argmax takes action 0 (rotate +2.5) K times.
-    x01 = probe[:8] * jnp.asarray(STD) + FILL
-    rotated = jax.vmap(lambda x: ops.rotate(x, 7.5, FILL, interpolation="bilinear"))(x01)
-    expected = predict_target(TinyNet(), first.target, (rotated - FILL) / jnp.asarray(STD))
-    np.testing.assert_allclose(jax.jit(method.predict)(first, probe[:8]), expected, atol=1e-4)
+
+    @jax.jit
+    def expected(target, images):
+        x01 = images * jnp.asarray(STD) + FILL
+        rotated = jax.vmap(lambda x: ops.rotate(x, 7.5, FILL, interpolation="bilinear"))(x01)
+        return predict_target(TinyNet(), target, (rotated - FILL) / jnp.asarray(STD))
+
+    np.testing.assert_allclose(jax.jit(method.predict)(first, probe[:8]),
+                               expected(first.target, probe[:8]), atol=1e-4)
 
 
 def test_non_finite_batch_skips_every_update(short_run):
@@ -331,8 +358,8 @@ def test_entropy_bonus_raises_the_policies_entropy(short_run):
     bonus_state, _ = jax.jit(bonus.step)(state, batches[0], jax.random.key(50))
 
     def entropy(s, policy):
-        p = at.action_probs(s, probe, policy=policy)
-        return float(-jnp.sum(jax.scipy.special.xlogy(p, p)))
+        p = np.asarray(_action_probs(s, probe, policy=policy), np.float64)
+        return float(-np.sum(p * np.log(np.maximum(p, 1e-300))))
 
     for policy in (0, 1):
         assert entropy(bonus_state, policy) > entropy(plain_state, policy) + 1e-4, policy

@@ -7,12 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from tiny_models import TinyNet
+from tiny_models import TinyNet, jit_init
 
 from jaxaug import policies
 from jaxaug.data import synthetic
 from jaxaug.methods import adv_autoaugment as aaa
 from jaxaug.objectives import reinforce
+
+pytestmark = pytest.mark.usefixtures("unoptimized_xla")
 
 MEAN, STD = jnp.asarray([0.5, 0.4, 0.3]), jnp.asarray([0.25, 0.2, 0.3])
 
@@ -73,6 +75,11 @@ CONTROLLER = policies.PolicyController(choice_sizes=(16, 10), num_choices=20, hi
 
 
 @jax.jit
+def _sample(params, key):
+    return CONTROLLER.apply(params, key, 4)
+
+
+@jax.jit
 def _log_probs(params, actions):
     return CONTROLLER.apply(params, jax.random.key(0), actions.shape[0], actions)[1].sum(1)
 
@@ -81,8 +88,8 @@ def test_controller_step_raises_the_log_probability_of_the_harder_policies():
     """One small gradient step on J raises sum_m A_m log pi(a_m) (first order), so the policies
     with the larger normalised loss become likelier; with zero advantages the entropy bonus
     raises the entropy."""
-    params = CONTROLLER.init(jax.random.key(0), jax.random.key(1), 4)
-    actions, _, _ = CONTROLLER.apply(params, jax.random.key(2), 4)
+    params = jit_init(CONTROLLER.init, jax.random.key(0), jax.random.key(1), num_policies=4)
+    actions, _, _ = _sample(params, jax.random.key(2))
     _, advantages = reinforce.policy_average_update(reinforce.policy_average_init(4),
                                                     jnp.asarray([2.0, 1.0, 0.5, 3.0]))
     objective = jax.jit(jax.grad(lambda p, adv, weight: aaa.controller_objective(
@@ -115,7 +122,7 @@ def short_run():
                                  update_every=2, num_policies=4,
                                  controller_optimizer=optax.adam(0.05))
     batch = {"image": images[:8], "label": labels[:8]}
-    state = method.init(jax.random.key(0), batch)
+    state = jit_init(method.init, jax.random.key(0), batch)
     step = jax.jit(method.step)
     states, metrics = [state], []
     for i in range(14):
@@ -150,12 +157,14 @@ def test_the_controller_distribution_moves_away_from_its_start(short_run):
     after 7 controller updates."""
     _, states, _ = short_run
 
+    @jax.jit
     def first_choice(params):
         every = jnp.zeros((16, 20), jnp.int32).at[:, 0].set(jnp.arange(16))
-        ctrl = policies.PolicyController()
-        return np.exp(np.asarray(ctrl.apply(params, jax.random.key(0), 16, every)[1][:, 0]))
+        log_probs = policies.PolicyController().apply(params, jax.random.key(0), 16, every)[1]
+        return jnp.exp(log_probs[:, 0])
 
-    start, end = first_choice(states[0].controller.params), first_choice(states[-1].controller.params)
+    start = np.asarray(first_choice(states[0].controller.params))
+    end = np.asarray(first_choice(states[-1].controller.params))
     uniform = np.full(16, 1 / 16)
     assert 0.5 * np.abs(start - uniform).sum() < 0.05
     assert 0.5 * np.abs(end - uniform).sum() > 0.1

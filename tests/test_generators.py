@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_models import jit_init
 
 from jaxaug import ops
 from jaxaug.generators import (
@@ -42,16 +43,28 @@ def _small_theta(batch, seed=0):
     return jnp.asarray(np.concatenate([rot, t[..., None]], -1), jnp.float32)
 
 
+@functools.partial(jax.jit, static_argnames=("model", "train", "sample"))
+def _apply(model, variables, x, noise, *, train, sample=None):
+    """``model.apply`` (batch statistics updates dropped), with ``noise`` as the noise key:
+    jitted, one compile per model and mode rather than one per primitive."""
+    kwargs = {} if sample is None else {"sample": sample}
+    rngs = {"noise": noise, "dropout": RNGS["dropout"]}
+    if train:
+        return model.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats"],
+                           **kwargs)[0]
+    return model.apply(variables, x, train=False, rngs=rngs, **kwargs)
+
+
 @functools.cache
 def _astn(conditioning="noise"):
     model = ASTN(conditioning=conditioning)
-    return model, model.init(RNGS, jnp.zeros((4, 16, 16, 3)), train=False)
+    return model, jit_init(model.init, RNGS, jnp.zeros((4, 16, 16, 3)), train=False)
 
 
 def test_identity_astn_returns_input():
     model, variables = _astn()
     x = _smooth_images(4, 16)
-    theta, _ = model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])
+    theta = _apply(model, variables, x, RNGS["noise"], train=True)
     np.testing.assert_allclose(theta, np.tile([[1, 0, 0], [0, 1, 0]], (4, 1, 1)), atol=1e-7)
     out, labels, masks = apply_astn(x, theta)
     assert out.shape == (8, 16, 16, 3) and labels is None and masks is None
@@ -63,7 +76,7 @@ def test_feature_conditioning_identity_at_init():
     model, variables = _astn("features")
     x = _smooth_images(4, 16)
     assert variables["params"]["input"]["dense"]["kernel"].shape == (1 + 3, 8)
-    theta = model.apply(variables, x, train=False, rngs=RNGS)
+    theta = _apply(model, variables, x, RNGS["noise"], train=False)
     np.testing.assert_allclose(theta, np.tile([[1, 0, 0], [0, 1, 0]], (4, 1, 1)), atol=1e-7)
 
 
@@ -159,7 +172,7 @@ def test_apply_astn_labels_and_nearest_masks():
 @functools.cache
 def _vae(cls):
     model = cls()
-    return model, model.init(RNGS, jnp.zeros((4, 16, 16, 3)), train=False)
+    return model, jit_init(model.init, RNGS, jnp.zeros((4, 16, 16, 3)), train=False)
 
 
 def _randomise_head(variables, scale):
@@ -184,16 +197,20 @@ def test_vae_architecture(cls, latent):
 def test_deform_vae_outputs():
     model, variables = _vae(DeformVAE)
     x = _smooth_images(4, 16)
-    out, _ = model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])
+
+    @jax.jit  # one compile for both heads
+    def apply(variables):
+        out, _ = model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])
+        return out, jax.vmap(lambda img, f: ops.deform(img, f, fill=0.0))(x, out["flow"])
+
+    out, _ = apply(variables)
     assert out["flow"].shape == out["grid_offset"].shape == (4, 16, 16, 2)
     assert out["mean"].shape == out["logvar"].shape == (4, 32)
     np.testing.assert_allclose(out["images"], x, atol=1e-6)  # zero-initialised head: identity
 
-    out, _ = model.apply(_randomise_head(variables, 0.5), x, train=True, rngs=RNGS,
-                         mutable=["batch_stats"])
+    out, want = apply(_randomise_head(variables, 0.5))
     flow = np.asarray(out["flow"])
     assert np.isfinite(flow).all() and np.abs(flow).max() > 0.5
-    want = jax.vmap(lambda img, f: ops.deform(img, f, fill=0.0))(x, out["flow"])
     np.testing.assert_allclose(out["images"], want, atol=1e-6)
     # Border padding: every sample point stays on or inside the outer pixel centres.
     centres = np.arange(16) + 0.5
@@ -205,18 +222,18 @@ def test_deform_vae_zeros_padding_flow_units():
     model = DeformVAE(padding="zeros")
     x = _smooth_images(4, 16)
     variables = _randomise_head(_vae(DeformVAE)[1], 0.5)
-    out = model.apply(variables, x, train=False)
+    out = _apply(model, variables, x, RNGS["noise"], train=False)
     np.testing.assert_allclose(out["flow"], out["grid_offset"] * 8.0, rtol=1e-6)
 
 
 def test_perturb_vae_outputs():
     model, variables = _vae(PerturbVAE)
     x = _smooth_images(4, 16)
-    out, _ = model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])
+    out = _apply(model, variables, x, RNGS["noise"], train=True)
     assert out["perturbation"].shape == (4, 16, 16, 3)
     assert out["mean"].shape == out["logvar"].shape == (4, 8)
     np.testing.assert_allclose(out["perturbation"], 0.5)  # sigmoid of a zero-initialised head
-    out = model.apply(_randomise_head(variables, 0.5), x, train=False)
+    out = _apply(model, _randomise_head(variables, 0.5), x, RNGS["noise"], train=False)
     p = np.asarray(out["perturbation"])
     assert np.isfinite(p).all() and (p > 0).all() and (p < 1).all() and p.std() > 0
     np.testing.assert_allclose(out["images"], x + out["perturbation"], atol=1e-6)
@@ -229,8 +246,8 @@ def test_vae_sampling_uses_noise_stream():
     x = _smooth_images(4, 16)
 
     def run(key, sample):
-        rngs = {"noise": jax.random.key(key)}
-        return model.apply(variables, x, train=False, sample=sample, rngs=rngs)["images"]
+        return _apply(model, variables, x, jax.random.key(key), train=False,
+                      sample=sample)["images"]
 
     assert not np.allclose(run(0, True), run(1, True))
     np.testing.assert_array_equal(run(0, False), run(1, False))

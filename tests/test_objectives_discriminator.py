@@ -4,6 +4,7 @@ realness reward, and the DCGAN discriminator's shapes."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tiny_models import jit_init
 
 from jaxaug import models, objectives
 
@@ -33,13 +34,13 @@ def test_log_realness_rewards_looking_real():
 
 def test_discriminator_downsamples_to_one_logit_per_image():
     net = models.Discriminator(width=8)
-    variables = net.init(jax.random.key(0), jnp.zeros((2, 32, 32, 3)), train=False)
+    variables = jit_init(net.init, jax.random.key(0), jnp.zeros((2, 32, 32, 3)), train=False)
     kernels = [v.shape for k, v in jax.tree_util.tree_flatten_with_path(variables["params"])[0]
                if "kernel" in str(k[-1])]
     # 32 -> 16 -> 8 -> 4 by three strided convolutions (8, 16, 32 channels), then one logit.
     assert kernels == [(4, 4, 3, 8), (4, 4, 8, 16), (4, 4, 16, 32), (4 * 4 * 32, 1)]
-    logits = net.apply(variables, jax.random.uniform(jax.random.key(1), (5, 32, 32, 3)),
-                       train=False)
+    logits = jax.jit(net.apply, static_argnames="train")(
+        variables, jax.random.uniform(jax.random.key(1), (5, 32, 32, 3)), train=False)
     assert logits.shape == (5,) and np.all(np.isfinite(logits))
 
 
@@ -47,11 +48,17 @@ def test_discriminator_objective_is_the_loss_on_one_batch_of_real_and_fake():
     net = models.Discriminator(width=8)
     real = jax.random.uniform(jax.random.key(1), (3, 16, 16, 3))
     fake = jax.random.uniform(jax.random.key(2), (3, 16, 16, 3))
-    variables = net.init(jax.random.key(0), real, train=False)
-    loss, aux = objectives.discriminator_objective(
-        variables["params"], variables["batch_stats"], real, fake, discriminator=net)
-    logits, _ = net.apply(variables, jnp.concatenate([real, fake]), train=True,
-                          mutable=["batch_stats"])
+    variables = jit_init(net.init, jax.random.key(0), real, train=False)
+
+    @jax.jit
+    def objective_and_logits(variables):
+        loss, aux = objectives.discriminator_objective(
+            variables["params"], variables["batch_stats"], real, fake, discriminator=net)
+        logits, _ = net.apply(variables, jnp.concatenate([real, fake]), train=True,
+                              mutable=["batch_stats"])
+        return loss, aux, logits
+
+    loss, aux, logits = objective_and_logits(variables)
     np.testing.assert_allclose(loss, objectives.discriminator_loss(logits[:3], logits[3:])[0],
                                rtol=1e-6)
     np.testing.assert_allclose(aux["fake_logits"], logits[3:], rtol=1e-6)

@@ -89,8 +89,9 @@ def test_first_order_equals_exact_for_one_step():
     with jax.enable_x64(True):
         exact, phi = _loss("exact", 1)
         first, _ = _loss("first_order", 1)
-        np.testing.assert_allclose(_flat(jax.grad(lambda p: first(p)[0])(phi)),
-                                   _flat(jax.grad(lambda p: exact(p)[0])(phi)), rtol=1e-12)
+        np.testing.assert_allclose(_flat(jax.jit(jax.grad(lambda p: first(p)[0]))(phi)),
+                                   _flat(jax.jit(jax.grad(lambda p: exact(p)[0]))(phi)),
+                                   rtol=1e-12)
 
 
 def test_first_order_misses_exactly_the_hessian_term_for_two_steps():
@@ -100,24 +101,30 @@ def test_first_order_misses_exactly_the_hessian_term_for_two_steps():
         phi, theta, train, val = _problem(2)
         exact, _ = _loss("exact", 2)
         first, _ = _loss("first_order", 2)
-        difference = _flat(jax.grad(lambda p: exact(p)[0])(phi)) - _flat(
-            jax.grad(lambda p: first(p)[0])(phi))
 
-        theta_flat, unravel_theta = jax.flatten_util.ravel_pytree(theta)
-        phi_flat, unravel_phi = jax.flatten_util.ravel_pytree(phi)
-        b0, b1 = (jax.tree.map(lambda x, k=k: x[k], train) for k in range(2))
+        @jax.jit
+        def difference_and_missing(phi, theta):
+            def flat_grad(loss):
+                return jax.flatten_util.ravel_pytree(jax.grad(lambda p: loss(p)[0])(phi))[0]
 
-        def g(t, p, batch):  # flat grad_theta L_tr
-            return jax.flatten_util.ravel_pytree(
-                jax.grad(lambda tt: inner_loss(tt, unravel_phi(p), batch)[0])(unravel_theta(t)))[0]
+            difference = flat_grad(exact) - flat_grad(first)
+            theta_flat, unravel_theta = jax.flatten_util.ravel_pytree(theta)
+            phi_flat, unravel_phi = jax.flatten_util.ravel_pytree(phi)
+            b0, b1 = (jax.tree.map(lambda x, k=k: x[k], train) for k in range(2))
 
-        theta_1 = theta_flat - LR * g(theta_flat, phi_flat, b0)
-        theta_2 = theta_1 - LR * g(theta_1, phi_flat, b1)
-        v = jax.flatten_util.ravel_pytree(
-            jax.grad(lambda t: outer_loss(unravel_theta(t), val)[0])(theta_2))[0]
-        hessian_1 = jax.jacfwd(g, argnums=0)(theta_1, phi_flat, b1)
-        mixed_0 = jax.jacfwd(g, argnums=1)(theta_flat, phi_flat, b0)
-        missing = v @ (LR**2 * hessian_1 @ mixed_0)
+            def g(t, p, batch):  # flat grad_theta L_tr
+                return jax.flatten_util.ravel_pytree(jax.grad(
+                    lambda tt: inner_loss(tt, unravel_phi(p), batch)[0])(unravel_theta(t)))[0]
+
+            theta_1 = theta_flat - LR * g(theta_flat, phi_flat, b0)
+            theta_2 = theta_1 - LR * g(theta_1, phi_flat, b1)
+            v = jax.flatten_util.ravel_pytree(
+                jax.grad(lambda t: outer_loss(unravel_theta(t), val)[0])(theta_2))[0]
+            hessian_1 = jax.jacfwd(g, argnums=0)(theta_1, phi_flat, b1)
+            mixed_0 = jax.jacfwd(g, argnums=1)(theta_flat, phi_flat, b0)
+            return difference, v @ (LR**2 * hessian_1 @ mixed_0)
+
+        difference, missing = difference_and_missing(phi, theta)
         np.testing.assert_allclose(difference, np.asarray(missing), rtol=1e-9, atol=1e-12)
         assert np.abs(missing).max() > 1e-4
 
@@ -126,7 +133,7 @@ def test_darts_approximates_the_exact_gradient():
     with jax.enable_x64(True):
         exact, phi = _loss("exact", 1)
         darts, _ = _loss("darts", 1, darts_eps=1e-4)
-        want = _flat(jax.grad(lambda p: exact(p)[0])(phi))
+        want = _flat(jax.jit(jax.grad(lambda p: exact(p)[0]))(phi))
         got = _flat(jax.jit(jax.grad(lambda p: darts(p)[0]))(phi))
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
 
@@ -136,21 +143,26 @@ def test_value_is_the_validation_loss_after_the_inner_steps(mode):
     num_steps = 1 if mode == "darts" else 2
     f, phi = _loss(mode, num_steps)
     _, theta, train, val = _problem(num_steps)
-    theta_k = theta
-    for k in range(num_steps):
-        batch = jax.tree.map(lambda x, k=k: x[k], train)
-        grads = jax.grad(lambda t, batch=batch: inner_loss(t, phi, batch)[0])(theta_k)
-        theta_k = jax.tree.map(lambda p, g: p - LR * g, theta_k, grads)
+
+    @jax.jit
+    def inner_steps(theta_k):
+        for k in range(num_steps):
+            batch = jax.tree.map(lambda x, k=k: x[k], train)
+            grads = jax.grad(lambda t, batch=batch: inner_loss(t, phi, batch)[0])(theta_k)
+            theta_k = jax.tree.map(lambda p, g: p - LR * g, theta_k, grads)
+        return theta_k, outer_loss(theta_k, val)[0]
+
+    theta_k, val_loss = inner_steps(theta)
     loss, aux = jax.jit(f)(phi)
-    np.testing.assert_allclose(float(loss), float(outer_loss(theta_k, val)[0]), rtol=1e-5)
+    np.testing.assert_allclose(float(loss), float(val_loss), rtol=1e-5)
     assert aux["inner_losses"].shape == (num_steps,)
     np.testing.assert_allclose(_flat(aux["theta"]), _flat(theta_k), rtol=1e-5, atol=1e-6)
 
 
 def test_theta_gets_no_meta_gradient():
     phi, theta, train, val = _problem(1)
-    grad = jax.grad(lambda t: meta.meta_loss(phi, t, train, val, inner_loss=inner_loss,
-                                             outer_loss=outer_loss, lr=LR)[0])(theta)
+    grad = jax.jit(jax.grad(lambda t: meta.meta_loss(
+        phi, t, train, val, inner_loss=inner_loss, outer_loss=outer_loss, lr=LR)[0]))(theta)
     assert np.all(_flat(grad) == 0)
 
 

@@ -7,20 +7,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
+from tiny_models import jit_init
 
 from jaxaug.objectives import reinforce
 from jaxaug.policies.controller import PolicyController
 
+pytestmark = pytest.mark.usefixtures("unoptimized_xla")
+
 CONTROLLER = PolicyController(num_choices=4, hidden=16, embedding=8)
 
 
+@functools.cache
 def _init():
-    return CONTROLLER.init(jax.random.key(0), jax.random.key(1), 2)
+    return jit_init(CONTROLLER.init, jax.random.key(0), jax.random.key(1), num_policies=2)
 
 
 @functools.partial(jax.jit, static_argnums=2)
 def _sample(params, key, num_policies):
     return CONTROLLER.apply(params, key, num_policies)
+
+
+@jax.jit
+def _score(params, key, actions):
+    """Teacher-forced on ``actions``."""
+    return CONTROLLER.apply(params, key, actions.shape[0], actions)
 
 
 def test_actions_alternate_heads_and_log_probs_are_consistent():
@@ -70,14 +81,14 @@ def test_teacher_forcing_scores_the_sampled_actions():
     and other actions score differently, from a normalised distribution."""
     params = _init()
     actions, log_probs, _ = _sample(params, jax.random.key(3), 5)
-    _, again, _ = CONTROLLER.apply(params, jax.random.key(99), 5, actions)
+    _, again, _ = _score(params, jax.random.key(99), actions)
     np.testing.assert_allclose(again, log_probs, rtol=1e-5, atol=1e-6)
     other = (actions + 1) % jnp.asarray([16, 10, 16, 10])
-    _, scored, _ = CONTROLLER.apply(params, jax.random.key(99), 5, other)
+    _, scored, _ = _score(params, jax.random.key(99), other)
     assert not np.allclose(scored, log_probs)
     # Forcing each of the 16 first choices: their probabilities sum to 1, and the sampled
     # policies' first log-probs are entries of that table.
     every = jnp.zeros((16, 4), jnp.int32).at[:, 0].set(jnp.arange(16))
-    _, table, _ = CONTROLLER.apply(params, jax.random.key(0), 16, every)
+    _, table, _ = _score(params, jax.random.key(0), every)
     np.testing.assert_allclose(np.exp(table[:, 0]).sum(), 1.0, rtol=1e-5)
     np.testing.assert_allclose(table[actions[:, 0], 0], log_probs[:, 0], rtol=1e-5)
