@@ -196,6 +196,9 @@ def run_train(args, workdir, timeout):
 
 @pytest.mark.slow
 def test_demo_learns_the_synthetic_shapes(tmp_path):
+    """`make demo`'s run learns. Fast counterparts: test_learning.py's
+    test_loss_falls_on_a_small_fixed_batch[synthetic] (the loss falls on the same shapes) and
+    test_train.py's uninterrupted run (train_and_evaluate end to end, its summary and metrics)."""
     summary, stdout = run_train(["--config=configs/quickstart.py"], str(tmp_path), timeout=600)
     assert "test accuracy" in stdout
     assert os.path.exists(tmp_path / "train_images.png")
@@ -205,6 +208,9 @@ def test_demo_learns_the_synthetic_shapes(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(CIFAR_ZIP), reason=f"{CIFAR_ZIP} is absent")
 def test_one_epoch_of_reduced_cifar10_from_the_zip(tmp_path):
+    """train.py on the real zip with the paper config. Fast counterparts: test_data_cifar.py
+    (the same zip decoded, cached and counted) and test_learning.py's
+    test_loss_falls_on_a_small_fixed_batch[cifar10-jpeg] (a model learns from it)."""
     summary, _ = run_train(
         [
             "--config=configs/cifar10_wrn.py",

@@ -1,6 +1,12 @@
 """The REINFORCE policy learners end to end through the trainer (slow: one compile each): a run
 of two epochs on synthetic shapes logs each method's own metrics, and Adversarial AutoAugment's
-controller window follows the epoch length the loop passes in."""
+controller window follows the epoch length the loop passes in.
+
+Fast counterparts, on smaller cases: each method's short run of its own jitted step in
+test_adv_autoaugment.py, test_adatransform.py and test_tanda.py (metrics finite, nothing
+skipped, the controller updating at its window's end); test_online_augment_devices.py, which builds
+adv_autoaugment from the config through `methods.create` and `compile_steps` as the trainer does;
+and test_robustness.py, which runs another method through `train_and_evaluate`."""
 
 import json
 import os

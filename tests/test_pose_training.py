@@ -187,7 +187,11 @@ print(json.dumps({d: run(sys.argv[3], d) for d in (8, 1)}))
 def test_train_pose_on_8_devices_equals_1_device(tmp_path, method):
     """The whole keypoint loop (sharded batches, BatchNorm over the global batch, evaluation) on 8
     simulated CPU devices logs the same losses and PCKh as on a mesh of one of them, both in one
-    process; for adversarial_pose through all three stages (G's losses too)."""
+    process; for adversarial_pose through all three stages (G's losses too).
+
+    The adversarial_pose case is slow; its fast counterparts are the heatmap_regression case
+    (the same loop and sharding) and test_adversarial_pose_runs_its_three_stages_and_resumes_
+    across_them (its three stages through train_pose on one device)."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
            "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # as unoptimized_xla does here
     out = subprocess.run(

@@ -313,6 +313,9 @@ def test_short_run_moves_the_mean_field_generator_off_uniform(mean_field):
 
 @pytest.mark.slow  # a second compile of the whole step: about 20 s more on 2 cores
 def test_short_run_moves_the_lstm_generator_off_uniform():
+    """Fast counterparts: test_short_run_moves_the_mean_field_generator_off_uniform (the same run
+    with the other generator) and test_reinforce_moves_probability_toward_tfs_that_fool_a_fixed_
+    discriminator[lstm] (the LSTM generator's update moves its distribution)."""
     method = _method("lstm", gen_lr=0.01)
     state = _init(method)
     key = jax.random.key(21)
