@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from tiny_models import numpy_variables
 
 from jaxaug import models
 from jaxaug.models.resnet import BasicBlock, Bottleneck
@@ -34,18 +35,9 @@ def _abstract_variables(model, image_size):
 
 @functools.cache
 def _random_variables(name):
-    """A 2-BN-set model and random variables from numpy (kernels scaled by 1/sqrt(fan-in),
-    positive variances): sane values without compiling a random init."""
+    """A 2-BN-set model and random variables from numpy: sane values without compiling an init."""
     model = models.create(name, num_bn_sets=2)
-    rng = np.random.default_rng(0)
-
-    def fill(path, leaf):
-        if path[-1].key == "var":
-            return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), jnp.float32)
-        scale = 1 / np.sqrt(np.prod(leaf.shape[:-1])) if leaf.ndim > 1 else 1.0
-        return jnp.asarray(rng.normal(size=leaf.shape) * scale, jnp.float32)
-
-    return model, jax.tree_util.tree_map_with_path(fill, _abstract_variables(model, 8))
+    return model, numpy_variables(_abstract_variables(model, 8))
 
 
 def _bn_affine_params(params):

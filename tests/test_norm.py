@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_models import numpy_variables
 
 from jaxaug.models.norm import (
     CrossNorm,
@@ -135,19 +136,10 @@ def test_wide_resnet_places_selfnorm_in_every_block(position, channels):
 
 
 def _wrn_variables(model, shape):
-    """Random variables for `model` on inputs of `shape` (positive variances, kernels scaled by
-    1/sqrt(fan-in)): values from numpy, as an eager or compiled init costs seconds of compiling."""
-    shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
-                            jax.ShapeDtypeStruct(shape, jnp.float32))
-    rng = np.random.default_rng(0)
-
-    def fill(path, leaf):
-        if path[-1].key == "var":
-            return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), jnp.float32)
-        scale = 1 / np.sqrt(np.prod(leaf.shape[:-1])) if leaf.ndim > 1 else 1.0
-        return jnp.asarray(rng.normal(size=leaf.shape) * scale, jnp.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
+    """Random variables for `model` on inputs of `shape`, from numpy (an init costs seconds of
+    compiling)."""
+    return numpy_variables(jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                                          jax.ShapeDtypeStruct(shape, jnp.float32)))
 
 
 def test_wide_resnet_crossnorm_acts_only_in_training():

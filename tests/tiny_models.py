@@ -1,9 +1,12 @@
 """Target networks for method tests that compile in about a second (a WRN step takes 30-60 s on
 the 2-core CPU): conv, BatchNorm, global average pool, linear, with the models' call signature;
-and `jit_init`, a faster-compiling initialisation for networks with convolutions."""
+`jit_init`, a faster-compiling initialisation for networks with convolutions; and
+`numpy_variables`, which fills a model's variable shapes without compiling an init at all."""
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from jaxaug.models.batchnorm import MultiBatchNorm
 
@@ -39,3 +42,19 @@ def jit_init(init, *args, **kwargs):
     above all, several times slower (only the initial values differ)."""
     with jax.threefry_partitionable(False):
         return jax.jit(init, static_argnames=tuple(kwargs))(*args, **kwargs)
+
+
+def numpy_variables(shapes, seed=0):
+    """Variables of the shapes ``shapes`` (``jax.eval_shape`` of an init) drawn with numpy: kernels
+    normal, scaled by 1/sqrt(fan-in), BatchNorm variances uniform in [0.5, 2], other leaves
+    normal. Sane values for a forward pass, where even a jitted init of a large model costs
+    seconds of compiling."""
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        if path[-1].key == "var":
+            return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape), jnp.float32)
+        scale = 1 / np.sqrt(np.prod(leaf.shape[:-1])) if leaf.ndim > 1 else 1.0
+        return jnp.asarray(rng.normal(size=leaf.shape) * scale, jnp.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
