@@ -15,7 +15,9 @@ import numpy as np
 from jaxaug.ops.fusion import materialize
 from jaxaug.ops.validate import check_image
 
-_LEVELS = jnp.arange(256, dtype=jnp.int32)
+# numpy, not jnp: a JAX array built at import would start the backend before
+# jax.distributed.initialize can run.
+_LEVELS = np.arange(256, dtype=np.int32)
 
 
 def to_float(img):
