@@ -4,6 +4,7 @@ import functools
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from jaxaug.data import atomic
 from jaxaug.train import Checkpointer, base_config, make_optimizer, train_and_evaluate
 from jaxaug.train.mesh import maybe_initialize_distributed
 from jaxaug.train.optim import learning_rate_schedule
@@ -136,6 +138,9 @@ def test_summary_and_metrics_agree(uninterrupted):
     assert summary["train_images_per_s"] > 0 and summary["wall_time_s"] > 0
     assert not summary["interrupted"]
     assert os.listdir(os.path.join(workdir, "tensorboard"))
+    for name in ("config.json", "summary.json", "metrics.jsonl"):  # readable as normal files are
+        mode = stat.S_IMODE(os.stat(os.path.join(workdir, name)).st_mode)
+        assert mode == 0o666 & ~atomic.umask(), (name, oct(mode))
 
 
 def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(uninterrupted, tmp_path):

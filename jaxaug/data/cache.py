@@ -11,13 +11,13 @@ because a corrupt cache usually means a disk or copy problem the user should kno
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from jaxaug.data.atomic import write_atomic
 from jaxaug.data.errors import CorruptCacheError
 
 FORMAT_VERSION = 1
@@ -49,23 +49,12 @@ def save(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write `arrays` to `path` atomically; on failure no file is left at `path` or beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = json.dumps({name: _describe(a) for name, a in arrays.items()})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays, **{_MANIFEST: np.array(manifest)})
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates files readable by their owner only
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    # Persist the rename itself, so that after a power loss the file is either complete or absent.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+
+    write_atomic(path, write)
 
 
 def load(path: Path) -> dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ import ml_collections
 from absl import app, flags
 
 from jaxaug.eval.quant_costs import measure
+from jaxaug.data.atomic import write_text_atomic
 from jaxaug.train.metrics_writer import write_json_atomic
 
 
@@ -80,10 +81,7 @@ def main(argv):
     rows = balance_index(flags.FLAGS.workdirs)
     write_json_atomic(out + ".json", rows)
     table = markdown(rows)
-    tmp = out + ".md.tmp"
-    with open(tmp, "w") as f:
-        f.write(table)
-    os.replace(tmp, out + ".md")
+    write_text_atomic(out + ".md", table)
     print(table)
 
 

@@ -2,39 +2,14 @@
 
 import json
 import os
-import tempfile
 from typing import Any
+
+from jaxaug.data.atomic import write_atomic, write_text_atomic
 
 
 def write_json_atomic(path: str, payload: Any) -> None:
     """Writes JSON to a temporary file beside ``path`` and renames it, so readers never see half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_file_atomic(path: str, write: Any) -> None:
-    """Calls ``write(tmp)`` on a temporary path beside ``path``, then renames it to ``path``, so
-    readers never see a half-written file (a failed write leaves ``path`` as it was)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def write_report(out_dir: str, name: str, results: Any, table: str, plot: Any) -> None:
@@ -43,12 +18,8 @@ def write_report(out_dir: str, name: str, results: Any, table: str, plot: Any) -
     path)``)."""
     write_json_atomic(os.path.join(out_dir, f"{name}.json"), results)
 
-    def write_table(path):
-        with open(path, "w") as f:
-            f.write(table)
-
-    write_file_atomic(os.path.join(out_dir, f"{name}.md"), write_table)
-    write_file_atomic(os.path.join(out_dir, f"{name}.png"), lambda path: plot(results, path))
+    write_text_atomic(os.path.join(out_dir, f"{name}.md"), table)
+    write_atomic(os.path.join(out_dir, f"{name}.png"), lambda path: plot(results, path))
 
 
 class MetricsWriter:
