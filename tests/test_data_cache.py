@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxaug.data import CorruptCacheError, load_dataset
+from jaxaug.data import atomic
 from jaxaug.data import cache as cache_lib
 from jaxaug.data.imagefolder import ImageFolder
 
@@ -62,21 +63,40 @@ def test_a_changed_source_or_image_size_gets_a_new_cache_entry(
     np.testing.assert_array_equal(after.train.images[0], before.train.images[3])
 
 
-def test_crash_while_writing_leaves_no_file(folder, cache_dir, monkeypatch):
-    def crash(*args, **kwargs):
-        raise OSError("simulated crash during the write")
+def test_failed_write_leaves_no_file_and_the_run_goes_on(folder, cache_dir, monkeypatch):
+    """A write that fails (disk full, a read-only or foreign directory: OSError at any point of the
+    write) warns and returns the decoded arrays; nothing is left in the cache directory."""
+    def fail(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
 
-    for target in (np, os):  # crash while writing the data, then while renaming the file
+    reference = load_dataset(f"imagefolder:{folder}", cache_dir=cache_dir.parent / "reference-cache")
+    for target, name in ((np, "savez"), (os, "replace"), (atomic.tempfile, "mkstemp")):
         with monkeypatch.context() as patch:
-            patch.setattr(target, "savez" if target is np else "replace", crash)
-            with pytest.raises(OSError, match="simulated crash"):
-                load_dataset(f"imagefolder:{folder}", cache_dir=cache_dir)
+            patch.setattr(target, name, fail)
+            with pytest.warns(UserWarning, match=f"cannot write the dataset cache {cache_dir}"):
+                dataset = load_dataset(f"imagefolder:{folder}", cache_dir=cache_dir)
+        assert_same(dataset, reference)
         assert list(cache_dir.iterdir()) == []  # neither the final file nor a temporary one
 
     rebuilt = load_dataset(f"imagefolder:{folder}", cache_dir=cache_dir)
     assert len(list(cache_dir.iterdir())) == 1
     monkeypatch.setattr(ImageFolder, "decode", no_decoding)
     assert_same(rebuilt, load_dataset(f"imagefolder:{folder}", cache_dir=cache_dir))
+
+
+def test_orphan_temporaries_of_killed_runs_are_removed(folder, cache_dir):
+    """Temporary files older than this process (a killed run's) go; a newer one (a run still
+    writing) stays, as does every other file."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    old_style, new_style = cache_dir / "a.npz.x1y2.tmp", cache_dir / ".a.npz.x1y2.tmp.npz"
+    live, other = cache_dir / ".b.npz.z3.tmp.npz", cache_dir / "notes.tmp"
+    for path in (old_style, new_style, live, other):
+        path.write_bytes(b"partial")
+    for path in (old_style, new_style, other):
+        os.utime(path, (1, 1))  # 1970: before this process started
+    load_dataset(f"imagefolder:{folder}", cache_dir=cache_dir)
+    assert not old_style.exists() and not new_style.exists()
+    assert live.exists() and other.exists()
 
 
 def test_partial_write_then_crash_leaves_no_file(folder, cache_dir, monkeypatch):

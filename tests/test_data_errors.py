@@ -113,12 +113,40 @@ def test_size_mismatch_names_the_first_offending_file(make_image_folder, cache_d
     assert resized.image_shape == (8, 8, 3)
 
 
-def test_grayscale_and_rgba_images_become_rgb(make_image_folder, cache_dir):
+def test_grayscale_16_bit_and_transparent_images_become_rgb(make_image_folder, cache_dir):
+    """8- and 16-bit greyscale repeat into three channels (16-bit scaled by 1/257, where Pillow's
+    convert("RGB") gives pure white); alpha is composited onto grey 128, so an opaque alpha
+    changes nothing and a half-transparent one blends."""
     root, _ = make_image_folder(COUNTS)
+    cat = root / "train" / "cat"
     gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    Image.fromarray(gray).save(root / "train" / "cat" / "000.png")
-    rgba = np.full((8, 8, 4), 7, np.uint8)
-    Image.fromarray(rgba).save(root / "train" / "cat" / "001.png")
+    Image.fromarray(gray).save(cat / "000.png")
+    Image.fromarray(np.full((8, 8, 4), 7, np.uint8)).save(cat / "001.png")
+    deep = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000 + 500)
+    Image.fromarray(deep).save(dog16 := root / "train" / "dog" / "000.png")
+    assert Image.open(dog16).mode.startswith("I")  # really a 16-bit PNG
+    opaque = np.dstack([np.full((8, 8, 3), 7, np.uint8), np.full((8, 8), 255, np.uint8)])
+    Image.fromarray(opaque).save(root / "train" / "dog" / "001.png")
     ds = load_dataset(f"imagefolder:{root}", cache_dir=cache_dir)
     np.testing.assert_array_equal(ds.train.images[0], np.repeat(gray[..., None], 3, -1))
-    np.testing.assert_array_equal(ds.train.images[1], np.full((8, 8, 3), 7))
+    np.testing.assert_array_equal(ds.train.images[1],
+                                  np.full((8, 8, 3), round(7 * 7 / 255 + 128 * 248 / 255)))
+    want16 = np.round(deep / 257).astype(np.uint8)
+    np.testing.assert_array_equal(ds.train.images[2], np.repeat(want16[..., None], 3, -1))
+    assert ds.train.images[2].min() < 10  # not the all-white of a clipping conversion
+    np.testing.assert_array_equal(ds.train.images[3], np.full((8, 8, 3), 7))
+
+
+def test_bad_crc_in_the_zip_names_the_zip_and_member(make_image_folder, zip_folder, tmp_path,
+                                                     cache_dir):
+    root, _ = make_image_folder(COUNTS)
+    archive = zip_folder(root, tmp_path / "data.zip")
+    with zipfile.ZipFile(archive) as z:
+        info = z.getinfo("train/dog/001.png")
+    data = bytearray(archive.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF  # one byte of the member's data
+    archive.write_bytes(bytes(data))
+    member = re.escape(f"train/dog/001.png from the zip {archive}")
+    with pytest.raises(CorruptImageError, match=member):
+        load_dataset(f"imagefolder:{archive}", cache_dir=cache_dir)

@@ -11,6 +11,8 @@ because a corrupt cache usually means a disk or copy problem the user should kno
 import hashlib
 import json
 import os
+import time
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,9 +82,47 @@ def load(path: Path) -> dict[str, np.ndarray]:
 
 
 def cached(path: Path, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Load `path` if it exists, else `build()` the arrays, save them to `path` and return them."""
+    """Load `path` if it exists, else `build()` the arrays, save them to `path` and return them.
+
+    A cache directory that cannot be written (read-only, full, not ours) costs the cache, not the
+    run: the arrays are returned unsaved, with a warning. Temporary files that killed runs left
+    in the directory are removed first."""
     if path.exists():
         return load(path)
+    remove_orphans(path.parent)
     arrays = build()
-    save(path, arrays)
+    try:
+        save(path, arrays)
+    except OSError as e:
+        warnings.warn(f"cannot write the dataset cache {path} ({e}); going on without it, so the "
+                      "next run decodes again", stacklevel=2)
     return arrays
+
+
+def remove_orphans(cache_dir: Path) -> list[Path]:
+    """Delete the temporary files of cache writes in `cache_dir` last modified before this process
+    started (a live writer keeps touching its file), and return them."""
+    started = _process_start_time()
+    orphans = [p for pattern in (".*.npz.*.tmp.npz", "*.npz.*.tmp")
+               for p in cache_dir.glob(pattern) if p.stat().st_mtime < started]
+    for orphan in orphans:
+        try:
+            orphan.unlink(missing_ok=True)
+        except OSError:  # a directory we cannot write: `cached` warns when it tries to save
+            pass
+    return orphans
+
+
+def _process_start_time() -> float:
+    """This process's start, as a Unix time (from /proc where there is one)."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED
+
+
+_IMPORTED = time.time()

@@ -2,7 +2,8 @@
 
 Splits `train` and `test` are required, `val` or `validation` optional; other top-level entries
 are ignored. Class names are the sorted folder names of `train` and map to labels 0..K-1. Images
-(.jpg, .jpeg, .png) are decoded with Pillow to RGB uint8 in sorted (split, class, file) order, so
+(.jpg, .jpeg, .png) are decoded with Pillow to RGB uint8 (16-bit greyscale scaled, transparency
+composited onto grey 128; see `decode_image`) in sorted (split, class, file) order, so
 the arrays never depend on decoding order; large folders are decoded by a thread pool
 (Pillow releases the GIL while decoding).
 """
@@ -14,6 +15,7 @@ import hashlib
 import io
 import os
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -70,22 +72,47 @@ class _Archive:
         return names
 
     def read(self, name: str) -> bytes:
-        return self._zip.read(name) if self.is_zip else (self.path / name).read_bytes()
+        if not self.is_zip:
+            return (self.path / name).read_bytes()
+        try:
+            return self._zip.read(name)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # a bad CRC, a damaged member
+            raise CorruptImageError(f"cannot read {name} from the zip {self.path}: {e}") from e
 
     def location(self, name: str) -> str:
         """Where `name` is, for error messages: a file path, or `<zip path>/<member>`."""
         return f"{self.path}/{name.rstrip('/')}"
 
 
+# Transparent pixels are composited onto this colour: grey 128, the fill of the geometric ops.
+TRANSPARENT_FILL = 128
+
+
 def decode_image(data: bytes, location: str, image_size: int | None) -> np.ndarray:
     """Decode one encoded image to RGB uint8 [H, W, 3], resized to (image_size, image_size)
-    (bilinear) if given; `location` names it in the error if it cannot be decoded."""
+    (bilinear) if given; `location` names it in the error if it cannot be decoded.
+
+    16-bit greyscale becomes 8-bit by v / 257 rounded (Pillow's own conversion would clip it to
+    white); an alpha channel (RGBA, LA, or a palette with a transparent entry) is composited
+    onto `TRANSPARENT_FILL`, so an opaque alpha changes nothing."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            array = np.asarray(image.convert("RGB"))
+            array = _to_rgb(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise CorruptImageError(f"cannot decode image {location}: {e}") from e
     return array if image_size is None else resize_square(array, image_size)
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit greyscale PNG
+        grey = np.asarray(image, np.float64)
+        grey = np.clip(np.round(grey / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"), np.float64)
+        alpha = rgba[..., 3:] / 255.0
+        return np.round(rgba[..., :3] * alpha + TRANSPARENT_FILL * (1 - alpha)).astype(np.uint8)
+    return np.asarray(image.convert("RGB"))
 
 
 def _decode_chunk(items: list[tuple[bytes, str]], image_size: int | None) -> list[np.ndarray]:
