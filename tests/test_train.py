@@ -16,6 +16,7 @@ import pytest
 
 from jaxaug.data import atomic
 from jaxaug.train import Checkpointer, base_config, make_optimizer, train_and_evaluate
+from jaxaug.train.loop import StopRequest
 from jaxaug.train.mesh import maybe_initialize_distributed
 from jaxaug.train.optim import learning_rate_schedule
 
@@ -162,6 +163,21 @@ def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(uninterrupted, t
     assert step == reference_step == 20
     assert_trees_equal(state, reference_state)
     assert second["last_test_accuracy"] == reference["last_test_accuracy"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_request_a_checkpointed_stop(signum):
+    """Both signals set the flag on which the loop saves and stops (the SIGTERM test above runs
+    that path end to end); a second Ctrl-C is Python's KeyboardInterrupt, and on exit the previous
+    handlers are back."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signum)
+        assert stop.requested
+        if signum == signal.SIGINT:
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+    assert {s: signal.getsignal(s) for s in before} == before
 
 
 def test_resume_refuses_a_changed_config(uninterrupted):

@@ -2,7 +2,7 @@
 
 The run is a pure function of its config: batch order comes from ``(seed, epoch)`` and every random
 draw inside the step from ``(seed, state.step)``. Resuming from a checkpoint therefore replays what an
-uninterrupted run would have done, and SIGTERM only has to save the state and stop.
+uninterrupted run would have done, and SIGTERM or Ctrl-C only has to save the state and stop.
 """
 
 import functools
@@ -32,25 +32,35 @@ from jaxaug.train.steps import compile_steps, evaluate
 
 
 class StopRequest:
-    """Set by SIGTERM; the loop checks it after every step."""
+    """Set by SIGTERM or SIGINT (Ctrl-C); the loop checks it after every step, then saves a
+    checkpoint and stops. A second Ctrl-C gets Python's own handler back: KeyboardInterrupt, no
+    save."""
+
+    _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self._previous = {}
 
     def __enter__(self):
         # Signal handlers can only be installed from the main thread.
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self._SIGNALS}
         return self
 
     def _handle(self, signum, frame):
-        logging.warning("SIGTERM received: saving a checkpoint and stopping.")
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, self._previous[signal.SIGINT])
+            logging.warning("SIGINT received: saving a checkpoint and stopping "
+                            "(Ctrl-C again to stop without saving).")
+        else:
+            logging.warning("%s received: saving a checkpoint and stopping.", name)
         self.requested = True
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 def check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_main: bool) -> None:

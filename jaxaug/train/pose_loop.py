@@ -3,7 +3,7 @@ data-parallel over every device, evaluated by PCKh (or NME for face landmarks) e
 
 Like `train_and_evaluate`, the run is a pure function of its config: batch order comes from
 ``(seed, epoch)`` and the step's randomness from ``(seed, state.step)``, so a resumed run replays
-an uninterrupted one. SIGTERM saves a checkpoint and stops.
+an uninterrupted one. SIGTERM or Ctrl-C saves a checkpoint and stops.
 """
 
 import json
