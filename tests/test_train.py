@@ -16,7 +16,7 @@ import pytest
 
 from jaxaug.data import atomic
 from jaxaug.train import Checkpointer, base_config, make_optimizer, train_and_evaluate
-from jaxaug.train.loop import StopRequest
+from jaxaug.train.loop import StopRequest, check_config_for_resume
 from jaxaug.train.mesh import maybe_initialize_distributed
 from jaxaug.train.optim import learning_rate_schedule
 
@@ -203,11 +203,29 @@ def test_invalid_config_names_the_field(tmp_path, overrides, field):
         train_and_evaluate(tiny_config(**overrides), str(tmp_path))
 
 
-def test_unknown_method_and_model_are_named(tmp_path):
-    with pytest.raises(ValueError, match="'no-such-method'"):
-        train_and_evaluate(tiny_config(method="no-such-method"), str(tmp_path / "a"))
-    with pytest.raises(ValueError, match="'wrn-11-1'"):
-        train_and_evaluate(tiny_config(model="wrn-11-1"), str(tmp_path / "b"))
+def test_unknown_method_model_or_data_are_named_before_anything_is_written(tmp_path):
+    """A run that fails on its config, model, method or data leaves its workdir untouched, so the
+    corrected command can use it."""
+    missing = tmp_path / "no-such-folder"
+    for name, overrides, match in (("a", {"method": "no-such-method"}, "'no-such-method'"),
+                                   ("b", {"model": "wrn-11-1"}, "'wrn-11-1'"),
+                                   ("c", {"dataset": f"imagefolder:{missing}"}, str(missing))):
+        with pytest.raises(ValueError, match=match):
+            train_and_evaluate(tiny_config(**overrides), str(tmp_path / name))
+        assert not os.path.exists(tmp_path / name), name
+
+
+def test_a_workdir_without_a_checkpoint_takes_a_new_config(tmp_path):
+    """config.json alone (a run that died before its first checkpoint) is no run to resume: a
+    different config replaces it; once a checkpoint exists, a change is refused."""
+    workdir = str(tmp_path)
+    check_config_for_resume(workdir, tiny_config(model="wrn-bogus"), is_main=True)
+    check_config_for_resume(workdir, tiny_config(), is_main=True)
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["model"] == "wrn-10-1"
+    os.makedirs(os.path.join(workdir, "checkpoints", "10"))
+    with pytest.raises(ValueError, match=r"different config.*\['model'\]"):
+        check_config_for_resume(workdir, tiny_config(model="wrn-16-1"), is_main=True)
 
 
 def test_train_py_rejects_unknown_config_field():

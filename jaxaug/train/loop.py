@@ -64,10 +64,13 @@ class StopRequest:
 
 
 def check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_main: bool) -> None:
-    """Refuses to resume a workdir with a different config, which would break resume equality."""
+    """Refuses to resume a workdir with a different config, which would break resume equality.
+
+    Only a checkpoint makes a run to resume: a ``config.json`` without one (a run that failed
+    before its first save) is overwritten, so fixing a typo and rerunning the command works."""
     path = os.path.join(workdir, "config.json")
     current = json.loads(config.to_json())
-    if os.path.exists(path):
+    if os.path.exists(path) and has_checkpoint(workdir):
         with open(path) as f:
             previous = json.load(f)
         changed = config_lib.changed_fields(previous, current)
@@ -78,6 +81,13 @@ def check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_
             )
     if is_main:
         write_json_atomic(path, current)
+
+
+def has_checkpoint(workdir: str) -> bool:
+    """Whether ``workdir/checkpoints`` holds a finished checkpoint (Orbax names them by step;
+    unfinished ones carry a temporary suffix)."""
+    directory = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
 
 
 def create_model(config: ml_collections.ConfigDict, num_classes: int):
@@ -158,8 +168,6 @@ def train_and_evaluate(
     mesh = make_mesh()
     config_lib.validate(config, mesh.size)
     is_main = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
-    check_config_for_resume(workdir, config, is_main)
 
     dataset, method, schedule, steps_per_epoch = build_method(config)
     total_steps = config.epochs * steps_per_epoch
@@ -170,6 +178,9 @@ def train_and_evaluate(
 
     state = init(jax.random.fold_in(jax.random.key(config.seed), 0))
     meta = {"elapsed_s": 0.0, "train_s": 0.0, "images": 0, "evals": []}
+    # Written only now: a config, model, method or dataset that fails above leaves no trace.
+    os.makedirs(workdir, exist_ok=True)
+    check_config_for_resume(workdir, config, is_main)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
     state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
     step = int(jax.device_get(state.step))

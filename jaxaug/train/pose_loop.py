@@ -137,8 +137,6 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
     mesh = make_mesh()
     validate_pose(config, mesh.size)
     is_main = jax.process_index() == 0
-    os.makedirs(workdir, exist_ok=True)
-    check_config_for_resume(workdir, config, is_main)
 
     train_set, test_set = load_keypoints(config)
     train, test = _arrays(train_set), _arrays(test_set)
@@ -175,6 +173,9 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
     total_steps = config.epochs * steps_per_epoch
     state = init(jax.random.fold_in(jax.random.key(config.seed), 0), None)
     meta = {"elapsed_s": 0.0, "evals": []}
+    # Written only now: a config, model, method or dataset that fails above leaves no trace.
+    os.makedirs(workdir, exist_ok=True)
+    check_config_for_resume(workdir, config, is_main)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
     state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
     step = int(jax.device_get(state.step))
