@@ -12,11 +12,12 @@ Every config field can be overridden with --config.<field>=<value>; unknown fiel
 
 import logging as std_logging
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxaug.train import train_and_evaluate, train_pose
+from jaxaug.train import TrainingDiverged, train_and_evaluate, train_pose
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.")
 _WORKDIR = flags.DEFINE_string(
@@ -50,7 +51,10 @@ def main(argv):
                   f"best {summary[f'best_test_{metric}']:.4f}; "
                   f"wall time {summary['wall_time_s']:.1f} s")
         return
-    summary = train_and_evaluate(config, workdir)
+    try:
+        summary = train_and_evaluate(config, workdir)
+    except TrainingDiverged as e:
+        sys.exit(f"{e}\nWrote {os.path.join(workdir, 'summary.json')}")  # exit status 1
     print(f"Wrote {os.path.join(workdir, 'summary.json')}")
     if "last_test_accuracy" in summary:
         print(

@@ -17,6 +17,7 @@ import pytest
 from jaxaug.data import atomic
 from jaxaug.train import Checkpointer, base_config, make_optimizer, train_and_evaluate
 from jaxaug.train.loop import StopRequest, check_config_for_resume
+from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
 from jaxaug.train.mesh import maybe_initialize_distributed
 from jaxaug.train.optim import learning_rate_schedule
 
@@ -178,6 +179,79 @@ def test_sigterm_and_ctrl_c_request_a_checkpointed_stop(signum):
             with pytest.raises(KeyboardInterrupt):
                 os.kill(os.getpid(), signal.SIGINT)
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_diverging_run_stops_unsaved_flagged_and_fails(tmp_path):
+    """lr=1e6: train.py exits non-zero naming the step; summary.json says so; metrics.jsonl is
+    standard JSON (null, not bare NaN); no checkpoint holds the non-finite state."""
+    workdir = tmp_path / "run"
+    env = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # as this module compiles
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config=configs/quickstart.py", f"--workdir={workdir}",
+         "--config.reduced=200", "--config.batch_size=20", "--config.epochs=2",
+         "--config.log_every_steps=1", "--config.save_image_grid=False",
+         "--config.optimizer.lr=1e6"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Training diverged: a non-finite loss or state at step" in result.stderr
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["diverged"] and summary["step"] == summary["diverged_at_step"] <= 10
+    assert "best_test_accuracy" not in summary  # nothing evaluated, nothing ranked
+
+    def reject(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    records = [json.loads(line, parse_constant=reject)
+               for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["nonfinite"] == 1.0 and records[-1]["step"] == summary["diverged_at_step"]
+    assert not (workdir / "checkpoints").exists() or not os.listdir(workdir / "checkpoints")
+
+
+def test_metrics_and_summaries_write_non_finite_values_as_null(tmp_path):
+    writer = MetricsWriter(str(tmp_path))
+    writer.write(3, "train", {"loss": float("nan"), "accuracy": 0.5, "lr": float("inf")})
+    writer.close()
+    write_json_atomic(str(tmp_path / "summary.json"), {"best": float("-inf"), "runs": [1.0]})
+    line = (tmp_path / "metrics.jsonl").read_text()
+    assert json.loads(line) == {"step": 3, "split": "train", "loss": None, "accuracy": 0.5,
+                                "lr": None}
+    assert "NaN" not in line and "Infinity" not in line
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"best": None, "runs": [1.0]}
+
+
+def test_nonfinite_guard_skips_or_flags_a_step():
+    """skip: a non-finite step keeps the old state but advances its counter; stop: the state is
+    returned as computed; both flag the step. lr=inf and nan are refused by validate."""
+    from jaxaug.train.steps import guard_nonfinite
+    from jaxaug.train.config import validate
+    from flax import struct
+
+    @struct.dataclass
+    class State:
+        step: jax.Array
+        params: jax.Array
+
+    def step(state, batch):
+        params = state.params * batch
+        return State(state.step + 1, params), {"loss": params.sum()}
+
+    state = State(jnp.int32(0), jnp.ones(3))
+    for mode in ("skip", "stop"):
+        guarded = jax.jit(guard_nonfinite(step, mode))
+        ok, ok_metrics = guarded(state, jnp.full(3, 2.0))
+        bad, bad_metrics = guarded(state, jnp.asarray([1.0, jnp.nan, 1.0]))
+        np.testing.assert_array_equal(ok.params, [2.0, 2.0, 2.0])
+        assert float(ok_metrics["nonfinite"]) == 0 and float(bad_metrics["nonfinite"]) == 1
+        assert int(bad.step) == 1
+        if mode == "skip":
+            np.testing.assert_array_equal(bad.params, state.params)
+        else:
+            assert np.isnan(bad.params[1])
+    for lr in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="optimizer.lr"):
+            validate(tiny_config(**{"optimizer.lr": lr}), 1)
+    with pytest.raises(ValueError, match="config.nonfinite='ignore'"):
+        validate(tiny_config(nonfinite="ignore"), 1)
 
 
 def test_resume_refuses_a_changed_config(uninterrupted):

@@ -4,6 +4,8 @@ Experiment configs in ``configs/`` start from :func:`base_config` and override f
 a run reads is declared here, so a typo on the command line (``--config.bach_size``) is an error.
 """
 
+import math
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -104,6 +106,10 @@ def base_config() -> ml_collections.ConfigDict:
         "warmup_epochs": 0.0,
     })
 
+    # A step whose loss or new state is not finite: "stop" ends the run without saving that state
+    # (summary.json says "diverged", train.py exits 1); "skip" keeps the previous state and counts
+    # the step in the logged metric "nonfinite".
+    c.nonfinite = "stop"
     c.checkpoint = ml_collections.ConfigDict({"enabled": True, "keep": 2})
     c.log_every_steps = 50
     c.tensorboard = False
@@ -132,7 +138,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         f"must be divisible by the {device_count} devices of the mesh",
     )
     check(config.eval_batch_size >= 1, "eval_batch_size", "must be positive")
-    check(config.optimizer.lr > 0, "optimizer.lr", "must be positive")
+    check(0 < config.optimizer.lr < math.inf, "optimizer.lr", "must be positive and finite")
+    check(config.nonfinite in ("stop", "skip"), "nonfinite", "must be 'stop' or 'skip'")
     check(0 <= config.optimizer.momentum < 1, "optimizer.momentum", "must be in [0, 1)")
     check(config.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be non-negative")
     check(

@@ -191,11 +191,11 @@ def train_and_evaluate(
         config.model, config.dataset, len(dataset.train), len(dataset.test),
         steps_per_epoch, mesh.size, config.method,
     )
-    interrupted, compiled = False, False
+    interrupted, compiled, diverged_at = False, False, None
     segment_start, elapsed_before = time.perf_counter(), meta["elapsed_s"]
     try:
         with StopRequest() as stop:
-            while step < total_steps and not interrupted:
+            while step < total_steps and not interrupted and diverged_at is None:
                 epoch, start_batch = divmod(step, steps_per_epoch)
                 host_batches = data.epoch_batches(
                     dataset.train, config.batch_size, seed=config.seed, epoch=epoch,
@@ -230,7 +230,12 @@ def train_and_evaluate(
                         averaged = mean_metrics(window)
                         writer.write(step, "train", {**averaged, "learning_rate": schedule(step * updates_per_step - 1)})
                         progress.set_postfix(loss=f"{averaged['loss']:.3f}")
+                        diverged_at = _divergence(window, step, config)
+                        meta["nonfinite_steps"] = meta.get("nonfinite_steps", 0) + int(
+                            sum(m["nonfinite"] for m in window))
                         window = []
+                        if diverged_at is not None:
+                            break
                     if stop.requested:
                         interrupted = True
                         break
@@ -240,6 +245,9 @@ def train_and_evaluate(
                 meta["images"] += timed_steps * config.batch_size
                 meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
                 if interrupted:
+                    # Steps since the last log were not checked yet: never save a diverged state.
+                    diverged_at = _divergence(jax.device_get(window), step, config)
+                if interrupted or diverged_at is not None:
                     break
                 meta = _end_of_epoch(
                     meta, state, step, epoch, epoch_metrics, dataset, eval_step,
@@ -247,16 +255,37 @@ def train_and_evaluate(
                     time.perf_counter() - epoch_start,
                 )
             meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
-            if interrupted and config.checkpoint.enabled:
+            if interrupted and diverged_at is None and config.checkpoint.enabled:
                 checkpointer.save(step, state, meta)
     finally:
         checkpointer.close()
         writer.close()
     summary = _summary(meta, step, config, dataset, interrupted, time.perf_counter() - start_time)
+    summary.update(diverged=diverged_at is not None, diverged_at_step=diverged_at,
+                   nonfinite_steps=meta.get("nonfinite_steps", 0))
     if is_main:
         write_json_atomic(os.path.join(workdir, "summary.json"), summary)
     logging.info("Summary: %s", summary)
+    if diverged_at is not None:
+        raise TrainingDiverged(
+            f"Training diverged: a non-finite loss or state at step {diverged_at}, which was not "
+            f"saved (the last checkpoint in {workdir}/checkpoints holds the last finite state). "
+            "Lower config.optimizer.lr, or set config.nonfinite='skip' to skip such steps."
+        )
     return summary
+
+
+class TrainingDiverged(RuntimeError):
+    """A run stopped on a non-finite loss or state (``config.nonfinite="stop"``)."""
+
+
+def _divergence(window: list[dict[str, np.ndarray]], step: int, config) -> int | None:
+    """The first step of ``window`` (the steps up to ``step``, on the host) flagged non-finite,
+    when the run stops on those (``config.nonfinite == "stop"``); else None."""
+    if config.nonfinite != "stop":
+        return None
+    flags = [float(m["nonfinite"]) for m in window]
+    return next((step - len(flags) + 1 + i for i, f in enumerate(flags) if f), None)
 
 
 def mean_metrics(metrics: list[dict[str, np.ndarray]]) -> dict[str, float]:

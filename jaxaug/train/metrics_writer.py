@@ -1,15 +1,30 @@
 """JSONL metrics, optional TensorBoard events, and the run summary."""
 
 import json
+import math
 import os
 from typing import Any
 
 from jaxaug.data.atomic import write_atomic, write_text_atomic
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None, so that ``json.dumps`` writes
+    standard JSON (null) instead of the bare ``NaN`` / ``Infinity`` tokens most parsers reject."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json_atomic(path: str, payload: Any) -> None:
-    """Writes JSON to a temporary file beside ``path`` and renames it, so readers never see half."""
-    write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True))
+    """Writes JSON to a temporary file beside ``path`` and renames it, so readers never see half.
+    Non-finite floats are written as null."""
+    text = json.dumps(json_safe(payload), indent=2, sort_keys=True, allow_nan=False)
+    write_text_atomic(path, text)
 
 
 def write_report(out_dir: str, name: str, results: Any, table: str, plot: Any) -> None:
@@ -50,7 +65,7 @@ class MetricsWriter:
         if not self._enabled:
             return
         record = {"step": int(step), "split": split, **{k: float(v) for k, v in scalars.items()}}
-        self._file.write(json.dumps(record) + "\n")
+        self._file.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
         self._file.flush()
         if self._tb is not None:
             for name, value in scalars.items():

@@ -10,6 +10,7 @@ import optax
 
 from jaxaug import data, policies
 from jaxaug.data import augment
+from jaxaug.methods.base import all_finite, keep_if
 from jaxaug.train.mesh import batch_sharding, replicated
 
 
@@ -65,10 +66,27 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
 
     return CompiledSteps(
         init=jax.jit(init, out_shardings=rep),
-        train_step=jax.jit(train_step, in_shardings=(rep, shard), out_shardings=(rep, rep), donate_argnums=0),
+        train_step=jax.jit(guard_nonfinite(train_step, config.nonfinite), in_shardings=(rep, shard),
+                           out_shardings=(rep, rep), donate_argnums=0),
         eval_step=jax.jit(eval_step, in_shardings=(rep, shard), out_shardings=rep),
         augmented_images=jax.jit(augmented_images),
     )
+
+
+def guard_nonfinite(train_step: Callable, mode: str) -> Callable:
+    """Adds ``metrics["nonfinite"]`` (1.0 when the step's loss or its new state has a NaN or an
+    infinity) to a ``(state, batch) -> (state, metrics)`` step. With ``mode="skip"`` such a step
+    keeps the old state (its step counter still advances, so the run's randomness and schedule go
+    on); with ``"stop"`` the state is returned as computed and the loop stops the run on the flag."""
+
+    def guarded(state, batch):
+        new, metrics = train_step(state, batch)
+        finite = jnp.isfinite(metrics["loss"]) & all_finite(new)
+        if mode == "skip":
+            new = keep_if(finite, new, state.replace(step=new.step))
+        return new, {**metrics, "nonfinite": (~finite).astype(jnp.float32)}
+
+    return guarded
 
 
 def evaluate(eval_step, state, source, batch_size: int, sharding) -> dict[str, float]:
