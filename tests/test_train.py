@@ -16,6 +16,7 @@ import pytest
 
 from jaxaug.data import atomic
 from jaxaug.train import Checkpointer, base_config, make_optimizer, train_and_evaluate
+from jaxaug.train.lock import WorkdirLockedError, workdir_lock
 from jaxaug.train.loop import StopRequest, check_config_for_resume
 from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
 from jaxaug.train.mesh import maybe_initialize_distributed
@@ -287,6 +288,13 @@ def test_unknown_method_model_or_data_are_named_before_anything_is_written(tmp_p
         with pytest.raises(ValueError, match=match):
             train_and_evaluate(tiny_config(**overrides), str(tmp_path / name))
         assert not os.path.exists(tmp_path / name), name
+
+
+def test_a_second_run_on_a_busy_workdir_is_refused(tmp_path):
+    with workdir_lock(str(tmp_path)):
+        with pytest.raises(WorkdirLockedError, match=f"in use by process {os.getpid()}"):
+            train_and_evaluate(tiny_config(), str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == [".lock"]  # the refused run wrote nothing
 
 
 def test_a_workdir_without_a_checkpoint_takes_a_new_config(tmp_path):

@@ -5,6 +5,7 @@ draw inside the step from ``(seed, state.step)``. Resuming from a checkpoint the
 uninterrupted run would have done, and SIGTERM or Ctrl-C only has to save the state and stop.
 """
 
+import contextlib
 import functools
 import itertools
 import json
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from jaxaug import data, methods, models
 from jaxaug.train import config as config_lib
 from jaxaug.train.checkpoint import Checkpointer, resume
+from jaxaug.train.lock import workdir_lock
 from jaxaug.train.mesh import batch_sharding, make_mesh, maybe_initialize_distributed
 from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
 from jaxaug.train.optim import learning_rate_schedule, make_optimizer
@@ -180,99 +182,102 @@ def train_and_evaluate(
     meta = {"elapsed_s": 0.0, "train_s": 0.0, "images": 0, "evals": []}
     # Written only now: a config, model, method or dataset that fails above leaves no trace.
     os.makedirs(workdir, exist_ok=True)
-    check_config_for_resume(workdir, config, is_main)
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
-    state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
-    step = int(jax.device_get(state.step))
+    # One run at a time in a workdir (the lock dies with its process).
+    with workdir_lock(workdir) if is_main else contextlib.nullcontext():
+        check_config_for_resume(workdir, config, is_main)
+        checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
+        state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
+        step = int(jax.device_get(state.step))
 
-    writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main)
-    logging.info(
-        "%s on %s: %d train / %d test images, %d steps/epoch, %d devices, %s.",
-        config.model, config.dataset, len(dataset.train), len(dataset.test),
-        steps_per_epoch, mesh.size, config.method,
-    )
-    interrupted, compiled, diverged_at = False, False, None
-    segment_start, elapsed_before = time.perf_counter(), meta["elapsed_s"]
-    try:
-        with StopRequest() as stop:
-            while step < total_steps and not interrupted and diverged_at is None:
-                epoch, start_batch = divmod(step, steps_per_epoch)
-                host_batches = data.epoch_batches(
-                    dataset.train, config.batch_size, seed=config.seed, epoch=epoch,
-                    start_batch=start_batch, process_index=jax.process_index(),
-                    process_count=jax.process_count(),
-                )
-                if config.save_image_grid and is_main and step == 0:
-                    host_batches = _save_grid_of_first(host_batches, augmented_images, config, workdir)
-                window, epoch_metrics = [], []
-                epoch_start = time.perf_counter()
-                timed_start, timed_steps = epoch_start, 0
-                progress = tqdm(
-                    total=steps_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}/{config.epochs}",
-                    disable=not is_main, leave=False,
-                )
-                for batch in data.prefetch_to_mesh(host_batches, shard):
-                    state, metrics = train_step(state, batch)
-                    step += 1
-                    progress.update(1)
-                    window.append(metrics)
-                    if not compiled:
-                        # The first call compiles; keep it out of the images/s figure.
-                        jax.block_until_ready(state)
-                        timed_start, compiled = time.perf_counter(), True
-                    else:
-                        timed_steps += 1
-                    if step_callback is not None:
-                        step_callback(step)
-                    if len(window) == config.log_every_steps or step % steps_per_epoch == 0:
-                        window = jax.device_get(window)
-                        epoch_metrics += window
-                        averaged = mean_metrics(window)
-                        writer.write(step, "train", {**averaged, "learning_rate": schedule(step * updates_per_step - 1)})
-                        progress.set_postfix(loss=f"{averaged['loss']:.3f}")
-                        diverged_at = _divergence(window, step, config)
-                        meta["nonfinite_steps"] = meta.get("nonfinite_steps", 0) + int(
-                            sum(m["nonfinite"] for m in window))
-                        window = []
-                        if diverged_at is not None:
-                            break
-                    if stop.requested:
-                        interrupted = True
-                        break
-                jax.block_until_ready(state)
-                progress.close()
-                meta["train_s"] += time.perf_counter() - timed_start
-                meta["images"] += timed_steps * config.batch_size
-                meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
-                if interrupted:
-                    # Steps since the last log were not checked yet: never save a diverged state.
-                    diverged_at = _divergence(jax.device_get(window), step, config)
-                if interrupted or diverged_at is not None:
-                    break
-                meta = _end_of_epoch(
-                    meta, state, step, epoch, epoch_metrics, dataset, eval_step,
-                    eval_batch_size, shard, writer, checkpointer, config,
-                    time.perf_counter() - epoch_start,
-                )
-            meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
-            if interrupted and diverged_at is None and config.checkpoint.enabled:
-                checkpointer.save(step, state, meta)
-    finally:
-        checkpointer.close()
-        writer.close()
-    summary = _summary(meta, step, config, dataset, interrupted, time.perf_counter() - start_time)
-    summary.update(diverged=diverged_at is not None, diverged_at_step=diverged_at,
-                   nonfinite_steps=meta.get("nonfinite_steps", 0))
-    if is_main:
-        write_json_atomic(os.path.join(workdir, "summary.json"), summary)
-    logging.info("Summary: %s", summary)
-    if diverged_at is not None:
-        raise TrainingDiverged(
-            f"Training diverged: a non-finite loss or state at step {diverged_at}, which was not "
-            f"saved (the last checkpoint in {workdir}/checkpoints holds the last finite state). "
-            "Lower config.optimizer.lr, or set config.nonfinite='skip' to skip such steps."
+        writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main,
+                               resume_step=step)
+        logging.info(
+            "%s on %s: %d train / %d test images, %d steps/epoch, %d devices, %s.",
+            config.model, config.dataset, len(dataset.train), len(dataset.test),
+            steps_per_epoch, mesh.size, config.method,
         )
-    return summary
+        interrupted, compiled, diverged_at = False, False, None
+        segment_start, elapsed_before = time.perf_counter(), meta["elapsed_s"]
+        try:
+            with StopRequest() as stop:
+                while step < total_steps and not interrupted and diverged_at is None:
+                    epoch, start_batch = divmod(step, steps_per_epoch)
+                    host_batches = data.epoch_batches(
+                        dataset.train, config.batch_size, seed=config.seed, epoch=epoch,
+                        start_batch=start_batch, process_index=jax.process_index(),
+                        process_count=jax.process_count(),
+                    )
+                    if config.save_image_grid and is_main and step == 0:
+                        host_batches = _save_grid_of_first(host_batches, augmented_images, config, workdir)
+                    window, epoch_metrics = [], []
+                    epoch_start = time.perf_counter()
+                    timed_start, timed_steps = epoch_start, 0
+                    progress = tqdm(
+                        total=steps_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}/{config.epochs}",
+                        disable=not is_main, leave=False,
+                    )
+                    for batch in data.prefetch_to_mesh(host_batches, shard):
+                        state, metrics = train_step(state, batch)
+                        step += 1
+                        progress.update(1)
+                        window.append(metrics)
+                        if not compiled:
+                            # The first call compiles; keep it out of the images/s figure.
+                            jax.block_until_ready(state)
+                            timed_start, compiled = time.perf_counter(), True
+                        else:
+                            timed_steps += 1
+                        if step_callback is not None:
+                            step_callback(step)
+                        if len(window) == config.log_every_steps or step % steps_per_epoch == 0:
+                            window = jax.device_get(window)
+                            epoch_metrics += window
+                            averaged = mean_metrics(window)
+                            writer.write(step, "train", {**averaged, "learning_rate": schedule(step * updates_per_step - 1)})
+                            progress.set_postfix(loss=f"{averaged['loss']:.3f}")
+                            diverged_at = _divergence(window, step, config)
+                            meta["nonfinite_steps"] = meta.get("nonfinite_steps", 0) + int(
+                                sum(m["nonfinite"] for m in window))
+                            window = []
+                            if diverged_at is not None:
+                                break
+                        if stop.requested:
+                            interrupted = True
+                            break
+                    jax.block_until_ready(state)
+                    progress.close()
+                    meta["train_s"] += time.perf_counter() - timed_start
+                    meta["images"] += timed_steps * config.batch_size
+                    meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
+                    if interrupted:
+                        # Steps since the last log were not checked yet: never save a diverged state.
+                        diverged_at = _divergence(jax.device_get(window), step, config)
+                    if interrupted or diverged_at is not None:
+                        break
+                    meta = _end_of_epoch(
+                        meta, state, step, epoch, epoch_metrics, dataset, eval_step,
+                        eval_batch_size, shard, writer, checkpointer, config,
+                        time.perf_counter() - epoch_start,
+                    )
+                meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
+                if interrupted and diverged_at is None and config.checkpoint.enabled:
+                    checkpointer.save(step, state, meta)
+        finally:
+            checkpointer.close()
+            writer.close()
+        summary = _summary(meta, step, config, dataset, interrupted, time.perf_counter() - start_time)
+        summary.update(diverged=diverged_at is not None, diverged_at_step=diverged_at,
+                       nonfinite_steps=meta.get("nonfinite_steps", 0))
+        if is_main:
+            write_json_atomic(os.path.join(workdir, "summary.json"), summary)
+        logging.info("Summary: %s", summary)
+        if diverged_at is not None:
+            raise TrainingDiverged(
+                f"Training diverged: a non-finite loss or state at step {diverged_at}, which was not "
+                f"saved (the last checkpoint in {workdir}/checkpoints holds the last finite state). "
+                "Lower config.optimizer.lr, or set config.nonfinite='skip' to skip such steps."
+            )
+        return summary
 
 
 class TrainingDiverged(RuntimeError):

@@ -44,14 +44,20 @@ class MetricsWriter:
     ``tensorboard`` is true; asking for them without tensorboardX installed is an error.
     """
 
-    def __init__(self, workdir: str, tensorboard: bool = False, enabled: bool = True):
+    def __init__(self, workdir: str, tensorboard: bool = False, enabled: bool = True,
+                 resume_step: int = 0):
+        """``resume_step``: the step the run restarts from (its checkpoint's, 0 for a fresh run).
+        Records after it, which the run is about to write again, are dropped first, as is a line
+        a crash left half-written."""
         self._enabled = enabled
         self._file = None
         self._tb = None
         if not enabled:
             return
-        os.makedirs(workdir, exist_ok=True)
-        self._file = open(os.path.join(workdir, "metrics.jsonl"), "a")
+        path = os.path.join(workdir, "metrics.jsonl")
+        if os.path.exists(path):
+            write_text_atomic(path, "".join(_records_up_to(path, resume_step)))
+        self._file = open(path, "a")
         if tensorboard:
             try:
                 from tensorboardX import SummaryWriter
@@ -65,8 +71,14 @@ class MetricsWriter:
         if not self._enabled:
             return
         record = {"step": int(step), "split": split, **{k: float(v) for k, v in scalars.items()}}
-        self._file.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
-        self._file.flush()
+        line = json.dumps(json_safe(record), allow_nan=False) + "\n"
+        end = self._file.tell()
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError:  # disk full: leave no partial line for the next record to append onto
+            self._file.truncate(end)
+            raise
         if self._tb is not None:
             for name, value in scalars.items():
                 self._tb.add_scalar(f"{split}/{name}", float(value), int(step))
@@ -76,3 +88,17 @@ class MetricsWriter:
             self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _records_up_to(path: str, step: int) -> list[str]:
+    """The whole, parseable lines of the metrics file ``path`` whose step is at most ``step``."""
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if line.endswith("\n") and record.get("step", step + 1) <= step:
+                kept.append(line)
+    return kept

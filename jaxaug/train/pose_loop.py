@@ -6,6 +6,7 @@ Like `train_and_evaluate`, the run is a pure function of its config: batch order
 an uninterrupted one. SIGTERM or Ctrl-C saves a checkpoint and stops.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -27,6 +28,7 @@ from jaxaug.methods.adversarial_pose import adversarial_pose
 from jaxaug.methods.base import StagedMethod
 from jaxaug.methods.pose import heatmap_regression
 from jaxaug.train.checkpoint import Checkpointer, resume
+from jaxaug.train.lock import workdir_lock
 from jaxaug.train.loop import (
     StopRequest,
     check_config_for_resume,
@@ -175,73 +177,75 @@ def train_pose(config: ml_collections.ConfigDict, workdir: str,
     meta = {"elapsed_s": 0.0, "evals": []}
     # Written only now: a config, model, method or dataset that fails above leaves no trace.
     os.makedirs(workdir, exist_ok=True)
-    check_config_for_resume(workdir, config, is_main)
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
-    state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
-    step = int(jax.device_get(state.step))
-    writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main)
-    logging.info("%s %s (%s) on %s: %d train / %d test, %d joints, %d steps/epoch, %d devices; "
-                 "stages %s.", config.method, config.model, config.quant, config.dataset,
-                 len(train["image"]), len(test["image"]), num_joints, steps_per_epoch, mesh.size,
-                 schedule)
-    segment_start, elapsed_before, interrupted = time.perf_counter(), meta["elapsed_s"], False
-    try:
-        with StopRequest() as stop:
-            while step < total_steps and not interrupted:
-                epoch, start_batch = divmod(step, steps_per_epoch)
-                stage = stage_of_epoch[epoch]
-                batches = data.array_epoch_batches(
-                    {k: v for k, v in train.items() if k != "norm"}, config.batch_size,
-                    seed=config.seed, epoch=epoch, start_batch=start_batch,
-                    process_index=jax.process_index(), process_count=jax.process_count())
-                window, epoch_metrics = [], []
-                for batch in data.prefetch_to_mesh(batches, shard):
-                    state, metrics = train_steps[stage](state, batch)
-                    step += 1
-                    window.append(metrics)
-                    if step_callback is not None:
-                        step_callback(step)
-                    if len(window) == config.log_every_steps or step % steps_per_epoch == 0:
-                        window = jax.device_get(window)
-                        epoch_metrics += window
-                        writer.write(step, "train", mean_metrics(window))
-                        window = []
-                    if stop.requested:
-                        interrupted = True
+    with workdir_lock(workdir) if is_main else contextlib.nullcontext():
+        check_config_for_resume(workdir, config, is_main)
+        checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
+        state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
+        step = int(jax.device_get(state.step))
+        writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main,
+                               resume_step=step)
+        logging.info("%s %s (%s) on %s: %d train / %d test, %d joints, %d steps/epoch, %d devices; "
+                     "stages %s.", config.method, config.model, config.quant, config.dataset,
+                     len(train["image"]), len(test["image"]), num_joints, steps_per_epoch, mesh.size,
+                     schedule)
+        segment_start, elapsed_before, interrupted = time.perf_counter(), meta["elapsed_s"], False
+        try:
+            with StopRequest() as stop:
+                while step < total_steps and not interrupted:
+                    epoch, start_batch = divmod(step, steps_per_epoch)
+                    stage = stage_of_epoch[epoch]
+                    batches = data.array_epoch_batches(
+                        {k: v for k, v in train.items() if k != "norm"}, config.batch_size,
+                        seed=config.seed, epoch=epoch, start_batch=start_batch,
+                        process_index=jax.process_index(), process_count=jax.process_count())
+                    window, epoch_metrics = [], []
+                    for batch in data.prefetch_to_mesh(batches, shard):
+                        state, metrics = train_steps[stage](state, batch)
+                        step += 1
+                        window.append(metrics)
+                        if step_callback is not None:
+                            step_callback(step)
+                        if len(window) == config.log_every_steps or step % steps_per_epoch == 0:
+                            window = jax.device_get(window)
+                            epoch_metrics += window
+                            writer.write(step, "train", mean_metrics(window))
+                            window = []
+                        if stop.requested:
+                            interrupted = True
+                            break
+                    meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
+                    if interrupted:
                         break
-                meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
-                if interrupted:
-                    break
-                score = _evaluate(eval_step, state, test, config, shard)
-                record = {"epoch": epoch + 1, "stage": stage, "step": step,
-                          f"test_{metric}": score}
-                if epoch_metrics:
-                    record.update({f"train_{k}": v
-                                   for k, v in mean_metrics(epoch_metrics).items()})
-                writer.write(step, "test", {metric: score})
-                logging.info("epoch %d: %s", epoch + 1, record)
-                meta = {**meta, "evals": meta["evals"] + [record]}
-                if config.checkpoint.enabled:
-                    checkpointer.save(step, state, meta, score=-score if metric == "nme" else score)
-            if interrupted and config.checkpoint.enabled:
-                checkpointer.save(step, state, meta)
-    finally:
-        checkpointer.close()
-        writer.close()
-    summary = {"method": config.method, "model": config.model, "quant": config.quant,
-               "dataset": config.dataset,
-               "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
-               "step": step, "interrupted": interrupted, "metric": metric,
-               "wall_time_s": meta["elapsed_s"],
-               "this_session_wall_time_s": time.perf_counter() - start_time}
-    scores = [e[f"test_{metric}"] for e in meta["evals"]]
-    if scores:
-        summary[f"last_test_{metric}"] = scores[-1]
-        summary[f"best_test_{metric}"] = min(scores) if metric == "nme" else max(scores)
-    if is_main:
-        write_json_atomic(os.path.join(workdir, "summary.json"), summary)
-    logging.info("Summary: %s", summary)
-    return summary
+                    score = _evaluate(eval_step, state, test, config, shard)
+                    record = {"epoch": epoch + 1, "stage": stage, "step": step,
+                              f"test_{metric}": score}
+                    if epoch_metrics:
+                        record.update({f"train_{k}": v
+                                       for k, v in mean_metrics(epoch_metrics).items()})
+                    writer.write(step, "test", {metric: score})
+                    logging.info("epoch %d: %s", epoch + 1, record)
+                    meta = {**meta, "evals": meta["evals"] + [record]}
+                    if config.checkpoint.enabled:
+                        checkpointer.save(step, state, meta, score=-score if metric == "nme" else score)
+                if interrupted and config.checkpoint.enabled:
+                    checkpointer.save(step, state, meta)
+        finally:
+            checkpointer.close()
+            writer.close()
+        summary = {"method": config.method, "model": config.model, "quant": config.quant,
+                   "dataset": config.dataset,
+                   "devices": jax.device_count(), "device_kind": jax.devices()[0].device_kind,
+                   "step": step, "interrupted": interrupted, "metric": metric,
+                   "wall_time_s": meta["elapsed_s"],
+                   "this_session_wall_time_s": time.perf_counter() - start_time}
+        scores = [e[f"test_{metric}"] for e in meta["evals"]]
+        if scores:
+            summary[f"last_test_{metric}"] = scores[-1]
+            summary[f"best_test_{metric}"] = min(scores) if metric == "nme" else max(scores)
+        if is_main:
+            write_json_atomic(os.path.join(workdir, "summary.json"), summary)
+        logging.info("Summary: %s", summary)
+        return summary
 
 
 def _evaluate(eval_step, state, arrays, config, shard) -> float:
