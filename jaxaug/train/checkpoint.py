@@ -1,6 +1,11 @@
-"""Orbax checkpoints that keep the last N and the best, written atomically."""
+"""Orbax checkpoints that keep the last N and the best, written atomically and verified on restore."""
+
+import hashlib
+import os
+import shutil
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
@@ -13,6 +18,10 @@ class Checkpointer:
     Orbax writes each checkpoint into a temporary directory and renames it when complete, so an
     interrupted save never leaves a checkpoint that ``restore_latest`` would pick up. The last
     ``keep`` checkpoints are kept, and the one with the highest ``score`` is kept as well.
+
+    Each checkpoint's meta holds a SHA-256 of every state array as it was saved; ``restore``
+    recomputes them and raises `DamagedCheckpointError` naming the step and the first array that
+    differs, so flipped bits on disk are never trained on silently.
     """
 
     def __init__(self, directory: str, keep: int):
@@ -34,11 +43,13 @@ class Checkpointer:
             best_mode="max",
             create=True,
         )
+        self.directory = os.path.abspath(directory)
         self._manager = ocp.CheckpointManager(
-            epath.Path(directory).absolute(), options=options, item_names=("state", "meta")
+            epath.Path(self.directory), options=options, item_names=("state", "meta")
         )
 
     def save(self, step: int, state, meta: dict, score: float | None = None) -> None:
+        meta = {**meta, _CHECKSUMS: state_checksums(state)}
         self._manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
@@ -56,15 +67,59 @@ class Checkpointer:
         return list(self._manager.all_steps())
 
     def restore(self, step: int, like_state):
-        """Restores the checkpoint at ``step`` onto the shardings of ``like_state``."""
+        """Restores the checkpoint at ``step`` onto the shardings of ``like_state`` and verifies
+        it; raises `DamagedCheckpointError` if it cannot be read or does not match its checksums."""
         abstract = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like_state
         )
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
-        )
-        return restored["state"], restored["meta"]
+        try:
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+            )
+        except Exception as e:  # Orbax and TensorStore raise many types for unreadable files
+            raise DamagedCheckpointError(step, self.directory, f"unreadable ({type(e).__name__}: "
+                                         f"{str(e).splitlines()[0] if str(e) else ''})") from e
+        meta = dict(restored["meta"])
+        saved = meta.pop(_CHECKSUMS, None)
+        if saved is None:
+            raise DamagedCheckpointError(step, self.directory, "its meta holds no checksums")
+        actual = state_checksums(restored["state"])
+        for name in sorted(set(saved) | set(actual)):
+            if saved.get(name) != actual.get(name):
+                raise DamagedCheckpointError(step, self.directory,
+                                             f"array {name} does not match its checksum")
+        return restored["state"], meta
+
+    def restore_newest_intact(self, like_state):
+        """``(step, state, meta)`` of the newest checkpoint that restores and verifies, logging an
+        error for each newer damaged one; ``None`` when there is no checkpoint at all. Raises
+        `DamagedCheckpointError` naming the directory when every one is damaged."""
+        damaged = []
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                state, meta = self.restore(step, like_state)
+            except DamagedCheckpointError as e:
+                logging.error("%s", e)
+                damaged.append(step)
+                continue
+            if damaged:
+                logging.error("Falling back to checkpoint step %d of %s: newer step(s) %s are "
+                              "damaged.", step, self.directory, damaged)
+            return step, state, meta
+        if damaged:
+            raise DamagedCheckpointError(None, self.directory,
+                                         f"all checkpoints ({damaged}) are damaged")
+        return None
+
+    def set_aside(self, steps: list[int]) -> None:
+        """Moves the checkpoints of ``steps`` to ``<directory>-damaged/``, so that training can
+        save those steps again and the evidence stays for inspection."""
+        aside = self.directory + "-damaged"
+        os.makedirs(aside, exist_ok=True)
+        for step in steps:
+            shutil.move(os.path.join(self.directory, str(step)), os.path.join(aside, str(step)))
+        self._manager.reload()
 
     def close(self) -> None:
         """Waits for asynchronous saves to finish."""
@@ -73,10 +128,44 @@ class Checkpointer:
 
 
 def resume(checkpointer: Checkpointer, state, meta: dict, enabled: bool, workdir: str):
-    """(state, meta) of the latest checkpoint when ``enabled`` and there is one, else as given."""
-    latest = checkpointer.latest_step() if enabled else None
-    if latest is None:
+    """(state, meta) of the newest intact checkpoint when ``enabled`` and there is one, else as
+    given. Damaged newer checkpoints are reported and set aside (see `Checkpointer`)."""
+    if not enabled:
         return state, meta
-    state, meta = checkpointer.restore(latest, state)
-    logging.info("Resumed from step %d of %s.", latest, workdir)
+    found = checkpointer.restore_newest_intact(state)
+    if found is None:
+        return state, meta
+    step, state, meta = found
+    newer = [s for s in checkpointer.all_steps() if s > step]
+    if newer:
+        checkpointer.set_aside(newer)
+    logging.info("Resumed from step %d of %s.", step, workdir)
     return state, meta
+
+
+class DamagedCheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not match its checksums (``step`` None: all)."""
+
+    def __init__(self, step: int | None, directory: str, why: str):
+        where = f"checkpoint step {step} in {directory}" if step is not None else directory
+        super().__init__(f"Damaged {where}: {why}")
+        self.step = step
+
+
+_CHECKSUMS = "checksums"
+
+
+def state_checksums(state) -> dict[str, str]:
+    """SHA-256 of every array of ``state`` (by its tree path), from the host copy of each
+    process's first replica (the trainer's states are replicated)."""
+
+    def digest(leaf):
+        if isinstance(leaf, jax.Array):
+            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                leaf = jax.random.key_data(leaf)
+            leaf = leaf.addressable_data(0)
+        array = np.ascontiguousarray(np.asarray(leaf))
+        return hashlib.sha256(array.dtype.str.encode() + array.tobytes()).hexdigest()
+
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    return {jax.tree_util.keystr(path): digest(leaf) for path, leaf in leaves}

@@ -136,7 +136,7 @@ def load_trained(workdir: str) -> dict[str, Any]:
         images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
         like = jax.jit(method.init)(jax.random.key(0),
                                     {"image": images, "label": jnp.zeros((1,), jnp.int32)})
-        state, _ = checkpointer.restore(latest, like)
+        latest, state, _ = checkpointer.restore_newest_intact(like)
     finally:
         checkpointer.close()
     return {"config": config, "dataset": dataset, "step": latest,

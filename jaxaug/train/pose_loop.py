@@ -279,7 +279,7 @@ def load_trained_pose(workdir: str) -> dict[str, Any]:
         method = create_pose_method(config, model, train_set.images.shape[1:], mean, std,
                                     train_set.flip_pairs)
         like = jax.jit(method.init)(jax.random.key(0), None)
-        state, _ = checkpointer.restore(latest, like)
+        latest, state, _ = checkpointer.restore_newest_intact(like)
     finally:
         checkpointer.close()
     pose = state.pose if hasattr(state, "pose") else state
