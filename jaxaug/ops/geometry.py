@@ -11,6 +11,7 @@ the single warp by `A @ B` (see `compose`).
 import jax
 import jax.numpy as jnp
 
+from jaxaug.ops.fusion import materialize
 from jaxaug.ops.validate import check_image, check_shape
 
 
@@ -55,6 +56,12 @@ def _sample(op, img, xin, yin, interpolation, fill, padding="pil"):
         iy = jnp.clip(jnp.floor(yin).astype(jnp.int32), 0, h - 1)
         out = flat[iy * w + ix]
     elif interpolation == "bilinear":
+        if padding == "fill":
+            # XLA re-evaluates a fused producer in each consumer, and the copies may round
+            # differently (contracted multiply-adds): floor(xs) from one copy and xs - floor(xs)
+            # from another then pick neighbours a pixel apart, a jump of up to a pixel's
+            # contrast in float32. One buffer of coordinates keeps every read consistent.
+            xin, yin = materialize(xin), materialize(yin)
         xs, ys = xin - 0.5, yin - 0.5
         x0f, y0f = jnp.floor(xs), jnp.floor(ys)
         dx, dy = (xs - x0f)[..., None], (ys - y0f)[..., None]
