@@ -5,15 +5,17 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from tiny_models import jit_init
 
-from jaxaug import ops
+from jaxaug import objectives, ops
 from jaxaug.generators import (
     ASTN,
     DeformVAE,
     PerturbVAE,
     apply_astn,
+    cycle_images,
     invert,
     normalized_to_pixel,
 )
@@ -113,17 +115,21 @@ def test_warp_then_inverse_restores_interior():
     np.testing.assert_allclose(again[:4][interior], x[interior], atol=0.03)
 
 
-def _torch_affine_grid_sample(img, theta):
-    """NumPy transcription of torch affine_grid + grid_sample (bilinear, zeros padding,
-    align_corners=False) for one HWC image; also returns the unnormalised sample indices."""
+def _torch_affine_grid_sample(img, theta, align_corners):
+    """NumPy transcription of torch affine_grid + grid_sample (bilinear, zeros padding) for one HWC
+    image; align_corners=True is PyTorch 1.2's (the reference's) only convention."""
     h, w, _ = img.shape
-    xn = (2 * np.arange(w) + 1) / w - 1
-    yn = (2 * np.arange(h) + 1) / h - 1
+    if align_corners:
+        xn, yn = np.linspace(-1, 1, w), np.linspace(-1, 1, h)
+    else:
+        xn, yn = (2 * np.arange(w) + 1) / w - 1, (2 * np.arange(h) + 1) / h - 1
     gy, gx = np.meshgrid(yn, xn, indexing="ij")
     base = np.stack([gx, gy, np.ones_like(gx)], -1)  # [H, W, 3]
     grid = base @ np.asarray(theta, np.float64).T  # [H, W, 2] (x, y)
-    ix = ((grid[..., 0] + 1) * w - 1) / 2
-    iy = ((grid[..., 1] + 1) * h - 1) / 2
+    if align_corners:
+        ix, iy = (grid[..., 0] + 1) * (w - 1) / 2, (grid[..., 1] + 1) * (h - 1) / 2
+    else:
+        ix, iy = ((grid[..., 0] + 1) * w - 1) / 2, ((grid[..., 1] + 1) * h - 1) / 2
     x0, y0 = np.floor(ix).astype(int), np.floor(iy).astype(int)
     out = np.zeros(img.shape, np.float64)
     for dx in (0, 1):
@@ -133,24 +139,78 @@ def _torch_affine_grid_sample(img, theta):
             ok = (xc >= 0) & (xc < w) & (yc >= 0) & (yc < h)
             val = img[np.clip(yc, 0, h - 1), np.clip(xc, 0, w - 1)]
             out += np.where(ok[..., None], wgt[..., None] * val, 0.0)
-    return out, ix, iy
+    return out
 
 
-def test_normalized_to_pixel_matches_torch_grid_sample():
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_apply_astn_matches_torch_grid_sample(align_corners):
+    # Everywhere, the border included: each neighbour outside the frame reads the zero padding.
     rng = np.random.default_rng(0)
     h, w = 12, 16  # non-square, so swapped axes would show
-    for seed in range(4):
-        img = rng.uniform(size=(h, w, 3)).astype(np.float32)
-        theta = np.array([[1, 0, 0], [0, 1, 0]]) + 0.3 * np.random.default_rng(seed).normal(size=(2, 3))
-        ref, ix, iy = _torch_affine_grid_sample(img, theta)
-        ours = ops.affine(jnp.asarray(img), normalized_to_pixel(jnp.asarray(theta, jnp.float32), h, w),
-                          interpolation="bilinear", fill=0.0)
-        # Within half a pixel of the border torch blends with zero padding while ops.affine clamps;
-        # everywhere else (all four neighbours inside, or none) the two must agree.
-        inside = (ix >= 0) & (ix <= w - 1) & (iy >= 0) & (iy <= h - 1)
-        outside = (ix < -1) | (ix > w) | (iy < -1) | (iy > h)
-        assert inside.sum() > h * w // 3
-        np.testing.assert_allclose(np.asarray(ours)[inside | outside], ref[inside | outside], atol=1e-4)
+    img = rng.uniform(size=(4, h, w, 3)).astype(np.float32)
+    theta = np.array([[1, 0, 0], [0, 1, 0]]) + 0.3 * rng.normal(size=(4, 2, 3))
+    warp = jax.jit(functools.partial(apply_astn, align_corners=align_corners))
+    out, _, _ = warp(jnp.asarray(img), jnp.asarray(theta, jnp.float32))
+    inv = np.asarray(invert(jnp.asarray(theta, jnp.float32)))
+    for b in range(4):
+        np.testing.assert_allclose(out[b], _torch_affine_grid_sample(img[b], theta[b], align_corners),
+                                   atol=1e-5)
+        np.testing.assert_allclose(out[4 + b], _torch_affine_grid_sample(img[b], inv[b], align_corners),
+                                   atol=1e-5)
+
+
+def _cycle_loss(theta, x):
+    """A-STN's regulariser R(theta): the double cycle consistency of apply_astn / cycle_images."""
+    aug, _, _ = apply_astn(x, theta)
+    return objectives.stn_cycle_consistency(x, *cycle_images(aug, theta))
+
+
+def test_cycle_regularizer_gradient_matches_finite_differences():
+    # Float64 central differences (eps 1e-6) of R over every entry of theta [2, 2, 3]: image 0 a
+    # generic theta 0.3 from the identity (many points out of frame), image 1 a shift that puts
+    # column 0's sample points 0.3 eps inside the left edge, so its differences cross it.
+    eps = 1e-6
+    with jax.enable_x64(True):
+        x = _smooth_images(2, 16).astype(jnp.float64)
+        rng = np.random.default_rng(4)
+        tx = 2.0 / 15 * (0.3 * eps - 0.5)  # normalised (align_corners) shift to PIL x = 0.3 eps
+        theta = np.stack([np.eye(2, 3) + 0.3 * rng.normal(size=(2, 3)),
+                          [[1.0, 0.0, tx], [0.0, 1.0, 0.05]]])
+        basis = jnp.eye(12, dtype=jnp.float64).reshape(12, 2, 2, 3)
+
+        @jax.jit
+        def derivatives(theta):
+            fd = jax.vmap(lambda d: (_cycle_loss(theta + eps * d, x)
+                                     - _cycle_loss(theta - eps * d, x)) / (2 * eps))(basis)
+            return jax.grad(_cycle_loss)(theta, x).ravel(), fd
+
+        auto, fd = (np.asarray(v) for v in derivatives(jnp.asarray(theta)))
+    cosine = auto @ fd / np.linalg.norm(auto) / np.linalg.norm(fd)
+    print(f"cycle regulariser: cosine(autodiff, finite differences) = {cosine:.6f}")
+    assert np.linalg.norm(fd) > 1e-2 and cosine > 0.99
+
+
+def test_descending_the_cycle_regularizer_returns_theta_to_the_identity():
+    # Adam on R alone from 0.1 away: R's minimum is the identity, where nothing leaves the frame.
+    x = _smooth_images(4, 16)
+    eye = jnp.tile(jnp.eye(2, 3), (4, 1, 1))
+    theta0 = eye + 0.1 * jax.random.normal(jax.random.key(5), (4, 2, 3))
+    opt = optax.adam(1e-2)
+
+    @jax.jit
+    def descend(theta):
+        def step(carry, _):
+            theta, state = carry
+            loss, grad = jax.value_and_grad(_cycle_loss)(theta, x)
+            updates, state = opt.update(grad, state)
+            return (optax.apply_updates(theta, updates), state), loss
+        (theta, _), losses = jax.lax.scan(step, (theta, opt.init(theta)), None, length=300)
+        return theta, losses[0], _cycle_loss(theta, x)
+
+    theta, r0, r = descend(theta0)
+    dist = jnp.linalg.norm((theta - eye).reshape(4, -1), axis=1)
+    print(f"cycle descent: R {float(r0):.4f} -> {float(r):.2e}, |theta - I| max {float(dist.max()):.4f}")
+    assert float(r0) > 0.05 and float(r) < 1e-6 and float(dist.max()) < 1e-3
 
 
 def test_apply_astn_labels_and_nearest_masks():
@@ -164,7 +224,7 @@ def test_apply_astn_labels_and_nearest_masks():
     assert out_masks.shape == (8, 16, 16, 1) and out_masks.dtype == jnp.int32
     assert set(np.unique(out_masks)) <= {1, 3, 7, 255}
     # Same grids as the images: nearest-warp of the mask equals ops.affine with nearest sampling.
-    m = normalized_to_pixel(theta[0], 16, 16)
+    m = normalized_to_pixel(theta[0], 16, 16, align_corners=True)
     want = ops.affine(masks[0].astype(jnp.float32), m, interpolation="nearest", fill=255.0)
     np.testing.assert_array_equal(out_masks[0], want.astype(jnp.int32))
 
@@ -201,7 +261,8 @@ def test_deform_vae_outputs():
     @jax.jit  # one compile for both heads
     def apply(variables):
         out, _ = model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])
-        return out, jax.vmap(lambda img, f: ops.deform(img, f, fill=0.0))(x, out["flow"])
+        return out, jax.vmap(lambda img, f: ops.deform(img, f, fill=0.0, padding="fill"))(
+            x, out["flow"])
 
     out, _ = apply(variables)
     assert out["flow"].shape == out["grid_offset"].shape == (4, 16, 16, 2)
@@ -218,12 +279,13 @@ def test_deform_vae_outputs():
     assert (centres[:, None] + flow[..., 1] <= 15.5 + 1e-5).all()
 
 
-def test_deform_vae_zeros_padding_flow_units():
-    model = DeformVAE(padding="zeros")
+@pytest.mark.parametrize("align_corners, half", [(True, 7.5), (False, 8.0)])
+def test_deform_vae_zeros_padding_flow_units(align_corners, half):
+    model = DeformVAE(padding="zeros", align_corners=align_corners)
     x = _smooth_images(4, 16)
     variables = _randomise_head(_vae(DeformVAE)[1], 0.5)
     out = _apply(model, variables, x, RNGS["noise"], train=False)
-    np.testing.assert_allclose(out["flow"], out["grid_offset"] * 8.0, rtol=1e-6)
+    np.testing.assert_allclose(out["flow"], out["grid_offset"] * half, rtol=1e-6)
 
 
 def test_perturb_vae_outputs():

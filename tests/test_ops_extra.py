@@ -302,3 +302,85 @@ def test_materialize_is_the_identity_under_jit_vmap_and_grad():
     # unbatched input inside a vmapped function stays unbatched
     out = jax.vmap(lambda v: v + materialize(jnp.ones(4)))(x[0])
     np.testing.assert_array_equal(np.asarray(out), np.asarray(x[0]) + 1)
+
+
+# padding="fill": grid_sample's zeros padding (with any fill), continuous in the warp.
+def test_fill_padding_blends_each_neighbour_with_the_fill():
+    # A constant image c with fill f: padding="fill" gives f + (c - f) * coverage, the bilinear
+    # share of the sample on the image, clip(min(x + 1/2, W + 1/2 - x), 0, 1) per axis; "pil"
+    # jumps from c to f where x leaves [0, W). Shifts by t in (0, 2) px reach the border zone.
+    h, w, c, f = 6, 9, 0.8, 0.1
+    img = jnp.full((h, w, 1), c, jnp.float32)
+    cover = lambda u, n: np.clip(np.minimum(u + 0.5, n + 0.5 - u), 0.0, 1.0)
+    both = jax.jit(lambda x, m: (O.affine(x, m, fill=f, padding="fill"), O.affine(x, m, fill=f)))
+    for t in (0.3, 0.5, 1.25, 1.9):
+        m = np.array([[1.0, 0.0, t], [0.0, 1.0, -t], [0.0, 0.0, 1.0]], np.float32)
+        out = both(img, m)
+        xs, ys = np.arange(w) + 0.5 + t, np.arange(h) + 0.5 - t
+        want = f + (c - f) * cover(ys, h)[:, None] * cover(xs, w)[None, :]
+        np.testing.assert_allclose(np.asarray(out[0])[..., 0], want, atol=1e-6)
+        inside = ((xs >= 0) & (xs < w))[None, :] & ((ys >= 0) & (ys < h))[:, None]
+        np.testing.assert_allclose(np.asarray(out[1])[..., 0], np.where(inside, c, f), atol=1e-6)
+    with pytest.raises(ValueError, match="affine: padding"):
+        O.affine(img, m, padding="zeros")
+    with pytest.raises(ValueError, match="warp_chain: padding"):
+        O.warp_chain(img, m[None], padding="border")
+
+
+def _border_cosines():
+    """Float64 autodiff gradients against central differences (eps 1e-6) at parameters where
+    sample points sit within eps of the frame's edge, so the differences cross it:
+    {(op, padding): cosine} for deform (w.r.t. the flow) and warp_chain (w.r.t. the matrices)."""
+    rng = np.random.default_rng(0)
+    h, w, eps = 12, 14, 1e-6
+    img = jnp.asarray(rng.random((h, w, 3)))
+    wgt = jnp.asarray(rng.standard_normal((h, w, 3)))
+    # deform: half the points random, half at an edge (x = 0 or W, or y = 0 or H) +- eps/2.
+    flow = rng.standard_normal((h, w, 2)) * 1.5
+    xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    edge = rng.random((h, w)) < 0.5
+    axis = rng.integers(0, 2, (h, w))
+    side = rng.integers(0, 2, (h, w)) * np.where(axis == 0, w, h)
+    target = side + rng.uniform(-eps / 2, eps / 2, (h, w))
+    flow[..., 0] = np.where(edge & (axis == 0), target - xs, flow[..., 0])
+    flow[..., 1] = np.where(edge & (axis == 1), target - ys, flow[..., 1])
+    flow = jnp.asarray(flow)
+    # warp_chain: a shift, a rotation and a shift; the last (the first applied to output
+    # points) puts column 0's points at x = 0.3 eps, so its differences cross the left edge.
+    mats = jnp.stack([O.translate_x_matrix(4.3), O.rotate_matrix(23.0, h, w),
+                      O.compose(O.translate_x_matrix(-0.5 + 0.3 * eps), O.translate_y_matrix(1.7))])
+    basis = jnp.eye(18).reshape(18, 3, 2, 3)
+    basis = jnp.concatenate([basis, jnp.zeros((18, 3, 1, 3))], axis=2)
+
+    @jax.jit
+    def cosines():
+        out = {}
+        for padding in ("fill", "pil"):
+            per_pixel = lambda f: jnp.sum(wgt * O.deform(img, f, padding=padding), axis=-1)
+            auto = jax.grad(lambda f: jnp.sum(per_pixel(f)))(flow)
+            # Output pixel (i, j) depends on flow[i, j] only: one shift of all of one channel
+            # gives every pixel's central difference at once.
+            fd = jnp.stack([(per_pixel(flow + eps * e) - per_pixel(flow - eps * e)) / (2 * eps)
+                            for e in jnp.eye(2)], axis=-1)
+            out["deform", padding] = jnp.vdot(auto, fd) / jnp.linalg.norm(auto) / jnp.linalg.norm(fd)
+            loss = lambda m: jnp.sum(wgt * O.warp_chain(img, m, padding=padding)[0])
+            auto = jax.grad(loss)(mats)[:, :2].ravel()
+            fd = jax.vmap(lambda d: (loss(mats + eps * d) - loss(mats - eps * d)) / (2 * eps))(basis)
+            out["warp_chain", padding] = jnp.vdot(auto, fd) / jnp.linalg.norm(auto) / jnp.linalg.norm(fd)
+        return out
+
+    return {k: float(v) for k, v in cosines().items()}
+
+
+@pytest.fixture(scope="module")
+def border_cosines():
+    with jax.enable_x64(True):
+        return _border_cosines()
+
+
+def test_fill_padding_gradients_match_finite_differences_across_the_border(border_cosines):
+    print(border_cosines)
+    for op in ("deform", "warp_chain"):
+        assert border_cosines[op, "fill"] > 0.99, (op, border_cosines)
+        # The check has teeth: PIL's hard in/out test jumps inside the same differences.
+        assert border_cosines[op, "pil"] < 0.9, (op, border_cosines)

@@ -2,7 +2,8 @@
 
 - ``ASTN``: noise-conditioned MLP -> one global affine transform per image, theta [B, 2, 3] in
   normalised coordinates; ``apply_astn`` builds the doubled batch concat([T(x), T^-1(x)]) and
-  ``normalized_to_pixel`` / ``invert`` convert and invert theta.
+  ``normalized_to_pixel`` / ``invert`` convert and invert theta; ``cycle_images`` warps the doubled
+  batch back for the cycle-consistency regulariser.
 - ``DeformVAE``: conv VAE -> dense displacement field (pixels) applied with ``jaxaug.ops.deform``.
 - ``PerturbVAE``: conv VAE -> additive image perturbation.
 - ``PoseAdversary``: the adversarial pose augmentation network (ASR scale / rotation bins and the
@@ -11,7 +12,7 @@
 All take float NHWC image batches and draw their randomness from the ``"noise"`` rng stream.
 """
 
-from jaxaug.generators.astn import ASTN, apply_astn, invert, normalized_to_pixel
+from jaxaug.generators.astn import ASTN, apply_astn, cycle_images, invert, normalized_to_pixel
 from jaxaug.generators.pose_adversary import (
     PoseAdversary,
     bin_centres,
@@ -20,5 +21,5 @@ from jaxaug.generators.pose_adversary import (
 )
 from jaxaug.generators.vae import DeformVAE, PerturbVAE
 
-__all__ = ["ASTN", "DeformVAE", "PerturbVAE", "PoseAdversary", "apply_astn", "bin_centres", "invert",
-           "normalized_to_pixel", "occlusion_mask", "sample_binned"]
+__all__ = ["ASTN", "DeformVAE", "PerturbVAE", "PoseAdversary", "apply_astn", "bin_centres",
+           "cycle_images", "invert", "normalized_to_pixel", "occlusion_mask", "sample_binned"]

@@ -1,9 +1,14 @@
 """A-STN, OnlineAugment's global affine generator, and helpers to apply its transforms.
 
 The network predicts theta [B, 2, 3], an affine map in NORMALISED coordinates: x and y run over
-[-1, 1] across the image, pixel edges at +-1 (PyTorch's ``affine_grid`` with align_corners=False),
-and theta maps an OUTPUT point (x, y, 1) to the INPUT point it samples, as ``affine_grid`` does.
-``normalized_to_pixel`` converts it to the pixel convention of ``jaxaug.ops.affine``.
+[-1, 1] across the image, and theta maps an OUTPUT point (x, y, 1) to the INPUT point it samples,
+as PyTorch's ``affine_grid`` does. The reference (PyTorch 1.2) calls ``affine_grid`` and
+``grid_sample`` with their defaults of that version: bilinear, padding_mode="zeros" and the
+pre-1.3 align_corners=True convention (+-1 are the centres of the corner pixels), which is the
+default here too (align_corners=False puts +-1 on the outer pixel edges, PyTorch's default since
+1.3). ``normalized_to_pixel`` converts theta to the pixel convention of ``jaxaug.ops.affine``; the
+images are warped with ``padding="fill"``, fill 0: grid_sample's zeros padding, continuous in
+theta, so the cycle regulariser's gradient is the derivative of the loss that is descended.
 """
 
 from __future__ import annotations
@@ -115,52 +120,62 @@ def invert(theta):
     return jnp.linalg.inv(_pad(theta))[..., :2, :]
 
 
-def normalized_to_pixel(theta, height: int, width: int):
+def normalized_to_pixel(theta, height: int, width: int, *, align_corners: bool = True):
     """The normalised map theta [..., 2, 3] as a pixel matrix [..., 3, 3] for ``jaxaug.ops.affine``.
 
-    With align_corners=False the normalised coordinate of PIL pixel coordinate p is
-    n = 2 p / size - 1 (pixel centre j + 0.5 -> (2j + 1) / size - 1), i.e. n = N p with
-    N = [[2/W, 0, -1], [0, 2/H, -1], [0, 0, 1]]. Output pixel -> output normalised -> input
-    normalised -> input pixel gives M = N^-1 [theta; 0 0 1] N. Hence
-    ``affine(img, normalized_to_pixel(theta, H, W), interpolation="bilinear", fill=0)`` equals
-    ``grid_sample(img, affine_grid(theta), align_corners=False)`` (zeros padding) except within
-    half a pixel of the border, where torch blends with zeros and ops.affine clamps.
+    The normalised coordinate of PIL pixel coordinate p is n = N p (pixel centre j + 0.5 ->
+    (2j + 1) / size - 1 with align_corners=False; j + 0.5 -> 2j / (size - 1) - 1, corner centres
+    at +-1, with align_corners=True), N = [[sx, 0, ox], [0, sy, oy], [0, 0, 1]]. Output pixel ->
+    output normalised -> input normalised -> input pixel gives M = N^-1 [theta; 0 0 1] N. Hence
+    ``affine(img, normalized_to_pixel(theta, H, W, align_corners=a), fill=0, padding="fill")``
+    equals ``grid_sample(img, affine_grid(theta, align_corners=a), align_corners=a)`` (bilinear,
+    zeros padding).
     """
     _check_theta("normalized_to_pixel", theta)
     theta = jnp.asarray(theta, jnp.result_type(theta, jnp.float32))
     dtype = theta.dtype
-    to_norm = jnp.asarray([[2.0 / width, 0.0, -1.0], [0.0, 2.0 / height, -1.0], [0.0, 0.0, 1.0]],
-                          dtype)
-    to_pixel = jnp.asarray([[width / 2.0, 0.0, width / 2.0], [0.0, height / 2.0, height / 2.0],
-                            [0.0, 0.0, 1.0]], dtype)
+    if align_corners:
+        if height < 2 or width < 2:
+            raise ValueError(f"normalized_to_pixel: align_corners=True needs height and width of "
+                             f"at least 2, got {height} x {width}")
+        # n = 2 (p - 1/2) / (size - 1) - 1
+        sx, sy = 2.0 / (width - 1), 2.0 / (height - 1)
+        ox, oy = -1.0 - sx / 2.0, -1.0 - sy / 2.0
+    else:
+        # n = 2 p / size - 1
+        sx, sy, ox, oy = 2.0 / width, 2.0 / height, -1.0, -1.0
+    to_norm = jnp.asarray([[sx, 0.0, ox], [0.0, sy, oy], [0.0, 0.0, 1.0]], dtype)
+    to_pixel = jnp.asarray([[1.0 / sx, 0.0, -ox / sx], [0.0, 1.0 / sy, -oy / sy], [0.0, 0.0, 1.0]],
+                           dtype)
     return to_pixel @ _pad(theta) @ to_norm
 
 
+def _warp(images, matrices, interpolation, fill, padding):
+    def one(img, m):
+        return affine(img, m, interpolation=interpolation, fill=fill, padding=padding)
+
+    return jax.vmap(one)(images, matrices)
+
+
 def apply_astn(images, theta, *, interpolation="bilinear", fill=0.0, labels=None, masks=None,
-               mask_fill=0):
+               mask_fill=0, align_corners: bool = True):
     """OnlineAugment's doubled batch: concat([T(x), T^-1(x)]) for theta [B, 2, 3] from ``ASTN``.
 
     Each half is one resampling of the original images (T^-1 is ``invert(theta)``, not a warp of
-    T(x)). fill=0 with bilinear sampling is the reference's ``grid_sample`` default. Returns
-    (images [2B, H, W, C], labels [2B, ...] or None, masks [2B, H, W, K] or None): labels are
-    repeated as concat([labels, labels]); masks (e.g. segmentation maps [B, H, W, 1], int or float)
-    are warped on the same sampling grids with nearest sampling, so they keep their value set,
-    and out-of-frame points get ``mask_fill``.
+    T(x)), with ``padding="fill"``: bilinear with fill=0 is the reference's ``grid_sample``
+    default (zeros padding), continuous in theta. Returns (images [2B, H, W, C], labels
+    [2B, ...] or None, masks [2B, H, W, K] or None): labels are repeated as concat([labels,
+    labels]); masks (e.g. segmentation maps [B, H, W, 1], int or float) are warped on the same
+    sampling grids with nearest sampling, so they keep their value set, and out-of-frame points
+    get ``mask_fill``. ``align_corners``: the convention of theta (see ``normalized_to_pixel``).
     """
     _check_images("apply_astn", images)
     batch, height, width, _ = images.shape
     if tuple(jnp.shape(theta)) != (batch, 2, 3):
         raise ValueError(f"apply_astn: theta must have shape {(batch, 2, 3)}, got {jnp.shape(theta)}")
     both = jnp.concatenate([theta, invert(theta)], axis=0)
-    matrices = normalized_to_pixel(both, height, width)
-
-    def warp(x, kind, value):
-        def one(img, m):
-            return affine(img, m, interpolation=kind, fill=value)
-
-        return jax.vmap(one)(jnp.concatenate([x, x], axis=0), matrices)
-
-    out = warp(images, interpolation, fill)
+    matrices = normalized_to_pixel(both, height, width, align_corners=align_corners)
+    out = _warp(jnp.concatenate([images, images]), matrices, interpolation, fill, "fill")
     if labels is not None:
         if jnp.shape(labels)[:1] != (batch,):
             raise ValueError(f"apply_astn: labels must have leading size {batch}, got "
@@ -172,6 +187,22 @@ def apply_astn(images, theta, *, interpolation="bilinear", fill=0.0, labels=None
                              f"got {jnp.shape(masks)}")
         masks = jnp.asarray(masks)
         # ops.affine wants float images; float32 holds label ids exactly up to 2**24.
-        warped = warp(masks.astype(jnp.float32), "nearest", mask_fill)
+        warped = _warp(jnp.concatenate([masks, masks]).astype(jnp.float32), matrices, "nearest",
+                       mask_fill, "pil")
         masks = warped.astype(masks.dtype)
     return out, labels, masks
+
+
+def cycle_images(aug, theta, *, fill=0.0, align_corners: bool = True):
+    """T^-1(T(x)) and T(T^-1(x)) from the doubled batch aug = [T(x), T^-1(x)] of ``apply_astn``
+    (theta [B, 2, 3]), each one more resampling as in the reference's double cycle (its
+    ``tf_func`` of x_tf by theta^-1 and of x_tf_inv by theta): bilinear, ``padding="fill"``, so
+    ``objectives.stn_cycle_consistency(x, *cycle_images(aug, theta))`` is continuous in theta."""
+    _check_images("cycle_images", aug)
+    batch, height, width, _ = aug.shape
+    if batch % 2 or tuple(jnp.shape(theta)) != (batch // 2, 2, 3):
+        raise ValueError(f"cycle_images: theta must have shape {(batch // 2, 2, 3)} for the doubled "
+                         f"batch aug of {batch}, got {jnp.shape(theta)}")
+    both = jnp.concatenate([invert(theta), theta], axis=0)
+    matrices = normalized_to_pixel(both, height, width, align_corners=align_corners)
+    return tuple(jnp.split(_warp(aug, matrices, "bilinear", fill, "fill"), 2))

@@ -86,13 +86,17 @@ class DeformVAE(nn.Module):
 
     The 1x1 head (zero kernel and bias, so it starts as the identity) predicts ``grid_offset``
     [B, H, W, 2]: the reference's offset added to the identity ``affine_grid`` in normalised
-    coordinates (x, y in [-1, 1], align_corners=False; channel 0 is x). In pixels that is
-    flow = grid_offset * (W / 2, H / 2). The reference samples with ``padding_mode="border"``; with
-    padding="border" (default) the sample points are clamped to the outer pixel centres, which is
-    exactly border padding, and ``flow`` is the clamped field; padding="zeros" fills with 0.
+    coordinates (channel 0 is x), sampled by ``grid_sample(..., mode="bilinear",
+    padding_mode="border")`` under PyTorch 1.2, i.e. align_corners=True (+-1 the corner pixel
+    centres; the default here): flow = grid_offset * ((W - 1) / 2, (H - 1) / 2) pixels, or
+    grid_offset * (W / 2, H / 2) with align_corners=False. With padding="border" (default, the
+    reference) the sample points are clamped to the outer pixel centres, which is exactly border
+    padding (continuous in the offsets, constant beyond the border), and ``flow`` is the clamped
+    field; padding="zeros" is grid_sample's zeros padding (``ops.deform`` with padding="fill",
+    fill 0: every bilinear neighbour outside reads 0, continuous in the offsets).
 
     Returns a dict: ``flow`` [B, H, W, 2] (pixels, flow[..., 0] along x; ``images`` is
-    ``jax.vmap(ops.deform)(x, flow)``), ``grid_offset`` (unclamped, normalised), ``images``
+    ``ops.deform(x, flow, fill=0, padding="fill")`` per image), ``grid_offset`` (unclamped, normalised), ``images``
     (deformed, one resampling), ``mean`` and ``logvar`` [B, latent_dim].
 
     The reference has no image reconstruction for the D-VAE: its "reconstruction" term is
@@ -103,6 +107,7 @@ class DeformVAE(nn.Module):
     latent_dim: int = 32
     features: int = 512
     padding: str = "border"
+    align_corners: bool = True
 
     @nn.compact
     def __call__(self, images, *, train: bool, sample: bool | None = None):
@@ -113,7 +118,8 @@ class DeformVAE(nn.Module):
         h, mean, logvar = _ConvVAE(self.latent_dim, self.features, name="vae")(
             images, train=train, sample=train if sample is None else sample)
         offset = nn.Conv(2, (1, 1), kernel_init=nn.initializers.zeros, name="head")(h)
-        half = jnp.asarray([width / 2.0, height / 2.0], offset.dtype)
+        span = (width - 1, height - 1) if self.align_corners else (width, height)
+        half = jnp.asarray([span[0] / 2.0, span[1] / 2.0], offset.dtype)
         flow = offset * half
         if self.padding == "border":
             # PIL coordinates of pixel centres; clamping the sample point to [0.5, size - 0.5]
@@ -123,7 +129,8 @@ class DeformVAE(nn.Module):
             fx = jnp.clip(xs + flow[..., 0], 0.5, width - 0.5) - xs
             fy = jnp.clip(ys + flow[..., 1], 0.5, height - 0.5) - ys
             flow = jnp.stack([fx, fy], axis=-1)
-        out = jax.vmap(lambda img, f: deform(img, f, fill=0.0))(images, flow.astype(images.dtype))
+        out = jax.vmap(lambda img, f: deform(img, f, fill=0.0, padding="fill"))(
+            images, flow.astype(images.dtype))
         return {"flow": flow, "grid_offset": offset, "images": out, "mean": mean, "logvar": logvar}
 
 

@@ -45,7 +45,6 @@ from jaxaug.methods.base import (
     keep_if,
     predict_target,
 )
-from jaxaug.ops import affine
 
 
 @flax.struct.dataclass
@@ -73,25 +72,15 @@ class Generator:
     beta: float
 
 
-def _cycle_images(aug, theta):
-    """T^-1(T(x)) and T(T^-1(x)) from the doubled batch aug = [T(x), T^-1(x)] of `apply_astn`
-    (same sampling: bilinear, fill 0), for the cycle-consistency regularizer."""
-    height, width = aug.shape[1:3]
-    forward = generators.normalized_to_pixel(theta, height, width)
-    inverse = generators.normalized_to_pixel(generators.invert(theta), height, width)
-    there, back = jnp.split(aug, 2)
-
-    def warp(x, m):
-        return jax.vmap(lambda img, mat: affine(img, mat, fill=0.0))(x, m)
-
-    return warp(there, inverse), warp(back, forward)
-
-
-def astn(beta: float = 0.1, cycle_weight: float = 0.1, **module_kwargs) -> Generator:
-    """A-STN: the doubled batch [T(x), T^-1(x)]; R = cycle_weight * cycle consistency."""
+def astn(beta: float = 0.1, cycle_weight: float = 0.1, align_corners: bool = True,
+         **module_kwargs) -> Generator:
+    """A-STN: the doubled batch [T(x), T^-1(x)]; R = cycle_weight * cycle consistency of
+    ``generators.cycle_images`` (every warp continuous in theta, grid_sample's zeros padding).
+    ``align_corners``: the convention of theta (True, the reference's PyTorch 1.2)."""
     def augment(theta, images, labels):
-        aug, aug_labels, _ = generators.apply_astn(images, theta, labels=labels)
-        there_back, back_there = _cycle_images(aug, theta)
+        aug, aug_labels, _ = generators.apply_astn(images, theta, labels=labels,
+                                                   align_corners=align_corners)
+        there_back, back_there = generators.cycle_images(aug, theta, align_corners=align_corners)
         reg = objectives.stn_cycle_consistency(images, there_back, back_there)
         return aug, aug_labels, cycle_weight * reg
     return Generator(generators.ASTN(**module_kwargs), augment, beta)

@@ -11,39 +11,80 @@ the single warp by `A @ B` (see `compose`).
 import jax
 import jax.numpy as jnp
 
+from jaxaug.ops.fusion import materialize
 from jaxaug.ops.validate import check_image, check_shape
 
 
-def _sample(op, img, xin, yin, interpolation, fill):
+PADDINGS = ("pil", "fill")
+
+
+def _check_padding(op, padding):
+    if padding not in PADDINGS:
+        raise ValueError(f"{op}: padding must be 'pil' or 'fill', got {padding!r}")
+
+
+def _coverage(coord, size):
+    """Bilinear in-frame weight of a PIL coordinate along one axis: the share of the sample at
+    `coord` that falls on pixels 0..size-1, min(coord + 1/2, size + 1/2 - coord) clipped to
+    [0, 1] (1 from the first to the last pixel centre, 0 a pixel beyond them). It is grid_sample's
+    zero-padded sample of an all-ones image: continuous and piecewise linear in `coord`."""
+    return jnp.clip(jnp.minimum(coord + 0.5, size + 0.5 - coord), 0.0, 1.0)
+
+
+def _sample(op, img, xin, yin, interpolation, fill, padding="pil"):
     """Resample `img` at continuous input points (xin, yin) [H', W'] in PIL coordinates.
 
-    nearest: pixel (floor(xin), floor(yin)); bilinear: PIL's bilinear filter (centres at +0.5,
-    neighbours clamped at the border). Points with xin outside [0, W) or yin outside [0, H) take
-    `fill` (scalar or per-channel).
+    nearest: pixel (floor(xin), floor(yin)); bilinear: the four pixels around (xin - 1/2,
+    yin - 1/2) (centres at +0.5), weighted by the distance. Two boundary rules (`padding`):
+
+    * "pil": PIL's, bit for bit: a point with xin outside [0, W) or yin outside [0, H) takes
+      `fill` (scalar or per-channel) and one inside interpolates its neighbours clamped to the
+      border. The output jumps where a point crosses the border, so a gradient w.r.t. the points
+      misses that jump.
+    * "fill": PyTorch ``grid_sample``'s padding_mode="zeros" with `fill` in place of zero: each
+      of the four bilinear neighbours that lies outside the image reads `fill`, so the output is
+      continuous (piecewise bilinear) in (xin, yin) and its gradient is the exact derivative.
+      With nearest sampling both rules coincide.
     """
+    _check_padding(op, padding)
     h, w, c = img.shape
     flat = img.reshape(h * w, c)
+    fill = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (c,))
     inside = (xin >= 0) & (xin < w) & (yin >= 0) & (yin < h)
     if interpolation == "nearest":
         ix = jnp.clip(jnp.floor(xin).astype(jnp.int32), 0, w - 1)
         iy = jnp.clip(jnp.floor(yin).astype(jnp.int32), 0, h - 1)
         out = flat[iy * w + ix]
     elif interpolation == "bilinear":
+        if padding == "fill":
+            # XLA re-evaluates a fused producer in each consumer, and the copies may round
+            # differently (contracted multiply-adds): floor(xs) from one copy and xs - floor(xs)
+            # from another then pick neighbours a pixel apart, a jump of up to a pixel's
+            # contrast in float32. One buffer of coordinates keeps every read consistent.
+            xin, yin = materialize(xin), materialize(yin)
         xs, ys = xin - 0.5, yin - 0.5
         x0f, y0f = jnp.floor(xs), jnp.floor(ys)
         dx, dy = (xs - x0f)[..., None], (ys - y0f)[..., None]
         x0, y0 = x0f.astype(jnp.int32), y0f.astype(jnp.int32)
-        x0, x1 = jnp.clip(x0, 0, w - 1), jnp.clip(x0 + 1, 0, w - 1)
-        y0, y1 = jnp.clip(y0, 0, h - 1), jnp.clip(y0 + 1, 0, h - 1)
+        x1, y1 = x0 + 1, y0 + 1
+        if padding == "fill":
+            okx = [((xk >= 0) & (xk < w))[..., None] for xk in (x0, x1)]
+            oky = [((yk >= 0) & (yk < h))[..., None] for yk in (y0, y1)]
+        x0, x1 = jnp.clip(x0, 0, w - 1), jnp.clip(x1, 0, w - 1)
+        y0, y1 = jnp.clip(y0, 0, h - 1), jnp.clip(y1, 0, h - 1)
         # Four gathers, not one of the stacked indices: 4x faster under vmap on CPU.
         v00, v01 = flat[y0 * w + x0], flat[y0 * w + x1]
         v10, v11 = flat[y1 * w + x0], flat[y1 * w + x1]
+        if padding == "fill":
+            v00, v01 = jnp.where(oky[0] & okx[0], v00, fill), jnp.where(oky[0] & okx[1], v01, fill)
+            v10, v11 = jnp.where(oky[1] & okx[0], v10, fill), jnp.where(oky[1] & okx[1], v11, fill)
         top = v00 + dx * (v01 - v00)
         bottom = v10 + dx * (v11 - v10)
         out = top + dy * (bottom - top)
+        if padding == "fill":
+            return out.astype(img.dtype)
     else:
         raise ValueError(f"{op}: interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
-    fill = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (c,))
     return jnp.where(inside[..., None], out, fill).astype(img.dtype)
 
 
@@ -68,52 +109,72 @@ def _map(m, xs, ys):
     return m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
 
 
-def affine(img, matrix, *, interpolation="bilinear", fill=0.5):
+def affine(img, matrix, *, interpolation="bilinear", fill=0.5, padding="pil"):
     """Warp `img` [H, W, C] by the affine `matrix` (2x3, 3x3 with last row [0, 0, 1], or the six
     PIL coefficients (a, b, c, d, e, f)).
 
     out[i, j] = img sampled at (x, y) = (a*(j+.5) + b*(i+.5) + c, d*(j+.5) + e*(i+.5) + f), which is
     `Image.transform(img.size, Image.AFFINE, (a, b, c, d, e, f), resample, fillcolor=fill)`:
     interpolation="nearest" is PIL NEAREST (the default of the AutoAugment reference), "bilinear" is
-    PIL BILINEAR. Points outside the input get `fill`. Differentiable w.r.t. img and matrix
-    (bilinear; nearest is piecewise constant in matrix).
+    PIL BILINEAR. With padding="pil" (default) points outside the input get `fill`, as in PIL; the
+    image then jumps where a pixel crosses the border. padding="fill" blends every bilinear
+    neighbour outside the input with `fill` instead (``grid_sample``'s zeros padding for fill=0),
+    so the output is continuous in `matrix`: use it wherever the warp's parameters are learned by
+    gradient. Differentiable w.r.t. img and matrix (bilinear; nearest is piecewise constant in
+    matrix).
     """
     check_image("affine", img)
     m = _as3x3("affine", matrix).astype(img.dtype)
     h, w, _ = img.shape
     xin, yin = _map(m, *_centres(h, w, img.dtype))
-    return _sample("affine", img, xin, yin, interpolation, fill)
+    return _sample("affine", img, xin, yin, interpolation, fill, padding)
 
 
-def warp_chain(img, matrices, *, interpolation="bilinear", fill=0.5):
+def warp_chain(img, matrices, *, interpolation="bilinear", fill=0.5, padding="pil"):
     """Apply the affine warps `matrices` [T, 3, 3] in order (matrices[0] first) with ONE
     resampling, and return (out, fill_step).
 
-    Each output pixel centre is mapped back through matrices[T-1], ..., matrices[0]. A point
-    that falls outside the frame at warp t is `fill`, as it would be after warping T times:
-    content moved out by one warp and back by the next is lost. With nearest sampling the
-    point snaps to its pixel's centre after every warp, so the result equals T successive
-    `affine(..., interpolation="nearest")` calls exactly; with bilinear sampling the
-    coordinates are composed unrounded (as `affine(img, compose(*matrices))`, which it equals
-    where no point leaves the frame), so the image is interpolated once instead of T times.
-    fill_step [H, W] int32 is the last warp t at which the pixel was filled, -1 if never:
-    ops that ran between warp t and the end saw the fill there.
+    Each output pixel centre is mapped back through matrices[T-1], ..., matrices[0]. With
+    padding="pil" (default) a point that falls outside the frame at warp t is `fill`, as it
+    would be after warping T times with PIL: content moved out by one warp and back by the next
+    is lost. With nearest sampling the point snaps to its pixel's centre after every warp, so the
+    result equals T successive `affine(..., interpolation="nearest")` calls exactly; with bilinear
+    sampling the coordinates are composed unrounded (as `affine(img, compose(*matrices))`, which
+    it equals where no point leaves the frame), so the image is interpolated once instead of T
+    times.
+
+    padding="fill" (bilinear) makes the result continuous in `matrices`, for warps learned by
+    gradient: the last resampling is `affine`'s padding="fill", and the hard in/out test at each
+    intermediate warp t >= 1 becomes the bilinear in-frame weight c_t = c(x_t; W) c(y_t; H) of
+    the point (x_t, y_t) there, c(u; n) = clip(min(u + 1/2, n + 1/2 - u), 0, 1), i.e. what a
+    zero-padded bilinear resampling of an all-ones image would keep:
+    out = fill + (prod_t c_t) (sample - fill). With nearest sampling it equals padding="pil".
+
+    fill_step [H, W] int32 is the last warp t at which the pixel's point was outside the frame,
+    -1 if never (in both modes): ops that ran between warp t and the end saw the fill there.
     """
     check_image("warp_chain", img)
+    _check_padding("warp_chain", padding)
     h, w, _ = img.shape
     matrices = jnp.asarray(matrices, img.dtype)
     if matrices.ndim != 3 or matrices.shape[1:] != (3, 3):
         raise ValueError(f"warp_chain: matrices must have shape [T, 3, 3], got {matrices.shape}")
+    continuous = padding == "fill" and interpolation == "bilinear"
     xs, ys = _centres(h, w, img.dtype)
     fill_step = jnp.full((h, w), -1, jnp.int32)
+    weight = jnp.ones((h, w), img.dtype)
     for t in reversed(range(matrices.shape[0])):
         xs, ys = _map(matrices[t], xs, ys)
         inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
         fill_step = jnp.where((fill_step < 0) & ~inside, t, fill_step)
+        if continuous and t > 0:
+            weight = weight * _coverage(xs, w) * _coverage(ys, h)
         if interpolation == "nearest" and t > 0:
             xs, ys = jnp.floor(xs) + 0.5, jnp.floor(ys) + 0.5
-    out = _sample("warp_chain", img, xs, ys, interpolation, fill)
+    out = _sample("warp_chain", img, xs, ys, interpolation, fill, "fill" if continuous else "pil")
     fill = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (img.shape[-1],))
+    if continuous:
+        return fill + weight[..., None] * (out - fill), fill_step
     return jnp.where((fill_step >= 0)[..., None], fill, out), fill_step
 
 
@@ -254,15 +315,18 @@ def vflip(img):
     return img[::-1]
 
 
-def deform(img, flow, *, fill=0.5):
+def deform(img, flow, *, fill=0.5, padding="pil"):
     """Warp by a dense displacement field `flow` [H, W, 2] (pixels; flow[..., 0] along x/columns,
     flow[..., 1] along y/rows): out[i, j] = bilinear sample of img at (j + .5 + flow[i, j, 0],
     i + .5 + flow[i, j, 1]) in PIL coordinates, i.e. out[i, j] = img[i + fy, j + fx] for integer
-    flows. Points outside the image get `fill`. One resampling; differentiable w.r.t. img and flow.
+    flows. Points outside the image get `fill` (padding="pil", default), or each bilinear
+    neighbour outside it does (padding="fill", ``grid_sample``'s zeros padding for fill=0,
+    continuous in `flow`: use it when the flow is learned). One resampling; differentiable
+    w.r.t. img and flow.
     """
     check_image("deform", img)
     h, w, _ = img.shape
     check_shape("deform", "flow", flow, ((h, w, 2),))
     flow = jnp.asarray(flow, img.dtype)
     xs, ys = _centres(h, w, img.dtype)
-    return _sample("deform", img, xs + flow[..., 0], ys + flow[..., 1], "bilinear", fill)
+    return _sample("deform", img, xs + flow[..., 0], ys + flow[..., 1], "bilinear", fill, padding)
