@@ -406,6 +406,14 @@ def make_policy_optimizer(lr: float, weight_decay: float) -> optax.GradientTrans
     return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(lr))
 
 
+def mix_batch(key: jax.Array, transformed: jax.Array, clean: jax.Array, prob: float,
+              active: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """N's batch (Alg. 4, line 3): image i is ``transformed[i]`` where a Bernoulli(``prob``)
+    draw m_i comes up (and ``active``), else ``clean[i]``; returns it and the mask m [N]."""
+    mask = jax.random.bernoulli(key, prob, clean.shape[:1]) & active
+    return jnp.where(mask.reshape(-1, *(1,) * (clean.ndim - 1)), transformed, clean), mask
+
+
 def _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_pixels,
                 cooperative_test, entropy_weight, apply_prob, clean_weight, update_every,
                 stop_step, transformer_width, dropout):
@@ -610,8 +618,7 @@ def adatransform(
         # D and the target see each image's first competitive x_K: the batch keeps its size.
         transformed = roll.images[-1].reshape(-1, copies, *images.shape[1:])[:, 0]
         active = jnp.asarray(True) if stop_step is None else state.step < stop_step
-        mask = jax.random.bernoulli(mix_key, apply_prob, labels.shape) & active
-        mixed = jnp.where(mask[:, None, None, None], transformed, images)
+        mixed, mask = mix_batch(mix_key, transformed, images, apply_prob, active)
         policy, policy_ok, entropy = update_policies(state, roll, rewards)
         disc_state, disc_ok, d_metrics = update_disc(state, images, transformed)
         # T and D move once per update_every steps of N (sec. 3.4.3), after N's update_every-th.
