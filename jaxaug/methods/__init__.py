@@ -60,9 +60,11 @@ def _adatransform_from_config(model, optimizer, config, lr_schedule, image_stats
         stop_step = max(config.epochs - stop_epochs, 0) * steps_per_epoch
     return adatransform.adatransform(
         model, optimizer, mean=image_stats[0], std=image_stats[1], mode=c.mode,
-        num_steps=c.num_steps, samples=c.samples, gamma=c.gamma, disc_weight=c.disc_weight,
-        cutout_size=c.cutout_size, move_pixels=c.move_pixels, apply_prob=c.apply_prob,
-        clean_weight=c.clean_weight, update_every=c.update_every, stop_step=stop_step,
+        num_steps=setting("num_steps", c.num_steps), samples=c.samples, gamma=c.gamma,
+        disc_weight=c.disc_weight, cutout_size=c.cutout_size, move_pixels=c.move_pixels,
+        apply_prob=setting("apply_prob", c.apply_prob),
+        clean_weight=setting("clean_weight", c.clean_weight), update_every=c.update_every,
+        stop_step=stop_step,
         transformer_width=c.transformer_width, dropout=c.dropout,
         policy_optimizer=adatransform.make_policy_optimizer(
             setting("policy_lr", c.policy_lr), setting("policy_weight_decay",

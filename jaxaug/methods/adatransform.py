@@ -1,5 +1,6 @@
-"""AdaTransform (Tang et al., ICCV 2019): a transformer network T picks data transformations step
-by step, rewarded by the target network's loss, with a discriminator keeping them realistic.
+"""AdaTransform (Tang et al., ICCV 2019; Tang's thesis, ch. 3, cited by section): a transformer
+network T picks data transformations step by step, rewarded by the target network's loss, with a
+discriminator keeping them realistic.
 
 The MDP. A state is the current image x_{t-1} (for the box modes, also the box position); an
 action a_t ~ pi_T(. | x_{t-1}) = Categorical(softmax T(x_{t-1})) is one meta-transformation,
@@ -28,28 +29,62 @@ statistics, no gradient into the target) and D(x) = sigmoid(s(x)) the discrimina
     competitive:  v(x) = l(x) + lambda log D(x),     cooperative:  v(x) = -l(x),
     r_t = v(x_t) - v(x_{t-1}),   so   sum_t r_t = v(x_K) - v(x_0)   (telescoping),
 
-i.e. the paper's r_t = l(x_t) - l(x_{t-1}), with the realness term lambda log D(x) placed inside
-v so that the rewards still add up to the terminal objective (less v(x_0), which no action
-changes). The returns R_t' = sum_{t >= t'} gamma^(t - t') r_t (gamma = 0.5) are credited to
-a_t', the baseline b_t is their mean over the h images x s samples of the batch (per step t),
+i.e. the thesis's r_t = l(x_t) - l(x_{t-1}) (eqs. 3.5-3.6), with the realness term
+lambda log D(x) placed inside v so that the rewards still add up to the terminal objective (less
+v(x_0), which no action changes). The returns R_t' = sum_{t >= t'} gamma^(t - t') r_t (gamma =
+0.5, eq. 3.8) are credited to a_t', the baseline b_t is their mean over the h images x s samples
+of the batch (per step t, eq. 3.9),
 and T minimises the REINFORCE surrogate -mean (R_t - b_t) log pi_T(a_t | x_{t-1}).
 
-Competitive mode (training) maximises E[l(x_K) + lambda log D(x_K)]: transformations that are
-hard for the target but still look real. D is a DCGAN-style network trained real (clean x) vs
-transformed (x_K) with the binary cross-entropy of `objectives.discriminator_loss`. The target
-is trained on the transformed images x_K only (the paper trains it on transformed images), one
-sample per image so that its batch, BatchNorm statistics and learning rate keep their meaning. Cooperative mode minimises l(x_K) with its own transformer T_c
-and its own rollouts (reward -(l(x_t) - l(x_{t-1})), no D term); at test time `predict` applies
-T_c greedily (argmax) for K steps, then classifies: it moves test images towards what the target
-knows. Cooperative mode is only defined for ``"transform"``: the box modes' random start box
-would need a random key, which ``predict`` does not take.
+Competitive mode (training) maximises E[l(x_K) + lambda log D(x_K)] (eq. 3.1): transformations
+that are hard for the target but still look real. D is a DCGAN-style network (sec. 3.6.1)
+trained real (clean x) vs transformed (x_K) with the binary cross-entropy of
+`objectives.discriminator_loss` (eq. 3.3). Cooperative mode minimises l(x_K) (eq. 3.2) with its
+own transformer T_c and its own rollouts (reward -(l(x_t) - l(x_{t-1})), no D term); at test time
+`predict` applies T_c greedily (argmax) for K steps, then classifies: it moves test images
+towards what the target knows. Cooperative mode is only defined for ``"transform"``: the box
+modes' random start box would need a random key, which ``predict`` does not take.
+
+The target N (eq. 3.4, Alg. 4, sec. 3.6.1). N's batch holds, per image, its first competitive
+x_K with probability ``apply_prob`` and the clean x otherwise; N minimises the mean
+cross-entropy of that batch plus ``clean_weight`` x that of the clean batch, both halves in one
+training-mode forward (one set of BatchNorm statistics). The thesis's settings, the defaults by
+mode (`THESIS_DEFAULTS`): AdaImgTransform (``"transform"``) on every image plus the clean term,
+eq. 3.4 read as the sum of the two means (apply_prob 1, clean_weight 1); AdaCutout on each image
+with probability 0.3, its batch mixing clean and transformed images as Alg. 4 does
+(clean_weight 0). From step ``stop_step`` on, N takes a supervised step on the clean batch: the
+thesis stops AdaImgTransform for the last ten epochs (`methods.create` turns
+``config.adatransform.stop_epochs`` into the step; AdaCutout does not stop).
+
+Schedule (sec. 3.4.3: N trains for "several" epochs, then T and D update once). Every step rolls
+T out on the batch and updates N; T and D update on the steps that complete a period of
+``update_every`` N updates (steps update_every - 1, 2 update_every - 1, ...). On the other steps
+their updates are computed and dropped with `jnp.where`, not skipped by a `lax.cond` (XLA:CPU
+runs convolutions inside conditionals many times slower), so the period changes what is learned,
+not what a step costs. T and D keep their schedule after the stop, so T_c follows the N that
+``predict`` uses.
+
+T (sec. 3.6.1): `TransformerNet`, ResNet-18 (width ``transformer_width``, 64 in the thesis) with
+dropout after every 3x3 convolution and before the linear layer. A rollout draws one dropout key
+per step and T's actions are re-scored under the same keys, so the log-probabilities are those
+of the distributions the actions were drawn from. T's optimizer: Adam with L2 weight decay,
+learning rate / decay 1e-4 / 1e-4 for AdaImgTransform and 3e-5 / 1e-5 for AdaCutout (the thesis;
+AdaErasing takes AdaCutout's, having none of its own).
+
+Departures from the thesis, kept: T_c is a second network, where the thesis conditions one T on
+a zero or one map added to its input (sec. 3.4.3); T normalizes with GroupNorm where ResNet-18
+has BatchNorm (no running statistics to carry for T); one step does N's update and, when due,
+T's and D's on the same batch, where Alg. 4 alternates a pass over the data for N with one for T
+and D; x_K is rendered from x_0 by one resampling (above); N sees one competitive sample per
+image (of the s), so its batch and BatchNorm statistics keep their meaning.
 
 A non-finite loss or gradient skips that network's update (its state unchanged) and counts it in
-``state.skipped`` and the metrics. The paper has no entropy bonus, so ``entropy_weight``
-defaults to 0; without it the policy can collapse onto one action (on reduced CIFAR-10 the
-competitive policy did, onto hue +0.25, within 4 epochs; docs/results.md), and
-``entropy_weight`` > 0 subtracts entropy_weight * (mean per-step entropy of both policies) from
-their loss. ``policy_entropy`` tracks the competitive policy's.
+``state.skipped`` and the metrics. The thesis has no entropy bonus, so ``entropy_weight``
+defaults to 0; before the thesis's settings were followed (K = 3, a 3-conv T without dropout at
+Adam 1e-3 updated every step, N on transformed images only) both policies collapsed onto one
+action within 4 epochs on reduced CIFAR-10 (docs/results.md). ``entropy_weight`` > 0 subtracts
+entropy_weight * (mean per-step entropy of both policies) from their loss. ``policy_entropy``
+tracks the competitive policy's, ``augmented`` the fraction of N's batch transformed.
 """
 
 import functools
@@ -397,6 +432,8 @@ THESIS_DEFAULTS["erasing"] = THESIS_DEFAULTS["cutout"]
 
 def thesis_default(mode: str, name: str, value: Any = None) -> Any:
     """``value``, or the thesis's setting ``name`` for ``mode`` where it is None."""
+    if mode not in THESIS_DEFAULTS:
+        raise ValueError(f"adatransform: unknown mode {mode!r}; valid: {', '.join(MODES)}")
     return THESIS_DEFAULTS[mode][name] if value is None else value
 
 
@@ -426,7 +463,8 @@ def _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_
         check_int("adatransform", name, value, low)
     if stop_step is not None:
         check_int("adatransform", "stop_step", stop_step, 0)
-    for name, value, low, high in (("gamma", gamma, 0.0, 1.0), ("apply_prob", apply_prob, 0.0, 1.0)):
+    for name, value, low, high in (("gamma", gamma, 0.0, 1.0),
+                                   ("apply_prob", apply_prob, 0.0, 1.0)):
         if not low <= value <= high:
             raise ValueError(f"adatransform: {name} must be in [{low:g}, {high:g}], got {value!r}")
     if not 0.0 <= dropout < 1.0:
