@@ -520,8 +520,9 @@ def adatransform(
     (default `make_policy_optimizer` with its learning rate and weight decay), sec. 3.6.1 and
     eq. 3.4; T's ResNet-18 with dropout (w = 64). Our choices (the thesis gives no value):
     s = 2, lambda = 0.1, ``update_every`` = 5 ("several"), ``dropout`` = 0.3, the mean-filled
-    16-pixel Cutout square, Adam for T and the discriminator's Adam(2e-4, b1=0.5) (DCGAN's
-    settings; the thesis names DCGAN's discriminator)."""
+    16-pixel Cutout square, Adam for T, GroupNorm in T, and the discriminator's base width 32
+    and Adam(2e-4, b1=0.5) (DCGAN's optimizer settings; the thesis names DCGAN's
+    discriminator)."""
     if mode in MODES:
         if cooperative_test is None:
             cooperative_test = mode == "transform"
