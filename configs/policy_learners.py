@@ -11,9 +11,13 @@ methods:
   adv_aa        Adversarial AutoAugment: M = 8 policies, the target sees 8 x 128 images per
                 step; controller Adam 3.5e-4, entropy weight 1e-5, updated once per epoch;
                 Cutout 16 on top, as AutoAugment's CIFAR pipeline.
-  adatransform  AdaTransform with K = 3 meta-transformations, s = 2 rollouts, gamma 0.5,
-                discriminator weight 0.1, cooperative policy at test time.
-  adacutout     AdaCutout: a random 16-pixel Cutout box moved 3 times by 2 px (replaces Cutout).
+  adatransform  AdaTransform as in Tang's thesis, sec. 3.6.1: K = 8 meta-transformations, a
+                ResNet-18 transformer with dropout, Adam 1e-4 with weight decay 1e-4; the
+                target learns from clean and transformed images, and from clean ones only for
+                the last 10 epochs; cooperative policy at test time. s = 2 rollouts, gamma 0.5,
+                discriminator weight 0.1, T and D every 5 target steps.
+  adacutout     AdaCutout: a random 16-pixel Cutout box moved 3 times by 2 px (replaces Cutout),
+                on 30% of the target's images; transformer Adam 3e-5, weight decay 1e-5.
   adaerasing    AdaErasing: the same with a Random Erasing box of noise.
   tanda         TANDA, LSTM generator of 5 transformations, 500 warm-up steps of G and D alone.
   tanda_mf      TANDA with the mean-field generator.
@@ -22,8 +26,9 @@ datasets: cifar10, cifar100 (tfds; set --config.data_dir for a local copy) and c
 setting, used with adacutout).
 
 The 200-epoch schedule is this library's CIFAR default (configs/cifar10_wrn.py); the papers'
-own epoch counts and the AdaTransform/TANDA hyperparameters marked as choices in their modules
-were not checked against the papers here.
+own epoch counts were not checked here. The AdaTransform settings the thesis gives are the
+defaults of config.adatransform; those it leaves open are marked as choices in
+jaxaug/methods/adatransform.py, as are TANDA's in its module.
 """
 
 from jaxaug.train.config import base_config

@@ -8,11 +8,12 @@ that the test compiles the full step in seconds."""
 import functools
 
 import jax
+import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from tiny_models import TinyNet
+from tiny_models import TinyNet, TinyTransformer, jit_init
 
 from jaxaug import ops
 from jaxaug.data import synthetic
@@ -29,9 +30,12 @@ def _images01(n=4, size=16, seed=0):
     return jnp.asarray(np.random.default_rng(seed).random((n, size, size, 3)), jnp.float32)
 
 
+TARGET_OPTIMIZER = optax.sgd(0.05, momentum=0.9)
+
+
 def _method(**kwargs):
-    return at.adatransform(TinyNet(), optax.sgd(0.05, momentum=0.9), mean=MEAN, std=STD,
-                           **kwargs)
+    return at.adatransform(TinyNet(), TARGET_OPTIMIZER, mean=MEAN, std=STD,
+                           transformer=TinyTransformer(33), **kwargs)
 
 
 # The action table and its rendering.
@@ -162,10 +166,10 @@ def test_erasing_box_stays_inside_and_keeps_its_noise():
 
 def test_cutout_rollout_moves_the_box_by_its_actions():
     x01 = _images01(8)
-    net = at.TransformerNet(5)
+    net = TinyTransformer(5)
     params = jax.jit(net.init)(jax.random.key(0), x01, jnp.zeros((8, 2)))["params"]
     roll = jax.jit(functools.partial(
-        at.rollout, functools.partial(net.apply, {"params": params}), mode="cutout",
+        at.rollout, lambda x, e, k: net.apply({"params": params}, x, e), mode="cutout",
         num_steps=3, mean=FILL, std=jnp.asarray(STD), cutout_size=4))(x01, jax.random.key(5))
     # extra holds the box centre in [-1, 1]; the centre stays on the image, in [0, 15].
     centre = (np.asarray(roll.extra) + 1) / 2 * 16
@@ -182,13 +186,16 @@ def transform_rollout():
     """A rollout of a random (non-uniform) policy on 8 images with a random target and D."""
     x01 = _images01(8)
     labels = jnp.arange(8) % 10
-    net = at.TransformerNet(33)
+    net = TinyTransformer(33)
 
     def run(x01):
         params = net.init(jax.random.key(0), x01, jnp.zeros((8, 0)))["params"]
         params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(1), p.shape),
                               params)
-        policy = functools.partial(net.apply, {"params": params})
+
+        def policy(x, e, key):
+            return net.apply({"params": params}, x, e, train=True, rngs={"dropout": key})
+
         roll = at.rollout(policy, x01, jax.random.key(2), mode="transform", num_steps=4,
                           mean=FILL, std=jnp.asarray(STD))
         target = TinyNet().init(jax.random.key(3), roll.images[0], train=False)
@@ -257,6 +264,75 @@ def test_discriminator_and_realness_gradient_signs():
     assert grad[-1] > 0 and grad[0] < 0 and abs(grad[1]) < 1e-7  # telescoped: v(x_K) - v(x_0)
 
 
+# T and N's batch.
+
+def test_transformer_is_resnet18_with_dropout():
+    """At w = 64: ResNet-18's 17 3x3 convolutions (stem, then 4 stages x 2 blocks x 2) of 64,
+    64 x 4, 128 x 4, 256 x 4, 512 x 4 channels and 3 strided 1x1 shortcuts; dropout after each 3x3
+    convolution and before the linear layer (18 dropouts). Shapes only, nothing compiled."""
+    net = at.TransformerNet(33, width=64, dropout=0.5)
+    images, extra = jnp.zeros((2, 32, 32, 3)), jnp.zeros((2, 0))
+    params = jax.eval_shape(net.init, jax.random.key(0), images, extra)["params"]
+    kernels = [leaf.shape for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+               if path[-1].key == "kernel"]
+    # (Leaves come in name order, Conv_10 before Conv_2: compare sorted.)
+    assert sorted(k[-1] for k in kernels if k[:2] == (3, 3)) == [64] * 5 + [128] * 4 + [
+        256] * 4 + [512] * 4
+    assert sorted(k for k in kernels if k[:2] == (1, 1)) == [(1, 1, 64, 128), (1, 1, 128, 256),
+                                                              (1, 1, 256, 512)]
+    assert [k for k in kernels if len(k) == 2] == [(512, 33)]
+    _, state = jax.eval_shape(
+        lambda p: net.apply({"params": p}, images, extra, train=True,
+                            rngs={"dropout": jax.random.key(1)},
+                            capture_intermediates=lambda m, _: isinstance(m, nn.Dropout),
+                            mutable=["intermediates"]), params)
+    assert len(jax.tree.leaves(state["intermediates"])) == 18
+    print(f"T at w=64: {sum(np.prod(p.shape) for p in jax.tree.leaves(params)):,} parameters")
+
+
+def test_rescored_actions_see_the_rollouts_dropout():
+    """T's action log-probabilities are recomputed after the rollout: they must use the dropout
+    masks the actions were drawn under. A policy that is all dropout (logits 1e3 on the kept
+    actions, 0 on the dropped) draws a kept action; re-scored under the same masks it keeps
+    log-probability -log(#kept) > -log(33), under other masks about -1e3."""
+    def policy(x, e, key):
+        del e
+        return 1e3 * jax.random.bernoulli(key, 0.5, (x.shape[0], 33)).astype(jnp.float32)
+
+    @jax.jit
+    def run(x01):
+        roll = at.rollout(policy, x01, jax.random.key(7), mode="transform", num_steps=3,
+                          mean=FILL, std=jnp.asarray(STD))
+        other = roll._replace(dropout_keys=jax.random.split(jax.random.key(8), 3))
+        return at.action_log_probs(policy, roll)[0], at.action_log_probs(policy, other)[0]
+
+    same, other = run(_images01(8))
+    assert same.shape == (8, 3)
+    assert np.all(np.asarray(same) > -np.log(33) - 1e-3), same
+    assert np.mean(np.asarray(other) < -100) > 0.25  # a kept action is dropped half the time
+
+
+def test_mix_batch_transforms_the_bernoulli_drawn_images():
+    """AdaCutout's N batch (thesis: probability 0.3): image i is transformed exactly where the
+    drawn mask is set, and the mask's rate is 0.3 within 4 binomial sigmas over 4096 images; an
+    inactive step (after the stop) keeps every image clean."""
+    n = 4096
+    clean = jnp.broadcast_to(jnp.arange(n, dtype=jnp.float32)[:, None, None, None], (n, 2, 2, 1))
+    prob = at.THESIS_DEFAULTS["cutout"]["apply_prob"]
+    assert prob == 0.3 == at.THESIS_DEFAULTS["erasing"]["apply_prob"]
+    mix = jax.jit(at.mix_batch)
+    mixed, mask = mix(jax.random.key(0), -clean, clean, prob, jnp.asarray(True))
+    mask = np.asarray(mask)
+    np.testing.assert_array_equal(np.asarray(mixed), np.where(mask[:, None, None, None],
+                                                              -np.asarray(clean), clean))
+    sigma = np.sqrt(prob * (1 - prob) / n)
+    print(f"AdaCutout: {mask.mean():.4f} of {n} images transformed (0.3 +- {4 * sigma:.4f})")
+    assert abs(mask.mean() - prob) < 4 * sigma
+    mixed, mask = mix(jax.random.key(0), -clean, clean, prob, jnp.asarray(False))
+    assert not np.any(np.asarray(mask))
+    np.testing.assert_array_equal(mixed, clean)
+
+
 # Arguments.
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -271,6 +347,12 @@ def test_discriminator_and_realness_gradient_signs():
     ({"move_pixels": 0}, "move_pixels"),
     ({"std": (0.2, 0.0, 0.2)}, "std"),
     ({"mode": "cutout", "cooperative_test": True}, "cooperative_test"),
+    ({"apply_prob": 1.5}, "apply_prob"),
+    ({"clean_weight": -1.0}, "clean_weight"),
+    ({"update_every": 0}, "update_every"),
+    ({"stop_step": -1}, "stop_step"),
+    ({"transformer_width": 0}, "transformer_width"),
+    ({"dropout": 1.0}, "dropout"),
 ])
 def test_bad_arguments_raise(kwargs, name):
     args = {"mean": MEAN, "std": STD, **kwargs}
@@ -285,47 +367,147 @@ def _kl_from_uniform(p):
     return float(np.sum(p * np.log(np.maximum(p, 1e-300) * p.shape[-1])))
 
 
-_action_probs = jax.jit(at.action_probs, static_argnames="policy")
+_action_probs = jax.jit(functools.partial(at.action_probs, transformer=TinyTransformer(33)),
+                        static_argnames="policy")
+RUN_STEPS, UPDATE_EVERY = 20, 2  # T and D move on steps 1, 3, ..., N trains clean from step 20
+
+
+def _changed(old, new):
+    return any(np.any(np.asarray(a) != np.asarray(b))
+               for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(new)))
 
 
 @pytest.fixture(scope="module")
 def short_run(unoptimized_xla):
-    """20 steps of the method. Unoptimized XLA from here to the module's end: the tests below
-    check the method's steps, not ops against closed forms (those come earlier in the file)."""
+    """20 steps of the method (K = 3, N's batch: every image transformed plus the clean batch, as
+    the thesis's defaults for "transform"), T and D every second step, the transforms stopping
+    after step 20. Unoptimized XLA from here to the module's end: the tests below check the
+    method's steps against each other and second writings, not ops against closed forms."""
     del unoptimized_xla
     images, labels = synthetic.generate(160, seed=0, image_size=16)
     normalized = (images / 255.0 - np.asarray(MEAN)) / np.asarray(STD)
     batches = [{"image": jnp.asarray(normalized[i:i + 8], jnp.float32),
                 "label": jnp.asarray(labels[i:i + 8])} for i in range(0, 160, 8)]
-    method = _method(num_steps=3, samples=2, disc_weight=0.1,
-                     policy_optimizer=optax.adam(3e-3))
-    state = jax.jit(method.init)(jax.random.key(0), batches[0])
+    method = _method(num_steps=3, samples=2, disc_weight=0.1, update_every=UPDATE_EVERY,
+                     stop_step=RUN_STEPS, policy_optimizer=optax.adam(1e-2))
+    states = [jax.jit(method.init)(jax.random.key(0), batches[0])]
     step = jax.jit(method.step)
-    first = state
     history = []
-    for i in range(20):
-        state, metrics = step(state, batches[i % len(batches)], jax.random.key(i))
+    for i in range(RUN_STEPS):
+        state, metrics = step(states[-1], batches[i % len(batches)], jax.random.key(i))
+        states.append(state)
         history.append({k: float(v) for k, v in metrics.items()})
     probe = jnp.asarray(normalized[:64], jnp.float32)
-    return method, step, first, state, history, probe, batches
+    return method, step, states, history, probe, batches
 
 
 def test_short_run_moves_policy_off_uniform(short_run):
-    _, _, first, state, history, probe, _ = short_run
+    _, _, states, history, probe, _ = short_run
+    first, state = states[0], states[-1]
     start = _kl_from_uniform(_action_probs(first, probe))
     assert start < 1e-6  # the zero-initialised output layer: exactly uniform
     kl = _kl_from_uniform(_action_probs(state, probe))
-    assert kl > 0.01, kl
-    assert _kl_from_uniform(_action_probs(state, probe, policy=1)) > 0.01
+    coop_kl = _kl_from_uniform(_action_probs(state, probe, policy=1))
+    print(f"KL from uniform after {RUN_STEPS // UPDATE_EVERY} T updates: competitive {kl:.4f}, "
+          f"cooperative {coop_kl:.4f}")
+    assert kl > 0.01 and coop_kl > 1e-3, (kl, coop_kl)  # from < 1e-6
     assert history[-1]["policy_entropy"] < np.log(33) - 0.01
-    assert int(state.step) == 20 and int(state.skipped) == 0
+    assert int(state.step) == RUN_STEPS and int(state.skipped) == 0
     assert all(np.isfinite(v) for m in history for v in m.values())
     assert {"loss", "accuracy", "policy_entropy", "reward", "coop_reward", "d_loss",
-            "d_real", "d_fake", "skipped"} <= set(history[-1])
+            "d_real", "d_fake", "skipped", "augmented"} <= set(history[-1])
+    assert all(m["augmented"] == 1.0 for m in history)  # apply_prob 1 before the stop
+
+
+def test_transformer_and_discriminator_move_once_per_period(short_run):
+    """T and D change on the steps that complete a period of N updates (steps 1, 3, ...: after
+    N's 2nd, 4th, ... update) and on no other; the target changes on every step."""
+    _, _, states, _, _, _ = short_run
+    for i, (old, new) in enumerate(zip(states, states[1:])):
+        due = (i + 1) % UPDATE_EVERY == 0
+        assert _changed(old.policy, new.policy) == due, i
+        assert _changed(old.disc, new.disc) == due, i
+        assert _changed(old.target, new.target), i
+
+
+def _force_hflip(state):
+    """Both policies' logits put 1e3 on the horizontal flip (the output layer's kernel is still
+    zero): every rollout flips K = 3 times, x_K = hflip(x), with no interpolation."""
+    bias = state.policy.params["Dense_0"]["bias"]
+    hflip = at.TRANSFORM_ACTIONS.index(("hflip", 0.0))
+    params = {**state.policy.params, "Dense_0": {**state.policy.params["Dense_0"],
+                                                 "bias": bias.at[:, hflip].set(1e3)}}
+    return state.replace(policy=state.policy.replace(params=params))
+
+
+@jax.jit
+def _sgd_reference(target, images, labels, flipped_weight, clean_weight):
+    """N's update by a second writing: SGD(0.05, momentum 0.9) on flipped_weight x CE(hflip(x))
+    + clean_weight x CE(x), the two batches in one training-mode forward (BatchNorm over the
+    images it is given: both halves, or x alone when flipped_weight is 0)."""
+    flipped = images[:, :, ::-1]  # normalization is per channel: it commutes with the flip
+    both = flipped_weight > 0
+
+    def loss(params):
+        def forward(inputs):
+            logits, updates = TinyNet().apply(
+                {"params": params, "batch_stats": target.batch_stats}, inputs, train=True,
+                mutable=["batch_stats"])
+            ce = optax.softmax_cross_entropy_with_integer_labels(
+                logits, jnp.tile(labels, inputs.shape[0] // labels.shape[0]))
+            return ce, updates["batch_stats"]
+
+        ce_both, stats_both = forward(jnp.concatenate([flipped, images]))
+        ce_clean, stats_clean = forward(images)
+        n = labels.shape[0]
+        value = jnp.where(both, flipped_weight * ce_both[:n].mean()
+                          + clean_weight * ce_both[n:].mean(), clean_weight * ce_clean.mean())
+        return value, jax.tree.map(lambda a, b: jnp.where(both, a, b), stats_both, stats_clean)
+
+    grads, stats = jax.grad(loss, has_aux=True)(target.params)
+    updates, _ = TARGET_OPTIMIZER.update(grads, target.opt_state, target.params)
+    return optax.apply_updates(target.params, updates), stats
+
+
+def _distance(a, b):
+    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_target_learns_from_clean_and_transformed(short_run):
+    """Eq. 3.4: with every rollout ending in hflip(x), N's step is SGD on CE(hflip(x)) + CE(x).
+    The old rule (transformed images only) differs from it by far more than the tolerance."""
+    _, step, states, _, _, batches = short_run
+    state = _force_hflip(states[0])
+    new, metrics = step(state, batches[3], jax.random.key(30))
+    assert float(metrics["augmented"]) == 1.0
+    images, labels = batches[3]["image"], batches[3]["label"]
+    params, stats = _sgd_reference(state.target, images, labels, 1.0, 1.0)
+    old_rule, _ = _sgd_reference(state.target, images, labels, 1.0, 0.0)
+    error, gap = _distance(new.target.params, params), _distance(old_rule, params)
+    print(f"N's update vs CE(hflip x) + CE(x): {error:.2e}; vs transformed only: {gap:.2e}")
+    assert error < 1e-5 and gap > 100 * error
+    assert _distance(new.target.batch_stats, stats) < 1e-5
+
+
+def test_after_the_stop_the_target_takes_a_supervised_step(short_run):
+    """From step 20 (stop_step), N trains on the clean batch alone: its update is a supervised
+    SGD step on CE(x) (momentum carried over), whatever T does."""
+    _, step, states, _, _, batches = short_run
+    state = _force_hflip(states[-1])
+    new, metrics = step(state, batches[5], jax.random.key(31))
+    assert float(metrics["augmented"]) == 0.0
+    params, stats = _sgd_reference(state.target, batches[5]["image"], batches[5]["label"],
+                                   0.0, 1.0)
+    error = _distance(new.target.params, params)
+    print(f"N's update after the stop vs a supervised step: {error:.2e}")
+    assert error < 1e-5
+    assert _distance(new.target.batch_stats, stats) < 1e-5
 
 
 def test_predict_applies_the_cooperative_policy_greedily(short_run):
-    method, _, first, _, _, probe, _ = short_run
+    method, _, states, _, probe, _ = short_run
+    first = states[0]
     # Untrained, every action is equally likely and argmax takes action 0 (rotate +2.5) K times.
 
     @jax.jit
@@ -338,22 +520,28 @@ def test_predict_applies_the_cooperative_policy_greedily(short_run):
                                expected(first.target, probe[:8]), atol=1e-4)
 
 
-def test_non_finite_batch_skips_every_update(short_run):
-    _, step, _, state, _, _, batches = short_run
+@pytest.mark.parametrize("index, skipped", [(RUN_STEPS - 1, 3), (RUN_STEPS - 2, 1)])
+def test_non_finite_batch_skips_every_update(short_run, index, skipped):
+    """On a step where T and D are due, all three updates are skipped and counted; on another,
+    only N's (T and D were not to move)."""
+    _, step, states, _, _, batches = short_run
+    state = states[index]
     bad = {**batches[0], "image": batches[0]["image"].at[0].set(jnp.nan)}
     new, metrics = step(state, bad, jax.random.key(99))
-    assert float(metrics["skipped"]) == 3 and int(new.skipped) == int(state.skipped) + 3
+    assert float(metrics["skipped"]) == skipped and int(new.skipped) == int(state.skipped) + skipped
     for old_leaf, new_leaf in zip(jax.tree.leaves((state.target, state.policy, state.disc)),
                                   jax.tree.leaves((new.target, new.policy, new.disc))):
         np.testing.assert_array_equal(old_leaf, new_leaf)
 
 
 def test_entropy_bonus_raises_the_policies_entropy(short_run):
-    """From the trained state, one step with a large entropy weight leaves both policies more
-    uncertain on the probe images than the same step (same batch, key) without it."""
-    _, step, _, state, _, probe, batches = short_run
-    bonus = _method(num_steps=3, samples=2, disc_weight=0.1, policy_optimizer=optax.adam(3e-3),
-                    entropy_weight=10.0)
+    """From a trained state, one step (one where T updates) with a large entropy weight leaves
+    both policies more uncertain on the probe images than the same step (same batch, key)
+    without it."""
+    _, step, states, _, probe, batches = short_run
+    state = states[RUN_STEPS - 1]
+    bonus = _method(num_steps=3, samples=2, disc_weight=0.1, update_every=UPDATE_EVERY,
+                    stop_step=RUN_STEPS, policy_optimizer=optax.adam(1e-2), entropy_weight=10.0)
     plain_state, _ = step(state, batches[0], jax.random.key(50))
     bonus_state, _ = jax.jit(bonus.step)(state, batches[0], jax.random.key(50))
 

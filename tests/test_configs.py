@@ -159,6 +159,14 @@ def test_policy_learner_configs(arg, method, field, value):
     ("adv_autoaugment.num_policies", 1, "at least 2"),
     ("adatransform.mode", "rotate", "transform, cutout, erasing"),
     ("adatransform.gamma", 1.5, r"\[0, 1\]"),
+    ("adatransform.cutout_size", 1, "at least 2"),
+    ("adatransform.apply_prob", 1.3, r"\[0, 1\]"),
+    ("adatransform.clean_weight", -1.0, "non-negative"),
+    ("adatransform.stop_epochs", 200, r"\[0, epochs\) = \[0, 200\)"),
+    ("adatransform.update_every", 0, "at least 1"),
+    ("adatransform.transformer_width", 0, "at least 1"),
+    ("adatransform.dropout", 1.0, r"\[0, 1\)"),
+    ("adatransform.policy_weight_decay", -1e-4, "non-negative"),
     ("tanda.generator", "gru", "lstm, mean_field"),
 ])
 def test_policy_learner_config_errors_name_the_field(field, value, message):
@@ -169,6 +177,35 @@ def test_policy_learner_config_errors_name_the_field(field, value, message):
         validate(config, device_count=1)
     with pytest.raises(ValueError, match="unknown method 'ppo'"):
         load_config(os.path.join(REPO, "configs", "policy_learners.py"), "ppo,cifar10")
+
+
+@pytest.mark.parametrize("arg,expected", [
+    ("adatransform", {"num_steps": 8, "apply_prob": 1.0, "clean_weight": 1.0,
+                      "stop_step": 190 * 391, "transformer_width": 64, "dropout": 0.3,
+                      "update_every": 5, "policy_optimizer": (1e-4, 1e-4)}),
+    ("adacutout", {"num_steps": 3, "apply_prob": 0.3, "clean_weight": 0.0, "stop_step": None,
+                   "move_pixels": 2, "policy_optimizer": (3e-5, 1e-5)}),
+])
+def test_adatransform_gets_the_thesis_settings(arg, expected, monkeypatch):
+    """Tang thesis, sec. 3.6.1, through `methods.create` as the trainer calls it (CIFAR-10: 391
+    steps per epoch): what reaches the method, captured instead of building it."""
+    from jaxaug import methods
+    from jaxaug.methods import adatransform
+    monkeypatch.setattr(adatransform, "adatransform", lambda model, optimizer, **kw: kw)
+    monkeypatch.setattr(adatransform, "make_policy_optimizer", lambda lr, wd: (lr, wd))
+    config = load_config(os.path.join(REPO, "configs", "policy_learners.py"), f"{arg},cifar10")
+    got = methods.create("adatransform", None, None, config, steps_per_epoch=391)
+    assert {k: got[k] for k in expected} == expected
+
+
+def test_evidence_adatransform_configs_shrink_only_what_cpu_needs():
+    path = os.path.join(REPO, "configs", "evidence_reinforce.py")
+    for variant in ("adatransform", "adacutout", "adatransform_entropy"):
+        config = load_config(path, variant)
+        validate(config, device_count=1)
+        a = config.adatransform
+        assert a.transformer_width == 8 and a.num_steps is None and a.policy_lr is None
+        assert a.stop_epochs == (None if variant == "adacutout" else 1)
 
 
 def test_online_augment_config_errors_name_the_field():

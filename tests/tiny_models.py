@@ -58,3 +58,19 @@ def numpy_variables(shapes, seed=0):
         return jnp.asarray(rng.normal(size=leaf.shape) * scale, jnp.float32)
 
     return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+class TinyTransformer(nn.Module):
+    """AdaTransform's T (`jaxaug.methods.adatransform.TransformerNet`'s interface) in one strided
+    conv with dropout: a method test that is not about T's architecture compiles its step in
+    seconds. The output layer starts at zero: a uniform policy."""
+
+    num_actions: int
+    dropout: float = 0.3
+
+    @nn.compact
+    def __call__(self, images, extra, train=False):
+        x = nn.relu(nn.Conv(8, (3, 3), strides=2)(images))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = jnp.concatenate([x.mean((1, 2)), extra], axis=-1)
+        return nn.Dense(self.num_actions, kernel_init=nn.initializers.zeros)(x)

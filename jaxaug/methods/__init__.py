@@ -1,5 +1,6 @@
 """Training methods: each is ``init`` plus a pure ``step`` built from objectives."""
 
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -44,14 +45,31 @@ def _adv_autoaugment_from_config(model, optimizer, config, lr_schedule, image_st
 
 def _adatransform_from_config(model, optimizer, config, lr_schedule, image_stats,
                              steps_per_epoch):
-    del lr_schedule, steps_per_epoch
+    """Unset (None) fields take the thesis's value for the mode (`adatransform.THESIS_DEFAULTS`);
+    the transforms stop ``stop_epochs`` before the end, at step (epochs - stop_epochs) x
+    ``steps_per_epoch``."""
+    del lr_schedule
     c = config.adatransform
+    setting = functools.partial(adatransform.thesis_default, c.mode)
+    stop_epochs = setting("stop_epochs", c.stop_epochs)
+    stop_step = None
+    if stop_epochs:
+        if not steps_per_epoch:
+            raise ValueError("adatransform: config.adatransform.stop_epochs needs the number of "
+                             "steps per epoch, which was not given")
+        stop_step = max(config.epochs - stop_epochs, 0) * steps_per_epoch
     return adatransform.adatransform(
         model, optimizer, mean=image_stats[0], std=image_stats[1], mode=c.mode,
-        num_steps=c.num_steps, samples=c.samples, gamma=c.gamma, disc_weight=c.disc_weight,
-        cutout_size=c.cutout_size, move_pixels=c.move_pixels,
-        policy_optimizer=optax.adam(c.policy_lr), cooperative_test=c.cooperative_test,
-        entropy_weight=c.entropy_weight)
+        num_steps=setting("num_steps", c.num_steps), samples=c.samples, gamma=c.gamma,
+        disc_weight=c.disc_weight, cutout_size=c.cutout_size, move_pixels=c.move_pixels,
+        apply_prob=setting("apply_prob", c.apply_prob),
+        clean_weight=setting("clean_weight", c.clean_weight), update_every=c.update_every,
+        stop_step=stop_step,
+        transformer_width=c.transformer_width, dropout=c.dropout,
+        policy_optimizer=adatransform.make_policy_optimizer(
+            setting("policy_lr", c.policy_lr), setting("policy_weight_decay",
+                                                       c.policy_weight_decay)),
+        cooperative_test=c.cooperative_test, entropy_weight=c.entropy_weight)
 
 
 def _tanda_from_config(model, optimizer, config, lr_schedule, image_stats, steps_per_epoch):
@@ -100,7 +118,8 @@ def create(
     target's learning rate by update count (the meta-gradient's inner step uses it; default: the
     constant ``config.optimizer.lr``). ``image_stats`` = (mean, std) per channel of the dataset's
     normalization: methods that apply image ops map the normalized batch back to [0, 1] with it.
-    ``steps_per_epoch`` sets the epoch-long windows of Adversarial AutoAugment's controller."""
+    ``steps_per_epoch`` sets the epoch-long windows of Adversarial AutoAugment's controller and
+    the step at which AdaTransform's transforms stop."""
     if name not in _REGISTRY:
         raise ValueError(f"Unknown method {name!r}; available: {sorted(_REGISTRY)}")
     schedule = lr_schedule or optax.constant_schedule(config.optimizer.lr)

@@ -1,5 +1,6 @@
-"""AdaTransform (Tang et al., ICCV 2019): a transformer network T picks data transformations step
-by step, rewarded by the target network's loss, with a discriminator keeping them realistic.
+"""AdaTransform (Tang et al., ICCV 2019; Tang's thesis, ch. 3, cited by section): a transformer
+network T picks data transformations step by step, rewarded by the target network's loss, with a
+discriminator keeping them realistic.
 
 The MDP. A state is the current image x_{t-1} (for the box modes, also the box position); an
 action a_t ~ pi_T(. | x_{t-1}) = Categorical(softmax T(x_{t-1})) is one meta-transformation,
@@ -28,31 +29,66 @@ statistics, no gradient into the target) and D(x) = sigmoid(s(x)) the discrimina
     competitive:  v(x) = l(x) + lambda log D(x),     cooperative:  v(x) = -l(x),
     r_t = v(x_t) - v(x_{t-1}),   so   sum_t r_t = v(x_K) - v(x_0)   (telescoping),
 
-i.e. the paper's r_t = l(x_t) - l(x_{t-1}), with the realness term lambda log D(x) placed inside
-v so that the rewards still add up to the terminal objective (less v(x_0), which no action
-changes). The returns R_t' = sum_{t >= t'} gamma^(t - t') r_t (gamma = 0.5) are credited to
-a_t', the baseline b_t is their mean over the h images x s samples of the batch (per step t),
+i.e. the thesis's r_t = l(x_t) - l(x_{t-1}) (eqs. 3.5-3.6), with the realness term
+lambda log D(x) placed inside v so that the rewards still add up to the terminal objective (less
+v(x_0), which no action changes). The returns R_t' = sum_{t >= t'} gamma^(t - t') r_t (gamma =
+0.5, eq. 3.8) are credited to a_t', the baseline b_t is their mean over the h images x s samples
+of the batch (per step t, eq. 3.9),
 and T minimises the REINFORCE surrogate -mean (R_t - b_t) log pi_T(a_t | x_{t-1}).
 
-Competitive mode (training) maximises E[l(x_K) + lambda log D(x_K)]: transformations that are
-hard for the target but still look real. D is a DCGAN-style network trained real (clean x) vs
-transformed (x_K) with the binary cross-entropy of `objectives.discriminator_loss`. The target
-is trained on the transformed images x_K only (the paper trains it on transformed images), one
-sample per image so that its batch, BatchNorm statistics and learning rate keep their meaning. Cooperative mode minimises l(x_K) with its own transformer T_c
-and its own rollouts (reward -(l(x_t) - l(x_{t-1})), no D term); at test time `predict` applies
-T_c greedily (argmax) for K steps, then classifies: it moves test images towards what the target
-knows. Cooperative mode is only defined for ``"transform"``: the box modes' random start box
-would need a random key, which ``predict`` does not take.
+Competitive mode (training) maximises E[l(x_K) + lambda log D(x_K)] (eq. 3.1): transformations
+that are hard for the target but still look real. D is a DCGAN-style network (sec. 3.6.1)
+trained real (clean x) vs transformed (x_K) with the binary cross-entropy of
+`objectives.discriminator_loss` (eq. 3.3). Cooperative mode minimises l(x_K) (eq. 3.2) with its
+own transformer T_c and its own rollouts (reward -(l(x_t) - l(x_{t-1})), no D term); at test time
+`predict` applies T_c greedily (argmax) for K steps, then classifies: it moves test images
+towards what the target knows. Cooperative mode is only defined for ``"transform"``: the box
+modes' random start box would need a random key, which ``predict`` does not take.
+
+The target N (eq. 3.4, Alg. 4, sec. 3.6.1). N's batch holds, per image, its first competitive
+x_K with probability ``apply_prob`` and the clean x otherwise; N minimises the mean
+cross-entropy of that batch plus ``clean_weight`` x that of the clean batch, both halves in one
+training-mode forward (one set of BatchNorm statistics). The thesis's settings, the defaults by
+mode (`THESIS_DEFAULTS`): AdaImgTransform (``"transform"``) on every image plus the clean term,
+eq. 3.4 read as the sum of the two means (apply_prob 1, clean_weight 1); AdaCutout on each image
+with probability 0.3, its batch mixing clean and transformed images as Alg. 4 does
+(clean_weight 0). From step ``stop_step`` on, N takes a supervised step on the clean batch: the
+thesis stops AdaImgTransform for the last ten epochs (`methods.create` turns
+``config.adatransform.stop_epochs`` into the step; AdaCutout does not stop).
+
+Schedule (sec. 3.4.3: N trains for "several" epochs, then T and D update once). Every step rolls
+T out on the batch and updates N; T and D update on the steps that complete a period of
+``update_every`` N updates (steps update_every - 1, 2 update_every - 1, ...). On the other steps
+their updates are computed and dropped with `jnp.where`, not skipped by a `lax.cond` (XLA:CPU
+runs convolutions inside conditionals many times slower), so the period changes what is learned,
+not what a step costs. T and D keep their schedule after the stop, so T_c follows the N that
+``predict`` uses.
+
+T (sec. 3.6.1): `TransformerNet`, ResNet-18 (width ``transformer_width``, 64 in the thesis) with
+dropout after every 3x3 convolution and before the linear layer. A rollout draws one dropout key
+per step and T's actions are re-scored under the same keys, so the log-probabilities are those
+of the distributions the actions were drawn from. T's optimizer: Adam with L2 weight decay,
+learning rate / decay 1e-4 / 1e-4 for AdaImgTransform and 3e-5 / 1e-5 for AdaCutout (the thesis;
+AdaErasing takes AdaCutout's, having none of its own).
+
+Departures from the thesis, kept: T_c is a second network, where the thesis conditions one T on
+a zero or one map added to its input (sec. 3.4.3); T normalizes with GroupNorm where ResNet-18
+has BatchNorm (no running statistics to carry for T); one step does N's update and, when due,
+T's and D's on the same batch, where Alg. 4 alternates a pass over the data for N with one for T
+and D; x_K is rendered from x_0 by one resampling (above); N sees one competitive sample per
+image (of the s), so its batch and BatchNorm statistics keep their meaning.
 
 A non-finite loss or gradient skips that network's update (its state unchanged) and counts it in
-``state.skipped`` and the metrics. The paper has no entropy bonus, so ``entropy_weight``
-defaults to 0; without it the policy can collapse onto one action (on reduced CIFAR-10 the
-competitive policy did, onto hue +0.25, within 4 epochs; docs/results.md), and
-``entropy_weight`` > 0 subtracts entropy_weight * (mean per-step entropy of both policies) from
-their loss. ``policy_entropy`` tracks the competitive policy's.
+``state.skipped`` and the metrics. The thesis has no entropy bonus, so ``entropy_weight``
+defaults to 0; before the thesis's settings were followed (K = 3, a 3-conv T without dropout at
+Adam 1e-3 updated every step, N on transformed images only) both policies collapsed onto one
+action within 4 epochs on reduced CIFAR-10 (docs/results.md). ``entropy_weight`` > 0 subtracts
+entropy_weight * (mean per-step entropy of both policies) from their loss. ``policy_entropy``
+tracks the competitive policy's, ``augmented`` the fraction of N's batch transformed.
 """
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -76,7 +112,7 @@ from jaxaug.methods.base import (
 )
 from jaxaug.models.discriminator import Discriminator
 from jaxaug.objectives import discriminator_objective, log_realness
-from jaxaug.objectives.classification import cross_entropy
+from jaxaug.objectives.classification import model_rngs
 from jaxaug.objectives.reinforce import (
     batch_mean_baseline,
     categorical_entropy,
@@ -113,19 +149,40 @@ def num_actions(mode: str) -> int:
 
 class TransformerNet(nn.Module):
     """T: logits over the actions from the current (normalized) image and ``extra`` features
-    [N, E] (the box centre; E = 0 for ``"transform"``). The output layer starts at zero, so the
-    initial policy is exactly uniform."""
+    [N, E] (the box centre; E = 0 for ``"transform"``). ResNet-18-like, as in the thesis
+    (sec. 3.6.1): a 3x3 stem, four stages of two basic blocks of width w, 2w, 4w, 8w (stride 1,
+    2, 2, 2; w = 64 is ResNet-18), global average pooling, one linear layer; dropout of rate
+    ``dropout`` after every 3x3 convolution and before the linear layer (sec. 3.6.1). GroupNorm
+    stands in for BatchNorm, so that T keeps no running statistics: the rollout, the re-scoring
+    of its actions and the greedy test-time pass normalize each image alike. The output layer
+    starts at zero, so the initial policy is exactly uniform. ``train`` draws dropout from the
+    ``"dropout"`` stream."""
 
     num_actions: int
-    width: int = 16
+    width: int = 64
+    dropout: float = 0.3
 
     @nn.compact
-    def __call__(self, images: jax.Array, extra: jax.Array) -> jax.Array:
-        x = images
-        for i, channels in enumerate((self.width, 2 * self.width, 2 * self.width)):
-            x = nn.relu(nn.Conv(channels, (3, 3), strides=1 if i == 0 else 2)(x))
+    def __call__(self, images: jax.Array, extra: jax.Array, train: bool = False) -> jax.Array:
+        def conv(x, channels, strides=1):
+            x = nn.Conv(channels, (3, 3), strides=strides, use_bias=False)(x)
+            return nn.Dropout(self.dropout, deterministic=not train)(x)
+
+        def norm(x):  # groups of at most 32, dividing the channels
+            return nn.GroupNorm(num_groups=math.gcd(x.shape[-1], 32))(x)
+
+        x = nn.relu(norm(conv(images, self.width)))
+        for stage in range(4):
+            channels = self.width * 2 ** stage
+            for block in range(2):
+                strides = 2 if stage > 0 and block == 0 else 1
+                y = nn.relu(norm(conv(x, channels, strides)))
+                y = norm(conv(y, channels))
+                if strides != 1 or x.shape[-1] != channels:
+                    x = norm(nn.Conv(channels, (1, 1), strides=strides, use_bias=False)(x))
+                x = nn.relu(x + y)
         x = jnp.concatenate([jnp.mean(x, axis=(1, 2)), extra], axis=-1)
-        x = nn.relu(nn.Dense(4 * self.width)(x))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.num_actions, kernel_init=nn.initializers.zeros)(x)
 
 
@@ -247,16 +304,20 @@ class Rollout(NamedTuple):
     images: jax.Array  # [K + 1, N, H, W, C] normalized: x_0 .. x_K
     extra: jax.Array  # [K, N, E]: the features T saw at each step
     actions: jax.Array  # [K, N] int32
+    dropout_keys: jax.Array  # [K]: T's dropout stream at each step, to re-score the actions
 
 
 def rollout(policy: Callable, x01: jax.Array, key: jax.Array, *, mode: str, num_steps: int,
             mean: jax.Array, std: jax.Array, cutout_size: int = 16, move_pixels: int = 2,
             greedy: bool = False) -> Rollout:
     """One K-step episode per image of ``x01`` [N, H, W, C] in [0, 1]: a_t ~ Categorical(logits)
-    with logits = ``policy(x_{t-1}, extra)`` [N, A] (argmax if ``greedy``), from per-image keys,
-    so sampling stays inside jit. The steps are one `lax.scan`, so T, the sampling and the
-    rendering are compiled once, not K times."""
+    with logits = ``policy(x_{t-1}, extra, dropout_key_t)`` [N, A] (argmax if ``greedy``, and
+    then the key is None: no dropout), from per-image keys, so sampling stays inside jit. The
+    steps are one `lax.scan`, so T, the sampling and the rendering are compiled once, not K
+    times."""
     n, h, w, c = x01.shape
+    key, dropout_key = jax.random.split(key)
+    dropout_keys = jax.random.split(dropout_key, num_steps)
     keys = jax.random.split(key, n)
     fill = jnp.broadcast_to(mean, (c,))
     if mode == "transform":
@@ -279,7 +340,7 @@ def rollout(policy: Callable, x01: jax.Array, key: jax.Array, *, mode: str, num_
     def step(carry, t):
         state, image = carry
         extra = features(state)
-        logits = policy(image, extra)
+        logits = policy(image, extra, None if greedy else dropout_keys[t])
         if greedy:
             a = jnp.argmax(logits, axis=-1)
         else:
@@ -292,18 +353,18 @@ def rollout(policy: Callable, x01: jax.Array, key: jax.Array, *, mode: str, num_
 
     x0 = (x01 - mean) / std if mode == "transform" else render(state)
     _, (images, extras, actions) = jax.lax.scan(step, (state, x0), jnp.arange(num_steps))
-    return Rollout(jnp.concatenate([x0[None], images]), extras, actions)
+    return Rollout(jnp.concatenate([x0[None], images]), extras, actions, dropout_keys)
 
 
 def action_log_probs(policy: Callable, roll: Rollout) -> tuple[jax.Array, jax.Array]:
-    """log pi_T(a_t | x_{t-1}) [N, K] of a rollout's actions, and the logits [K * N, A], from one
-    call of ``policy`` (as in `rollout`) on the K states."""
+    """log pi_T(a_t | x_{t-1}) [N, K] of a rollout's actions, and the logits [K * N, A]: ``policy``
+    mapped over the K steps, each call as in `rollout` (same batch, same dropout key), so the
+    dropout masks, and the distributions, are the ones the actions were drawn from."""
     k, n = roll.actions.shape
-    states = roll.images[:-1].reshape(k * n, *roll.images.shape[2:])
-    logits = policy(states, roll.extra.reshape(k * n, -1))
+    logits = jax.vmap(policy)(roll.images[:-1], roll.extra, roll.dropout_keys)
     log_p = jax.nn.log_softmax(logits)
-    taken = jnp.take_along_axis(log_p, roll.actions.reshape(-1, 1), axis=-1)
-    return taken.reshape(k, n).T, logits
+    taken = jnp.take_along_axis(log_p, roll.actions[..., None], axis=-1)[..., 0]
+    return taken.T, logits.reshape(k * n, -1)
 
 
 def step_rewards(values: jax.Array) -> jax.Array:
@@ -343,31 +404,75 @@ class AdaTransformState:
 
 
 def action_probs(state: AdaTransformState, images: jax.Array, *, mode: str = "transform",
-                 policy: int = 0, extra: jax.Array | None = None) -> jax.Array:
+                 policy: int = 0, extra: jax.Array | None = None,
+                 transformer_width: int = 64, transformer: nn.Module | None = None) -> jax.Array:
     """The mean action distribution [A] of policy ``policy`` (0 competitive, 1 cooperative) over
-    normalized ``images``; for the box modes ``extra`` are the box centres (default: centred)."""
+    normalized ``images``, dropout off; for the box modes ``extra`` are the box centres (default:
+    centred). ``transformer`` (default: `TransformerNet` of ``transformer_width``) must be the
+    method's."""
     if extra is None:
         extra = jnp.zeros((images.shape[0], 0 if mode == "transform" else 2), images.dtype)
     params = jax.tree.map(lambda p: p[policy], state.policy.params)
-    logits = TransformerNet(num_actions(mode)).apply({"params": params}, images, extra)
-    return jnp.mean(jax.nn.softmax(logits), axis=0)
+    net = transformer or TransformerNet(num_actions(mode), transformer_width)
+    return jnp.mean(jax.nn.softmax(net.apply({"params": params}, images, extra)), axis=0)
+
+
+#: The thesis's settings by mode (sec. 3.6.1): K, T's learning rate and weight decay, the
+#: probability that an image of N's batch is transformed, the weight of N's clean term (eq. 3.4
+#: for AdaImgTransform: N learns from x and T(x); AdaCutout's batch mixes them, Alg. 4) and the
+#: closing epochs trained on clean images. AdaErasing, for which it gives none, takes AdaCutout's.
+THESIS_DEFAULTS = {
+    "transform": {"num_steps": 8, "policy_lr": 1e-4, "policy_weight_decay": 1e-4,
+                  "apply_prob": 1.0, "clean_weight": 1.0, "stop_epochs": 10},
+    "cutout": {"num_steps": 3, "policy_lr": 3e-5, "policy_weight_decay": 1e-5,
+               "apply_prob": 0.3, "clean_weight": 0.0, "stop_epochs": 0},
+}
+THESIS_DEFAULTS["erasing"] = THESIS_DEFAULTS["cutout"]
+
+
+def thesis_default(mode: str, name: str, value: Any = None) -> Any:
+    """``value``, or the thesis's setting ``name`` for ``mode`` where it is None."""
+    if mode not in THESIS_DEFAULTS:
+        raise ValueError(f"adatransform: unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    return THESIS_DEFAULTS[mode][name] if value is None else value
+
+
+def make_policy_optimizer(lr: float, weight_decay: float) -> optax.GradientTransformation:
+    """T's optimizer: Adam with L2 weight decay added to the gradient (the thesis gives the rate
+    and decay, sec. 3.6.1; Adam is our choice)."""
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(lr))
+
+
+def mix_batch(key: jax.Array, transformed: jax.Array, clean: jax.Array, prob: float,
+              active: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """N's batch (Alg. 4, line 3): image i is ``transformed[i]`` where a Bernoulli(``prob``)
+    draw m_i comes up (and ``active``), else ``clean[i]``; returns it and the mask m [N]."""
+    mask = jax.random.bernoulli(key, prob, clean.shape[:1]) & active
+    return jnp.where(mask.reshape(-1, *(1,) * (clean.ndim - 1)), transformed, clean), mask
 
 
 def _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_pixels,
-                cooperative_test, entropy_weight):
+                cooperative_test, entropy_weight, apply_prob, clean_weight, update_every,
+                stop_step, transformer_width, dropout):
     if mode not in MODES:
         raise ValueError(f"adatransform: unknown mode {mode!r}; valid: {', '.join(MODES)}")
-    check_int("adatransform", "num_steps", num_steps, 1)
-    check_int("adatransform", "samples", samples, 1)
-    check_int("adatransform", "cutout_size", cutout_size, 2)
-    check_int("adatransform", "move_pixels", move_pixels, 1)
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"adatransform: gamma must be in [0, 1], got {gamma!r}")
-    if not 0.0 <= entropy_weight < float("inf"):
-        raise ValueError(f"adatransform: entropy_weight must be finite and >= 0, got "
-                         f"{entropy_weight!r}")
-    if not 0.0 <= disc_weight < float("inf"):
-        raise ValueError(f"adatransform: disc_weight must be finite and >= 0, got {disc_weight!r}")
+    for name, value, low in (("num_steps", num_steps, 1), ("samples", samples, 1),
+                             ("cutout_size", cutout_size, 2), ("move_pixels", move_pixels, 1),
+                             ("update_every", update_every, 1),
+                             ("transformer_width", transformer_width, 1)):
+        check_int("adatransform", name, value, low)
+    if stop_step is not None:
+        check_int("adatransform", "stop_step", stop_step, 0)
+    for name, value, low, high in (("gamma", gamma, 0.0, 1.0),
+                                   ("apply_prob", apply_prob, 0.0, 1.0)):
+        if not low <= value <= high:
+            raise ValueError(f"adatransform: {name} must be in [{low:g}, {high:g}], got {value!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"adatransform: dropout must be in [0, 1), got {dropout!r}")
+    for name, value in (("entropy_weight", entropy_weight), ("disc_weight", disc_weight),
+                        ("clean_weight", clean_weight)):
+        if not 0.0 <= value < float("inf"):
+            raise ValueError(f"adatransform: {name} must be finite and >= 0, got {value!r}")
     if cooperative_test and mode != "transform":
         raise ValueError(f"adatransform: cooperative_test needs mode 'transform', got {mode!r} "
                          "(the box modes start from a random box and predict has no key)")
@@ -380,12 +485,19 @@ def adatransform(
     mean: Sequence[float],
     std: Sequence[float],
     mode: str = "transform",
-    num_steps: int = 3,
+    num_steps: int | None = None,
     samples: int = 2,
     gamma: float = 0.5,
     disc_weight: float = 0.1,
     cutout_size: int = 16,
     move_pixels: int = 2,
+    apply_prob: float | None = None,
+    clean_weight: float | None = None,
+    update_every: int = 5,
+    stop_step: int | None = None,
+    transformer_width: int = 64,
+    dropout: float = 0.3,
+    transformer: nn.Module | None = None,
     policy_optimizer: optax.GradientTransformation | None = None,
     disc_optimizer: optax.GradientTransformation | None = None,
     cooperative_test: bool | None = None,
@@ -394,33 +506,56 @@ def adatransform(
     """AdaTransform / AdaCutout / AdaErasing (see the module docstring) for the target ``model``
     trained by ``optimizer``. ``mean``/``std``: the dataset's per-channel normalization (the
     batch is normalized; the ops need [0, 1]). ``num_steps`` K, ``samples`` s episodes per image,
-    ``gamma`` the discount, ``disc_weight`` lambda. ``cooperative_test`` (default: True for
-    ``"transform"``, else False) trains a cooperative transformer and applies it in ``predict``.
-    ``entropy_weight``: the policies' entropy bonus (0: none, as in the paper).
+    ``gamma`` the discount, ``disc_weight`` lambda. N's batch: each image transformed with
+    probability ``apply_prob``, plus ``clean_weight`` x the clean batch's loss, until step
+    ``stop_step`` (None: never), from which N trains on the clean batch alone. T and D update
+    on every ``update_every``-th step. T: `TransformerNet` of width ``transformer_width`` and
+    dropout rate ``dropout``, or ``transformer``, a module with its interface.
+    ``cooperative_test`` (default: True for ``"transform"``, else False) trains a cooperative
+    transformer and applies it in ``predict``. ``entropy_weight``: the policies' entropy bonus
+    (0: none, as in the thesis).
 
-    From the paper: the action tables, gamma = 0.5, K = 3 and 2-pixel moves for the box modes.
-    Our choices (the paper's values were not available to check): K = 3 for ``"transform"``
-    too, s = 2, lambda = 0.1, the mean-filled 16-pixel Cutout square, policy Adam(1e-3) and
-    discriminator Adam(2e-4, b1=0.5) (DCGAN's settings)."""
-    if cooperative_test is None:
-        cooperative_test = mode == "transform"
+    From the thesis: the action tables, gamma = 0.5 (sec. 3.4.2), 2-pixel moves, and by mode
+    (None picks it, `THESIS_DEFAULTS`) K, ``apply_prob``, ``clean_weight``, and T's optimizer
+    (default `make_policy_optimizer` with its learning rate and weight decay), sec. 3.6.1 and
+    eq. 3.4; T's ResNet-18 with dropout (w = 64). Our choices (the thesis gives no value):
+    s = 2, lambda = 0.1, ``update_every`` = 5 ("several"), ``dropout`` = 0.3, the mean-filled
+    16-pixel Cutout square, Adam for T, GroupNorm in T, and the discriminator's base width 32
+    and Adam(2e-4, b1=0.5) (DCGAN's optimizer settings; the thesis names DCGAN's
+    discriminator)."""
+    if mode in MODES:
+        if cooperative_test is None:
+            cooperative_test = mode == "transform"
+        num_steps = thesis_default(mode, "num_steps", num_steps)
+        apply_prob = thesis_default(mode, "apply_prob", apply_prob)
+        clean_weight = thesis_default(mode, "clean_weight", clean_weight)
     _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_pixels,
-                cooperative_test, entropy_weight)
-    policy_optimizer = policy_optimizer or optax.adam(1e-3)
+                cooperative_test, entropy_weight, apply_prob, clean_weight, update_every,
+                stop_step, transformer_width, dropout)
+    policy_optimizer = policy_optimizer or make_policy_optimizer(
+        THESIS_DEFAULTS[mode]["policy_lr"], THESIS_DEFAULTS[mode]["policy_weight_decay"])
     disc_optimizer = disc_optimizer or optax.adam(2e-4, b1=0.5)
     mean_arr, std_arr = image_stats("adatransform", mean, std)
-    net = TransformerNet(num_actions(mode))
+    net = transformer or TransformerNet(num_actions(mode), transformer_width, dropout)
     disc = Discriminator()
     num_policies = 2 if cooperative_test else 1
 
     def policies(params):
-        """T of the P policies on episodes laid out [..., P] (the policy is the fastest index)."""
-        def apply(images, extra):
-            per_policy = jax.vmap(lambda p, x, e: net.apply({"params": p}, x, e),
-                                  in_axes=(0, 1, 1), out_axes=1)
+        """T of the P policies on episodes laid out [..., P] (the policy is the fastest index),
+        each policy with its own dropout stream (no dropout when ``key`` is None)."""
+        def apply(images, extra, key):
             episodes = images.shape[0] // num_policies
-            logits = per_policy(params, images.reshape(episodes, num_policies, *images.shape[1:]),
-                                extra.reshape(episodes, num_policies, extra.shape[-1]))
+            images = images.reshape(episodes, num_policies, *images.shape[1:])
+            extra = extra.reshape(episodes, num_policies, extra.shape[-1])
+            if key is None:
+                logits = jax.vmap(lambda p, x, e: net.apply({"params": p}, x, e),
+                                  in_axes=(0, 1, 1), out_axes=1)(params, images, extra)
+            else:
+                logits = jax.vmap(
+                    lambda p, x, e, k: net.apply({"params": p}, x, e, train=True,
+                                                 rngs={"dropout": k}),
+                    in_axes=(0, 1, 1, 0), out_axes=1)(params, images, extra,
+                                                      jax.random.split(key, num_policies))
             return logits.reshape(-1, logits.shape[-1])
         return apply
 
@@ -487,17 +622,33 @@ def adatransform(
         metrics = {"d_loss": loss, **{k: aux[k] for k in ("d_real", "d_fake", "d_accuracy")}}
         return keep_if(ok, new, d), ok, metrics
 
-    def update_target(state, images, labels, key):
-        grads, aux = jax.grad(cross_entropy, has_aux=True)(
-            state.target.params, {"image": images, "label": labels}, model=model,
-            batch_stats=state.target.batch_stats, key=key)
+    def target_loss(params, batch_stats, mixed, clean, labels, active, key):
+        """N's loss (eq. 3.4): CE of the mixed batch + clean_weight x CE of the clean batch, in
+        one forward (one set of BatchNorm statistics) when clean_weight > 0; once inactive, the
+        CE of the clean batch alone (mixed is then the clean batch)."""
+        images = jnp.concatenate([mixed, clean]) if clean_weight > 0 else mixed
+        logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, images,
+                                      train=True, rngs=model_rngs(key), mutable=["batch_stats"])
+        per_image = optax.softmax_cross_entropy_with_integer_labels(
+            logits, jnp.tile(labels, images.shape[0] // labels.shape[0]))
+        n = labels.shape[0]
+        loss = jnp.mean(per_image[:n])
+        if clean_weight > 0:
+            clean_loss = jnp.mean(per_image[n:])
+            loss = jnp.where(active, loss + clean_weight * clean_loss, clean_loss)
+        accuracy = jnp.mean(jnp.argmax(logits[:n], -1) == labels)
+        return loss, {"batch_stats": updates["batch_stats"], "loss": loss, "accuracy": accuracy}
+
+    def update_target(state, mixed, clean, labels, active, key):
+        grads, aux = jax.grad(target_loss, has_aux=True)(
+            state.target.params, state.target.batch_stats, mixed, clean, labels, active, key)
         new = state.target.apply_gradients(grads, aux["batch_stats"], optimizer)
         ok = all_finite((aux["loss"], grads))
         return keep_if(ok, new, state.target), ok, aux
 
     def step(state, batch, key):
         images, labels = batch["image"], batch["label"]
-        roll_key, target_key = jax.random.split(key)
+        roll_key, target_key, mix_key = jax.random.split(key, 3)
         # Episodes laid out [B, s, P]: image b's sample j under policy p is (b s + j) P + p.
         copies = samples * num_policies
         x01 = jnp.repeat(images * std_arr + mean_arr, copies, axis=0)
@@ -505,13 +656,20 @@ def adatransform(
         rewards, losses = episode_rewards(state, roll, jnp.repeat(labels, copies))
         # D and the target see each image's first competitive x_K: the batch keeps its size.
         transformed = roll.images[-1].reshape(-1, copies, *images.shape[1:])[:, 0]
+        active = jnp.asarray(True) if stop_step is None else state.step < stop_step
+        mixed, mask = mix_batch(mix_key, transformed, images, apply_prob, active)
         policy, policy_ok, entropy = update_policies(state, roll, rewards)
         disc_state, disc_ok, d_metrics = update_disc(state, images, transformed)
-        target, target_ok, aux = update_target(state, transformed, labels, target_key)
-        skipped = sum((~ok).astype(jnp.int32) for ok in (policy_ok, disc_ok, target_ok))
+        # T and D move once per update_every steps of N (sec. 3.4.3), after N's update_every-th.
+        due = (state.step + 1) % update_every == 0
+        policy = keep_if(due, policy, state.policy)
+        disc_state = keep_if(due, disc_state, state.disc)
+        target, target_ok, aux = update_target(state, mixed, images, labels, active, target_key)
+        skipped = (due & ~policy_ok).astype(jnp.int32) + (due & ~disc_ok).astype(jnp.int32) \
+            + (~target_ok).astype(jnp.int32)
         episode_reward = jnp.mean(jnp.sum(rewards, axis=-1), axis=0)  # [P]
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "policy_entropy": entropy,
-                   "reward": episode_reward[0],
+                   "reward": episode_reward[0], "augmented": jnp.mean(mask),
                    "loss_gain": jnp.mean(losses[-1, :, 0] - losses[0, :, 0]),
                    "skipped": skipped.astype(jnp.float32), **d_metrics}
         if cooperative_test:
@@ -523,8 +681,8 @@ def adatransform(
     def predict(state, images):
         if cooperative_test:
             cooperative = jax.tree.map(lambda p: p[1], state.policy.params)
-            policy = functools.partial(net.apply, {"params": cooperative})
-            roll = rollout(policy, images * std_arr + mean_arr, jax.random.key(0), mode=mode,
+            roll = rollout(lambda x, e, _: net.apply({"params": cooperative}, x, e),
+                           images * std_arr + mean_arr, jax.random.key(0), mode=mode,
                            num_steps=num_steps, mean=mean_arr, std=std_arr, greedy=True)
             images = roll.images[-1]
         return predict_target(model, state.target, images)

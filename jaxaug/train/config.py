@@ -10,6 +10,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from jaxaug.methods.adatransform import MODES as ADATRANSFORM_MODES
+from jaxaug.methods.adatransform import thesis_default as adatransform_default
 from jaxaug.methods.online_augment import generator_names
 from jaxaug.methods.tanda import GENERATORS as TANDA_GENERATORS
 from jaxaug.models.norm import CNSNPlacement
@@ -57,14 +58,28 @@ def base_config() -> ml_collections.ConfigDict:
         "num_policies": 8, "entropy_weight": 1e-5, "controller_lr": 3.5e-4, "update_every": 0,
     })
 
-    # AdaTransform (method "adatransform"): mode "transform" (K meta-transformations), "cutout"
-    # or "erasing" (AdaCutout / AdaErasing: K moves of a random box by move_pixels); s rollouts
-    # per image, discount gamma, weight disc_weight of the discriminator's log D, entropy bonus
-    # entropy_weight (0 as in the paper; see docs/results.md for a collapse); cooperative_test
-    # applies the cooperative policy before classifying (default: on for "transform" only).
+    # AdaTransform (method "adatransform"), Tang thesis ch. 3: mode "transform" (K
+    # meta-transformations), "cutout" or "erasing" (AdaCutout / AdaErasing: K moves of a random
+    # box by move_pixels); s rollouts per image, discount gamma, weight disc_weight of the
+    # discriminator's log D, entropy bonus entropy_weight (0 as in the thesis). N's batch: each
+    # image transformed with probability apply_prob, plus clean_weight x the clean batch's loss;
+    # the last stop_epochs epochs train N on clean images only. T and D update once per
+    # update_every steps of N. T is a ResNet-18 of width transformer_width (64) with dropout
+    # rate `dropout`, trained by Adam(policy_lr) with L2 decay policy_weight_decay.
+    # cooperative_test applies the cooperative policy before classifying. Fields left None take
+    # the thesis's value for the mode (sec. 3.6.1, jaxaug.methods.adatransform.THESIS_DEFAULTS):
+    # transform K 8, lr 1e-4, decay 1e-4, apply_prob 1, clean_weight 1, stop_epochs 10,
+    # cooperative_test on; cutout / erasing K 3, lr 3e-5, decay 1e-5, apply_prob 0.3,
+    # clean_weight 0, stop_epochs 0, cooperative_test off.
     c.adatransform = ml_collections.ConfigDict({
-        "mode": "transform", "num_steps": 3, "samples": 2, "gamma": 0.5, "disc_weight": 0.1,
-        "cutout_size": 16, "move_pixels": 2, "policy_lr": 1e-3, "entropy_weight": 0.0,
+        "mode": "transform", "num_steps": config_dict.placeholder(int), "samples": 2,
+        "gamma": 0.5, "disc_weight": 0.1, "cutout_size": 16, "move_pixels": 2,
+        "policy_lr": config_dict.placeholder(float),
+        "policy_weight_decay": config_dict.placeholder(float),
+        "apply_prob": config_dict.placeholder(float),
+        "clean_weight": config_dict.placeholder(float),
+        "stop_epochs": config_dict.placeholder(int), "update_every": 5,
+        "transformer_width": 64, "dropout": 0.3, "entropy_weight": 0.0,
         "cooperative_test": config_dict.placeholder(bool),
     })
 
@@ -189,13 +204,27 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         a = config.adatransform
         check(a.mode in ADATRANSFORM_MODES, "adatransform.mode",
               f"must be one of {', '.join(ADATRANSFORM_MODES)}")
-        check(a.num_steps >= 1, "adatransform.num_steps", "must be at least 1")
+
+        def setting(name):  # the field, or the thesis's value for the mode where it is None
+            return adatransform_default(a.mode, name, a[name])
+
+        check(setting("num_steps") >= 1, "adatransform.num_steps", "must be at least 1")
         check(a.samples >= 1, "adatransform.samples", "must be at least 1")
         check(0 <= a.gamma <= 1, "adatransform.gamma", "must be in [0, 1]")
         check(a.disc_weight >= 0, "adatransform.disc_weight", "must be non-negative")
-        check(a.cutout_size >= 1, "adatransform.cutout_size", "must be at least 1")
+        check(a.cutout_size >= 2, "adatransform.cutout_size", "must be at least 2")
         check(a.move_pixels >= 1, "adatransform.move_pixels", "must be at least 1")
-        check(a.policy_lr > 0, "adatransform.policy_lr", "must be positive")
+        check(setting("policy_lr") > 0, "adatransform.policy_lr", "must be positive")
+        check(setting("policy_weight_decay") >= 0, "adatransform.policy_weight_decay",
+              "must be non-negative")
+        check(0 <= setting("apply_prob") <= 1, "adatransform.apply_prob", "must be in [0, 1]")
+        check(setting("clean_weight") >= 0, "adatransform.clean_weight", "must be non-negative")
+        check(0 <= setting("stop_epochs") < config.epochs, "adatransform.stop_epochs",
+              f"must be in [0, epochs) = [0, {config.epochs}): the transforms stop that many "
+              "epochs before the end")
+        check(a.update_every >= 1, "adatransform.update_every", "must be at least 1")
+        check(a.transformer_width >= 1, "adatransform.transformer_width", "must be at least 1")
+        check(0 <= a.dropout < 1, "adatransform.dropout", "must be in [0, 1)")
         check(a.entropy_weight >= 0, "adatransform.entropy_weight", "must be non-negative")
         check(not (a.cooperative_test and a.mode != "transform"), "adatransform.cooperative_test",
               "is only available in mode 'transform' (the box modes start from a random box)")
