@@ -1,6 +1,7 @@
 """TANDA: log-probabilities of sampled TF sequences, the entropy bonus, the discriminator and
-REINFORCE gradient signs, TF application, a short GAN run that moves the generator off uniform,
-the warm-up switch of the target's inputs, and argument validation."""
+REINFORCE gradient signs, TF application, what D sees as real, the diversity term, a short GAN
+run that moves the generator off uniform, the warm-up switch of the target's inputs, and argument
+validation."""
 
 import functools
 
@@ -74,11 +75,15 @@ def mean_field():
 
 
 @jax.jit
-def _fake_batch(gen_params, images, key):
-    """The step's augmented batch, rebuilt from its key (same split as the step's)."""
+def _d_inputs(gen_params, images, key):
+    """The step's real and augmented batches for D, rebuilt from its key (the step's split)."""
     sample_key, apply_key, _, _ = jax.random.split(key, 4)
     sequences, _, _ = tn.MeanFieldGenerator(K, L).sample(gen_params, sample_key, images.shape[0])
-    return tn.augment(apply_key, images, sequences, TFS, MEAN, STD)
+    return tn.discriminator_inputs(apply_key, images, sequences, TFS, MEAN, STD)
+
+
+def _fake_batch(gen_params, images, key):
+    return _d_inputs(gen_params, images, key)[1]
 
 
 def _kl_to_uniform(probs):
@@ -174,21 +179,27 @@ def test_discriminator_loss_raises_real_and_lowers_fake_logits():
     assert np.all(np.diff(objectives.log_realness(jnp.asarray([-3.0, 0.0, 3.0]))) > 0)
 
 
+@jax.jit
+def _d_logits(d, images):
+    """D's training-mode logits of ``images`` and its hidden layers' activations."""
+    logits, updates = Discriminator(width=8).apply(
+        {"params": d.params, "batch_stats": d.batch_stats}, images, train=True,
+        mutable=["batch_stats", "intermediates"])
+    return logits, updates["intermediates"]["features"]
+
+
+def _d_loss(d, real, fake):
+    return objectives.discriminator_loss(*jnp.split(_d_logits(d, jnp.concatenate([real, fake]))[0],
+                                                    2))[0]
+
+
 def test_step_trains_the_discriminator_to_separate_real_from_augmented(mean_field):
     _, step, state = mean_field
     batch, key = _batch(1), jax.random.key(11)
     new, metrics = step(state, batch, key)
-    fake = _fake_batch(state.generator.params, batch["image"], key)
-    disc = Discriminator(width=8)
-
-    @jax.jit
-    def d_loss(d):
-        logits, _ = disc.apply({"params": d.params, "batch_stats": d.batch_stats},
-                               jnp.concatenate([batch["image"], fake]), train=True,
-                               mutable=["batch_stats"])
-        return objectives.discriminator_loss(*jnp.split(logits, 2))[0]
-
-    before, after = d_loss(state.discriminator), d_loss(new.discriminator)
+    real, fake = _d_inputs(state.generator.params, batch["image"], key)
+    before, after = _d_loss(state.discriminator, real, fake), _d_loss(new.discriminator, real,
+                                                                      fake)
     np.testing.assert_allclose(metrics["d_loss"], before, rtol=1e-4)
     assert after < before - 1e-3
 
@@ -288,7 +299,123 @@ def test_augment_maps_batches_to_unit_range_and_back_with_one_key_per_image():
         np.testing.assert_allclose(out[i], expected, atol=1e-5)
 
 
-# 5. A short GAN run on the demo dataset ---------------------------------------------------------
+# 5. What D sees as real, and the diversity term -------------------------------------------------
+# A vocabulary with identity TFs (rotate by 0 degrees, brightness factor 1) and a geometric one, so
+# every sequence goes through the warp.
+ID_TFS = (("rotate", 0), ("brightness", 5), ("rotate", 3))
+IDENTITY = jnp.zeros((8, L), jnp.int32).at[:, 1].set(1)  # rotate 0, then brightness 1.0
+_id_inputs = jax.jit(tn.discriminator_inputs, static_argnums=3)
+
+
+def _bright_batch():
+    """A batch whose pixels leave [0, 1] when denormalized (values the TFs' input is clipped to):
+    real images D took unprocessed would differ from every augmented one there."""
+    return 1.5 * _batch(4)["image"]
+
+
+def test_step_feeds_d_the_real_images_through_the_augmentation_pipeline(mean_field):
+    """The step's D loss is that of (x0, x~) from `discriminator_inputs`, not of the raw batch:
+    on a batch that clips, the two differ."""
+    _, step, state = mean_field
+    batch, key = {**_batch(4), "image": _bright_batch()}, jax.random.key(12)
+    _, metrics = step(state, batch, key)
+    real, fake = _d_inputs(state.generator.params, batch["image"], key)
+    processed = _d_loss(state.discriminator, real, fake)
+    raw = _d_loss(state.discriminator, batch["image"], fake)
+    print(f"D loss on (x0, x~) {float(processed):.5f}, on (raw x, x~) {float(raw):.5f}")
+    assert abs(float(raw - processed)) > 1e-3
+    np.testing.assert_allclose(metrics["d_loss"], processed, rtol=1e-5)
+
+
+def test_d_cannot_tell_real_from_identity_augmented_images(mean_field):
+    """Identity sequences give D bitwise the real images, so equal logits and accuracy 1/2 for any
+    D (here the fixture's D after a few training steps)."""
+    _, step, state = mean_field
+    state, _ = _run(step, state, 3)
+    for images in (_batch(5)["image"], _bright_batch()):
+        real, fake = _id_inputs(jax.random.key(0), images, IDENTITY, ID_TFS, MEAN, STD)
+        np.testing.assert_array_equal(real, fake)
+        logits, _ = _d_logits(state.discriminator, jnp.concatenate([real, fake]))
+        real_logits, fake_logits = jnp.split(logits, 2)
+        np.testing.assert_array_equal(real_logits, fake_logits)
+        assert float(objectives.discriminator_loss(real_logits, fake_logits)[1]["d_accuracy"]) == 0.5
+    # The geometric TF does change what D sees.
+    rotated = jnp.full((8, L), 2, jnp.int32)
+    real, fake = _id_inputs(jax.random.key(0), images, rotated, ID_TFS, MEAN, STD)
+    assert float(jnp.abs(real - fake).max()) > 0.1
+
+
+def test_diversity_penalty_is_its_closed_form():
+    real = jnp.zeros((2, 2, 2, 1))
+    fake = jnp.asarray([[[[1.0], [0.0]], [[0.0], [0.0]]],  # MSE 1/4
+                        [[[2.0], [2.0]], [[0.0], [0.0]]]])  # MSE 2
+    np.testing.assert_allclose(tn.diversity_penalty(real, fake, 0.5),
+                               [0.5 / (0.25 + 1e-6), 0.5 / (2.0 + 1e-6)], rtol=1e-6)
+    np.testing.assert_allclose(tn.diversity_penalty(real, real, 1e-3), 1e-3 / 1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("space, layer", [("pixels", 0), ("discriminator", 0),
+                                          ("discriminator", 1)])
+def test_generator_rewards_take_the_penalty_in_the_chosen_space(mean_field, space, layer):
+    _, _, state = mean_field
+    real, fake = _d_inputs(state.generator.params, _batch(6)["image"], jax.random.key(6))
+    _, d_aux = objectives.discriminator_objective(
+        state.discriminator.params, state.discriminator.batch_stats, real, fake,
+        discriminator=Discriminator(width=8), features=True)
+    rewards, penalty = tn.generator_rewards(d_aux, real, fake, 0.01, space, layer)
+    logits, features = _d_logits(state.discriminator, jnp.concatenate([real, fake]))
+    assert len(features) == 2  # 16 -> 8 -> 4: layer 1 is the first, layer 0 the last
+    phi = (real, fake) if space == "pixels" else jnp.split(features[-(layer + 1)], 2)
+    mse = np.mean(np.square(np.asarray(phi[0] - phi[1])).reshape(8, -1), axis=1)
+    np.testing.assert_allclose(penalty, 0.01 / (mse + 1e-6), rtol=1e-4)
+    np.testing.assert_allclose(rewards, jax.nn.log_sigmoid(logits[8:]) - penalty, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_step_reward_includes_the_default_diversity_term(mean_field):
+    """The step's defaults: mu = 1e-3 in D's layer 1; its metrics match `generator_rewards`."""
+    _, step, state = mean_field
+    batch, key = _batch(7), jax.random.key(17)
+    _, metrics = step(state, batch, key)
+    real, fake = _d_inputs(state.generator.params, batch["image"], key)
+    _, d_aux = objectives.discriminator_objective(
+        state.discriminator.params, state.discriminator.batch_stats, real, fake,
+        discriminator=Discriminator(width=8), features=True)
+    rewards, penalty = tn.generator_rewards(d_aux, real, fake, 1e-3, "discriminator", 1)
+    print(f"step diversity penalty {float(metrics['diversity_penalty']):.5f}, "
+          f"reward {float(metrics['reward']):.5f}")
+    assert float(jnp.mean(penalty)) > 1e-4
+    np.testing.assert_allclose(metrics["diversity_penalty"], jnp.mean(penalty), rtol=1e-4)
+    np.testing.assert_allclose(metrics["reward"], jnp.mean(rewards), rtol=1e-4)
+
+
+def test_diversity_term_moves_the_generator_away_from_identity_sequences():
+    """All else equal (D's logits the same for every image), the identity sequence has the lower
+    reward, so one REINFORCE step lowers its probability and raises the rotation's; without the
+    term the rewards tie and the gradient is zero."""
+    images = _batch(8)["image"]
+    sequences = jnp.concatenate([IDENTITY[:4], jnp.full((4, L), 2, jnp.int32)])
+    real, fake = _id_inputs(jax.random.key(0), images, sequences, ID_TFS, MEAN, STD)
+    gen = tn.MeanFieldGenerator(len(ID_TFS), L)
+    params = gen.init(None)
+    d_aux = {"fake_logits": jnp.zeros(8)}
+    for weight in (1e-3, 0.0):
+        rewards, penalty = tn.generator_rewards(d_aux, real, fake, weight, "pixels", 0)
+
+        def loss(p, rewards=rewards):
+            log_probs, entropies = gen.score(p, sequences)
+            return tn.generator_loss(log_probs, entropies, rewards, entropy_weight=0.0)
+
+        grads = jax.grad(loss)(params)["logits"]
+        if weight:
+            assert np.all(np.asarray(penalty[:4]) > 100 * np.asarray(penalty[4:]))
+            assert grads[0, 0] > 0 and grads[1, 1] > 0  # descent lowers rotate 0, brightness 1
+            assert np.all(grads[:, 2] < 0)  # and raises the rotation
+        else:
+            np.testing.assert_array_equal(grads, 0.0)
+
+
+# 6. A short GAN run on the demo dataset ---------------------------------------------------------
 def _run(step, state, steps):
     for i in range(steps):
         state, metrics = step(state, _batch(i), jax.random.key(1000 + i))
@@ -328,7 +455,7 @@ def test_short_run_moves_the_lstm_generator_off_uniform():
     assert np.all(probs[:, INVERT] < 0.5 / K)
 
 
-# 6. Warm-up ------------------------------------------------------------------------------------
+# 7. Warm-up ------------------------------------------------------------------------------------
 @jax.jit
 def _target_grad(state, images, labels, key):
     def loss(params):
@@ -365,7 +492,7 @@ def test_target_trains_on_clean_images_in_warmup_and_on_augmented_after(mean_fie
         assert int(new.step) == at + 1
 
 
-# 7. Argument validation ------------------------------------------------------------------------
+# 8. Argument validation ------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"generator": "gru"}, "generator"),
     ({"sequence_length": 0}, "sequence_length"),
@@ -381,8 +508,18 @@ def test_target_trains_on_clean_images_in_warmup_and_on_augmented_after(mean_fie
     ({"warmup_steps": -1}, "warmup_steps"),
     ({"interpolation": "cubic"}, "interpolation"),
     ({"std": (0.2, 0.0, 0.2)}, "std"),
+    ({"diversity_weight": -1.0}, "diversity_weight"),
+    ({"diversity_space": "logits"}, "diversity_space"),
+    ({"diversity_layer": -1}, "diversity_layer"),
 ])
 def test_bad_arguments_raise_value_errors_naming_them(kwargs, match):
     arguments = {"mean": MEAN, "std": STD, **kwargs}
     with pytest.raises(ValueError, match=match):
         tn.tanda(TinyNet(), optax.sgd(0.1), **arguments)
+
+
+def test_a_diversity_layer_deeper_than_d_raises_at_init():
+    method = tn.tanda(TinyNet(), optax.sgd(0.1), mean=MEAN, std=STD, tfs=TFS,
+                      discriminator=Discriminator(width=8), diversity_layer=2)
+    with pytest.raises(ValueError, match="diversity_layer 2.*it has 2"):
+        jax.eval_shape(method.init, jax.random.key(0), _batch(0))

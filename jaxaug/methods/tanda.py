@@ -13,6 +13,13 @@ to spot), the point ops run in order around that warp. For L <= 2 this is exactl
 application; longer sequences carry the approximations documented in `jaxaug.policies.apply`
 (image statistics of a point op between two warps, a sharpness blur before a later warp).
 
+Deviations from the reference code kept here: the reference credits each TF with the change in
+the loss it causes (its incremental transforms h_tau_<=t(x) each go through D, discounted by
+gamma = 0.5); here the whole sequence gets the reward of its final output (gamma = 1 without the
+per-position credit), which needs one D evaluation instead of L + 1. The reference computes the
+diversity features of the transformed images with D in inference mode; here they come from D's
+one training-mode pass over [x0, x~] that also gives its loss.
+
 Generator G_phi over sequences (``generator``):
 
   "mean_field":  G(tau) = prod_t softmax(phi_t)[tau_t], independent positions, phi [L, K]
@@ -24,17 +31,31 @@ so log G(tau) = sum_t log pi(tau_t | tau_<t) in both cases.
 One step on a batch x (normalized), labels y, with per-image tau_i ~ G sampled inside jit:
 
   x~_i = h_tau_i(x_i)      (mapped to [0, 1] with the dataset's mean/std and back)
-  D:  L_D = -mean_i log D(x_i) - mean_i log(1 - D(x~_i))          (`objectives.discriminator`)
-  G:  r_i = log D(x~_i),  b = mean_i r_i,  D's output held constant
+  x0_i = h_()(x_i)         the empty sequence through the same pipeline (`discriminator_inputs`)
+  D:  L_D = -mean_i log D(x0_i) - mean_i log(1 - D(x~_i))         (`objectives.discriminator`)
+  G:  r_i = log D(x~_i) - mu / (MSE(phi(x0_i), phi(x~_i)) + eps),  b = mean_i r_i,
+      D's output held constant
       L_G = -mean_i (r_i - b) log G(tau_i) - lambda mean_i sum_t H(pi(. | tau_i,<t))
   target:  x^_i = x~_i if (step >= warmup_steps and u_i < augment_prob) else x_i,
            theta <- optimizer(grad_theta CE(f_theta(x^), y))
 
 The reward log D(h_tau(x)) is the non-saturating "fool the discriminator" objective: G is paid
 for sequences whose outputs D takes for untransformed images, so it keeps the TF compositions that
-stay on the data distribution and drops those that leave it. The baseline b lowers the variance of
-the score-function estimate without biasing it; the entropy bonus (weight ``entropy_weight``,
-lambda) keeps G from collapsing onto one sequence early. For the LSTM the summed per-position
+stay on the data distribution and drops those that leave it. Alone it is maximised by sequences
+that change nothing (TFs that cancel), so TANDA's reference code (``tanda/tan.py``, ``TAN._build``
+and ``get_mse_loss``) adds the diversity term mu / (MSE + eps) to the generator's loss, with eps =
+1e-6 and phi either D's input (``diversity_space="pixels"``) or the activations of D's hidden
+layer ``diversity_layer`` counted back from its last (``"discriminator"``, the reference's
+``mse_layer``). The default mu = 1e-3 in D's layer 1 is the reference's CIFAR-10 setting
+(``experiments/cifar10/config/tan_search_config.json``: mse_term in {0.001, 0.005}, mse_layer 1).
+The baseline b lowers the variance of the score-function estimate without biasing it; the
+entropy bonus (weight ``entropy_weight``, lambda) keeps G from collapsing onto one sequence early.
+
+D's real images x0 go through the same pipeline as the augmented ones (clip to [0, 1], the
+geometric steps' resampling with the identity matrix, normalization), as the reference feeds its
+real batch through the transformer's pre/post processing (``Transformer.transform_basic``): the
+only difference between what D sees as real and as augmented is then the TFs themselves, never a
+clip or a rounding of the round trip. For the LSTM the summed per-position
 entropies along the sampled prefixes are an unbiased estimate of the sequence entropy H(G); their
 gradient, as usual, leaves out how the prefixes' own probabilities depend on phi.
 
@@ -94,6 +115,9 @@ DEFAULT_TFS = (
 )  # fmt: skip
 
 GENERATORS = ("lstm", "mean_field")
+DIVERSITY_SPACES = ("pixels", "discriminator")
+#: The diversity term's eps (the reference's ``get_mse_loss`` default).
+DIVERSITY_EPS = 1e-6
 
 
 # ----------------------------------------------------------------------------- TF vocabulary
@@ -140,24 +164,62 @@ def tf_table(tfs: tuple, image_size: int) -> tuple[tuple[str, ...], np.ndarray, 
 
 
 def apply_tfs(key: jax.Array, img: jax.Array, sequence: jax.Array, tfs: tuple,
-              interpolation: str = "bilinear") -> jax.Array:
+              interpolation: str = "bilinear", applied: jax.Array | None = None) -> jax.Array:
     """h_tau(img): the TFs ``sequence`` [L] (indices into ``tfs``) applied in order to one image
-    in [0, 1], the geometric ones with a single resampling of their composition."""
+    in [0, 1], the geometric ones with a single resampling of their composition. A step whose
+    ``applied`` [L] (default all True) is False is the identity; the resampling still runs."""
     op_names, op_index, value = tf_table(tuple(map(tuple, tfs)), max(img.shape[:2]))
+    applied = jnp.ones(sequence.shape, bool) if applied is None else applied
     return apply.apply_steps(key, img, jnp.asarray(op_index)[sequence],
-                             jnp.asarray(value)[sequence], jnp.ones(sequence.shape, bool),
-                             op_names=op_names, interpolation=interpolation)
+                             jnp.asarray(value)[sequence], applied, op_names=op_names,
+                             interpolation=interpolation)
 
 
 def augment(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple, mean: jax.Array,
-            std: jax.Array, interpolation: str = "bilinear") -> jax.Array:
-    """The normalized batch ``images`` [B, H, W, C] transformed by ``sequences`` [B, L], one key
-    per image: mapped to [0, 1] (clipped: the ops assume that range), transformed, normalized."""
+            std: jax.Array, interpolation: str = "bilinear",
+            applied: jax.Array | None = None) -> jax.Array:
+    """The normalized batch ``images`` [B, H, W, C] transformed by ``sequences`` [B, L] (steps
+    masked by ``applied`` [B, L], default all applied), one key per image: mapped to [0, 1]
+    (clipped: the ops assume that range), transformed, normalized."""
     x01 = jnp.clip(images * std + mean, 0.0, 1.0)
     keys = jax.random.split(key, images.shape[0])
-    out = jax.vmap(lambda k, img, seq: apply_tfs(k, img, seq, tfs, interpolation))(keys, x01,
-                                                                                   sequences)
+    applied = jnp.ones(sequences.shape, bool) if applied is None else applied
+    out = jax.vmap(lambda k, img, seq, on: apply_tfs(k, img, seq, tfs, interpolation, on))(
+        keys, x01, sequences, applied)
     return (out - mean) / std
+
+
+def discriminator_inputs(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple,
+                         mean: jax.Array, std: jax.Array,
+                         interpolation: str = "bilinear") -> tuple[jax.Array, jax.Array]:
+    """``(x0, x~)``, D's real and augmented batches: ``images`` through the empty sequence and
+    through ``sequences``, in one `augment` call over [images, images] (so the two halves run the
+    same program: an identity sequence gives x~ = x0 bitwise)."""
+    num = images.shape[0]
+    applied = jnp.concatenate([jnp.zeros(sequences.shape, bool), jnp.ones(sequences.shape, bool)])
+    both = augment(key, jnp.concatenate([images, images]), jnp.concatenate([sequences] * 2), tfs,
+                   mean, std, interpolation, applied)
+    return both[:num], both[num:]
+
+
+def diversity_penalty(real: jax.Array, fake: jax.Array, weight: float) -> jax.Array:
+    """TANDA's diversity term per image, mu / (MSE(real_i, fake_i) + eps) [B], the MSE over all
+    of an image's features (``tanda/tan.py``: ``get_mse_loss``, eps = `DIVERSITY_EPS`)."""
+    num = real.shape[0]
+    mse = jnp.mean(jnp.square(real - fake).reshape(num, -1), axis=1)
+    return weight / (mse + DIVERSITY_EPS)
+
+
+def generator_rewards(d_aux: dict, real: jax.Array, fake: jax.Array, weight: float, space: str,
+                      layer: int) -> tuple[jax.Array, jax.Array]:
+    """``(r, penalty)`` [B] each: r_i = log D(x~_i) - penalty_i, the diversity penalty taken
+    between D's inputs ``real`` and ``fake`` (space ``"pixels"``) or between their rows of D's
+    hidden layer ``layer`` back from the last in ``d_aux["features"]`` (``"discriminator"``);
+    ``d_aux`` is `objectives.discriminator_objective`'s."""
+    if space == "discriminator":
+        real, fake = jnp.split(d_aux["features"][-(layer + 1)], 2)
+    penalty = diversity_penalty(real, fake, weight)
+    return objectives.log_realness(d_aux["fake_logits"]) - penalty, penalty
 
 
 # ----------------------------------------------------------------------------- generators
@@ -282,6 +344,9 @@ def tanda(
     lstm_hidden: int = 64,
     lstm_embedding: int = 16,
     interpolation: str = "bilinear",
+    diversity_weight: float = 1e-3,
+    diversity_space: str = "discriminator",
+    diversity_layer: int = 1,
 ) -> TandaMethod:
     """The TANDA method (see the module docstring).
 
@@ -300,6 +365,10 @@ def tanda(
         BatchNorm statistics (default `models.Discriminator()`).
       lstm_hidden, lstm_embedding: sizes of the LSTM generator.
       interpolation: resampling of the composed geometric TFs, ``"bilinear"`` or ``"nearest"``.
+      diversity_weight: mu, the weight of the diversity term (>= 0; 0 turns it off).
+      diversity_space: where its MSE is taken: ``"pixels"`` (D's input) or ``"discriminator"``
+        (a hidden layer of D, which must sow its activations as `models.Discriminator` does).
+      diversity_layer: that layer, counted back from D's last hidden layer (0 = the last).
     """
     if generator not in GENERATORS:
         raise ValueError(f"tanda: unknown generator {generator!r}; valid: {', '.join(GENERATORS)}")
@@ -314,6 +383,13 @@ def tanda(
     if interpolation not in ("bilinear", "nearest"):
         raise ValueError(f"tanda: unknown interpolation {interpolation!r}; valid: bilinear, "
                          "nearest")
+    if not diversity_weight >= 0:
+        raise ValueError(f"tanda: diversity_weight must be >= 0, got {diversity_weight!r}")
+    if diversity_space not in DIVERSITY_SPACES:
+        raise ValueError(f"tanda: unknown diversity_space {diversity_space!r}; valid: "
+                         f"{', '.join(DIVERSITY_SPACES)}")
+    check_int("tanda", "diversity_layer", diversity_layer, 0)
+    in_d = diversity_space == "discriminator"
     tfs = check_tfs(tfs)
     mean, std = image_stats("tanda", mean, std)
     if generator == "lstm":
@@ -328,7 +404,13 @@ def tanda(
         target_key, gen_key, disc_key = jax.random.split(key, 3)
         target = init_target(target_key, batch["image"], model, optimizer)
         gen_params = gen.init(gen_key)
-        d_vars = disc.init(disc_key, batch["image"], train=False)
+        # mutable=True keeps the sown activations that flax's init drops by default.
+        d_vars = disc.init(disc_key, batch["image"], train=False, mutable=True)
+        num_layers = len(d_vars.get("intermediates", {}).get("features", ()))
+        if in_d and diversity_layer >= num_layers:
+            raise ValueError(f"tanda: diversity_layer {diversity_layer} needs a discriminator "
+                             f"with more than {diversity_layer} hidden layers sown as "
+                             f"('intermediates', 'features'); it has {num_layers}")
         zero = jnp.zeros((), jnp.int32)
         return TandaState(
             step=zero, target=target,
@@ -343,12 +425,13 @@ def tanda(
         g, d, target = state.generator, state.discriminator, state.target
 
         sequences, _, _ = gen.sample(g.params, sample_key, x.shape[0])
-        fake = augment(apply_key, x, sequences, tfs, mean, std, interpolation)
+        real, fake = discriminator_inputs(apply_key, x, sequences, tfs, mean, std, interpolation)
 
         (d_loss, d_aux), d_grads = jax.value_and_grad(
-            objectives.discriminator_objective, has_aux=True)(d.params, d.batch_stats, x, fake,
-                                                              discriminator=disc)
-        rewards = objectives.log_realness(d_aux["fake_logits"])
+            objectives.discriminator_objective, has_aux=True)(d.params, d.batch_stats, real, fake,
+                                                              discriminator=disc, features=in_d)
+        rewards, diversity = generator_rewards(d_aux, real, fake, diversity_weight,
+                                               diversity_space, diversity_layer)
 
         def g_objective(params):
             log_probs, entropies = gen.score(params, sequences)
@@ -375,6 +458,7 @@ def tanda(
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "d_loss": d_loss,
                    "d_real": d_aux["d_real"], "d_fake": d_aux["d_fake"],
                    "d_accuracy": d_aux["d_accuracy"], "reward": jnp.mean(rewards),
+                   "diversity_penalty": jnp.mean(diversity),
                    "generator_loss": g_loss, "generator_entropy": entropy,
                    "augmented": jnp.mean(augmented.astype(jnp.float32)),
                    "skipped": (~ok).astype(jnp.float32)}
