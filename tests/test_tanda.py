@@ -4,6 +4,7 @@ run that moves the generator off uniform, the warm-up switch of the target's inp
 validation."""
 
 import functools
+import inspect
 
 import flax.linen as nn
 import jax
@@ -18,6 +19,7 @@ from jaxaug.data import synthetic
 from jaxaug.methods import tanda as tn
 from jaxaug.models.discriminator import Discriminator
 from jaxaug.ops.geometry import GREY
+from jaxaug.train.config import base_config
 
 # A small vocabulary for the tests: one TF (invert) a discriminator spots at once.
 TFS = (("rotate", 3), ("rotate", -3), ("shear_x", -2), ("brightness", 7), ("contrast", 3),
@@ -44,11 +46,18 @@ def _batch(i, n=8):
     return {"image": jnp.asarray(IMAGES[index]), "label": jnp.asarray(LABELS[index])}
 
 
+# The diversity weight of the tests' step: small enough that the short GAN runs below follow D
+# alone (invert twice is the identity, which the default 1e-3 prices at up to 1e3 per image),
+# large enough that the step's reward visibly carries the term.
+DIVERSITY = 1e-6
+
+
 def _method(generator, gen_lr=0.05):
     return tn.tanda(TinyNet(), optax.sgd(TARGET_LR), mean=MEAN, std=STD, generator=generator,
                     sequence_length=L, tfs=TFS, warmup_steps=WARMUP,
                     generator_optimizer=optax.adam(gen_lr),
-                    disc_optimizer=optax.adam(2e-3, b1=0.5), discriminator=Discriminator(width=8))
+                    disc_optimizer=optax.adam(2e-3, b1=0.5), discriminator=Discriminator(width=8),
+                    diversity_weight=DIVERSITY)
 
 
 def _init(method):
@@ -372,8 +381,9 @@ def test_generator_rewards_take_the_penalty_in_the_chosen_space(mean_field, spac
                                atol=1e-5)
 
 
-def test_step_reward_includes_the_default_diversity_term(mean_field):
-    """The step's defaults: mu = 1e-3 in D's layer 1; its metrics match `generator_rewards`."""
+def test_step_reward_includes_the_diversity_term(mean_field):
+    """The step's reward is `generator_rewards` with its weight in D's layer 1 (the default
+    layer; layer 0 gives another penalty), and the defaults are the reference's CIFAR-10 ones."""
     _, step, state = mean_field
     batch, key = _batch(7), jax.random.key(17)
     _, metrics = step(state, batch, key)
@@ -381,12 +391,20 @@ def test_step_reward_includes_the_default_diversity_term(mean_field):
     _, d_aux = objectives.discriminator_objective(
         state.discriminator.params, state.discriminator.batch_stats, real, fake,
         discriminator=Discriminator(width=8), features=True)
-    rewards, penalty = tn.generator_rewards(d_aux, real, fake, 1e-3, "discriminator", 1)
-    print(f"step diversity penalty {float(metrics['diversity_penalty']):.5f}, "
-          f"reward {float(metrics['reward']):.5f}")
-    assert float(jnp.mean(penalty)) > 1e-4
+    rewards, penalty = tn.generator_rewards(d_aux, real, fake, DIVERSITY, "discriminator", 1)
+    other_layer = tn.generator_rewards(d_aux, real, fake, DIVERSITY, "discriminator", 0)[1]
+    print(f"step diversity penalty {float(metrics['diversity_penalty']):.3e} (layer 0: "
+          f"{float(jnp.mean(other_layer)):.3e}), reward {float(metrics['reward']):.5f}")
+    assert float(jnp.mean(penalty)) > 1e-7
     np.testing.assert_allclose(metrics["diversity_penalty"], jnp.mean(penalty), rtol=1e-4)
+    assert abs(float(jnp.mean(other_layer) / jnp.mean(penalty)) - 1) > 0.05
     np.testing.assert_allclose(metrics["reward"], jnp.mean(rewards), rtol=1e-4)
+    defaults = inspect.signature(tn.tanda).parameters
+    assert [defaults[f"diversity_{name}"].default for name in ("weight", "space", "layer")] == [
+        1e-3, "discriminator", 1]
+    config = base_config().tanda
+    assert (config.diversity_weight, config.diversity_space, config.diversity_layer) == (
+        1e-3, "discriminator", 1)
 
 
 def test_diversity_term_moves_the_generator_away_from_identity_sequences():

@@ -75,7 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
     # D `diversity_layer` back from its last); the defaults are the TANDA reference's CIFAR-10
     # setting (mse_term 0.001, mse_layer 1).
     c.tanda = ml_collections.ConfigDict({
-        "generator": "lstm", "sequence_length": 5, "entropy_weight": 0.01, "augment_prob": 1.0,
+        "generator": "lstm", "sequence_length": 5, "entropy_weight": 0.0, "augment_prob": 1.0,
         "warmup_steps": 500, "generator_lr": 1e-3, "diversity_weight": 1e-3,
         "diversity_space": "discriminator", "diversity_layer": 1,
     })
