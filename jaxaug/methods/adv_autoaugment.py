@@ -2,9 +2,12 @@
 augmentation policies that raise the target network's training loss.
 
 A policy is 5 sub-policies of 2 ops, each op a type (16: the AutoAugment ops with Cutout and
-Sample Pairing) and a magnitude (10 levels, 0-9 on the 0-10 AutoAugment scale), always applied:
-20 choices of the `jaxaug.policies.PolicyController`, each feeding the next. Per window of
-``update_every`` steps (one epoch in the paper):
+Sample Pairing) and a magnitude (10 levels, 0-9 on the 0-10 AutoAugment scale), always applied
+(no per-op probability), one sub-policy drawn per image (Zhang et al., sec. 3.2; the paper
+discretizes the magnitude range into 10 values and defers the ranges to AutoAugment, its
+footnote 1): 20 choices of the `jaxaug.policies.PolicyController`, each feeding the next. Per
+window of ``update_every`` steps (one epoch: the length of the paper's moving average, sec. 3.3,
+footnote 2):
 
   the controller samples M policies a_1..a_M (M = 8), held fixed over the window;
   every step, the batch x (B images) is replicated M times and copy m is augmented by policy m
@@ -15,6 +18,9 @@ Sample Pairing) and a magnitude (10 levels, 0-9 on the 0-10 AutoAugment scale), 
     J(phi) = -mean_m A_m log pi_phi(a_m) - entropy_weight * mean_m H(pi_phi(. | a_m))
   the controller takes one Adam step on J (lr 3.5e-4, entropy weight 1e-5) and samples the
   next window's M policies.
+
+The controller is a one-layer LSTM of hidden size 100 and embedding size 32 trained by Adam at
+3.5e-4 with entropy weight 1e-5 (sec. 4.1); M = 8 (sec. 4.2, "Choice of M").
 
 The controller thus maximises the target's loss (the adversarial reward) while the target
 minimises it. Sample Pairing blends an image with its neighbour in the batch (the batch rolled
