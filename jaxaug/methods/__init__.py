@@ -62,7 +62,8 @@ def _tanda_from_config(model, optimizer, config, lr_schedule, image_stats, steps
         sequence_length=c.sequence_length, entropy_weight=c.entropy_weight,
         augment_prob=c.augment_prob, warmup_steps=c.warmup_steps,
         generator_optimizer=optax.adam(c.generator_lr), diversity_weight=c.diversity_weight,
-        diversity_space=c.diversity_space, diversity_layer=c.diversity_layer)
+        diversity_space=c.diversity_space, diversity_layer=c.diversity_layer,
+        discount=c.discount)
 
 
 def _cnsn_consistency_from_config(model, optimizer, config, lr_schedule, image_stats,

@@ -34,20 +34,13 @@ def log_realness(logits: jax.Array) -> jax.Array:
 
 
 def discriminator_objective(params: Any, batch_stats: Any, real: jax.Array, fake: jax.Array, *,
-                            discriminator: nn.Module,
-                            features: bool = False) -> tuple[jax.Array, dict]:
+                            discriminator: nn.Module) -> tuple[jax.Array, dict]:
     """``(L_D, aux)`` of `discriminator_loss` on D's logits of [real, fake], run as one batch in
     training mode (so D's BatchNorm sees both); ``aux`` adds ``fake_logits`` and the updated
-    ``batch_stats``, and with ``features`` the hidden activations D sows as
-    ``("intermediates", "features")`` (a tuple of [2B, ...] arrays, real rows first; empty if D
-    sows none)."""
-    mutable = ["batch_stats", "intermediates"] if features else ["batch_stats"]
+    ``batch_stats``."""
     logits, updates = discriminator.apply({"params": params, "batch_stats": batch_stats},
                                           jnp.concatenate([real, fake]), train=True,
-                                          mutable=mutable)
+                                          mutable=["batch_stats"])
     real_logits, fake_logits = jnp.split(logits, 2)
     loss, aux = discriminator_loss(real_logits, fake_logits)
-    aux = {**aux, "fake_logits": fake_logits, "batch_stats": updates["batch_stats"]}
-    if features:
-        aux["features"] = tuple(updates.get("intermediates", {}).get("features", ()))
-    return loss, aux
+    return loss, {**aux, "fake_logits": fake_logits, "batch_stats": updates["batch_stats"]}

@@ -72,12 +72,13 @@ def base_config() -> ml_collections.ConfigDict:
     # (each image with probability augment_prob) after `warmup_steps` steps on clean images.
     # The generator's diversity term diversity_weight / (MSE + 1e-6) takes the MSE between real
     # and augmented images in `diversity_space` "pixels" or "discriminator" (the hidden layer of
-    # D `diversity_layer` back from its last); the defaults are the TANDA reference's CIFAR-10
-    # setting (mse_term 0.001, mse_layer 1).
+    # D `diversity_layer` back from its last); each TF's return discounts the later TFs' loss
+    # changes by `discount`. The defaults are the TANDA reference's CIFAR-10 setting (mse_term
+    # 0.001, mse_layer 1, gamma 0.5).
     c.tanda = ml_collections.ConfigDict({
         "generator": "lstm", "sequence_length": 5, "entropy_weight": 0.0, "augment_prob": 1.0,
         "warmup_steps": 500, "generator_lr": 1e-3, "diversity_weight": 1e-3,
-        "diversity_space": "discriminator", "diversity_layer": 1,
+        "diversity_space": "discriminator", "diversity_layer": 1, "discount": 0.5,
     })
 
     c.model = "wrn-28-10"
@@ -211,6 +212,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         check(t.diversity_space in TANDA_DIVERSITY_SPACES, "tanda.diversity_space",
               f"must be one of {', '.join(TANDA_DIVERSITY_SPACES)}")
         check(t.diversity_layer >= 0, "tanda.diversity_layer", "must be non-negative")
+        check(0 <= t.discount <= 1, "tanda.discount", "must be in [0, 1]")
     if config.cnsn.selfnorm or config.cnsn.crossnorm:
         check(not config.model.startswith("shake-shake"), "model",
               "SelfNorm / CrossNorm (config.cnsn) are placed in WRN and ResNet blocks only")
