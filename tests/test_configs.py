@@ -160,6 +160,9 @@ def test_policy_learner_configs(arg, method, field, value):
     ("adatransform.mode", "rotate", "transform, cutout, erasing"),
     ("adatransform.gamma", 1.5, r"\[0, 1\]"),
     ("tanda.generator", "gru", "lstm, mean_field"),
+    ("tanda.diversity_space", "logits", "pixels, discriminator"),
+    ("tanda.diversity_weight", -1.0, "non-negative"),
+    ("tanda.discount", 1.5, r"\[0, 1\]"),
 ])
 def test_policy_learner_config_errors_name_the_field(field, value, message):
     arg = {"adv": "adv_aa", "ada": "adatransform", "tan": "tanda"}[field[:3]]
