@@ -1,6 +1,7 @@
 """Adversarial AutoAugment: copies augmented by their own policy, Cutout after the policy, sample
-pairing with the batch neighbour, the controller's update direction and entropy sign, the epoch-window bookkeeping,
-and a short run in which the controller's distribution leaves its start."""
+pairing with the batch neighbour, the controller's update direction and entropy sign, the
+epoch-window bookkeeping, and a short run in which the controller's distribution leaves its
+start."""
 
 import jax
 import jax.numpy as jnp

@@ -368,7 +368,8 @@ def test_d_cannot_tell_real_from_identity_augmented_images(mean_field):
         logits, _ = _d_logits(state.discriminator, jnp.concatenate([real, fake]))
         real_logits, fake_logits = jnp.split(logits, 2)
         np.testing.assert_array_equal(real_logits, fake_logits)
-        assert float(objectives.discriminator_loss(real_logits, fake_logits)[1]["d_accuracy"]) == 0.5
+        accuracy = objectives.discriminator_loss(real_logits, fake_logits)[1]["d_accuracy"]
+        assert float(accuracy) == 0.5
     # The geometric TF does change what D sees.
     rotated = jnp.full((8, L), 2, jnp.int32)
     real, fake = _id_inputs(jax.random.key(0), images, rotated, ID_TFS, MEAN, STD)

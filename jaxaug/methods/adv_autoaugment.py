@@ -30,9 +30,10 @@ chain), and normalized again. Cutout (side ``cutout``; 16 in the paper's CIFAR r
 zeroes a 16 x 16 patch) comes last, on each augmented copy: "standard data augmentation, the
 searched policy and Cutout are applied in sequence" (Zhang et al., sec. 4.1, training details).
 The trainer therefore leaves Cutout out of its standard augmentation for this method
-(`jaxaug.methods.CUTOUT_IN_METHOD`) and hands ``config.augment.cutout`` to it. Everything, the controller's update and resampling included,
-happens inside the one jitted step; the window boundary is a `lax.cond`, so the controller's
-gradient and resampling run only at the window's end.
+(`jaxaug.methods.CUTOUT_IN_METHOD`) and hands ``config.augment.cutout`` to it. Everything, the
+controller's update and resampling included, happens inside the one jitted step; the window
+boundary is a `lax.cond`, so the controller's gradient and resampling run only at the window's
+end.
 A non-finite loss or gradient skips the target update and is counted in ``state.skipped``.
 """
 

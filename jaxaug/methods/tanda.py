@@ -13,25 +13,6 @@ to spot), the point ops run in order around that warp. For L <= 2 this is exactl
 application; longer sequences carry the approximations documented in `jaxaug.policies.apply`
 (image statistics of a point op between two warps, a sharpness blur before a later warp).
 
-Defaults and the reference code (HazyResearch/tanda; the TANDA paper is not among the project's
-papers, and the blog post in 004_188d69dcb963af9a.txt gives no values): sequence_length 5 and
-augment_prob 1 are its full-scale CIFAR-10 end-model setting
-(``experiments/cifar10/config/end_model_full_scale_config.json``: seq_len 5, p_transform 1.0);
-the diversity term's mu and layer and the discount its CIFAR-10 search setting (above). Its
-generator has no
-entropy bonus, so ``entropy_weight`` defaults to 0 (a positive value is an option). Kept as our
-choices, since the reference's differ in kind: an LSTM generator of hidden size 64 (the
-reference's CIFAR runs use a one-layer GRU), Adam(1e-3) on the batch-mean loss for G (the
-reference: plain SGD at gen_lr 1e-3 on a loss summed over the batch and positions), Adam(2e-4,
-b1 = 0.5) for D (the reference: Adam at disc_lr 1e-5, searched over {1e-5, 5e-5} for CIFAR-10),
-a DCGAN D of width 32 down to 4 x 4 (the reference's: width 64, four convolutions), and
-``warmup_steps`` (the reference trains G and D first, then the end model with G frozen).
-
-Deviations from the reference code kept here: its policy loss sums over the batch, ours
-averages (a rescaling of G's learning rate), and its phi(x^0) in D's layer comes from D's
-training-mode pass over the real batch, ours from the same inference-mode pass as the other
-phi(x^t), so that phi(x^0) = phi(x^t) exactly when the TFs so far changed nothing.
-
 Generator G_phi over sequences (``generator``):
 
   "mean_field":  G(tau) = prod_t softmax(phi_t)[tau_t], independent positions, phi [L, K]
@@ -61,7 +42,7 @@ the discriminator" loss: G is paid for TFs whose outputs D takes for untransform
 keeps the compositions that stay on the data distribution and drops those that leave it. Alone it
 is minimised by TFs that change nothing (or cancel), so the reference adds the diversity term
 mu / (MSE + eps) (``get_mse_loss``, eps = 1e-6), with phi either D's input
-(``diversity_space="pixels"``) or D's hidden layer ``diversity_layer`` counted back from its last
+(``diversity_space="pixels"``) or D's layer ``diversity_layer`` counted back from its last
 (``"discriminator"``, the reference's ``mse_layer``; `models.Discriminator` exposes its
 convolutions' outputs, the layers the reference's D returns). The default mu = 1e-3 in D's layer 1
 is the reference's CIFAR-10 setting (``experiments/cifar10/config/tan_search_config.json``:
@@ -79,6 +60,25 @@ only difference between what D sees as real and as augmented is then the TFs the
 clip or a rounding of the round trip; an identity sequence gives D the real image bitwise.
 
 D and G both step from the state at the start of the step (simultaneous updates).
+
+Defaults and the reference code (HazyResearch/tanda; the TANDA paper is not among the project's
+papers, and the blog post in 004_188d69dcb963af9a.txt gives no values): sequence_length 5 and
+augment_prob 1 are its full-scale CIFAR-10 end-model setting
+(``experiments/cifar10/config/end_model_full_scale_config.json``: seq_len 5, p_transform 1.0);
+the diversity term's mu and layer and the discount its CIFAR-10 search setting (above). Its
+generator has no entropy bonus, so ``entropy_weight`` defaults to 0 (a positive value is an
+option). Kept as our choices, since the reference's differ in kind: an LSTM generator of hidden
+size 64 (the
+reference's CIFAR runs use a one-layer GRU), Adam(1e-3) on the batch-mean loss for G (the
+reference: plain SGD at gen_lr 1e-3 on a loss summed over the batch and positions), Adam(2e-4,
+b1 = 0.5) for D (the reference: Adam at disc_lr 1e-5, searched over {1e-5, 5e-5} for CIFAR-10),
+a DCGAN D of width 32 down to 4 x 4 (the reference's: width 64, four convolutions), and
+``warmup_steps`` (the reference trains G and D first, then the end model with G frozen).
+
+Deviations from the reference code kept here: its policy loss sums over the batch, ours
+averages (a rescaling of G's learning rate), and its phi(x^0) in D's layer comes from D's
+training-mode pass over the real batch, ours from the same inference-mode pass as the other
+phi(x^t), so that phi(x^0) = phi(x^t) exactly when the TFs so far changed nothing.
 
 "The learned generator then augments the target's training": the paper trains G and D first and
 then trains the end model on G's augmentations. Here one jitted step does both: for the first
@@ -394,8 +394,8 @@ def tanda(
       interpolation: resampling of the composed geometric TFs, ``"bilinear"`` or ``"nearest"``.
       diversity_weight: mu, the weight of the diversity term (>= 0; 0 turns it off).
       diversity_space: where its MSE is taken: ``"pixels"`` (D's input) or ``"discriminator"``
-        (a hidden layer of D, which must sow its activations as `models.Discriminator` does).
-      diversity_layer: that layer, counted back from D's last hidden layer (0 = the last).
+        (a layer of D, which must sow its layers' outputs as `models.Discriminator` does).
+      diversity_layer: that layer, counted back from D's last sown one (0 = the last).
       discount: gamma, the discount of the later TFs' loss changes in a TF's return, in [0, 1].
     """
     if generator not in GENERATORS:

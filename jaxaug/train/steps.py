@@ -42,8 +42,9 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
 
     The train step applies the standard augmentation of ``config.augment`` on the device, then the
     method's step; for the methods in `methods.CUTOUT_IN_METHOD` the method applies the Cutout,
-    after its own policy, so the standard augmentation (and ``augmented_images``) leave it out. Its randomness is ``fold_in(key(seed), 1)`` folded with ``state.step``, so a run
-    draws the same numbers whatever the device count or the point it resumed from.
+    after its own policy, so the standard augmentation (and ``augmented_images``) leave it out.
+    Its randomness is ``fold_in(key(seed), 1)`` folded with ``state.step``, so a run draws the same
+    numbers whatever the device count or the point it resumed from.
     """
     rep, shard = replicated(mesh), batch_sharding(mesh)
     train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
