@@ -14,11 +14,9 @@ The per-variant values are those of the reference's WRN scripts: CrossNorm in 2-
 2 blocks drawn per CrossNorm pass (`cnsn.cn_active`); cn: coin 0.5, no crop; cnsn: coin 0.25,
 crop both; cnsn_consistency: coin 0.75, crop both, consistency weight 10. Differences from the
 reference: the inputs are normalised with the dataset's channel statistics (the reference uses
-mean = std = 0.5), the cosine ends at 0 (the reference's at 1e-6), and "pre" SelfNorm acts on the
-block input before its first BatchNorm in every block (the reference's widening blocks apply it
-after that BatchNorm-ReLU), and SelfNorm learns both attention units, f for the mean and g for the
-standard deviation, as the paper defines it (the reference's CIFAR code learns g alone:
-`--config.cnsn.sn_recalibrate_mean=False`).
+mean = std = 0.5), the cosine ends at 0 (the reference's at 1e-6), and SelfNorm learns both
+attention units, f for the mean and g for the standard deviation, as the paper defines it (the
+reference's CIFAR code learns g alone: `--config.cnsn.sn_recalibrate_mean=False`).
 
 Appending ",reduced" gives the CPU-sized evidence run of docs/results.md: WRN-16-1 on 4,000
 class-balanced images of ../shared/data/cifar10-jpeg.zip, 8 epochs, batch 32, lr 0.05.

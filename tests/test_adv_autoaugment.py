@@ -1,6 +1,7 @@
-"""Adversarial AutoAugment: copies augmented by their own policy, sample pairing with the batch
-neighbour, the controller's update direction and entropy sign, the epoch-window bookkeeping,
-and a short run in which the controller's distribution leaves its start."""
+"""Adversarial AutoAugment: copies augmented by their own policy, Cutout after the policy, sample
+pairing with the batch neighbour, the controller's update direction and entropy sign, the
+epoch-window bookkeeping, and a short run in which the controller's distribution leaves its
+start."""
 
 import jax
 import jax.numpy as jnp
@@ -10,9 +11,11 @@ import pytest
 from tiny_models import TinyNet, jit_init
 
 from jaxaug import policies
-from jaxaug.data import synthetic
+from jaxaug.data import augment, synthetic
 from jaxaug.methods import adv_autoaugment as aaa
 from jaxaug.objectives import reinforce
+from jaxaug.train import steps
+from jaxaug.train.config import base_config
 
 pytestmark = pytest.mark.usefixtures("unoptimized_xla")
 
@@ -59,6 +62,49 @@ def test_each_copy_uses_its_policy_and_sample_pairing_blends_the_neighbour():
     pairing = jnp.tile(jnp.asarray([[15, 5, 12, 5]]), (1, 5))
     out = _augment(key, pairing.astype(jnp.int32), images)[0] * STD + MEAN
     np.testing.assert_allclose(out, 0.8 * unit + 0.2 * jnp.roll(unit, 1, axis=0), atol=1e-5)
+
+
+def _is_clean_rectangle(zero):
+    """Whether the True pixels of ``zero`` [H, W] are exactly a non-empty axis-aligned box."""
+    rows, cols = np.nonzero(zero)
+    if not len(rows):
+        return False
+    return bool(zero[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all())
+
+
+def test_cutout_comes_after_the_policy():
+    """The paper's order (sec. 4.1): policy, then Cutout. With every sub-policy a 30-degree
+    rotation (and the identity brightness 1.0), each image's Cutout patch is an exact
+    rectangle of 0 (the normalized mean); cut out first and rotated after, it is not."""
+    images = (_images(4, size=16, seed=3) - MEAN) / STD
+    actions = jnp.tile(jnp.asarray([[0, 9, 1, 5]], jnp.int32), (2, 5))  # rotate 9, brightness 5
+    copies = jax.jit(aaa.augment_copies, static_argnames=("op_names", "cutout"))
+    out = np.asarray(copies(jax.random.key(5), actions, images, mean=MEAN, std=STD,
+                            op_names=("rotate", "brightness"), cutout=6))
+    for m in range(2):
+        for i in range(4):
+            assert _is_clean_rectangle(np.all(out[m, i] == 0, -1)), (m, i)
+    # The old order: Cutout on the batch, then the policy, warps the patch.
+    cut = augment.cutout(jax.random.key(6), images, 6)
+    warped = np.asarray(copies(jax.random.key(5), actions, cut, mean=MEAN, std=STD,
+                               op_names=("rotate", "brightness"), cutout=0))
+    assert not any(_is_clean_rectangle(np.all(np.abs(w) < 1e-6, -1)) for w in warped[0])
+
+
+def test_the_trainer_leaves_cutout_to_the_method():
+    """For adv_autoaugment the trainer's standard augmentation has no Cutout (the method applies
+    ``config.augment.cutout`` after its policy); for other methods it does."""
+    config = base_config()
+    config.augment.update(pad=0, flip=False, cutout=8)
+    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    batch = {"image": images}
+    for method, has_cutout in (("adv_autoaugment", False), ("supervised", True)):
+        config.method = method
+        out = np.asarray(steps.standard_augmentation(config, MEAN, STD)(jax.random.key(0),
+                                                                         batch)["image"])
+        zeros = np.all(out == 0, -1)
+        assert all(_is_clean_rectangle(z) for z in zeros) == has_cutout, method
+        assert zeros.any() == has_cutout, method
 
 
 def test_sample_pairing_needs_a_partner_of_the_same_shape():
@@ -179,6 +225,7 @@ def test_the_controller_distribution_moves_away_from_its_start(short_run):
     ({"op_names": ("rotate", "swirl")}, "swirl"),
     ({"std": (0.2, 0.0, 0.2)}, "std must be positive"),
     ({"mean": (0.5, 0.5)}, "mean and std"),
+    ({"cutout": -1}, "cutout"),
 ])
 def test_bad_arguments_name_themselves(kwargs, message):
     arguments = {"mean": MEAN, "std": STD, "update_every": 10, **kwargs}

@@ -168,6 +168,9 @@ def test_policy_learner_configs(arg, method, field, value):
     ("adatransform.dropout", 1.0, r"\[0, 1\)"),
     ("adatransform.policy_weight_decay", -1e-4, "non-negative"),
     ("tanda.generator", "gru", "lstm, mean_field"),
+    ("tanda.diversity_space", "logits", "pixels, discriminator"),
+    ("tanda.diversity_weight", -1.0, "non-negative"),
+    ("tanda.discount", 1.5, r"\[0, 1\]"),
 ])
 def test_policy_learner_config_errors_name_the_field(field, value, message):
     arg = {"adv": "adv_aa", "ada": "adatransform", "tan": "tanda"}[field[:3]]

@@ -142,6 +142,43 @@ def _wrn_variables(model, shape):
                                           jax.ShapeDtypeStruct(shape, jnp.float32)))
 
 
+def test_selfnorm_pre_leaves_the_shortcut_alone():
+    """SelfNorm "pre" sits on the residual path only (CNSN reference blocks): with that path's
+    last layer zeroed, a WRN block returns x exactly when the shape is kept, and the plain
+    block's shortcut conv of ReLU(BN(x)) when it changes; a ResNet basic block returns ReLU(x).
+    With the path restored, SelfNorm does change the output."""
+    from jaxaug.models.norm import CNSNPlacement
+    from jaxaug.models.resnet import BasicBlock
+    from jaxaug.models.wide_resnet import WideBasicBlock
+    pre = CNSNPlacement(selfnorm=True, position="pre")
+    x = _features(shape=(2, 8, 8, 4))
+    cases = [(WideBasicBlock, {"features": 4, "stride": 1, "dropout_rate": 0.0}, "conv2"),
+             (WideBasicBlock, {"features": 8, "stride": 2, "dropout_rate": 0.0}, "conv2"),
+             (BasicBlock, {"features": 4, "stride": 1}, "bn2")]
+    for block, fields, path_end in cases:
+        plain = block(**fields, num_bn_sets=1, dtype=jnp.float32)
+        placed = block(**fields, num_bn_sets=1, dtype=jnp.float32, cnsn=pre)
+        variables = numpy_variables(jax.eval_shape(
+            lambda v, m=placed: m.init(jax.random.key(0), v, False, 0), x))
+        # One compile per module rather than an eager op-by-op pass.
+        placed_apply = jax.jit(lambda v, m=placed: m.apply(v, x, False, 0))
+        plain_apply = jax.jit(lambda v, m=plain: m.apply(v, x, False, 0))
+        without_cnsn = {k: {n: p for n, p in v.items() if n != "cnsn"}
+                        for k, v in variables.items()}
+        assert not np.allclose(placed_apply(variables), plain_apply(without_cnsn), atol=1e-3)
+        params = {**variables["params"],
+                  path_end: jax.tree.map(jnp.zeros_like, variables["params"][path_end])}
+        out = placed_apply({**variables, "params": params})
+        if block is BasicBlock:
+            expected = jax.nn.relu(x)
+        elif fields["stride"] == 1:
+            expected = x
+        else:
+            expected = plain_apply({**without_cnsn, "params": {
+                n: p for n, p in params.items() if n != "cnsn"}})
+        np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
 def test_wide_resnet_crossnorm_acts_only_in_training():
     from jaxaug.models import WideResNet
     from jaxaug.models.norm import CNSNPlacement

@@ -1,8 +1,10 @@
 """TANDA: log-probabilities of sampled TF sequences, the entropy bonus, the discriminator and
-REINFORCE gradient signs, TF application, a short GAN run that moves the generator off uniform,
-the warm-up switch of the target's inputs, and argument validation."""
+REINFORCE gradient signs, TF application, what D sees as real, the diversity term, a short GAN
+run that moves the generator off uniform, the warm-up switch of the target's inputs, and argument
+validation."""
 
 import functools
+import inspect
 
 import flax.linen as nn
 import jax
@@ -17,6 +19,7 @@ from jaxaug.data import synthetic
 from jaxaug.methods import tanda as tn
 from jaxaug.models.discriminator import Discriminator
 from jaxaug.ops.geometry import GREY
+from jaxaug.train.config import base_config
 
 # A small vocabulary for the tests: one TF (invert) a discriminator spots at once.
 TFS = (("rotate", 3), ("rotate", -3), ("shear_x", -2), ("brightness", 7), ("contrast", 3),
@@ -43,11 +46,18 @@ def _batch(i, n=8):
     return {"image": jnp.asarray(IMAGES[index]), "label": jnp.asarray(LABELS[index])}
 
 
+# The diversity weight of the tests' step: small enough that the short GAN runs below follow D
+# alone (invert twice is the identity, which the default 1e-3 prices at up to 1e3 per image),
+# large enough that the step's reward visibly carries the term.
+DIVERSITY = 1e-6
+
+
 def _method(generator, gen_lr=0.05):
     return tn.tanda(TinyNet(), optax.sgd(TARGET_LR), mean=MEAN, std=STD, generator=generator,
                     sequence_length=L, tfs=TFS, warmup_steps=WARMUP,
                     generator_optimizer=optax.adam(gen_lr),
-                    disc_optimizer=optax.adam(2e-3, b1=0.5), discriminator=Discriminator(width=8))
+                    disc_optimizer=optax.adam(2e-3, b1=0.5), discriminator=Discriminator(width=8),
+                    diversity_weight=DIVERSITY)
 
 
 def _init(method):
@@ -74,11 +84,22 @@ def mean_field():
 
 
 @jax.jit
-def _fake_batch(gen_params, images, key):
-    """The step's augmented batch, rebuilt from its key (same split as the step's)."""
+def _steps(gen_params, images, key):
+    """The step's sequences and incremental transforms [L + 1, B, ...], rebuilt from its key (the
+    step's split)."""
     sample_key, apply_key, _, _ = jax.random.split(key, 4)
     sequences, _, _ = tn.MeanFieldGenerator(K, L).sample(gen_params, sample_key, images.shape[0])
-    return tn.augment(apply_key, images, sequences, TFS, MEAN, STD)
+    return sequences, tn.incremental_inputs(apply_key, images, sequences, TFS, MEAN, STD)
+
+
+def _d_inputs(gen_params, images, key):
+    """The step's real and augmented batches for D."""
+    steps = _steps(gen_params, images, key)[1]
+    return steps[0], steps[-1]
+
+
+def _fake_batch(gen_params, images, key):
+    return _d_inputs(gen_params, images, key)[1]
 
 
 def _kl_to_uniform(probs):
@@ -174,21 +195,36 @@ def test_discriminator_loss_raises_real_and_lowers_fake_logits():
     assert np.all(np.diff(objectives.log_realness(jnp.asarray([-3.0, 0.0, 3.0]))) > 0)
 
 
+@jax.jit
+def _d_logits(d, images):
+    """D's training-mode logits of ``images`` and its hidden layers' activations."""
+    logits, updates = Discriminator(width=8).apply(
+        {"params": d.params, "batch_stats": d.batch_stats}, images, train=True,
+        mutable=["batch_stats", "intermediates"])
+    return logits, updates["intermediates"]["features"]
+
+
+@jax.jit
+def _d_eval(d, images):
+    """D's inference-mode logits of ``images`` and its convolutions' outputs."""
+    logits, sown = Discriminator(width=8).apply(
+        {"params": d.params, "batch_stats": d.batch_stats}, images, train=False,
+        mutable=["intermediates"])
+    return logits, sown["intermediates"]["features"]
+
+
+def _d_loss(d, real, fake):
+    return objectives.discriminator_loss(*jnp.split(_d_logits(d, jnp.concatenate([real, fake]))[0],
+                                                    2))[0]
+
+
 def test_step_trains_the_discriminator_to_separate_real_from_augmented(mean_field):
     _, step, state = mean_field
     batch, key = _batch(1), jax.random.key(11)
     new, metrics = step(state, batch, key)
-    fake = _fake_batch(state.generator.params, batch["image"], key)
-    disc = Discriminator(width=8)
-
-    @jax.jit
-    def d_loss(d):
-        logits, _ = disc.apply({"params": d.params, "batch_stats": d.batch_stats},
-                               jnp.concatenate([batch["image"], fake]), train=True,
-                               mutable=["batch_stats"])
-        return objectives.discriminator_loss(*jnp.split(logits, 2))[0]
-
-    before, after = d_loss(state.discriminator), d_loss(new.discriminator)
+    real, fake = _d_inputs(state.generator.params, batch["image"], key)
+    before, after = _d_loss(state.discriminator, real, fake), _d_loss(new.discriminator, real,
+                                                                      fake)
     np.testing.assert_allclose(metrics["d_loss"], before, rtol=1e-4)
     assert after < before - 1e-3
 
@@ -288,7 +324,195 @@ def test_augment_maps_batches_to_unit_range_and_back_with_one_key_per_image():
         np.testing.assert_allclose(out[i], expected, atol=1e-5)
 
 
-# 5. A short GAN run on the demo dataset ---------------------------------------------------------
+# 5. What D sees as real, and the diversity term -------------------------------------------------
+# A vocabulary with identity TFs (rotate by 0 degrees, brightness factor 1) and a geometric one, so
+# every sequence goes through the warp.
+ID_TFS = (("rotate", 0), ("brightness", 5), ("rotate", 3))
+IDENTITY = jnp.zeros((8, L), jnp.int32).at[:, 1].set(1)  # rotate 0, then brightness 1.0
+_incremental = jax.jit(tn.incremental_inputs, static_argnums=3)
+
+
+def _id_inputs(*args):
+    steps = _incremental(*args)
+    return steps[0], steps[-1]
+
+
+def _bright_batch():
+    """A batch whose pixels leave [0, 1] when denormalized (values the TFs' input is clipped to):
+    real images D took unprocessed would differ from every augmented one there."""
+    return 1.5 * _batch(4)["image"]
+
+
+def test_step_feeds_d_the_real_images_through_the_augmentation_pipeline(mean_field):
+    """The step's D loss is that of (x0, x~) from `incremental_inputs`, not of the raw batch:
+    on a batch that clips, the two differ."""
+    _, step, state = mean_field
+    batch, key = {**_batch(4), "image": _bright_batch()}, jax.random.key(12)
+    _, metrics = step(state, batch, key)
+    real, fake = _d_inputs(state.generator.params, batch["image"], key)
+    processed = _d_loss(state.discriminator, real, fake)
+    raw = _d_loss(state.discriminator, batch["image"], fake)
+    print(f"D loss on (x0, x~) {float(processed):.5f}, on (raw x, x~) {float(raw):.5f}")
+    assert abs(float(raw - processed)) > 1e-3
+    np.testing.assert_allclose(metrics["d_loss"], processed, rtol=1e-5)
+
+
+def test_d_cannot_tell_real_from_identity_augmented_images(mean_field):
+    """Identity sequences give D bitwise the real images, so equal logits and accuracy 1/2 for any
+    D (here the fixture's D after a few training steps)."""
+    _, step, state = mean_field
+    state, _ = _run(step, state, 3)
+    for images in (_batch(5)["image"], _bright_batch()):
+        real, fake = _id_inputs(jax.random.key(0), images, IDENTITY, ID_TFS, MEAN, STD)
+        np.testing.assert_array_equal(real, fake)
+        logits, _ = _d_logits(state.discriminator, jnp.concatenate([real, fake]))
+        real_logits, fake_logits = jnp.split(logits, 2)
+        np.testing.assert_array_equal(real_logits, fake_logits)
+        accuracy = objectives.discriminator_loss(real_logits, fake_logits)[1]["d_accuracy"]
+        assert float(accuracy) == 0.5
+    # The geometric TF does change what D sees.
+    rotated = jnp.full((8, L), 2, jnp.int32)
+    real, fake = _id_inputs(jax.random.key(0), images, rotated, ID_TFS, MEAN, STD)
+    assert float(jnp.abs(real - fake).max()) > 0.1
+
+
+def test_diversity_penalty_is_its_closed_form():
+    real = jnp.zeros((2, 2, 2, 1))
+    fake = jnp.asarray([[[[1.0], [0.0]], [[0.0], [0.0]]],  # MSE 1/4
+                        [[[2.0], [2.0]], [[0.0], [0.0]]]])  # MSE 2
+    np.testing.assert_allclose(tn.diversity_penalty(real, fake, 0.5),
+                               [0.5 / (0.25 + 1e-6), 0.5 / (2.0 + 1e-6)], rtol=1e-6)
+    np.testing.assert_allclose(tn.diversity_penalty(real, real, 1e-3), 1e-3 / 1e-6, rtol=1e-6)
+
+
+def test_incremental_inputs_are_the_prefixes_of_each_sequence():
+    """Row 0 is the batch's round trip through [0, 1] (clipped), row 1 the batch through the
+    one-TF sequences tau_1, row L through the whole sequences, each with the image's own key."""
+    images = _batch(9)["image"]
+    sequences = jnp.asarray(np.random.default_rng(9).integers(0, K, (8, L)), jnp.int32)
+    steps = _incremental(jax.random.key(3), images, sequences, TFS, MEAN, STD)
+    assert steps.shape == (L + 1, *images.shape)
+    augment = jax.jit(tn.augment, static_argnums=3)
+    np.testing.assert_allclose(steps[0], (jnp.clip(images * STD + MEAN, 0, 1) - MEAN) / STD,
+                               atol=1e-5)
+    np.testing.assert_allclose(steps[1], augment(jax.random.key(3), images, sequences[:, :1], TFS,
+                                                 MEAN, STD), atol=1e-5)
+    np.testing.assert_allclose(steps[L], augment(jax.random.key(3), images, sequences, TFS, MEAN,
+                                                 STD), atol=1e-5)
+    assert float(jnp.abs(steps[1] - steps[0]).max()) > 0.1
+
+
+def test_generator_returns_are_discounted_loss_changes():
+    losses = jnp.asarray([[1.0, 3.0, 2.0], [0.5, 0.5, 4.0]])  # l^0, l^1, l^2 of two images
+    # d = (2, -1) and (0, 3.5): R^1 = d^1 + gamma d^2, R^2 = d^2.
+    np.testing.assert_allclose(tn.generator_returns(losses, 0.5), [[1.5, -1.0], [1.75, 3.5]])
+    np.testing.assert_allclose(tn.generator_returns(losses, 1.0), [[1.0, -1.0], [3.5, 3.5]])
+    np.testing.assert_allclose(tn.generator_returns(losses, 0.0), [[2.0, -1.0], [0.0, 3.5]])
+
+
+def test_generator_loss_has_a_baseline_per_position():
+    """L_G = -mean_i sum_t (r_it - b_t) log pi_it with b_t the batch mean at position t."""
+    log_probs = jnp.log(jnp.asarray([[0.2, 0.5], [0.4, 0.1], [0.3, 0.3]]))
+    rewards = jnp.asarray([[1.0, -2.0], [3.0, 0.0], [-1.0, 5.0]])
+    advantages = np.asarray(rewards) - np.asarray(rewards).mean(0)
+    expected = -np.mean(np.sum(advantages * np.asarray(log_probs), 1))
+    np.testing.assert_allclose(tn.generator_loss(log_probs, jnp.zeros((3, 2)), rewards, 0.0),
+                               expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("space, layer", [("pixels", 0), ("discriminator", 0),
+                                          ("discriminator", 1)])
+def test_transform_losses_take_the_penalty_in_the_chosen_space(mean_field, space, layer):
+    """l^t = -log D(x^t) + mu / (MSE(phi(x^0), phi(x^t)) + eps), D's input or its layer."""
+    _, _, state = mean_field
+    steps = _steps(state.generator.params, _batch(6)["image"], jax.random.key(6))[1]
+    logits, features = _d_eval(state.discriminator, steps.reshape(-1, *steps.shape[2:]))
+    assert len(features) == 2  # 16 -> 8 -> 4: layer 1 is the first, layer 0 the last
+    phi = steps if space == "pixels" else features[-(layer + 1)].reshape(
+        L + 1, 8, *features[-(layer + 1)].shape[1:])
+    logits = logits.reshape(L + 1, 8)
+    losses = tn.transform_losses(logits, phi, 0.01)
+    assert losses.shape == (8, L + 1)
+    phi = np.asarray(phi, np.float64).reshape(L + 1, 8, -1)
+    mse = np.mean(np.square(phi - phi[:1]), axis=-1)
+    expected = -np.asarray(jax.nn.log_sigmoid(logits)) + 0.01 / (mse + 1e-6)
+    np.testing.assert_allclose(losses, expected.T, rtol=1e-4)
+    np.testing.assert_allclose(losses[:, 0], expected[0], rtol=1e-6)  # includes 0.01 / eps
+
+
+def test_step_trains_the_generator_on_the_reference_objective(mean_field):
+    """The step's G loss is `generator_loss` of -R, R the discounted loss changes of its
+    incremental transforms under D in inference mode with the diversity term in D's layer 1 (the
+    default layer; layer 0 gives another penalty); the defaults are the reference's CIFAR-10
+    ones."""
+    _, step, state = mean_field
+    # Off uniform: there L_G is 0 for any returns (equal log-probabilities, zero-mean advantages).
+    logits = jax.random.normal(jax.random.key(5), (L, K))
+    state = state.replace(generator=state.generator.replace(params={"logits": logits}))
+    batch, key = _batch(7), jax.random.key(17)
+    _, metrics = step(state, batch, key)
+    sequences, steps = _steps(state.generator.params, batch["image"], key)
+    logits, features = _d_eval(state.discriminator, steps.reshape(-1, *steps.shape[2:]))
+    logits = logits.reshape(L + 1, 8)
+
+    def losses(layer):
+        phi = features[-(layer + 1)]
+        return tn.transform_losses(logits, phi.reshape(L + 1, 8, *phi.shape[1:]), DIVERSITY)
+
+    returns = tn.generator_returns(losses(1), 0.5)
+    gen = tn.MeanFieldGenerator(K, L)
+    expected = tn.generator_loss(*gen.score(state.generator.params, sequences), -returns, 0.0)
+    penalty = losses(1)[:, -1] + jax.nn.log_sigmoid(logits[-1])
+    other = losses(0)[:, -1] + jax.nn.log_sigmoid(logits[-1])
+    print(f"step diversity penalty {float(metrics['diversity_penalty']):.3e} (layer 0: "
+          f"{float(jnp.mean(other)):.3e}), return {float(metrics['return']):.5f}, "
+          f"G loss {float(metrics['generator_loss']):.5f}")
+    np.testing.assert_allclose(metrics["generator_loss"], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(metrics["return"], jnp.mean(returns[:, 0]), rtol=1e-4)
+    assert float(jnp.mean(penalty)) > 1e-7
+    np.testing.assert_allclose(metrics["diversity_penalty"], jnp.mean(penalty), rtol=1e-3)
+    assert abs(float(jnp.mean(other) / jnp.mean(penalty)) - 1) > 0.05
+    defaults = inspect.signature(tn.tanda).parameters
+    names = ("diversity_weight", "diversity_space", "diversity_layer", "discount",
+             "entropy_weight")
+    reference = [1e-3, "discriminator", 1, 0.5, 0.0]
+    assert [defaults[name].default for name in names] == reference
+    assert [base_config().tanda[name] for name in names] == reference
+
+
+def test_diversity_term_moves_the_generator_away_from_identity_sequences():
+    """All else equal (D's logits the same for every image), the identity sequence has the lower
+    reward (no loss change, while the rotations' first step drops the penalty from mu / eps), so
+    one REINFORCE step lowers its probability and raises the rotation's; without the term the
+    rewards tie and the gradient is zero."""
+    images = _batch(8)["image"]
+    sequences = jnp.concatenate([IDENTITY[:4], jnp.full((4, L), 2, jnp.int32)])
+    steps = _incremental(jax.random.key(0), images, sequences, ID_TFS, MEAN, STD)
+    gen = tn.MeanFieldGenerator(len(ID_TFS), L)
+
+    @jax.jit
+    def rewards_and_grads(weight):
+        rewards = -tn.generator_returns(tn.transform_losses(jnp.zeros((L + 1, 8)), steps,
+                                                            weight), 0.5)
+
+        def loss(p):
+            log_probs, entropies = gen.score(p, sequences)
+            return tn.generator_loss(log_probs, entropies, rewards, entropy_weight=0.0)
+
+        return rewards, jax.grad(loss)(gen.init(None))["logits"]
+
+    for weight in (1e-3, 0.0):
+        rewards, grads = rewards_and_grads(weight)
+        if weight:
+            np.testing.assert_array_equal(rewards[:4], 0.0)
+            assert np.all(np.asarray(rewards[4:, 0]) > 100)
+            assert grads[0, 0] > 0 and grads[1, 1] > 0  # descent lowers rotate 0, brightness 1
+            assert np.all(grads[:, 2] < 0)  # and raises the rotation
+        else:
+            np.testing.assert_array_equal(grads, 0.0)
+
+
+# 6. A short GAN run on the demo dataset ---------------------------------------------------------
 def _run(step, state, steps):
     for i in range(steps):
         state, metrics = step(state, _batch(i), jax.random.key(1000 + i))
@@ -328,7 +552,7 @@ def test_short_run_moves_the_lstm_generator_off_uniform():
     assert np.all(probs[:, INVERT] < 0.5 / K)
 
 
-# 6. Warm-up ------------------------------------------------------------------------------------
+# 7. Warm-up ------------------------------------------------------------------------------------
 @jax.jit
 def _target_grad(state, images, labels, key):
     def loss(params):
@@ -365,7 +589,7 @@ def test_target_trains_on_clean_images_in_warmup_and_on_augmented_after(mean_fie
         assert int(new.step) == at + 1
 
 
-# 7. Argument validation ------------------------------------------------------------------------
+# 8. Argument validation ------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, match", [
     ({"generator": "gru"}, "generator"),
     ({"sequence_length": 0}, "sequence_length"),
@@ -381,8 +605,19 @@ def test_target_trains_on_clean_images_in_warmup_and_on_augmented_after(mean_fie
     ({"warmup_steps": -1}, "warmup_steps"),
     ({"interpolation": "cubic"}, "interpolation"),
     ({"std": (0.2, 0.0, 0.2)}, "std"),
+    ({"diversity_weight": -1.0}, "diversity_weight"),
+    ({"diversity_space": "logits"}, "diversity_space"),
+    ({"diversity_layer": -1}, "diversity_layer"),
+    ({"discount": 1.5}, "discount"),
 ])
 def test_bad_arguments_raise_value_errors_naming_them(kwargs, match):
     arguments = {"mean": MEAN, "std": STD, **kwargs}
     with pytest.raises(ValueError, match=match):
         tn.tanda(TinyNet(), optax.sgd(0.1), **arguments)
+
+
+def test_a_diversity_layer_deeper_than_d_raises_at_init():
+    method = tn.tanda(TinyNet(), optax.sgd(0.1), mean=MEAN, std=STD, tfs=TFS,
+                      discriminator=Discriminator(width=8), diversity_layer=2)
+    with pytest.raises(ValueError, match="diversity_layer 2.*it has 2"):
+        jax.eval_shape(method.init, jax.random.key(0), _batch(0))

@@ -40,7 +40,7 @@ def _adv_autoaugment_from_config(model, optimizer, config, lr_schedule, image_st
     return adv_autoaugment.adv_autoaugment(
         model, optimizer, mean=image_stats[0], std=image_stats[1], update_every=update_every,
         num_policies=c.num_policies, entropy_weight=c.entropy_weight,
-        controller_optimizer=optax.adam(c.controller_lr))
+        controller_optimizer=optax.adam(c.controller_lr), cutout=config.augment.cutout)
 
 
 def _adatransform_from_config(model, optimizer, config, lr_schedule, image_stats,
@@ -79,7 +79,9 @@ def _tanda_from_config(model, optimizer, config, lr_schedule, image_stats, steps
         model, optimizer, mean=image_stats[0], std=image_stats[1], generator=c.generator,
         sequence_length=c.sequence_length, entropy_weight=c.entropy_weight,
         augment_prob=c.augment_prob, warmup_steps=c.warmup_steps,
-        generator_optimizer=optax.adam(c.generator_lr))
+        generator_optimizer=optax.adam(c.generator_lr), diversity_weight=c.diversity_weight,
+        diversity_space=c.diversity_space, diversity_layer=c.diversity_layer,
+        discount=c.discount)
 
 
 def _cnsn_consistency_from_config(model, optimizer, config, lr_schedule, image_stats,
@@ -97,6 +99,12 @@ _REGISTRY: dict[str, Callable[..., Method]] = {
     "tanda": _tanda_from_config,
     "cnsn_consistency": _cnsn_consistency_from_config,
 }
+
+
+#: Methods that apply ``config.augment.cutout`` themselves, after their own augmentation policy
+#: (Adversarial AutoAugment's order: standard augmentation, policy, Cutout); the trainer's
+#: standard augmentation leaves Cutout out for them.
+CUTOUT_IN_METHOD = frozenset({"adv_autoaugment"})
 
 
 def target_updates_per_step(config: ml_collections.ConfigDict) -> int:
@@ -126,5 +134,5 @@ def create(
     return _REGISTRY[name](model, optimizer, config, schedule, image_stats, steps_per_epoch)
 
 
-__all__ = ["Method", "TargetState", "adatransform", "adv_autoaugment", "cnsn_consistency", "create", "init_target", "online_augment", "predict_target",
+__all__ = ["CUTOUT_IN_METHOD", "Method", "TargetState", "adatransform", "adv_autoaugment", "cnsn_consistency", "create", "init_target", "online_augment", "predict_target",
            "supervised", "tanda", "target_updates_per_step"]

@@ -2,9 +2,12 @@
 augmentation policies that raise the target network's training loss.
 
 A policy is 5 sub-policies of 2 ops, each op a type (16: the AutoAugment ops with Cutout and
-Sample Pairing) and a magnitude (10 levels, 0-9 on the 0-10 AutoAugment scale), always applied:
-20 choices of the `jaxaug.policies.PolicyController`, each feeding the next. Per window of
-``update_every`` steps (one epoch in the paper):
+Sample Pairing) and a magnitude (10 levels, 0-9 on the 0-10 AutoAugment scale), always applied
+(no per-op probability), one sub-policy drawn per image (Zhang et al., sec. 3.2; the paper
+discretizes the magnitude range into 10 values and defers the ranges to AutoAugment, its
+footnote 1): 20 choices of the `jaxaug.policies.PolicyController`, each feeding the next. Per
+window of ``update_every`` steps (one epoch: the length of the paper's moving average, sec. 3.3,
+footnote 2):
 
   the controller samples M policies a_1..a_M (M = 8), held fixed over the window;
   every step, the batch x (B images) is replicated M times and copy m is augmented by policy m
@@ -16,13 +19,21 @@ Sample Pairing) and a magnitude (10 levels, 0-9 on the 0-10 AutoAugment scale), 
   the controller takes one Adam step on J (lr 3.5e-4, entropy weight 1e-5) and samples the
   next window's M policies.
 
+The controller is a one-layer LSTM of hidden size 100 and embedding size 32 trained by Adam at
+3.5e-4 with entropy weight 1e-5 (sec. 4.1); M = 8 (sec. 4.2, "Choice of M").
+
 The controller thus maximises the target's loss (the adversarial reward) while the target
 minimises it. Sample Pairing blends an image with its neighbour in the batch (the batch rolled
 by one). Ops run on images in [0, 1]: the normalized batch is mapped back with the dataset's
 (mean, std), augmented through `jaxaug.policies.apply_actions` (one resampling per geometric
-chain), and normalized again. Everything, the controller's update and resampling included,
-happens inside the one jitted step; the window boundary is a `lax.cond`, so the controller's
-gradient and resampling run only at the window's end.
+chain), and normalized again. Cutout (side ``cutout``; 16 in the paper's CIFAR runs, where it
+zeroes a 16 x 16 patch) comes last, on each augmented copy: "standard data augmentation, the
+searched policy and Cutout are applied in sequence" (Zhang et al., sec. 4.1, training details).
+The trainer therefore leaves Cutout out of its standard augmentation for this method
+(`jaxaug.methods.CUTOUT_IN_METHOD`) and hands ``config.augment.cutout`` to it. Everything, the
+controller's update and resampling included, happens inside the one jitted step; the window
+boundary is a `lax.cond`, so the controller's gradient and resampling run only at the window's
+end.
 A non-finite loss or gradient skips the target update and is counted in ``state.skipped``.
 """
 
@@ -32,6 +43,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxaug import objectives, policies
+from jaxaug.data import augment
 from jaxaug.methods.base import (
     Method,
     TargetState,
@@ -65,11 +77,13 @@ class AdvAutoAugmentState:
     skipped: jax.Array
 
 
-def augment_copies(key, actions, images, *, mean, std, op_names=OPS, sub_policies=5):
+def augment_copies(key, actions, images, *, mean, std, op_names=OPS, sub_policies=5, cutout=0):
     """[M, B, H, W, C]: copy m of the normalized ``images`` [B, H, W, C] augmented by policy
     ``actions[m]`` ([M, T] controller choices), each image by one of its ``sub_policies``
     sub-policies drawn uniformly, every op applied at its level; Sample Pairing's partner is the
-    next image of the batch (rolled by one). Normalized in, normalized out."""
+    next image of the batch (rolled by one); then Cutout of side ``cutout`` (0: none) on every
+    image of every copy, its own square each (`data.augment.cutout`, key ``fold_in(key, 1)``).
+    Normalized in, normalized out."""
     pick_key, apply_key = jax.random.split(key)
     m, b = actions.shape[0], images.shape[0]
     table = actions.reshape(m, sub_policies, -1, 2)
@@ -83,7 +97,9 @@ def augment_copies(key, actions, images, *, mean, std, op_names=OPS, sub_policie
     keys = jax.random.split(apply_key, m * b).reshape(m, b)
     per_copy = jax.vmap(one, in_axes=(0, 0, 0, 0))
     out = jax.vmap(per_copy, in_axes=(0, None, 0, None))(keys, unit, drawn, partner)
-    return (out - mean) / std
+    out = (out - mean) / std
+    return augment.cutout(jax.random.fold_in(key, 1), out.reshape(m * b, *out.shape[2:]),
+                          cutout).reshape(out.shape)
 
 
 def controller_objective(params, controller, actions, advantages, entropy_weight):
@@ -111,11 +127,13 @@ def adv_autoaugment(
     controller_optimizer: optax.GradientTransformation | None = None,
     hidden: int = 100,
     embedding: int = 32,
+    cutout: int = 0,
 ) -> Method:
     """The method above; ``update_every`` is the window (steps per epoch for the paper's
-    setting), ``mean``/``std`` the per-channel normalization of the batches."""
+    setting), ``mean``/``std`` the per-channel normalization of the batches, ``cutout`` the side
+    of the Cutout square applied after the policy (0: none; the paper's CIFAR setting is 16)."""
     for name, value, low in (("update_every", update_every, 1), ("num_policies", num_policies, 2),
-                             ("sub_policies", sub_policies, 1),
+                             ("sub_policies", sub_policies, 1), ("cutout", cutout, 0),
                              ("ops_per_sub_policy", ops_per_sub_policy, 1)):
         check_int("adv_autoaugment", name, value, low)
     if not 1 <= num_magnitudes <= 11:
@@ -160,7 +178,7 @@ def adv_autoaugment(
         augment_key, target_key, sample_key = jax.random.split(key, 3)
         target, ctrl = state.target, state.controller
         images = augment_copies(augment_key, ctrl.actions, batch["image"], mean=mean, std=std,
-                                op_names=op_names, sub_policies=sub_policies)
+                                op_names=op_names, sub_policies=sub_policies, cutout=cutout)
         images = images.reshape(-1, *images.shape[2:])
         labels = jnp.tile(batch["label"], num_policies)
         grads, aux = jax.grad(objectives.cross_entropy, has_aux=True)(

@@ -94,14 +94,19 @@ def adversarial_pose(
     """ASR + AHO adversarial augmentation of ``model`` (CU-Net or stacked hourglass) by
     ``adversary`` (a `jaxaug.generators.PoseAdversary`), see the module docstring.
 
-    ``scale_range`` / ``max_rotation`` / ``flip_prob`` are the random augmentation;
-    ``asr_scale_range`` / ``asr_max_rotation`` the ranges G's bins tile (``adversary.num_scales``
-    and ``num_rotations`` equal bins), ``sigma_fraction`` each bin's Gaussian std over its
-    half-width. ``alpha`` / ``beta`` are the reward and penalty rates (the reference code's 0.2
-    and 0.5); ``max_cells`` (1 or 2) bounds the occluded cells, drawn uniformly from 1..max_cells.
-    G trains with ``pretrain_optimizer`` in pre-training and ``adversary_optimizer`` (the paper:
-    5e-5) in joint training; the two must share their state's structure (e.g. RMSProp at two
-    learning rates), as they update the same optimizer state.
+    ``scale_range`` / ``max_rotation`` / ``flip_prob`` are the random augmentation (scaling
+    0.75-1.25, rotation +-30 degrees and flipping: Peng et al., sec. 5.1, "Datasets";
+    flip_prob 0.5 is the usual coin, the paper gives none); ``asr_scale_range`` /
+    ``asr_max_rotation`` the ranges G's bins tile (the same "augmentation ranges", sec. 4.1;
+    ``adversary.num_scales`` and ``num_rotations`` equal bins), ``sigma_fraction`` each bin's
+    Gaussian std over its half-width (sec. 4.1 calls them "small bounded" Gaussians and gives no
+    width: 0.5 is our choice). ``alpha`` / ``beta`` are the reward and penalty rates (sec. 4.3
+    bounds them to (0, 1]; 0.2 and 0.5 are the reference code's); ``max_cells`` (1 or 2) bounds
+    the occluded cells, drawn uniformly from 1..max_cells ("one or two cells", sec. 4.2). G
+    trains with ``pretrain_optimizer`` in pre-training and ``adversary_optimizer`` in joint
+    training (RMSProp at 2.5e-4, then 5e-5: sec. 5.1, "Training"); the two must share their
+    state's structure (e.g. RMSProp at two learning rates), as they update the same optimizer
+    state. ``sigma`` is the heatmaps' Gaussian std in heatmap pixels.
     """
     mean, std = image_stats("adversarial_pose", mean, std)
     if not 0 < asr_scale_range[0] < asr_scale_range[1]:

@@ -23,24 +23,62 @@ so log G(tau) = sum_t log pi(tau_t | tau_<t) in both cases.
 
 One step on a batch x (normalized), labels y, with per-image tau_i ~ G sampled inside jit:
 
-  x~_i = h_tau_i(x_i)      (mapped to [0, 1] with the dataset's mean/std and back)
-  D:  L_D = -mean_i log D(x_i) - mean_i log(1 - D(x~_i))          (`objectives.discriminator`)
-  G:  r_i = log D(x~_i),  b = mean_i r_i,  D's output held constant
-      L_G = -mean_i (r_i - b) log G(tau_i) - lambda mean_i sum_t H(pi(. | tau_i,<t))
+  x_i^t = h_tau_i,<=t(x_i), t = 0..L   the incremental transforms (`incremental_inputs`: the
+                         prefixes of tau_i, mapped to [0, 1] with the dataset's mean/std and
+                         back); x_i^0 is x_i through the empty sequence, x~_i = x_i^L
+  D:  L_D = -mean_i log D(x_i^0) - mean_i log(1 - D(x~_i))       (`objectives.discriminator`)
+  G:  l_i^t = -log D_eval(x_i^t) + mu / (MSE(phi(x_i^0), phi(x_i^t)) + eps)   (`transform_losses`)
+      d_i^t = l_i^t - l_i^(t-1),  R_i^t = sum_(s >= t) gamma^(s - t) d_i^s,  t = 1..L
+      L_G = mean_i sum_t (R_i^t - b^t) log pi(tau_it | tau_i,<t) - lambda mean_i sum_t H_it,
+      b^t = mean_i R_i^t, the R held constant                    (`generator_returns`)
   target:  x^_i = x~_i if (step >= warmup_steps and u_i < augment_prob) else x_i,
            theta <- optimizer(grad_theta CE(f_theta(x^), y))
 
-The reward log D(h_tau(x)) is the non-saturating "fool the discriminator" objective: G is paid
-for sequences whose outputs D takes for untransformed images, so it keeps the TF compositions that
-stay on the data distribution and drops those that leave it. The baseline b lowers the variance of
-the score-function estimate without biasing it; the entropy bonus (weight ``entropy_weight``,
-lambda) keeps G from collapsing onto one sequence early. For the LSTM the summed per-position
-entropies along the sampled prefixes are an unbiased estimate of the sequence entropy H(G); their
-gradient, as usual, leaves out how the prefixes' own probabilities depend on phi.
+This is the generator objective of TANDA's reference code (``tanda/tan.py``, ``TAN._build``;
+``tanda/generator/generator.py``, ``get_policy_loss_op``): each TF is charged with the change it
+causes in the loss l, discounted over the TFs after it (``discount`` gamma = 0.5, the
+reference's), and each position has its batch-mean baseline. -log D is the non-saturating "fool
+the discriminator" loss: G is paid for TFs whose outputs D takes for untransformed images, so it
+keeps the compositions that stay on the data distribution and drops those that leave it. Alone it
+is minimised by TFs that change nothing (or cancel), so the reference adds the diversity term
+mu / (MSE + eps) (``get_mse_loss``, eps = 1e-6), with phi either D's input
+(``diversity_space="pixels"``) or D's layer ``diversity_layer`` counted back from its last
+(``"discriminator"``, the reference's ``mse_layer``; `models.Discriminator` exposes its
+convolutions' outputs, the layers the reference's D returns). The default mu = 1e-3 in D's layer 1
+is the reference's CIFAR-10 setting (``experiments/cifar10/config/tan_search_config.json``:
+mse_term in {0.001, 0.005}, mse_layer 1, gamma 0.5). As in the reference, the l^t come from D in
+inference mode (running BatchNorm statistics), one extra pass over the (L + 1) B incremental
+images. The entropy bonus (weight ``entropy_weight``, lambda; not in the reference) is an option
+against early collapse; for the LSTM the summed per-position entropies along the sampled prefixes
+are an unbiased estimate of the sequence entropy H(G), and their gradient, as usual, leaves out how
+the prefixes' own probabilities depend on phi.
 
-D and G both step from the state at the start of the step (simultaneous updates), and G's rewards
-are D's logits of that same forward pass (real and fake in one batch, so D's BatchNorm sees both),
-which costs no extra discriminator evaluation.
+D's real images x^0 go through the same pipeline as the augmented ones (clip to [0, 1], the
+geometric steps' resampling with identity matrices, normalization), as the reference feeds its
+real batch through the transformer's pre/post processing (``Transformer.transform_basic``): the
+only difference between what D sees as real and as augmented is then the TFs themselves, never a
+clip or a rounding of the round trip; an identity sequence gives D the real image bitwise.
+
+D and G both step from the state at the start of the step (simultaneous updates).
+
+Defaults and the reference code (HazyResearch/tanda; the TANDA paper is not among the project's
+papers, and the blog post in 004_188d69dcb963af9a.txt gives no values): sequence_length 5 and
+augment_prob 1 are its full-scale CIFAR-10 end-model setting
+(``experiments/cifar10/config/end_model_full_scale_config.json``: seq_len 5, p_transform 1.0);
+the diversity term's mu and layer and the discount its CIFAR-10 search setting (above). Its
+generator has no entropy bonus, so ``entropy_weight`` defaults to 0 (a positive value is an
+option). Kept as our choices, since the reference's differ in kind: an LSTM generator of hidden
+size 64 (the
+reference's CIFAR runs use a one-layer GRU), Adam(1e-3) on the batch-mean loss for G (the
+reference: plain SGD at gen_lr 1e-3 on a loss summed over the batch and positions), Adam(2e-4,
+b1 = 0.5) for D (the reference: Adam at disc_lr 1e-5, searched over {1e-5, 5e-5} for CIFAR-10),
+a DCGAN D of width 32 down to 4 x 4 (the reference's: width 64, four convolutions), and
+``warmup_steps`` (the reference trains G and D first, then the end model with G frozen).
+
+Deviations from the reference code kept here: its policy loss sums over the batch, ours
+averages (a rescaling of G's learning rate), and its phi(x^0) in D's layer comes from D's
+training-mode pass over the real batch, ours from the same inference-mode pass as the other
+phi(x^t), so that phi(x^0) = phi(x^t) exactly when the TFs so far changed nothing.
 
 "The learned generator then augments the target's training": the paper trains G and D first and
 then trains the end model on G's augmentations. Here one jitted step does both: for the first
@@ -81,19 +119,23 @@ from jaxaug.objectives import reinforce
 from jaxaug.policies import apply, levels
 from jaxaug.policies.controller import PolicyController
 
-#: The default TF vocabulary, after the paper's CIFAR-10 TFs (small rotations, shears, shifts,
-#: brightness / contrast / saturation / sharpness changes at fixed magnitudes; our op set has no
-#: zoom or swirl). Levels: rotate 2 / 5 = 6 / 15 degrees, shear 2 = 0.06, translate 2 = 2 px on
-#: images up to 32 px, enhance 3 / 7 = factors 0.64 / 1.36.
+#: The default TF vocabulary: the reference code's CIFAR-10 TFs (``experiments/cifar10/train.py``)
+#: that our op set has, each at the nearest level: rotations by +-2.5 and +-5 degrees (levels
+#: +-1, +-2 = 3, 6 degrees), shears +-0.1 and +-0.25 (levels +-3, +-8 = 0.09, 0.24), and contrast,
+#: brightness and color factors 0.5, 0.75, 1.25, 1.5 (levels 2, 4, 6, 8 = 0.46, 0.82, 1.18,
+#: 1.54). Its zooms, swirls, hue shifts and horizontal flip have no op here.
 DEFAULT_TFS = (
-    ("rotate", 2), ("rotate", -2), ("rotate", 5), ("rotate", -5),
-    ("shear_x", 2), ("shear_x", -2), ("shear_y", 2), ("shear_y", -2),
-    ("translate_x", 2), ("translate_x", -2), ("translate_y", 2), ("translate_y", -2),
-    ("brightness", 3), ("brightness", 7), ("contrast", 3), ("contrast", 7),
-    ("color", 3), ("color", 7), ("sharpness", 3), ("sharpness", 7),
+    ("rotate", 1), ("rotate", -1), ("rotate", 2), ("rotate", -2),
+    ("shear_x", 3), ("shear_x", -3), ("shear_x", 8), ("shear_x", -8),
+    ("contrast", 2), ("contrast", 4), ("contrast", 6), ("contrast", 8),
+    ("brightness", 2), ("brightness", 4), ("brightness", 6), ("brightness", 8),
+    ("color", 2), ("color", 4), ("color", 6), ("color", 8),
 )  # fmt: skip
 
 GENERATORS = ("lstm", "mean_field")
+DIVERSITY_SPACES = ("pixels", "discriminator")
+#: The diversity term's eps (the reference's ``get_mse_loss`` default).
+DIVERSITY_EPS = 1e-6
 
 
 # ----------------------------------------------------------------------------- TF vocabulary
@@ -140,24 +182,68 @@ def tf_table(tfs: tuple, image_size: int) -> tuple[tuple[str, ...], np.ndarray, 
 
 
 def apply_tfs(key: jax.Array, img: jax.Array, sequence: jax.Array, tfs: tuple,
-              interpolation: str = "bilinear") -> jax.Array:
+              interpolation: str = "bilinear", applied: jax.Array | None = None) -> jax.Array:
     """h_tau(img): the TFs ``sequence`` [L] (indices into ``tfs``) applied in order to one image
-    in [0, 1], the geometric ones with a single resampling of their composition."""
+    in [0, 1], the geometric ones with a single resampling of their composition. A step whose
+    ``applied`` [L] (default all True) is False is the identity; the resampling still runs."""
     op_names, op_index, value = tf_table(tuple(map(tuple, tfs)), max(img.shape[:2]))
+    applied = jnp.ones(sequence.shape, bool) if applied is None else applied
     return apply.apply_steps(key, img, jnp.asarray(op_index)[sequence],
-                             jnp.asarray(value)[sequence], jnp.ones(sequence.shape, bool),
-                             op_names=op_names, interpolation=interpolation)
+                             jnp.asarray(value)[sequence], applied, op_names=op_names,
+                             interpolation=interpolation)
 
 
 def augment(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple, mean: jax.Array,
-            std: jax.Array, interpolation: str = "bilinear") -> jax.Array:
-    """The normalized batch ``images`` [B, H, W, C] transformed by ``sequences`` [B, L], one key
-    per image: mapped to [0, 1] (clipped: the ops assume that range), transformed, normalized."""
+            std: jax.Array, interpolation: str = "bilinear",
+            applied: jax.Array | None = None) -> jax.Array:
+    """The normalized batch ``images`` [B, H, W, C] transformed by ``sequences`` [B, L] (steps
+    masked by ``applied`` [B, L], default all applied), one key per image: mapped to [0, 1]
+    (clipped: the ops assume that range), transformed, normalized."""
     x01 = jnp.clip(images * std + mean, 0.0, 1.0)
     keys = jax.random.split(key, images.shape[0])
-    out = jax.vmap(lambda k, img, seq: apply_tfs(k, img, seq, tfs, interpolation))(keys, x01,
-                                                                                   sequences)
+    applied = jnp.ones(sequences.shape, bool) if applied is None else applied
+    out = jax.vmap(lambda k, img, seq, on: apply_tfs(k, img, seq, tfs, interpolation, on))(
+        keys, x01, sequences, applied)
     return (out - mean) / std
+
+
+def incremental_inputs(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple,
+                       mean: jax.Array, std: jax.Array,
+                       interpolation: str = "bilinear") -> jax.Array:
+    """[L + 1, B, H, W, C]: the normalized ``images`` through the prefixes tau_<=t, t = 0..L, of
+    their ``sequences`` [B, L]; row 0 is the empty sequence (D's real images), row L the full one.
+    One `augment` program vmapped over the prefixes with the same per-image keys, so a prefix
+    that changes nothing gives row 0 bitwise."""
+    length = sequences.shape[1]
+    prefixes = jnp.arange(length)[None, :] < jnp.arange(length + 1)[:, None]  # [L + 1, L]
+
+    def through(prefix):
+        applied = jnp.broadcast_to(prefix, sequences.shape)
+        return augment(key, images, sequences, tfs, mean, std, interpolation, applied)
+
+    return jax.vmap(through)(prefixes)
+
+
+def diversity_penalty(real: jax.Array, fake: jax.Array, weight: float) -> jax.Array:
+    """TANDA's diversity term per image, mu / (MSE(real_i, fake_i) + eps) [...], the MSE over
+    the last three axes (``tanda/tan.py``: ``get_mse_loss``, eps = `DIVERSITY_EPS`)."""
+    mse = jnp.mean(jnp.square(real - fake), axis=(-3, -2, -1))
+    return weight / (mse + DIVERSITY_EPS)
+
+
+def transform_losses(logits: jax.Array, phi: jax.Array, weight: float) -> jax.Array:
+    """l^t [B, L + 1] = -log D(x^t) + mu / (MSE(phi(x^0), phi(x^t)) + eps), from D's logits
+    [L + 1, B] of the incremental transforms and their features ``phi`` [L + 1, B, ...] (D's
+    input or a hidden layer; a flat feature vector is treated as [..., 1, 1, n])."""
+    phi = phi.reshape(*phi.shape[:2], 1, 1, -1) if phi.ndim < 5 else phi
+    penalty = diversity_penalty(phi[:1], phi, weight)
+    return (-objectives.log_realness(logits) + penalty).T
+
+
+def generator_returns(losses: jax.Array, gamma: float) -> jax.Array:
+    """R [B, L]: the loss changes d^t = l^t - l^(t-1) of ``losses`` [B, L + 1], discounted over
+    the later TFs, R^t = sum_(s >= t) gamma^(s - t) d^s."""
+    return reinforce.discounted_returns(jnp.diff(losses, axis=-1), gamma)
 
 
 # ----------------------------------------------------------------------------- generators
@@ -227,12 +313,14 @@ class LSTMGenerator:
 # ----------------------------------------------------------------------------- objectives
 def generator_loss(log_probs: jax.Array, entropies: jax.Array, rewards: jax.Array,
                    entropy_weight: float) -> jax.Array:
-    """L_G = -mean_i (r_i - b) sum_t log pi_it - lambda mean_i sum_t H_it, b = mean_i r_i, from
-    per-position ``log_probs`` and ``entropies`` [N, L] and ``rewards`` [N] (held constant)."""
+    """L_G = -mean_i sum_t (r_it - b_t) log pi_it - lambda mean_i sum_t H_it, b_t = mean_i r_it,
+    from per-position ``log_probs`` and ``entropies`` [N, L] and ``rewards`` (held constant):
+    per position [N, L] (the step passes -R), or one per sequence [N], shared by its positions."""
     rewards = jax.lax.stop_gradient(rewards)
-    surrogate = reinforce.reinforce_loss(log_probs.sum(-1), rewards,
-                                         reinforce.batch_mean_baseline(rewards))
-    return surrogate - entropy_weight * jnp.mean(entropies.sum(-1))
+    rewards = jnp.broadcast_to(rewards.reshape(rewards.shape[0], -1), log_probs.shape)
+    surrogate = reinforce.reinforce_loss(log_probs, rewards,
+                                         reinforce.batch_mean_baseline(rewards, axis=0))
+    return log_probs.shape[1] * surrogate - entropy_weight * jnp.mean(entropies.sum(-1))
 
 
 @flax.struct.dataclass
@@ -273,7 +361,7 @@ def tanda(
     generator: str = "lstm",
     sequence_length: int = 5,
     tfs: Sequence[tuple[str, int]] = DEFAULT_TFS,
-    entropy_weight: float = 0.01,
+    entropy_weight: float = 0.0,
     augment_prob: float = 1.0,
     warmup_steps: int = 500,
     generator_optimizer: optax.GradientTransformation | None = None,
@@ -282,6 +370,10 @@ def tanda(
     lstm_hidden: int = 64,
     lstm_embedding: int = 16,
     interpolation: str = "bilinear",
+    diversity_weight: float = 1e-3,
+    diversity_space: str = "discriminator",
+    diversity_layer: int = 1,
+    discount: float = 0.5,
 ) -> TandaMethod:
     """The TANDA method (see the module docstring).
 
@@ -300,6 +392,11 @@ def tanda(
         BatchNorm statistics (default `models.Discriminator()`).
       lstm_hidden, lstm_embedding: sizes of the LSTM generator.
       interpolation: resampling of the composed geometric TFs, ``"bilinear"`` or ``"nearest"``.
+      diversity_weight: mu, the weight of the diversity term (>= 0; 0 turns it off).
+      diversity_space: where its MSE is taken: ``"pixels"`` (D's input) or ``"discriminator"``
+        (a layer of D, which must sow its layers' outputs as `models.Discriminator` does).
+      diversity_layer: that layer, counted back from D's last sown one (0 = the last).
+      discount: gamma, the discount of the later TFs' loss changes in a TF's return, in [0, 1].
     """
     if generator not in GENERATORS:
         raise ValueError(f"tanda: unknown generator {generator!r}; valid: {', '.join(GENERATORS)}")
@@ -314,6 +411,15 @@ def tanda(
     if interpolation not in ("bilinear", "nearest"):
         raise ValueError(f"tanda: unknown interpolation {interpolation!r}; valid: bilinear, "
                          "nearest")
+    if not diversity_weight >= 0:
+        raise ValueError(f"tanda: diversity_weight must be >= 0, got {diversity_weight!r}")
+    if diversity_space not in DIVERSITY_SPACES:
+        raise ValueError(f"tanda: unknown diversity_space {diversity_space!r}; valid: "
+                         f"{', '.join(DIVERSITY_SPACES)}")
+    check_int("tanda", "diversity_layer", diversity_layer, 0)
+    if not 0 <= discount <= 1:
+        raise ValueError(f"tanda: discount must be in [0, 1], got {discount!r}")
+    in_d = diversity_space == "discriminator"
     tfs = check_tfs(tfs)
     mean, std = image_stats("tanda", mean, std)
     if generator == "lstm":
@@ -324,11 +430,29 @@ def tanda(
     gen_optimizer = generator_optimizer or optax.adam(1e-3)
     d_optimizer = disc_optimizer or optax.adam(2e-4, b1=0.5)
 
+    def losses_and_returns(d, steps):
+        """R [B, L] and the final transforms' diversity penalty [B], from D in inference mode."""
+        flat = steps.reshape(-1, *steps.shape[2:])
+        logits, sown = disc.apply({"params": d.params, "batch_stats": d.batch_stats}, flat,
+                                  train=False, mutable=["intermediates"])
+        logits = jax.lax.stop_gradient(logits).reshape(steps.shape[:2])
+        phi = sown["intermediates"]["features"][-(diversity_layer + 1)] if in_d else flat
+        phi = jax.lax.stop_gradient(phi).reshape(*steps.shape[:2], *phi.shape[1:])
+        losses = transform_losses(logits, phi, diversity_weight)
+        penalty = losses[:, -1] + objectives.log_realness(logits[-1])
+        return generator_returns(losses, discount), penalty
+
     def init(key, batch):
         target_key, gen_key, disc_key = jax.random.split(key, 3)
         target = init_target(target_key, batch["image"], model, optimizer)
         gen_params = gen.init(gen_key)
-        d_vars = disc.init(disc_key, batch["image"], train=False)
+        # mutable=True keeps the sown activations that flax's init drops by default.
+        d_vars = disc.init(disc_key, batch["image"], train=False, mutable=True)
+        num_layers = len(d_vars.get("intermediates", {}).get("features", ()))
+        if in_d and diversity_layer >= num_layers:
+            raise ValueError(f"tanda: diversity_layer {diversity_layer} needs a discriminator "
+                             f"with more than {diversity_layer} hidden layers sown as "
+                             f"('intermediates', 'features'); it has {num_layers}")
         zero = jnp.zeros((), jnp.int32)
         return TandaState(
             step=zero, target=target,
@@ -343,12 +467,13 @@ def tanda(
         g, d, target = state.generator, state.discriminator, state.target
 
         sequences, _, _ = gen.sample(g.params, sample_key, x.shape[0])
-        fake = augment(apply_key, x, sequences, tfs, mean, std, interpolation)
-
+        steps = incremental_inputs(apply_key, x, sequences, tfs, mean, std, interpolation)
+        fake = steps[-1]
         (d_loss, d_aux), d_grads = jax.value_and_grad(
-            objectives.discriminator_objective, has_aux=True)(d.params, d.batch_stats, x, fake,
-                                                              discriminator=disc)
-        rewards = objectives.log_realness(d_aux["fake_logits"])
+            objectives.discriminator_objective, has_aux=True)(d.params, d.batch_stats, steps[0],
+                                                              fake, discriminator=disc)
+        returns, penalty = losses_and_returns(d, steps)
+        rewards = -returns
 
         def g_objective(params):
             log_probs, entropies = gen.score(params, sequences)
@@ -374,7 +499,8 @@ def tanda(
                                                skipped=state.skipped + (~ok).astype(jnp.int32))
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "d_loss": d_loss,
                    "d_real": d_aux["d_real"], "d_fake": d_aux["d_fake"],
-                   "d_accuracy": d_aux["d_accuracy"], "reward": jnp.mean(rewards),
+                   "d_accuracy": d_aux["d_accuracy"], "return": jnp.mean(returns[:, 0]),
+                   "diversity_penalty": jnp.mean(penalty),
                    "generator_loss": g_loss, "generator_entropy": entropy,
                    "augmented": jnp.mean(augmented.astype(jnp.float32)),
                    "skipped": (~ok).astype(jnp.float32)}

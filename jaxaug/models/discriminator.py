@@ -4,6 +4,10 @@ Strided 4x4 convolutions double the channels while halving the resolution, with 
 and BatchNorm on every layer but the first, down to 4x4 (or smaller), then one linear logit:
 ``D(x) = sigmoid(logit)`` is the probability that ``x`` is a real (untransformed) image.
 AdaTransform and TANDA train it real-vs-transformed; see `jaxaug.objectives.discriminator`.
+Each convolution's output (before its BatchNorm and activation, the layers TANDA's reference
+discriminator returns) is sown into the ``"intermediates"`` collection as ``"features"`` (a
+tuple, first layer first), where TANDA's diversity term reads it; applying the module without
+that collection mutable records nothing.
 """
 
 import flax.linen as nn
@@ -23,6 +27,7 @@ class Discriminator(nn.Module):
         channels, layer = self.width, 0
         while min(x.shape[1:3]) > self.min_size:
             x = nn.Conv(channels, (4, 4), strides=2, padding=1, use_bias=layer == 0)(x)
+            self.sow("intermediates", "features", x)
             if layer > 0:
                 x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
             x = nn.leaky_relu(x, 0.2)

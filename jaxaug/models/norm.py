@@ -184,8 +184,9 @@ class CrossNorm(nn.Module):
 class CNSNPlacement:
     """Where and how a residual block applies CrossNorm and SelfNorm (CN before SN).
 
-    ``position``: "post" (the block's output, after the addition), "pre" (the block's input,
-    before both paths) or "residual" (the end of the residual path, before the addition).
+    ``position``: "post" (the block's output, after the addition), "pre" (the start of the
+    residual path only: the shortcut is not scaled, as in the reference code's blocks) or
+    "residual" (the end of the residual path, before the addition).
     ``cn_prob`` and ``cn_active`` choose the CrossNorm units of a training pass (see
     `crossnorm_gates`): 0 active units means each unit independently with ``cn_prob``.
     ``sn_recalibrate_mean`` is `SelfNorm`'s ``recalibrate_mean`` (False: g only, the reference

@@ -21,8 +21,9 @@ from jaxaug.models.norm import CNSN, CNSNPlacement, cnsn_gates
 
 class _Block(nn.Module):
     """Shared fields, the projection shortcut BN(conv1x1_stride(x)) used when the shape changes,
-    and CrossNorm / SelfNorm (``cnsn``) on the block's input ("pre"), the residual path's output
-    before the addition ("residual") or the block's output ("post")."""
+    and CrossNorm / SelfNorm (``cnsn``) on the residual path's input ("pre"; the shortcut takes
+    the unscaled x, as in the CNSN reference code, ``models/imagenet/resnet_cnsn.py``), the
+    residual path's output before the addition ("residual") or the block's output ("post")."""
 
     features: int
     stride: int
@@ -52,8 +53,8 @@ class BasicBlock(_Block):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet, cn_gate=False) -> jnp.ndarray:
-        x = self.cnsn_at("pre", x, train, cn_gate)
-        y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv1")(x)
+        y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv1")(
+            self.cnsn_at("pre", x, train, cn_gate))
         y = nn.relu(self.bn("bn1")(y, train=train, bn_set=bn_set))
         y = conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
         y = self.cnsn_at("residual", self.bn("bn2")(y, train=train, bn_set=bn_set), train, cn_gate)
@@ -69,8 +70,8 @@ class Bottleneck(_Block):
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool, bn_set: BnSet, cn_gate=False) -> jnp.ndarray:
         out_features = self.features * self.expansion
-        x = self.cnsn_at("pre", x, train, cn_gate)
-        y = conv(self.features, 1, dtype=self.dtype, name="conv1")(x)
+        y = conv(self.features, 1, dtype=self.dtype, name="conv1")(
+            self.cnsn_at("pre", x, train, cn_gate))
         y = nn.relu(self.bn("bn1")(y, train=train, bn_set=bn_set))
         y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv2")(y)
         y = nn.relu(self.bn("bn2")(y, train=train, bn_set=bn_set))

@@ -23,8 +23,10 @@ class WideBasicBlock(nn.Module):
     """out = shortcut + conv3x3(dropout(ReLU(BN(conv3x3_stride(a))))), with a = ReLU(BN(x)).
 
     shortcut is x when the shape is unchanged, else a 1×1 strided conv of the pre-activated a.
-    With ``cnsn``, CrossNorm / SelfNorm act on x ("pre"), on the residual path's output
-    ("residual") or on out ("post").
+    With ``cnsn``, CrossNorm / SelfNorm act on the residual path's input ("pre"), on its output
+    ("residual") or on out ("post"). "pre" leaves the shortcut alone, as in the CNSN reference
+    code (``models/cifar/wideresnet_cnsn.py``): on x before BN-ReLU when the shape is unchanged
+    (the shortcut is the unscaled x), on a when it changes (the shortcut conv sees a unscaled).
     """
 
     features: int
@@ -41,14 +43,19 @@ class WideBasicBlock(nn.Module):
                 return value
             return CNSN(self.cnsn, name="cnsn")(value, train, cn_gate)
 
-        x = cnsn_at("pre", x)
         bn = functools.partial(MultiBatchNorm, num_sets=self.num_bn_sets, dtype=self.dtype)
-        preact = nn.relu(bn(name="bn1")(x, train=train, bn_set=bn_set))
-        y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv1")(preact)
+        identity = x.shape[-1] == self.features and self.stride == 1
+        if identity:
+            preact = nn.relu(bn(name="bn1")(cnsn_at("pre", x), train=train, bn_set=bn_set))
+            branch = preact
+        else:
+            preact = nn.relu(bn(name="bn1")(x, train=train, bn_set=bn_set))
+            branch = cnsn_at("pre", preact)
+        y = conv(self.features, 3, self.stride, dtype=self.dtype, name="conv1")(branch)
         y = nn.relu(bn(name="bn2")(y, train=train, bn_set=bn_set))
         y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
         y = cnsn_at("residual", conv(self.features, 3, dtype=self.dtype, name="conv2")(y))
-        if x.shape[-1] == self.features and self.stride == 1:
+        if identity:
             return cnsn_at("post", x + y)
         shortcut = conv(self.features, 1, self.stride, dtype=self.dtype, name="shortcut")(preact)
         return cnsn_at("post", shortcut + y)

@@ -82,11 +82,12 @@ class QuantSpec:
                 and self.gradient_bits is None)
 
 
-# The quantized CU-Net paper's settings, named <feature bits><weight bits><gradient bits>, and the
-# weight-only ones. 1-bit weights are binary with XNOR-Net's alpha and 2-bit ones ternary with
-# TWN's alpha. Features are quantized on [-4, 4] (FEATURE_RANGE): on [-1, 1] the BN-ReLU features
-# that saturate cost CU-Net most of its accuracy (synthetic keypoints, 300 steps: PCKh 0.21 with
-# 8-bit features on [-1, 1] vs 0.57 on [-4, 4] and 0.56 in full precision; docs/results.md).
+# The quantized CU-Net paper's settings (Tang thesis, sec. 5.3.5 and tables 5.8-5.10 of sec. 5.5.7),
+# named <feature bits><weight bits><gradient bits>, and the weight-only ones. 1-bit weights are
+# binary with XNOR-Net's alpha and 2-bit ones ternary with TWN's alpha. Features are quantized on
+# [-4, 4] (FEATURE_RANGE): on [-1, 1] the BN-ReLU features that saturate cost CU-Net most of its
+# accuracy (synthetic keypoints, 300 steps: PCKh 0.21 with 8-bit features on [-1, 1] vs 0.57 on
+# [-4, 4] and 0.56 in full precision; docs/results.md).
 FEATURE_RANGE = 4.0
 SETTINGS = {
     "fp": QuantSpec(),

@@ -6,8 +6,10 @@ constant outside it,
 
     d q(x) / dx := 1{lo <= x <= hi}.
 
-* `binarize(w)`: sign(clip(w, -1, 1)) in {-1, +1} (0 maps to +1); STE range [-1, 1].
-* `ternarize(w)`: TWN's {-1, 0, +1} with threshold t = 0.7 mean|w|; STE range [-1, 1].
+* `binarize(w)`: sign(clip(w, -1, 1)) in {-1, +1} (0 maps to +1); STE range [-1, 1] (Tang
+  thesis, sec. 5.3.5, eq. 5.5).
+* `ternarize(w)`: TWN's {-1, 0, +1} with threshold t = 0.7 mean|w| (Tang thesis, sec. 5.3.5,
+  eq. 5.6); STE range [-1, 1].
 * ``scaled=True`` multiplies by alpha per output channel (the last axis of a Flax kernel):
   alpha = mean|w| for binary weights (XNOR-Net), and the mean of |w| over |w| > t for ternary
   ones (TWN). alpha is an ordinary function of w, so its own gradient flows too.

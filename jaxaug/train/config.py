@@ -12,6 +12,7 @@ from ml_collections import config_dict
 from jaxaug.methods.adatransform import MODES as ADATRANSFORM_MODES
 from jaxaug.methods.adatransform import thesis_default as adatransform_default
 from jaxaug.methods.online_augment import generator_names
+from jaxaug.methods.tanda import DIVERSITY_SPACES as TANDA_DIVERSITY_SPACES
 from jaxaug.methods.tanda import GENERATORS as TANDA_GENERATORS
 from jaxaug.models.norm import CNSNPlacement
 from jaxaug.objectives.meta import MODES as META_MODES
@@ -86,9 +87,15 @@ def base_config() -> ml_collections.ConfigDict:
     # TANDA (method "tanda"): an "lstm" or "mean_field" generator of `sequence_length`
     # transformations, trained against a discriminator; the target trains on its augmentations
     # (each image with probability augment_prob) after `warmup_steps` steps on clean images.
+    # The generator's diversity term diversity_weight / (MSE + 1e-6) takes the MSE between real
+    # and augmented images in `diversity_space` "pixels" or "discriminator" (the hidden layer of
+    # D `diversity_layer` back from its last); each TF's return discounts the later TFs' loss
+    # changes by `discount`. The defaults are the TANDA reference's CIFAR-10 setting (mse_term
+    # 0.001, mse_layer 1, gamma 0.5).
     c.tanda = ml_collections.ConfigDict({
-        "generator": "lstm", "sequence_length": 5, "entropy_weight": 0.01, "augment_prob": 1.0,
-        "warmup_steps": 500, "generator_lr": 1e-3,
+        "generator": "lstm", "sequence_length": 5, "entropy_weight": 0.0, "augment_prob": 1.0,
+        "warmup_steps": 500, "generator_lr": 1e-3, "diversity_weight": 1e-3,
+        "diversity_space": "discriminator", "diversity_layer": 1, "discount": 0.5,
     })
 
     c.model = "wrn-28-10"
@@ -237,6 +244,11 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         check(0 <= t.augment_prob <= 1, "tanda.augment_prob", "must be in [0, 1]")
         check(t.warmup_steps >= 0, "tanda.warmup_steps", "must be non-negative")
         check(t.generator_lr > 0, "tanda.generator_lr", "must be positive")
+        check(t.diversity_weight >= 0, "tanda.diversity_weight", "must be non-negative")
+        check(t.diversity_space in TANDA_DIVERSITY_SPACES, "tanda.diversity_space",
+              f"must be one of {', '.join(TANDA_DIVERSITY_SPACES)}")
+        check(t.diversity_layer >= 0, "tanda.diversity_layer", "must be non-negative")
+        check(0 <= t.discount <= 1, "tanda.discount", "must be in [0, 1]")
     if config.cnsn.selfnorm or config.cnsn.crossnorm:
         check(not config.model.startswith("shake-shake"), "model",
               "SelfNorm / CrossNorm (config.cnsn) are placed in WRN and ResNet blocks only")

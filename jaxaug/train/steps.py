@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxaug import data, policies
+from jaxaug import data, methods, policies
 from jaxaug.data import augment
 from jaxaug.methods.base import all_finite, keep_if
 from jaxaug.train.mesh import batch_sharding, replicated
@@ -21,26 +21,36 @@ class CompiledSteps(NamedTuple):
     augmented_images: Callable  # (uint8 batch, key) -> uint8 images as the network sees them
 
 
-def augmentation(augment_config, mean, std) -> Callable:
+def augmentation(augment_config, mean, std, cutout: bool = True) -> Callable:
     """``(key, uint8 batch) -> batch`` applying ``config.augment``: crop, flip, the named policy
-    (if any), normalization, Cutout (see ``jaxaug.data.augment.standard``)."""
+    (if any), normalization, Cutout unless ``cutout`` is False (see
+    ``jaxaug.data.augment.standard``)."""
     c = augment_config
     policy = policies.get(c.policy, num_ops=c.num_ops, magnitude=c.magnitude) if c.policy else None
     return functools.partial(augment.standard, mean=mean, std=std, pad=c.pad, flip=c.flip,
-                             cutout=c.cutout, policy=policy)
+                             cutout=c.cutout if cutout else 0, policy=policy)
+
+
+def standard_augmentation(config, mean, std) -> Callable:
+    """The trainer's `augmentation` of ``config.augment`` for ``config.method``: without Cutout
+    for the methods in `methods.CUTOUT_IN_METHOD`, which apply it after their own policy."""
+    return augmentation(config.augment, mean, std,
+                        cutout=config.method not in methods.CUTOUT_IN_METHOD)
 
 
 def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
     """Jit-compiles a method's init and step with the batch sharded and the state replicated.
 
     The train step applies the standard augmentation of ``config.augment`` on the device, then the
-    method's step. Its randomness is ``fold_in(key(seed), 1)`` folded with ``state.step``, so a run
-    draws the same numbers whatever the device count or the point it resumed from.
+    method's step; for the methods in `methods.CUTOUT_IN_METHOD` the method applies the Cutout,
+    after its own policy, so the standard augmentation (and ``augmented_images``) leave it out.
+    Its randomness is ``fold_in(key(seed), 1)`` folded with ``state.step``, so a run draws the same
+    numbers whatever the device count or the point it resumed from.
     """
     rep, shard = replicated(mesh), batch_sharding(mesh)
     train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
-    standard = augmentation(config.augment, mean, std)
+    standard = standard_augmentation(config, mean, std)
 
     def init(key):
         images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
