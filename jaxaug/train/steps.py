@@ -10,6 +10,7 @@ import optax
 
 from jaxaug import data, policies
 from jaxaug.data import augment
+from jaxaug.methods.base import UNAUGMENTED
 from jaxaug.train.mesh import batch_sharding, replicated
 
 
@@ -33,7 +34,8 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
     """Jit-compiles a method's init and step with the batch sharded and the state replicated.
 
     The train step applies the standard augmentation of ``config.augment`` on the device, then the
-    method's step. Its randomness is ``fold_in(key(seed), 1)`` folded with ``state.step``, so a run
+    method's step; a method with ``unaugmented_input`` also gets the normalized images before that
+    augmentation, as ``batch[UNAUGMENTED]`` (sharded as the batch). Its randomness is ``fold_in(key(seed), 1)`` folded with ``state.step``, so a run
     draws the same numbers whatever the device count or the point it resumed from.
     """
     rep, shard = replicated(mesh), batch_sharding(mesh)
@@ -48,8 +50,10 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
     def train_step(state, batch):
         key = jax.random.fold_in(train_key, state.step)
         augment_key, step_key = jax.random.split(key)
-        batch = standard(augment_key, batch)
-        return method.step(state, batch, step_key)
+        augmented = standard(augment_key, batch)
+        if method.unaugmented_input:
+            augmented[UNAUGMENTED] = augment.normalize(batch["image"], mean, std)
+        return method.step(state, augmented, step_key)
 
     def eval_step(state, batch):
         logits = method.predict(state, augment.normalize(batch["image"], mean, std))
