@@ -55,7 +55,7 @@ _COMPARE_MERGED = flags.DEFINE_bool(
 def compare_merged(model, optimizer, batch, steps):
     """Each default variant against its ``merged_update`` counterpart, timed in turn."""
     fields = []
-    for name in [n for n in VARIANTS if f"{n}_merged" in VARIANTS]:
+    for name in [n for n in _VARIANTS.value if f"{n}_merged" in VARIANTS]:
         pair = []
         for variant in (name, f"{name}_merged"):
             factories, inner_num, meta, merged, _ = VARIANTS[variant]
