@@ -1,16 +1,14 @@
 """Cost of one OnlineAugment iteration against the plain supervised step, same device, same run.
 
   python bench/step_cost.py [--model=wrn-28-2] [--batch=128] [--steps=3] [--quick]
-                           [--variants=astn,astn_merged,...]
-  python bench/step_cost.py --compare_merged [--model=...] [--batch=...] [--steps=...]
+                           [--variants=astn,pvae,...]
 
 Each variant's *floor* is the number of images the target network processes forward and backward
 in one iteration, over the batch size, times the baseline step: A-STN doubles the batch (T(x) and
 T^-1(x)) and adds the clean batch, so inner_num 1 has a floor of 3 and inner_num 4 of 4*2 + 1 = 9;
-the VAEs have 1 + 1 = 2, and Comb. (all three) 1 + 2 + 1 + 1 = 5. The default makes the clean
-update on its own after the generated ones; the "_merged" variants (``merged_update=True``)
-merge it into the last generated update: the same images, one target update fewer. The meta
-variant trains the target on the same whole batch and adds the meta loss on its halves. The script prints each
+the VAEs have 1 + 1 = 2, and Comb. (all three) 1 + 2 + 1 + 1 = 5 (the clean update comes after
+the generated ones, in a call of its own). The meta variant trains the target on the same whole
+batch and adds the meta loss on its halves. The script prints each
 variant's time over the baseline and over its floor;
 the meta variant is also compared with the same variant without meta (target: at most 2x).
 With --measured_floor (default) it also prints each time over a *measured* floor: the supervised
@@ -21,7 +19,7 @@ the batch size.
 import jax
 import optax
 from absl import app, flags
-from timing import batch_of, interleaved_seconds_per_step, seconds_per_step
+from timing import batch_of, seconds_per_step
 
 from jaxaug import methods, models
 from jaxaug.methods import online_augment as oa
@@ -33,40 +31,17 @@ _QUICK = flags.DEFINE_bool("quick", False, "WRN-10-1, batch 16, 1 step: a smoke 
 _MEASURED_FLOOR = flags.DEFINE_bool(
     "measured_floor", True, "Also time the supervised step on the floor's batch sizes.")
 
-# name -> (generator factories, inner_num, meta, merged_update, floor); a generated batch is
+# name -> (generator factories, inner_num, meta, floor); a generated batch is
 # (floor - 1) / inner_num images per batch image and update.
 VARIANTS = {
-    "astn": ((oa.astn,), 1, False, False, 3),
-    "astn_merged": ((oa.astn,), 1, False, True, 3),
-    "astn_inner4": ((oa.astn,), 4, False, False, 9),
-    "astn_inner4_merged": ((oa.astn,), 4, False, True, 9),
-    "astn_meta": ((oa.astn,), 1, True, False, 3),
-    "dvae": ((oa.deform_vae,), 1, False, False, 2),
-    "pvae": ((oa.perturb_vae,), 1, False, False, 2),
-    "pvae_merged": ((oa.perturb_vae,), 1, False, True, 2),
-    "comb": ((oa.astn, oa.deform_vae, oa.perturb_vae), 1, False, False, 5),
+    "astn": ((oa.astn,), 1, False, 3),
+    "astn_inner4": ((oa.astn,), 4, False, 9),
+    "astn_meta": ((oa.astn,), 1, True, 3),
+    "dvae": ((oa.deform_vae,), 1, False, 2),
+    "pvae": ((oa.perturb_vae,), 1, False, 2),
+    "comb": ((oa.astn, oa.deform_vae, oa.perturb_vae), 1, False, 5),
 }
 _VARIANTS = flags.DEFINE_list("variants", list(VARIANTS), "Variants to time.")
-_COMPARE_MERGED = flags.DEFINE_bool(
-    "compare_merged", False, "Only time each variant with a merged counterpart against it, the "
-    "two steps in turn (robust to a machine shared with other jobs).")
-
-
-def compare_merged(model, optimizer, batch, steps):
-    """Each default variant against its ``merged_update`` counterpart, timed in turn."""
-    fields = []
-    for name in [n for n in _VARIANTS.value if f"{n}_merged" in VARIANTS]:
-        pair = []
-        for variant in (name, f"{name}_merged"):
-            factories, inner_num, meta, merged, _ = VARIANTS[variant]
-            pair.append(oa.online_augment(model, optimizer, [f() for f in factories],
-                                          inner_num=inner_num, meta=meta, merged_update=merged,
-                                          lr_schedule=lambda _: 0.1))
-        separate, merged = interleaved_seconds_per_step(pair, batch, steps)
-        print(f"{name:<20} {separate * 1e3:10.1f} ms  merged {merged * 1e3:10.1f} ms  "
-              f"separate / merged {separate / merged:5.3f}")
-        fields.append(f"{name}_over_merged={separate / merged:.3g}")
-    print("RESULT " + " ".join(fields))
 
 
 def main(argv):
@@ -79,24 +54,19 @@ def main(argv):
     device = jax.devices()[0]
     print(f"device: {device.platform} ({device.device_kind}); {model_name}, batch {batch_size}, "
           f"median of {steps} steps")
-    if _COMPARE_MERGED.value:
-        return compare_merged(model, optimizer, batch, steps)
 
     supervised = methods.supervised(model, optimizer)
     baseline = seconds_per_step(supervised, batch, steps)
-    print(f"{'baseline':<20} {baseline * 1e3:10.1f} ms")
+    print(f"{'baseline':<12} {baseline * 1e3:10.1f} ms")
     supervised_times = {1: baseline}
 
-    def measured_floor(floor, inner_num, merged):
+    def measured_floor(floor, inner_num):
         """The supervised steps on the batches the target really sees: inner_num calls on the
-        generated images, then one on the clean batch (merged: inner_num - 1, then one on
-        generated + clean). On a CPU, convolutions are not linear in the batch size, so this can
-        differ from floor x baseline."""
+        generated images, then one on the clean batch. On a CPU, convolutions are not linear in
+        the batch size, so this can differ from floor x baseline."""
         generated = (floor - 1) // inner_num
         total = 0.0
-        schedule = (((generated, inner_num - 1), (generated + 1, 1)) if merged
-                    else ((generated, inner_num), (1, 1)))
-        for multiple, calls in schedule:
+        for multiple, calls in ((generated, inner_num), (1, 1)):
             if calls and multiple not in supervised_times:
                 supervised_times[multiple] = seconds_per_step(
                     supervised, batch_of(multiple * batch_size), steps)
@@ -105,26 +75,19 @@ def main(argv):
 
     times, fields = {}, [f"device={device.platform}"]
     for name in _VARIANTS.value:
-        factories, inner_num, meta, merged, floor = VARIANTS[name]
+        factories, inner_num, meta, floor = VARIANTS[name]
         method = oa.online_augment(model, optimizer, [f() for f in factories],
-                                   inner_num=inner_num, meta=meta, merged_update=merged,
-                                   lr_schedule=lambda _: 0.1)
+                                   inner_num=inner_num, meta=meta, lr_schedule=lambda _: 0.1)
         times[name] = seconds_per_step(method, batch, steps)
         ratio = times[name] / baseline
-        measured = ""
-        if _MEASURED_FLOOR.value:
-            floor_time = measured_floor(floor, inner_num, merged)
-            measured = f"  {times[name] / floor_time:5.2f}x measured floor"
-        print(f"{name:<20} {times[name] * 1e3:10.1f} ms  {ratio:6.2f}x baseline  floor {floor}x"
+        measured = (f"  {times[name] / measured_floor(floor, inner_num):5.2f}x measured floor"
+                    if _MEASURED_FLOOR.value else "")
+        print(f"{name:<12} {times[name] * 1e3:10.1f} ms  {ratio:6.2f}x baseline  floor {floor}x"
               f"  {ratio / floor:5.2f}x floor{measured}")
         if name != "astn_meta":
             fields.append(f"{name}={ratio / floor:.3g}")
-    for label, slower, faster in (("meta_over_astn", "astn_meta", "astn"),
-                                  ("astn_over_merged", "astn", "astn_merged"),
-                                  ("astn_inner4_over_merged", "astn_inner4", "astn_inner4_merged"),
-                                  ("pvae_over_merged", "pvae", "pvae_merged")):
-        if slower in times and faster in times:
-            fields.append(f"{label}={times[slower] / times[faster]:.3g}")
+    if "astn_meta" in times and "astn" in times:
+        fields.append(f"meta_over_astn={times['astn_meta'] / times['astn']:.3g}")
     print("RESULT " + " ".join(fields))
 
 

@@ -23,26 +23,6 @@ def seconds_per_step(method, batch, steps):
     return statistics.median(times)
 
 
-def interleaved_seconds_per_step(methods, batch, steps):
-    """Median seconds of each method's jitted step, timed in turn (one step of each, ``steps``
-    rounds) after one compiling call each, so that a machine shared with other jobs slows them
-    alike."""
-    runs = []
-    for method in methods:
-        step = jax.jit(method.step, donate_argnums=0)
-        state = jax.jit(method.init)(jax.random.key(0), batch)
-        state, _ = step(state, batch, jax.random.key(1))
-        runs.append([step, jax.block_until_ready(state)])
-    times = [[] for _ in methods]
-    for i in range(steps):
-        for run, record in zip(runs, times):
-            start = time.perf_counter()
-            run[1], metrics = run[0](run[1], batch, jax.random.key(2 + i))
-            jax.block_until_ready((run[1], metrics))
-            record.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
-
-
 def batch_of(size, seed=0):
     rng = np.random.default_rng(seed)
     return {"image": jnp.asarray(rng.normal(size=(size, 32, 32, 3)), jnp.float32),

@@ -182,6 +182,15 @@ def test_online_augment_config_errors_name_the_field():
     config.online_augment.generator, config.online_augment.perturb_vae.beta = "comb", -1.0
     with pytest.raises(ValueError, match=r"online_augment\.perturb_vae\.beta"):
         validate(config, device_count=1)
+    config.online_augment.perturb_vae.beta = 10.0
+    assert config.online_augment.grad_clip == 5.0  # the reference's --grad_clip
+    for off in (0, None):  # no clipping
+        config.online_augment.grad_clip = off
+        validate(config, device_count=1)
+    for bad in (-1.0, float("inf"), float("nan")):
+        config.online_augment.grad_clip = bad
+        with pytest.raises(ValueError, match=r"online_augment\.grad_clip"):
+            validate(config, device_count=1)
 
 
 def run_train(args, workdir, timeout):

@@ -1,8 +1,7 @@
 """The OnlineAugment method: one jitted iteration, its gradients' roles, the reference's update
 structure (generated updates, then a clean supervised one, each clipped), the generators' input
-before the standard augmentation, inner_num, NaN skipping, the BatchNorm-set routing of Comb, the
-merged-update option. The meta variant runs in tests/test_online_augment_devices.py (one compile
-of it is enough).
+before the standard augmentation, inner_num, NaN skipping, the BatchNorm-set routing of Comb.
+The meta variant runs in tests/test_online_augment_devices.py (one compile of it is enough).
 
 The target is a one-layer CNN whose BatchNorm honours `bn_set` (tests/tiny_models.py): the method
 only needs the models' interface, and WRN-10-1 added seconds to tens of seconds to each compile."""
@@ -348,22 +347,3 @@ def test_comb_trains_all_three_generators_on_their_own_batchnorm_sets():
     with pytest.raises(ValueError, match="num_sets=2"):
         jax.eval_shape(too_few.step, shapes, batch, jax.random.key(1))
 
-
-def test_merged_update_trains_clean_and_generated_images_in_one_update():
-    """merged_update: one target update per step (inner_num 1), on the CE of [x_aug, A-STN(x)
-    doubled] with BatchNorm sets (0, 1, 1), x_aug the standard-augmented batch."""
-    batch, state = _batch(), _astn_state()
-    new, metrics = jax.jit(_method(merged_update=True).step)(state, batch, jax.random.key(1))
-    gen_key, target_key = jax.random.split(jax.random.split(jax.random.key(1), 2)[0], 3)[:2]
-
-    @jax.jit
-    def reference(state):
-        augs, aug_y, _ = _generate([oa.astn()], state.generator.params,
-                                   state.generator.batch_stats,
-                                   {"image": batch[UNAUGMENTED], "label": batch["label"]},
-                                   gen_key)
-        return _target_ce(state.target, [batch["image"], *augs],
-                          jnp.concatenate([batch["label"], aug_y]), (0, 1, 1), target_key)
-
-    assert int(new.target.step) == 1 and "generated_loss" not in metrics
-    np.testing.assert_allclose(float(metrics["loss"]), float(reference(state)), rtol=1e-5)

@@ -25,7 +25,7 @@ def _online_augment_from_config(model, optimizer, config, lr_schedule, image_sta
             for name in online_augment.generator_names(c.generator)]
     return online_augment.online_augment(
         model, optimizer, gens, inner_num=c.inner_num, meta=c.meta, meta_mode=c.meta_mode,
-        lr_schedule=lr_schedule, grad_clip=c.grad_clip, merged_update=c.merged_update)
+        lr_schedule=lr_schedule, grad_clip=c.grad_clip)
 
 
 def _adv_autoaugment_from_config(model, optimizer, config, lr_schedule, image_stats,
@@ -84,11 +84,8 @@ _REGISTRY: dict[str, Callable[..., Method]] = {
 def target_updates_per_step(config: ml_collections.ConfigDict) -> int:
     """How many optimizer updates of the target one step of ``config.method`` makes: the unit of
     the learning-rate schedule (OnlineAugment updates the target ``inner_num`` times on generated
-    images, then once on the clean batch unless ``merged_update`` merges that update in)."""
-    if config.method != "online_augment":
-        return 1
-    oa = config.online_augment
-    return oa.inner_num + (0 if oa.merged_update else 1)
+    images, then once on the clean batch)."""
+    return config.online_augment.inner_num + 1 if config.method == "online_augment" else 1
 
 
 def create(

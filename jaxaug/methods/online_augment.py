@@ -21,12 +21,10 @@ while the reversal flips the cotangent reaching x_i, so generator i receives
 -beta_i dCE/dphi_i + dR_i/dphi_i (+ dL_meta/dphi_i): it minimises L_meta + R_i - beta_i CE(x_i),
 the papers' total objective. So a step makes inner_num + 1 target updates, each at full weight.
 
-Departures, kept as options or left:
-- ``merged_update=True`` merges the clean update into the last generated one: x_aug on set 0 and
-  the x_i in one call and one target update (the clean images then get 1/3 of an A-STN update's
-  weight, 1/2 of a VAE's), inner_num target updates per step.
-- Comb.: the reference updates the target inner_num times per generator, one generator after
-  the other; here every generated update holds all generators' images (each on its own set).
+Merging the clean update into the last generated one (one call, one target update fewer) was
+not faster on CPU (docs/benchmarks.md), so there is no such option. One departure is left: for
+Comb. the reference updates the target inner_num times per generator, one generator after the
+other; here every generated update holds all generators' images (each on its own set).
 
 With ``meta=True`` the generators also minimise the meta loss `objectives.meta_loss` (one inner
 step at the current learning rate, mode ``meta_mode``; the reference defines it but its released
@@ -161,12 +159,10 @@ def online_augment(
     lr_schedule: Callable = lambda step: 0.1,
     generator_optimizer: optax.GradientTransformation | None = None,
     grad_clip: float | None = 5.0,
-    merged_update: bool = False,
 ) -> Method:
     """The OnlineAugment method (see the module docstring) with one generator or several (Comb.).
     ``model`` needs a BatchNorm set for the clean images plus one per generator. ``grad_clip``
-    bounds the global norm of the target's gradient in every update (None or 0: no clipping);
-    ``merged_update`` merges the clean update into the last generated one."""
+    bounds the global norm of the target's gradient in every update (None or 0: no clipping)."""
     gens = tuple(generator) if isinstance(generator, Sequence) else (generator,)
     if not gens:
         raise ValueError("online_augment: needs at least one generator")
@@ -215,9 +211,9 @@ def online_augment(
         return objectives.cross_entropy(params, {"image": images, "label": labels}, model=model,
                                         batch_stats=batch_stats, key=key, bn_set=bn_set)
 
-    def update(state, x, y, clean, meta_batches, key, lr):
-        """One joint update on the generated batches (and the clean one when ``clean`` is
-        given); ``meta_batches`` is the meta loss's (x_tr, x_val) (meta only)."""
+    def update(state, x, y, meta_batches, key, lr):
+        """One joint update of the target and the generators on the generated batches;
+        ``meta_batches`` is the meta loss's (x_tr, x_val) (meta only)."""
         gen_key, target_key, meta_key = jax.random.split(key, 3)
         target, gen = state.target, state.generator
 
@@ -225,12 +221,8 @@ def online_augment(
             augs, aug_y, bn_sets, reg, gen_stats = generate(gen_params, gen.batch_stats, x, y,
                                                             gen_key)
             seen = [objectives.gradient_reversal(a, g.beta) for a, g in zip(augs, gens)]
-            images, labels = jnp.concatenate(seen), aug_y
-            if clean is not None:
-                images = jnp.concatenate([clean[0], images])
-                labels = jnp.concatenate([clean[1], labels])
-                bn_sets = (0, *bn_sets)
-            ce, aux = target_ce(params, target.batch_stats, images, labels, bn_sets, target_key)
+            ce, aux = target_ce(params, target.batch_stats, jnp.concatenate(seen), aug_y, bn_sets,
+                                target_key)
             total = ce + reg
             meta_value = jnp.zeros(())
             if meta:
@@ -291,20 +283,15 @@ def online_augment(
             meta_batches = tuple(jax.tree.map(lambda a, i=i: a[:, i], pairs) for i in (0, 1))
         lr = lr_schedule(state.target.step)
         keys = jax.random.split(key, inner_num + 1)
-        generated_keys = keys[:inner_num - 1] if merged_update else keys[:inner_num]
 
         # A Python loop, unrolled at trace time: inner_num is small, and a lax.scan over these
         # updates ran about 10x slower per update on CPU (measured with bench/step_cost.py).
         skipped = jnp.zeros(())
-        for k in generated_keys:
-            state, metrics = update(state, images, labels, None, meta_batches, k, lr)
+        for k in keys[:inner_num]:
+            state, metrics = update(state, images, labels, meta_batches, k, lr)
             skipped += metrics["skipped"]
-        if merged_update:
-            state, metrics = update(state, images, labels, (clean["image"], labels),
-                                    meta_batches, keys[inner_num - 1], lr)
-        else:
-            state, clean_metrics = clean_update(state, clean, keys[inner_num])
-            metrics = {**metrics, "generated_loss": metrics["loss"], **clean_metrics}
+        state, clean_metrics = clean_update(state, clean, keys[inner_num])
+        metrics = {**metrics, "generated_loss": metrics["loss"], **clean_metrics}
         metrics["skipped"] += skipped
         return state.replace(step=state.step + 1), metrics
 

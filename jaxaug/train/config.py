@@ -42,11 +42,10 @@ def base_config() -> ml_collections.ConfigDict:
     # 1 + the number of generators. Each generator's section holds its adversarial weight beta
     # and regularizer weights, the papers' values by default. A step makes inner_num target
     # updates on generated images, then one on the clean batch; grad_clip bounds the target
-    # gradient's global norm in each (the reference's 5; 0 or None: off); merged_update merges
-    # the clean update into the last generated one (one update fewer per step).
+    # gradient's global norm in each (the reference's 5; 0 or None: off).
     c.online_augment = ml_collections.ConfigDict({
         "generator": "astn", "inner_num": 1, "meta": False, "meta_mode": "exact",
-        "grad_clip": config_dict.FieldReference(5.0, field_type=float), "merged_update": False,
+        "grad_clip": config_dict.FieldReference(5.0, field_type=float),
         "astn": {"beta": 0.1, "cycle_weight": 0.1},
         "deform_vae": {"beta": 1e-2, "kl_weight": 1.0, "smooth_weight": 10.0},
         "perturb_vae": {"beta": 10.0, "weight": 1e-3},
