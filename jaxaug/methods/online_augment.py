@@ -33,9 +33,11 @@ odd positions of the generators' batch x (positions, not halves, so that every d
 own shard): the inner step trains on the generated x_tr, and the loss is measured on the clean
 x_val. The target still trains on the whole batch.
 
-Outside the trainer, a batch without ``batch[UNAUGMENTED]`` gives the generators
-``batch["image"]``. A non-finite loss or gradient skips that update (states unchanged) and counts
-it in ``state.skipped`` and the metrics.
+Metrics: "loss", "accuracy" and "grad_norm" (before clipping) of the clean update;
+"generated_loss", "regularizer" and "meta" of the last generated one. Outside the trainer, a
+batch without ``batch[UNAUGMENTED]`` gives the generators ``batch["image"]``. A non-finite loss
+or gradient skips that update (states unchanged) and counts it in ``state.skipped`` and the
+metrics.
 """
 
 import dataclasses
