@@ -14,7 +14,10 @@ generators: astn, dvae, pvae, comb (all three), none (the Cutout or AA baseline)
 
 Generator weights are the papers' (A-STN: beta 0.1, cycle 0.1; D-VAE: beta 1e-2, KL 1, smoothness
 10, z 32; P-VAE: beta 10, weight 1e-3, z 8). inner_num follows the official scripts: 4 on the
-reduced sets, 2 on CIFAR-10 and 1 on CIFAR-100; Comb. uses 1. Those scripts combine only A-STN
+reduced sets, 2 on CIFAR-10 and 1 on CIFAR-100; Comb. uses 1. As in the official training loops,
+a step makes inner_num updates on generated images, then one on the clean batch (only it gets
+crop, flip, AA and Cutout; the generators read the un-augmented image), the target's gradient
+clipped at norm 5 (config.online_augment.grad_clip). Those scripts combine only A-STN
 and P-VAE for "comb"; ours combines all three (select two with --config.online_augment.generator=
 astn,perturb_vae and --config.num_bn_sets=3).
 """

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from jaxaug import quant
+from jaxaug import methods, quant
 from jaxaug.train import validate, validate_pose
 from jaxaug.train.pose_config import stage_schedule
 from jaxaug.train.config import config_value
@@ -112,6 +112,8 @@ def test_online_augment_configs_follow_the_papers():
     assert (config.optimizer.weight_decay, config.augment.cutout) == (5e-4, 16)
     oa = config.online_augment
     assert (oa.generator, oa.inner_num, oa.astn.beta, oa.astn.cycle_weight) == ("astn", 4, 0.1, 0.1)
+    assert oa.grad_clip == 5.0
+    assert methods.target_updates_per_step(config) == 5  # 4 generated updates, then the clean one
     dvae = oa.deform_vae
     assert (dvae.beta, dvae.kl_weight, dvae.smooth_weight) == (1e-2, 1, 10)
     assert (oa.perturb_vae.beta, oa.perturb_vae.weight) == (10, 1e-3)
@@ -222,6 +224,15 @@ def test_online_augment_config_errors_name_the_field():
     config.online_augment.generator, config.online_augment.perturb_vae.beta = "comb", -1.0
     with pytest.raises(ValueError, match=r"online_augment\.perturb_vae\.beta"):
         validate(config, device_count=1)
+    config.online_augment.perturb_vae.beta = 10.0
+    assert config.online_augment.grad_clip == 5.0  # the reference's --grad_clip
+    for off in (0, None):  # no clipping
+        config.online_augment.grad_clip = off
+        validate(config, device_count=1)
+    for bad in (-1.0, float("inf"), float("nan")):
+        config.online_augment.grad_clip = bad
+        with pytest.raises(ValueError, match=r"online_augment\.grad_clip"):
+            validate(config, device_count=1)
 
 
 def run_train(args, workdir, timeout):

@@ -1,12 +1,14 @@
-"""The OnlineAugment method: one jitted iteration, its gradients' roles, inner_num, NaN skipping,
-the BatchNorm-set routing of Comb. The meta variant runs in tests/test_online_augment_devices.py
-(one compile of it is enough).
+"""The OnlineAugment method: one jitted iteration, its gradients' roles, the reference's update
+structure (generated updates, then a clean supervised one, each clipped), the generators' input
+before the standard augmentation, inner_num, NaN skipping, the BatchNorm-set routing of Comb.
+The meta variant runs in tests/test_online_augment_devices.py (one compile of it is enough).
 
 The target is a one-layer CNN whose BatchNorm honours `bn_set` (tests/tiny_models.py): the method
 only needs the models' interface, and WRN-10-1 added seconds to tens of seconds to each compile."""
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,8 +16,13 @@ import optax
 import pytest
 from tiny_models import TinyMultiBNNet, jit_init
 
-from jaxaug import objectives
+from jaxaug import data, objectives
+from jaxaug.data import augment
 from jaxaug.methods import online_augment as oa
+from jaxaug.methods import supervised
+from jaxaug.methods.base import UNAUGMENTED
+from jaxaug.train import base_config, make_mesh
+from jaxaug.train.steps import augmentation, compile_steps
 
 pytestmark = pytest.mark.usefixtures("unoptimized_xla")
 
@@ -24,13 +31,23 @@ OPTIMIZER = optax.sgd(0.05, momentum=0.9)
 
 
 def _batch(n=8, size=16, seed=0):
+    """Standard-augmented images, labels, and other images as the ones before augmentation: the
+    generators must read only the latter, the clean update only the former."""
     rng = np.random.default_rng(seed)
     return {"image": jnp.asarray(rng.normal(size=(n, size, size, 3)), jnp.float32),
-            "label": jnp.asarray(rng.integers(0, 3, n), jnp.int32)}
+            "label": jnp.asarray(rng.integers(0, 3, n), jnp.int32),
+            UNAUGMENTED: jnp.asarray(rng.normal(size=(n, size, size, 3)), jnp.float32)}
+
+
+def _clean(batch):
+    return {"image": batch["image"], "label": batch["label"]}
 
 
 def _method(generator=None, **kwargs):
     return oa.online_augment(MODEL, OPTIMIZER, generator or oa.astn(beta=0.1), **kwargs)
+
+
+SUPERVISED_STEP = jax.jit(supervised(MODEL, OPTIMIZER).step)
 
 
 def _init(method, batch):
@@ -47,11 +64,10 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
-def _update_keys(step_key):
-    """The generator and target keys of the step's only update (inner_num 1)."""
-    update_key = jax.random.split(step_key, 1)[0]
-    gen_key, target_key, _ = jax.random.split(update_key, 3)
-    return gen_key, target_key
+def _update_keys(step_key, inner_num=1):
+    """The (generator, target) keys of each generated update, and the clean update's key."""
+    keys = jax.random.split(step_key, inner_num + 1)
+    return [tuple(jax.random.split(k, 3)[:2]) for k in keys[:inner_num]], keys[inner_num]
 
 
 def _generate(gens, params, stats, batch, gen_key):
@@ -77,6 +93,36 @@ def _target_ce(target, images, labels, bn_set, key, model=MODEL):
     return ce
 
 
+def _clipped_update(target, loss, clip, optimizer=OPTIMIZER):
+    """A second writing of a target update: the gradient of ``loss(params) -> (ce, aux)`` scaled
+    to global norm at most ``clip``, then ``optimizer``. Returns the target and the norm."""
+    grads, aux = jax.grad(loss, has_aux=True)(target.params)
+    norm = jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(grads)))
+    grads = jax.tree.map(lambda g: g * jnp.minimum(1.0, clip / norm), grads)
+    return target.apply_gradients(grads, aux["batch_stats"], optimizer), norm
+
+
+def _generated_update(state, batch, keys, clip):
+    """The target half of an A-STN generated update: its CE on A-STN(batch[UNAUGMENTED]) on
+    BatchNorm set 1, clipped."""
+    gen_key, target_key = keys
+
+    def loss(params):
+        augs, aug_y, _ = _generate([oa.astn()], state.generator.params,
+                                   state.generator.batch_stats,
+                                   {"image": batch[UNAUGMENTED], "label": batch["label"]}, gen_key)
+        return objectives.cross_entropy(params, {"image": jnp.concatenate(augs), "label": aug_y},
+                                        model=MODEL, batch_stats=state.target.batch_stats,
+                                        key=target_key, bn_set=(1, 1))
+
+    return _clipped_update(state.target, loss, clip)
+
+
+def _assert_trees_close(actual, expected, rtol=1e-5, atol=1e-6):
+    for a, b in zip(_leaves(actual), _leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
 @pytest.fixture(scope="module")
 def astn_run():
     """One iteration from an A-STN moved off the identity: at exactly the identity the gradients of
@@ -95,7 +141,7 @@ def astn_run():
 
 def test_one_iteration_updates_both_networks(astn_run):
     _, _, state, new, metrics = astn_run
-    assert int(new.step) == 1 and int(new.target.step) == 1 and int(new.skipped) == 0
+    assert int(new.step) == 1 and int(new.target.step) == 2 and int(new.skipped) == 0
     assert all(np.isfinite(float(v)) for v in metrics.values())
     for old, moved in [(state.target.params, new.target.params),
                        (state.generator.params, new.generator.params)]:
@@ -104,17 +150,17 @@ def test_one_iteration_updates_both_networks(astn_run):
 
 
 def test_generator_gradient_is_the_reversed_adversarial_one(astn_run):
-    """The joint backward pass gives phi g = -beta * dCE/dphi + dR/dphi. The first AdamW step
-    moves each parameter by -lr * (g / (|g| + eps) + wd * p), so its sign reveals g's."""
+    """The joint backward pass gives phi g = -beta * dCE/dphi + dR/dphi, CE the target's on the
+    generated images of the batch before augmentation. The first AdamW step moves each parameter
+    by -lr * (g / (|g| + eps) + wd * p), so its sign reveals g's."""
     _, batch, state, new, _ = astn_run
-    gen_key, target_key = _update_keys(jax.random.key(1))
+    [(gen_key, target_key)], _ = _update_keys(jax.random.key(1))
 
     def generated(gen_params):
         augs, aug_y, reg = _generate([oa.astn()], (gen_params,), state.generator.batch_stats,
-                                     batch, gen_key)
-        ce = _target_ce(state.target, [batch["image"], *augs],
-                        jnp.concatenate([batch["label"], aug_y]), (0, 1, 1), target_key)
-        return ce, reg
+                                     {"image": batch[UNAUGMENTED], "label": batch["label"]},
+                                     gen_key)
+        return _target_ce(state.target, augs, aug_y, (1, 1), target_key), reg
 
     d_ce, d_reg = jax.jit(jax.jacrev(generated))(state.generator.params[0])
     expected = np.concatenate([np.ravel(-0.1 * c + r) for c, r in
@@ -128,6 +174,96 @@ def test_generator_gradient_is_the_reversed_adversarial_one(astn_run):
     np.testing.assert_allclose(np.abs(normalized[big]), 1.0, atol=1e-2)
 
 
+def test_clean_update_is_a_supervised_step(astn_run):
+    """After the generated update (its target half written again, clipped at 5), the target is
+    exactly the supervised method's step on the standard-augmented batch, same optimizer, same
+    key: parameters, BatchNorm statistics, momentum and step count. The clean gradient's norm is
+    below 5 here, so the supervised step (which does not clip) is the right reference."""
+    _, batch, state, new, metrics = astn_run
+    [generated_keys], clean_key = _update_keys(jax.random.key(1))
+
+    @jax.jit
+    def reference(state):
+        target, generated_norm = _generated_update(state, batch, generated_keys, 5.0)
+        target, supervised_metrics = supervised(MODEL, OPTIMIZER).step(target, _clean(batch),
+                                                                       clean_key)
+        return target, generated_norm, supervised_metrics["loss"]
+
+    target, generated_norm, loss = reference(state)
+    print(f"gradient norms: generated {float(generated_norm):.4f}, "
+          f"clean {float(metrics['grad_norm']):.4f}")
+    assert float(metrics["grad_norm"]) < 5.0
+    np.testing.assert_allclose(float(metrics["loss"]), float(loss), rtol=1e-6)
+    _assert_trees_close(new.target, target)
+
+
+def test_every_target_update_is_clipped():
+    """grad_clip 1e-3, far below the gradients' norms (about 1): both target updates, generated
+    and clean, use the gradient rescaled to norm 1e-3, so the parameters move by at most
+    lr * 1e-3 * (1.9 + 1) and at least lr * 1e-3 * (1.9 - 1) (momentum 0.9), and exactly as a
+    second writing of the two clipped updates says."""
+    clip = 1e-3
+    batch, state = _batch(), _astn_state()
+    new, metrics = jax.jit(_method(grad_clip=clip).step)(state, batch, jax.random.key(1))
+    [generated_keys], clean_key = _update_keys(jax.random.key(1))
+
+    @jax.jit
+    def reference(state):
+        target, generated_norm = _generated_update(state, batch, generated_keys, clip)
+        loss = functools.partial(objectives.cross_entropy, batch=_clean(batch), model=MODEL,
+                                 batch_stats=target.batch_stats, key=clean_key)
+        target, clean_norm = _clipped_update(target, loss, clip)
+        return target, generated_norm, clean_norm
+
+    target, generated_norm, clean_norm = reference(state)
+    moved = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in
+                        zip(_leaves(new.target.params), _leaves(state.target.params))))
+    print(f"unclipped norms: generated {float(generated_norm):.4f}, clean "
+          f"{float(clean_norm):.4f}; parameters moved {moved:.3e} (bound {0.05 * clip * 2.9:.3e})")
+    assert min(float(generated_norm), float(clean_norm)) > 100 * clip
+    np.testing.assert_allclose(float(metrics["grad_norm"]), float(clean_norm), rtol=1e-5)
+    assert 0.05 * clip * 0.9 <= moved <= 0.05 * clip * 2.9 * (1 + 1e-5)
+    _assert_trees_close(new.target, target, rtol=1e-5, atol=1e-9)
+
+
+class _Recorder(nn.Module):
+    """A generator that keeps the batch mean of its input in its BatchNorm-statistics collection
+    and returns that input times a learned scalar."""
+
+    @nn.compact
+    def __call__(self, x, train=True):
+        seen = self.variable("batch_stats", "seen", jnp.zeros, x.shape[1:])
+        if train:
+            seen.value = x.mean(0)
+        return {"images": x * self.param("scale", nn.initializers.ones, ())}
+
+
+def test_generators_read_the_batch_before_the_standard_augmentation():
+    """Through the trainer's step with crop, flip and Cutout 8 on: the generator's input is the
+    normalized batch as loaded, not the augmented one the clean update trains on."""
+    dataset = data.load_dataset("synthetic", image_size=16, reduced=40)
+    config = base_config()
+    config.augment.cutout = 8
+    recorder = oa.Generator(_Recorder(), lambda out, images, labels: (out["images"], labels, 0.0),
+                            beta=0.1)
+    method = oa.online_augment(TinyMultiBNNet(dataset.num_classes, num_bn_sets=2), OPTIMIZER,
+                               recorder)
+    steps = compile_steps(method, dataset, config, make_mesh(jax.devices()[:1]))
+    batch = next(data.epoch_batches(dataset.train, 16, seed=0, epoch=0))
+    new, _ = steps.train_step(steps.init(jax.random.key(0)), batch)
+    seen = np.asarray(new.generator.batch_stats[0]["seen"])
+    mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
+    unaugmented = np.asarray(augment.normalize(batch["image"], mean, std)).mean(0)
+    step_key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 1), 0)
+    augment_key = jax.random.split(step_key)[0]  # the trainer's, at step 0
+    augmented = augmentation(config.augment, mean, std)(augment_key, batch)["image"]
+    print(f"max |seen - unaugmented| {np.abs(seen - unaugmented).max():.2e}, "
+          f"max |seen - augmented| {np.abs(seen - np.asarray(augmented).mean(0)).max():.2f}")
+    np.testing.assert_allclose(seen, unaugmented, rtol=1e-5, atol=1e-5)
+    assert np.abs(seen - np.asarray(augmented).mean(0)).max() > 0.1
+    assert np.mean(np.all(np.asarray(augmented) == 0, axis=-1)) > 0.05  # Cutout's boxes
+
+
 @pytest.fixture(scope="module")
 def inner_two():
     """inner_num 2, one compiled step for both its tests: the NaN test poisons the generator
@@ -135,22 +271,28 @@ def inner_two():
     return _batch(), _astn_state(), jax.jit(_method(inner_num=2).step)
 
 
-def test_inner_num_counts_target_updates(inner_two):
+def test_inner_num_counts_updates(inner_two):
+    """inner_num 2: two generated updates (the target's and the generator's Adam count 2), then
+    the clean one: three target updates."""
     batch, state, step = inner_two
     new, metrics = step(state, batch, jax.random.key(1))
-    assert int(new.target.step) == 2 and int(new.step) == 1
+    assert int(new.target.step) == 3 and int(new.step) == 1
+    assert int(optax.tree_utils.tree_get(new.generator.opt_state, "count")) == 2
     assert float(metrics["skipped"]) == 0
 
 
 def test_non_finite_generator_output_is_skipped_and_counted(inner_two):
+    """Both generated updates are skipped; the clean one still runs: the target is then the
+    supervised step from the initial target."""
     batch, state, step = inner_two
     params = state.generator.params[0]
     output = {**params["output"], "bias": params["output"]["bias"] * jnp.nan}  # theta is NaN
     state = state.replace(generator=state.generator.replace(params=({**params, "output": output},)))
     new, metrics = step(state, batch, jax.random.key(1))
     assert int(new.skipped) == 2 and float(metrics["skipped"]) == 2
-    for a, b in zip(_leaves(state.target), _leaves(new.target)):
-        np.testing.assert_array_equal(a, b)
+    _, clean_key = _update_keys(jax.random.key(1), inner_num=2)
+    target, _ = SUPERVISED_STEP(state.target, _clean(batch), clean_key)
+    _assert_trees_close(new.target, target)
     for a, b in zip(_leaves(state.generator), _leaves(new.generator)):
         np.testing.assert_array_equal(a, b)
 
@@ -160,6 +302,9 @@ def test_bad_options_are_named():
         _method(inner_num=0)
     with pytest.raises(ValueError, match="meta_mode"):
         _method(meta_mode="second")
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="grad_clip"):
+            _method(grad_clip=bad)
     with pytest.raises(ValueError, match="at least one generator"):
         oa.online_augment(MODEL, OPTIMIZER, [])
     with pytest.raises(ValueError, match="'stn'"):
@@ -170,10 +315,11 @@ def test_bad_options_are_named():
 
 
 def test_comb_trains_all_three_generators_on_their_own_batchnorm_sets():
-    """Comb.: the target's loss is its CE on [x, A-STN(x) doubled, D-VAE(x), P-VAE(x)] with
-    BatchNorm sets (0, 1, 1, 2, 3), the regularizer the sum of the three, and every generator
-    moves. Checked against `_generate`, a second writing of the generation (jitted: run eagerly
-    it compiles each of its hundreds of primitives on its own)."""
+    """Comb.: the generated update's loss is the target's CE on [A-STN(x) doubled, D-VAE(x),
+    P-VAE(x)] with BatchNorm sets (1, 1, 2, 3), x the batch before augmentation, the regularizer
+    the sum of the three, and every generator moves. Checked against `_generate`, a second
+    writing of the generation (jitted: run eagerly it compiles each of its hundreds of primitives
+    on its own)."""
     model = TinyMultiBNNet(num_classes=3, num_bn_sets=4)
     gens = [oa.astn(), oa.deform_vae(), oa.perturb_vae()]
     method = oa.online_augment(model, OPTIMIZER, gens)
@@ -183,17 +329,16 @@ def test_comb_trains_all_three_generators_on_their_own_batchnorm_sets():
 
     @jax.jit
     def reference(state):
-        gen_key, target_key = _update_keys(jax.random.key(1))
+        [(gen_key, target_key)], _ = _update_keys(jax.random.key(1))
         augs, aug_y, reg = _generate(gens, state.generator.params, state.generator.batch_stats,
-                                     batch, gen_key)
-        ce = _target_ce(state.target, [batch["image"], *augs],
-                        jnp.concatenate([batch["label"], aug_y]), (0, 1, 1, 2, 3), target_key,
-                        model)
+                                     {"image": batch[UNAUGMENTED], "label": batch["label"]},
+                                     gen_key)
+        ce = _target_ce(state.target, augs, aug_y, (1, 1, 2, 3), target_key, model)
         return augs, ce, reg
 
     augs, ce, reg = reference(state)
     assert [a.shape[0] for a in augs] == [16, 8, 8]
-    np.testing.assert_allclose(float(metrics["loss"]), float(ce), rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["generated_loss"]), float(ce), rtol=1e-5)
     np.testing.assert_allclose(float(metrics["regularizer"]), float(reg), rtol=1e-5)
     for old, moved in zip(state.generator.params, new.generator.params):
         assert any(not np.array_equal(a, b) for a, b in zip(_leaves(old), _leaves(moved)))
@@ -201,3 +346,4 @@ def test_comb_trains_all_three_generators_on_their_own_batchnorm_sets():
     shapes = jax.eval_shape(too_few.init, jax.random.key(0), batch)
     with pytest.raises(ValueError, match="num_sets=2"):
         jax.eval_shape(too_few.step, shapes, batch, jax.random.key(1))
+

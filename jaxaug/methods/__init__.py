@@ -26,7 +26,7 @@ def _online_augment_from_config(model, optimizer, config, lr_schedule, image_sta
             for name in online_augment.generator_names(c.generator)]
     return online_augment.online_augment(
         model, optimizer, gens, inner_num=c.inner_num, meta=c.meta, meta_mode=c.meta_mode,
-        lr_schedule=lr_schedule)
+        lr_schedule=lr_schedule, grad_clip=c.grad_clip)
 
 
 def _adv_autoaugment_from_config(model, optimizer, config, lr_schedule, image_stats,
@@ -109,8 +109,9 @@ CUTOUT_IN_METHOD = frozenset({"adv_autoaugment"})
 
 def target_updates_per_step(config: ml_collections.ConfigDict) -> int:
     """How many optimizer updates of the target one step of ``config.method`` makes: the unit of
-    the learning-rate schedule (OnlineAugment updates the target ``inner_num`` times per step)."""
-    return config.online_augment.inner_num if config.method == "online_augment" else 1
+    the learning-rate schedule (OnlineAugment updates the target ``inner_num`` times on generated
+    images, then once on the clean batch)."""
+    return config.online_augment.inner_num + 1 if config.method == "online_augment" else 1
 
 
 def create(

@@ -14,6 +14,10 @@ import optax
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
+# The batch entry holding the normalized images before the standard augmentation (crop, flip,
+# policy, Cutout), which the trainer adds for a method with ``Method.unaugmented_input``.
+UNAUGMENTED = "image_unaugmented"
+
 
 @flax.struct.dataclass
 class TargetState:
@@ -79,6 +83,17 @@ def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
 
+def clip_by_global_norm(grads: Any, max_norm: float | None) -> tuple[Any, jax.Array]:
+    """``grads`` scaled by min(1, max_norm / ||grads||) (the global L2 norm over all leaves, as
+    ``torch.nn.utils.clip_grad_norm_``), and that norm before clipping; ``max_norm`` None or 0
+    leaves ``grads`` unchanged."""
+    norm = optax.global_norm(grads)
+    if not max_norm:
+        return grads, norm
+    scale = jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
+    return jax.tree.map(lambda g: g * scale, grads), norm
+
+
 def check_int(method: str, name: str, value: Any, low: int) -> None:
     """``ValueError`` naming ``method``'s argument ``name`` unless it is an integer >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -106,11 +121,14 @@ class Method:
       init: ``(key, batch) -> state``; ``state`` is a pytree with an integer ``step`` field.
       step: ``(state, batch, key) -> (state, metrics)``, pure, jit-compiled by the trainer.
       predict: ``(state, images) -> logits`` for evaluation.
+      unaugmented_input: whether ``step`` also wants the normalized images before the standard
+        augmentation: the trainer then adds them to the batch as ``batch[UNAUGMENTED]``.
     """
 
     init: Callable[[jax.Array, Batch], Any]
     step: Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]
     predict: Callable[[Any, jax.Array], jax.Array]
+    unaugmented_input: bool = dataclasses.field(default=False, kw_only=True)
 
 
 @dataclasses.dataclass(frozen=True)

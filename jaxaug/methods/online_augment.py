@@ -1,30 +1,43 @@
 """OnlineAugment (Tang et al., ECCV 2020): generators trained jointly with the target network.
 
-One iteration on a batch x (already standard-augmented and normalized), labels y, with generators
-G_1..G_n (one, or all three for the papers' "Comb."):
+One iteration on a batch with labels y, as the reference code runs it (Tang thesis, sec. 4.3: the
+target theta and the generators phi updated alternately; the official training loops): the
+generators G_1..G_n (one, or all three for the papers' "Comb.") read x, the normalized image
+*before* the standard augmentation, and only the clean branch gets it (x_aug: crop, flip, the
+policy, Cutout):
 
   repeat inner_num times, with fresh generator noise each time:
     x_i, y_i, R_i = G_i(phi_i; x, y)                     # generated batch and its regularizer
-    the target sees every x_i through gradient_reversal(., beta_i) on BatchNorm set i,
-    and, in the last repetition only, the clean x on BatchNorm set 0, all in the same call;
-    L(theta, phi) = CE([x] + x_1..x_n) + sum_i R_i(phi_i) [+ L_meta(phi)]
-    theta <- SGD(grad_theta L),  phi <- Adam(grad_phi L)
+    the target sees every x_i through gradient_reversal(., beta_i) on BatchNorm set i;
+    L(theta, phi) = CE(x_1..x_n) + sum_i R_i(phi_i) [+ L_meta(phi)]
+    theta <- SGD(clip(grad_theta L)),  phi <- Adam(grad_phi L)
+  then one clean update, a supervised step on x_aug with BatchNorm set 0:
+    theta <- SGD(clip(grad_theta CE(x_aug)))
 
-One backward pass gives both gradients: the target receives dCE/dtheta, while the reversal flips
-the cotangent reaching x_i, so generator i receives -beta_i dCE/dphi_i + dR_i/dphi_i
-(+ dL_meta/dphi_i): it minimises L_meta + R_i - beta_i CE(x_i), the papers' total objective. The
-reference updates the target once per generator and once more on the clean batch; here those
-updates are merged into one, so the clean and all generated images go through the multi-BN network
-in one call (the generators still each see the same x and their own BatchNorm set).
+clip(g) = g min(1, grad_clip / ||g||) with the global norm, grad_clip = 5 by default (the
+reference's ``--grad_clip``; it clips the loss gradient, before the optimizer adds weight decay).
+One backward pass gives both gradients of a generated update: the target receives dCE/dtheta,
+while the reversal flips the cotangent reaching x_i, so generator i receives
+-beta_i dCE/dphi_i + dR_i/dphi_i (+ dL_meta/dphi_i): it minimises L_meta + R_i - beta_i CE(x_i),
+the papers' total objective. So a step makes inner_num + 1 target updates, each at full weight.
+
+Merging the clean update into the last generated one (one call, one target update fewer) was
+not faster on CPU (docs/benchmarks.md), so there is no such option. One departure is left: for
+Comb. the reference updates the target inner_num times per generator, one generator after the
+other; here every generated update holds all generators' images (each on its own set).
 
 With ``meta=True`` the generators also minimise the meta loss `objectives.meta_loss` (one inner
-step at the current learning rate, mode ``meta_mode``). With no validation split, its x_tr and
-x_val are the even and odd positions of the batch (positions, not halves, so that every device
-keeps its own shard): the inner step trains on the generated x_tr, and the loss is measured on the
-clean x_val. The target still trains on the whole batch.
+step at the current learning rate, mode ``meta_mode``; the reference defines it but its released
+training loops do not call it). With no validation split, its x_tr and x_val are the even and
+odd positions of the generators' batch x (positions, not halves, so that every device keeps its
+own shard): the inner step trains on the generated x_tr, and the loss is measured on the clean
+x_val. The target still trains on the whole batch.
 
-A non-finite loss or gradient skips that update (states unchanged) and counts it in
-``state.skipped`` and the metrics.
+Metrics: "loss", "accuracy" and "grad_norm" (before clipping) of the clean update;
+"generated_loss", "regularizer" and "meta" of the last generated one. Outside the trainer, a
+batch without ``batch[UNAUGMENTED]`` gives the generators ``batch["image"]``. A non-finite loss
+or gradient skips that update (states unchanged) and counts it in ``state.skipped`` and the
+metrics.
 """
 
 import dataclasses
@@ -38,9 +51,11 @@ import optax
 
 from jaxaug import generators, objectives
 from jaxaug.methods.base import (
+    UNAUGMENTED,
     Method,
     TargetState,
     all_finite,
+    clip_by_global_norm,
     init_target,
     keep_if,
     predict_target,
@@ -134,9 +149,11 @@ def online_augment(
     meta_mode: str = "exact",
     lr_schedule: Callable = lambda step: 0.1,
     generator_optimizer: optax.GradientTransformation | None = None,
+    grad_clip: float | None = 5.0,
 ) -> Method:
     """The OnlineAugment method (see the module docstring) with one generator or several (Comb.).
-    ``model`` needs a BatchNorm set for the clean images plus one per generator."""
+    ``model`` needs a BatchNorm set for the clean images plus one per generator. ``grad_clip``
+    bounds the global norm of the target's gradient in every update (None or 0: no clipping)."""
     gens = tuple(generator) if isinstance(generator, Sequence) else (generator,)
     if not gens:
         raise ValueError("online_augment: needs at least one generator")
@@ -144,6 +161,9 @@ def online_augment(
         raise ValueError(f"online_augment: inner_num must be at least 1, got {inner_num}")
     if meta_mode not in objectives.meta.MODES:
         raise ValueError(f"online_augment: unknown meta_mode {meta_mode!r}")
+    if grad_clip is not None and not (grad_clip == 0 or 0 < grad_clip < float("inf")):
+        raise ValueError(f"online_augment: grad_clip must be a positive finite number, or 0 or "
+                         f"None for no clipping, got {grad_clip!r}")
     gen_optimizer = generator_optimizer or optax.adamw(1e-3, b1=0.5, weight_decay=1e-4)
 
     def generate(gen_params, gen_stats, images, labels, key):
@@ -182,9 +202,9 @@ def online_augment(
         return objectives.cross_entropy(params, {"image": images, "label": labels}, model=model,
                                         batch_stats=batch_stats, key=key, bn_set=bn_set)
 
-    def update(state, x, y, clean, meta_batches, key, lr):
-        """One joint update on the generated batches (and the clean one when ``clean`` is
-        given); ``meta_batches`` is the meta loss's (x_tr, x_val) (meta only)."""
+    def update(state, x, y, meta_batches, key, lr):
+        """One joint update of the target and the generators on the generated batches;
+        ``meta_batches`` is the meta loss's (x_tr, x_val) (meta only)."""
         gen_key, target_key, meta_key = jax.random.split(key, 3)
         target, gen = state.target, state.generator
 
@@ -192,12 +212,8 @@ def online_augment(
             augs, aug_y, bn_sets, reg, gen_stats = generate(gen_params, gen.batch_stats, x, y,
                                                             gen_key)
             seen = [objectives.gradient_reversal(a, g.beta) for a, g in zip(augs, gens)]
-            images, labels = jnp.concatenate(seen), aug_y
-            if clean is not None:
-                images = jnp.concatenate([clean[0], images])
-                labels = jnp.concatenate([clean[1], labels])
-                bn_sets = (0, *bn_sets)
-            ce, aux = target_ce(params, target.batch_stats, images, labels, bn_sets, target_key)
+            ce, aux = target_ce(params, target.batch_stats, jnp.concatenate(seen), aug_y, bn_sets,
+                                target_key)
             total = ce + reg
             meta_value = jnp.zeros(())
             if meta:
@@ -208,6 +224,7 @@ def online_augment(
 
         (total, (aux, gen_stats, reg, meta_value, augs)), (g_target, g_gen) = jax.value_and_grad(
             loss_fn, argnums=(0, 1), has_aux=True)(target.params, gen.params)
+        g_target, grad_norm = clip_by_global_norm(g_target, grad_clip)
         new_target = target.apply_gradients(g_target, aux["batch_stats"], optimizer)
         updates, opt_state = gen_optimizer.update(g_gen, gen.opt_state, gen.params)
         new_gen = GeneratorState(optax.apply_updates(gen.params, updates), gen_stats, opt_state)
@@ -216,7 +233,21 @@ def online_augment(
                               generator=keep_if(ok, new_gen, gen),
                               skipped=state.skipped + (~ok).astype(jnp.int32))
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "regularizer": reg,
-                   "meta": meta_value, "skipped": (~ok).astype(jnp.float32)}
+                   "meta": meta_value, "grad_norm": grad_norm, "skipped": (~ok).astype(jnp.float32)}
+        return state, metrics
+
+    def clean_update(state, batch, key):
+        """The supervised step on the standard-augmented batch, BatchNorm set 0, clipped."""
+        target = state.target
+        grads, aux = jax.grad(objectives.cross_entropy, has_aux=True)(
+            target.params, batch, model=model, batch_stats=target.batch_stats, key=key)
+        grads, grad_norm = clip_by_global_norm(grads, grad_clip)
+        ok = all_finite((aux["loss"], grads))
+        new_target = target.apply_gradients(grads, aux["batch_stats"], optimizer)
+        state = state.replace(target=keep_if(ok, new_target, target),
+                              skipped=state.skipped + (~ok).astype(jnp.int32))
+        metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "grad_norm": grad_norm,
+                   "skipped": (~ok).astype(jnp.float32)}
         return state, metrics
 
     def meta_term(gen_params, params, batch_stats, gen_stats, train, val, gen_key, key, lr):
@@ -234,26 +265,28 @@ def online_augment(
         return loss
 
     def step(state, batch, key):
-        images, labels = batch["image"], batch["label"]
+        images, labels = batch.get(UNAUGMENTED, batch["image"]), batch["label"]
+        clean = {"image": batch["image"], "label": labels}
         meta_batches = None
         if meta:
-            pairs = jax.tree.map(lambda a: a.reshape(-1, 2, *a.shape[1:]), batch)
+            pairs = jax.tree.map(lambda a: a.reshape(-1, 2, *a.shape[1:]),
+                                 {"image": images, "label": labels})
             meta_batches = tuple(jax.tree.map(lambda a, i=i: a[:, i], pairs) for i in (0, 1))
         lr = lr_schedule(state.target.step)
-        keys = jax.random.split(key, inner_num)
+        keys = jax.random.split(key, inner_num + 1)
 
         # A Python loop, unrolled at trace time: inner_num is small, and a lax.scan over these
         # updates ran about 10x slower per update on CPU (measured with bench/step_cost.py).
         skipped = jnp.zeros(())
-        for k in keys[:-1]:
-            state, inner_metrics = update(state, images, labels, None, meta_batches, k, lr)
-            skipped += inner_metrics["skipped"]
-        state, metrics = update(state, images, labels, (images, labels), meta_batches, keys[-1],
-                                lr)
+        for k in keys[:inner_num]:
+            state, metrics = update(state, images, labels, meta_batches, k, lr)
+            skipped += metrics["skipped"]
+        state, clean_metrics = clean_update(state, clean, keys[inner_num])
+        metrics = {**metrics, "generated_loss": metrics["loss"], **clean_metrics}
         metrics["skipped"] += skipped
         return state.replace(step=state.step + 1), metrics
 
     def predict(state, images):
         return predict_target(model, state.target, images)
 
-    return Method(init=init, step=step, predict=predict)
+    return Method(init=init, step=step, predict=predict, unaugmented_input=True)

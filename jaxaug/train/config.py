@@ -44,9 +44,12 @@ def base_config() -> ml_collections.ConfigDict:
     # OnlineAugment (method "online_augment"): `generator` is "astn", "deform_vae",
     # "perturb_vae", a comma-separated list of them, or "comb" (all three); num_bn_sets must be
     # 1 + the number of generators. Each generator's section holds its adversarial weight beta
-    # and regularizer weights, the papers' values by default.
+    # and regularizer weights, the papers' values by default. A step makes inner_num target
+    # updates on generated images, then one on the clean batch; grad_clip bounds the target
+    # gradient's global norm in each (the reference's 5; 0 or None: off).
     c.online_augment = ml_collections.ConfigDict({
         "generator": "astn", "inner_num": 1, "meta": False, "meta_mode": "exact",
+        "grad_clip": config_dict.FieldReference(5.0, field_type=float),
         "astn": {"beta": 0.1, "cycle_weight": 0.1},
         "deform_vae": {"beta": 1e-2, "kl_weight": 1.0, "smooth_weight": 10.0},
         "perturb_vae": {"beta": 10.0, "weight": 1e-3},
@@ -195,6 +198,9 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
             for field, value in oa[name].items():
                 check(value >= 0, f"online_augment.{name}.{field}", "must be non-negative")
         check(oa.inner_num >= 1, "online_augment.inner_num", "must be at least 1")
+        check(oa.grad_clip is None or oa.grad_clip == 0 or 0 < oa.grad_clip < float("inf"),
+              "online_augment.grad_clip", "must be a positive finite number, or 0 or None for "
+              "no clipping")
         check(oa.meta_mode in META_MODES, "online_augment.meta_mode",
               f"must be one of {', '.join(META_MODES)}")
         check(not oa.meta or config.batch_size % (2 * device_count) == 0, "batch_size",

@@ -10,7 +10,7 @@ import optax
 
 from jaxaug import data, methods, policies
 from jaxaug.data import augment
-from jaxaug.methods.base import all_finite, keep_if
+from jaxaug.methods.base import UNAUGMENTED, all_finite, keep_if
 from jaxaug.train.mesh import batch_sharding, replicated
 
 
@@ -43,9 +43,11 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
 
     The train step applies the standard augmentation of ``config.augment`` on the device, then the
     method's step; for the methods in `methods.CUTOUT_IN_METHOD` the method applies the Cutout,
-    after its own policy, so the standard augmentation (and ``augmented_images``) leave it out.
-    Its randomness is ``fold_in(key(seed), 1)`` folded with ``state.step``, so a run draws the same
-    numbers whatever the device count or the point it resumed from.
+    after its own policy, so the standard augmentation (and ``augmented_images``) leave it out. A
+    method with ``unaugmented_input`` also gets the normalized images before that augmentation,
+    as ``batch[UNAUGMENTED]`` (sharded as the batch). Its randomness is ``fold_in(key(seed), 1)``
+    folded with ``state.step``, so a run draws the same numbers whatever the device count or the
+    point it resumed from.
     """
     rep, shard = replicated(mesh), batch_sharding(mesh)
     train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
@@ -59,8 +61,10 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
     def train_step(state, batch):
         key = jax.random.fold_in(train_key, state.step)
         augment_key, step_key = jax.random.split(key)
-        batch = standard(augment_key, batch)
-        return method.step(state, batch, step_key)
+        augmented = standard(augment_key, batch)
+        if method.unaugmented_input:
+            augmented[UNAUGMENTED] = augment.normalize(batch["image"], mean, std)
+        return method.step(state, augmented, step_key)
 
     def eval_step(state, batch):
         logits = method.predict(state, augment.normalize(batch["image"], mean, std))
