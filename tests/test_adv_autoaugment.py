@@ -3,6 +3,9 @@ pairing with the batch neighbour, the controller's update direction and entropy 
 epoch-window bookkeeping, and a short run in which the controller's distribution leaves its
 start."""
 
+import dataclasses
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +19,7 @@ from jaxaug.methods import adv_autoaugment as aaa
 from jaxaug.objectives import reinforce
 from jaxaug.train import steps
 from jaxaug.train.config import base_config
+from jaxaug.train.mesh import make_mesh
 
 pytestmark = pytest.mark.usefixtures("unoptimized_xla")
 
@@ -92,19 +96,25 @@ def test_cutout_comes_after_the_policy():
 
 
 def test_the_trainer_leaves_cutout_to_the_method():
-    """For adv_autoaugment the trainer's standard augmentation has no Cutout (the method applies
-    ``config.augment.cutout`` after its policy); for other methods it does."""
+    """Adversarial AutoAugment sets ``applies_cutout`` (it applies ``config.augment.cutout`` after
+    its policy), so the trainer's standard augmentation has no Cutout for it; for a method without
+    the flag it does. Seen through `compile_steps`' images as the network gets them."""
     config = base_config()
     config.augment.update(pad=0, flip=False, cutout=8)
-    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
-    batch = {"image": images}
-    for method, has_cutout in (("adv_autoaugment", False), ("supervised", True)):
-        config.method = method
-        out = np.asarray(steps.standard_augmentation(config, MEAN, STD)(jax.random.key(0),
-                                                                         batch)["image"])
-        zeros = np.all(out == 0, -1)
-        assert all(_is_clean_rectangle(z) for z in zeros) == has_cutout, method
-        assert zeros.any() == has_cutout, method
+    dataset = types.SimpleNamespace(mean=MEAN, std=STD, image_shape=(16, 16, 3))
+    images = np.random.default_rng(0).integers(1, 256, (4, 16, 16, 3), dtype=np.uint8)
+    method = aaa.adv_autoaugment(TinyNet(num_classes=3), optax.sgd(0.1), mean=MEAN, std=STD,
+                                 update_every=10, cutout=8)
+    assert method.applies_cutout
+    plain = dataclasses.replace(method, applies_cutout=False)
+    mesh = make_mesh(jax.devices()[:1])
+    for m, has_cutout in ((method, False), (plain, True)):
+        out = np.asarray(steps.compile_steps(m, dataset, config, mesh).augmented_images(
+            {"image": images}, jax.random.key(0)))
+        # Cutout's patch is grey 0 in normalized units: the mean colour, in uint8 levels.
+        patch = np.all(np.abs(out.astype(float) - np.asarray(MEAN) * 255) <= 1, -1)
+        assert all(_is_clean_rectangle(z) for z in patch) == has_cutout
+        assert patch.any() == has_cutout
 
 
 def test_sample_pairing_needs_a_partner_of_the_same_shape():

@@ -101,12 +101,6 @@ _REGISTRY: dict[str, Callable[..., Method]] = {
 }
 
 
-#: Methods that apply ``config.augment.cutout`` themselves, after their own augmentation policy
-#: (Adversarial AutoAugment's order: standard augmentation, policy, Cutout); the trainer's
-#: standard augmentation leaves Cutout out for them.
-CUTOUT_IN_METHOD = frozenset({"adv_autoaugment"})
-
-
 def target_updates_per_step(config: ml_collections.ConfigDict) -> int:
     """How many optimizer updates of the target one step of ``config.method`` makes: the unit of
     the learning-rate schedule (OnlineAugment updates the target ``inner_num`` times on generated
@@ -135,5 +129,5 @@ def create(
     return _REGISTRY[name](model, optimizer, config, schedule, image_stats, steps_per_epoch)
 
 
-__all__ = ["CUTOUT_IN_METHOD", "Method", "TargetState", "adatransform", "adv_autoaugment", "cnsn_consistency", "create", "init_target", "online_augment", "predict_target",
+__all__ = ["Method", "TargetState", "adatransform", "adv_autoaugment", "cnsn_consistency", "create", "init_target", "online_augment", "predict_target",
            "supervised", "tanda", "target_updates_per_step"]

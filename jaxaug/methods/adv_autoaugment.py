@@ -29,8 +29,8 @@ by one). Ops run on images in [0, 1]: the normalized batch is mapped back with t
 chain), and normalized again. Cutout (side ``cutout``; 16 in the paper's CIFAR runs, where it
 zeroes a 16 x 16 patch) comes last, on each augmented copy: "standard data augmentation, the
 searched policy and Cutout are applied in sequence" (Zhang et al., sec. 4.1, training details).
-The trainer therefore leaves Cutout out of its standard augmentation for this method
-(`jaxaug.methods.CUTOUT_IN_METHOD`) and hands ``config.augment.cutout`` to it. Everything, the
+The method therefore sets ``Method.applies_cutout``, so the trainer leaves Cutout out of its
+standard augmentation and hands ``config.augment.cutout`` to it. Everything, the
 controller's update and resampling included, happens inside the one jitted step; the window
 boundary is a `lax.cond`, so the controller's gradient and resampling run only at the window's
 end.
@@ -208,7 +208,7 @@ def adv_autoaugment(
     def predict(state, images):
         return predict_target(model, state.target, images)
 
-    return Method(init=init, step=step, predict=predict)
+    return Method(init=init, step=step, predict=predict, applies_cutout=True)
 
 
 def describe(actions, op_names=OPS, sub_policies: int = 5) -> list:

@@ -123,12 +123,15 @@ class Method:
       predict: ``(state, images) -> logits`` for evaluation.
       unaugmented_input: whether ``step`` also wants the normalized images before the standard
         augmentation: the trainer then adds them to the batch as ``batch[UNAUGMENTED]``.
+      applies_cutout: whether ``step`` applies ``config.augment.cutout`` itself (after its own
+        policy): the trainer's standard augmentation then leaves Cutout out.
     """
 
     init: Callable[[jax.Array, Batch], Any]
     step: Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]
     predict: Callable[[Any, jax.Array], jax.Array]
     unaugmented_input: bool = dataclasses.field(default=False, kw_only=True)
+    applies_cutout: bool = dataclasses.field(default=False, kw_only=True)
 
 
 @dataclasses.dataclass(frozen=True)

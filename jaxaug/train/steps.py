@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxaug import data, methods, policies
+from jaxaug import data, policies
 from jaxaug.data import augment
 from jaxaug.methods.base import UNAUGMENTED, all_finite, keep_if
 from jaxaug.train.mesh import batch_sharding, replicated
@@ -31,19 +31,12 @@ def augmentation(augment_config, mean, std, cutout: bool = True) -> Callable:
                              cutout=c.cutout if cutout else 0, policy=policy)
 
 
-def standard_augmentation(config, mean, std) -> Callable:
-    """The trainer's `augmentation` of ``config.augment`` for ``config.method``: without Cutout
-    for the methods in `methods.CUTOUT_IN_METHOD`, which apply it after their own policy."""
-    return augmentation(config.augment, mean, std,
-                        cutout=config.method not in methods.CUTOUT_IN_METHOD)
-
-
 def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
     """Jit-compiles a method's init and step with the batch sharded and the state replicated.
 
     The train step applies the standard augmentation of ``config.augment`` on the device, then the
-    method's step; for the methods in `methods.CUTOUT_IN_METHOD` the method applies the Cutout,
-    after its own policy, so the standard augmentation (and ``augmented_images``) leave it out. A
+    method's step; for a method with ``applies_cutout`` the method applies the Cutout, after its
+    own policy, so the standard augmentation (and ``augmented_images``) leave it out. A
     method with ``unaugmented_input`` also gets the normalized images before that augmentation,
     as ``batch[UNAUGMENTED]`` (sharded as the batch). Its randomness is ``fold_in(key(seed), 1)``
     folded with ``state.step``, so a run draws the same numbers whatever the device count or the
@@ -52,7 +45,7 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
     rep, shard = replicated(mesh), batch_sharding(mesh)
     train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
-    standard = standard_augmentation(config, mean, std)
+    standard = augmentation(config.augment, mean, std, cutout=not method.applies_cutout)
 
     def init(key):
         images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
