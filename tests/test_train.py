@@ -172,14 +172,19 @@ def test_sigterm_and_ctrl_c_request_a_checkpointed_stop(signum):
     """Both signals set the flag on which the loop saves and stops (the SIGTERM test above runs
     that path end to end); a second Ctrl-C is Python's KeyboardInterrupt, and on exit the previous
     handlers are back."""
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    with StopRequest() as stop:
-        os.kill(os.getpid(), signum)
-        assert stop.requested
-        if signum == signal.SIGINT:
-            with pytest.raises(KeyboardInterrupt):
-                os.kill(os.getpid(), signal.SIGINT)
-    assert {s: signal.getsignal(s) for s in before} == before
+    # Python's own SIGINT handler, as a script has it (pytest-xdist workers ignore SIGINT).
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+        with StopRequest() as stop:
+            os.kill(os.getpid(), signum)
+            assert stop.requested
+            if signum == signal.SIGINT:
+                with pytest.raises(KeyboardInterrupt):
+                    os.kill(os.getpid(), signal.SIGINT)
+        assert {s: signal.getsignal(s) for s in before} == before
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_a_diverging_run_stops_unsaved_flagged_and_fails(tmp_path):
