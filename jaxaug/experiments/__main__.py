@@ -1,0 +1,40 @@
+"""Runs a comparison plan and writes results.json, results.md and curves.png into --out.
+
+  python -m jaxaug.experiments --plan=plans/augment.py --out=experiments/augment --parallel=2
+
+See `jaxaug.experiments.plan` for the plan format. Rerunning the same command skips finished runs
+and resumes interrupted ones. The exit status is 1 when any run failed or diverged (the reports are
+written regardless).
+"""
+
+import sys
+
+from absl import app, flags
+
+from jaxaug.experiments.plan import load_plan
+from jaxaug.experiments.report import write_outputs
+from jaxaug.experiments.runner import run_plan
+
+_PLAN = flags.DEFINE_string("plan", None, "A plan: .json, or .py with get_plan().")
+_OUT = flags.DEFINE_string("out", None, "Directory for the runs' workdirs and the reports.")
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "Runs trained at once.")
+_ARMS = flags.DEFINE_list("arms", None, "Only these arms (and the baseline); default all.")
+flags.mark_flags_as_required(["plan", "out"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        plan = load_plan(_PLAN.value, _ARMS.value)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    records = run_plan(plan, _OUT.value, parallel=_PARALLEL.value)
+    write_outputs(records, plan.baseline, _OUT.value)
+    print(open(f"{_OUT.value}/results.md").read())
+    if any(r["status"] != "ok" for r in records):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

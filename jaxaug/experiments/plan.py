@@ -1,0 +1,151 @@
+"""A comparison plan: arms (a config file, its optional argument, overrides), seeds and a baseline.
+
+A plan is a Python file whose ``get_plan()`` returns, or a JSON file that holds, a dict::
+
+    {"baseline": "cropflip",
+     "seeds": [0, 1, 2],
+     "arms": {"cropflip": {"config": "configs/cifar10_wrn.py"},
+              "autoaugment": {"config": "configs/cifar10_wrn.py:autoaugment",
+                              "overrides": {"epochs": 10}}}}
+
+``config`` is what ``train.py --config=`` takes (``path[:arg]``, the path relative to the current
+directory); ``overrides`` maps dotted config fields to values, applied as
+``--config.<field>=<value>``. Each arm's config is resolved here, once per seed, so that an unknown
+field fails before any run starts and every run has a hash of its resolved config.
+"""
+
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+from typing import Any
+
+import ml_collections
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    name: str
+    config: str  # path[:arg], as train.py's --config takes it
+    overrides: dict[str, Any]
+
+    @property
+    def config_path(self) -> str:
+        return self.config.split(":", 1)[0]
+
+    @property
+    def config_arg(self) -> str | None:
+        parts = self.config.split(":", 1)
+        return parts[1] if len(parts) == 2 else None
+
+    def resolve(self, seed: int) -> ml_collections.ConfigDict:
+        """The config a run of this arm with ``seed`` trains: the file's ``get_config([arg])``,
+        the overrides, then ``seed``."""
+        spec = importlib.util.spec_from_file_location(f"_plan_config_{self.name}", self.config_path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        arg = self.config_arg
+        config = module.get_config(arg) if arg is not None else module.get_config()
+        for field, value in self.overrides.items():
+            keys, node = field.split("."), config
+            for i, key in enumerate(keys):  # update_from_flattened_dict ignores unknown fields
+                if not isinstance(node, ml_collections.ConfigDict) or key not in node:
+                    raise ValueError(f"arm {self.name!r}: override {field!r}: "
+                                     f"config has no field {'.'.join(keys[:i + 1])!r}")
+                node = node[key]
+            try:
+                config.update_from_flattened_dict({field: value})
+            except (KeyError, AttributeError, TypeError) as e:
+                raise ValueError(f"arm {self.name!r}: override {field}={value!r}: {e}") from e
+        config.seed = seed
+        return config
+
+    def flags(self, seed: int) -> list[str]:
+        """train.py's config flags for a run of this arm with ``seed``."""
+        return [f"--config={self.config}",
+                *(f"--config.{k}={_flag_value(v)}" for k, v in self.overrides.items()),
+                f"--config.seed={seed}"]
+
+
+def _flag_value(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def config_hash(config: ml_collections.ConfigDict) -> str:
+    """SHA-256 (first 16 hex digits) of the resolved config's sorted JSON."""
+    text = json.dumps(json.loads(config.to_json()), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    arms: dict[str, Arm]  # in the plan's order, which the report keeps (it ranks nothing)
+    seeds: tuple[int, ...]
+    baseline: str
+
+
+def parse_plan(raw: Any, only_arms: list[str] | None = None) -> Plan:
+    """Checks a plan dict; ``only_arms`` keeps those arms (and the baseline). Every error names the
+    offending key or value."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"plan: must be a dict with arms, seeds and baseline, got {type(raw).__name__}")
+    unknown = set(raw) - {"arms", "seeds", "baseline"}
+    if unknown:
+        raise ValueError(f"plan: unknown keys {sorted(unknown)}; expected arms, seeds, baseline")
+    arms_raw = raw.get("arms")
+    if not isinstance(arms_raw, dict) or not arms_raw:
+        raise ValueError("plan: 'arms' must be a non-empty dict of arm name -> {config, overrides}")
+    seeds = raw.get("seeds")
+    if (not isinstance(seeds, (list, tuple)) or not seeds
+            or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds)):
+        raise ValueError(f"plan: 'seeds' must be a non-empty list of ints, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"plan: 'seeds' has duplicates: {seeds!r}")
+    arms = {}
+    for name, spec in arms_raw.items():
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            raise ValueError(f"plan: arm name {name!r} must be a non-empty string without '/'")
+        if not isinstance(spec, dict) or not isinstance(spec.get("config"), str):
+            raise ValueError(f"arm {name!r}: must be a dict with a 'config' string (path[:arg])")
+        extra = set(spec) - {"config", "overrides"}
+        if extra:
+            raise ValueError(f"arm {name!r}: unknown keys {sorted(extra)}; expected config, overrides")
+        overrides = spec.get("overrides", {})
+        if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
+            raise ValueError(f"arm {name!r}: 'overrides' must be a dict of field name -> value")
+        if "seed" in overrides:
+            raise ValueError(f"arm {name!r}: 'seed' is set by the plan's seeds, not an override")
+        arm = Arm(name, spec["config"], dict(overrides))
+        if not os.path.isfile(arm.config_path):
+            raise ValueError(f"arm {name!r}: config file {arm.config_path!r} not found")
+        arms[name] = arm
+    baseline = raw.get("baseline")
+    if baseline not in arms:
+        raise ValueError(f"plan: baseline {baseline!r} is not an arm; arms are {list(arms)}")
+    if only_arms:
+        missing = [a for a in only_arms if a not in arms]
+        if missing:
+            raise ValueError(f"unknown arm(s) {missing}; the plan's arms are {list(arms)}")
+        keep = set(only_arms) | {baseline}
+        arms = {k: v for k, v in arms.items() if k in keep}
+    for arm in arms.values():
+        arm.resolve(seeds[0])  # an unknown override field fails now, not after other runs
+    return Plan(arms=arms, seeds=tuple(seeds), baseline=baseline)
+
+
+def load_plan(path: str, only_arms: list[str] | None = None) -> Plan:
+    """Reads a plan from a ``.json`` file or a Python file with ``get_plan()``."""
+    if not os.path.isfile(path):
+        raise ValueError(f"plan file {path!r} not found")
+    if path.endswith(".json"):
+        with open(path) as f:
+            raw = json.load(f)
+    else:
+        spec = importlib.util.spec_from_file_location("_experiment_plan", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not hasattr(module, "get_plan"):
+            raise ValueError(f"plan file {path!r} has no get_plan()")
+        raw = module.get_plan()
+    return parse_plan(raw, only_arms)

@@ -1,0 +1,119 @@
+"""Aggregation of a plan's run records into results.json, results.md and curves.png.
+
+Per arm, over its "ok" runs only (a failed or diverged run has no accuracy and is never ranked):
+mean and sample standard deviation (ddof=1; "n/a" for one run) of the final and best test
+accuracy. The paired difference of an arm from the baseline is, for each seed where both runs are
+ok, ``arm − baseline`` of the final test accuracy; the table gives its mean, sample standard
+deviation and n. Failed and diverged runs are listed under the table with their errors.
+"""
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from jaxaug.data.atomic import write_atomic, write_text_atomic
+from jaxaug.train.metrics_writer import write_json_atomic
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (nan for fewer than two values)."""
+    if not values:
+        return math.nan, math.nan
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def _ok(records: list[dict[str, Any]], arm: str) -> dict[int, dict[str, Any]]:
+    return {r["seed"]: r for r in records if r["arm"] == arm and r["status"] == "ok"}
+
+
+def paired_differences(records: list[dict[str, Any]], arm: str, baseline: str) -> dict[int, float]:
+    """seed -> final test accuracy of ``arm`` minus that of ``baseline``, both runs ok."""
+    a, b = _ok(records, arm), _ok(records, baseline)
+    return {s: a[s]["final_test_accuracy"] - b[s]["final_test_accuracy"] for s in sorted(a.keys() & b.keys())}
+
+
+def aggregate(records: list[dict[str, Any]], baseline: str) -> dict[str, dict[str, Any]]:
+    """arm -> {runs, ok, final/best mean and std, diff mean/std/n from the baseline}, in the order
+    arms first appear in ``records``."""
+    arms = list(dict.fromkeys(r["arm"] for r in records))
+    out = {}
+    for arm in arms:
+        ok = list(_ok(records, arm).values())
+        final = _mean_std([r["final_test_accuracy"] for r in ok])
+        best = _mean_std([r["best_test_accuracy"] for r in ok])
+        diffs = list(paired_differences(records, arm, baseline).values())
+        diff = _mean_std(diffs)
+        out[arm] = {
+            "runs": sum(r["arm"] == arm for r in records), "ok": len(ok),
+            "final_mean": final[0], "final_std": final[1], "best_mean": best[0], "best_std": best[1],
+            "diff_mean": diff[0], "diff_std": diff[1], "diff_n": len(diffs),
+        }
+    return out
+
+
+def _pm(mean: float, std: float, scale: float = 100.0, signed: bool = False) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    sign = "+" if signed else ""
+    spread = "n/a" if math.isnan(std) else f"{scale * std:.2f}"
+    return f"{scale * mean:{sign}.2f} ± {spread}"
+
+
+def markdown_table(records: list[dict[str, Any]], baseline: str) -> str:
+    """Test accuracy (%) per arm, mean ± std over ok runs, and the paired difference from the
+    baseline; then every failed or diverged run with its error."""
+    stats = aggregate(records, baseline)
+    lines = [
+        f"Test accuracy (%), mean ± sample std over the runs that finished; the difference is "
+        f"paired by seed against the baseline `{baseline}`.",
+        "",
+        "| arm | ok / runs | final test acc | best test acc | final − baseline (n) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for arm, s in stats.items():
+        diff = ("baseline" if arm == baseline
+                else f"{_pm(s['diff_mean'], s['diff_std'], signed=True)} ({s['diff_n']})")
+        failed = "" if s["ok"] == s["runs"] else " (failed runs below)"
+        lines.append(f"| {arm} | {s['ok']} / {s['runs']}{failed} | {_pm(s['final_mean'], s['final_std'])} "
+                     f"| {_pm(s['best_mean'], s['best_std'])} | {diff} |")
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        lines += ["", "Failed runs (not in the means):", "", "| arm | seed | status | error |",
+                  "| --- | --- | --- | --- |"]
+        for r in failed:
+            error = str(r["error"]).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {r['arm']} | {r['seed']} | failed ({r['status']}) | {error} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(records: list[dict[str, Any]], path: str) -> None:
+    """Test accuracy per epoch, mean line and min-max band over each arm's ok runs."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for arm in dict.fromkeys(r["arm"] for r in records):
+        curves = [r["test_accuracy_per_epoch"] for r in _ok(records, arm).values()
+                  if r["test_accuracy_per_epoch"]]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        values = 100 * np.array([c[:length] for c in curves])
+        epochs = np.arange(1, length + 1)
+        (line,) = ax.plot(epochs, values.mean(0), marker="o", label=f"{arm} (n={len(curves)})")
+        ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def write_outputs(records: list[dict[str, Any]], baseline: str, out: str) -> None:
+    """results.json (the records and per-arm statistics), results.md and curves.png, atomically."""
+    write_json_atomic(os.path.join(out, "results.json"),
+                      {"baseline": baseline, "runs": records, "arms": aggregate(records, baseline)})
+    write_text_atomic(os.path.join(out, "results.md"), markdown_table(records, baseline))
+    write_atomic(os.path.join(out, "curves.png"), lambda path: plot_curves(records, path))

@@ -1,0 +1,132 @@
+"""Runs each (arm, seed) of a plan as a ``train.py`` subprocess in ``<out>/<arm>/seed<seed>``.
+
+A run is finished when its ``summary.json`` says neither interrupted nor diverged and
+``epochs_completed`` equals the config's ``epochs``; a finished run is skipped. Any other run with
+files is started again on its workdir, which ``train.py`` resumes from its last checkpoint. A
+diverged run is final (rerunning it would diverge again): it is not rerun and never ranked. Each
+run's stdout and stderr go to ``<out>/<arm>/seed<seed>.log``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from jaxaug.experiments.plan import Arm, Plan, config_hash
+
+TRAIN_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        "train.py")
+
+# A runner trains one run: (command, workdir, log path) -> exit status.
+Runner = Callable[[list[str], str, str], int]
+
+
+def subprocess_runner(command: list[str], workdir: str, log_path: str) -> int:
+    with open(log_path, "w") as log:
+        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+
+def _read_json(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def run_state(workdir: str, epochs: int) -> str:
+    """"finished", "diverged" (both final), "resume" (files from an unfinished run) or "new"."""
+    summary = _read_json(os.path.join(workdir, "summary.json"))
+    if summary is not None:
+        if summary.get("diverged"):
+            return "diverged"
+        if not summary.get("interrupted") and summary.get("epochs_completed") == epochs:
+            return "finished"
+    return "resume" if os.path.isdir(workdir) and os.listdir(workdir) else "new"
+
+
+def _test_curve(workdir: str) -> list[float]:
+    """Test accuracy after each epoch, from metrics.jsonl (one test record per epoch)."""
+    curve, train_accuracy = [], None
+    try:
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return [], None
+    for r in records:
+        if r.get("split") == "test" and r.get("accuracy") is not None:
+            curve.append(r["accuracy"])
+        elif r.get("split") == "train" and r.get("accuracy") is not None:
+            train_accuracy = r["accuracy"]
+    return curve, train_accuracy
+
+
+def _last_error(log_path: str, returncode: int) -> str:
+    """The log's last non-empty line (a Python traceback ends with the exception)."""
+    try:
+        with open(log_path) as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        lines = []
+    return f"exit status {returncode}: {lines[-1] if lines else 'no output'}"
+
+
+def collect_record(arm: Arm, seed: int, workdir: str, returncode: int | None, log_path: str) -> dict[str, Any]:
+    """One results.json record: status "ok", "diverged" or "failed" (with its error); accuracies
+    only for "ok" runs, so that nothing else can be ranked."""
+    config = arm.resolve(seed)
+    summary = _read_json(os.path.join(workdir, "summary.json")) or {}
+    curve, train_accuracy = _test_curve(workdir)
+    record: dict[str, Any] = {
+        "arm": arm.name, "seed": seed, "workdir": workdir, "config_hash": config_hash(config),
+        "status": "ok", "error": None, "final_test_accuracy": None, "best_test_accuracy": None,
+        "train_accuracy": None, "wall_time_s": summary.get("wall_time_s"),
+        "epochs_completed": summary.get("epochs_completed", 0), "test_accuracy_per_epoch": curve,
+    }
+    if summary.get("diverged"):
+        record.update(status="diverged",
+                      error=f"diverged at step {summary.get('diverged_at_step')}")
+    elif returncode not in (None, 0) or run_state(workdir, config.epochs) != "finished":
+        record.update(status="failed", error=_last_error(log_path, returncode)
+                      if returncode not in (None, 0) else "run did not finish: " + str(
+                          {k: summary.get(k) for k in ("epochs_completed", "interrupted")}))
+    else:
+        record.update(final_test_accuracy=summary.get("last_test_accuracy"),
+                      best_test_accuracy=summary.get("best_test_accuracy"),
+                      train_accuracy=train_accuracy)
+    return record
+
+
+def run_plan(plan: Plan, out: str, parallel: int = 1, runner: Runner = subprocess_runner,
+             python: str = sys.executable, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Runs (or skips) every (arm, seed), ``parallel`` at a time; a record per run in plan order."""
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, got {parallel}")
+    jobs = [(arm, seed) for arm in plan.arms.values() for seed in plan.seeds]
+
+    def one(job):
+        arm, seed = job
+        workdir = os.path.join(out, arm.name, f"seed{seed}")
+        log_path = os.path.join(out, arm.name, f"seed{seed}.log")
+        state = run_state(workdir, arm.resolve(seed).epochs)
+        if state in ("finished", "diverged"):
+            log(f"{arm.name} seed {seed}: {state}, skipped")
+            return collect_record(arm, seed, workdir, None, log_path)
+        os.makedirs(os.path.dirname(workdir), exist_ok=True)
+        log(f"{arm.name} seed {seed}: {'resuming' if state == 'resume' else 'starting'}")
+        command = [python, TRAIN_PY, *arm.flags(seed), f"--workdir={workdir}"]
+        try:
+            returncode = runner(command, workdir, log_path)
+        except Exception as e:  # a runner that cannot start the process: a failed run, reported
+            return {**collect_record(arm, seed, workdir, None, log_path),
+                    "status": "failed", "error": f"{type(e).__name__}: {e}"}
+        record = collect_record(arm, seed, workdir, returncode, log_path)
+        log(f"{arm.name} seed {seed}: {record['status']}"
+            + (f" ({record['error']})" if record["error"] else ""))
+        return record
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        return list(pool.map(one, jobs))
