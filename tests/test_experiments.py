@@ -1,0 +1,165 @@
+"""The comparison harness: aggregation on hand-made records, plan errors, skip/resume, and one
+end-to-end 2-arm, 2-seed plan of tiny runs with --parallel=2."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxaug.experiments import aggregate, markdown_table, parse_plan, run_plan, run_state
+from jaxaug.experiments.report import write_outputs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(REPO, "configs", "quickstart.py")
+
+
+def record(arm, seed, final, best=None, status="ok", error=None):
+    return {"arm": arm, "seed": seed, "status": status, "error": error,
+            "final_test_accuracy": final, "best_test_accuracy": final if best is None else best,
+            "train_accuracy": None, "wall_time_s": 1.0, "config_hash": "x",
+            "test_accuracy_per_epoch": [] if final is None else [final / 2, final]}
+
+
+def hand_made():
+    """base: 0.50, 0.60, 0.70; aug: 0.55, 0.70, (seed 2 diverged) and a crashed seed 3."""
+    return [record("base", 0, 0.50), record("base", 1, 0.60), record("base", 2, 0.70, best=0.80),
+            record("aug", 0, 0.55), record("aug", 1, 0.70),
+            record("aug", 2, None, status="diverged", error="diverged at step 7"),
+            record("aug", 3, None, status="failed", error="exit status 1: ValueError: boom")]
+
+
+def test_aggregate_closed_form_means_stds_and_paired_differences():
+    stats = aggregate(hand_made(), baseline="base")
+    base, aug = stats["base"], stats["aug"]
+    assert (base["runs"], base["ok"], aug["runs"], aug["ok"]) == (3, 3, 4, 2)
+    assert base["final_mean"] == pytest.approx(0.60) and base["final_std"] == pytest.approx(0.10)
+    assert base["best_mean"] == pytest.approx(1.9 / 3)
+    assert base["best_std"] == pytest.approx(np.std([0.5, 0.6, 0.8], ddof=1))
+    # aug: 0.625 ± std(0.55, 0.70); diverged and failed runs carry no accuracy into the means
+    assert aug["final_mean"] == pytest.approx(0.625)
+    assert aug["final_std"] == pytest.approx(0.15 / math.sqrt(2))
+    # paired by seed, on seeds 0 and 1 only: +0.05 and +0.10
+    assert aug["diff_n"] == 2 and aug["diff_mean"] == pytest.approx(0.075)
+    assert aug["diff_std"] == pytest.approx(0.05 / math.sqrt(2))
+    assert base["diff_mean"] == 0.0 and base["diff_n"] == 3
+
+
+def test_markdown_table_shows_means_and_failed_runs_with_their_errors():
+    table = markdown_table(hand_made(), baseline="base")
+    assert "| base | 3 / 3 | 60.00 ± 10.00 | 63.33 ± 15.28 | baseline |" in table
+    assert "| aug | 2 / 4 (failed runs below) | 62.50 ± 10.61 | 62.50 ± 10.61 | +7.50 ± 3.54 (2) |" in table
+    assert "| aug | 2 | failed (diverged) | diverged at step 7 |" in table
+    assert "| aug | 3 | failed (failed) | exit status 1: ValueError: boom |" in table
+    one = markdown_table([record("base", 0, 0.5)], baseline="base")
+    assert "| base | 1 / 1 | 50.00 ± n/a |" in one  # one run: no spread
+
+
+def test_write_outputs_never_ranks_a_diverged_run(tmp_path):
+    write_outputs(hand_made(), "base", str(tmp_path))
+    results = json.loads((tmp_path / "results.json").read_text())
+    diverged = [r for r in results["runs"] if r["status"] == "diverged"]
+    assert len(diverged) == 1 and diverged[0]["final_test_accuracy"] is None
+    assert results["arms"]["aug"]["ok"] == 2
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def plan_dict(**changes):
+    raw = {"baseline": "a", "seeds": [0, 1],
+           "arms": {"a": {"config": QUICKSTART}, "b": {"config": QUICKSTART, "overrides": {"epochs": 1}}}}
+    raw.update(changes)
+    return raw
+
+
+@pytest.mark.parametrize("raw, only, message", [
+    (plan_dict(baseline="c"), None, "baseline 'c' is not an arm"),
+    (plan_dict(), ["a", "zz"], "unknown arm(s) ['zz']"),
+    (plan_dict(arms={"a": {"config": "configs/missing.py:arg"}}), None,
+     "arm 'a': config file 'configs/missing.py' not found"),
+    (plan_dict(seeds=[0, "1"]), None, "'seeds' must be a non-empty list of ints, got [0, '1']"),
+    (plan_dict(seeds="0,1"), None, "'seeds' must be a non-empty list of ints, got '0,1'"),
+    (plan_dict(seeds=[True]), None, "'seeds' must be a non-empty list of ints, got [True]"),
+    (plan_dict(arms={"a": {"config": QUICKSTART, "overrides": {"optimizer.nope": 1}}}), None,
+     "arm 'a': override 'optimizer.nope': config has no field 'optimizer.nope'"),
+])
+def test_bad_plans_get_errors_naming_what_is_wrong(raw, only, message):
+    with pytest.raises(ValueError) as e:
+        parse_plan(raw, only)
+    assert message in str(e.value)
+
+
+def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
+    """A fake runner records what it is asked to run and finishes a run by writing summary.json."""
+    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3],
+                       "arms": {"a": {"config": QUICKSTART, "overrides": {"epochs": 2}}}})
+
+    def summary(seed, **fields):
+        workdir = tmp_path / "a" / f"seed{seed}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "summary.json").write_text(json.dumps(
+            {"epochs_completed": 2, "interrupted": False, "diverged": False,
+             "last_test_accuracy": 0.5, "best_test_accuracy": 0.6, "wall_time_s": 3.0, **fields}))
+
+    summary(0)  # finished
+    summary(1, epochs_completed=1, interrupted=True)  # interrupted: resume
+    summary(2, diverged=True, diverged_at_step=5, epochs_completed=0)  # final, never rerun
+    # seed 3: new
+    assert [run_state(str(tmp_path / "a" / f"seed{s}"), 2) for s in range(4)] == [
+        "finished", "resume", "diverged", "new"]
+    calls = []
+
+    def runner(command, workdir, log_path):
+        calls.append(command)
+        if workdir.endswith("seed1"):
+            summary(1)
+            return 0
+        with open(log_path, "w") as f:
+            f.write("Traceback (most recent call last):\nRuntimeError: out of memory\n")
+        return 1
+
+    records = run_plan(plan, str(tmp_path), parallel=2, runner=runner, log=lambda _: None)
+    assert sorted(c[-1] for c in calls) == [f"--workdir={tmp_path}/a/seed1", f"--workdir={tmp_path}/a/seed3"]
+    assert "--config.seed=1" in calls[0] + calls[1] and "--config.epochs=2" in calls[0]
+    assert [r["status"] for r in records] == ["ok", "ok", "diverged", "failed"]
+    assert records[1]["final_test_accuracy"] == 0.5 and records[1]["best_test_accuracy"] == 0.6
+    assert records[2]["error"] == "diverged at step 5" and records[2]["best_test_accuracy"] is None
+    assert records[3]["error"] == "exit status 1: RuntimeError: out of memory"
+    assert len({r["config_hash"] for r in records}) == 4  # the seed is part of the config
+
+
+def test_two_arms_two_seeds_end_to_end_with_parallel_runs(tmp_path):
+    """Four tiny runs, two at a time; the rerun skips all four."""
+    tiny = {"dataset": "synthetic", "reduced": 60, "batch_size": 20, "eval_batch_size": 1000,
+            "epochs": 1, "log_every_steps": 1, "save_image_grid": False, "model": "wrn-10-1"}
+    plan = {"baseline": "plain", "seeds": [0, 1],
+            "arms": {"plain": {"config": "configs/quickstart.py", "overrides": tiny},
+                     "lr": {"config": "configs/quickstart.py", "overrides": {**tiny, "optimizer.lr": 0.2}}}}
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "jaxaug.experiments", f"--plan={plan_path}", f"--out={out}", "--parallel=2"]
+    env = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # compile time dominates tiny runs
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    runs = {(r["arm"], r["seed"]): r for r in results["runs"]}
+    assert set(runs) == {("plain", 0), ("plain", 1), ("lr", 0), ("lr", 1)}
+    for (arm, seed), r in runs.items():
+        summary = json.loads((out / arm / f"seed{seed}" / "summary.json").read_text())
+        config = json.loads((out / arm / f"seed{seed}" / "config.json").read_text())
+        assert r["status"] == "ok" and config["seed"] == seed and config["reduced"] == 60
+        assert r["final_test_accuracy"] == summary["last_test_accuracy"]
+        assert r["test_accuracy_per_epoch"] == [summary["last_test_accuracy"]]
+        assert 0.0 <= r["train_accuracy"] <= 1.0
+    assert len({r["config_hash"] for r in runs.values()}) == 4
+    diffs = [runs["lr", s]["final_test_accuracy"] - runs["plain", s]["final_test_accuracy"] for s in (0, 1)]
+    assert results["arms"]["lr"]["diff_mean"] == pytest.approx(np.mean(diffs))
+    assert "| lr | 2 / 2 |" in (out / "results.md").read_text()
+    assert (out / "curves.png").stat().st_size > 0
+    mtimes = {k: (out / k[0] / f"seed{k[1]}" / "summary.json").stat().st_mtime_ns for k in runs}
+    rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert rerun.returncode == 0 and rerun.stdout.count("finished, skipped") == 4, rerun.stdout
+    assert mtimes == {k: (out / k[0] / f"seed{k[1]}" / "summary.json").stat().st_mtime_ns for k in runs}
