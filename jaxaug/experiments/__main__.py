@@ -12,7 +12,7 @@ import sys
 from absl import app, flags
 
 from jaxaug.experiments.plan import load_plan
-from jaxaug.experiments.report import write_outputs
+from jaxaug.experiments.report import markdown_table, write_outputs
 from jaxaug.experiments.runner import run_plan
 
 _PLAN = flags.DEFINE_string("plan", None, "A plan: .json, or .py with get_plan().")
@@ -31,7 +31,7 @@ def main(argv):
         sys.exit(f"error: {e}")
     records = run_plan(plan, _OUT.value, parallel=_PARALLEL.value)
     write_outputs(records, plan.baseline, _OUT.value)
-    print(open(f"{_OUT.value}/results.md").read())
+    print(markdown_table(records, plan.baseline))
     if any(r["status"] != "ok" for r in records):
         sys.exit(1)
 

@@ -48,8 +48,9 @@ def run_state(workdir: str, epochs: int) -> str:
     return "resume" if os.path.isdir(workdir) and os.listdir(workdir) else "new"
 
 
-def _test_curve(workdir: str) -> list[float]:
-    """Test accuracy after each epoch, from metrics.jsonl (one test record per epoch)."""
+def _test_curve(workdir: str) -> tuple[list[float], float | None]:
+    """Test accuracy after each epoch (one test record per epoch) and the train accuracy of the
+    last logged window of steps, from metrics.jsonl."""
     curve, train_accuracy = [], None
     try:
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -89,10 +90,12 @@ def collect_record(arm: Arm, seed: int, workdir: str, returncode: int | None, lo
     if summary.get("diverged"):
         record.update(status="diverged",
                       error=f"diverged at step {summary.get('diverged_at_step')}")
-    elif returncode not in (None, 0) or run_state(workdir, config.epochs) != "finished":
-        record.update(status="failed", error=_last_error(log_path, returncode)
-                      if returncode not in (None, 0) else "run did not finish: " + str(
-                          {k: summary.get(k) for k in ("epochs_completed", "interrupted")}))
+    elif returncode not in (None, 0):
+        record.update(status="failed", error=_last_error(log_path, returncode))
+    elif run_state(workdir, config.epochs) != "finished":  # e.g. stopped by a signal, exit 0
+        record.update(status="failed", error=f"did not finish: {summary.get('epochs_completed', 0)} "
+                                             f"of {config.epochs} epochs, interrupted "
+                                             f"{summary.get('interrupted')}")
     else:
         record.update(final_test_accuracy=summary.get("last_test_accuracy"),
                       best_test_accuracy=summary.get("best_test_accuracy"),
