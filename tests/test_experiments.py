@@ -93,12 +93,15 @@ def test_bad_plans_get_errors_naming_what_is_wrong(raw, only, message):
 
 def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     """A fake runner records what it is asked to run and finishes a run by writing summary.json."""
-    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3],
+    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3, 4],
                        "arms": {"a": {"config": QUICKSTART, "overrides": {"epochs": 2}}}})
+    arm = plan.arms["a"]
 
-    def summary(seed, **fields):
+    def summary(seed, config_seed=None, **fields):
         workdir = tmp_path / "a" / f"seed{seed}"
         workdir.mkdir(parents=True, exist_ok=True)
+        config = arm.resolve(seed if config_seed is None else config_seed)
+        (workdir / "config.json").write_text(config.to_json())
         (workdir / "summary.json").write_text(json.dumps(
             {"epochs_completed": 2, "interrupted": False, "diverged": False,
              "last_test_accuracy": 0.5, "best_test_accuracy": 0.6, "wall_time_s": 3.0, **fields}))
@@ -107,6 +110,7 @@ def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     summary(1, epochs_completed=1, interrupted=True)  # interrupted: resume
     summary(2, diverged=True, diverged_at_step=5, epochs_completed=0)  # final, never rerun
     # seed 3: new
+    summary(4, config_seed=0)  # finished, but with another config than the plan's
     assert [run_state(str(tmp_path / "a" / f"seed{s}"), 2) for s in range(4)] == [
         "finished", "resume", "diverged", "new"]
     calls = []
@@ -123,11 +127,13 @@ def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     records = run_plan(plan, str(tmp_path), parallel=2, runner=runner, log=lambda _: None)
     assert sorted(c[-1] for c in calls) == [f"--workdir={tmp_path}/a/seed1", f"--workdir={tmp_path}/a/seed3"]
     assert "--config.seed=1" in calls[0] + calls[1] and "--config.epochs=2" in calls[0]
-    assert [r["status"] for r in records] == ["ok", "ok", "diverged", "failed"]
+    assert [r["status"] for r in records] == ["ok", "ok", "diverged", "failed", "failed"]
     assert records[1]["final_test_accuracy"] == 0.5 and records[1]["best_test_accuracy"] == 0.6
     assert records[2]["error"] == "diverged at step 5" and records[2]["best_test_accuracy"] is None
     assert records[3]["error"] == "exit status 1: RuntimeError: out of memory"
-    assert len({r["config_hash"] for r in records}) == 4  # the seed is part of the config
+    assert "holds a finished run of a different config" in records[4]["error"]
+    assert records[4]["final_test_accuracy"] is None
+    assert len({r["config_hash"] for r in records}) == 5  # the seed is part of the config
 
 
 def test_two_arms_two_seeds_end_to_end_with_parallel_runs(tmp_path):

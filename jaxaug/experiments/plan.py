@@ -72,10 +72,14 @@ def _flag_value(value: Any) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
+def json_hash(payload: Any) -> str:
+    """SHA-256 (first 16 hex digits) of ``payload``'s JSON with sorted keys."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def config_hash(config: ml_collections.ConfigDict) -> str:
-    """SHA-256 (first 16 hex digits) of the resolved config's sorted JSON."""
-    text = json.dumps(json.loads(config.to_json()), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The hash of a resolved config, equal to that of the ``config.json`` its run writes."""
+    return json_hash(json.loads(config.to_json()))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,8 +3,10 @@
 A run is finished when its ``summary.json`` says neither interrupted nor diverged and
 ``epochs_completed`` equals the config's ``epochs``; a finished run is skipped. Any other run with
 files is started again on its workdir, which ``train.py`` resumes from its last checkpoint. A
-diverged run is final (rerunning it would diverge again): it is not rerun and never ranked. Each
-run's stdout and stderr go to ``<out>/<arm>/seed<seed>.log``.
+diverged run is final (rerunning it would diverge again): it is not rerun and never ranked. A
+finished or diverged run whose ``config.json`` is not the plan's resolved config (the plan changed)
+is reported failed, neither skipped nor rerun. Each run's stdout and stderr go to
+``<out>/<arm>/seed<seed>.log``.
 """
 
 import json
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from jaxaug.experiments.plan import Arm, Plan, config_hash
+from jaxaug.experiments.plan import Arm, Plan, config_hash, json_hash
 
 TRAIN_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                         "train.py")
@@ -114,7 +116,17 @@ def run_plan(plan: Plan, out: str, parallel: int = 1, runner: Runner = subproces
         arm, seed = job
         workdir = os.path.join(out, arm.name, f"seed{seed}")
         log_path = os.path.join(out, arm.name, f"seed{seed}.log")
-        state = run_state(workdir, arm.resolve(seed).epochs)
+        config = arm.resolve(seed)
+        state = run_state(workdir, config.epochs)
+        previous = _read_json(os.path.join(workdir, "config.json"))
+        if state in ("finished", "diverged") and json_hash(previous) != config_hash(config):
+            # the plan changed since this run: its results are not this arm's
+            log(f"{arm.name} seed {seed}: {workdir} holds a run of another config")
+            return {**collect_record(arm, seed, workdir, None, log_path), "status": "failed",
+                    "final_test_accuracy": None, "best_test_accuracy": None, "train_accuracy": None,
+                    "error": f"{workdir} holds a {state} run of a different config (hash "
+                             f"{json_hash(previous)}, the plan's {config_hash(config)}): "
+                             f"use another --out or remove it"}
         if state in ("finished", "diverged"):
             log(f"{arm.name} seed {seed}: {state}, skipped")
             return collect_record(arm, seed, workdir, None, log_path)
