@@ -15,26 +15,33 @@ from jaxaug.experiments.plan import load_plan
 from jaxaug.experiments.report import markdown_table, write_outputs
 from jaxaug.experiments.runner import run_plan
 
-_PLAN = flags.DEFINE_string("plan", None, "A plan: .json, or .py with get_plan().")
-_OUT = flags.DEFINE_string("out", None, "Directory for the runs' workdirs and the reports.")
-_PARALLEL = flags.DEFINE_integer("parallel", 1, "Runs trained at once.")
-_ARMS = flags.DEFINE_list("arms", None, "Only these arms (and the baseline); default all.")
-flags.mark_flags_as_required(["plan", "out"])
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defined only when run, so that importing this module (as tests that walk the package do)
+    cannot clash with another module's --out."""
+    flags.DEFINE_string("plan", None, "A plan: .json, or .py with get_plan().")
+    flags.DEFINE_string("out", None, "Directory for the runs' workdirs and the reports.")
+    flags.DEFINE_integer("parallel", 1, "Runs trained at once.", lower_bound=1)
+    flags.DEFINE_list("arms", None, "Only these arms (and the baseline); default all.")
+    flags.mark_flags_as_required(["plan", "out"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        plan = load_plan(_PLAN.value, _ARMS.value)
+        plan = load_plan(FLAGS.plan, FLAGS.arms)
     except ValueError as e:
         sys.exit(f"error: {e}")
-    records = run_plan(plan, _OUT.value, parallel=_PARALLEL.value)
-    write_outputs(records, plan.baseline, _OUT.value)
+    records = run_plan(plan, FLAGS.out, parallel=FLAGS.parallel)
+    write_outputs(records, plan.baseline, FLAGS.out)
     print(markdown_table(records, plan.baseline))
     if any(r["status"] != "ok" for r in records):
         sys.exit(1)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
