@@ -29,7 +29,7 @@
 # --smoke: tiny sizes for a CPU (WRN-10-1, batch 16/32, 1 timed step, 100 training images,
 # 1 epoch), to test this script without a GPU.
 #
-# Results: $OUT (the device machine's output folder) if set, else bench/.carry/gpu_run: one log per
+# Results: $OUT (the device machine's output folder) if set, else bench/.gpu_local/run: one log per
 # part, the arms' workdirs, and gpu_summary.json (device, timings' RESULT fields, each arm's
 # summary, the plan) with the RESULT lines also in gpu_summary.txt.
 set -uo pipefail
@@ -49,17 +49,19 @@ BUDGET=${BUDGET:-$([ $SMOKE = 1 ] && echo 900 || echo 480)}
 PY=${PYTHON:-$(python3 -c "import jax" 2>/dev/null && echo python3 || echo python)}
 CARRY=$ROOT/bench/.carry
 DATA=$CARRY/cifar10-4000.zip
-RESULTS=${OUT:-$CARRY/gpu_run}
+# Outside bench/.carry, which is what travels (64 MiB at most): the decoded cache alone is 43 MB.
+LOCAL=$ROOT/bench/.gpu_local
+RESULTS=${OUT:-$LOCAL/run}
 mkdir -p "$RESULTS"
-export PYTHONPATH=$ROOT:$CARRY/site JAXAUG_CACHE_DIR=$CARRY/cache
+export PYTHONPATH=$ROOT:$LOCAL/site JAXAUG_CACHE_DIR=$LOCAL/cache
 left() { echo $((BUDGET - SECONDS)); }
 
 # The machine lacks ml_collections (and has no network): install the carried wheel beside the code.
 if ! "$PY" -c "import ml_collections" 2>/dev/null; then
   # A pure-Python wheel is a zip of the package: without pip, unpacking it is the install.
   "$PY" -m pip install --quiet --no-index --no-deps --find-links "$CARRY/wheels" \
-      --target "$CARRY/site" ml-collections ||
-    "$PY" -m zipfile -e "$(ls "$CARRY"/wheels/ml_collections-*.whl | tail -1)" "$CARRY/site" ||
+      --target "$LOCAL/site" ml-collections ||
+    "$PY" -m zipfile -e "$(ls "$CARRY"/wheels/ml_collections-*.whl | tail -1)" "$LOCAL/site" ||
     exit 1
 fi
 if [ ! -f "$DATA" ]; then
