@@ -102,6 +102,7 @@ bench step_cost 20 "${SC_ARGS[@]}"
 
 # (b) the four arms in parallel.
 TRAIN_S=$(($(left) - 20))  # 20 s kept for the summary
+[ "$TRAIN_S" -lt 10 ] && TRAIN_S=10  # never `timeout 0`, which means no limit
 if [ $SMOKE = 1 ]; then
   EPOCHS=${EPOCHS:-1}
   ARM_ARGS=(--config.model=wrn-10-1 --config.reduced=100 --config.batch_size=32)
