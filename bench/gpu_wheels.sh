@@ -10,7 +10,7 @@
 # then run on the GPU machine, carrying bench/.carry:  bash bench/gpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 SOURCE=${1:-../shared/data/cifar10-jpeg.zip}
 CARRY=bench/.carry
 mkdir -p "$CARRY/wheels"
