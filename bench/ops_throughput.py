@@ -27,13 +27,16 @@ from jaxaug.policies import pil_reference
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (the median is kept).")
 _QUICK = flags.DEFINE_bool("quick", False, "Small batches and 2 repeats, for smoke testing.")
 
-_ZIP = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-jpeg.zip")
+_ZIP = flags.DEFINE_string(
+    "images_zip", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                               "cifar10-jpeg.zip"),
+    "An image-folder zip whose test/ images are timed (synthetic images when it is absent).")
 
 
 def load_images(n: int, size: int) -> tuple[np.ndarray, str]:
     """n uint8 [size, size, 3] images: CIFAR-10 test images (bilinear-resized), else synthetic."""
-    if os.path.exists(_ZIP):
-        with zipfile.ZipFile(_ZIP) as z:
+    if os.path.exists(_ZIP.value):
+        with zipfile.ZipFile(_ZIP.value) as z:
             names = sorted(m for m in z.namelist() if m.startswith("test/") and m.endswith(".jpg"))
             # Spread over the classes rather than taking n images of the first class.
             names = names[:: max(1, len(names) // n)][:n]

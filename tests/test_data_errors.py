@@ -1,7 +1,13 @@
 """Every bad input raises its own error class, and the message names the offending thing."""
 
+import importlib.util
+import io
+import os
 import re
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +156,49 @@ def test_bad_crc_in_the_zip_names_the_zip_and_member(make_image_folder, zip_fold
     member = re.escape(f"train/dog/001.png from the zip {archive}")
     with pytest.raises(CorruptImageError, match=member):
         load_dataset(f"imagefolder:{archive}", cache_dir=cache_dir)
+
+
+def test_importable_without_tensorflow_datasets(tmp_path):
+    """jaxaug, its trainer and train.py import with tensorflow_datasets unimportable (the GPU
+    benchmark machine's case, bench/gpu.sh); only a `tfds:` name then needs it, and says so."""
+    script = (
+        "import sys\n"
+        "sys.modules['tensorflow_datasets'] = None  # any import of it now raises\n"
+        "import jaxaug, jaxaug.data, jaxaug.train, train\n"
+        "try:\n"
+        "    jaxaug.data.load_dataset('tfds:cifar10')\n"
+        "except ModuleNotFoundError as e:\n"
+        "    print('ERROR', e.name, e)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ERROR tensorflow_datasets "), result.stdout
+    assert "tensorflow-datasets" in result.stdout and "'tfds:cifar10'" in result.stdout
+
+
+def test_packed_reduced_zip_matches_reduced_load(tmp_path, cache_dir):
+    """bench/pack_reduced.py packs exactly the subset `reduced=N` selects, bytes unchanged."""
+    spec = importlib.util.spec_from_file_location(
+        "pack_reduced", Path(__file__).resolve().parents[1] / "bench" / "pack_reduced.py")
+    pack_reduced = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pack_reduced)
+    source, packed = tmp_path / "full.zip", tmp_path / "packed.zip"
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(source, "w") as z:
+        for split, n in (("train", 6), ("test", 2)):
+            for cls in ("cat", "dog", "owl"):
+                for i in range(n):
+                    buf = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (4, 4, 3), np.uint8)).save(buf, "PNG")
+                    z.writestr(f"{split}/{cls}/{i}.png", buf.getvalue())
+    assert pack_reduced.pack(str(source), str(packed), 6, 3) == {"train": 6, "test": 6}
+    full = load_dataset(f"imagefolder:{source}", reduced=6, seed=3, cache_dir=cache_dir)
+    small = load_dataset(f"imagefolder:{packed}", cache_dir=cache_dir)
+    np.testing.assert_array_equal(small.train.labels, full.train.labels)
+    np.testing.assert_array_equal(small.train.get(np.arange(6))[0],
+                                  full.train.get(np.arange(6))[0])
+    with zipfile.ZipFile(source) as a, zipfile.ZipFile(packed) as b:
+        assert all(b.read(m) == a.read(m) for m in b.namelist())
+        assert len([m for m in b.namelist() if m.startswith("test/")]) == 6

@@ -116,8 +116,18 @@ def load_dataset(
         arrays = cache.cached(path, lambda: folder.decode(image_size))
         train, val, test, class_names = _in_memory(arrays)
     elif kind == "tfds" and arg:
-        # Imported here: tensorflow_datasets takes ~0.6 s to import and most runs do not need it.
-        from jaxaug.data import tfds_source
+        # Imported here: tensorflow_datasets takes ~0.6 s to import, most runs do not need it, and
+        # a machine without it (the GPU benchmark's, bench/gpu.sh) still reads image folders.
+        try:
+            from jaxaug.data import tfds_source
+        except ModuleNotFoundError as e:
+            if e.name != "tensorflow_datasets":
+                raise
+            raise ModuleNotFoundError(
+                f"dataset {name!r} needs the package tensorflow-datasets, which is not installed "
+                "(pip install tensorflow-datasets); 'imagefolder:<path>' and 'synthetic' do not",
+                name=e.name,
+            ) from e
 
         if arg in tfds_source.LAZY_DATASETS:
             train, test = tfds_source.lazy_sources(arg, data_dir, image_size)

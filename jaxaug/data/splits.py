@@ -33,11 +33,14 @@ def _balanced_indices(labels, num_classes, total, seed, stream, what, keep_one=F
     return np.sort(np.concatenate(chosen))
 
 
+def reduce_indices(labels: np.ndarray, num_examples: int, num_classes: int, seed: int) -> np.ndarray:
+    """The sorted indices into `labels` that `reduce` keeps (bench/pack_reduced.py packs them)."""
+    return _balanced_indices(labels, num_classes, num_examples, seed, _REDUCE_STREAM, "reduced")
+
+
 def reduce(source: Source, num_examples: int, num_classes: int, seed: int) -> Source:
     """A subset of `num_examples` examples, `num_examples / num_classes` per class."""
-    return source.subset(
-        _balanced_indices(source.labels, num_classes, num_examples, seed, _REDUCE_STREAM, "reduced")
-    )
+    return source.subset(reduce_indices(source.labels, num_examples, num_classes, seed))
 
 
 def hold_out(
