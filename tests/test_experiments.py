@@ -137,10 +137,11 @@ def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
 
 
 def test_two_arms_two_seeds_end_to_end_with_parallel_runs(tmp_path):
-    """Four tiny runs, two at a time; a rerun skips all four (a runner that fails if called)
-    and returns the same records."""
+    """Four tiny runs, two at a time, evaluated after the second epoch only; a rerun skips all
+    four (a runner that fails if called) and returns the same records."""
     tiny = {"dataset": "synthetic", "reduced": 60, "batch_size": 20, "eval_batch_size": 1000,
-            "epochs": 1, "log_every_steps": 1, "save_image_grid": False, "model": "wrn-10-1"}
+            "epochs": 2, "eval_every": 2, "log_every_steps": 1, "save_image_grid": False,
+            "model": "wrn-10-1"}
     plan = {"baseline": "plain", "seeds": [0, 1],
             "arms": {"plain": {"config": QUICKSTART, "overrides": tiny},
                      "lr": {"config": QUICKSTART, "overrides": {**tiny, "optimizer.lr": 0.2}}}}
@@ -159,7 +160,8 @@ def test_two_arms_two_seeds_end_to_end_with_parallel_runs(tmp_path):
         config = json.loads((out / arm / f"seed{seed}" / "config.json").read_text())
         assert r["status"] == "ok" and config["seed"] == seed and config["reduced"] == 60
         assert r["final_test_accuracy"] == summary["last_test_accuracy"]
-        assert r["test_accuracy_per_epoch"] == [summary["last_test_accuracy"]]
+        assert r["test_accuracy_per_epoch"] == [None, summary["last_test_accuracy"]]
+        assert summary["epochs_completed"] == 2
         assert 0.0 <= r["train_accuracy"] <= 1.0
     assert len({r["config_hash"] for r in runs.values()}) == 4
     diffs = [runs["lr", s]["final_test_accuracy"] - runs["plain", s]["final_test_accuracy"] for s in (0, 1)]

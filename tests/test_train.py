@@ -138,6 +138,7 @@ def test_summary_and_metrics_agree(uninterrupted):
     assert summary["epochs_completed"] == 2 and summary["step"] == 20
     assert summary["last_test_accuracy"] == tests[-1]["accuracy"]
     assert summary["best_test_accuracy"] == max(r["accuracy"] for r in tests)
+    assert summary["test_accuracy_per_epoch"] == [r["accuracy"] for r in tests]
     assert summary["train_images_per_s"] > 0 and summary["wall_time_s"] > 0
     assert not summary["interrupted"]
     assert os.listdir(os.path.join(workdir, "tensorboard"))
@@ -271,6 +272,7 @@ def test_resume_refuses_a_changed_config(uninterrupted):
     [
         ({"batch_size": 0}, "batch_size"),
         ({"epochs": 0}, "epochs"),
+        ({"eval_every": 0}, "eval_every"),
         ({"dtype": "float16"}, "dtype"),
         ({"optimizer.momentum": 1.0}, "optimizer.momentum"),
         ({"augment.cutout": -1}, "augment.cutout"),

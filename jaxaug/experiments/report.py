@@ -100,8 +100,10 @@ def plot_curves(records: list[dict[str, Any]], path: str) -> None:
         if not curves:
             continue
         length = min(len(c) for c in curves)
-        values = 100 * np.array([c[:length] for c in curves])
-        epochs = np.arange(1, length + 1)
+        # None marks an epoch that was not evaluated (config.eval_every): plot evaluated ones only.
+        values = 100 * np.array([c[:length] for c in curves], dtype=float)
+        evaluated = ~np.isnan(values).any(0)
+        epochs, values = np.arange(1, length + 1)[evaluated], values[:, evaluated]
         (line,) = ax.plot(epochs, values.mean(0), marker="o", label=f"{arm} (n={len(curves)})")
         ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
     ax.set_xlabel("epoch")

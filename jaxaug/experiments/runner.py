@@ -50,21 +50,15 @@ def run_state(workdir: str, epochs: int) -> str:
     return "resume" if os.path.isdir(workdir) and os.listdir(workdir) else "new"
 
 
-def _test_curve(workdir: str) -> tuple[list[float], float | None]:
-    """Test accuracy after each epoch (one test record per epoch) and the train accuracy of the
-    last logged window of steps, from metrics.jsonl."""
-    curve, train_accuracy = [], None
+def _last_train_accuracy(workdir: str) -> float | None:
+    """The train accuracy of the last logged window of steps, from metrics.jsonl."""
     try:
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
             records = [json.loads(line) for line in f if line.strip()]
     except (OSError, ValueError):
-        return [], None
-    for r in records:
-        if r.get("split") == "test" and r.get("accuracy") is not None:
-            curve.append(r["accuracy"])
-        elif r.get("split") == "train" and r.get("accuracy") is not None:
-            train_accuracy = r["accuracy"]
-    return curve, train_accuracy
+        return None
+    train = [r["accuracy"] for r in records if r.get("split") == "train" and r.get("accuracy") is not None]
+    return train[-1] if train else None
 
 
 def _last_error(log_path: str, returncode: int) -> str:
@@ -82,7 +76,8 @@ def collect_record(arm: Arm, seed: int, workdir: str, returncode: int | None, lo
     only for "ok" runs, so that nothing else can be ranked."""
     config = arm.resolve(seed)
     summary = _read_json(os.path.join(workdir, "summary.json")) or {}
-    curve, train_accuracy = _test_curve(workdir)
+    # One entry per epoch, None for those not evaluated (config.eval_every).
+    curve = summary.get("test_accuracy_per_epoch", [])
     record: dict[str, Any] = {
         "arm": arm.name, "seed": seed, "workdir": workdir, "config_hash": config_hash(config),
         "status": "ok", "error": None, "final_test_accuracy": None, "best_test_accuracy": None,
@@ -101,7 +96,7 @@ def collect_record(arm: Arm, seed: int, workdir: str, returncode: int | None, lo
     else:
         record.update(final_test_accuracy=summary.get("last_test_accuracy"),
                       best_test_accuracy=summary.get("best_test_accuracy"),
-                      train_accuracy=train_accuracy)
+                      train_accuracy=_last_train_accuracy(workdir))
     return record
 
 

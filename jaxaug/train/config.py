@@ -123,6 +123,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch_size = 128
     c.eval_batch_size = 500
     c.epochs = 200
+    # Evaluate the held-out splits after every `eval_every`-th epoch and after the last one; on a
+    # small training set the 10,000 test images can cost more than the epoch itself.
+    c.eval_every = 1
     c.optimizer = ml_collections.ConfigDict({
         "lr": 0.1,
         "momentum": 0.9,
@@ -163,6 +166,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         f"must be divisible by the {device_count} devices of the mesh",
     )
     check(config.eval_batch_size >= 1, "eval_batch_size", "must be positive")
+    check(isinstance(config.eval_every, int) and config.eval_every >= 1, "eval_every",
+          "must be a positive number of epochs")
     check(0 < config.optimizer.lr < math.inf, "optimizer.lr", "must be positive and finite")
     check(config.nonfinite in ("stop", "skip"), "nonfinite", "must be 'stop' or 'skip'")
     check(0 <= config.optimizer.momentum < 1, "optimizer.momentum", "must be in [0, 1)")

@@ -152,7 +152,8 @@ def train_and_evaluate(
     workdir: str,
     step_callback: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains ``config.method`` on ``config.dataset``, evaluating and checkpointing every epoch.
+    """Trains ``config.method`` on ``config.dataset``, checkpointing every epoch and evaluating
+    every ``config.eval_every`` epochs and after the last.
 
     Resumes from the latest checkpoint in ``workdir/checkpoints`` if there is one. Writes
     ``metrics.jsonl`` (one record per log interval and per evaluation) and ``summary.json``.
@@ -311,27 +312,29 @@ def _end_of_epoch(
     meta, state, step, epoch, epoch_metrics, dataset, eval_step, eval_batch_size, shard,
     writer, checkpointer, config, epoch_seconds,
 ):
-    """Evaluates on the held-out splits, logs the epoch and saves a checkpoint scored by accuracy."""
+    """Logs the epoch, evaluates on the held-out splits when it is an evaluation epoch, and saves
+    a checkpoint (scored by accuracy when evaluated)."""
     record = {"epoch": epoch + 1, "step": step, "epoch_s": epoch_seconds}
     if epoch_metrics:
         record.update({f"train_{k}": v for k, v in mean_metrics(epoch_metrics).items()})
-    test = evaluate(eval_step, state, dataset.test, eval_batch_size, shard)
-    writer.write(step, "test", test)
-    record.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
-    if dataset.val is not None:
-        val = evaluate(eval_step, state, dataset.val, eval_batch_size, shard)
-        writer.write(step, "val", val)
-        record.update({"val_accuracy": val["accuracy"], "val_loss": val["loss"]})
+    if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+        test = evaluate(eval_step, state, dataset.test, eval_batch_size, shard)
+        writer.write(step, "test", test)
+        record.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
+        if dataset.val is not None:
+            val = evaluate(eval_step, state, dataset.val, eval_batch_size, shard)
+            writer.write(step, "val", val)
+            record.update({"val_accuracy": val["accuracy"], "val_loss": val["loss"]})
     logging.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
     meta = {**meta, "evals": meta["evals"] + [record]}
     if config.checkpoint.enabled:
-        score = record["val_accuracy"] if dataset.val is not None else record["test_accuracy"]
+        score = record.get("val_accuracy" if dataset.val is not None else "test_accuracy")
         checkpointer.save(step, state, meta, score=score)
     return meta
 
 
 def _summary(meta, step: int, config, dataset, interrupted: bool, session_seconds: float) -> dict[str, Any]:
-    evals = meta["evals"]
+    evals = [e for e in meta["evals"] if "test_accuracy" in e]
     summary = {
         "model": config.model,
         "dataset": config.dataset,
@@ -339,7 +342,9 @@ def _summary(meta, step: int, config, dataset, interrupted: bool, session_second
         "devices": jax.device_count(),
         "device_kind": jax.devices()[0].device_kind,
         "step": step,
-        "epochs_completed": len(evals),
+        "epochs_completed": len(meta["evals"]),
+        # None for the epochs that were not evaluated (config.eval_every).
+        "test_accuracy_per_epoch": [e.get("test_accuracy") for e in meta["evals"]],
         "interrupted": interrupted,
         "wall_time_s": meta["elapsed_s"],
         "this_session_wall_time_s": session_seconds,
