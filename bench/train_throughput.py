@@ -29,7 +29,7 @@ def time_model(name: str, batch_size: int, steps: int, dtype: str, dataset, mesh
     config = base_config()
     config.model, config.batch_size, config.dtype = name, batch_size, dtype
     model = models.create(name, num_classes=10, dtype=dtype)
-    method = methods.create("supervised", model, make_optimizer(config, 1000), config)
+    method = methods.supervised(model, make_optimizer(config, 1000))
     compiled = compile_steps(method, dataset, config, mesh)
     state = compiled.init(jax.random.key(0))
     rng = np.random.default_rng(0)

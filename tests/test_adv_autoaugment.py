@@ -227,7 +227,7 @@ def test_the_controller_distribution_moves_away_from_its_start(short_run):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"num_policies": 1}, "num_policies must be an integer >= 2"),
+    ({"num_policies": 1}, "num_policies must be an integer, at least 2"),
     ({"update_every": 0}, "update_every"),
     ({"sub_policies": 2.5}, "sub_policies"),
     ({"num_magnitudes": 12}, "num_magnitudes"),

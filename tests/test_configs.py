@@ -199,7 +199,9 @@ def test_adatransform_gets_the_thesis_settings(arg, expected, monkeypatch):
     monkeypatch.setattr(adatransform, "adatransform", lambda model, optimizer, **kw: kw)
     monkeypatch.setattr(adatransform, "make_policy_optimizer", lambda lr, wd: (lr, wd))
     config = load_config(os.path.join(REPO, "configs", "policy_learners.py"), f"{arg},cifar10")
-    got = methods.create("adatransform", None, None, config, steps_per_epoch=391)
+    got = methods.create(methods.Context(
+        model=None, optimizer=None, lr_schedule=None, steps_per_epoch=391, num_classes=10,
+        image_stats=((0.5,), (0.25,)), config=config))
     assert {k: got[k] for k in expected} == expected
 
 

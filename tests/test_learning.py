@@ -48,7 +48,7 @@ def test_loss_falls_on_a_small_fixed_batch(source):
     config.optimizer.lr = 0.05
     dataset = data.load_dataset("synthetic")
     model = models.create(config.model, num_classes=10)
-    method = methods.create("supervised", model, make_optimizer(config, 10_000), config)
+    method = methods.supervised(model, make_optimizer(config, 10_000))
     steps = compile_steps(method, dataset, config, make_mesh())
     state = steps.init(jax.random.key(0))
     batch = {k: jnp.asarray(v) for k, v in batch.items()}

@@ -31,6 +31,7 @@ batch = next(data.epoch_batches(dataset.train, 16, seed=0, epoch=0))
 config = base_config()
 config.online_augment.meta = True
 config.adv_autoaugment.num_policies, config.adv_autoaugment.update_every = 2, 1
+config.num_bn_sets = 2
 
 def max_diff(a, b):
     return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
@@ -45,8 +46,11 @@ def one_step(method, mesh):
 
 def report(name):
     model = TinyMultiBNNet(num_classes=dataset.num_classes, num_bn_sets=2)
-    method = methods.create(name, model, make_optimizer(config, 10), config,
-                            image_stats=(dataset.mean, dataset.std))
+    config.method = name
+    method = methods.create(methods.Context(
+        model=model, optimizer=make_optimizer(config, 10), lr_schedule=lambda step: 0.1,
+        steps_per_epoch=10, num_classes=dataset.num_classes,
+        image_stats=(dataset.mean, dataset.std), config=config, device_count=jax.device_count()))
     initial, eight, eight_metrics = one_step(method, make_mesh())
     _, one, one_metrics = one_step(method, make_mesh(jax.devices()[:1]))
     return {

@@ -336,7 +336,7 @@ config = base_config()
 config.model, config.batch_size, config.augment.cutout = "wrn-10-1", 32, 8
 dataset = data.load_dataset("synthetic", reduced=320)
 model = models.create(config.model, num_classes=dataset.num_classes)
-method = methods.create("supervised", model, make_optimizer(config, 10), config)
+method = methods.supervised(model, make_optimizer(config, 10))
 batches = list(data.epoch_batches(dataset.train, 32, seed=0, epoch=0))[:3]
 
 def max_diff(a, b):

@@ -97,8 +97,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from ml_collections.config_dict import placeholder
 
 from jaxaug import ops
+from jaxaug.methods import registry
 from jaxaug.methods.base import (
     Method,
     NetworkState,
@@ -109,6 +111,7 @@ from jaxaug.methods.base import (
     init_target,
     keep_if,
     predict_target,
+    require,
 )
 from jaxaug.models.discriminator import Discriminator
 from jaxaug.objectives import discriminator_objective, log_realness
@@ -432,14 +435,16 @@ THESIS_DEFAULTS["erasing"] = THESIS_DEFAULTS["cutout"]
 
 def thesis_default(mode: str, name: str, value: Any = None) -> Any:
     """``value``, or the thesis's setting ``name`` for ``mode`` where it is None."""
-    if mode not in THESIS_DEFAULTS:
-        raise ValueError(f"adatransform: unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    require(mode in THESIS_DEFAULTS, "adatransform", "mode", mode, f"must be one of {', '.join(MODES)}")
     return THESIS_DEFAULTS[mode][name] if value is None else value
 
 
 def make_policy_optimizer(lr: float, weight_decay: float) -> optax.GradientTransformation:
     """T's optimizer: Adam with L2 weight decay added to the gradient (the thesis gives the rate
     and decay, sec. 3.6.1; Adam is our choice)."""
+    require(0 < lr < math.inf, "adatransform", "policy_lr", lr, "must be positive and finite")
+    require(0 <= weight_decay < math.inf, "adatransform", "policy_weight_decay", weight_decay,
+            "must be finite and non-negative")
     return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(lr))
 
 
@@ -454,8 +459,7 @@ def mix_batch(key: jax.Array, transformed: jax.Array, clean: jax.Array, prob: fl
 def _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_pixels,
                 cooperative_test, entropy_weight, apply_prob, clean_weight, update_every,
                 stop_step, transformer_width, dropout):
-    if mode not in MODES:
-        raise ValueError(f"adatransform: unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    require(mode in MODES, "adatransform", "mode", mode, f"must be one of {', '.join(MODES)}")
     for name, value, low in (("num_steps", num_steps, 1), ("samples", samples, 1),
                              ("cutout_size", cutout_size, 2), ("move_pixels", move_pixels, 1),
                              ("update_every", update_every, 1),
@@ -463,19 +467,15 @@ def _check_args(mode, num_steps, samples, gamma, disc_weight, cutout_size, move_
         check_int("adatransform", name, value, low)
     if stop_step is not None:
         check_int("adatransform", "stop_step", stop_step, 0)
-    for name, value, low, high in (("gamma", gamma, 0.0, 1.0),
-                                   ("apply_prob", apply_prob, 0.0, 1.0)):
-        if not low <= value <= high:
-            raise ValueError(f"adatransform: {name} must be in [{low:g}, {high:g}], got {value!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"adatransform: dropout must be in [0, 1), got {dropout!r}")
+    for name, value in (("gamma", gamma), ("apply_prob", apply_prob)):
+        require(0 <= value <= 1, "adatransform", name, value, "must be in [0, 1]")
+    require(0 <= dropout < 1, "adatransform", "dropout", dropout, "must be in [0, 1)")
     for name, value in (("entropy_weight", entropy_weight), ("disc_weight", disc_weight),
                         ("clean_weight", clean_weight)):
-        if not 0.0 <= value < float("inf"):
-            raise ValueError(f"adatransform: {name} must be finite and >= 0, got {value!r}")
-    if cooperative_test and mode != "transform":
-        raise ValueError(f"adatransform: cooperative_test needs mode 'transform', got {mode!r} "
-                         "(the box modes start from a random box and predict has no key)")
+        require(0 <= value < math.inf, "adatransform", name, value, "must be finite and non-negative")
+    require(not (cooperative_test and mode != "transform"), "adatransform", "cooperative_test",
+            cooperative_test, f"needs mode 'transform', not {mode!r} (the box modes start from a "
+            "random box and predict has no key)")
 
 
 def adatransform(
@@ -688,3 +688,33 @@ def adatransform(
         return predict_target(model, state.target, images)
 
     return Method(init=init, step=step, predict=predict)
+
+
+@registry.register("adatransform", defaults={
+    **registry.keyword_defaults(adatransform, "mode", "num_steps", "samples", "gamma",
+                                "disc_weight", "cutout_size", "move_pixels", "apply_prob",
+                                "clean_weight", "update_every", "transformer_width", "dropout",
+                                "entropy_weight", "cooperative_test"),
+    # None: the thesis's value for the mode (THESIS_DEFAULTS).
+    "policy_lr": placeholder(float), "policy_weight_decay": placeholder(float),
+    "stop_epochs": placeholder(int),
+})
+def _from_config(settings, context: registry.Context) -> Method:
+    """Fields left None take the thesis's value for the mode (`THESIS_DEFAULTS`); the transforms
+    stop ``stop_epochs`` before the end, at step (epochs - stop_epochs) x steps per epoch."""
+    setting = functools.partial(thesis_default, settings.mode)
+    epochs = context.config.epochs
+    stop_epochs = setting("stop_epochs", settings.stop_epochs)
+    require(0 <= stop_epochs < epochs, "adatransform", "stop_epochs", stop_epochs,
+            f"must be in [0, epochs) = [0, {epochs}): the transforms stop that many epochs before "
+            "the end")
+    mean, std = context.image_stats
+    kwargs = {k: v for k, v in settings.items()
+              if k not in ("stop_epochs", "policy_lr", "policy_weight_decay")}
+    kwargs.update({k: setting(k, settings[k]) for k in ("num_steps", "apply_prob", "clean_weight")})
+    return adatransform(
+        context.model, context.optimizer, mean=mean, std=std,
+        stop_step=(epochs - stop_epochs) * context.steps_per_epoch if stop_epochs else None,
+        policy_optimizer=make_policy_optimizer(
+            setting("policy_lr", settings.policy_lr),
+            setting("policy_weight_decay", settings.policy_weight_decay)), **kwargs)

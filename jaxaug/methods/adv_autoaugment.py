@@ -44,6 +44,7 @@ import optax
 
 from jaxaug import objectives, policies
 from jaxaug.data import augment
+from jaxaug.methods import registry
 from jaxaug.methods.base import (
     Method,
     TargetState,
@@ -53,12 +54,15 @@ from jaxaug.methods.base import (
     init_target,
     keep_if,
     predict_target,
+    require,
 )
 from jaxaug.objectives import reinforce
 from jaxaug.policies.tables import OP_NAMES
 
 #: The 16 op types of the paper, in its order (AutoAugment's list).
 OPS = OP_NAMES[:16]
+#: The controller's Adam learning rate (sec. 4.1).
+CONTROLLER_LR = 3.5e-4
 
 
 @flax.struct.dataclass
@@ -136,16 +140,15 @@ def adv_autoaugment(
                              ("sub_policies", sub_policies, 1), ("cutout", cutout, 0),
                              ("ops_per_sub_policy", ops_per_sub_policy, 1)):
         check_int("adv_autoaugment", name, value, low)
-    if not 1 <= num_magnitudes <= 11:
-        raise ValueError(f"adv_autoaugment: num_magnitudes must be in [1, 11] (levels 0-10), "
-                         f"got {num_magnitudes!r}")
-    if entropy_weight < 0:
-        raise ValueError(f"adv_autoaugment: entropy_weight must be >= 0, got {entropy_weight!r}")
+    require(1 <= num_magnitudes <= 11, "adv_autoaugment", "num_magnitudes", num_magnitudes,
+            "must be in [1, 11] (levels 0-10)")
+    require(0 <= entropy_weight < float("inf"), "adv_autoaugment", "entropy_weight", entropy_weight,
+            "must be finite and non-negative")
     op_names = policies.apply.check_vocabulary(tuple(op_names), has_partner=True)
     controller = policies.PolicyController(
         choice_sizes=(len(op_names), num_magnitudes),
         num_choices=2 * sub_policies * ops_per_sub_policy, hidden=hidden, embedding=embedding)
-    controller_optimizer = controller_optimizer or optax.adam(3.5e-4)
+    controller_optimizer = controller_optimizer or optax.adam(CONTROLLER_LR)
     mean, std = image_stats("adv_autoaugment", mean, std)
 
     def init(key, batch):
@@ -209,6 +212,26 @@ def adv_autoaugment(
         return predict_target(model, state.target, images)
 
     return Method(init=init, step=step, predict=predict, applies_cutout=True)
+
+
+@registry.register("adv_autoaugment", defaults={
+    **registry.keyword_defaults(adv_autoaugment, "num_policies", "entropy_weight"),
+    "controller_lr": CONTROLLER_LR,
+    "update_every": 0,  # steps between controller updates; 0: one epoch, the paper's window
+})
+def _from_config(settings, context: registry.Context) -> Method:
+    """The paper's setting with ``config.augment.cutout`` applied after the policy."""
+    require(settings.controller_lr > 0, "adv_autoaugment", "controller_lr", settings.controller_lr,
+            "must be positive")
+    require(settings.update_every >= 0, "adv_autoaugment", "update_every", settings.update_every,
+            "must be non-negative (0: once per epoch)")
+    mean, std = context.image_stats
+    return adv_autoaugment(
+        context.model, context.optimizer, mean=mean, std=std,
+        update_every=settings.update_every or context.steps_per_epoch,
+        num_policies=settings.num_policies, entropy_weight=settings.entropy_weight,
+        controller_optimizer=optax.adam(settings.controller_lr),
+        cutout=context.config.augment.cutout)
 
 
 def describe(actions, op_names=OPS, sub_policies: int = 5) -> list:

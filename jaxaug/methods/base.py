@@ -94,10 +94,25 @@ def clip_by_global_norm(grads: Any, max_norm: float | None) -> tuple[Any, jax.Ar
     return jax.tree.map(lambda g: g * scale, grads), norm
 
 
+class InvalidArgument(ValueError):
+    """A method rejected one of its arguments. ``argument`` names it, so that a config-built
+    method can report the config field of that name (`jaxaug.methods.registry.create`)."""
+
+    def __init__(self, method: str, argument: str, value: Any, why: str):
+        super().__init__(f"{method}: {argument} {why}, got {value!r}")
+        self.method, self.argument, self.value, self.why = method, argument, value, why
+
+
+def require(ok: bool, method: str, argument: str, value: Any, why: str) -> None:
+    """`InvalidArgument` (``"<method>: <argument> <why>, got <value>"``) unless ``ok``."""
+    if not ok:
+        raise InvalidArgument(method, argument, value, why)
+
+
 def check_int(method: str, name: str, value: Any, low: int) -> None:
-    """``ValueError`` naming ``method``'s argument ``name`` unless it is an integer >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{method}: {name} must be an integer >= {low}, got {value!r}")
+    """`InvalidArgument` naming ``method``'s argument ``name`` unless it is an integer >= ``low``."""
+    require(not isinstance(value, bool) and isinstance(value, int) and value >= low, method, name,
+            value, f"must be an integer, at least {low}")
 
 
 def image_stats(method: str, mean: Any, std: Any) -> tuple[jax.Array, jax.Array]:

@@ -17,7 +17,8 @@ import flax.linen as nn
 import jax
 import optax
 
-from jaxaug.methods.base import Method, init_target, predict_target
+from jaxaug.methods import registry
+from jaxaug.methods.base import Method, init_target, predict_target, require
 from jaxaug.objectives.consistency import crossnorm_consistency
 
 
@@ -26,10 +27,9 @@ def cnsn_consistency(model: nn.Module, optimizer: optax.GradientTransformation, 
     """The method for a ``model`` (WRN or ResNet) with CrossNorm blocks; see the module docstring.
     Metrics: ``loss``, ``accuracy`` (clean pass), ``cross_entropy``, ``consistency`` (0 on tails
     steps) and ``crossnorm_step`` (1 on heads steps)."""
-    if not 0 <= cn_prob <= 1:
-        raise ValueError(f"cnsn_consistency: cn_prob must be in [0, 1], got {cn_prob!r}")
-    if weight < 0:
-        raise ValueError(f"cnsn_consistency: weight must be non-negative, got {weight!r}")
+    require(0 <= cn_prob <= 1, "cnsn_consistency", "cn_prob", cn_prob, "must be in [0, 1]")
+    require(0 <= weight < float("inf"), "cnsn_consistency", "weight", weight,
+            "must be finite and non-negative")
 
     def init(key, batch):
         return init_target(key, batch["image"], model, optimizer)
@@ -45,3 +45,14 @@ def cnsn_consistency(model: nn.Module, optimizer: optax.GradientTransformation, 
         return state, {**aux, "crossnorm_step": heads.astype(aux["loss"].dtype)}
 
     return Method(init=init, step=step, predict=functools.partial(predict_target, model))
+
+
+@registry.register("cnsn_consistency", defaults=registry.keyword_defaults(cnsn_consistency, "weight"))
+def _from_config(settings, context: registry.Context) -> Method:
+    """The coin's probability is CrossNorm's own, ``config.cnsn.cn_prob``."""
+    cnsn = context.config.cnsn
+    if not cnsn.crossnorm:
+        raise ValueError("Invalid config.cnsn.crossnorm=False: method cnsn_consistency compares "
+                         "clean and CrossNorm passes: enable CrossNorm")
+    return cnsn_consistency(context.model, context.optimizer, cn_prob=cnsn.cn_prob,
+                            weight=settings.weight)

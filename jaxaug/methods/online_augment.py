@@ -50,8 +50,10 @@ import jax.numpy as jnp
 import optax
 
 from jaxaug import generators, objectives
+from jaxaug.methods import registry
 from jaxaug.methods.base import (
     UNAUGMENTED,
+    InvalidArgument,
     Method,
     TargetState,
     all_finite,
@@ -59,6 +61,7 @@ from jaxaug.methods.base import (
     init_target,
     keep_if,
     predict_target,
+    require,
 )
 
 
@@ -92,6 +95,8 @@ def astn(beta: float = 0.1, cycle_weight: float = 0.1, align_corners: bool = Tru
     """A-STN: the doubled batch [T(x), T^-1(x)]; R = cycle_weight * cycle consistency of
     ``generators.cycle_images`` (every warp continuous in theta, grid_sample's zeros padding).
     ``align_corners``: the convention of theta (True, the reference's PyTorch 1.2)."""
+    _check_weights("astn", beta=beta, cycle_weight=cycle_weight)
+
     def augment(theta, images, labels):
         aug, aug_labels, _ = generators.apply_astn(images, theta, labels=labels,
                                                    align_corners=align_corners)
@@ -104,6 +109,8 @@ def astn(beta: float = 0.1, cycle_weight: float = 0.1, align_corners: bool = Tru
 def deform_vae(beta: float = 1e-2, kl_weight: float = 1.0, smooth_weight: float = 10.0,
                **module_kwargs) -> Generator:
     """D-VAE: R = lambda_v (KL + mean squared offset) + lambda_s smoothness of the offsets."""
+    _check_weights("deform_vae", beta=beta, kl_weight=kl_weight, smooth_weight=smooth_weight)
+
     def augment(out, images, labels):
         del images
         offset = out["grid_offset"]
@@ -116,6 +123,8 @@ def deform_vae(beta: float = 1e-2, kl_weight: float = 1.0, smooth_weight: float 
 
 def perturb_vae(beta: float = 10.0, weight: float = 1e-3, **module_kwargs) -> Generator:
     """P-VAE: R = lambda (reconstruction + KL)."""
+    _check_weights("perturb_vae", beta=beta, weight=weight)
+
     def augment(out, images, labels):
         reg = objectives.reconstruction_loss(out["reconstruction"], images)
         reg += objectives.gaussian_kl(out["mean"], out["logvar"])
@@ -126,16 +135,21 @@ def perturb_vae(beta: float = 10.0, weight: float = 1e-3, **module_kwargs) -> Ge
 GENERATORS = {"astn": astn, "deform_vae": deform_vae, "perturb_vae": perturb_vae}
 
 
+def _check_weights(generator: str, **weights: float) -> None:
+    for name, value in weights.items():
+        require(0 <= value < float("inf"), generator, name, value, "must be finite and non-negative")
+
+
 def generator_names(spec: str) -> tuple[str, ...]:
     """Generator names from a config string: one name, a comma-separated list, or ``"comb"`` for
     all three (the papers' Comb.). Raises ``ValueError`` naming an unknown or repeated entry."""
     names = tuple(GENERATORS) if spec == "comb" else tuple(n.strip() for n in spec.split(","))
     for name in names:
-        if name not in GENERATORS:
-            raise ValueError(f"unknown generator {name!r} in {spec!r}; valid: "
-                             f"{', '.join(GENERATORS)}, a comma-separated list of them, or 'comb'")
-    if len(set(names)) != len(names):
-        raise ValueError(f"generator list {spec!r} repeats a generator")
+        require(name in GENERATORS, "online_augment", "generator", spec,
+                f"has an unknown generator {name!r}; valid: {', '.join(GENERATORS)}, a "
+                "comma-separated list of them, or 'comb'")
+    require(len(set(names)) == len(names), "online_augment", "generator", spec,
+            "repeats a generator")
     return names
 
 
@@ -157,13 +171,11 @@ def online_augment(
     gens = tuple(generator) if isinstance(generator, Sequence) else (generator,)
     if not gens:
         raise ValueError("online_augment: needs at least one generator")
-    if inner_num < 1:
-        raise ValueError(f"online_augment: inner_num must be at least 1, got {inner_num}")
-    if meta_mode not in objectives.meta.MODES:
-        raise ValueError(f"online_augment: unknown meta_mode {meta_mode!r}")
-    if grad_clip is not None and not (grad_clip == 0 or 0 < grad_clip < float("inf")):
-        raise ValueError(f"online_augment: grad_clip must be a positive finite number, or 0 or "
-                         f"None for no clipping, got {grad_clip!r}")
+    require(inner_num >= 1, "online_augment", "inner_num", inner_num, "must be at least 1")
+    require(meta_mode in objectives.meta.MODES, "online_augment", "meta_mode", meta_mode,
+            f"must be one of {', '.join(objectives.meta.MODES)}")
+    require(grad_clip is None or grad_clip == 0 or 0 < grad_clip < float("inf"), "online_augment",
+            "grad_clip", grad_clip, "must be a positive finite number, or 0 or None for no clipping")
     gen_optimizer = generator_optimizer or optax.adamw(1e-3, b1=0.5, weight_decay=1e-4)
 
     def generate(gen_params, gen_stats, images, labels, key):
@@ -290,3 +302,44 @@ def online_augment(
         return predict_target(model, state.target, images)
 
     return Method(init=init, step=step, predict=predict, unaugmented_input=True)
+
+
+# The config fields of each generator: its adversarial weight and its regularizer weights.
+_WEIGHTS = {"astn": ("beta", "cycle_weight"), "deform_vae": ("beta", "kl_weight", "smooth_weight"),
+            "perturb_vae": ("beta", "weight")}
+
+
+def _generator_sections() -> dict:
+    return {name: registry.keyword_defaults(make, *_WEIGHTS[name]) for name, make in GENERATORS.items()}
+
+
+@registry.register(
+    "online_augment",
+    defaults={"generator": "astn", **registry.keyword_defaults(
+        online_augment, "inner_num", "meta", "meta_mode", "grad_clip"), **_generator_sections()},
+    updates_per_step=lambda settings: settings.inner_num + 1,
+)
+def _from_config(settings, context: registry.Context) -> Method:
+    """``settings.generator`` names one generator, a comma-separated list or "comb"; each
+    generator's weights come from its subsection. The model needs one BatchNorm set per
+    generator besides the clean one, and the meta-gradient's (train, validation) pairs must not
+    straddle devices."""
+    names = generator_names(settings.generator)
+    config = context.config
+    if config.num_bn_sets < 1 + len(names):
+        raise ValueError(f"Invalid config.num_bn_sets={config.num_bn_sets}: online_augment with "
+                         f"{len(names)} generator(s) needs {1 + len(names)} (clean + one per "
+                         "generator)")
+    if settings.meta and config.batch_size % (2 * context.device_count):
+        raise ValueError(f"Invalid config.batch_size={config.batch_size}: must split into (train, "
+                         f"validation) pairs on every one of the {context.device_count} devices "
+                         "when online_augment.meta is on")
+    gens = []
+    for name in names:
+        try:
+            gens.append(GENERATORS[name](**settings[name]))
+        except InvalidArgument as e:
+            raise InvalidArgument("online_augment", f"{name}.{e.argument}", e.value, e.why) from e
+    return online_augment(context.model, context.optimizer, gens, inner_num=settings.inner_num,
+                          meta=settings.meta, meta_mode=settings.meta_mode,
+                          lr_schedule=context.lr_schedule, grad_clip=settings.grad_clip)

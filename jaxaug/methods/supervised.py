@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import optax
 
+from jaxaug.methods import registry
 from jaxaug.methods.base import Method, init_target, predict_target
 from jaxaug.objectives import cross_entropy
 
@@ -31,3 +32,10 @@ def supervised(
         return state, {"loss": aux["loss"], "accuracy": aux["accuracy"]}
 
     return Method(init=init, step=step, predict=functools.partial(predict_target, model))
+
+
+@registry.register("supervised")
+def _from_config(settings, context: registry.Context) -> Method:
+    del settings
+    return supervised(context.model, context.optimizer,
+                      label_smoothing=context.config.label_smoothing)

@@ -103,6 +103,7 @@ import numpy as np
 import optax
 
 from jaxaug import objectives
+from jaxaug.methods import registry
 from jaxaug.methods.base import (
     Method,
     NetworkState,
@@ -113,6 +114,7 @@ from jaxaug.methods.base import (
     init_target,
     keep_if,
     predict_target,
+    require,
 )
 from jaxaug.models.discriminator import Discriminator
 from jaxaug.objectives import reinforce
@@ -136,6 +138,8 @@ GENERATORS = ("lstm", "mean_field")
 DIVERSITY_SPACES = ("pixels", "discriminator")
 #: The diversity term's eps (the reference's ``get_mse_loss`` default).
 DIVERSITY_EPS = 1e-6
+#: The generator's Adam learning rate (the reference's CIFAR-10 setting).
+GENERATOR_LR = 1e-3
 
 
 # ----------------------------------------------------------------------------- TF vocabulary
@@ -398,27 +402,21 @@ def tanda(
       diversity_layer: that layer, counted back from D's last sown one (0 = the last).
       discount: gamma, the discount of the later TFs' loss changes in a TF's return, in [0, 1].
     """
-    if generator not in GENERATORS:
-        raise ValueError(f"tanda: unknown generator {generator!r}; valid: {', '.join(GENERATORS)}")
+    require(generator in GENERATORS, "tanda", "generator", generator,
+            f"must be one of {', '.join(GENERATORS)}")
     check_int("tanda", "sequence_length", sequence_length, 1)
     check_int("tanda", "warmup_steps", warmup_steps, 0)
     check_int("tanda", "lstm_hidden", lstm_hidden, 1)
     check_int("tanda", "lstm_embedding", lstm_embedding, 1)
-    if not entropy_weight >= 0:
-        raise ValueError(f"tanda: entropy_weight must be >= 0, got {entropy_weight!r}")
-    if not 0 <= augment_prob <= 1:
-        raise ValueError(f"tanda: augment_prob must be in [0, 1], got {augment_prob!r}")
-    if interpolation not in ("bilinear", "nearest"):
-        raise ValueError(f"tanda: unknown interpolation {interpolation!r}; valid: bilinear, "
-                         "nearest")
-    if not diversity_weight >= 0:
-        raise ValueError(f"tanda: diversity_weight must be >= 0, got {diversity_weight!r}")
-    if diversity_space not in DIVERSITY_SPACES:
-        raise ValueError(f"tanda: unknown diversity_space {diversity_space!r}; valid: "
-                         f"{', '.join(DIVERSITY_SPACES)}")
+    for name, value in (("entropy_weight", entropy_weight), ("diversity_weight", diversity_weight)):
+        require(0 <= value < float("inf"), "tanda", name, value, "must be finite and non-negative")
+    for name, value in (("augment_prob", augment_prob), ("discount", discount)):
+        require(0 <= value <= 1, "tanda", name, value, "must be in [0, 1]")
+    require(interpolation in ("bilinear", "nearest"), "tanda", "interpolation", interpolation,
+            "must be one of bilinear, nearest")
+    require(diversity_space in DIVERSITY_SPACES, "tanda", "diversity_space", diversity_space,
+            f"must be one of {', '.join(DIVERSITY_SPACES)}")
     check_int("tanda", "diversity_layer", diversity_layer, 0)
-    if not 0 <= discount <= 1:
-        raise ValueError(f"tanda: discount must be in [0, 1], got {discount!r}")
     in_d = diversity_space == "discriminator"
     tfs = check_tfs(tfs)
     mean, std = image_stats("tanda", mean, std)
@@ -427,7 +425,7 @@ def tanda(
     else:
         gen = MeanFieldGenerator(len(tfs), sequence_length)
     disc = discriminator or Discriminator()
-    gen_optimizer = generator_optimizer or optax.adam(1e-3)
+    gen_optimizer = generator_optimizer or optax.adam(GENERATOR_LR)
     d_optimizer = disc_optimizer or optax.adam(2e-4, b1=0.5)
 
     def losses_and_returns(d, steps):
@@ -511,3 +509,18 @@ def tanda(
 
     return TandaMethod(init=init, step=step, predict=predict, generator=gen, tfs=tfs)
 
+
+
+@registry.register("tanda", defaults={
+    **registry.keyword_defaults(tanda, "generator", "sequence_length", "entropy_weight",
+                                "augment_prob", "warmup_steps", "diversity_weight",
+                                "diversity_space", "diversity_layer", "discount"),
+    "generator_lr": GENERATOR_LR,
+})
+def _from_config(settings, context: registry.Context) -> TandaMethod:
+    require(settings.generator_lr > 0, "tanda", "generator_lr", settings.generator_lr,
+            "must be positive")
+    kwargs = {k: v for k, v in settings.items() if k != "generator_lr"}
+    mean, std = context.image_stats
+    return tanda(context.model, context.optimizer, mean=mean, std=std,
+                 generator_optimizer=optax.adam(settings.generator_lr), **kwargs)

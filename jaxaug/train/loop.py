@@ -110,10 +110,11 @@ def build_method(config: ml_collections.ConfigDict):
     steps_per_epoch = data.steps_per_epoch(len(dataset.train), config.batch_size)
     updates_per_epoch = steps_per_epoch * methods.target_updates_per_step(config)
     schedule = learning_rate_schedule(config, updates_per_epoch)
-    method = methods.create(config.method, create_model(config, dataset.num_classes),
-                            make_optimizer(config, updates_per_epoch), config, schedule,
-                            image_stats=(dataset.mean, dataset.std),
-                            steps_per_epoch=steps_per_epoch)
+    method = methods.create(methods.Context(
+        model=create_model(config, dataset.num_classes),
+        optimizer=make_optimizer(config, updates_per_epoch), lr_schedule=schedule,
+        steps_per_epoch=steps_per_epoch, num_classes=dataset.num_classes,
+        image_stats=(dataset.mean, dataset.std), config=config, device_count=jax.device_count()))
     return dataset, method, schedule, steps_per_epoch
 
 

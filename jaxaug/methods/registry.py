@@ -1,0 +1,164 @@
+"""Methods by name: each method module registers a factory with its config section's defaults.
+
+A registration ties three things to a name: the defaults of ``config.<name>`` (so the base config
+gains the section and each hyperparameter is written once, usually as the method function's own
+keyword default, read with `keyword_defaults`), a factory ``(settings, context) -> Method`` and,
+optionally, how many target-optimizer updates one step makes. The trainer builds a `Context` and
+calls `create`; `check` builds the method against a stand-in context so that a bad setting fails
+before any data is loaded. A method function rejects a bad argument with `InvalidArgument`, which
+`create` and `check` report as the config field of that name, e.g. ``config.tanda.discount``.
+
+    @register("my_method", defaults=keyword_defaults(my_method, "strength"))
+    def _from_config(settings, context):
+        return my_method(context.model, context.optimizer, **settings)
+"""
+
+import copy
+import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import ml_collections
+import optax
+from ml_collections.config_dict import FieldReference
+
+from jaxaug.methods.base import InvalidArgument, Method
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a factory gets besides its settings.
+
+    Attributes:
+      model: the target network (its BatchNorm sets and dtype from the config).
+      optimizer: the target's optimizer, its schedule indexed by target update.
+      lr_schedule: the target's learning rate by update count.
+      steps_per_epoch: train steps (batches) per epoch.
+      num_classes: classes of the dataset.
+      image_stats: ``(mean, std)`` per channel of the dataset's normalization.
+      config: the whole run config, for the generic fields a method reads (``epochs``,
+        ``augment.cutout``, ``label_smoothing``, ``cnsn``, ``num_bn_sets``, ``batch_size``).
+      device_count: devices of the data-parallel mesh.
+    """
+
+    model: nn.Module
+    optimizer: optax.GradientTransformation
+    lr_schedule: optax.Schedule
+    steps_per_epoch: int
+    num_classes: int
+    image_stats: tuple[Any, Any]
+    config: ml_collections.ConfigDict
+    device_count: int = 1
+
+
+Factory = Callable[[ml_collections.ConfigDict, Context], Method]
+
+
+@dataclasses.dataclass(frozen=True)
+class Registration:
+    factory: Factory
+    defaults: Mapping[str, Any]
+    updates_per_step: Callable[[ml_collections.ConfigDict], int]
+
+
+_REGISTRY: dict[str, Registration] = {}
+
+
+def register(name: str, *, defaults: Mapping[str, Any] | None = None,
+             updates_per_step: Callable[[ml_collections.ConfigDict], int] = lambda settings: 1):
+    """Registers the decorated factory as method ``name``; ``defaults`` become ``config.<name>``
+    (none: the method has no section), ``updates_per_step(settings)`` the target updates per step
+    (the unit of the learning-rate schedule)."""
+
+    def decorate(factory: Factory) -> Factory:
+        if name in _REGISTRY:
+            raise ValueError(f"method {name!r} is already registered")
+        _REGISTRY[name] = Registration(factory, dict(defaults or {}), updates_per_step)
+        return factory
+
+    return decorate
+
+
+def keyword_defaults(function: Callable, *names: str) -> dict[str, Any]:
+    """The defaults of ``function``'s keyword arguments ``names``: a config section that takes
+    the method's own values instead of repeating them. An argument annotated ``T | None`` becomes
+    a field of type T that may be None, so ``--config.<method>.<name>=...`` parses as a T."""
+    parameters = inspect.signature(function).parameters
+    missing = [n for n in names if n not in parameters
+               or parameters[n].default is inspect.Parameter.empty]
+    if missing:
+        raise ValueError(f"{function.__name__} has no keyword default for {missing}")
+    return {n: _field(parameters[n]) for n in names}
+
+
+def _field(parameter: inspect.Parameter) -> Any:
+    annotation = parameter.annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        types_ = [t for t in typing.get_args(annotation) if t is not type(None)]
+        if len(types_) == 1 and len(typing.get_args(annotation)) == 2:
+            return FieldReference(parameter.default, field_type=types_[0])
+    return parameter.default
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def sections() -> dict[str, dict[str, Any]]:
+    """``{name: defaults}`` of every method with a config section, copied: a config's typed
+    fields (`FieldReference`) must not be shared with another config."""
+    return {name: copy.deepcopy(dict(r.defaults)) for name, r in _REGISTRY.items() if r.defaults}
+
+
+def _registration(name: str) -> Registration:
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown method {name!r}; available: {names()}")
+    return _REGISTRY[name]
+
+
+def settings_of(name: str, config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config.<name>``, or an empty section for a method without one."""
+    return config[name] if _registration(name).defaults else ml_collections.ConfigDict()
+
+
+def target_updates_per_step(config: ml_collections.ConfigDict) -> int:
+    """How many optimizer updates of the target one step of ``config.method`` makes."""
+    return _registration(config.method).updates_per_step(settings_of(config.method, config))
+
+
+def create(context: Context) -> Method:
+    """The method ``context.config.method`` from its section; an argument the method rejects is
+    reported as its config field (``InvalidArgument.argument`` may be dotted, e.g. ``astn.beta``
+    for a field of a subsection)."""
+    name = context.config.method
+    settings = settings_of(name, context.config)
+    try:
+        return _registration(name).factory(settings, context)
+    except InvalidArgument as e:
+        try:
+            value = _lookup(settings, e.argument)
+        except KeyError:
+            raise e from None
+        raise ValueError(f"Invalid config.{name}.{e.argument}={value!r}: {e.why}") from e
+
+
+def check(config: ml_collections.ConfigDict, device_count: int) -> None:
+    """Builds ``config.method`` against a stand-in context (no model, data or optimizer: a
+    factory only closes over them), so a bad setting fails as in `create`, before any data is
+    loaded."""
+    create(Context(model=None, optimizer=optax.identity(), lr_schedule=optax.constant_schedule(0.0),
+                   steps_per_epoch=1, num_classes=10, image_stats=((0.5,), (0.25,)),
+                   config=config, device_count=device_count))
+
+
+def _lookup(section: ml_collections.ConfigDict, dotted: str) -> Any:
+    value = section
+    for part in dotted.split("."):
+        if part not in value:
+            raise KeyError(dotted)
+        value = value[part]
+    return value
