@@ -105,8 +105,9 @@ from jaxaug.methods.base import (
     Method,
     NetworkState,
     TargetState,
-    all_finite,
     check_int,
+    count_skips,
+    gradient_update,
     image_stats,
     init_target,
     keep_if,
@@ -392,16 +393,10 @@ def reinforce_terms(log_probs: jax.Array, rewards: jax.Array, gamma: float) -> j
 
 
 @flax.struct.dataclass
-class PolicyState:
-    params: Any  # stacked along a leading axis: [competitive] or [competitive, cooperative]
-    opt_state: optax.OptState
-
-
-@flax.struct.dataclass
 class AdaTransformState:
     step: jax.Array
     target: TargetState
-    policy: PolicyState
+    policy: NetworkState  # params stacked along a leading axis: [competitive (, cooperative)]
     disc: NetworkState
     skipped: jax.Array  # updates skipped for non-finite values, cumulative
 
@@ -574,7 +569,7 @@ def adatransform(
         variables = disc.init(disc_key, images, train=False)
         return AdaTransformState(
             step=jnp.zeros((), jnp.int32), target=target,
-            policy=PolicyState(params, policy_optimizer.init(params)),
+            policy=NetworkState(params, {}, policy_optimizer.init(params)),
             disc=NetworkState(variables["params"], variables["batch_stats"],
                               disc_optimizer.init(variables["params"])),
             skipped=jnp.zeros((), jnp.int32))
@@ -596,31 +591,13 @@ def adatransform(
             values.append(episode_values(losses[..., 1], cooperative=True))
         return jnp.stack([step_rewards(v) for v in values], axis=1), losses
 
-    def update_policies(state, roll, rewards):
-        def loss_fn(params):
-            log_p, logits = action_log_probs(policies(params), roll)
-            log_p = log_p.reshape(-1, num_policies, num_steps)
-            terms = [reinforce_terms(log_p[:, p], rewards[:, p], gamma)
-                     for p in range(num_policies)]
-            competitive = logits.reshape(-1, num_policies, logits.shape[-1])[:, 0]
-            bonus = entropy_weight * jnp.mean(categorical_entropy(logits))
-            return sum(terms) - bonus, competitive
-
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.policy.params)
-        updates, opt_state = policy_optimizer.update(grads, state.policy.opt_state,
-                                                     state.policy.params)
-        new = PolicyState(optax.apply_updates(state.policy.params, updates), opt_state)
-        ok = all_finite((loss, grads))
-        return keep_if(ok, new, state.policy), ok, jnp.mean(categorical_entropy(logits))
-
-    def update_disc(state, real, fake):
-        d = state.disc
-        (loss, aux), grads = jax.value_and_grad(discriminator_objective, has_aux=True)(
-            d.params, d.batch_stats, real, fake, discriminator=disc)
-        new = d.apply_gradients(grads, aux["batch_stats"], disc_optimizer)
-        ok = all_finite((loss, grads))
-        metrics = {"d_loss": loss, **{k: aux[k] for k in ("d_real", "d_fake", "d_accuracy")}}
-        return keep_if(ok, new, d), ok, metrics
+    def policy_loss(params, roll, rewards):
+        log_p, logits = action_log_probs(policies(params), roll)
+        log_p = log_p.reshape(-1, num_policies, num_steps)
+        terms = [reinforce_terms(log_p[:, p], rewards[:, p], gamma) for p in range(num_policies)]
+        bonus = entropy_weight * jnp.mean(categorical_entropy(logits))
+        competitive = logits.reshape(-1, num_policies, logits.shape[-1])[:, 0]
+        return sum(terms) - bonus, {"policy_entropy": jnp.mean(categorical_entropy(competitive))}
 
     def target_loss(params, batch_stats, mixed, clean, labels, active, key):
         """N's loss (eq. 3.4): CE of the mixed batch + clean_weight x CE of the clean batch, in
@@ -639,13 +616,6 @@ def adatransform(
         accuracy = jnp.mean(jnp.argmax(logits[:n], -1) == labels)
         return loss, {"batch_stats": updates["batch_stats"], "loss": loss, "accuracy": accuracy}
 
-    def update_target(state, mixed, clean, labels, active, key):
-        grads, aux = jax.grad(target_loss, has_aux=True)(
-            state.target.params, state.target.batch_stats, mixed, clean, labels, active, key)
-        new = state.target.apply_gradients(grads, aux["batch_stats"], optimizer)
-        ok = all_finite((aux["loss"], grads))
-        return keep_if(ok, new, state.target), ok, aux
-
     def step(state, batch, key):
         images, labels = batch["image"], batch["label"]
         roll_key, target_key, mix_key = jax.random.split(key, 3)
@@ -658,20 +628,26 @@ def adatransform(
         transformed = roll.images[-1].reshape(-1, copies, *images.shape[1:])[:, 0]
         active = jnp.asarray(True) if stop_step is None else state.step < stop_step
         mixed, mask = mix_batch(mix_key, transformed, images, apply_prob, active)
-        policy, policy_ok, entropy = update_policies(state, roll, rewards)
-        disc_state, disc_ok, d_metrics = update_disc(state, images, transformed)
+        policy, policy_aux, policy_ok = gradient_update(state.policy, policy_loss,
+                                                        policy_optimizer, roll, rewards)
+        disc_state, d_aux, disc_ok = gradient_update(
+            state.disc, discriminator_objective, disc_optimizer, state.disc.batch_stats, images,
+            transformed, discriminator=disc)
         # T and D move once per update_every steps of N (sec. 3.4.3), after N's update_every-th.
         due = (state.step + 1) % update_every == 0
         policy = keep_if(due, policy, state.policy)
         disc_state = keep_if(due, disc_state, state.disc)
-        target, target_ok, aux = update_target(state, mixed, images, labels, active, target_key)
-        skipped = (due & ~policy_ok).astype(jnp.int32) + (due & ~disc_ok).astype(jnp.int32) \
-            + (~target_ok).astype(jnp.int32)
+        target, aux, target_ok = gradient_update(state.target, target_loss, optimizer,
+                                                 state.target.batch_stats, mixed, images, labels,
+                                                 active, target_key)
+        skipped = count_skips(~due | policy_ok, ~due | disc_ok, target_ok)
         episode_reward = jnp.mean(jnp.sum(rewards, axis=-1), axis=0)  # [P]
-        metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "policy_entropy": entropy,
+        metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"],
+                   "policy_entropy": policy_aux["policy_entropy"],
                    "reward": episode_reward[0], "augmented": jnp.mean(mask),
                    "loss_gain": jnp.mean(losses[-1, :, 0] - losses[0, :, 0]),
-                   "skipped": skipped.astype(jnp.float32), **d_metrics}
+                   "skipped": skipped.astype(jnp.float32), "d_loss": d_aux["loss"],
+                   **{k: d_aux[k] for k in ("d_real", "d_fake", "d_accuracy")}}
         if cooperative_test:
             metrics["coop_reward"] = episode_reward[1]
         new = state.replace(step=state.step + 1, target=target, policy=policy, disc=disc_state,

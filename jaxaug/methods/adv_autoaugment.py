@@ -48,8 +48,9 @@ from jaxaug.methods import registry
 from jaxaug.methods.base import (
     Method,
     TargetState,
-    all_finite,
     check_int,
+    count_skips,
+    gradient_update,
     image_stats,
     init_target,
     keep_if,
@@ -184,12 +185,9 @@ def adv_autoaugment(
                                 op_names=op_names, sub_policies=sub_policies, cutout=cutout)
         images = images.reshape(-1, *images.shape[2:])
         labels = jnp.tile(batch["label"], num_policies)
-        grads, aux = jax.grad(objectives.cross_entropy, has_aux=True)(
-            target.params, {"image": images, "label": labels}, model=model,
-            batch_stats=target.batch_stats, key=target_key)
-        ok = all_finite((aux["loss"], grads))
-        new_target = keep_if(ok, target.apply_gradients(grads, aux["batch_stats"], optimizer),
-                             target)
+        new_target, aux, ok = gradient_update(
+            target, objectives.cross_entropy, optimizer, {"image": images, "label": labels},
+            model=model, batch_stats=target.batch_stats, key=target_key)
 
         losses = optax.softmax_cross_entropy_with_integer_labels(aux["logits"], labels)
         policy_losses = jax.lax.stop_gradient(losses).reshape(num_policies, -1).mean(1)
@@ -200,12 +198,13 @@ def adv_autoaugment(
         # The controller's gradient and resampling only run at the window's end.
         new_ctrl, entropy = jax.lax.cond(position == update_every - 1, update_controller,
                                          hold_controller, ctrl, advantages, rewards, sample_key)
+        skipped = count_skips(ok)
         state = state.replace(step=state.step + 1, target=new_target, controller=new_ctrl,
-                              skipped=state.skipped + (~ok).astype(jnp.int32))
+                              skipped=state.skipped + skipped)
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"],
                    "controller_entropy": entropy / controller.num_choices,
                    "policy_loss_spread": policy_losses.std(),
-                   "skipped": (~ok).astype(jnp.float32)}
+                   "skipped": skipped.astype(jnp.float32)}
         return state, metrics
 
     def predict(state, images):

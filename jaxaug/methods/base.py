@@ -94,6 +94,38 @@ def clip_by_global_norm(grads: Any, max_norm: float | None) -> tuple[Any, jax.Ar
     return jax.tree.map(lambda g: g * scale, grads), norm
 
 
+def gradient_update(
+    network: Any,
+    objective: Callable[..., tuple[jax.Array, dict[str, Any]]],
+    optimizer: optax.GradientTransformation,
+    *args: Any,
+    grad_clip: float | None = None,
+    **kwargs: Any,
+) -> tuple[Any, dict[str, Any], jax.Array]:
+    """One optimizer step of ``network`` (a `TargetState` or `NetworkState`) on
+    ``objective(network.params, *args, **kwargs) -> (loss, aux)``:
+
+        g = clip(grad_params loss, grad_clip),   network' = network.apply_gradients(g)
+
+    with the global-norm clip of `clip_by_global_norm` (None or 0: none) and the new BatchNorm
+    statistics from ``aux["batch_stats"]`` (kept as they were if aux has none). Returns
+    ``(network', aux, ok)``: ``aux`` without the statistics, with ``"loss"`` (unless the
+    objective's aux has its own) and ``"grad_norm"`` (before clipping); ``ok`` is False when the loss or the gradient is not finite, and then
+    ``network'`` is ``network`` unchanged, so the caller only counts the skip (`count_skips`)."""
+    (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(network.params, *args, **kwargs)
+    grads, grad_norm = clip_by_global_norm(grads, grad_clip)
+    aux = dict(aux)
+    new = network.apply_gradients(grads, aux.pop("batch_stats", network.batch_stats), optimizer)
+    ok = all_finite((loss, grads))
+    return keep_if(ok, new, network), {"loss": loss, **aux, "grad_norm": grad_norm}, ok
+
+
+def count_skips(*oks: jax.Array) -> jax.Array:
+    """How many of the updates flagged by ``oks`` were skipped (int32): a method adds it to its
+    state's running count and logs it as the metric ``skipped``."""
+    return sum((~jnp.asarray(ok)).astype(jnp.int32) for ok in oks)
+
+
 class InvalidArgument(ValueError):
     """A method rejected one of its arguments. ``argument`` names it, so that a config-built
     method can report the config field of that name (`jaxaug.methods.registry.create`)."""

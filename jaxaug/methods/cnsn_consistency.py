@@ -18,7 +18,7 @@ import jax
 import optax
 
 from jaxaug.methods import registry
-from jaxaug.methods.base import Method, init_target, predict_target, require
+from jaxaug.methods.base import Method, gradient_update, init_target, predict_target, require
 from jaxaug.objectives.consistency import crossnorm_consistency
 
 
@@ -26,7 +26,7 @@ def cnsn_consistency(model: nn.Module, optimizer: optax.GradientTransformation, 
                      cn_prob: float, weight: float = 10.0) -> Method:
     """The method for a ``model`` (WRN or ResNet) with CrossNorm blocks; see the module docstring.
     Metrics: ``loss``, ``accuracy`` (clean pass), ``cross_entropy``, ``consistency`` (0 on tails
-    steps) and ``crossnorm_step`` (1 on heads steps)."""
+    steps), ``crossnorm_step`` (1 on heads steps) and ``grad_norm``."""
     require(0 <= cn_prob <= 1, "cnsn_consistency", "cn_prob", cn_prob, "must be in [0, 1]")
     require(0 <= weight < float("inf"), "cnsn_consistency", "weight", weight,
             "must be finite and non-negative")
@@ -37,11 +37,9 @@ def cnsn_consistency(model: nn.Module, optimizer: optax.GradientTransformation, 
     def step(state, batch, key):
         k_coin, k_passes = jax.random.split(key)
         heads = jax.random.bernoulli(k_coin, cn_prob)
-        objective = functools.partial(crossnorm_consistency, model=model,
-                                      batch_stats=state.batch_stats, key=k_passes,
-                                      weight=weight, active=heads)
-        grads, aux = jax.grad(objective, has_aux=True)(state.params, batch)
-        state = state.apply_gradients(grads, aux.pop("batch_stats"), optimizer)
+        state, aux, _ = gradient_update(state, crossnorm_consistency, optimizer, batch, model=model,
+                                        batch_stats=state.batch_stats, key=k_passes,
+                                        weight=weight, active=heads)
         return state, {**aux, "crossnorm_step": heads.astype(aux["loss"].dtype)}
 
     return Method(init=init, step=step, predict=functools.partial(predict_target, model))

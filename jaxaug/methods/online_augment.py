@@ -58,6 +58,8 @@ from jaxaug.methods.base import (
     TargetState,
     all_finite,
     clip_by_global_norm,
+    count_skips,
+    gradient_update,
     init_target,
     keep_if,
     predict_target,
@@ -241,25 +243,23 @@ def online_augment(
         updates, opt_state = gen_optimizer.update(g_gen, gen.opt_state, gen.params)
         new_gen = GeneratorState(optax.apply_updates(gen.params, updates), gen_stats, opt_state)
         ok = all_finite((total, augs, g_target, g_gen))
+        skipped = count_skips(ok)
         state = state.replace(target=keep_if(ok, new_target, target),
                               generator=keep_if(ok, new_gen, gen),
-                              skipped=state.skipped + (~ok).astype(jnp.int32))
+                              skipped=state.skipped + skipped)
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "regularizer": reg,
-                   "meta": meta_value, "grad_norm": grad_norm, "skipped": (~ok).astype(jnp.float32)}
+                   "meta": meta_value, "grad_norm": grad_norm, "skipped": skipped.astype(jnp.float32)}
         return state, metrics
 
     def clean_update(state, batch, key):
         """The supervised step on the standard-augmented batch, BatchNorm set 0, clipped."""
-        target = state.target
-        grads, aux = jax.grad(objectives.cross_entropy, has_aux=True)(
-            target.params, batch, model=model, batch_stats=target.batch_stats, key=key)
-        grads, grad_norm = clip_by_global_norm(grads, grad_clip)
-        ok = all_finite((aux["loss"], grads))
-        new_target = target.apply_gradients(grads, aux["batch_stats"], optimizer)
-        state = state.replace(target=keep_if(ok, new_target, target),
-                              skipped=state.skipped + (~ok).astype(jnp.int32))
-        metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "grad_norm": grad_norm,
-                   "skipped": (~ok).astype(jnp.float32)}
+        target, aux, ok = gradient_update(
+            state.target, objectives.cross_entropy, optimizer, batch, model=model,
+            batch_stats=state.target.batch_stats, key=key, grad_clip=grad_clip)
+        skipped = count_skips(ok)
+        state = state.replace(target=target, skipped=state.skipped + skipped)
+        metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "grad_norm": aux["grad_norm"],
+                   "skipped": skipped.astype(jnp.float32)}
         return state, metrics
 
     def meta_term(gen_params, params, batch_stats, gen_stats, train, val, gen_key, key, lr):

@@ -3,11 +3,10 @@
 import functools
 
 import flax.linen as nn
-import jax
 import optax
 
 from jaxaug.methods import registry
-from jaxaug.methods.base import Method, init_target, predict_target
+from jaxaug.methods.base import Method, gradient_update, init_target, predict_target
 from jaxaug.objectives import cross_entropy
 
 
@@ -20,15 +19,9 @@ def supervised(
         return init_target(key, batch["image"], model, optimizer)
 
     def step(state, batch, key):
-        objective = functools.partial(
-            cross_entropy,
-            model=model,
-            batch_stats=state.batch_stats,
-            key=key,
-            label_smoothing=label_smoothing,
-        )
-        grads, aux = jax.grad(objective, has_aux=True)(state.params, batch)
-        state = state.apply_gradients(grads, aux["batch_stats"], optimizer)
+        state, aux, _ = gradient_update(state, cross_entropy, optimizer, batch, model=model,
+                                        batch_stats=state.batch_stats, key=key,
+                                        label_smoothing=label_smoothing)
         return state, {"loss": aux["loss"], "accuracy": aux["accuracy"]}
 
     return Method(init=init, step=step, predict=functools.partial(predict_target, model))

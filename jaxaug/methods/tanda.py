@@ -108,8 +108,9 @@ from jaxaug.methods.base import (
     Method,
     NetworkState,
     TargetState,
-    all_finite,
     check_int,
+    count_skips,
+    gradient_update,
     image_stats,
     init_target,
     keep_if,
@@ -467,41 +468,38 @@ def tanda(
         sequences, _, _ = gen.sample(g.params, sample_key, x.shape[0])
         steps = incremental_inputs(apply_key, x, sequences, tfs, mean, std, interpolation)
         fake = steps[-1]
-        (d_loss, d_aux), d_grads = jax.value_and_grad(
-            objectives.discriminator_objective, has_aux=True)(d.params, d.batch_stats, steps[0],
-                                                              fake, discriminator=disc)
+        new_d, d_aux, d_ok = gradient_update(d, objectives.discriminator_objective, d_optimizer,
+                                             d.batch_stats, steps[0], fake, discriminator=disc)
         returns, penalty = losses_and_returns(d, steps)
         rewards = -returns
 
         def g_objective(params):
             log_probs, entropies = gen.score(params, sequences)
             loss = generator_loss(log_probs, entropies, rewards, entropy_weight)
-            return loss, jnp.mean(entropies.sum(-1))
+            return loss, {"generator_entropy": jnp.mean(entropies.sum(-1))}
 
-        (g_loss, entropy), g_grads = jax.value_and_grad(g_objective, has_aux=True)(g.params)
+        new_g, g_aux, g_ok = gradient_update(g, g_objective, gen_optimizer)
 
         augmented = (state.step >= warmup_steps) & jax.random.bernoulli(
             mix_key, augment_prob, (x.shape[0],))
         seen = jnp.where(augmented[:, None, None, None], fake, x)
-        objective = functools.partial(objectives.cross_entropy, model=model,
-                                      batch_stats=target.batch_stats, key=target_key)
-        t_grads, aux = jax.grad(objective, has_aux=True)(target.params, {"image": seen,
-                                                                          "label": y})
-
-        ok = all_finite((d_loss, g_loss, aux["loss"], d_grads, g_grads, t_grads))
-        new = state.replace(
-            target=target.apply_gradients(t_grads, aux["batch_stats"], optimizer),
-            generator=g.apply_gradients(g_grads, {}, gen_optimizer),
-            discriminator=d.apply_gradients(d_grads, d_aux["batch_stats"], d_optimizer))
+        new_target, aux, t_ok = gradient_update(target, objectives.cross_entropy, optimizer,
+                                                {"image": seen, "label": y}, model=model,
+                                                batch_stats=target.batch_stats, key=target_key)
+        # One decision for the three networks: a step either updates all of them or none.
+        ok = d_ok & g_ok & t_ok
+        new = state.replace(target=new_target, generator=new_g, discriminator=new_d)
+        skipped = count_skips(ok)
         state = keep_if(ok, new, state).replace(step=state.step + 1,
-                                               skipped=state.skipped + (~ok).astype(jnp.int32))
+                                               skipped=state.skipped + skipped)
+        d_loss, g_loss, entropy = d_aux["loss"], g_aux["loss"], g_aux["generator_entropy"]
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "d_loss": d_loss,
                    "d_real": d_aux["d_real"], "d_fake": d_aux["d_fake"],
                    "d_accuracy": d_aux["d_accuracy"], "return": jnp.mean(returns[:, 0]),
                    "diversity_penalty": jnp.mean(penalty),
                    "generator_loss": g_loss, "generator_entropy": entropy,
                    "augmented": jnp.mean(augmented.astype(jnp.float32)),
-                   "skipped": (~ok).astype(jnp.float32)}
+                   "skipped": skipped.astype(jnp.float32)}
         return state, metrics
 
     def predict(state, images):
