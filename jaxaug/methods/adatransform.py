@@ -115,7 +115,12 @@ from jaxaug.methods.base import (
     require,
 )
 from jaxaug.models.discriminator import Discriminator
-from jaxaug.objectives import discriminator_objective, log_realness
+from jaxaug.objectives import (
+    TargetLoss,
+    discriminator_objective,
+    log_realness,
+    softmax_cross_entropy,
+)
 from jaxaug.objectives.classification import model_rngs
 from jaxaug.objectives.reinforce import (
     batch_mean_baseline,
@@ -497,6 +502,7 @@ def adatransform(
     disc_optimizer: optax.GradientTransformation | None = None,
     cooperative_test: bool | None = None,
     entropy_weight: float = 0.0,
+    target_loss: TargetLoss = softmax_cross_entropy,
 ) -> Method:
     """AdaTransform / AdaCutout / AdaErasing (see the module docstring) for the target ``model``
     trained by ``optimizer``. ``mean``/``std``: the dataset's per-channel normalization (the
@@ -580,7 +586,7 @@ def adatransform(
         shape = roll.images.shape  # [K + 1, E * P, H, W, C]
         flat = roll.images.reshape(-1, *shape[2:])
         logits = predict_target(model, state.target, flat)
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.tile(labels, shape[0]))
+        losses = target_loss(logits, jnp.tile(labels, shape[0]))
         losses = losses.reshape(shape[0], -1, num_policies)
         competitive = roll.images.reshape(shape[0], -1, num_policies, *shape[2:])[:, :, 0]
         d_vars = {"params": state.disc.params, "batch_stats": state.disc.batch_stats}
@@ -599,15 +605,14 @@ def adatransform(
         competitive = logits.reshape(-1, num_policies, logits.shape[-1])[:, 0]
         return sum(terms) - bonus, {"policy_entropy": jnp.mean(categorical_entropy(competitive))}
 
-    def target_loss(params, batch_stats, mixed, clean, labels, active, key):
+    def target_objective(params, batch_stats, mixed, clean, labels, active, key):
         """N's loss (eq. 3.4): CE of the mixed batch + clean_weight x CE of the clean batch, in
         one forward (one set of BatchNorm statistics) when clean_weight > 0; once inactive, the
         CE of the clean batch alone (mixed is then the clean batch)."""
         images = jnp.concatenate([mixed, clean]) if clean_weight > 0 else mixed
         logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, images,
                                       train=True, rngs=model_rngs(key), mutable=["batch_stats"])
-        per_image = optax.softmax_cross_entropy_with_integer_labels(
-            logits, jnp.tile(labels, images.shape[0] // labels.shape[0]))
+        per_image = target_loss(logits, jnp.tile(labels, images.shape[0] // labels.shape[0]))
         n = labels.shape[0]
         loss = jnp.mean(per_image[:n])
         if clean_weight > 0:
@@ -637,7 +642,7 @@ def adatransform(
         due = (state.step + 1) % update_every == 0
         policy = keep_if(due, policy, state.policy)
         disc_state = keep_if(due, disc_state, state.disc)
-        target, aux, target_ok = gradient_update(state.target, target_loss, optimizer,
+        target, aux, target_ok = gradient_update(state.target, target_objective, optimizer,
                                                  state.target.batch_stats, mixed, images, labels,
                                                  active, target_key)
         skipped = count_skips(~due | policy_ok, ~due | disc_ok, target_ok)
@@ -693,4 +698,5 @@ def _from_config(settings, context: registry.Context) -> Method:
         stop_step=(epochs - stop_epochs) * context.steps_per_epoch if stop_epochs else None,
         policy_optimizer=make_policy_optimizer(
             setting("policy_lr", settings.policy_lr),
-            setting("policy_weight_decay", settings.policy_weight_decay)), **kwargs)
+            setting("policy_weight_decay", settings.policy_weight_decay)),
+        target_loss=context.target_loss, **kwargs)

@@ -133,6 +133,7 @@ def adv_autoaugment(
     hidden: int = 100,
     embedding: int = 32,
     cutout: int = 0,
+    target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy,
 ) -> Method:
     """The method above; ``update_every`` is the window (steps per epoch for the paper's
     setting), ``mean``/``std`` the per-channel normalization of the batches, ``cutout`` the side
@@ -187,9 +188,9 @@ def adv_autoaugment(
         labels = jnp.tile(batch["label"], num_policies)
         new_target, aux, ok = gradient_update(
             target, objectives.cross_entropy, optimizer, {"image": images, "label": labels},
-            model=model, batch_stats=target.batch_stats, key=target_key)
+            model=model, batch_stats=target.batch_stats, key=target_key, target_loss=target_loss)
 
-        losses = optax.softmax_cross_entropy_with_integer_labels(aux["logits"], labels)
+        losses = target_loss(aux["logits"], labels)
         policy_losses = jax.lax.stop_gradient(losses).reshape(num_policies, -1).mean(1)
         position = state.step % update_every
         rewards, advantages = reinforce.policy_average_update(
@@ -230,7 +231,7 @@ def _from_config(settings, context: registry.Context) -> Method:
         update_every=settings.update_every or context.steps_per_epoch,
         num_policies=settings.num_policies, entropy_weight=settings.entropy_weight,
         controller_optimizer=optax.adam(settings.controller_lr),
-        cutout=context.config.augment.cutout)
+        cutout=context.config.augment.cutout, target_loss=context.target_loss)
 
 
 def describe(actions, op_names=OPS, sub_policies: int = 5) -> list:

@@ -19,11 +19,13 @@ import optax
 
 from jaxaug.methods import registry
 from jaxaug.methods.base import Method, gradient_update, init_target, predict_target, require
+from jaxaug.objectives import TargetLoss, softmax_cross_entropy
 from jaxaug.objectives.consistency import crossnorm_consistency
 
 
 def cnsn_consistency(model: nn.Module, optimizer: optax.GradientTransformation, *,
-                     cn_prob: float, weight: float = 10.0) -> Method:
+                     cn_prob: float, weight: float = 10.0,
+                     target_loss: TargetLoss = softmax_cross_entropy) -> Method:
     """The method for a ``model`` (WRN or ResNet) with CrossNorm blocks; see the module docstring.
     Metrics: ``loss``, ``accuracy`` (clean pass), ``cross_entropy``, ``consistency`` (0 on tails
     steps), ``crossnorm_step`` (1 on heads steps) and ``grad_norm``."""
@@ -39,7 +41,7 @@ def cnsn_consistency(model: nn.Module, optimizer: optax.GradientTransformation, 
         heads = jax.random.bernoulli(k_coin, cn_prob)
         state, aux, _ = gradient_update(state, crossnorm_consistency, optimizer, batch, model=model,
                                         batch_stats=state.batch_stats, key=k_passes,
-                                        weight=weight, active=heads)
+                                        weight=weight, active=heads, target_loss=target_loss)
         return state, {**aux, "crossnorm_step": heads.astype(aux["loss"].dtype)}
 
     return Method(init=init, step=step, predict=functools.partial(predict_target, model))
@@ -53,4 +55,4 @@ def _from_config(settings, context: registry.Context) -> Method:
         raise ValueError("Invalid config.cnsn.crossnorm=False: method cnsn_consistency compares "
                          "clean and CrossNorm passes: enable CrossNorm")
     return cnsn_consistency(context.model, context.optimizer, cn_prob=cnsn.cn_prob,
-                            weight=settings.weight)
+                            weight=settings.weight, target_loss=context.target_loss)

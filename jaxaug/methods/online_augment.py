@@ -166,6 +166,7 @@ def online_augment(
     lr_schedule: Callable = lambda step: 0.1,
     generator_optimizer: optax.GradientTransformation | None = None,
     grad_clip: float | None = 5.0,
+    target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy,
 ) -> Method:
     """The OnlineAugment method (see the module docstring) with one generator or several (Comb.).
     ``model`` needs a BatchNorm set for the clean images plus one per generator. ``grad_clip``
@@ -214,6 +215,7 @@ def online_augment(
 
     def target_ce(params, batch_stats, images, labels, bn_set, key):
         return objectives.cross_entropy(params, {"image": images, "label": labels}, model=model,
+                                        target_loss=target_loss,
                                         batch_stats=batch_stats, key=key, bn_set=bn_set)
 
     def update(state, x, y, meta_batches, key, lr):
@@ -255,6 +257,7 @@ def online_augment(
         """The supervised step on the standard-augmented batch, BatchNorm set 0, clipped."""
         target, aux, ok = gradient_update(
             state.target, objectives.cross_entropy, optimizer, batch, model=model,
+            target_loss=target_loss,
             batch_stats=state.target.batch_stats, key=key, grad_clip=grad_clip)
         skipped = count_skips(ok)
         state = state.replace(target=target, skipped=state.skipped + skipped)
@@ -342,4 +345,5 @@ def _from_config(settings, context: registry.Context) -> Method:
             raise InvalidArgument("online_augment", f"{name}.{e.argument}", e.value, e.why) from e
     return online_augment(context.model, context.optimizer, gens, inner_num=settings.inner_num,
                           meta=settings.meta, meta_mode=settings.meta_mode,
-                          lr_schedule=context.lr_schedule, grad_clip=settings.grad_clip)
+                          lr_schedule=context.lr_schedule, grad_clip=settings.grad_clip,
+                          target_loss=context.target_loss)

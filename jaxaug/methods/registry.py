@@ -26,6 +26,7 @@ import ml_collections
 import optax
 from ml_collections.config_dict import FieldReference
 
+from jaxaug import objectives
 from jaxaug.methods.base import InvalidArgument, Method
 
 
@@ -43,6 +44,8 @@ class Context:
       config: the whole run config, for the generic fields a method reads (``epochs``,
         ``augment.cutout``, ``label_smoothing``, ``cnsn``, ``num_bn_sets``, ``batch_size``).
       device_count: devices of the data-parallel mesh.
+      target_loss: the per-example loss of the target, ``(logits, labels) -> [N]`` (the softmax
+        cross-entropy with ``config.label_smoothing``); every method trains the target on it.
     """
 
     model: nn.Module
@@ -53,6 +56,7 @@ class Context:
     image_stats: tuple[Any, Any]
     config: ml_collections.ConfigDict
     device_count: int = 1
+    target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy
 
 
 Factory = Callable[[ml_collections.ConfigDict, Context], Method]

@@ -7,13 +7,15 @@ import optax
 
 from jaxaug.methods import registry
 from jaxaug.methods.base import Method, gradient_update, init_target, predict_target
-from jaxaug.objectives import cross_entropy
+from jaxaug.objectives import TargetLoss, cross_entropy, softmax_cross_entropy
 
 
 def supervised(
-    model: nn.Module, optimizer: optax.GradientTransformation, label_smoothing: float = 0.0
+    model: nn.Module, optimizer: optax.GradientTransformation, *,
+    target_loss: TargetLoss = softmax_cross_entropy,
 ) -> Method:
-    """Minimises the cross-entropy of ``model`` on the (standard-augmented) batch."""
+    """Minimises the mean ``target_loss`` (default: the softmax cross-entropy) of ``model`` on the
+    (standard-augmented) batch."""
 
     def init(key, batch):
         return init_target(key, batch["image"], model, optimizer)
@@ -21,7 +23,7 @@ def supervised(
     def step(state, batch, key):
         state, aux, _ = gradient_update(state, cross_entropy, optimizer, batch, model=model,
                                         batch_stats=state.batch_stats, key=key,
-                                        label_smoothing=label_smoothing)
+                                        target_loss=target_loss)
         return state, {"loss": aux["loss"], "accuracy": aux["accuracy"]}
 
     return Method(init=init, step=step, predict=functools.partial(predict_target, model))
@@ -30,5 +32,4 @@ def supervised(
 @registry.register("supervised")
 def _from_config(settings, context: registry.Context) -> Method:
     del settings
-    return supervised(context.model, context.optimizer,
-                      label_smoothing=context.config.label_smoothing)
+    return supervised(context.model, context.optimizer, target_loss=context.target_loss)

@@ -379,6 +379,7 @@ def tanda(
     diversity_space: str = "discriminator",
     diversity_layer: int = 1,
     discount: float = 0.5,
+    target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy,
 ) -> TandaMethod:
     """The TANDA method (see the module docstring).
 
@@ -485,7 +486,8 @@ def tanda(
         seen = jnp.where(augmented[:, None, None, None], fake, x)
         new_target, aux, t_ok = gradient_update(target, objectives.cross_entropy, optimizer,
                                                 {"image": seen, "label": y}, model=model,
-                                                batch_stats=target.batch_stats, key=target_key)
+                                                batch_stats=target.batch_stats, key=target_key,
+                                                target_loss=target_loss)
         # One decision for the three networks: a step either updates all of them or none.
         ok = d_ok & g_ok & t_ok
         new = state.replace(target=new_target, generator=new_g, discriminator=new_d)
@@ -521,4 +523,5 @@ def _from_config(settings, context: registry.Context) -> TandaMethod:
     kwargs = {k: v for k, v in settings.items() if k != "generator_lr"}
     mean, std = context.image_stats
     return tanda(context.model, context.optimizer, mean=mean, std=std,
-                 generator_optimizer=optax.adam(settings.generator_lr), **kwargs)
+                 generator_optimizer=optax.adam(settings.generator_lr),
+                 target_loss=context.target_loss, **kwargs)

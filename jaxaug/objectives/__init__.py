@@ -9,7 +9,7 @@ holds the score-function (REINFORCE) surrogate, returns, baselines and entropy b
 
 from jaxaug.objectives import reinforce
 from jaxaug.objectives.adversarial import adversarial_loss, gradient_reversal
-from jaxaug.objectives.classification import cross_entropy
+from jaxaug.objectives.classification import TargetLoss, cross_entropy, softmax_cross_entropy
 from jaxaug.objectives.consistency import (
     consistency_objective,
     jensen_shannon_consistency,
@@ -51,6 +51,7 @@ from jaxaug.objectives.regularizers import (
 )
 
 __all__ = [
+    "TargetLoss",
     "MPII_HEAD_SIZE_FACTOR",
     "MPII_PCKH_JOINTS",
     "OUTER_EYE_CORNERS_68",
@@ -82,6 +83,7 @@ __all__ = [
     "reconstruction_loss",
     "reinforce",
     "reward_penalty_target",
+    "softmax_cross_entropy",
     "stn_cycle_consistency",
     "total_generator_loss",
     "unroll",

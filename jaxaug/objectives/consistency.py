@@ -14,7 +14,7 @@ adds 12 x JS(p_clean, p_aug1, p_aug2) to the clean cross-entropy. As in AugMix, 
 import jax
 import jax.numpy as jnp
 
-from jaxaug.objectives.classification import model_rngs
+from jaxaug.objectives.classification import TargetLoss, model_rngs, softmax_cross_entropy
 
 
 def jensen_shannon_consistency(*logits: jax.Array) -> jax.Array:
@@ -54,10 +54,12 @@ def consistency_objective(params, batch, *, model, batch_stats, weight=12.0, key
 
 
 def crossnorm_consistency(params, batch, *, model, batch_stats, key, weight=10.0, views=2,
-                          active=True):
+                          active=True, target_loss: TargetLoss = softmax_cross_entropy):
     """The CNSN paper's consistency objective: cross-entropy of a clean pass (CrossNorm off) plus
     ``weight`` x the JS consistency of it and ``views`` passes with CrossNorm on (the network's
     ``crossnorm="on"`` blocks, each pass its own draw).
+
+    ``target_loss`` is the clean pass's per-example loss (the softmax cross-entropy).
 
     The passes are separate forwards, not one concatenated batch, because 2-instance CrossNorm
     swaps statistics between the images of a pass; BatchNorm statistics are threaded through them
@@ -80,8 +82,7 @@ def crossnorm_consistency(params, batch, *, model, batch_stats, key, weight=10.0
         batch_stats = updates["batch_stats"]
         logits.append(out)
         stats.append(batch_stats)
-    log_p = jax.nn.log_softmax(logits[0].astype(jnp.float32))
-    ce = -jnp.mean(jnp.take_along_axis(log_p, batch["label"][:, None], axis=-1))
+    ce = jnp.mean(target_loss(logits[0].astype(jnp.float32), batch["label"]))
     js = jnp.where(active, jensen_shannon_consistency(*logits), 0.0)
     accuracy = jnp.mean((jnp.argmax(logits[0], -1) == batch["label"]).astype(jnp.float32))
     loss = ce + weight * js

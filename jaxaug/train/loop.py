@@ -23,7 +23,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from jaxaug import data, methods, models
+from jaxaug import data, methods, models, objectives
 from jaxaug.train import config as config_lib
 from jaxaug.train.checkpoint import Checkpointer, resume
 from jaxaug.train.lock import workdir_lock
@@ -114,7 +114,9 @@ def build_method(config: ml_collections.ConfigDict):
         model=create_model(config, dataset.num_classes),
         optimizer=make_optimizer(config, updates_per_epoch), lr_schedule=schedule,
         steps_per_epoch=steps_per_epoch, num_classes=dataset.num_classes,
-        image_stats=(dataset.mean, dataset.std), config=config, device_count=jax.device_count()))
+        image_stats=(dataset.mean, dataset.std), config=config, device_count=jax.device_count(),
+        target_loss=functools.partial(objectives.softmax_cross_entropy,
+                                      label_smoothing=config.label_smoothing)))
     return dataset, method, schedule, steps_per_epoch
 
 
