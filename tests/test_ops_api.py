@@ -5,14 +5,17 @@ For each op: its signature (a `key` first where it draws randomness, then `img`;
 and the return annotated); a batch, a 2-D array and uint8 levels where one float HWC image is
 expected raise a ValueError naming the op and the problem; `jax.jit(jax.vmap(op))` over two
 images with per-image parameters equals the op traced on each image; and float image outputs are
-float32, keep the input's shape and stay in [0, 1]. Images are 16x16x3, the smallest at which
+float32, keep the input's shape and stay in [0, 1]. Every public function of jaxaug.ops,
+jaxaug.policies and jaxaug.objectives carries type annotations. Images are 16x16x3, the smallest at which
 every op changes them (equalize is the identity below 256 pixels per channel); compile time, the
 test's cost, does not grow with the size.
 """
 
 import dataclasses
 import functools
+import importlib
 import inspect
+import pkgutil
 
 import jax
 import jax.numpy as jnp
@@ -248,3 +251,35 @@ def test_output_dtype_shape_and_range(name):
         return
     assert out.dtype == jnp.float32
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0, (float(out.min()), float(out.max()))
+
+
+def _public_functions(package):
+    """(qualified name, function) of every public function and method defined in `package`'s
+    modules (methods of its classes included, `__call__` too)."""
+    root = importlib.import_module(package)
+    modules = [root] + [importlib.import_module(m.name)
+                        for m in pkgutil.iter_modules(root.__path__, package + ".")]
+    for module in modules:
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isclass(obj):
+                for attr, member in vars(obj).items():
+                    member = member.fget if isinstance(member, property) else member
+                    if (inspect.isfunction(member) and member.__module__ == module.__name__
+                            and (not attr.startswith("_") or attr == "__call__")):
+                        yield f"{module.__name__}.{name}.{attr}", member
+            elif callable(obj):  # functions, and jax.custom_jvp / custom_vmap wrappers
+                yield f"{module.__name__}.{name}", obj
+
+
+@pytest.mark.parametrize("package", ["jaxaug.ops", "jaxaug.policies", "jaxaug.objectives"])
+def test_public_functions_are_annotated(package):
+    missing = []
+    for name, fn in _public_functions(package):
+        sig = inspect.signature(fn)
+        params = [p.name for p in sig.parameters.values()
+                  if p.annotation is inspect.Parameter.empty and p.name not in ("self", "cls")]
+        if params or sig.return_annotation is inspect.Signature.empty:
+            missing.append(f"{name}({', '.join(params)})")
+    assert not missing, f"not fully annotated (parameters listed, or the return): {missing}"
