@@ -5,10 +5,10 @@ For each op: its signature (a `key` first where it draws randomness, then `img`;
 and the return annotated); a batch, a 2-D array and uint8 levels where one float HWC image is
 expected raise a ValueError naming the op and the problem; `jax.jit(jax.vmap(op))` over two
 images with per-image parameters equals the op traced on each image; and float image outputs are
-float32, keep the input's shape and stay in [0, 1]. Every public function of jaxaug.ops,
-jaxaug.policies and jaxaug.objectives carries type annotations. Images are 16x16x3, the smallest at which
+float32, keep the input's shape and stay in [0, 1]. Images are 16x16x3, the smallest at which
 every op changes them (equalize is the identity below 256 pixels per channel); compile time, the
-test's cost, does not grow with the size.
+test's cost, does not grow with the size. Last, every public function of jaxaug.ops,
+jaxaug.policies and jaxaug.objectives carries type annotations.
 """
 
 import dataclasses
@@ -16,6 +16,7 @@ import functools
 import importlib
 import inspect
 import pkgutil
+import re
 
 import jax
 import jax.numpy as jnp
@@ -150,9 +151,10 @@ def _results():
         try:
             jax.eval_shape(_batched_and_each(name), *_batched_args(name))
             args[name] = _batched_args(name)
-        except Exception as error:  # noqa: BLE001 -- re-raised by the op's own tests
+        except Exception as error:  # re-raised by the op's own tests
             results[name] = error
-    results.update(jax.jit(lambda args: {n: _batched_and_each(n)(*a) for n, a in args.items()})(args))
+    every = jax.jit(lambda args: {n: _batched_and_each(n)(*a) for n, a in args.items()})
+    results.update(every(args))
     return results
 
 
@@ -192,7 +194,8 @@ def test_wrong_rank_and_dtype_raise(name):
         # A matrix helper given a batch (of magnitudes, or of matrices for compose) without
         # jax.vmap; integer magnitudes are promoted to a float32 matrix.
         batch = [jnp.asarray(p) for p in call.params]
-        field = "matrix" if name == "compose" else next(iter(inspect.signature(getattr(O, name)).parameters))
+        field = ("matrix" if name == "compose"
+                 else next(iter(inspect.signature(getattr(O, name)).parameters)))
         with pytest.raises(ValueError, match=rf"^{name}: {field} must have shape"):
             jax.eval_shape(op, *batch)
         if name != "compose":
@@ -205,8 +208,9 @@ def test_wrong_rank_and_dtype_raise(name):
             out = jax.eval_shape(op, *_one_image_args(name, bad))
             assert out.shape == bad.shape
         else:
+            shape = re.escape(str(bad.shape))
             with pytest.raises(ValueError, match=rf"^{name}: img must be a float HWC image, "
-                                                 rf"got shape \({', '.join(map(str, bad.shape))}\)"):
+                                                 rf"got shape {shape}"):
                 jax.eval_shape(op, *_one_image_args(name, bad))
     if call.image == "uint8":
         with pytest.raises(ValueError, match=rf"^{name}: img must hold 8-bit levels .*float32"):
@@ -215,8 +219,8 @@ def test_wrong_rank_and_dtype_raise(name):
         with pytest.raises(ValueError, match=rf"^{name}: img must be a float image .*uint8"):
             jax.eval_shape(op, *_one_image_args(name, LEVELS[0]))
     else:
-        with pytest.raises(ValueError, match=rf"^{name}: img must be a float HWC image in \[0, 1\], "
-                                             r"got dtype uint8; call jaxaug.ops.to_float first"):
+        with pytest.raises(ValueError, match=rf"^{name}: img must be a float HWC image in "
+                                             r"\[0, 1\], got dtype uint8; call jaxaug.ops.to_float"):
             jax.eval_shape(op, *_one_image_args(name, LEVELS[0]))
 
 
