@@ -1,4 +1,5 @@
-"""Gradients, fusion, jit/vmap and input validation of jaxaug.ops."""
+"""Gradients, fusion, closed forms and argument validation of jaxaug.ops (jit/vmap and bad images
+of every op: tests/test_ops_api.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -176,61 +177,6 @@ def test_point_ops_straight_through_gradient():
         assert float(jnp.abs(plain - img).max()) > 0.05  # the op changed the image
         np.testing.assert_allclose(g, 2.0)
         np.testing.assert_array_equal(g0, 0.0)
-
-
-PER_IMAGE = {
-    "rotate": (O.rotate, [-20.0, 5.0, 30.0, 0.0]),
-    "shear_x": (lambda x, s: O.shear_x(x, s, interpolation="bilinear"), [0.1, -0.2, 0.3, 0.0]),
-    "translate_y": (O.translate_y, [1.5, -3.0, 0.0, 7.0]),
-    "solarize": (O.solarize, [0.2, 0.5, 0.9, 1.0]),
-    "posterize": (O.posterize, [1, 2, 5, 8]),
-    "auto_contrast": (lambda x, _: O.auto_contrast(x), [0, 0, 0, 0]),
-    "equalize": (lambda x, _: O.equalize(x), [0, 0, 0, 0]),
-    "contrast": (O.contrast, [0.2, 0.9, 1.3, 1.8]),
-    "color": (O.color, [0.2, 0.9, 1.3, 1.8]),
-    "sharpness": (O.sharpness, [0.2, 0.9, 1.3, 1.8]),
-    "cutout": (lambda x, c: O.cutout(x, jnp.stack([c, c]), 6), [0, 4, 9, 15]),
-}
-
-
-@pytest.mark.parametrize("name", sorted(PER_IMAGE))
-def test_vmap_jit_equals_loop(name):
-    op, params = PER_IMAGE[name]
-    imgs = jnp.stack([_image(10 + i) * (0.3 + 0.2 * i) for i in range(4)])
-    params = jnp.asarray(params)
-    batched = jax.jit(jax.vmap(op))(imgs, params)
-    single = jax.jit(op)  # one compile for the loop (eagerly, every primitive compiles)
-    looped = jnp.stack([single(imgs[i], params[i]) for i in range(4)])
-    np.testing.assert_allclose(batched, looped, atol=1e-6)
-
-
-ALL_OPS = {
-    "affine": lambda x: O.affine(x, jnp.eye(3)),
-    "shear_x": lambda x: O.shear_x(x, 0.1), "shear_y": lambda x: O.shear_y(x, 0.1),
-    "translate_x": lambda x: O.translate_x(x, 1.0), "translate_y": lambda x: O.translate_y(x, 1.0),
-    "rotate": lambda x: O.rotate(x, 10.0), "hflip": O.hflip, "vflip": O.vflip,
-    "deform": lambda x: O.deform(x, jnp.zeros(x.shape[:2] + (2,))),
-    "invert": O.invert, "solarize": lambda x: O.solarize(x, 0.5),
-    "posterize": lambda x: O.posterize(x, 4), "auto_contrast": O.auto_contrast,
-    "equalize": O.equalize, "brightness": lambda x: O.brightness(x, 1.2),
-    "color": lambda x: O.color(x, 1.2), "contrast": lambda x: O.contrast(x, 1.2),
-    "sharpness": lambda x: O.sharpness(x, 1.2), "identity": O.identity,
-    "cutout": lambda x: O.cutout(x, jnp.array([2, 2]), 2),
-    "sample_pairing": lambda x: O.sample_pairing(x, x, 0.5),
-    "gaussian_noise": lambda x: O.gaussian_noise(jax.random.key(0), x, 0.1),
-}
-
-
-@pytest.mark.parametrize("name", sorted(ALL_OPS))
-def test_bad_images_raise_named_errors(name):
-    op = ALL_OPS[name]
-    with pytest.raises(ValueError, match=rf"^{name}: img must be a float HWC image.*\(8, 8\)"):
-        op(jnp.zeros((8, 8)))
-    with pytest.raises(ValueError, match=rf"^{name}: img .*uint8.*to_float"):
-        op(jnp.zeros((8, 8, 3), jnp.uint8))
-    with pytest.raises(ValueError, match=rf"^{name}: img"):
-        jax.vmap(op)(jnp.zeros((2, 8, 8)))  # a batch without vmap's extra axis is rank 2 inside
-    assert jax.eval_shape(op, jnp.zeros((8, 8, 3))).shape == (8, 8, 3)
 
 
 def test_bad_arguments_raise_named_errors():

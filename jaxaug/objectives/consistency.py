@@ -11,6 +11,9 @@ adds 12 x JS(p_clean, p_aug1, p_aug2) to the clean cross-entropy. As in AugMix, 
 [1e-7, 1] inside the log.
 """
 
+from typing import Any
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -33,7 +36,9 @@ def jensen_shannon_consistency(*logits: jax.Array) -> jax.Array:
     return jnp.mean(kl)
 
 
-def consistency_objective(params, batch, *, model, batch_stats, weight=12.0, key=None):
+def consistency_objective(params: Any, batch: dict[str, Any], *, model: nn.Module, batch_stats: Any,
+                          weight: float = 12.0, key: jax.Array | None = None
+                          ) -> tuple[jax.Array, dict[str, Any]]:
     """Cross-entropy on the clean images plus ``weight`` x the JS consistency of the predictions
     on ``batch["image"]`` and every ``batch["views"]`` (a list of augmented versions of the same
     images), all in one forward pass so that BatchNorm sees them together, as AugMix does.
@@ -53,8 +58,11 @@ def consistency_objective(params, batch, *, model, batch_stats, weight=12.0, key
                   "batch_stats": updates["batch_stats"]}
 
 
-def crossnorm_consistency(params, batch, *, model, batch_stats, key, weight=10.0, views=2,
-                          active=True, target_loss: TargetLoss = softmax_cross_entropy):
+def crossnorm_consistency(params: Any, batch: dict[str, jax.Array], *, model: nn.Module,
+                          batch_stats: Any, key: jax.Array, weight: float = 10.0, views: int = 2,
+                          active: bool | jax.Array = True,
+                          target_loss: TargetLoss = softmax_cross_entropy,
+                          ) -> tuple[jax.Array, dict[str, Any]]:
     """The CNSN paper's consistency objective: cross-entropy of a clean pass (CrossNorm off) plus
     ``weight`` x the JS consistency of it and ``views`` passes with CrossNorm on (the network's
     ``crossnorm="on"`` blocks, each pass its own draw).

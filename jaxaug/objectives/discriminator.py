@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 
 
-def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> tuple[jax.Array, dict]:
+def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array
+                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """``(L_D, aux)``: the real-vs-fake binary cross-entropy above; ``aux`` holds the mean
     D on each side and the accuracy of the 0.5 threshold."""
     loss = jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits))
@@ -34,7 +35,7 @@ def log_realness(logits: jax.Array) -> jax.Array:
 
 
 def discriminator_objective(params: Any, batch_stats: Any, real: jax.Array, fake: jax.Array, *,
-                            discriminator: nn.Module) -> tuple[jax.Array, dict]:
+                            discriminator: nn.Module) -> tuple[jax.Array, dict[str, Any]]:
     """``(L_D, aux)`` of `discriminator_loss` on D's logits of [real, fake], run as one batch in
     training mode (so D's BatchNorm sees both); ``aux`` adds ``fake_logits`` and the updated
     ``batch_stats``."""

@@ -7,7 +7,11 @@ of N. All are pure functions of arrays; the losses are differentiable w.r.t. the
 """
 
 import operator
+from collections.abc import Sequence
+from typing import Any
 
+import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -36,7 +40,7 @@ def _check_heatmaps(op, pred, target, visible):
                          f"got {_shape(visible)}")
 
 
-def heatmap_mse(pred, target, visible):
+def heatmap_mse(pred: jax.Array, target: jax.Array, visible: jax.Array) -> jax.Array:
     """Masked heatmap MSE, the stacked-hourglass training loss (without its 1/2 factor).
 
     loss = sum_{n,i,j,k} v[n,k] (pred[n,i,j,k] - target[n,i,j,k])^2 / (N H W J),
@@ -50,7 +54,8 @@ def heatmap_mse(pred, target, visible):
     return jnp.mean(weight[..., None, None, :] * (pred - target) ** 2)
 
 
-def heatmap_loss(pred_stack, target, visible):
+def heatmap_loss(pred_stack: jax.Array | Sequence[jax.Array], target: jax.Array,
+                 visible: jax.Array) -> jax.Array:
     """Intermediate supervision: sum over stacks s of heatmap_mse(pred_stack[s], target, visible).
 
     pred_stack is a list/tuple of [N, H, W, J] predictions (one per hourglass stack) or one array
@@ -70,7 +75,8 @@ def heatmap_loss(pred_stack, target, visible):
     return jnp.sum(per_stack)
 
 
-def heatmap_loss_per_example(pred_stack, target, visible):
+def heatmap_loss_per_example(pred_stack: jax.Array | Sequence[jax.Array], target: jax.Array,
+                             visible: jax.Array) -> jax.Array:
     """Per-example heatmap error [N] of predictions [S, N, H, W, J] per visible joint:
 
         e[n] = sum_s sum_{i,j,k} v[n,k] (pred[s,n,i,j,k] - target[n,i,j,k])^2 / (H W max(V_n, 1)),
@@ -106,7 +112,9 @@ def _joint_index(op, name, index, num):
     return index
 
 
-def pck(pred, gt, visible, norm, alpha, *, joints=None):
+def pck(pred: jax.Array, gt: jax.Array, visible: jax.Array, norm: jax.Array,
+        alpha: float | jax.Array, *, joints: Sequence[int] | None = None
+        ) -> tuple[jax.Array, jax.Array]:
     """Percentage of Correct Keypoints: a visible joint is correct if
     ||pred - gt|| <= alpha * norm of its sample.
 
@@ -137,7 +145,7 @@ def pck(pred, gt, visible, norm, alpha, *, joints=None):
     return overall, per_joint
 
 
-def mpii_head_size(head_box):
+def mpii_head_size(head_box: jax.Array) -> jax.Array:
     """MPII's PCKh normaliser from head boxes [..., 4] = (x1, y1, x2, y2):
     0.6 * sqrt((x2 - x1)^2 + (y2 - y1)^2)."""
     if not _shape(head_box) or _shape(head_box)[-1] != 4:
@@ -147,13 +155,16 @@ def mpii_head_size(head_box):
     return MPII_HEAD_SIZE_FACTOR * jnp.linalg.norm(box[..., 2:] - box[..., :2], axis=-1)
 
 
-def pckh(pred, gt, visible, head_size, threshold=0.5, *, joints=None):
+def pckh(pred: jax.Array, gt: jax.Array, visible: jax.Array, head_size: jax.Array,
+         threshold: float | jax.Array = 0.5, *, joints: Sequence[int] | None = None
+         ) -> tuple[jax.Array, jax.Array]:
     """PCKh@threshold: `pck` with the head size (see `mpii_head_size`) as the per-sample norm.
     Returns (overall, per_joint)."""
     return pck(pred, gt, visible, head_size, threshold, joints=joints)
 
 
-def nme(pred, gt, left_eye=OUTER_EYE_CORNERS_68[0], right_eye=OUTER_EYE_CORNERS_68[1]):
+def nme(pred: jax.Array, gt: jax.Array, left_eye: int = OUTER_EYE_CORNERS_68[0],
+        right_eye: int = OUTER_EYE_CORNERS_68[1]) -> jax.Array:
     """Normalised mean error of landmarks pred, gt [..., P, 2] (the 300-W convention):
 
         nme = mean over samples of (1/P) sum_p ||pred_p - gt_p|| / ||gt_left_eye - gt_right_eye||,
@@ -172,7 +183,9 @@ def nme(pred, gt, left_eye=OUTER_EYE_CORNERS_68[0], right_eye=OUTER_EYE_CORNERS_
     return jnp.mean(err / iod)
 
 
-def heatmap_objective(params, batch, *, model, batch_stats, key, occlusion=None):
+def heatmap_objective(params: Any, batch: dict[str, jax.Array], *, model: nn.Module,
+                      batch_stats: Any, key: jax.Array, occlusion: jax.Array | None = None
+                      ) -> tuple[jax.Array, dict[str, Any]]:
     """The pose network's training objective: `heatmap_loss` of every supervised output.
 
     batch: ``image`` (normalized NHWC), ``heatmap`` targets [N, H', W', J] and ``visible`` [N, J].

@@ -57,8 +57,8 @@ def _sgd_step(inner_loss, lr, phi, stop_theta):
     return step
 
 
-def unroll(theta, phi, train_batches, *, inner_loss: Callable, lr: float, stop_theta=False,
-           scan=False):
+def unroll(theta: Any, phi: Any, train_batches: Any, *, inner_loss: Callable, lr: float,
+           stop_theta: bool = False, scan: bool = False) -> tuple[Any, tuple[jax.Array, Any]]:
     """theta_K after K inner steps, one per leading-axis slice of ``train_batches`` (a pytree of
     arrays with a leading K axis), and the stacked ``(loss, aux)`` of ``inner_loss`` at each
     step.

@@ -15,6 +15,9 @@ omits). The generator then minimises KL(P || P~) with P held constant, whose gra
 to P~'s logits is P~ - P: it moves P~ towards P.
 """
 
+from typing import Any
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -50,7 +53,8 @@ def kl_to_target(target: jax.Array, logits: jax.Array, weights: jax.Array | None
     return jnp.sum(weights * kl) / jnp.maximum(jnp.sum(weights), 1e-12)
 
 
-def adversary_objective(params, batch, *, adversary, batch_stats):
+def adversary_objective(params: Any, batch: dict[str, Any], *, adversary: nn.Module,
+                        batch_stats: Any) -> tuple[jax.Array, dict[str, Any]]:
     """The augmentation network's objective: the weighted KL of each of its distributions to a
     fixed target, summed over the heads,
 

@@ -41,7 +41,7 @@ def discounted_returns(rewards: jax.Array, gamma: float) -> jax.Array:
     return rewards @ discount.T
 
 
-def batch_mean_baseline(returns: jax.Array, axis=None) -> jax.Array:
+def batch_mean_baseline(returns: jax.Array, axis: int | tuple[int, ...] | None = None) -> jax.Array:
     """The mean return over ``axis`` (all elements by default: AdaTransform's h images x s
     samples), held constant, with the reduced axes kept for broadcasting."""
     return jax.lax.stop_gradient(jnp.mean(returns, axis=axis, keepdims=True))
@@ -53,7 +53,8 @@ def policy_average_init(num_policies: int) -> dict[str, jax.Array]:
 
 
 def policy_average_update(state: dict[str, jax.Array], rewards: jax.Array, *,
-                          new_epoch: jax.Array | bool = False, eps: float = 1e-8):
+                          new_epoch: jax.Array | bool = False, eps: float = 1e-8
+                          ) -> tuple[dict[str, jax.Array], jax.Array]:
     """Adversarial AutoAugment's reward for M policies: each policy's reward averaged over the
     epoch so far (including this batch's ``rewards`` [M]), normalised across the M policies,
 

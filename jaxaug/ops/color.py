@@ -24,7 +24,7 @@ def _st_round(x):
     return x + jax.lax.stop_gradient(jnp.round(x * 255.0) / 255.0 - x)
 
 
-def grayscale(img):
+def grayscale(img: jax.Array) -> jax.Array:
     """PIL convert("L") as float: L = (299 R + 587 G + 114 B) / 1000, rounded to 8-bit levels in the
     forward pass exactly as PIL computes it ((19595 R + 38470 G + 7471 B + 2**15) >> 16 on levels),
     straight-through gradient. Returns [H, W, 1]."""
@@ -35,32 +35,32 @@ def grayscale(img):
     return (exact + jax.lax.stop_gradient(q.astype(img.dtype) / 255.0 - exact))[..., None]
 
 
-def brightness(img, factor):
+def brightness(img: jax.Array, factor: float | jax.Array) -> jax.Array:
     """PIL `ImageEnhance.Brightness`: blend with black, clip(factor * img, 0, 1)."""
     check_image("brightness", img)
     return _blend(jnp.zeros_like(img), img, factor)
 
 
-def color(img, factor):
+def color(img: jax.Array, factor: float | jax.Array) -> jax.Array:
     """PIL `ImageEnhance.Color` (saturation): blend with the grayscale image L (see `grayscale`)."""
     check_image("color", img, channels=3)
     return _blend(grayscale(img), img, factor)
 
 
-def mean_grey(img):
+def mean_grey(img: jax.Array) -> jax.Array:
     """Mean of the grayscale image, rounded to a level as PIL's Contrast does (int(mean + 0.5));
     straight-through rounding."""
     mean = jnp.mean(grayscale(img))
     return mean + jax.lax.stop_gradient(jnp.floor(mean * 255.0 + 0.5) / 255.0 - mean)
 
 
-def contrast(img, factor):
+def contrast(img: jax.Array, factor: float | jax.Array) -> jax.Array:
     """PIL `ImageEnhance.Contrast`: blend with a constant image at `mean_grey(img)`."""
     check_image("contrast", img, channels=3)
     return _blend(jnp.broadcast_to(mean_grey(img), img.shape), img, factor)
 
 
-def smooth(img):
+def smooth(img: jax.Array) -> jax.Array:
     """PIL `ImageFilter.SMOOTH`: 3x3 kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 on the interior,
     border pixels copied unchanged; rounded to levels forward (straight-through)."""
     check_image("smooth", img)
@@ -75,13 +75,13 @@ def smooth(img):
     return jnp.where(border, img, jnp.pad(interior, ((1, 1), (1, 1), (0, 0))))
 
 
-def sharpness(img, factor):
+def sharpness(img: jax.Array, factor: float | jax.Array) -> jax.Array:
     """PIL `ImageEnhance.Sharpness`: blend with `smooth(img)`; factor > 1 sharpens, < 1 blurs."""
     check_image("sharpness", img)
     return _blend(smooth(img), img, factor)
 
 
-def hue_shift(img, shift):
+def hue_shift(img: jax.Array, shift: float | jax.Array) -> jax.Array:
     """Rotate the hue by `shift` turns in the HSV hexcone model of Python's `colorsys`, keeping
     saturation and value: hue' = (hue + shift) mod 1, so shift 0 (or any integer) is the identity.
 

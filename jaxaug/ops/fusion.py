@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 @jax.custom_jvp
 @jax.custom_batching.custom_vmap
-def materialize(x):
+def materialize(x: jax.Array) -> jax.Array:
     """Return x, computed into its own buffer (see the module docstring)."""
     flat = x.reshape(-1)
     index = jnp.arange(flat.shape[0])

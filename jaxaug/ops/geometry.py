@@ -8,6 +8,8 @@ data=(a, b, c, d, e, f))`. Because matrices map output to input, applying op A a
 the single warp by `A @ B` (see `compose`).
 """
 
+from typing import Literal, get_args
+
 import jax
 import jax.numpy as jnp
 
@@ -15,7 +17,11 @@ from jaxaug.ops.fusion import materialize
 from jaxaug.ops.validate import check_image, check_shape
 
 
-PADDINGS = ("pil", "fill")
+#: Resampling of the warps (PIL NEAREST or BILINEAR).
+Interpolation = Literal["bilinear", "nearest"]
+#: Boundary rule of the warps (see `_sample`).
+Padding = Literal["pil", "fill"]
+PADDINGS = get_args(Padding)
 
 
 def _check_padding(op, padding):
@@ -109,7 +115,8 @@ def _map(m, xs, ys):
     return m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
 
 
-def affine(img, matrix, *, interpolation="bilinear", fill=0.5, padding="pil"):
+def affine(img: jax.Array, matrix: jax.Array, *, interpolation: Interpolation = "bilinear",
+           fill: float | jax.Array = 0.5, padding: Padding = "pil") -> jax.Array:
     """Warp `img` [H, W, C] by the affine `matrix` (2x3, 3x3 with last row [0, 0, 1], or the six
     PIL coefficients (a, b, c, d, e, f)).
 
@@ -130,7 +137,9 @@ def affine(img, matrix, *, interpolation="bilinear", fill=0.5, padding="pil"):
     return _sample("affine", img, xin, yin, interpolation, fill, padding)
 
 
-def warp_chain(img, matrices, *, interpolation="bilinear", fill=0.5, padding="pil"):
+def warp_chain(img: jax.Array, matrices: jax.Array, *, interpolation: Interpolation = "bilinear",
+               fill: float | jax.Array = 0.5, padding: Padding = "pil"
+               ) -> tuple[jax.Array, jax.Array]:
     """Apply the affine warps `matrices` [T, 3, 3] in order (matrices[0] first) with ONE
     resampling, and return (out, fill_step).
 
@@ -178,7 +187,7 @@ def warp_chain(img, matrices, *, interpolation="bilinear", fill=0.5, padding="pi
     return jnp.where((fill_step >= 0)[..., None], fill, out), fill_step
 
 
-def compose(*matrices):
+def compose(*matrices: jax.Array) -> jax.Array:
     """Fuse affine ops applied in argument order into one 3x3 matrix: compose(A, B) = A @ B.
 
     Since every matrix maps output to input coordinates, `affine(affine(img, A), B)` equals
@@ -192,46 +201,58 @@ def compose(*matrices):
     return out
 
 
+def _check_scalar(op, name, value):
+    """A matrix builder's parameter must be one scalar: a batch of them builds a batch of matrices
+    under jax.vmap; outside it the stacked result would silently not be [3, 3]."""
+    check_shape(op, name, value, ((),))
+
+
 def _mat(a, b, c, d, e, f):
     z = jnp.zeros((), jnp.result_type(a, b, c, d, e, f, jnp.float32))
     return jnp.stack([jnp.stack([a + z, b + z, c + z]), jnp.stack([d + z, e + z, f + z]),
                       jnp.stack([z, z, z + 1])])
 
 
-def shear_x_matrix(shear):
+def shear_x_matrix(shear: float | jax.Array) -> jax.Array:
     """PIL data (1, shear, 0, 0, 1, 0): input x = x + shear * y."""
+    _check_scalar("shear_x_matrix", "shear", shear)
     return _mat(1.0, shear, 0.0, 0.0, 1.0, 0.0)
 
 
-def shear_y_matrix(shear):
+def shear_y_matrix(shear: float | jax.Array) -> jax.Array:
     """PIL data (1, 0, 0, shear, 1, 0): input y = shear * x + y."""
+    _check_scalar("shear_y_matrix", "shear", shear)
     return _mat(1.0, 0.0, 0.0, shear, 1.0, 0.0)
 
 
-def translate_x_matrix(pixels):
+def translate_x_matrix(pixels: float | jax.Array) -> jax.Array:
     """PIL data (1, 0, pixels, 0, 1, 0): input x = x + pixels (content moves LEFT for pixels > 0)."""
+    _check_scalar("translate_x_matrix", "pixels", pixels)
     return _mat(1.0, 0.0, pixels, 0.0, 1.0, 0.0)
 
 
-def translate_y_matrix(pixels):
+def translate_y_matrix(pixels: float | jax.Array) -> jax.Array:
     """PIL data (1, 0, 0, 0, 1, pixels): input y = y + pixels (content moves UP for pixels > 0)."""
+    _check_scalar("translate_y_matrix", "pixels", pixels)
     return _mat(1.0, 0.0, 0.0, 0.0, 1.0, pixels)
 
 
-def rotate_matrix(degrees, height, width):
+def rotate_matrix(degrees: float | jax.Array, height: int, width: int) -> jax.Array:
     """Matrix of PIL `Image.rotate(degrees)` for a height x width image: counter-clockwise by
     `degrees` about the centre (width/2, height/2). With t = -radians(degrees), input
     (x, y) = R(t) @ ((x, y) - centre) + centre, R(t) = [[cos t, sin t], [-sin t, cos t]]."""
+    _check_scalar("rotate_matrix", "degrees", degrees)
     t = -jnp.deg2rad(jnp.asarray(degrees, jnp.result_type(degrees, jnp.float32)))
     cos, sin = jnp.cos(t), jnp.sin(t)
     cx, cy = width / 2.0, height / 2.0
     return _mat(cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy)
 
 
-def scale_matrix(factor, height, width):
+def scale_matrix(factor: float | jax.Array, height: int, width: int) -> jax.Array:
     """Zoom by `factor` about the centre (width/2, height/2) of a height x width image (factor > 1
     zooms in): input (x, y) = ((x, y) - centre) / factor + centre, i.e. PIL data
     (1/factor, 0, cx (1 - 1/factor), 0, 1/factor, cy (1 - 1/factor))."""
+    _check_scalar("scale_matrix", "factor", factor)
     inv = 1.0 / jnp.asarray(factor, jnp.result_type(factor, jnp.float32))
     cx, cy = width / 2.0, height / 2.0
     return _mat(inv, 0.0, cx * (1.0 - inv), 0.0, inv, cy * (1.0 - inv))
@@ -241,31 +262,36 @@ def scale_matrix(factor, height, width):
 GREY = 128.0 / 255.0
 
 
-def shear_x(img, shear, fill=GREY, *, interpolation="nearest"):
+def shear_x(img: jax.Array, shear: float | jax.Array, fill: float | jax.Array = GREY, *,
+            interpolation: Interpolation = "nearest") -> jax.Array:
     """AutoAugment ShearX: `img.transform(size, AFFINE, (1, shear, 0, 0, 1, 0), fillcolor=fill)`."""
     check_image("shear_x", img)
     return affine(img, shear_x_matrix(shear), interpolation=interpolation, fill=fill)
 
 
-def shear_y(img, shear, fill=GREY, *, interpolation="nearest"):
+def shear_y(img: jax.Array, shear: float | jax.Array, fill: float | jax.Array = GREY, *,
+            interpolation: Interpolation = "nearest") -> jax.Array:
     """AutoAugment ShearY: `img.transform(size, AFFINE, (1, 0, 0, shear, 1, 0), fillcolor=fill)`."""
     check_image("shear_y", img)
     return affine(img, shear_y_matrix(shear), interpolation=interpolation, fill=fill)
 
 
-def translate_x(img, pixels, fill=GREY, *, interpolation="nearest"):
+def translate_x(img: jax.Array, pixels: float | jax.Array, fill: float | jax.Array = GREY, *,
+                interpolation: Interpolation = "nearest") -> jax.Array:
     """AutoAugment TranslateX: `img.transform(size, AFFINE, (1, 0, pixels, 0, 1, 0), fillcolor=fill)`."""
     check_image("translate_x", img)
     return affine(img, translate_x_matrix(pixels), interpolation=interpolation, fill=fill)
 
 
-def translate_y(img, pixels, fill=GREY, *, interpolation="nearest"):
+def translate_y(img: jax.Array, pixels: float | jax.Array, fill: float | jax.Array = GREY, *,
+                interpolation: Interpolation = "nearest") -> jax.Array:
     """AutoAugment TranslateY: `img.transform(size, AFFINE, (1, 0, 0, 0, 1, pixels), fillcolor=fill)`."""
     check_image("translate_y", img)
     return affine(img, translate_y_matrix(pixels), interpolation=interpolation, fill=fill)
 
 
-def rotate(img, degrees, fill=GREY, *, interpolation="nearest"):
+def rotate(img: jax.Array, degrees: float | jax.Array, fill: float | jax.Array = GREY, *,
+           interpolation: Interpolation = "nearest") -> jax.Array:
     """AutoAugment Rotate: `img.rotate(degrees, fillcolor=fill)`, counter-clockwise about the centre
     (PIL's default resample, NEAREST; pass interpolation="bilinear" for a differentiable warp)."""
     check_image("rotate", img)
@@ -273,7 +299,8 @@ def rotate(img, degrees, fill=GREY, *, interpolation="nearest"):
     return affine(img, rotate_matrix(degrees, h, w), interpolation=interpolation, fill=fill)
 
 
-def scale(img, factor, fill=GREY, *, interpolation="bilinear"):
+def scale(img: jax.Array, factor: float | jax.Array, fill: float | jax.Array = GREY, *,
+          interpolation: Interpolation = "bilinear") -> jax.Array:
     """Zoom by `factor` about the centre: `affine(img, scale_matrix(factor, H, W))`. factor > 1
     zooms in (crops the centre), factor < 1 zooms out (the border gets `fill`)."""
     check_image("scale", img)
@@ -281,7 +308,8 @@ def scale(img, factor, fill=GREY, *, interpolation="bilinear"):
     return affine(img, scale_matrix(factor, h, w), interpolation=interpolation, fill=fill)
 
 
-def pad_crop(img, offset, padding, fill=0.0):
+def pad_crop(img: jax.Array, offset: tuple[int, int] | jax.Array, padding: int,
+             fill: float | jax.Array = 0.0) -> jax.Array:
     """Padded random crop of one image (torchvision `RandomCrop((H, W), padding)`): pad `padding`
     pixels of the scalar `fill` on every side, then out[i, j] = padded[i + dy, j + dx] for
     offset = (dy, dx), integers in [0, 2 * padding] that may be traced (dynamic_slice clamps
@@ -303,19 +331,20 @@ def pad_crop(img, offset, padding, fill=0.0):
     return jax.lax.dynamic_slice(padded, (offset[0], offset[1], 0), (h, w, c))
 
 
-def hflip(img):
+def hflip(img: jax.Array) -> jax.Array:
     """Mirror left-right (PIL `ImageOps.mirror`)."""
     check_image("hflip", img)
     return img[:, ::-1]
 
 
-def vflip(img):
+def vflip(img: jax.Array) -> jax.Array:
     """Flip top-bottom (PIL `ImageOps.flip`)."""
     check_image("vflip", img)
     return img[::-1]
 
 
-def deform(img, flow, *, fill=0.5, padding="pil"):
+def deform(img: jax.Array, flow: jax.Array, *, fill: float | jax.Array = 0.5,
+           padding: Padding = "pil") -> jax.Array:
     """Warp by a dense displacement field `flow` [H, W, 2] (pixels; flow[..., 0] along x/columns,
     flow[..., 1] along y/rows): out[i, j] = bilinear sample of img at (j + .5 + flow[i, j, 0],
     i + .5 + flow[i, j, 1]) in PIL coordinates, i.e. out[i, j] = img[i + fy, j + fx] for integer

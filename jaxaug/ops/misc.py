@@ -8,13 +8,14 @@ import jax.numpy as jnp
 from jaxaug.ops.validate import check_image, check_shape
 
 
-def identity(img):
+def identity(img: jax.Array) -> jax.Array:
     """Return img unchanged."""
     check_image("identity", img)
     return img
 
 
-def cutout(img, center, size, fill=0.5):
+def cutout(img: jax.Array, center: tuple[int, int] | jax.Array, size: int | jax.Array,
+           fill: float | jax.Array = 0.5) -> jax.Array:
     """Fill a square patch with `fill` (scalar or per channel): rows [cy - size // 2, cy + size // 2)
     and columns [cx - size // 2, cx + size // 2) clipped to the image, center = (cy, cx) in pixels
     (the AutoAugment reference's cutout mask). center and size may be traced integers."""
@@ -44,7 +45,9 @@ def _check_interval(name, bounds, upper):
         )
 
 
-def random_erasing(key, img, *, scale=(0.02, 0.33), ratio=(0.3, 3.3), fill=None):
+def random_erasing(key: jax.Array, img: jax.Array, *, scale: tuple[float, float] = (0.02, 0.33),
+                   ratio: tuple[float, float] = (0.3, 3.3),
+                   fill: float | jax.Array | None = None) -> jax.Array:
     """Random Erasing (Zhong et al. 2017): overwrite one random axis-aligned rectangle.
 
     The area fraction a ~ U(scale) and the aspect ratio r (height / width) ~ logU(ratio) give
@@ -76,7 +79,7 @@ def random_erasing(key, img, *, scale=(0.02, 0.33), ratio=(0.3, 3.3), fill=None)
     return jnp.where(inside[..., None], values, img)
 
 
-def sample_pairing(img, other, weight):
+def sample_pairing(img: jax.Array, other: jax.Array, weight: float | jax.Array) -> jax.Array:
     """SamplePairing: `Image.blend(img, other, weight)` = (1 - weight) * img + weight * other."""
     check_image("sample_pairing", img)
     check_image("sample_pairing", other)
@@ -86,7 +89,7 @@ def sample_pairing(img, other, weight):
     return img + weight * (other - img)
 
 
-def gaussian_noise(key, img, std):
+def gaussian_noise(key: jax.Array, img: jax.Array, std: float | jax.Array) -> jax.Array:
     """Add N(0, std^2) noise per pixel and channel, clip to [0, 1]."""
     check_image("gaussian_noise", img)
     noise = jax.random.normal(key, img.shape, img.dtype)

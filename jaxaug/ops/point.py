@@ -20,22 +20,34 @@ from jaxaug.ops.validate import check_image
 _LEVELS = np.arange(256, dtype=np.int32)
 
 
-def to_float(img):
-    """uint8 image -> float32 in [0, 1] (x / 255)."""
-    return jnp.asarray(img).astype(jnp.float32) / 255.0
+def to_float(img: jax.Array) -> jax.Array:
+    """8-bit levels (uint8 or another integer dtype) -> float32 in [0, 1]: x / 255. Elementwise,
+    so one image or a batch of any shape. A float input raises: it is already a float image, and
+    dividing it again by 255 would darken it silently."""
+    img = jnp.asarray(img)
+    if not jnp.issubdtype(img.dtype, jnp.integer):
+        raise ValueError(f"to_float: img must hold 8-bit levels (uint8), got dtype {img.dtype}; "
+                         "a float image is already in [0, 1]")
+    return img.astype(jnp.float32) / 255.0
 
 
-def to_uint8(img):
-    """float image in [0, 1] -> uint8: round(x * 255) clipped to [0, 255]."""
-    return jnp.clip(jnp.round(jnp.asarray(img) * 255.0), 0, 255).astype(jnp.uint8)
+def to_uint8(img: jax.Array) -> jax.Array:
+    """float image in [0, 1] -> uint8: round(x * 255) clipped to [0, 255]. Elementwise, so one
+    image or a batch of any shape. An integer input raises: it already holds levels, and
+    scaling it by 255 would saturate it silently."""
+    img = jnp.asarray(img)
+    if not jnp.issubdtype(img.dtype, jnp.floating):
+        raise ValueError(f"to_uint8: img must be a float image in [0, 1], got dtype {img.dtype}; "
+                         "it already holds 8-bit levels")
+    return jnp.clip(jnp.round(img * 255.0), 0, 255).astype(jnp.uint8)
 
 
-def to_levels(img):
+def to_levels(img: jax.Array) -> jax.Array:
     """float image in [0, 1] -> int32 8-bit levels round(img * 255) clipped to 0..255."""
     return jnp.clip(jnp.round(img * 255.0), 0, 255).astype(jnp.int32)
 
 
-def lookup(v, luts):
+def lookup(v: jax.Array, luts: jax.Array) -> jax.Array:
     """Levels through per-channel tables: v [H, W, C], luts [C, 256] -> luts[c][v[..., c]]. One
     gather from the flattened
     tables (under vmap three times faster than take_along_axis when two lookups are chained)."""
@@ -64,7 +76,7 @@ def _histograms_batched(axis_size, in_batched, v):
     return counts.reshape(axis_size, channels, 256), True
 
 
-def apply_luts(img, luts, *, straight_through=False):
+def apply_luts(img: jax.Array, luts: jax.Array, *, straight_through: bool = False) -> jax.Array:
     """Map every channel c of `img` through its 256-entry table luts[c] (luts: [C, 256] or [256]
     ints in 0..255): out = luts[c][round(img * 255)] / 255."""
     v = to_levels(img)
@@ -72,7 +84,8 @@ def apply_luts(img, luts, *, straight_through=False):
     return from_levels(img, lookup(v, luts), straight_through=straight_through)
 
 
-def from_levels(img, out_levels, *, straight_through=False):
+def from_levels(img: jax.Array, out_levels: jax.Array, *, straight_through: bool = False
+                ) -> jax.Array:
     """The float image of 8-bit `out_levels` computed from `img`: out_levels / 255, with no
     gradient, or with the identity gradient w.r.t. img if `straight_through`."""
     out = (out_levels.astype(img.dtype) / 255.0).astype(img.dtype)
@@ -82,30 +95,31 @@ def from_levels(img, out_levels, *, straight_through=False):
 
 
 # The fixed 8-bit maps, elementwise on levels (no table: cheaper than a gather).
-def invert_levels(v):
+def invert_levels(v: jax.Array) -> jax.Array:
     """`invert` on levels: v -> 255 - v."""
     return 255 - v
 
 
-def solarize_levels(v, threshold):
+def solarize_levels(v: jax.Array, threshold: float | jax.Array) -> jax.Array:
     """`solarize` on levels: v -> 255 - v if v >= round(threshold * 255), else v."""
     t = jnp.round(jnp.asarray(threshold, jnp.float32) * 255.0)
     return jnp.where(v >= t, 255 - v, v)
 
 
-def posterize_levels(v, bits):
+def posterize_levels(v: jax.Array, bits: int | jax.Array) -> jax.Array:
     """`posterize` on levels: v -> v & ~(2**(8 - bits) - 1), bits rounded and clipped to 0..8."""
     shift = 8 - jnp.clip(jnp.round(jnp.asarray(bits)).astype(jnp.int32), 0, 8)
     return jnp.bitwise_and(v, ~(jnp.left_shift(jnp.int32(1), shift) - 1))
 
 
-def invert(img, *, straight_through=False):
+def invert(img: jax.Array, *, straight_through: bool = False) -> jax.Array:
     """PIL `ImageOps.invert`: v -> 255 - v."""
     check_image("invert", img)
     return from_levels(img, invert_levels(to_levels(img)), straight_through=straight_through)
 
 
-def solarize(img, threshold, *, straight_through=False):
+def solarize(img: jax.Array, threshold: float | jax.Array, *, straight_through: bool = False
+             ) -> jax.Array:
     """PIL `ImageOps.solarize(image, T)` with T = round(threshold * 255): levels v >= T become
     255 - v, others are kept (PIL's lut: i if i < T else 255 - i). threshold=1.0 keeps everything
     below 255; threshold > 1 is the identity."""
@@ -114,7 +128,8 @@ def solarize(img, threshold, *, straight_through=False):
     return from_levels(img, out, straight_through=straight_through)
 
 
-def posterize(img, bits, *, straight_through=False):
+def posterize(img: jax.Array, bits: int | jax.Array, *, straight_through: bool = False
+              ) -> jax.Array:
     """PIL `ImageOps.posterize(image, bits)`: keep the top `bits` (PIL: 1..8; 0 gives
     black) bits, v & ~(2**(8 - bits) - 1)."""
     check_image("posterize", img)
@@ -144,7 +159,7 @@ def _autocontrast_corrections():
     return bits
 
 
-def auto_contrast_lut(levels):
+def auto_contrast_lut(levels: jax.Array) -> jax.Array:
     """[C, 256] tables of `auto_contrast` for the 8-bit `levels` [H, W, C] of an image."""
     flat = levels.reshape(-1, levels.shape[-1])
     lo, hi = flat.min(0)[:, None], flat.max(0)[:, None]  # [C, 1]
@@ -155,7 +170,7 @@ def auto_contrast_lut(levels):
     return jnp.where(hi > lo, lut, _LEVELS[None, :])
 
 
-def auto_contrast(img, *, straight_through=False):
+def auto_contrast(img: jax.Array, *, straight_through: bool = False) -> jax.Array:
     """PIL `ImageOps.autocontrast(image)` (cutoff 0), per channel: with lo/hi the smallest/largest
     level present, lut[i] = clip(int(i * s - lo * s), 0, 255), s = 255 / (hi - lo). Computed exactly
     in integers as (i - lo) * 255 // (hi - lo), minus one at the entries where PIL's float64
@@ -165,7 +180,7 @@ def auto_contrast(img, *, straight_through=False):
     return apply_luts(img, auto_contrast_lut(to_levels(img)), straight_through=straight_through)
 
 
-def equalize_lut(levels):
+def equalize_lut(levels: jax.Array) -> jax.Array:
     """[C, 256] tables of `equalize` for the 8-bit `levels` [H, W, C] of an image."""
     h = _histograms(levels)  # [C, 256]
     present = h > 0
@@ -180,7 +195,7 @@ def equalize_lut(levels):
     return jnp.where(keep[:, None], _LEVELS[None, :], lut)
 
 
-def equalize(img, *, straight_through=False):
+def equalize(img: jax.Array, *, straight_through: bool = False) -> jax.Array:
     """PIL `ImageOps.equalize(image)`, per channel, on the histogram h: with `last` the count of
     the highest level present and step = (sum(h) - last) // 255, lut[i] = (step // 2 +
     sum(h[:i])) // step (clipped to 255 as PIL's point() does); if at most one level is present or

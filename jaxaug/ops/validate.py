@@ -1,9 +1,11 @@
 """Static (shape/dtype) validation shared by the ops; never inspects traced values."""
 
+import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 
-def check_image(op: str, img, channels: int | None = None) -> None:
+def check_image(op: str, img: jax.Array, channels: int | None = None) -> None:
     """Raise ValueError naming `op` unless `img` is a float HWC image (optionally with `channels`).
 
     Only the static shape and dtype are read, so this is safe under jit/vmap/grad.
@@ -23,7 +25,7 @@ def check_image(op: str, img, channels: int | None = None) -> None:
         raise ValueError(f"{op}: img must have {channels} channels, got shape {tuple(shape)}")
 
 
-def check_shape(op: str, name: str, value, allowed: tuple[tuple[int, ...], ...]) -> None:
+def check_shape(op: str, name: str, value: ArrayLike, allowed: tuple[tuple[int, ...], ...]) -> None:
     """Raise ValueError naming `op` and the argument `name` unless its static shape is allowed."""
     shape = tuple(jnp.shape(value))
     if shape not in allowed:

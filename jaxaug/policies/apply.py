@@ -39,12 +39,14 @@ Two schedules:
 ``tests/test_policies.py`` measures both against the Pillow reference.
 """
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 
 from jaxaug import ops
 from jaxaug.ops.color import mean_grey
-from jaxaug.ops.geometry import GREY
+from jaxaug.ops.geometry import GREY, Interpolation
 from jaxaug.ops.point import (
     auto_contrast_lut,
     equalize_lut,
@@ -63,7 +65,7 @@ LUT_OPS = ("invert", "solarize", "posterize", "auto_contrast", "equalize")
 BLEND_OPS = ("brightness", "color", "contrast", "sharpness")
 
 
-def check_vocabulary(op_names, has_partner=False):
+def check_vocabulary(op_names: Sequence[str], has_partner: bool = False) -> tuple[str, ...]:
     """Raise ValueError for an unknown op, or for sample_pairing without a partner image."""
     for name in op_names:
         check_op_name(name)
@@ -89,7 +91,8 @@ def _is_any(op, op_names, kind):
     return jnp.any(jnp.asarray([op == i for i, n in enumerate(op_names) if n in kind] or [False]))
 
 
-def step_matrix(op, value, op_names, height, width):
+def step_matrix(op: jax.Array, value: jax.Array, op_names: tuple[str, ...], height: int, width: int
+                ) -> jax.Array:
     """3x3 output->input matrix of one step: the drawn geometric op's matrix, else identity."""
     builders = {
         "shear_x": lambda: ops.shear_x_matrix(value),
@@ -161,8 +164,10 @@ def _point_stages(key, img, op, value, op_names, straight_through, stats=None, p
     return _cutout_stage(key, img, op, value, op_names)
 
 
-def apply_steps(key, img, op_index, value, applied, *, op_names, fuse=True,
-                interpolation="nearest", fill=GREY, straight_through=False, partner=None):
+def apply_steps(key: jax.Array, img: jax.Array, op_index: jax.Array, value: jax.Array,
+                applied: jax.Array, *, op_names: Sequence[str], fuse: bool = True,
+                interpolation: Interpolation = "nearest", fill: float | jax.Array = GREY,
+                straight_through: bool = False, partner: jax.Array | None = None) -> jax.Array:
     """Apply T sampled steps to one float image [H, W, C] in [0, 1].
 
     Args:

@@ -53,7 +53,8 @@ class PolicyController(nn.Module):
     embedding: int = 32
 
     @nn.compact
-    def __call__(self, key: jax.Array, num_policies: int, actions: jax.Array | None = None):
+    def __call__(self, key: jax.Array, num_policies: int, actions: jax.Array | None = None
+                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
         group = len(self.choice_sizes)
         if self.num_choices % group:
             raise ValueError(f"PolicyController: num_choices {self.num_choices} is not a "

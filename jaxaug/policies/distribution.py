@@ -40,11 +40,13 @@ give undefined results (JAX clamps or fills out-of-bounds gathers).
 
 import functools
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.typing import DTypeLike
 
 from jaxaug.policies.tables import MAX_LEVEL, MIN_LEVEL, RANDAUGMENT_OPS, check_op_name
 
@@ -105,7 +107,7 @@ class PolicyDistribution:
     module docstring for log-probability, entropy and score function).
     """
 
-    op_names: tuple = struct.field(pytree_node=False, default=RANDAUGMENT_OPS)
+    op_names: tuple[str, ...] = struct.field(pytree_node=False, default=RANDAUGMENT_OPS)
     num_levels: int = struct.field(pytree_node=False, default=MAX_LEVEL - MIN_LEVEL + 1)
     num_steps: int = struct.field(pytree_node=False, default=2)
 
@@ -129,21 +131,21 @@ class PolicyDistribution:
 
     # ------------------------------------------------------------------ sizes and shapes
     @property
-    def num_ops(self):
+    def num_ops(self) -> int:
         """Number of ops, ``len(op_names)``."""
         return len(self.op_names)
 
     @property
-    def num_classes(self):
+    def num_classes(self) -> int:
         """Joint classes per step, ``K = num_ops * num_levels``."""
         return self.num_ops * self.num_levels
 
     @property
-    def logits_shape(self):
+    def logits_shape(self) -> tuple[int, int]:
         """Shape of the parameters, ``(num_steps, num_ops * num_levels)``."""
         return (self.num_steps, self.num_classes)
 
-    def op_index(self, op_name):
+    def op_index(self, op_name: str) -> int:
         """Index of ``op_name`` in :attr:`op_names` (``ValueError`` if absent)."""
         if op_name not in self.op_names:
             raise ValueError(
@@ -151,7 +153,7 @@ class PolicyDistribution:
             )
         return self.op_names.index(op_name)
 
-    def init_logits(self, dtype=jnp.float32):
+    def init_logits(self, dtype: DTypeLike = jnp.float32) -> jax.Array:
         """Zero logits of shape :attr:`logits_shape`: the uniform distribution."""
         return jnp.zeros(self.logits_shape, dtype)
 
@@ -197,23 +199,23 @@ class PolicyDistribution:
         return jnp.asarray(actions)
 
     # -------------------------------------------------------------- action <-> class index
-    def joint_index(self, actions):
+    def joint_index(self, actions: jax.Array) -> jax.Array:
         """Joint class ``op * num_levels + level`` of actions ``[..., T, 2]``, shape ``[..., T]``."""
         actions = self._check_actions(actions)
         return actions[..., 0] * self.num_levels + actions[..., 1]
 
-    def actions_from_index(self, index):
+    def actions_from_index(self, index: jax.Array) -> jax.Array:
         """Inverse of :meth:`joint_index`: ``[..., T]`` classes to ``[..., T, 2]`` actions."""
         index = jnp.asarray(index)
         return jnp.stack([index // self.num_levels, index % self.num_levels], axis=-1)
 
     # ------------------------------------------------------------------- distribution API
-    def probs(self, logits):
+    def probs(self, logits: jax.Array) -> jax.Array:
         """Per-step probabilities ``softmax(logits_t)``, shape ``[num_steps, num_ops, num_levels]``."""
         logits = self._check_logits(logits)
         return _softmax(logits).reshape(self.num_steps, self.num_ops, self.num_levels)
 
-    def sample(self, key, logits, shape=()):
+    def sample(self, key: jax.Array, logits: jax.Array, shape: Sequence[int] = ()) -> jax.Array:
         """Draw actions of shape ``shape + (num_steps, 2)`` holding ``(op index, level)``.
 
         Each step's joint class is drawn independently with
@@ -225,7 +227,7 @@ class PolicyDistribution:
         shape = tuple(shape)
         return _sample(key, logits, self.num_levels, shape)
 
-    def log_prob(self, logits, actions):
+    def log_prob(self, logits: jax.Array, actions: jax.Array) -> jax.Array:
         """``log p(a) = sum_t log_softmax(logits_t)[a_t]`` for actions ``[..., T, 2]``.
 
         Returns shape ``[...]`` (the actions' leading shape). Differentiable in ``logits``;
@@ -234,7 +236,7 @@ class PolicyDistribution:
         logits = self._check_logits(logits)
         return _log_prob(logits, self._check_actions(actions), self.num_levels)
 
-    def entropy(self, logits):
+    def entropy(self, logits: jax.Array) -> jax.Array:
         """``H = sum_t H_t`` with ``H_t = -sum_k p_t(k) log p_t(k)`` (a scalar).
 
         Classes of probability 0 (logit ``-inf``) contribute 0. Differentiable in ``logits``.
@@ -243,17 +245,17 @@ class PolicyDistribution:
         logits = self._check_logits(logits)
         return _entropy(logits)
 
-    def max_entropy(self):
+    def max_entropy(self) -> float:
         """Entropy of the uniform distribution, ``num_steps * log(num_ops * num_levels)``."""
         return self.num_steps * math.log(self.num_classes)
 
-    def mode(self, logits):
+    def mode(self, logits: jax.Array) -> jax.Array:
         """Most probable actions (per-step argmax), shape ``(num_steps, 2)``."""
         logits = self._check_logits(logits)
         return self.actions_from_index(jnp.argmax(logits, axis=-1)).astype(jnp.int32)
 
     # ------------------------------------------------------------------------ host side
-    def describe(self, actions):
+    def describe(self, actions: jax.Array | np.ndarray) -> tuple | list:
         """Actions as ``(op_name, level)`` pairs, on the host (for logging).
 
         ``actions`` of shape ``(num_steps, 2)`` give a tuple of ``num_steps`` pairs; a

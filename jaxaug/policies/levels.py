@@ -67,7 +67,7 @@ def _fraction(level, variant):
     return level / VARIANT_MAX_LEVEL[variant]
 
 
-def rotate_arg(level, *, image_size=32, variant="autoaugment"):
+def rotate_arg(level: int, *, image_size: int = 32, variant: str = "autoaugment") -> float:
     """Rotation angle in degrees (signed).
 
     * autoaugment / randaugment: ``level / 10 * 30`` (tf/models
@@ -80,7 +80,7 @@ def rotate_arg(level, *, image_size=32, variant="autoaugment"):
     return level * top / VARIANT_MAX_LEVEL[variant]
 
 
-def shear_arg(level, *, image_size=32, variant="autoaugment"):
+def shear_arg(level: int, *, image_size: int = 32, variant: str = "autoaugment") -> float:
     """Shear coefficient (signed), the off-diagonal entry of the affine matrix.
 
     * autoaugment / randaugment: ``level / 10 * 0.3`` (tf/models ``float_parameter(level,
@@ -93,7 +93,7 @@ def shear_arg(level, *, image_size=32, variant="autoaugment"):
     return level * top / VARIANT_MAX_LEVEL[variant]
 
 
-def translate_arg(level, *, image_size=32, variant="autoaugment"):
+def translate_arg(level: int, *, image_size: int = 32, variant: str = "autoaugment") -> float:
     """Translation in pixels (signed).
 
     * autoaugment / randaugment, ``image_size <= 32``: ``int(level / 10 * 10)`` = ``level``
@@ -112,7 +112,7 @@ def translate_arg(level, *, image_size=32, variant="autoaugment"):
     return level * _TPU_TRANSLATE_CONST[variant] / 10
 
 
-def solarize_arg(level, *, image_size=32, variant="autoaugment"):
+def solarize_arg(level: int, *, image_size: int = 32, variant: str = "autoaugment") -> float:
     """Solarize threshold in [0, 1] pixel units: pixels ``>= threshold`` are inverted.
 
     The references work on 8-bit pixels; we return the 8-bit threshold divided by 255, so
@@ -132,7 +132,7 @@ def solarize_arg(level, *, image_size=32, variant="autoaugment"):
     return (256 - int(level * 256 / 10)) / 255.0
 
 
-def posterize_arg(level, *, image_size=32, variant="autoaugment"):
+def posterize_arg(level: int, *, image_size: int = 32, variant: str = "autoaugment") -> int:
     """Number of high bits kept per 8-bit channel (an int).
 
     * autoaugment / randaugment: ``4 - int(level / 10 * 4)`` (tf/models
@@ -148,7 +148,7 @@ def posterize_arg(level, *, image_size=32, variant="autoaugment"):
     return 4 - int(level * 4 / 10)
 
 
-def enhance_arg(level, *, image_size=32, variant="autoaugment"):
+def enhance_arg(level: int, *, image_size: int = 32, variant: str = "autoaugment") -> float:
     """Enhancement factor of brightness, color, contrast and sharpness (1 = unchanged).
 
     * autoaugment / randaugment: ``level / 10 * 1.8 + 0.1``, in [0.1, 1.9], unsigned
@@ -163,7 +163,7 @@ def enhance_arg(level, *, image_size=32, variant="autoaugment"):
     return level * 1.8 / 10 + 0.1
 
 
-def cutout_arg(level, *, image_size=32, variant="autoaugment"):
+def cutout_arg(level: int, *, image_size: int = 32, variant: str = "autoaugment") -> int:
     """Side length in pixels of the square cutout patch (an int).
 
     * ``image_size <= 32``: ``int(level / 10 * 20)`` (tf/models ``int_parameter(level,
@@ -178,7 +178,7 @@ def cutout_arg(level, *, image_size=32, variant="autoaugment"):
     return 2 * int(level * _TPU_CUTOUT_CONST[variant] / 10)
 
 
-def sample_pairing_arg(level, *, image_size=32, variant="autoaugment"):
+def sample_pairing_arg(level: int, *, image_size: int = 32, variant: str = "autoaugment") -> float:
     """Blend weight of the paired image: ``level / 10 * 0.4``, in [0, 0.4].
 
     The range is fast-autoaugment's ``SamplePairing`` (``Image.blend(img, other, v)`` with
@@ -189,7 +189,7 @@ def sample_pairing_arg(level, *, image_size=32, variant="autoaugment"):
     return level * 0.4 / 10
 
 
-def no_arg(level, *, image_size=32, variant="autoaugment"):
+def no_arg(level: int, *, image_size: int = 32, variant: str = "autoaugment") -> None:
     """Ops without a magnitude (auto_contrast, equalize, invert, identity): ``None``.
 
     The tables still carry a level for them (the search predicted one); it is ignored.
@@ -227,7 +227,8 @@ def _check_variant(variant):
         )
 
 
-def level_to_arg(op_name, level, *, image_size=32, variant="autoaugment"):
+def level_to_arg(op_name: str, level: int, *, image_size: int = 32, variant: str = "autoaugment"
+                 ) -> float | int | None:
     """The natural-unit parameter of ``op_name`` at integer ``level``.
 
     Args:
@@ -268,7 +269,7 @@ def level_to_arg(op_name, level, *, image_size=32, variant="autoaugment"):
     return LEVEL_FNS[op_name](level, image_size=image_size, variant=variant)
 
 
-def is_signed(op_name, *, variant="autoaugment"):
+def is_signed(op_name: str, *, variant: str = "autoaugment") -> bool:
     """Whether ``op_name``'s parameter gets a random sign at sampling time in ``variant``."""
     check_op_name(op_name)
     _check_variant(variant)
@@ -277,7 +278,7 @@ def is_signed(op_name, *, variant="autoaugment"):
     return variant == "trivialaugment_wide" and op_name in _ENHANCE_OPS
 
 
-def apply_sign(op_name, value, negate, *, variant="autoaugment"):
+def apply_sign(op_name: str, value: float, negate: bool, *, variant: str = "autoaugment") -> float:
     """The parameter for the drawn sign: ``value`` or its reflection about the identity point.
 
     For signed ops, ``negate=True`` maps ``value`` to ``-value`` (geometric ops) or to

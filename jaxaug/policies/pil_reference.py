@@ -7,6 +7,8 @@ geometric ops resample with NEAREST and fill with grey (128, 128, 128), and the 
 the natural-unit values of :func:`jaxaug.policies.levels.level_to_arg` (after the sign).
 """
 
+from collections.abc import Sequence
+
 from PIL import Image, ImageEnhance, ImageOps
 
 GREY = (128, 128, 128)
@@ -48,7 +50,8 @@ _OPS = {
 }
 
 
-def apply_op(img, op_name, value, *, cutout_center=None):
+def apply_op(img: Image.Image, op_name: str, value: float | None, *,
+             cutout_center: tuple[int, int] | None = None) -> Image.Image:
     """Apply one op to the uint8 PIL image ``img``; ``cutout_center`` (row, col) for cutout.
 
     posterize to 0 bits gives black (PIL refuses bits=0; the tf/models reference computes
@@ -61,7 +64,7 @@ def apply_op(img, op_name, value, *, cutout_center=None):
     return _OPS[op_name](img, value)
 
 
-def apply_steps(img, steps):
+def apply_steps(img: Image.Image, steps: Sequence[tuple]) -> Image.Image:
     """Apply ``steps``, a sequence of ``(op_name, value)`` or ``(op_name, value, cutout_center)``,
     in order, as the reference code does (each op sees the previous op's 8-bit output)."""
     for step in steps:

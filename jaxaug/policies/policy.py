@@ -26,12 +26,14 @@ The tables depend on the image size through the translate and cutout constants (
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaug.ops.geometry import Interpolation
 from jaxaug.ops.validate import check_image
 from jaxaug.policies import apply, levels, tables
 
@@ -46,17 +48,17 @@ class Policy:
 
     name: str
     op_names: tuple[str, ...]
-    sampler: Callable
+    sampler: Callable[[jax.Array, int], tuple[jax.Array, jax.Array, jax.Array]]
     fuse: bool = True
-    interpolation: str = "nearest"
+    interpolation: Interpolation = "nearest"
     fill: float = apply.GREY
     straight_through: bool = False
 
-    def sample(self, key, image_size):
+    def sample(self, key: jax.Array, image_size: int) -> tuple[jax.Array, jax.Array, jax.Array]:
         """The sampled steps of one image of side ``image_size``: (op_index, value, applied)."""
         return self.sampler(key, image_size)
 
-    def __call__(self, key, img):
+    def __call__(self, key: jax.Array, img: jax.Array) -> jax.Array:
         """Augment one float image [H, W, C] in [0, 1]."""
         check_image(self.name, img)
         sample_key, apply_key = jax.random.split(key)
@@ -66,7 +68,7 @@ class Policy:
             interpolation=self.interpolation, fill=self.fill,
             straight_through=self.straight_through)
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "Policy":
         """A copy with some fields changed, e.g. ``policy.replace(fuse=False)``."""
         return dataclasses.replace(self, **changes)
 
@@ -106,7 +108,7 @@ def _autoaugment_tables(policy, image_size):
     return ops, probs, values
 
 
-def autoaugment(policy="cifar10", **options):
+def autoaugment(policy: str | tables.PolicyTable = "cifar10", **options: Any) -> Policy:
     """The AutoAugment policy ``policy``: ``"cifar10"``, ``"svhn"``, ``"imagenet"`` or a
     table of sub-policies ``((op_name, probability, level), ...)`` (see
     :mod:`jaxaug.policies.tables`). ``options`` are :class:`Policy` fields (``fuse``, ...)."""
@@ -150,7 +152,7 @@ def _check_int(fn, arg, value, lo, hi):
         raise ValueError(f"{fn}: {arg} {value!r} is not an integer in [{lo}, {hi}]")
 
 
-def randaugment(num_ops=2, magnitude=9, **options):
+def randaugment(num_ops: int = 2, magnitude: int = 9, **options: Any) -> Policy:
     """RandAugment(N=num_ops, M=magnitude): ``num_ops`` uniformly drawn ops at level
     ``magnitude`` (0-10)."""
     _check_int("randaugment", "num_ops", num_ops, 1, 100)
@@ -160,7 +162,7 @@ def randaugment(num_ops=2, magnitude=9, **options):
                   **options)
 
 
-def trivial_augment_wide(**options):
+def trivial_augment_wide(**options: Any) -> Policy:
     """TrivialAugment-Wide: one uniformly drawn op at a uniformly drawn level 0-30."""
     top = levels.VARIANT_MAX_LEVEL["trivialaugment_wide"]
     sampler = _uniform_ops_sampler(tables.TRIVIAL_AUGMENT_WIDE_OPS, 1, tuple(range(top + 1)),
@@ -168,7 +170,8 @@ def trivial_augment_wide(**options):
     return Policy("trivial_augment_wide", tables.TRIVIAL_AUGMENT_WIDE_OPS, sampler, **options)
 
 
-def apply_actions(key, img, actions, *, op_names, variant="autoaugment", **options):
+def apply_actions(key: jax.Array, img: jax.Array, actions: jax.Array, *, op_names: Sequence[str],
+                  variant: str = "autoaugment", **options: Any) -> jax.Array:
     """Apply actions of a :class:`~jaxaug.policies.distribution.PolicyDistribution` (int
     ``[T, 2]`` rows of (op index into ``op_names``, level)) to one image, every step applied,
     signed ops with a random sign. ``options``: ``fuse``, ``interpolation``, ``fill``,
@@ -192,7 +195,7 @@ POLICY_NAMES = ("autoaugment_cifar10", "autoaugment_svhn", "autoaugment_imagenet
                 "randaugment", "trivial_augment_wide")
 
 
-def get(name, *, num_ops=2, magnitude=9, **options):
+def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> Policy:
     """The policy called ``name`` (one of :data:`POLICY_NAMES`); ``num_ops`` and ``magnitude``
     are RandAugment's."""
     if name.startswith("autoaugment_") and name in POLICY_NAMES:

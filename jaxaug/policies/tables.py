@@ -28,6 +28,11 @@ DeepVoltaire; the levels of magnitude-free ops also agree with tensorflow/models
 that file contains the sub-policy.
 """
 
+from collections.abc import Sequence
+
+#: A policy table: sub-policies of (op_name, probability, level) steps.
+PolicyTable = Sequence[Sequence[tuple[str, float, int]]]
+
 #: Every op name a policy may use, in our naming.
 OP_NAMES = (
     "shear_x",
@@ -255,7 +260,7 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_op_name(op_name):
+def check_op_name(op_name: str) -> None:
     """Raise ``ValueError`` naming ``op_name`` and the valid names if it is not one of ours."""
     if op_name not in OP_NAMES:
         raise ValueError(
@@ -263,7 +268,7 @@ def check_op_name(op_name):
         )
 
 
-def check_level(op_name, level, max_level=MAX_LEVEL):
+def check_level(op_name: str, level: int, max_level: int = MAX_LEVEL) -> None:
     """Raise ``ValueError`` naming the op and level unless ``level`` is an int in [0, max_level]."""
     if not _is_int(level) or not MIN_LEVEL <= level <= max_level:
         raise ValueError(
@@ -271,7 +276,7 @@ def check_level(op_name, level, max_level=MAX_LEVEL):
         )
 
 
-def validate_policy(policy):
+def validate_policy(policy: PolicyTable) -> PolicyTable:
     """Check that ``policy`` is a well-formed policy table and return it unchanged.
 
     A policy is a non-empty sequence of non-empty sub-policies, each a sequence of
