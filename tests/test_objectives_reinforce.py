@@ -146,3 +146,20 @@ def test_entropy_closed_form_and_bonus_gradient():
     # Ascending the entropy bonus from a peaked distribution moves it toward uniform.
     grad = jax.grad(lambda x: reinforce.categorical_entropy(x))(jnp.log(p))
     assert grad[0] < 0 and grad[2] > 0
+
+
+def test_entropy_bonus_ascends_the_entropy():
+    """With only the bonus (zero returns), the loss is -lambda mean(H) and its gradient is
+    -lambda grad H, so a step of gradient descent makes the policy more uniform."""
+    def loss(p, weight):
+        log_p = jax.nn.log_softmax(p)
+        return reinforce.reinforce_loss(log_p[jnp.array([2, 3])], jnp.zeros(2),
+                                        entropy=reinforce.categorical_entropy(p)[None],
+                                        entropy_weight=weight)
+
+    entropy = float(reinforce.categorical_entropy(LOGITS))
+    np.testing.assert_allclose(loss(LOGITS, 0.3), -0.3 * entropy, rtol=1e-6)
+    grad_h = jax.grad(reinforce.categorical_entropy)(LOGITS)
+    np.testing.assert_allclose(jax.grad(loss)(LOGITS, 0.3), -0.3 * grad_h, rtol=1e-5, atol=1e-7)
+    stepped = LOGITS - 1.0 * jax.grad(loss)(LOGITS, 0.3)
+    assert float(reinforce.categorical_entropy(stepped)) > entropy

@@ -390,11 +390,14 @@ def episode_values(losses: jax.Array, log_d: jax.Array | None = None, *,
     return losses if log_d is None else losses + disc_weight * log_d
 
 
-def reinforce_terms(log_probs: jax.Array, rewards: jax.Array, gamma: float) -> jax.Array:
+def reinforce_terms(log_probs: jax.Array, rewards: jax.Array, gamma: float, *,
+                    entropy: jax.Array | None = None, entropy_weight: float = 0.0) -> jax.Array:
     """The REINFORCE surrogate of rewards [N, K]: discounted returns, baseline = their mean
-    over the N = h x s episodes per step t."""
+    over the N = h x s episodes per step t; ``entropy`` / ``entropy_weight``: the bonus of
+    `reinforce_loss`."""
     returns = discounted_returns(rewards, gamma)
-    return reinforce_loss(log_probs, returns, batch_mean_baseline(returns, axis=0))
+    return reinforce_loss(log_probs, returns, batch_mean_baseline(returns, axis=0),
+                          entropy=entropy, entropy_weight=entropy_weight)
 
 
 @flax.struct.dataclass
@@ -600,10 +603,13 @@ def adatransform(
     def policy_loss(params, roll, rewards):
         log_p, logits = action_log_probs(policies(params), roll)
         log_p = log_p.reshape(-1, num_policies, num_steps)
-        terms = [reinforce_terms(log_p[:, p], rewards[:, p], gamma) for p in range(num_policies)]
-        bonus = entropy_weight * jnp.mean(categorical_entropy(logits))
-        competitive = logits.reshape(-1, num_policies, logits.shape[-1])[:, 0]
-        return sum(terms) - bonus, {"policy_entropy": jnp.mean(categorical_entropy(competitive))}
+        entropy = categorical_entropy(logits)  # every decision of both policies
+        # The bonus, on the mean entropy of all decisions, is added once (with the first term).
+        terms = [reinforce_terms(log_p[:, p], rewards[:, p], gamma,
+                                 entropy=entropy if p == 0 else None, entropy_weight=entropy_weight)
+                 for p in range(num_policies)]
+        competitive = entropy.reshape(-1, num_policies)[:, 0]
+        return sum(terms), {"policy_entropy": jnp.mean(competitive)}
 
     def target_objective(params, batch_stats, mixed, clean, labels, active, key):
         """N's loss (eq. 3.4): CE of the mixed batch + clean_weight x CE of the clean batch, in

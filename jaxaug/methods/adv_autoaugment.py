@@ -112,8 +112,10 @@ def controller_objective(params, controller, actions, advantages, entropy_weight
     M policies of the summed per-choice entropies along a_m (teacher-forced)."""
     num_policies = actions.shape[0]
     _, log_probs, entropies = controller.apply(params, jax.random.key(0), num_policies, actions)
-    entropy = entropies.sum(1).mean()
-    return reinforce.reinforce_loss(log_probs.sum(1), advantages) - entropy_weight * entropy, entropy
+    per_policy = entropies.sum(1)
+    loss = reinforce.reinforce_loss(log_probs.sum(1), advantages, entropy=per_policy,
+                                    entropy_weight=entropy_weight)
+    return loss, per_policy.mean()
 
 
 def adv_autoaugment(

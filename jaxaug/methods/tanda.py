@@ -323,9 +323,12 @@ def generator_loss(log_probs: jax.Array, entropies: jax.Array, rewards: jax.Arra
     per position [N, L] (the step passes -R), or one per sequence [N], shared by its positions."""
     rewards = jax.lax.stop_gradient(rewards)
     rewards = jnp.broadcast_to(rewards.reshape(rewards.shape[0], -1), log_probs.shape)
-    surrogate = reinforce.reinforce_loss(log_probs, rewards,
-                                         reinforce.batch_mean_baseline(rewards, axis=0))
-    return log_probs.shape[1] * surrogate - entropy_weight * jnp.mean(entropies.sum(-1))
+    # The surrogate's mean over positions, times L: the sum over positions of the formula.
+    length = log_probs.shape[1]
+    return length * reinforce.reinforce_loss(log_probs, rewards,
+                                             reinforce.batch_mean_baseline(rewards, axis=0),
+                                             entropy=entropies.sum(-1),
+                                             entropy_weight=entropy_weight / length)
 
 
 @flax.struct.dataclass

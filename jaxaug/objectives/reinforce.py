@@ -22,14 +22,21 @@ import jax.numpy as jnp
 
 
 def reinforce_loss(log_probs: jax.Array, returns: jax.Array,
-                   baseline: jax.Array | float = 0.0) -> jax.Array:
-    """-mean((R - b) * log pi(a)) over all elements; gradient flows through ``log_probs`` only.
+                   baseline: jax.Array | float = 0.0, *, entropy: jax.Array | None = None,
+                   entropy_weight: float = 0.0) -> jax.Array:
+    """-mean((R - b) * log pi(a)) - lambda * mean(H) over all elements; the surrogate's gradient
+    flows through ``log_probs`` only.
 
     ``log_probs`` are the log-probabilities of the sampled actions (any shape, e.g. [N] or
     [N, T]), ``returns`` R broadcastable to them, ``baseline`` b broadcastable to ``returns``.
+    ``entropy`` H (e.g. `categorical_entropy` per decision, or summed per sequence) with weight
+    ``entropy_weight`` lambda is the exploration bonus; None: no bonus.
     """
     advantage = jax.lax.stop_gradient(jnp.asarray(returns) - baseline)
-    return -jnp.mean(advantage * log_probs)
+    loss = -jnp.mean(advantage * log_probs)
+    if entropy is not None:
+        loss = loss - entropy_weight * jnp.mean(entropy)
+    return loss
 
 
 def discounted_returns(rewards: jax.Array, gamma: float) -> jax.Array:
