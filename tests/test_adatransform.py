@@ -19,7 +19,10 @@ from jaxaug import ops
 from jaxaug.data import synthetic
 from jaxaug.methods import adatransform as at
 from jaxaug.methods.base import predict_target
+from jaxaug.models import TransformerNet
+from jaxaug.objectives import adatransform as at_objectives
 from jaxaug.objectives import discriminator_loss, log_realness
+from jaxaug.policies import episodes
 
 MEAN = (0.5, 0.45, 0.4)
 STD = (0.25, 0.25, 0.3)
@@ -50,9 +53,9 @@ def test_action_table_is_the_papers():
            for f in (0.75, 1.25, 0.5, 1.5)]
         + [("hflip", 0.0)]
     )
-    assert len(at.TRANSFORM_ACTIONS) == 33 == at.num_actions("transform")
-    assert sorted(at.TRANSFORM_ACTIONS) == sorted(expected)
-    assert [name for name, _ in at.BOX_ACTIONS] == ["up", "right", "down", "left", "stay"]
+    assert len(episodes.TRANSFORM_ACTIONS) == 33 == episodes.num_actions("transform")
+    assert sorted(episodes.TRANSFORM_ACTIONS) == sorted(expected)
+    assert [name for name, _ in episodes.BOX_ACTIONS] == ["up", "right", "down", "left", "stay"]
 
 
 def _direct(img, op, value):
@@ -74,12 +77,12 @@ def _direct(img, op, value):
 def test_every_action_matches_its_op():
     img = _images01(1)[0]
     # Each action followed by padding, and a sequence of padding only, in one compiled render.
-    sequences = jnp.full((34, 3), at.NO_ACTION).at[:33, 0].set(jnp.arange(33))
-    rendered = np.asarray(jax.jit(jax.vmap(lambda a: at.render_transform(img, a, FILL)))(
+    sequences = jnp.full((34, 3), episodes.NO_ACTION).at[:33, 0].set(jnp.arange(33))
+    rendered = np.asarray(jax.jit(jax.vmap(lambda a: episodes.render_transform(img, a, FILL)))(
         sequences))
     direct = np.asarray(jax.jit(lambda x: jnp.stack(
-        [_direct(x, op, value) for op, value in at.TRANSFORM_ACTIONS]))(img))
-    for index, (op, value) in enumerate(at.TRANSFORM_ACTIONS):
+        [_direct(x, op, value) for op, value in episodes.TRANSFORM_ACTIONS]))(img))
+    for index, (op, value) in enumerate(episodes.TRANSFORM_ACTIONS):
         np.testing.assert_allclose(rendered[index], direct[index], atol=2e-5,
                                    err_msg=f"action {index} {op} {value}")
     # The actions differ from each other and from the identity.
@@ -89,11 +92,11 @@ def test_every_action_matches_its_op():
 
 
 def _index(op, value):
-    return at.TRANSFORM_ACTIONS.index((op, value))
+    return episodes.TRANSFORM_ACTIONS.index((op, value))
 
 
 # Chains of three actions (padded with NO_ACTION), so that one compile serves every test.
-_render = jax.jit(at.render_transform)
+_render = jax.jit(episodes.render_transform)
 
 
 def test_geometric_chain_is_one_resampling():
@@ -106,7 +109,7 @@ def test_geometric_chain_is_one_resampling():
                                atol=1e-5)
     # Rotating by +5 then -5 degrees gives the image back; two resamplings would blur it.
     back = _render(img, jnp.asarray([_index("rotate", 5.0), _index("rotate", -5.0),
-                                     at.NO_ACTION]), FILL)
+                                     episodes.NO_ACTION]), FILL)
     twice = ops.rotate(ops.rotate(img, 5.0, FILL, interpolation="bilinear"), -5.0, FILL,
                        interpolation="bilinear")
     inner = (slice(3, -3), slice(3, -3))
@@ -126,40 +129,40 @@ def test_colour_follows_the_warp_in_drawn_order():
 # AdaCutout / AdaErasing boxes.
 
 def test_box_moves_by_two_pixels_and_clips():
-    n = len(at.BOX_ACTIONS)
-    box = at.Box(corner=jnp.full((n, 2), 5, jnp.int32), size=jnp.full((n, 2), 4, jnp.int32),
+    n = len(episodes.BOX_ACTIONS)
+    box = episodes.Box(corner=jnp.full((n, 2), 5, jnp.int32), size=jnp.full((n, 2), 4, jnp.int32),
                  lo=jnp.zeros((n, 2), jnp.int32), hi=jnp.full((n, 2), 12, jnp.int32),
                  fill=jnp.zeros((n, 16, 16, 3)))
-    moved = at.move_box(box, jnp.arange(n), move_pixels=2)
+    moved = episodes.move_box(box, jnp.arange(n), move_pixels=2)
     expected = [(-2, 0), (0, 2), (2, 0), (0, -2), (0, 0)]  # up, right, down, left, stay
     np.testing.assert_array_equal(moved.corner - box.corner, expected)
     at_border = box._replace(corner=jnp.asarray([[0, 5], [5, 12], [12, 5], [5, 0], [0, 0]]))
-    np.testing.assert_array_equal(at.move_box(at_border, jnp.arange(n), 2).corner,
+    np.testing.assert_array_equal(episodes.move_box(at_border, jnp.arange(n), 2).corner,
                                   at_border.corner)  # every move pushes against its border
 
 
 def test_cutout_box_renders_as_ops_cutout_and_stays_centred_inside():
     x01 = _images01(6)
     keys = jax.random.split(jax.random.key(3), 6)
-    box = jax.jit(at.start_cutout, static_argnums=2)(keys, x01, 8, FILL)
+    box = jax.jit(episodes.start_cutout, static_argnums=2)(keys, x01, 8, FILL)
     cutout = jax.jit(jax.vmap(functools.partial(ops.cutout, size=8, fill=FILL)))
     for step in range(20):  # walk up-left into the corner: the centre stops at (0, 0)
         centre = box.corner + 4
-        np.testing.assert_array_equal(at.render_box(x01, box), cutout(x01, centre))
+        np.testing.assert_array_equal(episodes.render_box(x01, box), cutout(x01, centre))
         assert np.all((np.asarray(centre) >= 0) & (np.asarray(centre) <= 15))
-        box = at.move_box(box, jnp.full((6,), step % 2 * 3, jnp.int32), 2)  # up, left, ...
+        box = episodes.move_box(box, jnp.full((6,), step % 2 * 3, jnp.int32), 2)  # up, left, ...
     np.testing.assert_array_equal(box.corner + 4, 0)
 
 
 def test_erasing_box_stays_inside_and_keeps_its_noise():
     x01 = _images01(6)
-    box = jax.jit(at.start_erasing)(jax.random.split(jax.random.key(4), 6), x01)
+    box = jax.jit(episodes.start_erasing)(jax.random.split(jax.random.key(4), 6), x01)
     for action in (1, 2) * 10:  # right, down: into the far corner
-        box = at.move_box(box, jnp.full((6,), action, jnp.int32), 2)
+        box = episodes.move_box(box, jnp.full((6,), action, jnp.int32), 2)
         assert np.all(np.asarray(box.corner) >= 0)
         assert np.all(np.asarray(box.corner + box.size) <= 16)
     np.testing.assert_array_equal(box.corner + box.size, 16)
-    rendered = np.asarray(at.render_box(x01, box))
+    rendered = np.asarray(episodes.render_box(x01, box))
     changed = np.any(rendered != np.asarray(x01), axis=-1)
     np.testing.assert_array_equal(changed.sum(axis=(1, 2)), np.prod(box.size, axis=1))
 
@@ -169,11 +172,11 @@ def test_cutout_rollout_moves_the_box_by_its_actions():
     net = TinyTransformer(5)
     params = jax.jit(net.init)(jax.random.key(0), x01, jnp.zeros((8, 2)))["params"]
     roll = jax.jit(functools.partial(
-        at.rollout, lambda x, e, k: net.apply({"params": params}, x, e), mode="cutout",
+        episodes.rollout, lambda x, e, k: net.apply({"params": params}, x, e), mode="cutout",
         num_steps=3, mean=FILL, std=jnp.asarray(STD), cutout_size=4))(x01, jax.random.key(5))
     # extra holds the box centre in [-1, 1]; the centre stays on the image, in [0, 15].
     centre = (np.asarray(roll.extra) + 1) / 2 * 16
-    delta = np.asarray([d for _, d in at.BOX_ACTIONS])[np.asarray(roll.actions[:-1])]
+    delta = np.asarray([d for _, d in episodes.BOX_ACTIONS])[np.asarray(roll.actions[:-1])]
     np.testing.assert_allclose(centre[1:], np.clip(centre[:-1] + 2 * delta, 0, 15), atol=1e-5)
     moved = np.abs(centre[1:] - centre[:-1]).sum(-1).ravel()
     assert set(np.round(moved, 4).tolist()) <= {0.0, 1.0, 2.0} and moved.max() == 2
@@ -196,7 +199,7 @@ def transform_rollout():
         def policy(x, e, key):
             return net.apply({"params": params}, x, e, train=True, rngs={"dropout": key})
 
-        roll = at.rollout(policy, x01, jax.random.key(2), mode="transform", num_steps=4,
+        roll = episodes.rollout(policy, x01, jax.random.key(2), mode="transform", num_steps=4,
                           mean=FILL, std=jnp.asarray(STD))
         target = TinyNet().init(jax.random.key(3), roll.images[0], train=False)
         logits = jax.vmap(lambda x: TinyNet().apply(target, x, train=False))(roll.images)
@@ -214,12 +217,12 @@ def test_rewards_telescope(transform_rollout):
     @jax.jit
     def check(losses):
         # l(x_K), with x_K rendered again from the original and the drawn actions.
-        x_k = jax.vmap(lambda x, a: at.render_transform(x, a, FILL))(x01, roll.actions.T)
+        x_k = jax.vmap(lambda x, a: episodes.render_transform(x, a, FILL))(x01, roll.actions.T)
         logits = TinyNet().apply(target, (x_k - FILL) / jnp.asarray(STD), train=False)
         loss_k = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         log_d = jnp.log(jnp.linspace(0.1, 0.9, 40)).reshape(5, 8)
-        rewards = at.step_rewards(at.episode_values(losses))
-        with_d = at.step_rewards(at.episode_values(losses, log_d, disc_weight=0.3))
+        rewards = at_objectives.step_rewards(at_objectives.episode_values(losses))
+        with_d = at_objectives.step_rewards(at_objectives.episode_values(losses, log_d, disc_weight=0.3))
         return loss_k, log_d, rewards, with_d
 
     loss_k, log_d, rewards, with_d = check(losses)
@@ -236,13 +239,13 @@ def test_returns_and_reinforce_surrogate_by_hand():
     returns = np.asarray([[1 + 1 + 1, 2 + 2, 4], [-1 + 0 + 0.5, 0 + 1, 2]])
     baseline = returns.mean(axis=0)  # per step, over the h x s episodes
     expected = -np.mean((returns - baseline) * np.asarray(log_p))
-    np.testing.assert_allclose(at.reinforce_terms(log_p, rewards, 0.5), expected, rtol=1e-6)
+    np.testing.assert_allclose(at_objectives.reinforce_terms(log_p, rewards, 0.5), expected, rtol=1e-6)
 
 
 def test_cooperative_reward_is_minus_the_competitive(transform_rollout):
     losses = transform_rollout[-1]
-    competitive = at.step_rewards(at.episode_values(losses))
-    cooperative = at.step_rewards(at.episode_values(losses, cooperative=True))
+    competitive = at_objectives.step_rewards(at_objectives.episode_values(losses))
+    cooperative = at_objectives.step_rewards(at_objectives.episode_values(losses, cooperative=True))
     np.testing.assert_allclose(cooperative, -competitive, atol=1e-7)
     assert np.abs(np.asarray(competitive)).max() > 1e-4
 
@@ -257,8 +260,8 @@ def test_discriminator_and_realness_gradient_signs():
     losses = jnp.zeros((3, 1))
 
     def total_reward(logits):
-        values = at.episode_values(losses, log_realness(logits)[:, None], disc_weight=0.5)
-        return at.step_rewards(values).sum()
+        values = at_objectives.episode_values(losses, log_realness(logits)[:, None], disc_weight=0.5)
+        return at_objectives.step_rewards(values).sum()
 
     grad = jax.grad(total_reward)(jnp.asarray([0.2, -0.4, 0.7]))
     assert grad[-1] > 0 and grad[0] < 0 and abs(grad[1]) < 1e-7  # telescoped: v(x_K) - v(x_0)
@@ -270,7 +273,7 @@ def test_transformer_is_resnet18_with_dropout():
     """At w = 64: ResNet-18's 17 3x3 convolutions (stem, then 4 stages x 2 blocks x 2) of 64,
     64 x 4, 128 x 4, 256 x 4, 512 x 4 channels and 3 strided 1x1 shortcuts; dropout after each 3x3
     convolution and before the linear layer (18 dropouts). Shapes only, nothing compiled."""
-    net = at.TransformerNet(33, width=64, dropout=0.5)
+    net = TransformerNet(33, width=64, dropout=0.5)
     images, extra = jnp.zeros((2, 32, 32, 3)), jnp.zeros((2, 0))
     params = jax.eval_shape(net.init, jax.random.key(0), images, extra)["params"]
     kernels = [leaf.shape for path, leaf in jax.tree_util.tree_leaves_with_path(params)
@@ -301,10 +304,10 @@ def test_rescored_actions_see_the_rollouts_dropout():
 
     @jax.jit
     def run(x01):
-        roll = at.rollout(policy, x01, jax.random.key(7), mode="transform", num_steps=3,
+        roll = episodes.rollout(policy, x01, jax.random.key(7), mode="transform", num_steps=3,
                           mean=FILL, std=jnp.asarray(STD))
         other = roll._replace(dropout_keys=jax.random.split(jax.random.key(8), 3))
-        return at.action_log_probs(policy, roll)[0], at.action_log_probs(policy, other)[0]
+        return episodes.action_log_probs(policy, roll)[0], episodes.action_log_probs(policy, other)[0]
 
     same, other = run(_images01(8))
     assert same.shape == (8, 3)
@@ -434,7 +437,7 @@ def _force_hflip(state):
     """Both policies' logits put 1e3 on the horizontal flip (the output layer's kernel is still
     zero): every rollout flips K = 3 times, x_K = hflip(x), with no interpolation."""
     bias = state.policy.params["Dense_0"]["bias"]
-    hflip = at.TRANSFORM_ACTIONS.index(("hflip", 0.0))
+    hflip = episodes.TRANSFORM_ACTIONS.index(("hflip", 0.0))
     params = {**state.policy.params, "Dense_0": {**state.policy.params["Dense_0"],
                                                  "bias": bias.at[:, hflip].set(1e3)}}
     return state.replace(policy=state.policy.replace(params=params))

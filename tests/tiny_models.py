@@ -61,7 +61,7 @@ def numpy_variables(shapes, seed=0):
 
 
 class TinyTransformer(nn.Module):
-    """AdaTransform's T (`jaxaug.methods.adatransform.TransformerNet`'s interface) in one strided
+    """AdaTransform's T (`jaxaug.models.TransformerNet`'s interface) in one strided
     conv with dropout: a method test that is not about T's architecture compiles its step in
     seconds. The output layer starts at zero: a uniform policy."""
 

@@ -14,9 +14,11 @@ from jaxaug.models.pose import create_pose_model
 from jaxaug.models.registry import ACCEPTED_PATTERNS, count_params, create
 from jaxaug.models.resnet import ResNet
 from jaxaug.models.shake_shake import ShakeShake, shake_shake_combine
+from jaxaug.models.transformer_net import TransformerNet
 from jaxaug.models.wide_resnet import WideResNet
 
 __all__ = [
+    "TransformerNet",
     "ACCEPTED_PATTERNS",
     "CUNet",
     "CrossNorm",

@@ -7,7 +7,7 @@ holds the score-function (REINFORCE) surrogate, returns, baselines and entropy b
 `heatmap_mse` / `heatmap_loss` and the metrics `pck`, `pckh`, `nme` serve keypoint models.
 """
 
-from jaxaug.objectives import reinforce
+from jaxaug.objectives import adatransform, reinforce
 from jaxaug.objectives.adversarial import adversarial_loss, gradient_reversal
 from jaxaug.objectives.classification import TargetLoss, cross_entropy, softmax_cross_entropy
 from jaxaug.objectives.consistency import (
@@ -55,6 +55,7 @@ __all__ = [
     "MPII_HEAD_SIZE_FACTOR",
     "MPII_PCKH_JOINTS",
     "OUTER_EYE_CORNERS_68",
+    "adatransform",
     "adversarial_loss",
     "adversary_objective",
     "aho_pretraining_target",

@@ -1,8 +1,10 @@
 """Augmentation policies: the published tables as data, their level-to-parameter mappings, pure
 `(key, img) -> img` policies (AutoAugment, RandAugment, TrivialAugment-Wide) run as fused stages,
 the learnable `PolicyDistribution` of the REINFORCE methods, and the autoregressive LSTM
-`PolicyController` of Adversarial AutoAugment."""
+`PolicyController` of Adversarial AutoAugment; `episodes`, AdaTransform's K-step episodes of
+discrete image actions."""
 
+from jaxaug.policies import episodes
 from jaxaug.policies.apply import apply_steps
 from jaxaug.policies.controller import PolicyController
 from jaxaug.policies.distribution import PolicyDistribution
@@ -20,6 +22,6 @@ from jaxaug.policies.tables import POLICIES, validate_policy
 
 __all__ = [
     "POLICIES", "POLICY_NAMES", "Policy", "PolicyController", "PolicyDistribution", "apply_actions", "apply_steps",
-    "autoaugment", "get", "level_to_arg", "randaugment", "trivial_augment_wide",
+    "autoaugment", "episodes", "get", "level_to_arg", "randaugment", "trivial_augment_wide",
     "validate_policy",
 ]
