@@ -138,6 +138,28 @@ def test_evidence_config_variants_differ_only_in_the_method():
     assert configs["pvae"].online_augment.generator == "perturb_vae"
 
 
+def test_demo_config_variants_differ_only_in_the_method():
+    """`make demo` compares the two variants: everything but the method must be the same (model
+    and its BatchNorm sets, data, seed, epochs, schedule, augmentation)."""
+    path = os.path.join(REPO, "configs", "demo.py")
+    baseline, astn = load_config(path, "baseline"), load_config(path, "astn")
+    for config in (baseline, astn):
+        validate(config, device_count=1)
+
+    def flat(tree, prefix=""):
+        return {k: v for name, value in tree.items()
+                for k, v in (flat(value, f"{prefix}{name}.") if isinstance(value, dict)
+                             else {prefix + name: value}).items()}
+
+    a, b = flat(baseline.to_dict()), flat(astn.to_dict())
+    assert len(a) > 50 and {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {"method"}
+    assert (baseline.method, astn.method, astn.online_augment.generator) == (
+        "supervised", "online_augment", "astn")
+    assert (astn.dataset, astn.model) == ("synthetic", "wrn-10-1")
+    with pytest.raises(ValueError, match="unknown variant 'stn'"):
+        load_config(path, "stn")
+
+
 @pytest.mark.parametrize("arg,method,field,value", [
     ("adv_aa,cifar10", "adv_autoaugment", "adv_autoaugment.num_policies", 8),
     ("adatransform,cifar100", "adatransform", "adatransform.mode", "transform"),
@@ -246,8 +268,8 @@ def run_train(args, workdir, timeout):
 
 
 @pytest.mark.slow
-def test_demo_learns_the_synthetic_shapes(tmp_path):
-    """`make demo`'s run learns. Fast counterparts: test_learning.py's
+def test_quickstart_learns_the_synthetic_shapes(tmp_path):
+    """The README's single-run quickstart learns. Fast counterparts: test_learning.py's
     test_loss_falls_on_a_small_fixed_batch[synthetic] (the loss falls on the same shapes) and
     test_train.py's uninterrupted run (train_and_evaluate end to end, its summary and metrics)."""
     summary, stdout = run_train(["--config=configs/quickstart.py"], str(tmp_path), timeout=600)
