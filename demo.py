@@ -59,7 +59,8 @@ def main(argv):
     start = time.perf_counter()
     accuracy = {}
     for variant in LABELS:
-        print(f"training {LABELS[variant]} into {os.path.join(workdir, variant)}", flush=True)
+        print(f"{LABELS[variant]}: training in {os.path.join(workdir, variant)} (a finished run "
+              "there is reused)", flush=True)
         summary = train_and_evaluate(get_config(variant), os.path.join(workdir, variant))
         accuracy[variant] = summary["last_test_accuracy"]
     path = os.path.join(workdir, "generated.png")
