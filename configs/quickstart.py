@@ -1,4 +1,5 @@
-"""The demo: a small Wide-ResNet on the embedded synthetic shapes dataset, about 2 CPU minutes.
+"""One plain run: a small Wide-ResNet on the embedded synthetic shapes dataset, about 2 CPU
+minutes (`make demo` is `demo.py` with `configs/demo.py`).
 
   python train.py --config=configs/quickstart.py
 

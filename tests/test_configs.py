@@ -4,8 +4,10 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -138,6 +140,28 @@ def test_evidence_config_variants_differ_only_in_the_method():
     assert configs["pvae"].online_augment.generator == "perturb_vae"
 
 
+def test_demo_config_variants_differ_only_in_the_method():
+    """`make demo` compares the two variants: everything but the method must be the same (model
+    and its BatchNorm sets, data, seed, epochs, schedule, augmentation)."""
+    path = os.path.join(REPO, "configs", "demo.py")
+    baseline, astn = load_config(path, "baseline"), load_config(path, "astn")
+    for config in (baseline, astn):
+        validate(config, device_count=1)
+
+    def flat(tree, prefix=""):
+        return {k: v for name, value in tree.items()
+                for k, v in (flat(value, f"{prefix}{name}.") if isinstance(value, dict)
+                             else {prefix + name: value}).items()}
+
+    a, b = flat(baseline.to_dict()), flat(astn.to_dict())
+    assert len(a) > 50 and {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} == {"method"}
+    assert (baseline.method, astn.method, astn.online_augment.generator) == (
+        "supervised", "online_augment", "astn")
+    assert (astn.dataset, astn.model) == ("synthetic", "wrn-10-1")
+    with pytest.raises(ValueError, match="unknown variant 'stn'"):
+        load_config(path, "stn")
+
+
 @pytest.mark.parametrize("arg,method,field,value", [
     ("adv_aa,cifar10", "adv_autoaugment", "adv_autoaugment.num_policies", 8),
     ("adatransform,cifar100", "adatransform", "adatransform.mode", "transform"),
@@ -248,14 +272,42 @@ def run_train(args, workdir, timeout):
 
 
 @pytest.mark.slow
-def test_demo_learns_the_synthetic_shapes(tmp_path):
-    """`make demo`'s run learns. Fast counterparts: test_learning.py's
+def test_quickstart_learns_the_synthetic_shapes(tmp_path):
+    """The README's single-run quickstart learns. Fast counterparts: test_learning.py's
     test_loss_falls_on_a_small_fixed_batch[synthetic] (the loss falls on the same shapes) and
     test_train.py's uninterrupted run (train_and_evaluate end to end, its summary and metrics)."""
     summary, stdout = run_train(["--config=configs/quickstart.py"], str(tmp_path), timeout=600)
     assert "test accuracy" in stdout
     assert os.path.exists(tmp_path / "train_images.png")
     assert summary["last_test_accuracy"] > 0.5, summary
+
+
+@pytest.mark.slow
+def test_make_demo_prints_both_accuracies_and_draws_the_generator(tmp_path):
+    """`make demo`'s script end to end (about 1.5 CPU minutes): one line per accuracy, their
+    difference, a picture of 3 rows of 10 upscaled 24 x 24 images, and a second run that reuses
+    the finished runs. Fast counterparts: the variants' config test above and
+    test_online_augment.py's test of `generate`."""
+    def demo():
+        result = subprocess.run([sys.executable, "demo.py", f"--workdir={tmp_path}"], cwd=REPO,
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    first = demo()
+    accuracies = [float(re.search(rf"{name} test accuracy: +([0-9.]+)", first)[1])
+                  for name in ("baseline \\(supervised\\)", "OnlineAugment A-STN")]
+    difference = float(re.search(r"difference \(A-STN - baseline\): +([-+0-9.]+)", first)[1])
+    assert difference == pytest.approx(accuracies[1] - accuracies[0], abs=2e-4)
+    with open(os.path.join(tmp_path, "baseline", "summary.json")) as f:
+        assert json.load(f)["last_test_accuracy"] == pytest.approx(accuracies[0], abs=1e-4)
+    from PIL import Image
+    with Image.open(tmp_path / "generated.png") as image:
+        assert image.size == (2 + 10 * (4 * 24 + 2), 2 + 3 * (4 * 24 + 2))
+    assert float(re.search(r"mean \|T\(x\) - x\| per pixel ([0-9.]+)", first)[1]) > 0.01
+    start = time.perf_counter()
+    assert demo().splitlines()[-6:-1] == first.splitlines()[-6:-1]  # the same results, reused
+    assert time.perf_counter() - start < 60
 
 
 @pytest.mark.slow

@@ -238,6 +238,32 @@ class _Recorder(nn.Module):
         return {"images": x * self.param("scale", nn.initializers.ones, ())}
 
 
+def test_generate_samples_the_generator_as_the_step_does(astn_run):
+    """`generate` is the generated update's sampling: from the moved A-STN it equals `_generate`,
+    the second writing the gradient tests use, with the same key; from the identity
+    initialisation it returns the input twice ([T(x), T^-1(x)] with T = id); a bad index is
+    named."""
+    method, batch, moved, _, _ = astn_run
+    images, key = batch[UNAUGMENTED], jax.random.key(3)
+
+    @jax.jit
+    def both(state):
+        expected, _, _ = _generate([oa.astn()], state.generator.params,
+                                   state.generator.batch_stats,
+                                   {"image": images, "label": batch["label"]}, key)
+        return method.generate(state, images, key), expected[0]
+
+    got, expected = both(moved)
+    assert got.shape == (16, *images.shape[1:])
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+    assert float(jnp.max(jnp.abs(got[:8] - images))) > 0.1  # the moved A-STN transforms
+    identity, _ = both(_astn_state())
+    np.testing.assert_allclose(np.asarray(identity), np.concatenate([images, images]), atol=1e-5)
+    for bad in (1, -1, True):
+        with pytest.raises(ValueError, match=r"generator must be an index in \[0, 1\)"):
+            method.generate(moved, images, key, generator=bad)
+
+
 def test_generators_read_the_batch_before_the_standard_augmentation():
     """Through the trainer's step with crop, flip and Cutout 8 on: the generator's input is the
     normalized batch as loaded, not the augmented one the clean update trains on."""

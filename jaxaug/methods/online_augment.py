@@ -33,6 +33,9 @@ odd positions of the generators' batch x (positions, not halves, so that every d
 own shard): the inner step trains on the generated x_tr, and the loss is measured on the clean
 x_val. The target still trains on the whole batch.
 
+To look at what a generator learned, ``method.generate(state, images, key, generator=0)`` (an
+`OnlineAugmentMethod`) samples it the way the step does.
+
 Metrics: "loss", "accuracy" and "grad_norm" (before clipping) of the clean update;
 "generated_loss", "regularizer" and "meta" of the last generated one. Outside the trainer, a
 batch without ``batch[UNAUGMENTED]`` gives the generators ``batch["image"]``. A non-finite loss
@@ -80,6 +83,14 @@ class OnlineAugmentState:
     target: TargetState
     generator: GeneratorState
     skipped: jax.Array  # updates skipped for non-finite values, cumulative
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineAugmentMethod(Method):
+    """A `Method` that can also show its generators' work: ``generate(state, images, key,
+    generator=0) -> images`` (see `online_augment`)."""
+
+    generate: Callable = dataclasses.field(kw_only=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,10 +178,16 @@ def online_augment(
     generator_optimizer: optax.GradientTransformation | None = None,
     grad_clip: float | None = 5.0,
     target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy,
-) -> Method:
+) -> OnlineAugmentMethod:
     """The OnlineAugment method (see the module docstring) with one generator or several (Comb.).
     ``model`` needs a BatchNorm set for the clean images plus one per generator. ``grad_clip``
-    bounds the global norm of the target's gradient in every update (None or 0: no clipping)."""
+    bounds the global norm of the target's gradient in every update (None or 0: no clipping).
+
+    The returned method's ``generate(state, images, key, generator=0)`` is what generator number
+    ``generator`` (its position in ``generator``) makes of the normalized ``images`` [B, H, W, C]
+    with ``key``, sampled exactly as a generated update samples it from its generator key: in
+    training mode (dropout on, BatchNorm on the batch's statistics, which are not kept). A-STN
+    gives [T(x), T^-1(x)], 2B images; the VAEs B images."""
     gens = tuple(generator) if isinstance(generator, Sequence) else (generator,)
     if not gens:
         raise ValueError("online_augment: needs at least one generator")
@@ -181,7 +198,7 @@ def online_augment(
             "grad_clip", grad_clip, "must be a positive finite number, or 0 or None for no clipping")
     gen_optimizer = generator_optimizer or optax.adamw(1e-3, b1=0.5, weight_decay=1e-4)
 
-    def generate(gen_params, gen_stats, images, labels, key):
+    def generate_all(gen_params, gen_stats, images, labels, key):
         """Every generator on the same batch: their images (a list), labels and BatchNorm sets
         (concatenated), the summed regularizer and the generators' new batch statistics."""
         augs, aug_labels, bn_sets, reg, new_stats = [], [], [], 0.0, []
@@ -225,7 +242,7 @@ def online_augment(
         target, gen = state.target, state.generator
 
         def loss_fn(params, gen_params):
-            augs, aug_y, bn_sets, reg, gen_stats = generate(gen_params, gen.batch_stats, x, y,
+            augs, aug_y, bn_sets, reg, gen_stats = generate_all(gen_params, gen.batch_stats, x, y,
                                                             gen_key)
             seen = [objectives.gradient_reversal(a, g.beta) for a, g in zip(augs, gens)]
             ce, aux = target_ce(params, target.batch_stats, jnp.concatenate(seen), aug_y, bn_sets,
@@ -267,8 +284,8 @@ def online_augment(
 
     def meta_term(gen_params, params, batch_stats, gen_stats, train, val, gen_key, key, lr):
         def inner_loss(theta, phi, batch):
-            augs, aug_y, bn_sets, _, _ = generate(phi, gen_stats, batch["image"], batch["label"],
-                                                  gen_key)
+            augs, aug_y, bn_sets, _, _ = generate_all(phi, gen_stats, batch["image"],
+                                                      batch["label"], gen_key)
             return target_ce(theta, batch_stats, jnp.concatenate(augs), aug_y, bn_sets, key)
 
         def outer_loss(theta, batch):
@@ -304,7 +321,18 @@ def online_augment(
     def predict(state, images):
         return predict_target(model, state.target, images)
 
-    return Method(init=init, step=step, predict=predict, unaugmented_input=True)
+    def generate(state, images, key, generator=0):
+        if isinstance(generator, bool) or not isinstance(generator, int) or not (
+                0 <= generator < len(gens)):
+            raise ValueError(f"online_augment.generate: generator must be an index in "
+                             f"[0, {len(gens)}), got {generator!r}")
+        labels = jnp.zeros(images.shape[:1], jnp.int32)  # the augment functions want labels
+        augs, *_ = generate_all(state.generator.params, state.generator.batch_stats, images,
+                                labels, key)
+        return augs[generator]
+
+    return OnlineAugmentMethod(init=init, step=step, predict=predict, generate=generate,
+                               unaugmented_input=True)
 
 
 # The config fields of each generator: its adversarial weight and its regularizer weights.

@@ -123,8 +123,10 @@ def build_method(config: ml_collections.ConfigDict):
 def load_trained(workdir: str) -> dict[str, Any]:
     """A finished (or interrupted) classification run of ``workdir``, from its ``config.json`` and
     latest checkpoint: ``config``, ``dataset`` (the run's `Dataset`, normalization included),
-    ``predict`` (``(images normalized [N, H, W, C]) -> logits``, not jitted) and ``step``. Raises
-    ``FileNotFoundError`` naming what is missing."""
+    ``predict`` (``(images normalized [N, H, W, C]) -> logits``, not jitted), ``step``, and
+    ``method`` and ``state`` (the run's `Method` and its restored state, for what the method
+    offers besides ``predict``, e.g. OnlineAugment's ``generate``). Raises ``FileNotFoundError``
+    naming what is missing."""
     config_path = os.path.join(workdir, "config.json")
     if not os.path.exists(config_path):
         raise FileNotFoundError(f"{config_path} is missing: {workdir!r} is not a training workdir")
@@ -142,8 +144,8 @@ def load_trained(workdir: str) -> dict[str, Any]:
         latest, state, _ = checkpointer.restore_newest_intact(like)
     finally:
         checkpointer.close()
-    return {"config": config, "dataset": dataset, "step": latest,
-            "predict": functools.partial(method.predict, state)}
+    return {"config": config, "dataset": dataset, "step": latest, "method": method,
+            "state": state, "predict": functools.partial(method.predict, state)}
 
 
 def round_up(value: int, multiple: int) -> int:
