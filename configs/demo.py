@@ -9,7 +9,8 @@ flip) and differ only in the method: "baseline" is plain supervised training, "a
 OnlineAugment with an A-STN generator and the papers' A-STN settings (beta 0.1, cycle weight 0.1,
 generator Adam lr 1e-3; Tang thesis, sec. 4.5.1) with inner_num 1 (the official reduced-data
 scripts use 4): each step updates the target twice, on the generated images, then on the clean
-batch (sec. 4.3), where the baseline updates it once.
+batch (sec. 4.3), where the baseline updates it once; "baseline_2x" is the baseline with twice
+the epochs, so with as many target updates as "astn".
 
 The sizes are the demo's, chosen so that both runs, their compilation included, take about
 1.5 CPU minutes on 2 cores: 2,000 training images rendered at 24 x 24, WRN-10-1, batch 32,
@@ -30,7 +31,7 @@ once per epoch.
 
 from jaxaug.train.config import base_config
 
-VARIANTS = ("baseline", "astn")
+VARIANTS = ("baseline", "baseline_2x", "astn")
 
 
 def get_config(variant="astn"):
@@ -48,6 +49,8 @@ def get_config(variant="astn"):
     config.log_every_steps = 50
     config.save_image_grid = False
     config.num_bn_sets = 2  # A-STN's images get their own set; the baseline leaves it unused
+    if variant == "baseline_2x":  # as many target updates as A-STN's: 2 per step
+        config.epochs *= 2
     if variant == "astn":
         config.method = "online_augment"
         config.online_augment.generator = "astn"

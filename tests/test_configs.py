@@ -145,7 +145,8 @@ def test_demo_config_variants_differ_only_in_the_method():
     and its BatchNorm sets, data, seed, epochs, schedule, augmentation)."""
     path = os.path.join(REPO, "configs", "demo.py")
     baseline, astn = load_config(path, "baseline"), load_config(path, "astn")
-    for config in (baseline, astn):
+    matched = load_config(path, "baseline_2x")
+    for config in (baseline, astn, matched):
         validate(config, device_count=1)
 
     def flat(tree, prefix=""):
@@ -158,6 +159,9 @@ def test_demo_config_variants_differ_only_in_the_method():
     assert (baseline.method, astn.method, astn.online_augment.generator) == (
         "supervised", "online_augment", "astn")
     assert (astn.dataset, astn.model) == ("synthetic", "wrn-10-1")
+    c = flat(matched.to_dict())
+    assert {k for k in a.keys() | c.keys() if a.get(k) != c.get(k)} == {"epochs"}
+    assert matched.epochs == 2 * baseline.epochs  # A-STN makes 2 target updates per step
     with pytest.raises(ValueError, match="unknown variant 'stn'"):
         load_config(path, "stn")
 
@@ -298,6 +302,7 @@ def test_make_demo_prints_both_accuracies_and_draws_the_generator(tmp_path):
     accuracies = [float(re.search(rf"{name} test accuracy: +([0-9.]+)", first)[1])
                   for name in ("baseline \\(supervised\\)", "OnlineAugment A-STN")]
     difference = float(re.search(r"difference \(A-STN - baseline\): +([-+0-9.]+)", first)[1])
+    assert re.search(r"difference \(A-STN - baseline_2x\): +[-+0-9.]+", first)
     assert difference == pytest.approx(accuracies[1] - accuracies[0], abs=2e-4)
     with open(os.path.join(tmp_path, "baseline", "summary.json")) as f:
         assert json.load(f)["last_test_accuracy"] == pytest.approx(accuracies[0], abs=1e-4)
@@ -306,7 +311,7 @@ def test_make_demo_prints_both_accuracies_and_draws_the_generator(tmp_path):
         assert image.size == (2 + 10 * (4 * 24 + 2), 2 + 3 * (4 * 24 + 2))
     assert float(re.search(r"mean \|T\(x\) - x\| per pixel ([0-9.]+)", first)[1]) > 0.01
     start = time.perf_counter()
-    assert demo().splitlines()[-6:-1] == first.splitlines()[-6:-1]  # the same results, reused
+    assert demo().splitlines()[-8:-1] == first.splitlines()[-8:-1]  # the same results, reused
     assert time.perf_counter() - start < 60
 
 
