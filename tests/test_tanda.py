@@ -16,9 +16,12 @@ from tiny_models import TinyNet
 
 from jaxaug import objectives, ops
 from jaxaug.data import synthetic
+from jaxaug.generators.sequence import MeanFieldGenerator
 from jaxaug.methods import tanda as tn
 from jaxaug.models.discriminator import Discriminator
+from jaxaug.objectives import tanda as tanda_objectives
 from jaxaug.ops.geometry import GREY
+from jaxaug.policies import sequences as tf_sequences
 from jaxaug.train.config import base_config
 
 # A small vocabulary for the tests: one TF (invert) a discriminator spots at once.
@@ -88,8 +91,8 @@ def _steps(gen_params, images, key):
     """The step's sequences and incremental transforms [L + 1, B, ...], rebuilt from its key (the
     step's split)."""
     sample_key, apply_key, _, _ = jax.random.split(key, 4)
-    sequences, _, _ = tn.MeanFieldGenerator(K, L).sample(gen_params, sample_key, images.shape[0])
-    return sequences, tn.incremental_inputs(apply_key, images, sequences, TFS, MEAN, STD)
+    sequences, _, _ = MeanFieldGenerator(K, L).sample(gen_params, sample_key, images.shape[0])
+    return sequences, tf_sequences.incremental_inputs(apply_key, images, sequences, TFS, MEAN, STD)
 
 
 def _d_inputs(gen_params, images, key):
@@ -175,7 +178,7 @@ def test_entropy_bonus_raises_the_entropy(kind):
     @jax.jit
     def loss_and_entropy(p):
         log_probs, entropies = gen.score(p, sequences)
-        loss = tn.generator_loss(log_probs, entropies, jnp.zeros(64), entropy_weight=0.1)
+        loss = tanda_objectives.generator_loss(log_probs, entropies, jnp.zeros(64), entropy_weight=0.1)
         return loss, jnp.mean(entropies.sum(1))
 
     (loss, entropy), grads = jax.value_and_grad(loss_and_entropy, has_aux=True)(params)
@@ -245,7 +248,7 @@ def test_reinforce_moves_probability_toward_tfs_that_fool_a_fixed_discriminator(
 
         def loss(p):
             log_probs, entropies = gen.score(p, sequences)
-            return tn.generator_loss(log_probs, entropies, rewards, entropy_weight=0.0)
+            return tanda_objectives.generator_loss(log_probs, entropies, rewards, entropy_weight=0.0)
 
         grads = jax.grad(loss)(params)
         updates, opt_state = optimizer.update(grads, opt_state)
@@ -270,13 +273,13 @@ def _image(seed=0, size=16):
 
 
 def test_tf_table_has_fixed_signed_parameters():
-    op_names, op_index, value = tn.tf_table(TFS, 16)
+    op_names, op_index, value = tf_sequences.tf_table(TFS, 16)
     assert [op_names[i] for i in op_index] == [name for name, _ in TFS]
     # rotate 3 = 9 degrees, its mirror -9; shear -2 = -0.06; enhance 7 = 1.36, 3 = 0.64.
     np.testing.assert_allclose(value[:6], [9.0, -9.0, -0.06, 1.36, 0.64, 0.64], rtol=1e-6)
 
 
-_apply_tfs = jax.jit(tn.apply_tfs, static_argnums=3)
+_apply_tfs = jax.jit(tf_sequences.apply_tfs, static_argnums=3)
 
 
 def _sequence(*tfs):
@@ -315,7 +318,7 @@ def test_geometric_tfs_are_one_resampling_of_their_composition():
 def test_augment_maps_batches_to_unit_range_and_back_with_one_key_per_image():
     batch = _batch(2)["image"]
     sequences = jnp.asarray(np.random.default_rng(2).integers(0, K, (8, L)), jnp.int32)
-    out = jax.jit(tn.augment, static_argnums=3)(jax.random.key(4), batch, sequences, TFS, MEAN,
+    out = jax.jit(tf_sequences.augment, static_argnums=3)(jax.random.key(4), batch, sequences, TFS, MEAN,
                                                 STD)
     keys = jax.random.split(jax.random.key(4), 8)
     for i in (0, 5):
@@ -329,7 +332,7 @@ def test_augment_maps_batches_to_unit_range_and_back_with_one_key_per_image():
 # every sequence goes through the warp.
 ID_TFS = (("rotate", 0), ("brightness", 5), ("rotate", 3))
 IDENTITY = jnp.zeros((8, L), jnp.int32).at[:, 1].set(1)  # rotate 0, then brightness 1.0
-_incremental = jax.jit(tn.incremental_inputs, static_argnums=3)
+_incremental = jax.jit(tf_sequences.incremental_inputs, static_argnums=3)
 
 
 def _id_inputs(*args):
@@ -380,9 +383,9 @@ def test_diversity_penalty_is_its_closed_form():
     real = jnp.zeros((2, 2, 2, 1))
     fake = jnp.asarray([[[[1.0], [0.0]], [[0.0], [0.0]]],  # MSE 1/4
                         [[[2.0], [2.0]], [[0.0], [0.0]]]])  # MSE 2
-    np.testing.assert_allclose(tn.diversity_penalty(real, fake, 0.5),
+    np.testing.assert_allclose(tanda_objectives.diversity_penalty(real, fake, 0.5),
                                [0.5 / (0.25 + 1e-6), 0.5 / (2.0 + 1e-6)], rtol=1e-6)
-    np.testing.assert_allclose(tn.diversity_penalty(real, real, 1e-3), 1e-3 / 1e-6, rtol=1e-6)
+    np.testing.assert_allclose(tanda_objectives.diversity_penalty(real, real, 1e-3), 1e-3 / 1e-6, rtol=1e-6)
 
 
 def test_incremental_inputs_are_the_prefixes_of_each_sequence():
@@ -392,7 +395,7 @@ def test_incremental_inputs_are_the_prefixes_of_each_sequence():
     sequences = jnp.asarray(np.random.default_rng(9).integers(0, K, (8, L)), jnp.int32)
     steps = _incremental(jax.random.key(3), images, sequences, TFS, MEAN, STD)
     assert steps.shape == (L + 1, *images.shape)
-    augment = jax.jit(tn.augment, static_argnums=3)
+    augment = jax.jit(tf_sequences.augment, static_argnums=3)
     np.testing.assert_allclose(steps[0], (jnp.clip(images * STD + MEAN, 0, 1) - MEAN) / STD,
                                atol=1e-5)
     np.testing.assert_allclose(steps[1], augment(jax.random.key(3), images, sequences[:, :1], TFS,
@@ -405,9 +408,9 @@ def test_incremental_inputs_are_the_prefixes_of_each_sequence():
 def test_generator_returns_are_discounted_loss_changes():
     losses = jnp.asarray([[1.0, 3.0, 2.0], [0.5, 0.5, 4.0]])  # l^0, l^1, l^2 of two images
     # d = (2, -1) and (0, 3.5): R^1 = d^1 + gamma d^2, R^2 = d^2.
-    np.testing.assert_allclose(tn.generator_returns(losses, 0.5), [[1.5, -1.0], [1.75, 3.5]])
-    np.testing.assert_allclose(tn.generator_returns(losses, 1.0), [[1.0, -1.0], [3.5, 3.5]])
-    np.testing.assert_allclose(tn.generator_returns(losses, 0.0), [[2.0, -1.0], [0.0, 3.5]])
+    np.testing.assert_allclose(tanda_objectives.generator_returns(losses, 0.5), [[1.5, -1.0], [1.75, 3.5]])
+    np.testing.assert_allclose(tanda_objectives.generator_returns(losses, 1.0), [[1.0, -1.0], [3.5, 3.5]])
+    np.testing.assert_allclose(tanda_objectives.generator_returns(losses, 0.0), [[2.0, -1.0], [0.0, 3.5]])
 
 
 def test_generator_loss_has_a_baseline_per_position():
@@ -416,7 +419,7 @@ def test_generator_loss_has_a_baseline_per_position():
     rewards = jnp.asarray([[1.0, -2.0], [3.0, 0.0], [-1.0, 5.0]])
     advantages = np.asarray(rewards) - np.asarray(rewards).mean(0)
     expected = -np.mean(np.sum(advantages * np.asarray(log_probs), 1))
-    np.testing.assert_allclose(tn.generator_loss(log_probs, jnp.zeros((3, 2)), rewards, 0.0),
+    np.testing.assert_allclose(tanda_objectives.generator_loss(log_probs, jnp.zeros((3, 2)), rewards, 0.0),
                                expected, rtol=1e-6)
 
 
@@ -431,7 +434,7 @@ def test_transform_losses_take_the_penalty_in_the_chosen_space(mean_field, space
     phi = steps if space == "pixels" else features[-(layer + 1)].reshape(
         L + 1, 8, *features[-(layer + 1)].shape[1:])
     logits = logits.reshape(L + 1, 8)
-    losses = tn.transform_losses(logits, phi, 0.01)
+    losses = tanda_objectives.transform_losses(logits, phi, 0.01)
     assert losses.shape == (8, L + 1)
     phi = np.asarray(phi, np.float64).reshape(L + 1, 8, -1)
     mse = np.mean(np.square(phi - phi[:1]), axis=-1)
@@ -457,11 +460,11 @@ def test_step_trains_the_generator_on_the_reference_objective(mean_field):
 
     def losses(layer):
         phi = features[-(layer + 1)]
-        return tn.transform_losses(logits, phi.reshape(L + 1, 8, *phi.shape[1:]), DIVERSITY)
+        return tanda_objectives.transform_losses(logits, phi.reshape(L + 1, 8, *phi.shape[1:]), DIVERSITY)
 
-    returns = tn.generator_returns(losses(1), 0.5)
-    gen = tn.MeanFieldGenerator(K, L)
-    expected = tn.generator_loss(*gen.score(state.generator.params, sequences), -returns, 0.0)
+    returns = tanda_objectives.generator_returns(losses(1), 0.5)
+    gen = MeanFieldGenerator(K, L)
+    expected = tanda_objectives.generator_loss(*gen.score(state.generator.params, sequences), -returns, 0.0)
     penalty = losses(1)[:, -1] + jax.nn.log_sigmoid(logits[-1])
     other = losses(0)[:, -1] + jax.nn.log_sigmoid(logits[-1])
     print(f"step diversity penalty {float(metrics['diversity_penalty']):.3e} (layer 0: "
@@ -488,16 +491,16 @@ def test_diversity_term_moves_the_generator_away_from_identity_sequences():
     images = _batch(8)["image"]
     sequences = jnp.concatenate([IDENTITY[:4], jnp.full((4, L), 2, jnp.int32)])
     steps = _incremental(jax.random.key(0), images, sequences, ID_TFS, MEAN, STD)
-    gen = tn.MeanFieldGenerator(len(ID_TFS), L)
+    gen = MeanFieldGenerator(len(ID_TFS), L)
 
     @jax.jit
     def rewards_and_grads(weight):
-        rewards = -tn.generator_returns(tn.transform_losses(jnp.zeros((L + 1, 8)), steps,
+        rewards = -tanda_objectives.generator_returns(tanda_objectives.transform_losses(jnp.zeros((L + 1, 8)), steps,
                                                             weight), 0.5)
 
         def loss(p):
             log_probs, entropies = gen.score(p, sequences)
-            return tn.generator_loss(log_probs, entropies, rewards, entropy_weight=0.0)
+            return tanda_objectives.generator_loss(log_probs, entropies, rewards, entropy_weight=0.0)
 
         return rewards, jax.grad(loss)(gen.init(None))["logits"]
 

@@ -8,8 +8,11 @@
 - ``PerturbVAE``: conv VAE -> additive image perturbation.
 - ``PoseAdversary``: the adversarial pose augmentation network (ASR scale / rotation bins and the
   AHO occlusion grid, Peng et al. 2018) with ``sample_binned`` and ``occlusion_mask``.
+- ``MeanFieldGenerator`` / ``LSTMGenerator``: TANDA's generators of TF sequences (plain
+  dataclasses with init / sample / score, not image modules).
 
-All take float NHWC image batches and draw their randomness from the ``"noise"`` rng stream.
+The image generators take float NHWC batches and draw their randomness from the ``"noise"`` rng
+stream.
 """
 
 from jaxaug.generators.astn import ASTN, apply_astn, cycle_images, invert, normalized_to_pixel
@@ -19,7 +22,8 @@ from jaxaug.generators.pose_adversary import (
     occlusion_mask,
     sample_binned,
 )
+from jaxaug.generators.sequence import LSTMGenerator, MeanFieldGenerator
 from jaxaug.generators.vae import DeformVAE, PerturbVAE
 
-__all__ = ["ASTN", "DeformVAE", "PerturbVAE", "PoseAdversary", "apply_astn", "bin_centres",
+__all__ = ["ASTN", "DeformVAE", "LSTMGenerator", "MeanFieldGenerator", "PerturbVAE", "PoseAdversary", "apply_astn", "bin_centres",
            "cycle_images", "invert", "normalized_to_pixel", "occlusion_mask", "sample_binned"]

@@ -65,8 +65,8 @@ tracks the competitive policy's, ``augmented`` the fraction of N's batch transfo
 
 import functools
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 import flax
 import flax.linen as nn
@@ -75,7 +75,6 @@ import jax.numpy as jnp
 import optax
 from ml_collections.config_dict import placeholder
 
-from jaxaug import ops
 from jaxaug.methods import registry
 from jaxaug.methods.base import (
     Method,

@@ -99,10 +99,10 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxaug import objectives
+from jaxaug.generators.sequence import LSTMGenerator, MeanFieldGenerator
 from jaxaug.methods import registry
 from jaxaug.methods.base import (
     Method,
@@ -118,217 +118,14 @@ from jaxaug.methods.base import (
     require,
 )
 from jaxaug.models.discriminator import Discriminator
-from jaxaug.objectives import reinforce
-from jaxaug.policies import apply, levels
-from jaxaug.policies.controller import PolicyController
+from jaxaug.objectives.tanda import generator_loss, generator_returns, transform_losses
+from jaxaug.policies.sequences import DEFAULT_TFS, check_tfs, incremental_inputs
 
-#: The default TF vocabulary: the reference code's CIFAR-10 TFs (``experiments/cifar10/train.py``)
-#: that our op set has, each at the nearest level: rotations by +-2.5 and +-5 degrees (levels
-#: +-1, +-2 = 3, 6 degrees), shears +-0.1 and +-0.25 (levels +-3, +-8 = 0.09, 0.24), and contrast,
-#: brightness and color factors 0.5, 0.75, 1.25, 1.5 (levels 2, 4, 6, 8 = 0.46, 0.82, 1.18,
-#: 1.54). Its zooms, swirls, hue shifts and horizontal flip have no op here.
-DEFAULT_TFS = (
-    ("rotate", 1), ("rotate", -1), ("rotate", 2), ("rotate", -2),
-    ("shear_x", 3), ("shear_x", -3), ("shear_x", 8), ("shear_x", -8),
-    ("contrast", 2), ("contrast", 4), ("contrast", 6), ("contrast", 8),
-    ("brightness", 2), ("brightness", 4), ("brightness", 6), ("brightness", 8),
-    ("color", 2), ("color", 4), ("color", 6), ("color", 8),
-)  # fmt: skip
 
 GENERATORS = ("lstm", "mean_field")
 DIVERSITY_SPACES = ("pixels", "discriminator")
-#: The diversity term's eps (the reference's ``get_mse_loss`` default).
-DIVERSITY_EPS = 1e-6
 #: The generator's Adam learning rate (the reference's CIFAR-10 setting).
 GENERATOR_LR = 1e-3
-
-
-# ----------------------------------------------------------------------------- TF vocabulary
-def check_tfs(tfs: Sequence) -> tuple[tuple[str, int], ...]:
-    """The vocabulary as a tuple of ``(op name, level)``; ``ValueError`` naming ``tfs`` for an
-    empty or repeated vocabulary, an unknown op, a level off the 0-10 scale, or a negative level
-    of an unsigned op."""
-    if isinstance(tfs, (str, bytes)) or not len(tfs):
-        raise ValueError(f"tfs must be a non-empty sequence of (op name, level) pairs, got {tfs!r}")
-    out = []
-    for tf in tfs:
-        if not isinstance(tf, (tuple, list)) or len(tf) != 2:
-            raise ValueError(f"tfs: each TF must be an (op name, level) pair, got {tf!r}")
-        name, level = tf
-        is_int = isinstance(level, (int, np.integer)) and not isinstance(level, bool)
-        try:  # the level's sign is the direction; level_to_arg checks its magnitude (and type)
-            apply.check_vocabulary((name,))
-            levels.level_to_arg(name, abs(int(level)) if is_int else level)
-        except ValueError as e:
-            raise ValueError(f"tfs: invalid TF {tf!r}: {e}") from e
-        if level < 0 and not levels.is_signed(name):
-            raise ValueError(f"tfs: TF {tf!r} has a negative level, but {name!r} is unsigned")
-        out.append((name, int(level)))
-    if len(set(out)) != len(out):
-        raise ValueError(f"tfs must not repeat a TF, got {tuple(out)!r}")
-    return tuple(out)
-
-
-def _signed_arg(name, level, image_size):
-    """A TF's parameter: `level_to_arg` at |level|, reflected about the op's identity point for a
-    negative level; 0 for the magnitude-free ops (which ignore it)."""
-    value = levels.level_to_arg(name, abs(level), image_size=image_size)
-    return levels.apply_sign(name, 0.0 if value is None else float(value), level < 0)
-
-
-@functools.lru_cache(maxsize=32)
-def tf_table(tfs: tuple, image_size: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """Constant tables of a vocabulary for images of side ``image_size``: the op names it uses
-    (the `apply_steps` vocabulary), and per TF its op index [K] and signed parameter [K]."""
-    op_names = tuple(dict.fromkeys(name for name, _ in tfs))
-    op_index = np.asarray([op_names.index(name) for name, _ in tfs], np.int32)
-    value = np.asarray([_signed_arg(name, level, image_size) for name, level in tfs], np.float32)
-    return op_names, op_index, value
-
-
-def apply_tfs(key: jax.Array, img: jax.Array, sequence: jax.Array, tfs: tuple,
-              interpolation: str = "bilinear", applied: jax.Array | None = None) -> jax.Array:
-    """h_tau(img): the TFs ``sequence`` [L] (indices into ``tfs``) applied in order to one image
-    in [0, 1], the geometric ones with a single resampling of their composition. A step whose
-    ``applied`` [L] (default all True) is False is the identity; the resampling still runs."""
-    op_names, op_index, value = tf_table(tuple(map(tuple, tfs)), max(img.shape[:2]))
-    applied = jnp.ones(sequence.shape, bool) if applied is None else applied
-    return apply.apply_steps(key, img, jnp.asarray(op_index)[sequence],
-                             jnp.asarray(value)[sequence], applied, op_names=op_names,
-                             interpolation=interpolation)
-
-
-def augment(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple, mean: jax.Array,
-            std: jax.Array, interpolation: str = "bilinear",
-            applied: jax.Array | None = None) -> jax.Array:
-    """The normalized batch ``images`` [B, H, W, C] transformed by ``sequences`` [B, L] (steps
-    masked by ``applied`` [B, L], default all applied), one key per image: mapped to [0, 1]
-    (clipped: the ops assume that range), transformed, normalized."""
-    x01 = jnp.clip(images * std + mean, 0.0, 1.0)
-    keys = jax.random.split(key, images.shape[0])
-    applied = jnp.ones(sequences.shape, bool) if applied is None else applied
-    out = jax.vmap(lambda k, img, seq, on: apply_tfs(k, img, seq, tfs, interpolation, on))(
-        keys, x01, sequences, applied)
-    return (out - mean) / std
-
-
-def incremental_inputs(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple,
-                       mean: jax.Array, std: jax.Array,
-                       interpolation: str = "bilinear") -> jax.Array:
-    """[L + 1, B, H, W, C]: the normalized ``images`` through the prefixes tau_<=t, t = 0..L, of
-    their ``sequences`` [B, L]; row 0 is the empty sequence (D's real images), row L the full one.
-    One `augment` program vmapped over the prefixes with the same per-image keys, so a prefix
-    that changes nothing gives row 0 bitwise."""
-    length = sequences.shape[1]
-    prefixes = jnp.arange(length)[None, :] < jnp.arange(length + 1)[:, None]  # [L + 1, L]
-
-    def through(prefix):
-        applied = jnp.broadcast_to(prefix, sequences.shape)
-        return augment(key, images, sequences, tfs, mean, std, interpolation, applied)
-
-    return jax.vmap(through)(prefixes)
-
-
-def diversity_penalty(real: jax.Array, fake: jax.Array, weight: float) -> jax.Array:
-    """TANDA's diversity term per image, mu / (MSE(real_i, fake_i) + eps) [...], the MSE over
-    the last three axes (``tanda/tan.py``: ``get_mse_loss``, eps = `DIVERSITY_EPS`)."""
-    mse = jnp.mean(jnp.square(real - fake), axis=(-3, -2, -1))
-    return weight / (mse + DIVERSITY_EPS)
-
-
-def transform_losses(logits: jax.Array, phi: jax.Array, weight: float) -> jax.Array:
-    """l^t [B, L + 1] = -log D(x^t) + mu / (MSE(phi(x^0), phi(x^t)) + eps), from D's logits
-    [L + 1, B] of the incremental transforms and their features ``phi`` [L + 1, B, ...] (D's
-    input or a hidden layer; a flat feature vector is treated as [..., 1, 1, n])."""
-    phi = phi.reshape(*phi.shape[:2], 1, 1, -1) if phi.ndim < 5 else phi
-    penalty = diversity_penalty(phi[:1], phi, weight)
-    return (-objectives.log_realness(logits) + penalty).T
-
-
-def generator_returns(losses: jax.Array, gamma: float) -> jax.Array:
-    """R [B, L]: the loss changes d^t = l^t - l^(t-1) of ``losses`` [B, L + 1], discounted over
-    the later TFs, R^t = sum_(s >= t) gamma^(s - t) d^s."""
-    return reinforce.discounted_returns(jnp.diff(losses, axis=-1), gamma)
-
-
-# ----------------------------------------------------------------------------- generators
-@dataclasses.dataclass(frozen=True)
-class MeanFieldGenerator:
-    """G(tau) = prod_t softmax(phi_t)[tau_t], params ``{"logits": phi [L, K]}`` (zeros: uniform)."""
-
-    num_tfs: int
-    length: int
-
-    def init(self, key):
-        del key
-        return {"logits": jnp.zeros((self.length, self.num_tfs), jnp.float32)}
-
-    def score(self, params, sequences):
-        """Per-position ``(log pi(tau_t), H(pi_t))`` of ``sequences`` [N, L], each [N, L]."""
-        logits = params["logits"]
-        log_p = jax.nn.log_softmax(logits)
-        log_probs = log_p[jnp.arange(self.length), sequences]
-        entropies = jnp.broadcast_to(reinforce.categorical_entropy(logits), sequences.shape)
-        return log_probs, entropies
-
-    def sample(self, params, key, num):
-        """``num`` sequences [num, L] int32 with their per-position log-probs and entropies."""
-        sequences = jax.random.categorical(key, params["logits"], shape=(num, self.length))
-        return (sequences.astype(jnp.int32), *self.score(params, sequences))
-
-    def marginals(self, params, key=None, num_samples=None):
-        """p(tau_t = k) [L, K], exact."""
-        del key, num_samples
-        return jax.nn.softmax(params["logits"])
-
-
-@dataclasses.dataclass(frozen=True)
-class LSTMGenerator:
-    """G(tau) = prod_t pi(tau_t | tau_<t), an autoregressive `PolicyController` over K TFs."""
-
-    num_tfs: int
-    length: int
-    hidden: int = 64
-    embedding: int = 16
-
-    @property
-    def controller(self):
-        return PolicyController(choice_sizes=(self.num_tfs,), num_choices=self.length,
-                                hidden=self.hidden, embedding=self.embedding)
-
-    def init(self, key):
-        init_key, sample_key = jax.random.split(key)
-        return self.controller.init(init_key, sample_key, 1)
-
-    def score(self, params, sequences):
-        """Teacher-forced ``(log pi(tau_t | tau_<t), H(pi(. | tau_<t)))``, each [N, L]."""
-        _, log_probs, entropies = self.controller.apply(params, jax.random.key(0),
-                                                        sequences.shape[0], sequences)
-        return log_probs, entropies
-
-    def sample(self, params, key, num):
-        return self.controller.apply(params, key, num)
-
-    def marginals(self, params, key, num_samples=4096):
-        """p(tau_t = k) [L, K], estimated from the frequencies in ``num_samples`` samples."""
-        sequences, _, _ = self.sample(params, key, num_samples)
-        return jnp.mean(jax.nn.one_hot(sequences, self.num_tfs), axis=0)
-
-
-# ----------------------------------------------------------------------------- objectives
-def generator_loss(log_probs: jax.Array, entropies: jax.Array, rewards: jax.Array,
-                   entropy_weight: float) -> jax.Array:
-    """L_G = -mean_i sum_t (r_it - b_t) log pi_it - lambda mean_i sum_t H_it, b_t = mean_i r_it,
-    from per-position ``log_probs`` and ``entropies`` [N, L] and ``rewards`` (held constant):
-    per position [N, L] (the step passes -R), or one per sequence [N], shared by its positions."""
-    rewards = jax.lax.stop_gradient(rewards)
-    rewards = jnp.broadcast_to(rewards.reshape(rewards.shape[0], -1), log_probs.shape)
-    # The surrogate's mean over positions, times L: the sum over positions of the formula.
-    length = log_probs.shape[1]
-    return length * reinforce.reinforce_loss(log_probs, rewards,
-                                             reinforce.batch_mean_baseline(rewards, axis=0),
-                                             entropy=entropies.sum(-1),
-                                             entropy_weight=entropy_weight / length)
 
 
 @flax.struct.dataclass
@@ -511,7 +308,6 @@ def tanda(
         return predict_target(model, state.target, images)
 
     return TandaMethod(init=init, step=step, predict=predict, generator=gen, tfs=tfs)
-
 
 
 @registry.register("tanda", defaults={

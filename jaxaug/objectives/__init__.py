@@ -7,7 +7,7 @@ holds the score-function (REINFORCE) surrogate, returns, baselines and entropy b
 `heatmap_mse` / `heatmap_loss` and the metrics `pck`, `pckh`, `nme` serve keypoint models.
 """
 
-from jaxaug.objectives import adatransform, reinforce
+from jaxaug.objectives import adatransform, reinforce, tanda
 from jaxaug.objectives.adversarial import adversarial_loss, gradient_reversal
 from jaxaug.objectives.classification import TargetLoss, cross_entropy, softmax_cross_entropy
 from jaxaug.objectives.consistency import (
@@ -86,6 +86,7 @@ __all__ = [
     "reward_penalty_target",
     "softmax_cross_entropy",
     "stn_cycle_consistency",
+    "tanda",
     "total_generator_loss",
     "unroll",
 ]
