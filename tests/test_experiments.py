@@ -58,6 +58,23 @@ def test_markdown_table_shows_means_and_failed_runs_with_their_errors():
     assert "| base | 1 / 1 | 50.00 ± n/a |" in one  # one run: no spread
 
 
+def test_matched_baselines_pair_each_arm_with_its_own():
+    """learned (0.58, 0.72) against its matched aug (0.55, 0.70): +0.03, +0.02; against base:
+    +0.08, +0.12. `--arms=learned` keeps its matched arm and the baseline."""
+    records = hand_made() + [record("learned", 0, 0.58), record("learned", 1, 0.72)]
+    stats = aggregate(records, baseline="base", matched={"learned": "aug"})
+    learned = stats["learned"]
+    assert learned["matched"] == "aug" and learned["matched_diff_n"] == 2
+    assert learned["matched_diff_mean"] == pytest.approx(0.025)
+    assert learned["matched_diff_std"] == pytest.approx(0.01 / math.sqrt(2))
+    assert learned["diff_mean"] == pytest.approx(0.10) and "matched" not in stats["aug"]
+    table = markdown_table(records, baseline="base", matched={"learned": "aug"})
+    assert "| learned | 2 / 2 | 65.00 ± 9.90 | 65.00 ± 9.90 | +10.00 ± 2.83 (2) | `aug` | +2.50 ± 0.71 (2) |" in table
+    plan = parse_plan(plan_dict(arms={"a": {"config": QUICKSTART}, "b": {"config": QUICKSTART},
+                                      "c": {"config": QUICKSTART, "matched": "b"}}), ["c"])
+    assert list(plan.arms) == ["a", "b", "c"] and plan.matched_baselines() == {"c": "b"}
+
+
 def test_write_outputs_never_ranks_a_diverged_run(tmp_path):
     write_outputs(hand_made(), "base", str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
@@ -84,6 +101,8 @@ def plan_dict(**changes):
     (plan_dict(seeds=[True]), None, "'seeds' must be a non-empty list of ints, got [True]"),
     (plan_dict(arms={"a": {"config": QUICKSTART, "overrides": {"optimizer.nope": 1}}}), None,
      "arm 'a': override 'optimizer.nope': config has no field 'optimizer.nope'"),
+    (plan_dict(arms={"a": {"config": QUICKSTART, "matched": "zz"}}), None,
+     "arm 'a': matched baseline 'zz' is not another arm"),
 ])
 def test_bad_plans_get_errors_naming_what_is_wrong(raw, only, message):
     with pytest.raises(ValueError) as e:

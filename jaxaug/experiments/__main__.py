@@ -36,8 +36,9 @@ def main(argv):
     except ValueError as e:
         sys.exit(f"error: {e}")
     records = run_plan(plan, FLAGS.out, parallel=FLAGS.parallel)
-    write_outputs(records, plan.baseline, FLAGS.out)
-    print(markdown_table(records, plan.baseline))
+    matched = plan.matched_baselines()
+    write_outputs(records, plan.baseline, FLAGS.out, matched)
+    print(markdown_table(records, plan.baseline, matched))
     if any(r["status"] != "ok" for r in records):
         sys.exit(1)
 

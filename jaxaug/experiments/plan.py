@@ -6,12 +6,16 @@ A plan is a Python file whose ``get_plan()`` returns, or a JSON file that holds,
      "seeds": [0, 1, 2],
      "arms": {"cropflip": {"config": "configs/cifar10_wrn.py"},
               "autoaugment": {"config": "configs/cifar10_wrn.py:autoaugment",
-                              "overrides": {"epochs": 10}}}}
+                              "overrides": {"epochs": 10}},
+              "aa_astn": {"config": "configs/online_augment.py:cifar10,astn,aa",
+                          "matched": "autoaugment"}}}
 
 ``config`` is what ``train.py --config=`` takes (``path[:arg]``, the path relative to the current
 directory); ``overrides`` maps dotted config fields to values, applied as
 ``--config.<field>=<value>``. Each arm's config is resolved here, once per seed, so that an unknown
-field fails before any run starts and every run has a hash of its resolved config.
+field fails before any run starts and every run has a hash of its resolved config. ``matched``
+names an arm's matched baseline, the same pipeline without the learned part: the report gives the
+arm's paired difference from it besides the one from the plan's baseline.
 """
 
 import dataclasses
@@ -29,6 +33,7 @@ class Arm:
     name: str
     config: str  # path[:arg], as train.py's --config takes it
     overrides: dict[str, Any]
+    matched: str | None = None  # the arm's matched baseline
 
     @property
     def config_path(self) -> str:
@@ -88,6 +93,10 @@ class Plan:
     seeds: tuple[int, ...]
     baseline: str
 
+    def matched_baselines(self) -> dict[str, str]:
+        """arm -> its matched baseline, for the arms that name one."""
+        return {name: arm.matched for name, arm in self.arms.items() if arm.matched}
+
 
 def parse_plan(raw: Any, only_arms: list[str] | None = None) -> Plan:
     """Checks a plan dict; ``only_arms`` keeps those arms (and the baseline). Every error names the
@@ -112,26 +121,31 @@ def parse_plan(raw: Any, only_arms: list[str] | None = None) -> Plan:
             raise ValueError(f"plan: arm name {name!r} must be a non-empty string without '/'")
         if not isinstance(spec, dict) or not isinstance(spec.get("config"), str):
             raise ValueError(f"arm {name!r}: must be a dict with a 'config' string (path[:arg])")
-        extra = set(spec) - {"config", "overrides"}
+        extra = set(spec) - {"config", "overrides", "matched"}
         if extra:
-            raise ValueError(f"arm {name!r}: unknown keys {sorted(extra)}; expected config, overrides")
+            raise ValueError(f"arm {name!r}: unknown keys {sorted(extra)}; expected config, "
+                             "overrides, matched")
         overrides = spec.get("overrides", {})
         if not isinstance(overrides, dict) or not all(isinstance(k, str) for k in overrides):
             raise ValueError(f"arm {name!r}: 'overrides' must be a dict of field name -> value")
         if "seed" in overrides:
             raise ValueError(f"arm {name!r}: 'seed' is set by the plan's seeds, not an override")
-        arm = Arm(name, spec["config"], dict(overrides))
+        arm = Arm(name, spec["config"], dict(overrides), spec.get("matched"))
         if not os.path.isfile(arm.config_path):
             raise ValueError(f"arm {name!r}: config file {arm.config_path!r} not found")
         arms[name] = arm
     baseline = raw.get("baseline")
     if baseline not in arms:
         raise ValueError(f"plan: baseline {baseline!r} is not an arm; arms are {list(arms)}")
+    for arm in arms.values():
+        if arm.matched is not None and (arm.matched not in arms or arm.matched == arm.name):
+            raise ValueError(f"arm {arm.name!r}: matched baseline {arm.matched!r} is not another "
+                             f"arm; arms are {list(arms)}")
     if only_arms:
         missing = [a for a in only_arms if a not in arms]
         if missing:
             raise ValueError(f"unknown arm(s) {missing}; the plan's arms are {list(arms)}")
-        keep = set(only_arms) | {baseline}
+        keep = set(only_arms) | {baseline} | {arms[a].matched for a in only_arms} - {None}
         arms = {k: v for k, v in arms.items() if k in keep}
     for arm in arms.values():
         arm.resolve(seeds[0])  # an unknown override field fails now, not after other runs

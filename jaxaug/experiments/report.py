@@ -4,7 +4,7 @@ Per arm, over its "ok" runs only (a failed or diverged run has no accuracy and i
 mean and sample standard deviation (ddof=1; "n/a" for one run) of the final and best test
 accuracy. The paired difference of an arm from the baseline is, for each seed where both runs are
 ok, ``arm − baseline`` of the final test accuracy; the table gives its mean, sample standard
-deviation and n. Failed and diverged runs are listed under the table with their errors.
+deviation and n, and the same from the arm's matched baseline where the plan names one. Failed and diverged runs are listed under the table with their errors.
 """
 
 import math
@@ -34,9 +34,11 @@ def paired_differences(records: list[dict[str, Any]], arm: str, baseline: str) -
     return {s: a[s]["final_test_accuracy"] - b[s]["final_test_accuracy"] for s in sorted(a.keys() & b.keys())}
 
 
-def aggregate(records: list[dict[str, Any]], baseline: str) -> dict[str, dict[str, Any]]:
-    """arm -> {runs, ok, final/best mean and std, diff mean/std/n from the baseline}, in the order
-    arms first appear in ``records``."""
+def aggregate(records: list[dict[str, Any]], baseline: str,
+              matched: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """arm -> {runs, ok, final/best mean and std, diff mean/std/n from the baseline, and for an
+    arm in ``matched`` (arm -> its matched baseline) the matched one's name and diff
+    mean/std/n}, in the order arms first appear in ``records``."""
     arms = list(dict.fromkeys(r["arm"] for r in records))
     out = {}
     for arm in arms:
@@ -50,6 +52,11 @@ def aggregate(records: list[dict[str, Any]], baseline: str) -> dict[str, dict[st
             "final_mean": final[0], "final_std": final[1], "best_mean": best[0], "best_std": best[1],
             "diff_mean": diff[0], "diff_std": diff[1], "diff_n": len(diffs),
         }
+        if arm in (matched or {}):
+            diffs = list(paired_differences(records, arm, matched[arm]).values())
+            diff = _mean_std(diffs)
+            out[arm].update(matched=matched[arm], matched_diff_mean=diff[0],
+                            matched_diff_std=diff[1], matched_diff_n=len(diffs))
     return out
 
 
@@ -61,23 +68,31 @@ def _pm(mean: float, std: float, scale: float = 100.0, signed: bool = False) -> 
     return f"{scale * mean:{sign}.2f} ± {spread}"
 
 
-def markdown_table(records: list[dict[str, Any]], baseline: str) -> str:
-    """Test accuracy (%) per arm, mean ± std over ok runs, and the paired difference from the
-    baseline; then every failed or diverged run with its error."""
-    stats = aggregate(records, baseline)
+def markdown_table(records: list[dict[str, Any]], baseline: str,
+                   matched: dict[str, str] | None = None) -> str:
+    """Test accuracy (%) per arm, mean ± std over ok runs, and the paired differences from the
+    baseline and from the arm's matched baseline (``matched``: arm -> arm); then every failed or
+    diverged run with its error."""
+    stats = aggregate(records, baseline, matched)
     lines = [
-        f"Test accuracy (%), mean ± sample std over the runs that finished; the difference is "
-        f"paired by seed against the baseline `{baseline}`.",
+        f"Test accuracy (%), mean ± sample std over the runs that finished; the differences are "
+        f"paired by seed, against the baseline `{baseline}` and against the arm's matched "
+        "baseline (the same pipeline without the learned part).",
         "",
-        "| arm | ok / runs | final test acc | best test acc | final − baseline (n) |",
-        "| --- | --- | --- | --- | --- |",
+        "| arm | ok / runs | final test acc | best test acc | final − baseline (n) "
+        "| matched baseline | final − matched (n) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm, s in stats.items():
         diff = ("baseline" if arm == baseline
                 else f"{_pm(s['diff_mean'], s['diff_std'], signed=True)} ({s['diff_n']})")
+        own = ("", "") if "matched" not in s else (
+            f"`{s['matched']}`",
+            f"{_pm(s['matched_diff_mean'], s['matched_diff_std'], signed=True)} "
+            f"({s['matched_diff_n']})")
         failed = "" if s["ok"] == s["runs"] else " (failed runs below)"
         lines.append(f"| {arm} | {s['ok']} / {s['runs']}{failed} | {_pm(s['final_mean'], s['final_std'])} "
-                     f"| {_pm(s['best_mean'], s['best_std'])} | {diff} |")
+                     f"| {_pm(s['best_mean'], s['best_std'])} | {diff} | {own[0]} | {own[1]} |")
     failed = [r for r in records if r["status"] != "ok"]
     if failed:
         lines += ["", "Failed runs (not in the means):", "", "| arm | seed | status | error |",
@@ -113,9 +128,11 @@ def plot_curves(records: list[dict[str, Any]], path: str) -> None:
     fig.savefig(path)
 
 
-def write_outputs(records: list[dict[str, Any]], baseline: str, out: str) -> None:
+def write_outputs(records: list[dict[str, Any]], baseline: str, out: str,
+                  matched: dict[str, str] | None = None) -> None:
     """results.json (the records and per-arm statistics), results.md and curves.png, atomically."""
     write_json_atomic(os.path.join(out, "results.json"),
-                      {"baseline": baseline, "runs": records, "arms": aggregate(records, baseline)})
-    write_text_atomic(os.path.join(out, "results.md"), markdown_table(records, baseline))
+                      {"baseline": baseline, "matched": matched or {}, "runs": records,
+                       "arms": aggregate(records, baseline, matched)})
+    write_text_atomic(os.path.join(out, "results.md"), markdown_table(records, baseline, matched))
     write_atomic(os.path.join(out, "curves.png"), lambda path: plot_curves(records, path))
