@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxaug.experiments import aggregate, markdown_table, parse_plan, run_plan, run_state
+from jaxaug.experiments.plan import load_plan
 from jaxaug.experiments.report import write_outputs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,6 +57,20 @@ def test_markdown_table_shows_means_and_failed_runs_with_their_errors():
     assert "| aug | 3 | failed (failed) | exit status 1: ValueError: boom |" in table
     one = markdown_table([record("base", 0, 0.5)], baseline="base")
     assert "| base | 1 / 1 | 50.00 ± n/a |" in one  # one run: no spread
+
+
+def test_a_python_plan_takes_an_argument(tmp_path):
+    path = tmp_path / "plans.py"
+    path.write_text(f"def get_plan(arg='short'):\n"
+                    f"    epochs = {{'short': 1, 'long': 3}}[arg]\n"
+                    f"    return {{'baseline': 'a', 'seeds': [0], 'arms': {{'a': {{'config': {QUICKSTART!r},"
+                    f" 'overrides': {{'epochs': epochs}}}}}}}}\n")
+    assert load_plan(str(path)).arms["a"].resolve(0).epochs == 1
+    assert load_plan(f"{path}:long").arms["a"].resolve(0).epochs == 3
+    json_path = tmp_path / "plan.json"
+    json_path.write_text(json.dumps(plan_dict()))
+    with pytest.raises(ValueError, match="a .json plan takes no argument"):
+        load_plan(f"{json_path}:long")
 
 
 def test_matched_baselines_pair_each_arm_with_its_own():

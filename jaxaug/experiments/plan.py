@@ -152,18 +152,23 @@ def parse_plan(raw: Any, only_arms: list[str] | None = None) -> Plan:
     return Plan(arms=arms, seeds=tuple(seeds), baseline=baseline)
 
 
-def load_plan(path: str, only_arms: list[str] | None = None) -> Plan:
-    """Reads a plan from a ``.json`` file or a Python file with ``get_plan()``."""
+def load_plan(spec: str, only_arms: list[str] | None = None) -> Plan:
+    """Reads a plan from a ``.json`` file, or from a Python file's ``get_plan()``; for
+    ``path.py:arg``, from ``get_plan(arg)`` (one file, several plans, as configs take an
+    argument)."""
+    path, _, arg = spec.partition(":")
     if not os.path.isfile(path):
         raise ValueError(f"plan file {path!r} not found")
     if path.endswith(".json"):
+        if arg:
+            raise ValueError(f"plan {spec!r}: a .json plan takes no argument")
         with open(path) as f:
             raw = json.load(f)
     else:
-        spec = importlib.util.spec_from_file_location("_experiment_plan", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module_spec = importlib.util.spec_from_file_location("_experiment_plan", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
         if not hasattr(module, "get_plan"):
             raise ValueError(f"plan file {path!r} has no get_plan()")
-        raw = module.get_plan()
+        raw = module.get_plan(arg) if arg else module.get_plan()
     return parse_plan(raw, only_arms)

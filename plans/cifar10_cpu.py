@@ -1,0 +1,82 @@
+"""Issue 20 on 2 CPU cores: the search for a regime where augmentation matters (part 2), and every
+method in the regime found (part 3). One file, several plans, picked by the argument:
+
+  python -m jaxaug.experiments --plan=plans/cifar10_cpu.py:regime-20ep --out=experiments/regime_20ep
+  python -m jaxaug.experiments --plan=plans/cifar10_cpu.py:regime-200ep --out=experiments/regime_200ep
+  python -m jaxaug.experiments --plan=plans/cifar10_cpu.py:evidence --out=experiments/evidence_cpu
+
+The regime: reduced CIFAR-10 (1,000 class-balanced training images of
+../shared/data/cifar10-jpeg.zip), WRN-10-1, batch 32, SGD lr 0.05 cosine, tested on all 10,000
+test images; crop + flip against Cutout 16 against AutoAugment + Cutout. The points of the search
+differ in epochs and seeds: "regime-20ep" and "regime-60ep" (one seed, evaluated every epoch) and
+"regime-200ep" (3 seeds, evaluated every 10 epochs and after the last).
+
+"evidence" runs every method in the 200-epoch regime, 3 seeds; each learned arm names its
+matched baseline, the same pipeline without the learned part:
+
+  controls     cropflip, cutout (16), autoaugment (+ Cutout), randaugment, trivialaugment
+  OnlineAugment (Cutout 16, inner_num 1: one generated update, then the clean one, per step;
+               the official reduced-data scripts use 4, too slow here): astn, pvae, dvae
+               (matched: cutout), astn_meta (matched: astn), aa_astn (matched: autoaugment)
+  policy learners: adv_aa (the paper's M = 8 policies and one controller update per epoch, so
+               200 updates; Cutout after the policy; matched: cutout), adatransform
+               (transformer width 8, not the thesis's 64; matched: cropflip), adacutout
+               (matched: cutout, the random box it moves), tanda (LSTM generator, 500 warm-up
+               steps; matched: cropflip)
+  cnsn         SelfNorm + CrossNorm in every block (the reference's "cnsn" setting; matched:
+               cropflip); its mCE comes from `python -m jaxaug.eval.robustness` on the workdirs.
+"""
+
+CIFAR = "imagefolder:../shared/data/cifar10-jpeg.zip"
+POINTS = {  # regime point -> (epochs, eval_every, seeds)
+    "regime-20ep": (20, 1, [0]),
+    "regime-60ep": (60, 1, [0]),
+    "regime-200ep": (200, 10, [0, 1, 2]),
+}
+
+
+def regime(point):
+    epochs, eval_every, seeds = POINTS[point]
+    base = {"dataset": CIFAR, "reduced": 1000, "model": "wrn-10-1", "batch_size": 32,
+            "epochs": epochs, "eval_every": eval_every, "optimizer.lr": 0.05,
+            "eval_batch_size": 1000, "log_every_steps": 31, "save_image_grid": False}
+    return base, seeds, {
+        "cropflip": {"config": "configs/cifar10_wrn.py", "overrides": {**base, "augment.cutout": 0}},
+        "cutout": {"config": "configs/cifar10_wrn.py", "overrides": base},
+        "autoaugment": {"config": "configs/cifar10_wrn.py:autoaugment", "overrides": base},
+    }
+
+
+def evidence():
+    base, seeds, arms = regime("regime-200ep")
+    for policy in ("randaugment", "trivialaugment"):
+        arms[policy] = {"config": f"configs/cifar10_wrn.py:{policy}", "overrides": base}
+
+    def learned(config, matched, **overrides):
+        return {"config": config, "overrides": {**base, **overrides}, "matched": matched}
+
+    oa, pl = "configs/online_augment.py:rcifar10", "configs/policy_learners.py"
+    arms["astn"] = learned(f"{oa},astn", "cutout", **{"online_augment.inner_num": 1})
+    arms["pvae"] = learned(f"{oa},pvae", "cutout", **{"online_augment.inner_num": 1})
+    arms["dvae"] = learned(f"{oa},dvae", "cutout", **{"online_augment.inner_num": 1})
+    arms["astn_meta"] = learned(f"{oa},astn", "astn", **{"online_augment.inner_num": 1,
+                                                         "online_augment.meta": True})
+    arms["aa_astn"] = learned(f"{oa},astn,aa", "autoaugment", **{"online_augment.inner_num": 1})
+    arms["adv_aa"] = learned(f"{pl}:adv_aa,cifar10", "cutout")
+    arms["adatransform"] = learned(f"{pl}:adatransform,cifar10", "cropflip",
+                                   **{"augment.cutout": 0, "adatransform.transformer_width": 8})
+    arms["adacutout"] = learned(f"{pl}:adacutout,cifar10", "cutout",
+                                **{"augment.cutout": 0, "adatransform.transformer_width": 8})
+    arms["tanda"] = learned(f"{pl}:tanda,cifar10", "cropflip", **{"augment.cutout": 0})
+    arms["cnsn"] = learned("configs/cnsn_cifar10.py:cnsn", "cropflip", **{"augment.cutout": 0})
+    return {"baseline": "cropflip", "seeds": seeds, "arms": arms}
+
+
+def get_plan(arg="regime-200ep"):
+    if arg == "evidence":
+        return evidence()
+    if arg not in POINTS:
+        raise ValueError(f"plans/cifar10_cpu.py: unknown plan {arg!r}; valid: "
+                         f"{', '.join(POINTS)}, evidence")
+    _, seeds, arms = regime(arg)
+    return {"baseline": "cropflip", "seeds": seeds, "arms": arms}
