@@ -70,12 +70,12 @@ def main(argv):
 
     print()
     for variant in LABELS:
-        print(f"{LABELS[variant] + ' test accuracy:':<48} {accuracy[variant]:.4f}")
+        print(f"{LABELS[variant] + ' test accuracy:':<50} {accuracy[variant]:.4f}")
     astn = accuracy["astn"]
     for variant, what in (("baseline", "baseline"), ("baseline_2x", "baseline_2x")):
         gain = astn - accuracy[variant]
         verdict = "higher" if gain > 0 else "lower" if gain < 0 else "the same"
-        print(f"{f'difference (A-STN - {what}):':<48} {gain:+.4f} (A-STN {verdict}; one seed)")
+        print(f"{f'difference (A-STN - {what}):':<50} {gain:+.4f} (A-STN {verdict}; one seed)")
     print("note: an A-STN step updates the target twice (on the generated images, then on the "
           "clean batch), a baseline step once; baseline_2x trains twice the epochs, so the "
           "difference from it is the one that the extra updates do not explain")
