@@ -373,3 +373,13 @@ def test_comb_trains_all_three_generators_on_their_own_batchnorm_sets():
     with pytest.raises(ValueError, match="num_sets=2"):
         jax.eval_shape(too_few.step, shapes, batch, jax.random.key(1))
 
+
+
+def test_generated_distance_is_the_mean_absolute_change():
+    """0 at the identity; A-STN's doubled batch is compared with the input repeated; the mean
+    is over generators."""
+    x = jnp.asarray(np.random.default_rng(0).uniform(size=(2, 4, 4, 3)), jnp.float32)
+    assert float(oa.generated_distance([x], x)) == 0.0
+    doubled = jnp.concatenate([x + 0.1, x - 0.3])
+    np.testing.assert_allclose(float(oa.generated_distance([doubled], x)), 0.2, rtol=1e-5)
+    np.testing.assert_allclose(float(oa.generated_distance([doubled, x], x)), 0.1, rtol=1e-5)

@@ -37,7 +37,8 @@ To look at what a generator learned, ``method.generate(state, images, key, gener
 `OnlineAugmentMethod`) samples it the way the step does.
 
 Metrics: "loss", "accuracy" and "grad_norm" (before clipping) of the clean update;
-"generated_loss", "regularizer" and "meta" of the last generated one. Outside the trainer, a
+"generated_loss", "regularizer", "meta" and "generated_distance" (`generated_distance`, how far
+the generators moved the images) of the last generated one. Outside the trainer, a
 batch without ``batch[UNAUGMENTED]`` gives the generators ``batch["image"]``. A non-finite loss
 or gradient skips that update (states unchanged) and counts it in ``state.skipped`` and the
 metrics.
@@ -267,7 +268,8 @@ def online_augment(
                               generator=keep_if(ok, new_gen, gen),
                               skipped=state.skipped + skipped)
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "regularizer": reg,
-                   "meta": meta_value, "grad_norm": grad_norm, "skipped": skipped.astype(jnp.float32)}
+                   "meta": meta_value, "grad_norm": grad_norm, "skipped": skipped.astype(jnp.float32),
+                   "generated_distance": generated_distance(augs, x)}
         return state, metrics
 
     def clean_update(state, batch, key):
@@ -333,6 +335,16 @@ def online_augment(
 
     return OnlineAugmentMethod(init=init, step=step, predict=predict, generate=generate,
                                unaugmented_input=True)
+
+
+def generated_distance(generated: Sequence[jax.Array], images: jax.Array) -> jax.Array:
+    """How far the generators moved the images: the mean over generators of mean |G_i(x) - x|
+    (in the units of ``images``; a generator that returns several images per input, as A-STN's
+    [T(x), T^-1(x)], is compared image by image with the input repeated). 0 at the identity:
+    the diagnosis of a generator that never left it."""
+    def one(g):
+        return jnp.mean(jnp.abs(g - jnp.tile(images, (g.shape[0] // images.shape[0], 1, 1, 1))))
+    return jax.lax.stop_gradient(sum(one(g) for g in generated) / len(generated))
 
 
 # The config fields of each generator: its adversarial weight and its regularizer weights.
