@@ -34,7 +34,8 @@ from absl import app, flags
 from jaxaug.data import keypoints
 from jaxaug.methods.pose import predict_joints
 from jaxaug.train.metrics_writer import write_report
-from jaxaug.train.pose_loop import load_trained_pose, metric_sums
+from jaxaug.train.loop import load_trained
+from jaxaug.train.task import metric_sums
 
 DEFAULT_SCALES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 DEFAULT_ROTATIONS = (-60, -45, -30, -15, 0, 15, 30, 45, 60)
@@ -133,7 +134,7 @@ def evaluate(workdirs, labels=None, **kwargs) -> dict[str, dict]:
     for label, workdir in zip(labels, workdirs, strict=True):
         if not os.path.isdir(workdir):
             raise FileNotFoundError(f"workdir {workdir!r} does not exist")
-        run = load_trained_pose(workdir)
+        run = load_trained(workdir)
         results[label] = robustness(run["model"], run["variables"], run["test"], run["mean"],
                                     run["std"], metric=run["test"].metric,
                                     threshold=run["config"].pck_threshold, **kwargs)
