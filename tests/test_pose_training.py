@@ -86,6 +86,7 @@ def test_train_pose_trains_evaluates_and_resumes_exactly(tmp_path):
     plain = train(_tiny_config(2), str(tmp_path / "plain"))
     assert plain["metric"] == "pckh" and plain["step"] == 8 and not plain["interrupted"]
     assert 0.0 <= plain["last_test_pckh"] <= 1.0
+    assert plain["train_images_per_s"] > 0 and not plain["diverged"]  # the one loop's figures
 
     def stop_at_3(step):
         if step == 3:
@@ -102,6 +103,10 @@ def test_train_pose_trains_evaluates_and_resumes_exactly(tmp_path):
         records = [json.loads(line) for line in lines]
         return {r["step"]: r["loss"] for r in records if r["split"] == "train"}
 
+    records = [json.loads(line) for line in (tmp_path / "plain" / "metrics.jsonl").read_text()
+               .splitlines()]
+    assert {(r["learning_rate"], r["nonfinite"]) for r in records if r["split"] == "train"} == {
+        (2.5e-4, 0.0)}
     after = {s: v for s, v in losses("resumed").items() if s > 4}
     assert after and after == {s: v for s, v in losses("plain").items() if s > 4}
     with pytest.raises(ValueError, match="different config .*epochs"):
