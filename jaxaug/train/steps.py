@@ -90,8 +90,7 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
     rep, shard = replicated(mesh), batch_sharding(mesh)
 
     def init(key):
-        images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
-        return method.init(key, {"image": images, "label": jnp.zeros((1,), jnp.int32)})
+        return method.init(key, example_batch(dataset))
 
     return CompiledSteps(
         init=jax.jit(init, out_shardings=rep),
@@ -101,6 +100,12 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
                           out_shardings=rep),
         augmented_images=augmented_images(method, dataset, config),
     )
+
+
+def example_batch(dataset) -> dict[str, jax.Array]:
+    """The one-example batch a classification method's ``init`` gets."""
+    return {"image": jnp.zeros((1, *dataset.image_shape), jnp.float32),
+            "label": jnp.zeros((1,), jnp.int32)}
 
 
 def augmented_images(method, dataset, config) -> Callable:

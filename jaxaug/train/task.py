@@ -121,8 +121,7 @@ class Classification(Task):
                                           label_smoothing=config.label_smoothing))
 
     def init_batch(self):
-        return {"image": jnp.zeros((1, *self.dataset.image_shape), jnp.float32),
-                "label": jnp.zeros((1,), jnp.int32)}
+        return steps.example_batch(self.dataset)
 
     def epoch_batches(self, config, epoch, start_batch):
         return data.epoch_batches(self.dataset.train, config.batch_size, seed=config.seed,
