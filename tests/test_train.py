@@ -174,7 +174,8 @@ def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(uninterrupted, t
 def test_a_notebooks_own_method_trains_as_the_registered_one(uninterrupted, tmp_path):
     """`train(method=...)` with a callable of the `Context` (here building plain supervised
     training itself) logs the same first losses as ``config.method="supervised"``; a method whose
-    stages the config's schedule does not name is refused before anything is written."""
+    stages the config's schedule does not name, or a task the config is not of, is refused before
+    anything is written."""
     reference_dir, _ = uninterrupted
 
     def own(context):
@@ -198,6 +199,8 @@ def test_a_notebooks_own_method_trains_as_the_registered_one(uninterrupted, tmp_
     with pytest.raises(ValueError, match=r"no step for the stages \['train'\]"):
         train(tiny_config(), str(tmp_path / "staged"), method=staged)
     assert not (tmp_path / "staged").exists()
+    with pytest.raises(ValueError, match="task='keypoints', but the config is of task 'classif"):
+        train(tiny_config(), str(tmp_path / "task"), task="keypoints")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

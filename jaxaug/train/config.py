@@ -33,7 +33,10 @@ def base_config(task: str = "classification") -> ml_collections.ConfigDict:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     c = ml_collections.ConfigDict()
-    c.task = task
+    if task != "classification":
+        # No field means classification: its configs, and the config.json of its runs (which a
+        # resumed run must match), are as they were before tasks had names.
+        c.task = task
     c.seed = 0
     c.method = DEFAULT_METHODS[task]
     c.dataset = "synthetic"

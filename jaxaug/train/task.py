@@ -231,11 +231,14 @@ TASKS = {"classification": Classification, "keypoints": Keypoints}
 
 
 def load(config, task: "str | Task | None" = None) -> Task:
-    """``task`` as a `Task`: a name, or None for ``config.task`` (default "classification"),
-    loading the config's data."""
+    """``task`` as a `Task`, loading the config's data: a `Task` as it is, or the name of
+    ``config.task`` (None: that one; no field: "classification"), whose config it validated."""
     if isinstance(task, Task):
         return task
-    name = task or config.get("task", "classification")
+    name = config.get("task", "classification")
+    if task not in (None, name):
+        raise ValueError(f"task={task!r}, but the config is of task {name!r} (config.task); "
+                         f"start it from base_config({task!r})")
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; use one of {', '.join(TASKS)}")
     return TASKS[name](config)
