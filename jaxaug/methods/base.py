@@ -1,4 +1,5 @@
-"""What every training method provides: ``init``, a pure ``step`` and ``predict``."""
+"""What every training method provides: ``init``, a pure step per stage (`StagedMethod`; a
+`Method` has one) and ``predict``."""
 
 import dataclasses
 from collections.abc import Callable, Mapping
