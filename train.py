@@ -4,8 +4,8 @@
   python train.py --config=configs/cifar10_wrn.py --config.model=wrn-16-2 --workdir=workdirs/wrn16
   python train.py --config=configs/cunet_keypoints.py:818 --config.epochs=2
 
-Configs with task="keypoints" (CU-Net, stacked hourglass) are trained by `train_pose`, all others
-by `train_and_evaluate`.
+`jaxaug.train.train` trains every config: classification, or keypoints (CU-Net, stacked hourglass)
+for task="keypoints".
 
 Every config field can be overridden with --config.<field>=<value>; unknown fields are errors.
 """
@@ -17,7 +17,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxaug.train import TrainingDiverged, train_and_evaluate, train_pose
+from jaxaug.train import TrainingDiverged, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.")
 _WORKDIR = flags.DEFINE_string(
@@ -42,28 +42,19 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().addFilter(_HideLibraryInfo())
     config = _CONFIG.value
-    if config.get("task") == "keypoints":
-        summary = train_pose(config, workdir)
-        print(f"Wrote {os.path.join(workdir, 'summary.json')}")
-        metric = summary["metric"]
-        if f"last_test_{metric}" in summary:
-            print(f"test {metric}: last {summary[f'last_test_{metric}']:.4f}, "
-                  f"best {summary[f'best_test_{metric}']:.4f}; "
-                  f"wall time {summary['wall_time_s']:.1f} s")
-        return
     try:
-        summary = train_and_evaluate(config, workdir)
+        summary = train(config, workdir)
     except TrainingDiverged as e:
         sys.exit(f"{e}\nWrote {os.path.join(workdir, 'summary.json')}")  # exit status 1
     print(f"Wrote {os.path.join(workdir, 'summary.json')}")
-    if "last_test_accuracy" in summary:
+    metric = summary["metric"]
+    if f"last_test_{metric}" in summary:
         print(
-            f"test accuracy: last {summary['last_test_accuracy']:.4f}, "
-            f"best {summary['best_test_accuracy']:.4f}; "
+            f"test {metric}: last {summary[f'last_test_{metric}']:.4f}, "
+            f"best {summary[f'best_test_{metric}']:.4f}; "
             f"wall time {summary['wall_time_s']:.1f} s; "
-            f"{summary['train_images_per_s']:.0f} train images/s"
+            f"{summary['train_images_per_s'] or 0:.0f} train images/s"
         )
-
 
 if __name__ == "__main__":
     app.run(main)

@@ -24,10 +24,10 @@ from jaxaug import models
 from jaxaug.data import keypoint_synthetic
 from jaxaug.generators import PoseAdversary
 from jaxaug.methods.adversarial_pose import adversarial_pose
-from jaxaug.train.pose_config import pose_config
+from jaxaug.train.config import keypoints_config
 
 _MODEL = flags.DEFINE_enum("model", "cunet", ["cunet", "hourglass"], "Pose network (the "
-                           "CPU-sized sections of jaxaug.train.pose_config).")
+                           "CPU-sized sections of jaxaug.train.keypoints_config).")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", 64, "Square input size.")
 _BATCH = flags.DEFINE_integer("batch", 30, "Batch size (a multiple of 3).")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per variant (median kept).")
@@ -40,7 +40,7 @@ def main(argv):
     data = keypoint_synthetic.load("train", num=batch_size, size=size)
     batch = {"image": jnp.asarray(data.images), "joints": jnp.asarray(data.joints),
              "visible": jnp.asarray(data.visible)}
-    config = pose_config()
+    config = keypoints_config()
     model = models.create_pose_model(_MODEL.value, 16, **config[_MODEL.value])
     method = adversarial_pose(
         model, optax.rmsprop(2.5e-4), PoseAdversary(width=config.adversarial.width),

@@ -20,7 +20,7 @@ adversarial.pretrain_epochs, which gives both the same number of pose-network up
   does not list them) and these two configs were not run here: no MPII or LSP data is at hand.
 """
 
-from jaxaug.train import pose_config
+from jaxaug.train import keypoints_config
 
 DATASETS = {
     "synthetic": "synthetic",
@@ -37,7 +37,7 @@ def get_config(arg: str = "synthetic"):
     if len(options) > 1 or (options and options[0] not in ("hourglass", "cunet")):
         raise ValueError(f"adversarial_pose: unknown option(s) {options}; the model is "
                          "'hourglass' or 'cunet'")
-    c = pose_config()
+    c = keypoints_config()
     c.method = "adversarial_pose"
     c.dataset = DATASETS[dataset]
     if dataset == "synthetic":

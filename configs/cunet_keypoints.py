@@ -9,16 +9,16 @@ or quantized.
 The argument is a quantization setting of jaxaug.quant.SETTINGS (fp, 818, 616, 828, 626, bw,
 bw_alpha, tw), optionally followed by ",hourglass". 64x64 figures, 2 coupled U-Nets of depth 2
 (m = 64, n = 16) on 16x16 heatmaps, RMSProp 2.5e-4, batch 32, 10 epochs of 4,000 images: a
-CPU-sized run (~0.4 s per step on 2 cores). The papers' sizes are in jaxaug/train/pose_config.py.
+CPU-sized run (~0.4 s per step on 2 cores). The papers' sizes are in jaxaug/train/config.py.
 Real data: --config.dataset=mpii:/path/mpii_human_pose_v1_u12_1.mat (see load_keypoints).
 """
 
-from jaxaug.train import pose_config
+from jaxaug.train import keypoints_config
 
 
 def get_config(arg: str = "fp"):
     parts = arg.split(",")
-    c = pose_config()
+    c = keypoints_config()
     c.quant = parts[0]
     if parts[1:] == ["hourglass"]:
         c.model = "hourglass"

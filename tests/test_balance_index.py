@@ -6,14 +6,14 @@ import json
 import pytest
 
 from jaxaug.eval import balance_index as bi
-from jaxaug.train import pose_config
+from jaxaug.train import keypoints_config
 
 
 pytestmark = pytest.mark.usefixtures("unoptimized_xla")
 
 
 def _run(tmp_path, quant, pckh):
-    c = pose_config()
+    c = keypoints_config()
     c.quant = quant
     # Measuring compiles a training step: one U-Net on 16 x 16 images keeps that cheap, and its
     # width keeps the binary kernels the bulk of the model (see the size ratio below).

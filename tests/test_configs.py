@@ -12,8 +12,8 @@ import time
 import pytest
 
 from jaxaug import methods, quant
-from jaxaug.train import validate, validate_pose
-from jaxaug.train.pose_config import stage_schedule
+from jaxaug.train import validate
+from jaxaug.methods.registry import stage_schedule
 from jaxaug.train.config import config_value
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,15 +31,14 @@ def load_config(path, *args):
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
 def test_config_is_valid(path):
     config = load_config(path)
-    check = validate_pose if config.get("task") == "keypoints" else validate
-    check(config, device_count=1)
-    check(config, device_count=8)  # the same config shards over 8 devices
+    validate(config, device_count=1)
+    validate(config, device_count=8)  # the same config shards over 8 devices
 
 
 @pytest.mark.parametrize("arg", [*quant.SETTINGS, "tw,hourglass"])
 def test_cunet_keypoint_configs(arg):
     config = load_config(os.path.join(REPO, "configs", "cunet_keypoints.py"), arg)
-    validate_pose(config, device_count=8)
+    validate(config, device_count=8)
     assert config.quant == arg.split(",")[0]
     assert config.model == ("hourglass" if arg.endswith("hourglass") else "cunet")
     assert (config.optimizer.lr, config.batch_size) == (2.5e-4, 32)
@@ -47,14 +46,14 @@ def test_cunet_keypoint_configs(arg):
         load_config(os.path.join(REPO, "configs", "cunet_keypoints.py"), "818,hourglas")
     config.quant = "717"
     with pytest.raises(ValueError, match="config.quant='717'"):
-        validate_pose(config, device_count=1)
+        validate(config, device_count=1)
 
 
 @pytest.mark.parametrize("arg", ["synthetic", "synthetic,hourglass", "mpii", "lsp,cunet"])
 def test_adversarial_pose_configs(arg):
     path = os.path.join(REPO, "configs", "adversarial_pose.py")
     config = load_config(path, arg)
-    validate_pose(config, device_count=8)
+    validate(config, device_count=8)
     dataset, _, model = arg.partition(",")
     assert config.method == "adversarial_pose" and config.dataset.startswith(dataset)
     assert config.model == (model or ("cunet" if dataset == "synthetic" else "hourglass"))
@@ -79,7 +78,7 @@ def test_adversarial_pose_config_errors_name_the_field(field, value, message):
     section, _, name = field.rpartition(".")
     (config[section] if section else config)[name] = value
     with pytest.raises(ValueError, match=message):
-        validate_pose(config, device_count=1)
+        validate(config, device_count=1)
 
 
 @pytest.mark.parametrize("arg,policy", [

@@ -20,8 +20,8 @@ from jaxaug import objectives
 from jaxaug.data import keypoints
 from jaxaug.eval import pose_robustness as pr
 from jaxaug.methods.pose import predict_joints
-from jaxaug.train import pose_config, train_pose
-from jaxaug.train.pose_loop import load_trained_pose
+from jaxaug.train import keypoints_config, train
+from jaxaug.train import load_trained
 
 
 pytestmark = pytest.mark.usefixtures("unoptimized_xla")
@@ -34,14 +34,14 @@ SWEEP = {"scales": (0.8, 1.0, 1.3), "rotations": (-45.0, 0.0, 30.0), "grid": 4, 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    c = pose_config()
+    c = keypoints_config()
     c.train_size, c.test_size, c.image_size = 30, 12, 32
     c.cunet.update(num_unets=1, order=0, depth=1, features=8, growth=4, stem_stride=2)
     c.batch_size, c.epochs = 6, 1
     c.checkpoint.enabled = True
     workdir = str(tmp_path_factory.mktemp("robustness") / "tiny")
-    summary = train_pose(c, workdir)
-    run = load_trained_pose(workdir)
+    summary = train(c, workdir)
+    run = load_trained(workdir)
     results = pr.robustness(run["model"], run["variables"], run["test"], run["mean"], run["std"],
                             metric=run["test"].metric, threshold=c.pck_threshold, **SWEEP)
     return workdir, summary, run, results

@@ -1,5 +1,5 @@
 """Keypoint training: a quantized CU-Net learns the synthetic figures' heatmaps, the trainer's
-metrics equal the objectives' PCKh / NME, and train_pose runs, checkpoints, resumes and trains on 8
+metrics equal the objectives' PCKh / NME, and `train` runs keypoint runs, checkpoints, resumes and trains on 8
 devices as on one."""
 
 import json
@@ -17,8 +17,8 @@ import pytest
 from jaxaug import models, objectives
 from jaxaug.data import keypoint_synthetic
 from jaxaug.methods.pose import heatmap_regression, heatmap_size, pose_inputs
-from jaxaug.train import pose_config, train_pose
-from jaxaug.train.pose_loop import metric_sums
+from jaxaug.train import keypoints_config, train
+from jaxaug.train.task import metric_sums
 
 # Compiling dominates on CPU, so the models are as small as the properties allow: two U-Nets for
 # the learning test (its zero-prediction loss counts both outputs), one for the trainer's runs.
@@ -72,7 +72,7 @@ def test_metric_sums_equal_pckh_and_nme_with_padding_masked():
 
 
 def _tiny_config(epochs, quant="616"):
-    c = pose_config()
+    c = keypoints_config()
     c.quant = quant
     c.cunet.update({**TINY_CUNET, "num_unets": 1, "order": 0})
     c.image_size, c.train_size, c.test_size = 32, 64, 40
@@ -83,18 +83,19 @@ def _tiny_config(epochs, quant="616"):
 def test_train_pose_trains_evaluates_and_resumes_exactly(tmp_path):
     """Two epochs uninterrupted, and the same run stopped by SIGTERM at step 3 and resumed, log
     the same losses and end with the same test PCKh."""
-    plain = train_pose(_tiny_config(2), str(tmp_path / "plain"))
+    plain = train(_tiny_config(2), str(tmp_path / "plain"))
     assert plain["metric"] == "pckh" and plain["step"] == 8 and not plain["interrupted"]
     assert 0.0 <= plain["last_test_pckh"] <= 1.0
+    assert plain["train_images_per_s"] > 0 and not plain["diverged"]  # the one loop's figures
 
     def stop_at_3(step):
         if step == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
     workdir = str(tmp_path / "resumed")
-    stopped = train_pose(_tiny_config(2), workdir, step_callback=stop_at_3)
+    stopped = train(_tiny_config(2), workdir, step_callback=stop_at_3)
     assert stopped["interrupted"] and stopped["step"] == 3
-    resumed = train_pose(_tiny_config(2), workdir)
+    resumed = train(_tiny_config(2), workdir)
     assert resumed["step"] == 8 and resumed["last_test_pckh"] == plain["last_test_pckh"]
 
     def losses(run):
@@ -102,10 +103,14 @@ def test_train_pose_trains_evaluates_and_resumes_exactly(tmp_path):
         records = [json.loads(line) for line in lines]
         return {r["step"]: r["loss"] for r in records if r["split"] == "train"}
 
+    records = [json.loads(line) for line in (tmp_path / "plain" / "metrics.jsonl").read_text()
+               .splitlines()]
+    assert {(r["learning_rate"], r["nonfinite"]) for r in records if r["split"] == "train"} == {
+        (2.5e-4, 0.0)}
     after = {s: v for s, v in losses("resumed").items() if s > 4}
     assert after and after == {s: v for s, v in losses("plain").items() if s > 4}
     with pytest.raises(ValueError, match="different config .*epochs"):
-        train_pose(_tiny_config(3), workdir)
+        train(_tiny_config(3), workdir)
 
 
 def test_adversarial_pose_runs_its_three_stages_and_resumes_across_them(tmp_path):
@@ -118,7 +123,7 @@ def test_adversarial_pose_runs_its_three_stages_and_resumes_across_them(tmp_path
         c.adversarial.update({"pose_epochs": 1, "pretrain_epochs": 1, "width": 8})
         return c
 
-    plain = train_pose(config(), str(tmp_path / "plain"))
+    plain = train(config(), str(tmp_path / "plain"))
     assert plain["step"] == 6 and plain["method"] == "adversarial_pose"
     records = [json.loads(line) for line in
                (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()]
@@ -133,20 +138,20 @@ def test_adversarial_pose_runs_its_three_stages_and_resumes_across_them(tmp_path
             os.kill(os.getpid(), signal.SIGTERM)
 
     workdir = str(tmp_path / "resumed")
-    assert train_pose(config(), workdir, step_callback=stop_at_3)["step"] == 3
-    resumed = train_pose(config(), workdir)
+    assert train(config(), workdir, step_callback=stop_at_3)["step"] == 3
+    resumed = train(config(), workdir)
     assert resumed["step"] == 6 and resumed["last_test_pckh"] == plain["last_test_pckh"]
 
 
 def test_pose_config_errors_name_the_field():
-    c = pose_config()
+    c = keypoints_config()
     c.quant = "717"
     with pytest.raises(ValueError, match="config.quant='717'"):
-        train_pose(c, "/nonexistent/never-created")
-    c = pose_config()
+        train(c, "/nonexistent/never-created")
+    c = keypoints_config()
     c.dataset = "coco:/x"
     with pytest.raises(ValueError, match="unknown keypoint dataset 'coco:/x'"):
-        from jaxaug.train.pose_loop import load_keypoints
+        from jaxaug.train.task import load_keypoints
         load_keypoints(c)
 
 
@@ -155,25 +160,25 @@ import json, sys
 sys.path.insert(0, sys.argv[2])
 from test_pose_training import _tiny_config
 import jax
-import jaxaug.train.pose_loop as pose_loop
-from jaxaug.train import make_mesh, train_pose
+import jaxaug.train.loop as loop
+from jaxaug.train import make_mesh, train
 
 def run(method, devices):
-    # train_pose meshes every device; the 1-device run gets a mesh of the first one instead.
+    # train meshes every device; the 1-device run gets a mesh of the first one instead.
     mesh, used = make_mesh(jax.devices()[:devices]), []
 
     def own_mesh():
         used.append(mesh.size)
         return mesh
 
-    pose_loop.make_mesh = own_mesh
+    loop.make_mesh = own_mesh
     # Full precision: quantizers round, so the sharded reductions' last-bit differences can move
     # a feature across a grid point, which is not what this test is about.
     config = _tiny_config(1, "fp")
     if method == "adversarial_pose":  # one epoch per stage; batches split in thirds of 8
         config.method, config.epochs, config.batch_size, config.train_size = method, 3, 24, 48
         config.adversarial.update({"pose_epochs": 1, "pretrain_epochs": 1, "width": 8})
-    summary = train_pose(config, f"{sys.argv[1]}/{method}-{devices}")
+    summary = train(config, f"{sys.argv[1]}/{method}-{devices}")
     return {"devices": jax.device_count(), "mesh": used, "pckh": summary["last_test_pckh"]}
 
 print(json.dumps({d: run(sys.argv[3], d) for d in (8, 1)}))
@@ -191,7 +196,7 @@ def test_train_pose_on_8_devices_equals_1_device(tmp_path, method):
 
     The adversarial_pose case is slow; its fast counterparts are the heatmap_regression case
     (the same loop and sharding) and test_adversarial_pose_runs_its_three_stages_and_resumes_
-    across_them (its three stages through train_pose on one device)."""
+    across_them (its three stages through train on one device)."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
            "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}  # as unoptimized_xla does here
     out = subprocess.run(

@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import pathlib
 import signal
 import stat
 import subprocess
@@ -14,8 +15,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from jaxaug import methods
 from jaxaug.data import atomic
-from jaxaug.train import Checkpointer, base_config, make_optimizer, train_and_evaluate
+from jaxaug.methods.base import StagedMethod
+from jaxaug.train import Checkpointer, base_config, make_optimizer, train, train_and_evaluate
 from jaxaug.train.lock import WorkdirLockedError, workdir_lock
 from jaxaug.train.loop import StopRequest, check_config_for_resume
 from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
@@ -166,6 +169,38 @@ def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(uninterrupted, t
     assert step == reference_step == 20
     assert_trees_equal(state, reference_state)
     assert second["last_test_accuracy"] == reference["last_test_accuracy"]
+
+
+def test_a_notebooks_own_method_trains_as_the_registered_one(uninterrupted, tmp_path):
+    """`train(method=...)` with a callable of the `Context` (here building plain supervised
+    training itself) logs the same first losses as ``config.method="supervised"``; a method whose
+    stages the config's schedule does not name, or a task the config is not of, is refused before
+    anything is written."""
+    reference_dir, _ = uninterrupted
+
+    def own(context):
+        return methods.supervised(context.model, context.optimizer, target_loss=context.target_loss)
+
+    def stop_at_5(step):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    workdir = tmp_path / "own"
+    assert train(tiny_config(), str(workdir), method=own, step_callback=stop_at_5)["step"] == 5
+
+    def first_record(run):
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return next(r for r in map(json.loads, lines) if r["split"] == "train" and r["step"] == 5)
+
+    assert first_record(workdir) == first_record(pathlib.Path(reference_dir))
+    plain = methods.supervised(None, None)
+    staged = StagedMethod(init=plain.init, steps={"warmup": plain.step, "main": plain.step},
+                          predict=plain.predict)
+    with pytest.raises(ValueError, match=r"no step for the stages \['train'\]"):
+        train(tiny_config(), str(tmp_path / "staged"), method=staged)
+    assert not (tmp_path / "staged").exists()
+    with pytest.raises(ValueError, match="task='keypoints', but the config is of task 'classif"):
+        train(tiny_config(), str(tmp_path / "task"), task="keypoints")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -23,7 +23,6 @@ writes robustness.json, robustness.md and robustness.png under --out and prints 
 """
 
 import functools
-import os
 import types
 
 import jax
@@ -32,9 +31,9 @@ import numpy as np
 from absl import app, flags
 
 from jaxaug.data import keypoints
+from jaxaug.eval import cli
 from jaxaug.methods.pose import predict_joints
-from jaxaug.train.metrics_writer import write_report
-from jaxaug.train.pose_loop import load_trained_pose, metric_sums
+from jaxaug.train.task import metric_sums
 
 DEFAULT_SCALES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 DEFAULT_ROTATIONS = (-60, -45, -30, -15, 0, 15, 30, 45, 60)
@@ -124,16 +123,9 @@ def robustness(model, variables, test, mean, std, *, metric, threshold, scales=D
 def evaluate(workdirs, labels=None, **kwargs) -> dict[str, dict]:
     """`robustness` of each workdir's latest checkpoint with the run's metric and
     ``config.pck_threshold``, keyed by label (default: the workdir's basename)."""
-    labels = labels or [os.path.basename(os.path.normpath(w)) for w in workdirs]
-    if len(labels) != len(workdirs):
-        raise ValueError(f"{len(labels)} labels {labels} for {len(workdirs)} workdirs {workdirs}")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"labels must differ, got {labels}; pass --labels")
     results = {}
-    for label, workdir in zip(labels, workdirs, strict=True):
-        if not os.path.isdir(workdir):
-            raise FileNotFoundError(f"workdir {workdir!r} does not exist")
-        run = load_trained_pose(workdir)
+    for label, run in zip(cli.labels_for(workdirs, labels), cli.load_runs(workdirs, "keypoints"),
+                          strict=True):
         results[label] = robustness(run["model"], run["variables"], run["test"], run["mean"],
                                     run["std"], metric=run["test"].metric,
                                     threshold=run["config"].pck_threshold, **kwargs)
@@ -198,26 +190,16 @@ def plot(results_by_label, path) -> None:
     fig.savefig(path, format="png", dpi=100)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    results = evaluate(f.workdirs, f.labels, scales=[float(s) for s in f.scales],
-                       rotations=[float(d) for d in f.rotations], grid=f.grid,
-                       batch_size=f.batch_size)
-    table = markdown(results)
-    write_report(f.out, "robustness", results, table, plot)
-    print(table)
+def _evaluate(f) -> dict:
+    return evaluate(f.workdirs, f.labels, scales=[float(s) for s in f.scales],
+                    rotations=[float(d) for d in f.rotations], grid=f.grid,
+                    batch_size=f.batch_size)
 
 
 if __name__ == "__main__":
-    # Defined here, not at import, so that importing this module cannot clash with other absl flags.
-    flags.DEFINE_list("workdirs", None, "Workdirs of finished keypoint runs.")
-    flags.DEFINE_list("labels", None, "One label per workdir (default: the workdirs' basenames).")
-    flags.DEFINE_string("out", "robustness", "Output directory.")
+    cli.define_flags("keypoints")
     flags.DEFINE_list("scales", [f"{s:g}" for s in DEFAULT_SCALES], "Scales to sweep (> 0).")
     flags.DEFINE_list("rotations", [f"{d:g}" for d in DEFAULT_ROTATIONS], "Rotations (degrees).")
     flags.DEFINE_integer("grid", 4, "Occlusion grid size g (g x g cells; must divide the size).")
     flags.DEFINE_integer("batch_size", 100, "Evaluation batch size.")
-    flags.mark_flags_as_required(["workdirs"])
-    app.run(main)
+    app.run(cli.main(_evaluate, markdown, plot))

@@ -18,16 +18,13 @@ key of index i), so runs are compared on identical inputs. ``--num_images`` eval
 spaced subset of the test set.
 """
 
-import os
-
 import jax
 import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
+from jaxaug.eval import cli
 from jaxaug.eval.corruptions import CORRUPTIONS, PROCEDURAL, SEVERITIES, corrupt_batch
-from jaxaug.train.loop import load_trained
-from jaxaug.train.metrics_writer import write_report
 
 
 def display_name(corruption: str) -> str:
@@ -69,21 +66,14 @@ def robustness(workdirs, labels=None, *, corruptions=tuple(CORRUPTIONS), severit
                num_images=0, seed=0, batch_size=500):
     """Clean and corrupted errors of each workdir's latest checkpoint, keyed by label (default:
     the workdir's basename). All runs must share the test set and its normalization inputs."""
-    labels = labels or [os.path.basename(os.path.normpath(w)) for w in workdirs]
-    if len(labels) != len(workdirs) or len(set(labels)) != len(labels):
-        raise ValueError(f"need one distinct label per workdir, got labels {labels} for "
-                         f"workdirs {workdirs}")
+    labels = cli.labels_for(workdirs, labels)
     unknown = [c for c in corruptions if c not in CORRUPTIONS]
     if unknown:
         raise ValueError(f"unknown corruptions {unknown}; expected names from {list(CORRUPTIONS)}")
     bad = [s for s in severities if s not in SEVERITIES]
     if bad:
         raise ValueError(f"severities must be in {SEVERITIES}, got {bad}")
-    runs = []
-    for workdir in workdirs:
-        if not os.path.isdir(workdir):
-            raise FileNotFoundError(f"workdir {workdir!r} does not exist")
-        runs.append(load_trained(workdir))
+    runs = cli.load_runs(workdirs, "classification")
     first = runs[0]["dataset"]
     for workdir, run in zip(workdirs, runs, strict=True):
         if (run["dataset"].name, len(run["dataset"].test)) != (first.name, len(first.test)):
@@ -172,27 +162,17 @@ def plot(results, path) -> None:
     fig.savefig(path, format="png", dpi=100)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    results = robustness(f.workdirs, f.labels, corruptions=f.corruptions,
-                         severities=tuple(int(s) for s in f.severities),
-                         num_images=f.num_images, seed=f.seed, batch_size=f.batch_size)
-    table = markdown(results)
-    write_report(f.out, "robustness", results, table, plot)
-    print(table)
+def _evaluate(f) -> dict:
+    return robustness(f.workdirs, f.labels, corruptions=f.corruptions,
+                      severities=tuple(int(s) for s in f.severities),
+                      num_images=f.num_images, seed=f.seed, batch_size=f.batch_size)
 
 
 if __name__ == "__main__":
-    # Defined here, not at import, so that importing this module cannot clash with other absl flags.
-    flags.DEFINE_list("workdirs", None, "Workdirs of finished classification runs.")
-    flags.DEFINE_list("labels", None, "One label per workdir (default: the workdirs' basenames).")
-    flags.DEFINE_string("out", "robustness", "Output directory.")
+    cli.define_flags("classification")
     flags.DEFINE_list("corruptions", list(CORRUPTIONS), "Corruptions to evaluate.")
     flags.DEFINE_list("severities", [str(s) for s in SEVERITIES], "Severities (1..5).")
     flags.DEFINE_integer("num_images", 0, "Evenly spaced test images to use (0: all).")
     flags.DEFINE_integer("seed", 0, "Seed of the corruptions' randomness.")
     flags.DEFINE_integer("batch_size", 500, "Images per corruption and prediction batch.")
-    flags.mark_flag_as_required("workdirs")
-    app.run(main)
+    app.run(cli.main(_evaluate, markdown, plot))

@@ -1,12 +1,20 @@
 """Training methods: each is ``init`` plus a pure ``step`` built from objectives, registered by
 name with its config section (`registry`)."""
 
-from jaxaug.methods import adatransform, adv_autoaugment, online_augment, registry, tanda
-from jaxaug.methods.base import Method, TargetState, init_target, predict_target
+from jaxaug.methods import (
+    adatransform,
+    adv_autoaugment,
+    adversarial_pose,
+    online_augment,
+    pose,
+    registry,
+    tanda,
+)
+from jaxaug.methods.base import Method, StagedMethod, TargetState, init_target, predict_target
 from jaxaug.methods.cnsn_consistency import cnsn_consistency
 from jaxaug.methods.registry import Context, create, register, target_updates_per_step
 from jaxaug.methods.supervised import supervised
 
-__all__ = ["Context", "Method", "TargetState", "adatransform", "adv_autoaugment", "cnsn_consistency", "create",
-           "init_target", "online_augment", "predict_target", "register", "registry", "supervised", "tanda",
-           "target_updates_per_step"]
+__all__ = ["Context", "Method", "StagedMethod", "TargetState", "adatransform", "adv_autoaugment",
+           "adversarial_pose", "cnsn_consistency", "create", "init_target", "online_augment", "pose",
+           "predict_target", "register", "registry", "supervised", "tanda", "target_updates_per_step"]

@@ -38,11 +38,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxaug.generators.pose_adversary import bin_centres, occlusion_mask, sample_binned
+from jaxaug.generators.pose_adversary import (
+    PoseAdversary,
+    bin_centres,
+    occlusion_mask,
+    sample_binned,
+)
+from jaxaug.methods import registry
 from jaxaug.methods.base import NetworkState, StagedMethod, TargetState, image_stats
 from jaxaug.methods.pose import (
     heatmap_regression,
     heatmap_size,
+    pose_arguments,
     predict_joints,
     random_pose_params,
     warped_inputs,
@@ -290,3 +297,80 @@ def adversarial_pose(
 
     return StagedMethod(init=init, steps={"pose": pose_step, "pretrain": pretrain_step,
                                           "joint": joint_step}, predict=predict)
+
+
+def _defaults() -> dict:
+    """``config.adversarial``: the stages' epochs, G's architecture (`PoseAdversary`'s defaults),
+    `adversarial_pose`'s keyword defaults (ASR ranges flattened to scalars) and G's RMSProp rates
+    (2.5e-4 pre-training, then the paper's 5e-5, sec. 5.1)."""
+    own = registry.keyword_defaults(adversarial_pose, "asr_scale_range", "asr_max_rotation",
+                                    "sigma_fraction", "alpha", "beta", "max_cells")
+    scale_min, scale_max = own.pop("asr_scale_range")
+    return {"pose_epochs": 5, "pretrain_epochs": 1,
+            **{name: getattr(PoseAdversary, name)
+               for name in ("width", "num_scales", "num_rotations", "grid")},
+            "scale_min": scale_min, "scale_max": scale_max,
+            "max_rotation": own.pop("asr_max_rotation"), **own, "lr": 5e-5, "pretrain_lr": 2.5e-4}
+
+
+def _stages(settings, config) -> list[tuple[str, int]]:
+    """pose_epochs of the pose network alone, pretrain_epochs of pre-training G, then joint
+    training for the rest of ``config.epochs``."""
+    return [("pose", settings.pose_epochs), ("pretrain", settings.pretrain_epochs),
+            ("joint", config.epochs - settings.pose_epochs - settings.pretrain_epochs)]
+
+
+def _validate(settings, config) -> None:
+    """What only the whole config can check: the thirds of the batch, the stages' epochs and G's
+    grid against the pose model's lowest feature resolution."""
+
+    def check(ok: bool, field: str, value, why: str) -> None:
+        if not ok:
+            raise ValueError(f"Invalid config.{field}={value!r}: {why}")
+
+    a = settings
+    check(config.batch_size % 3 == 0, "batch_size", config.batch_size,
+          "must be divisible by 3 for adversarial_pose (random | ASR | AHO thirds)")
+    for name in ("pose_epochs", "pretrain_epochs"):
+        check(isinstance(a[name], int) and a[name] >= 0, f"adversarial.{name}", a[name],
+              "must be an integer >= 0")
+    check(a.pose_epochs + a.pretrain_epochs <= config.epochs, "adversarial.pretrain_epochs",
+          a.pretrain_epochs, f"pose_epochs + pretrain_epochs must be <= epochs = {config.epochs} "
+          "(joint training gets the rest)")
+    check(a.width >= 1, "adversarial.width", a.width, "must be positive")
+    check(a.num_scales >= 2, "adversarial.num_scales", a.num_scales, "needs at least 2 bins")
+    check(a.num_rotations >= 2, "adversarial.num_rotations", a.num_rotations,
+          "needs at least 2 bins")
+    m = config[config.model]
+    lowest = config.image_size // (m.stem_stride * 2**m.depth)
+    check(a.grid >= 1 and lowest % a.grid == 0, "adversarial.grid", a.grid,
+          f"must divide the lowest feature resolution {lowest} "
+          f"(image_size / (stem_stride * 2^depth))")
+    check(0 < a.scale_min < a.scale_max, "adversarial.scale_min", a.scale_min,
+          "must be in (0, scale_max)")
+    check(0 < a.max_rotation <= 180, "adversarial.max_rotation", a.max_rotation,
+          "must be in (0, 180] degrees")
+    check(a.sigma_fraction > 0, "adversarial.sigma_fraction", a.sigma_fraction, "must be positive")
+    check(a.alpha >= 0, "adversarial.alpha", a.alpha, "must be >= 0")
+    check(a.beta >= 0, "adversarial.beta", a.beta, "must be >= 0")
+    check(a.max_cells in (1, 2), "adversarial.max_cells", a.max_cells, "must be 1 or 2")
+    check(a.lr > 0, "adversarial.lr", a.lr, "must be positive")
+    check(a.pretrain_lr > 0, "adversarial.pretrain_lr", a.pretrain_lr, "must be positive")
+
+
+@registry.register("adversarial_pose", task="keypoints", section="adversarial",
+                   defaults=_defaults(), stages=_stages, validate=_validate)
+def _from_config(settings, context: registry.Context) -> StagedMethod:
+    """G uses RMSProp with the pose network's decay and eps, at ``pretrain_lr`` then ``lr``."""
+    g, o = settings, context.config.optimizer
+
+    def rmsprop(lr):
+        return optax.rmsprop(lr, decay=o.decay, eps=o.eps)
+
+    adversary = PoseAdversary(width=g.width, num_scales=g.num_scales,
+                              num_rotations=g.num_rotations, grid=g.grid)
+    return adversarial_pose(
+        context.model, context.optimizer, adversary, adversary_optimizer=rmsprop(g.lr),
+        pretrain_optimizer=rmsprop(g.pretrain_lr), asr_scale_range=(g.scale_min, g.scale_max),
+        asr_max_rotation=g.max_rotation, sigma_fraction=g.sigma_fraction, alpha=g.alpha,
+        beta=g.beta, max_cells=g.max_cells, **pose_arguments(context))

@@ -1,4 +1,5 @@
-"""What every training method provides: ``init``, a pure ``step`` and ``predict``."""
+"""What every training method provides: ``init``, a pure step per stage (`StagedMethod`; a
+`Method` has one) and ``predict``."""
 
 import dataclasses
 from collections.abc import Callable, Mapping
@@ -161,32 +162,43 @@ def image_stats(method: str, mean: Any, std: Any) -> tuple[jax.Array, jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
-class Method:
-    """A training method.
+class StagedMethod:
+    """A training method as the trainer sees it: ``init``, one pure step per stage name (e.g.
+    pre-training, then joint training), each jit-compiled on its own, and ``predict``.
 
     Attributes:
       init: ``(key, batch) -> state``; ``state`` is a pytree with an integer ``step`` field.
-      step: ``(state, batch, key) -> (state, metrics)``, pure, jit-compiled by the trainer.
-      predict: ``(state, images) -> logits`` for evaluation.
-      unaugmented_input: whether ``step`` also wants the normalized images before the standard
+      steps: stage name -> ``(state, batch, key) -> (state, metrics)``, pure.
+      predict: ``(state, images) -> logits`` (classification) or ``(joints, peaks)`` (keypoints)
+        for evaluation.
+      unaugmented_input: whether a step also wants the normalized images before the standard
         augmentation: the trainer then adds them to the batch as ``batch[UNAUGMENTED]``.
-      applies_cutout: whether ``step`` applies ``config.augment.cutout`` itself (after its own
+      applies_cutout: whether a step applies ``config.augment.cutout`` itself (after its own
         policy): the trainer's standard augmentation then leaves Cutout out.
     """
 
     init: Callable[[jax.Array, Batch], Any]
-    step: Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]
-    predict: Callable[[Any, jax.Array], jax.Array]
+    steps: Mapping[str, Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]]
+    predict: Callable[[Any, jax.Array], Any]
     unaugmented_input: bool = dataclasses.field(default=False, kw_only=True)
     applies_cutout: bool = dataclasses.field(default=False, kw_only=True)
 
 
+# The stage of a method trained in one stage.
+ONE_STAGE = "train"
+
+
 @dataclasses.dataclass(frozen=True)
-class StagedMethod:
-    """A method trained in stages (e.g. pre-training, then joint training): ``init``, one pure
-    ``(state, batch, key) -> (state, metrics)`` step per stage name, each jit-compiled by the
-    trainer on its own, and ``predict`` as in `Method`."""
+class Method:
+    """A method trained in one stage: ``step`` is its only stage, `ONE_STAGE` in ``steps``; the
+    attributes are those of `StagedMethod`."""
 
     init: Callable[[jax.Array, Batch], Any]
-    steps: Mapping[str, Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]]
+    step: Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]
     predict: Callable[[Any, jax.Array], Any]
+    unaugmented_input: bool = dataclasses.field(default=False, kw_only=True)
+    applies_cutout: bool = dataclasses.field(default=False, kw_only=True)
+
+    @property
+    def steps(self) -> Mapping[str, Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]]:
+        return {ONE_STAGE: self.step}

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxaug.data import keypoints
+from jaxaug.methods import registry
 from jaxaug.methods.base import Method, image_stats, init_target
 from jaxaug.objectives import heatmap_objective
 
@@ -118,3 +119,21 @@ def heatmap_regression(
         return predict_joints(model, state, images, image_shape[:2])
 
     return Method(init=init, step=step, predict=predict)
+
+
+def pose_arguments(context: registry.Context) -> dict:
+    """The keyword arguments every keypoint method shares, from the context: the image shape,
+    normalization and flip pairs of the data, the heatmaps' ``config.heatmap_sigma`` and the
+    random augmentation of ``config.augment``."""
+    config, (mean, std) = context.config, context.image_stats
+    a = config.augment
+    return {"image_shape": context.image_shape, "mean": mean, "std": std,
+            "flip_pairs": context.flip_pairs, "sigma": config.heatmap_sigma,
+            "scale_range": (a.scale_min, a.scale_max), "max_rotation": a.max_rotation,
+            "flip_prob": a.flip_prob}
+
+
+@registry.register("heatmap_regression", task="keypoints")
+def _from_config(settings, context: registry.Context) -> Method:
+    del settings  # its settings are the keypoint task's own: config.augment, config.heatmap_sigma
+    return heatmap_regression(context.model, context.optimizer, **pose_arguments(context))

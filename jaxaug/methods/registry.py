@@ -3,7 +3,9 @@
 A registration ties three things to a name: the defaults of ``config.<name>`` (so the base config
 gains the section and each hyperparameter is written once, usually as the method function's own
 keyword default, read with `keyword_defaults`), a factory ``(settings, context) -> Method`` and,
-optionally, how many target-optimizer updates one step makes. The trainer builds a `Context` and
+optionally, how many target-optimizer updates one step makes, the task it trains on
+(``"classification"`` or ``"keypoints"``), its stage schedule and checks that need more of the
+config than its section (a keypoint method cannot be built without its model). The trainer builds a `Context` and
 calls `create`; `check` builds the method against a stand-in context so that a bad setting fails
 before any data is loaded. A method function rejects a bad argument with `InvalidArgument`, which
 `create` and `check` report as the config field of that name, e.g. ``config.tanda.discount``.
@@ -27,7 +29,7 @@ import optax
 from ml_collections.config_dict import FieldReference
 
 from jaxaug import objectives
-from jaxaug.methods.base import InvalidArgument, Method
+from jaxaug.methods.base import ONE_STAGE, InvalidArgument, Method, StagedMethod
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,13 +41,17 @@ class Context:
       optimizer: the target's optimizer, its schedule indexed by target update.
       lr_schedule: the target's learning rate by update count.
       steps_per_epoch: train steps (batches) per epoch.
-      num_classes: classes of the dataset.
+      num_classes: classes of the dataset (keypoints: joints).
       image_stats: ``(mean, std)`` per channel of the dataset's normalization.
       config: the whole run config, for the generic fields a method reads (``epochs``,
         ``augment.cutout``, ``label_smoothing``, ``cnsn``, ``num_bn_sets``, ``batch_size``).
       device_count: devices of the data-parallel mesh.
       target_loss: the per-example loss of the target, ``(logits, labels) -> [N]`` (the softmax
-        cross-entropy with ``config.label_smoothing``); every method trains the target on it.
+        cross-entropy with ``config.label_smoothing``); every classification method trains the
+        target on it.
+      image_shape: ``(H, W, C)`` of the training images (keypoint methods build their heatmaps
+        for it).
+      flip_pairs: the keypoint layout's left/right joint pairs (keypoints only).
     """
 
     model: nn.Module
@@ -57,9 +63,12 @@ class Context:
     config: ml_collections.ConfigDict
     device_count: int = 1
     target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy
+    image_shape: tuple[int, int, int] | None = None
+    flip_pairs: Any = None
 
 
-Factory = Callable[[ml_collections.ConfigDict, Context], Method]
+Factory = Callable[[ml_collections.ConfigDict, Context], Method | StagedMethod]
+Stages = Callable[[ml_collections.ConfigDict, ml_collections.ConfigDict], list[tuple[str, int]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,21 +76,34 @@ class Registration:
     factory: Factory
     defaults: Mapping[str, Any]
     updates_per_step: Callable[[ml_collections.ConfigDict], int]
+    task: str
+    section: str
+    stages: Stages | None
+    validate: Callable[[ml_collections.ConfigDict, ml_collections.ConfigDict], None] | None
 
 
 _REGISTRY: dict[str, Registration] = {}
 
 
 def register(name: str, *, defaults: Mapping[str, Any] | None = None,
-             updates_per_step: Callable[[ml_collections.ConfigDict], int] = lambda settings: 1):
-    """Registers the decorated factory as method ``name``; ``defaults`` become ``config.<name>``
-    (none: the method has no section), ``updates_per_step(settings)`` the target updates per step
-    (the unit of the learning-rate schedule)."""
+             updates_per_step: Callable[[ml_collections.ConfigDict], int] = lambda settings: 1,
+             task: str = "classification", section: str | None = None,
+             stages: Stages | None = None,
+             validate: Callable[[ml_collections.ConfigDict, ml_collections.ConfigDict], None]
+             | None = None):
+    """Registers the decorated factory as method ``name`` of ``task``; ``defaults`` become
+    ``config.<section>`` (``section`` defaults to ``name``; no defaults: the method has no
+    section), ``updates_per_step(settings)`` the target updates per step (the unit of the
+    learning-rate schedule). ``stages(settings, config)`` lists the stages of a `StagedMethod`
+    with their epochs (stages of 0 epochs are left out; none: the one stage of a `Method` for
+    every epoch). ``validate(settings, config)`` raises ``ValueError`` for settings that only the
+    whole config can check."""
 
     def decorate(factory: Factory) -> Factory:
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered")
-        _REGISTRY[name] = Registration(factory, dict(defaults or {}), updates_per_step)
+        _REGISTRY[name] = Registration(factory, dict(defaults or {}), updates_per_step, task,
+                                       section or name, stages, validate)
         return factory
 
     return decorate
@@ -108,25 +130,28 @@ def _field(parameter: inspect.Parameter) -> Any:
     return parameter.default
 
 
-def names() -> list[str]:
-    return sorted(_REGISTRY)
+def names(task: str = "classification") -> list[str]:
+    """The methods of ``task``, in registration order."""
+    return [name for name, r in _REGISTRY.items() if r.task == task]
 
 
-def sections() -> dict[str, dict[str, Any]]:
-    """``{name: defaults}`` of every method with a config section, copied: a config's typed
-    fields (`FieldReference`) must not be shared with another config."""
-    return {name: copy.deepcopy(dict(r.defaults)) for name, r in _REGISTRY.items() if r.defaults}
+def sections(task: str = "classification") -> dict[str, dict[str, Any]]:
+    """``{section: defaults}`` of every method of ``task`` with a config section, copied: a
+    config's typed fields (`FieldReference`) must not be shared with another config."""
+    return {r.section: copy.deepcopy(dict(r.defaults)) for r in _REGISTRY.values()
+            if r.defaults and r.task == task}
 
 
 def _registration(name: str) -> Registration:
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown method {name!r}; available: {names()}")
+        raise ValueError(f"Unknown method {name!r}; available: {sorted(_REGISTRY)}")
     return _REGISTRY[name]
 
 
 def settings_of(name: str, config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """``config.<name>``, or an empty section for a method without one."""
-    return config[name] if _registration(name).defaults else ml_collections.ConfigDict()
+    """``config.<section>``, or an empty section for a method without one."""
+    registration = _registration(name)
+    return config[registration.section] if registration.defaults else ml_collections.ConfigDict()
 
 
 def target_updates_per_step(config: ml_collections.ConfigDict) -> int:
@@ -134,7 +159,16 @@ def target_updates_per_step(config: ml_collections.ConfigDict) -> int:
     return _registration(config.method).updates_per_step(settings_of(config.method, config))
 
 
-def create(context: Context) -> Method:
+def stage_schedule(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:
+    """The stages of ``config.method`` in order with their epochs (those of 0 epochs left out)."""
+    registration = _registration(config.method)
+    if registration.stages is None:
+        return [(ONE_STAGE, config.epochs)]
+    stages = registration.stages(settings_of(config.method, config), config)
+    return [(name, epochs) for name, epochs in stages if epochs > 0]
+
+
+def create(context: Context) -> Method | StagedMethod:
     """The method ``context.config.method`` from its section; an argument the method rejects is
     reported as its config field (``InvalidArgument.argument`` may be dotted, e.g. ``astn.beta``
     for a field of a subsection)."""
@@ -147,13 +181,19 @@ def create(context: Context) -> Method:
             value = _lookup(settings, e.argument)
         except KeyError:
             raise e from None
-        raise ValueError(f"Invalid config.{name}.{e.argument}={value!r}: {e.why}") from e
+        section = _registration(name).section
+        raise ValueError(f"Invalid config.{section}.{e.argument}={value!r}: {e.why}") from e
 
 
 def check(config: ml_collections.ConfigDict, device_count: int) -> None:
-    """Builds ``config.method`` against a stand-in context (no model, data or optimizer: a
-    factory only closes over them), so a bad setting fails as in `create`, before any data is
-    loaded."""
+    """Runs the registration's ``validate``; a classification method is also built against a
+    stand-in context (no model, data or optimizer: a factory only closes over them), so a bad
+    setting fails as in `create`, before any data is loaded."""
+    registration = _registration(config.method)
+    if registration.validate is not None:
+        registration.validate(settings_of(config.method, config), config)
+    if registration.task != "classification":
+        return
     create(Context(model=None, optimizer=optax.identity(), lr_schedule=optax.constant_schedule(0.0),
                    steps_per_epoch=1, num_classes=10, image_stats=((0.5,), (0.25,)),
                    config=config, device_count=device_count))

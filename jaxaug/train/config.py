@@ -1,6 +1,7 @@
-"""The base training config and its validation.
+"""The base training config of each task and its validation.
 
-Experiment configs in ``configs/`` start from :func:`base_config` and override fields; every field
+Experiment configs in ``configs/`` start from :func:`base_config` (``base_config("keypoints")``
+for keypoint runs) and override fields; every field
 a run reads is declared here, so a typo on the command line (``--config.bach_size``) is an error.
 """
 
@@ -11,18 +12,66 @@ from ml_collections import config_dict
 
 from jaxaug import methods
 from jaxaug.models.norm import CNSNPlacement
+from jaxaug.models.pose import POSE_MODELS
 from jaxaug.policies.policy import POLICY_NAMES
+from jaxaug.quant import SETTINGS as QUANT_SETTINGS
 
 # Fields that only steer logging and bookkeeping: a resumed run may change them.
 RUN_CONTROL_FIELDS = ("log_every_steps", "tensorboard", "checkpoint.keep", "save_image_grid")
 
 
-def base_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.method = "supervised"
+# Each task with the adjective its messages use.
+TASKS = {"classification": "classification", "keypoints": "keypoint"}
+# The method a task trains unless the config names another.
+DEFAULT_METHODS = {"classification": "supervised", "keypoints": "heatmap_regression"}
 
+
+def base_config(task: str = "classification") -> ml_collections.ConfigDict:
+    """The base config of ``task``: the generic fields every run reads (seed, schedule of
+    evaluations, checkpoints, logging, the divergence guard, distribution), the task's data,
+    model and optimizer fields, and the config sections of the task's registered methods."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    c = ml_collections.ConfigDict()
+    if task != "classification":
+        # No field means classification: its configs, and the config.json of its runs (which a
+        # resumed run must match), are as they were before tasks had names.
+        c.task = task
+    c.seed = 0
+    c.method = DEFAULT_METHODS[task]
     c.dataset = "synthetic"
+    {"classification": _classification_fields, "keypoints": _keypoint_fields}[task](c)
+
+    # Each method's section, `config.<section>`, comes from its registration with its defaults
+    # (jaxaug.methods.registry; the method's docstring says what each field does).
+    for name, defaults in methods.registry.sections(task).items():
+        c[name] = ml_collections.ConfigDict(defaults)
+
+    # Evaluate the held-out splits after every `eval_every`-th epoch and after the last one; on a
+    # small training set the 10,000 test images can cost more than the epoch itself.
+    c.eval_every = 1
+    # A step whose loss or new state is not finite: "stop" ends the run without saving that state
+    # (summary.json says "diverged", train.py exits 1); "skip" keeps the previous state and counts
+    # the step in the logged metric "nonfinite".
+    c.nonfinite = "stop"
+    c.checkpoint = ml_collections.ConfigDict({"enabled": True, "keep": 2})
+    c.log_every_steps = 50
+    c.tensorboard = False
+    c.distributed = ml_collections.ConfigDict({
+        "enabled": False,
+        "coordinator_address": config_dict.placeholder(str),
+        "num_processes": config_dict.placeholder(int),
+        "process_id": config_dict.placeholder(int),
+    })
+    return c
+
+
+def keypoints_config() -> ml_collections.ConfigDict:
+    """`base_config` of keypoint (pose / landmark) training."""
+    return base_config("keypoints")
+
+
+def _classification_fields(c: ml_collections.ConfigDict) -> None:
     c.data_dir = config_dict.placeholder(str)  # tfds data_dir
     c.cache_dir = config_dict.placeholder(str)  # decoded-array cache; default ~/.cache/jaxaug
     c.image_size = config_dict.placeholder(int)  # resize image folders of mixed sizes
@@ -35,11 +84,6 @@ def base_config() -> ml_collections.ConfigDict:
     c.augment = ml_collections.ConfigDict({
         "pad": 4, "flip": True, "cutout": 0, "policy": "", "num_ops": 2, "magnitude": 9,
     })
-
-    # Each method's section, `config.<method>`, comes from its registration with its defaults
-    # (jaxaug.methods.registry; the method's docstring says what each field does).
-    for name, defaults in methods.registry.sections().items():
-        c[name] = ml_collections.ConfigDict(defaults)
 
     c.model = "wrn-28-10"
     # SelfNorm / CrossNorm in every residual block of a WRN or ResNet (jaxaug.models.norm):
@@ -60,9 +104,6 @@ def base_config() -> ml_collections.ConfigDict:
     c.batch_size = 128
     c.eval_batch_size = 500
     c.epochs = 200
-    # Evaluate the held-out splits after every `eval_every`-th epoch and after the last one; on a
-    # small training set the 10,000 test images can cost more than the epoch itself.
-    c.eval_every = 1
     c.optimizer = ml_collections.ConfigDict({
         "lr": 0.1,
         "momentum": 0.9,
@@ -70,22 +111,51 @@ def base_config() -> ml_collections.ConfigDict:
         "weight_decay": 5e-4,
         "warmup_epochs": 0.0,
     })
-
-    # A step whose loss or new state is not finite: "stop" ends the run without saving that state
-    # (summary.json says "diverged", train.py exits 1); "skip" keeps the previous state and counts
-    # the step in the logged metric "nonfinite".
-    c.nonfinite = "stop"
-    c.checkpoint = ml_collections.ConfigDict({"enabled": True, "keep": 2})
-    c.log_every_steps = 50
-    c.tensorboard = False
     c.save_image_grid = True
-    c.distributed = ml_collections.ConfigDict({
-        "enabled": False,
-        "coordinator_address": config_dict.placeholder(str),
-        "num_processes": config_dict.placeholder(int),
-        "process_id": config_dict.placeholder(int),
+
+
+def _keypoint_fields(c: ml_collections.ConfigDict) -> None:
+    # "synthetic" (procedural articulated figures, MPII's 16 joints) or a real set, see
+    # jaxaug.train.task.load_keypoints; image_size is the square network input.
+    c.image_size = 64
+    c.train_size = 4000  # synthetic only
+    c.test_size = 500  # synthetic only
+
+    # model: "cunet" or "hourglass", built from its section; `quant` one of jaxaug.quant.SETTINGS
+    # ("fp": full precision). CU-Net's features / growth are the paper's m / n.
+    c.model = "cunet"
+    c.quant = "fp"
+    # CPU-sized defaults; the papers' CU-Net is num_unets=8 (or 16), depth=4, features=128,
+    # growth=32, stem_stride=4 on 256x256 crops, and the hourglass num_stacks=8, features=256.
+    c.cunet = ml_collections.ConfigDict({
+        "num_unets": 2, "depth": 2, "order": 1, "features": 64, "growth": 16, "stem_stride": 4,
+        "memory_efficient": False, "refine_iterations": 0,
     })
-    return c
+    # block: "residual" (bottleneck modules, the paper's) or "dense" (CU-Net's dense blocks of
+    # growth `growth`) in every hourglass module.
+    c.hourglass = ml_collections.ConfigDict({
+        "num_stacks": 2, "depth": 2, "features": 64, "stem_stride": 4, "block": "residual",
+        "growth": 16,
+    })
+
+    # Gaussian heatmap width (heatmap pixels) and the random augmentation of every training image,
+    # which every keypoint method applies itself: heatmap_regression's defaults.
+    own = methods.registry.keyword_defaults(methods.pose.heatmap_regression, "sigma", "scale_range",
+                                            "max_rotation", "flip_prob")
+    c.heatmap_sigma = own["sigma"]
+    c.augment = ml_collections.ConfigDict({
+        "scale_min": own["scale_range"][0], "scale_max": own["scale_range"][1],
+        "max_rotation": own["max_rotation"], "flip_prob": own["flip_prob"],
+    })
+
+    # RMSProp at 2.5e-4, as the stacked hourglass and CU-Net papers train.
+    c.optimizer = ml_collections.ConfigDict({"lr": 2.5e-4, "decay": 0.99, "eps": 1e-8})
+    c.batch_size = 32
+    c.eval_batch_size = 100
+    c.epochs = 10
+    # PCK threshold as a fraction of the layout's normaliser: 0.5 of the head size (PCKh@0.5,
+    # MPII and synthetic) or 0.2 of the torso (LSP's PCK@0.2). 300-W reports NME instead.
+    c.pck_threshold = 0.5
 
 
 def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
@@ -95,6 +165,11 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         if not ok:
             raise ValueError(f"Invalid config.{field}={config_value(config, field)!r}: {why}")
 
+    task = config.get("task", "classification")
+    check(task in TASKS, "task", f"must be one of {', '.join(TASKS)}")
+    supported = methods.registry.names(task)
+    check(config.method in supported,
+          "method", f"{TASKS[task]} runs support {', '.join(map(repr, supported))}")
     check(config.epochs >= 1, "epochs", "must be at least 1")
     check(config.batch_size >= 1, "batch_size", "must be positive")
     check(
@@ -107,6 +182,14 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
           "must be a positive number of epochs")
     check(0 < config.optimizer.lr < math.inf, "optimizer.lr", "must be positive and finite")
     check(config.nonfinite in ("stop", "skip"), "nonfinite", "must be 'stop' or 'skip'")
+    {"classification": _validate_classification, "keypoints": _validate_keypoints}[task](
+        config, check)
+    check(config.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1")
+    check(config.log_every_steps >= 1, "log_every_steps", "must be at least 1")
+    methods.registry.check(config, device_count)
+
+
+def _validate_classification(config, check) -> None:
     check(0 <= config.optimizer.momentum < 1, "optimizer.momentum", "must be in [0, 1)")
     check(config.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be non-negative")
     check(
@@ -135,9 +218,21 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
             raise ValueError(f"Invalid config.cnsn: {e}") from e
     check(config.dtype in ("float32", "bfloat16"), "dtype", "must be 'float32' or 'bfloat16'")
     check(0 <= config.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
-    check(config.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1")
-    check(config.log_every_steps >= 1, "log_every_steps", "must be at least 1")
-    methods.registry.check(config, device_count)
+
+
+def _validate_keypoints(config, check) -> None:
+    check(config.model in POSE_MODELS, "model", f"must be one of {', '.join(POSE_MODELS)}")
+    check(config.quant in QUANT_SETTINGS, "quant", f"must be one of {', '.join(QUANT_SETTINGS)}")
+    check(config.image_size >= 16, "image_size", "must be at least 16")
+    check(config.train_size >= 1, "train_size", "must be positive")
+    check(config.test_size >= 1, "test_size", "must be positive")
+    check(config.heatmap_sigma > 0, "heatmap_sigma", "must be positive")
+    a = config.augment
+    check(0 < a.scale_min <= a.scale_max, "augment.scale_min", "must be in (0, scale_max]")
+    check(0 <= a.max_rotation <= 180, "augment.max_rotation", "must be in [0, 180] degrees")
+    check(0 <= a.flip_prob <= 1, "augment.flip_prob", "must be in [0, 1]")
+    check(0 <= config.optimizer.decay < 1, "optimizer.decay", "must be in [0, 1)")
+    check(0 < config.pck_threshold, "pck_threshold", "must be positive")
 
 
 def cnsn_placement(config: ml_collections.ConfigDict) -> CNSNPlacement | None:

@@ -1,4 +1,5 @@
-"""The training loop: any :class:`jaxaug.methods.Method`, data-parallel over every device.
+"""The training loop: any method (`Method` or `StagedMethod`) on any task (`jaxaug.train.task`:
+classification or keypoints), stage by stage, data-parallel over every device.
 
 The run is a pure function of its config: batch order comes from ``(seed, epoch)`` and every random
 draw inside the step from ``(seed, state.step)``. Resuming from a checkpoint therefore replays what an
@@ -9,6 +10,7 @@ import contextlib
 import functools
 import itertools
 import json
+import math
 import os
 import signal
 import threading
@@ -23,14 +25,14 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from jaxaug import data, methods, models, objectives
+from jaxaug import data, methods
 from jaxaug.train import config as config_lib
+from jaxaug.train import task as task_lib
 from jaxaug.train.checkpoint import Checkpointer, resume
 from jaxaug.train.lock import workdir_lock
-from jaxaug.train.mesh import batch_sharding, make_mesh, maybe_initialize_distributed
+from jaxaug.train.mesh import batch_sharding, make_mesh, maybe_initialize_distributed, replicated
 from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
-from jaxaug.train.optim import learning_rate_schedule, make_optimizer
-from jaxaug.train.steps import compile_steps, evaluate
+from jaxaug.train.steps import compile_train_step, evaluate_sums
 
 
 class StopRequest:
@@ -92,84 +94,86 @@ def has_checkpoint(workdir: str) -> bool:
     return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
 
 
-def create_model(config: ml_collections.ConfigDict, num_classes: int):
-    """The target network of ``config``: name, BN sets, dtype and SelfNorm / CrossNorm."""
-    placement = config_lib.cnsn_placement(config)
-    extra = {} if placement is None else {"cnsn": placement}
-    return models.create(config.model, num_classes=num_classes, num_bn_sets=config.num_bn_sets,
-                         dtype=config.dtype, **extra)
-
-
-def build_method(config: ml_collections.ConfigDict):
-    """The run's dataset and method: ``(dataset, method, lr schedule, steps_per_epoch)``, the
-    schedule indexed by target optimizer update (OnlineAugment makes inner_num per step)."""
-    dataset = data.load_dataset(config.dataset, data_dir=config.data_dir,
-                                cache_dir=config.cache_dir, image_size=config.image_size,
-                                reduced=config.reduced, val_size=config.val_size,
-                                seed=config.data_seed)
-    steps_per_epoch = data.steps_per_epoch(len(dataset.train), config.batch_size)
-    updates_per_epoch = steps_per_epoch * methods.target_updates_per_step(config)
-    schedule = learning_rate_schedule(config, updates_per_epoch)
-    method = methods.create(methods.Context(
-        model=create_model(config, dataset.num_classes),
-        optimizer=make_optimizer(config, updates_per_epoch), lr_schedule=schedule,
-        steps_per_epoch=steps_per_epoch, num_classes=dataset.num_classes,
-        image_stats=(dataset.mean, dataset.std), config=config, device_count=jax.device_count(),
-        target_loss=functools.partial(objectives.softmax_cross_entropy,
-                                      label_smoothing=config.label_smoothing)))
-    return dataset, method, schedule, steps_per_epoch
+def build(config: ml_collections.ConfigDict, task: "str | task_lib.Task | None" = None,
+          method: Any = None):
+    """The run's task and method: ``(task, method, context, stages)``. ``method`` is a `Method` /
+    `StagedMethod`, a callable ``(Context) -> method``, or None for ``config.method`` from the
+    registry; ``stages`` lists ``(stage, epochs)`` in order (`registry.stage_schedule`)."""
+    task = task_lib.load(config, task)
+    steps_per_epoch = data.steps_per_epoch(task.num_train, config.batch_size)
+    context = task.context(config, steps_per_epoch * methods.target_updates_per_step(config))
+    if method is None:
+        method = methods.create(context)
+    elif callable(method):
+        method = method(context)
+    stages = methods.registry.stage_schedule(config)
+    if len(method.steps) == 1:  # a method of one stage trains in it for every epoch
+        stages = [(next(iter(method.steps)), config.epochs)]
+    missing = sorted({name for name, _ in stages} - set(method.steps))
+    if missing:
+        raise ValueError(f"the method has no step for the stages {missing} of config.method="
+                         f"{config.method!r}; its stages: {sorted(method.steps)}")
+    return task, method, context, stages
 
 
 def load_trained(workdir: str) -> dict[str, Any]:
-    """A finished (or interrupted) classification run of ``workdir``, from its ``config.json`` and
-    latest checkpoint: ``config``, ``dataset`` (the run's `Dataset`, normalization included),
-    ``predict`` (``(images normalized [N, H, W, C]) -> logits``, not jitted), ``step``, and
-    ``method`` and ``state`` (the run's `Method` and its restored state, for what the method
-    offers besides ``predict``, e.g. OnlineAugment's ``generate``). Raises ``FileNotFoundError``
-    naming what is missing."""
+    """A finished (or interrupted) run of ``workdir``, of either task, from its ``config.json``
+    and latest checkpoint: ``config``, ``task`` (its `Task`, data loaded), ``predict``
+    (``(normalized images [N, H, W, C]) -> logits``, or ``(joints, peaks)`` for keypoints; not
+    jitted), ``step``, ``method`` and ``state`` (the run's method and its restored state, for
+    what the method offers besides ``predict``, e.g. OnlineAugment's ``generate``), and what the
+    task's robustness tool needs: ``dataset`` (classification, the run's `Dataset`,
+    normalization included), or ``model``, ``variables`` ({"params", "batch_stats"} of the pose
+    network), ``mean`` / ``std`` and ``test`` (the test `KeypointData`) for keypoints. Raises
+    ``FileNotFoundError`` naming what is missing."""
     config_path = os.path.join(workdir, "config.json")
     if not os.path.exists(config_path):
         raise FileNotFoundError(f"{config_path} is missing: {workdir!r} is not a training workdir")
     with open(config_path) as f:
         config = ml_collections.ConfigDict(json.load(f))
-    dataset, method, _, _ = build_method(config)
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
     try:
         latest = checkpointer.latest_step()
         if latest is None:
             raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
-        images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
-        like = jax.jit(method.init)(jax.random.key(0),
-                                    {"image": images, "label": jnp.zeros((1,), jnp.int32)})
+        task, method, context, _ = build(config)
+        like = jax.jit(method.init)(jax.random.key(0), task.init_batch())
         latest, state, _ = checkpointer.restore_newest_intact(like)
     finally:
         checkpointer.close()
-    return {"config": config, "dataset": dataset, "step": latest, "method": method,
-            "state": state, "predict": functools.partial(method.predict, state)}
+    return {"config": config, "task": task, "step": latest, "method": method, "state": state,
+            "predict": functools.partial(method.predict, state), **task.trained(context, state)}
 
 
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def train_and_evaluate(
+def train(
     config: ml_collections.ConfigDict,
     workdir: str,
+    *,
+    task: "str | task_lib.Task | None" = None,
+    method: Any = None,
     step_callback: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Trains ``config.method`` on ``config.dataset``, checkpointing every epoch and evaluating
-    every ``config.eval_every`` epochs and after the last.
+    """Trains a method on a task, stage by stage, checkpointing every epoch and evaluating every
+    ``config.eval_every`` epochs and after the last.
 
     Resumes from the latest checkpoint in ``workdir/checkpoints`` if there is one. Writes
     ``metrics.jsonl`` (one record per log interval and per evaluation) and ``summary.json``.
 
     Args:
-      config: a config built on :func:`jaxaug.train.config.base_config`.
+      config: a config built on :func:`jaxaug.train.config.base_config` (of its task).
       workdir: where checkpoints, metrics, the image grid and the summary go.
+      task: a `jaxaug.train.task.Task`, a task name, or None for ``config.task``.
+      method: a `Method` / `StagedMethod`, a callable ``(Context) -> method`` (a notebook's own
+        method), or None for ``config.method`` built from its registration.
       step_callback: called with the global step after every train step (progress hooks, tests).
 
     Returns:
-      The summary: best and last test accuracy, wall time and training images/s.
+      The summary: best and last test score (``summary["metric"]`` names it), wall time and
+      training images/s.
     """
     start_time = time.perf_counter()
     maybe_initialize_distributed(config)
@@ -177,14 +181,23 @@ def train_and_evaluate(
     config_lib.validate(config, mesh.size)
     is_main = jax.process_index() == 0
 
-    dataset, method, schedule, steps_per_epoch = build_method(config)
+    task, method, context, stages = build(config, task, method)
+    steps_per_epoch, schedule = context.steps_per_epoch, context.lr_schedule
+    stage_of_epoch = [name for name, epochs in stages for _ in range(epochs)]
     total_steps = config.epochs * steps_per_epoch
     updates_per_step = methods.target_updates_per_step(config)
-    init, train_step, eval_step, augmented_images = compile_steps(method, dataset, config, mesh)
-    shard = batch_sharding(mesh)
+    rep, shard = replicated(mesh), batch_sharding(mesh)
+    prepare = task.preprocessing(method, config)
+    # Compiled on first use, so a run only compiles the stages it reaches.
+    train_steps = {name: compile_train_step(method.steps[name], prepare, config, mesh)
+                   for name, _ in stages}
+    eval_step = jax.jit(task.eval_sums(method, config), in_shardings=(rep, shard),
+                        out_shardings=rep)
+    augmented_images = task.augmented_images(method, config)
     eval_batch_size = round_up(config.eval_batch_size, mesh.size)
 
-    state = init(jax.random.fold_in(jax.random.key(config.seed), 0))
+    init = jax.jit(method.init, out_shardings=rep)
+    state = init(jax.random.fold_in(jax.random.key(config.seed), 0), task.init_batch())
     meta = {"elapsed_s": 0.0, "train_s": 0.0, "images": 0, "evals": []}
     # Written only now: a config, model, method or dataset that fails above leaves no trace.
     os.makedirs(workdir, exist_ok=True)
@@ -197,23 +210,17 @@ def train_and_evaluate(
 
         writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main,
                                resume_step=step)
-        logging.info(
-            "%s on %s: %d train / %d test images, %d steps/epoch, %d devices, %s.",
-            config.model, config.dataset, len(dataset.train), len(dataset.test),
-            steps_per_epoch, mesh.size, config.method,
-        )
-        interrupted, compiled, diverged_at = False, False, None
+        logging.info("%s, %d steps/epoch, %d devices, %s; stages %s.", task.describe(config),
+                     steps_per_epoch, mesh.size, config.method, stages)
+        interrupted, compiled, diverged_at = False, set(), None
         segment_start, elapsed_before = time.perf_counter(), meta["elapsed_s"]
         try:
             with StopRequest() as stop:
                 while step < total_steps and not interrupted and diverged_at is None:
                     epoch, start_batch = divmod(step, steps_per_epoch)
-                    host_batches = data.epoch_batches(
-                        dataset.train, config.batch_size, seed=config.seed, epoch=epoch,
-                        start_batch=start_batch, process_index=jax.process_index(),
-                        process_count=jax.process_count(),
-                    )
-                    if config.save_image_grid and is_main and step == 0:
+                    stage = stage_of_epoch[epoch]
+                    host_batches = task.epoch_batches(config, epoch, start_batch)
+                    if augmented_images is not None and is_main and step == 0:
                         host_batches = _save_grid_of_first(host_batches, augmented_images, config, workdir)
                     window, epoch_metrics = [], []
                     epoch_start = time.perf_counter()
@@ -223,14 +230,15 @@ def train_and_evaluate(
                         disable=not is_main, leave=False,
                     )
                     for batch in data.prefetch_to_mesh(host_batches, shard):
-                        state, metrics = train_step(state, batch)
+                        state, metrics = train_steps[stage](state, batch)
                         step += 1
                         progress.update(1)
                         window.append(metrics)
-                        if not compiled:
-                            # The first call compiles; keep it out of the images/s figure.
+                        if stage not in compiled:
+                            # The first call of a stage compiles; keep it out of the images/s figure.
                             jax.block_until_ready(state)
-                            timed_start, compiled = time.perf_counter(), True
+                            timed_start = time.perf_counter()
+                            compiled.add(stage)
                         else:
                             timed_steps += 1
                         if step_callback is not None:
@@ -240,7 +248,7 @@ def train_and_evaluate(
                             epoch_metrics += window
                             averaged = mean_metrics(window)
                             writer.write(step, "train", {**averaged, "learning_rate": schedule(step * updates_per_step - 1)})
-                            progress.set_postfix(loss=f"{averaged['loss']:.3f}")
+                            progress.set_postfix(loss=f"{averaged.get('loss', math.nan):.3f}")
                             diverged_at = _divergence(window, step, config)
                             meta["nonfinite_steps"] = meta.get("nonfinite_steps", 0) + int(
                                 sum(m["nonfinite"] for m in window))
@@ -261,7 +269,7 @@ def train_and_evaluate(
                     if interrupted or diverged_at is not None:
                         break
                     meta = _end_of_epoch(
-                        meta, state, step, epoch, epoch_metrics, dataset, eval_step,
+                        meta, state, step, epoch, stage, epoch_metrics, task, eval_step,
                         eval_batch_size, shard, writer, checkpointer, config,
                         time.perf_counter() - epoch_start,
                     )
@@ -271,7 +279,7 @@ def train_and_evaluate(
         finally:
             checkpointer.close()
             writer.close()
-        summary = _summary(meta, step, config, dataset, interrupted, time.perf_counter() - start_time)
+        summary = _summary(meta, step, config, task, interrupted, time.perf_counter() - start_time)
         summary.update(diverged=diverged_at is not None, diverged_at_step=diverged_at,
                        nonfinite_steps=meta.get("nonfinite_steps", 0))
         if is_main:
@@ -284,6 +292,12 @@ def train_and_evaluate(
                 "Lower config.optimizer.lr, or set config.nonfinite='skip' to skip such steps."
             )
         return summary
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       step_callback: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """`train` of ``config.method`` on ``config``'s task (the name classification runs had)."""
+    return train(config, workdir, step_callback=step_callback)
 
 
 class TrainingDiverged(RuntimeError):
@@ -314,52 +328,59 @@ def _save_grid_of_first(host_batches, augmented_images, config, workdir):
 
 
 def _end_of_epoch(
-    meta, state, step, epoch, epoch_metrics, dataset, eval_step, eval_batch_size, shard,
+    meta, state, step, epoch, stage, epoch_metrics, task, eval_step, eval_batch_size, shard,
     writer, checkpointer, config, epoch_seconds,
 ):
-    """Logs the epoch, evaluates on the held-out splits when it is an evaluation epoch, and saves
-    a checkpoint (scored by accuracy when evaluated)."""
-    record = {"epoch": epoch + 1, "step": step, "epoch_s": epoch_seconds}
+    """Logs the epoch, evaluates the task's held-out splits when it is an evaluation epoch, and
+    saves a checkpoint (scored by the task's main score, on the hold-out if there is one)."""
+    record = {"epoch": epoch + 1, "stage": stage, "step": step, "epoch_s": epoch_seconds}
     if epoch_metrics:
         record.update({f"train_{k}": v for k, v in mean_metrics(epoch_metrics).items()})
     if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-        test = evaluate(eval_step, state, dataset.test, eval_batch_size, shard)
-        writer.write(step, "test", test)
-        record.update({"test_accuracy": test["accuracy"], "test_loss": test["loss"]})
-        if dataset.val is not None:
-            val = evaluate(eval_step, state, dataset.val, eval_batch_size, shard)
-            writer.write(step, "val", val)
-            record.update({"val_accuracy": val["accuracy"], "val_loss": val["loss"]})
-    logging.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
+        for split in task.splits:
+            batches = task.eval_batches(split, eval_batch_size)
+            scores = task.scores(evaluate_sums(eval_step, state, batches, shard))
+            writer.write(step, split, scores)
+            record.update({f"{split}_{name}": value for name, value in scores.items()})
+    logging.info("epoch %d: %s", epoch + 1, {k: _rounded(v) for k, v in record.items()})
     meta = {**meta, "evals": meta["evals"] + [record]}
     if config.checkpoint.enabled:
-        score = record.get("val_accuracy" if dataset.val is not None else "test_accuracy")
-        checkpointer.save(step, state, meta, score=score)
+        score = record.get(f"{task.splits[-1]}_{task.score}")
+        checkpointer.save(step, state, meta,
+                          score=score if score is None or task.maximize else -score)
     return meta
 
 
-def _summary(meta, step: int, config, dataset, interrupted: bool, session_seconds: float) -> dict[str, Any]:
-    evals = [e for e in meta["evals"] if "test_accuracy" in e]
+def _rounded(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _summary(meta, step: int, config, task, interrupted: bool, session_seconds: float) -> dict[str, Any]:
+    score, best = task.score, (max if task.maximize else min)
+    test = f"test_{score}"
+    evals = [e for e in meta["evals"] if test in e]
     summary = {
         "model": config.model,
         "dataset": config.dataset,
         "method": config.method,
+        **task.summary_fields(config),
+        "metric": score,
         "devices": jax.device_count(),
         "device_kind": jax.devices()[0].device_kind,
         "step": step,
         "epochs_completed": len(meta["evals"]),
         # None for the epochs that were not evaluated (config.eval_every).
-        "test_accuracy_per_epoch": [e.get("test_accuracy") for e in meta["evals"]],
+        f"{test}_per_epoch": [e.get(test) for e in meta["evals"]],
         "interrupted": interrupted,
         "wall_time_s": meta["elapsed_s"],
         "this_session_wall_time_s": session_seconds,
         "train_images_per_s": meta["images"] / meta["train_s"] if meta["train_s"] > 0 else None,
     }
     if evals:
-        summary["last_test_accuracy"] = evals[-1]["test_accuracy"]
-        summary["best_test_accuracy"] = max(e["test_accuracy"] for e in evals)
-        if dataset.val is not None:
-            best = max(evals, key=lambda e: e["val_accuracy"])
-            summary["best_val_accuracy"] = best["val_accuracy"]
-            summary["test_accuracy_at_best_val"] = best["test_accuracy"]
+        summary[f"last_{test}"] = evals[-1][test]
+        summary[f"best_{test}"] = best(e[test] for e in evals)
+        if "val" in task.splits:
+            chosen = best(evals, key=lambda e: e[f"val_{score}"])
+            summary[f"best_val_{score}"] = chosen[f"val_{score}"]
+            summary[f"{test}_at_best_val"] = chosen[test]
     return summary

@@ -10,7 +10,7 @@ import optax
 
 from jaxaug import data, policies
 from jaxaug.data import augment
-from jaxaug.methods.base import UNAUGMENTED, all_finite, keep_if
+from jaxaug.methods.base import ONE_STAGE, UNAUGMENTED, all_finite, keep_if
 from jaxaug.train.mesh import batch_sharding, replicated
 
 
@@ -31,33 +31,29 @@ def augmentation(augment_config, mean, std, cutout: bool = True) -> Callable:
                              cutout=c.cutout if cutout else 0, policy=policy)
 
 
-def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
-    """Jit-compiles a method's init and step with the batch sharded and the state replicated.
-
-    The train step applies the standard augmentation of ``config.augment`` on the device, then the
-    method's step; for a method with ``applies_cutout`` the method applies the Cutout, after its
-    own policy, so the standard augmentation (and ``augmented_images``) leave it out. A
-    method with ``unaugmented_input`` also gets the normalized images before that augmentation,
-    as ``batch[UNAUGMENTED]`` (sharded as the batch). Its randomness is ``fold_in(key(seed), 1)``
-    folded with ``state.step``, so a run draws the same numbers whatever the device count or the
-    point it resumed from.
-    """
-    rep, shard = replicated(mesh), batch_sharding(mesh)
-    train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+def preprocessing(method, dataset, config) -> Callable:
+    """``(uint8 batch, key) -> (batch, step key)``: the standard augmentation of
+    ``config.augment`` on the device, before a classification method's step. For a method with
+    ``applies_cutout`` the method applies the Cutout, after its own policy, so the standard
+    augmentation leaves it out. A method with ``unaugmented_input`` also gets the normalized
+    images before that augmentation, as ``batch[UNAUGMENTED]`` (sharded as the batch)."""
     mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
     standard = augmentation(config.augment, mean, std, cutout=not method.applies_cutout)
 
-    def init(key):
-        images = jnp.zeros((1, *dataset.image_shape), jnp.float32)
-        return method.init(key, {"image": images, "label": jnp.zeros((1,), jnp.int32)})
-
-    def train_step(state, batch):
-        key = jax.random.fold_in(train_key, state.step)
+    def prepare(batch, key):
         augment_key, step_key = jax.random.split(key)
         augmented = standard(augment_key, batch)
         if method.unaugmented_input:
             augmented[UNAUGMENTED] = augment.normalize(batch["image"], mean, std)
-        return method.step(state, augmented, step_key)
+        return augmented, step_key
+
+    return prepare
+
+
+def classification_sums(method, dataset) -> Callable:
+    """``(state, uint8 batch with mask) -> summed correct / loss / count`` of the method's
+    predictions on the normalized images, padding masked out."""
+    mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
 
     def eval_step(state, batch):
         logits = method.predict(state, augment.normalize(batch["image"], mean, std))
@@ -67,17 +63,62 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
         mask = batch["mask"]
         return {"correct": (correct * mask).sum(), "loss": (losses * mask).sum(), "count": mask.sum()}
 
-    def augmented_images(batch, key):
-        images = standard(key, batch)["image"]
-        return jnp.clip(jnp.round((images * std + mean) * 255), 0, 255).astype(jnp.uint8)
+    return eval_step
+
+
+def compile_train_step(step: Callable, prepare: Callable, config, mesh) -> Callable:
+    """One stage's ``(state, batch) -> (state, metrics)``, jit-compiled with the batch sharded and
+    the state replicated (and donated), guarded by `guard_nonfinite`. Its randomness is
+    ``fold_in(key(seed), 1)`` folded with ``state.step``, through ``prepare`` (the task's
+    preprocessing), so a run draws the same numbers whatever the device count or the point it
+    resumed from."""
+    rep, shard = replicated(mesh), batch_sharding(mesh)
+    train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+
+    def train_step(state, batch):
+        batch, key = prepare(batch, jax.random.fold_in(train_key, state.step))
+        return step(state, batch, key)
+
+    return jax.jit(guard_nonfinite(train_step, config.nonfinite), in_shardings=(rep, shard),
+                   out_shardings=(rep, rep), donate_argnums=0)
+
+
+def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
+    """Jit-compiles a one-stage classification method's init and step (after `preprocessing`),
+    its evaluation (`classification_sums`) and the images it trains on, with the batch sharded
+    and the state replicated."""
+    rep, shard = replicated(mesh), batch_sharding(mesh)
+
+    def init(key):
+        return method.init(key, example_batch(dataset))
 
     return CompiledSteps(
         init=jax.jit(init, out_shardings=rep),
-        train_step=jax.jit(guard_nonfinite(train_step, config.nonfinite), in_shardings=(rep, shard),
-                           out_shardings=(rep, rep), donate_argnums=0),
-        eval_step=jax.jit(eval_step, in_shardings=(rep, shard), out_shardings=rep),
-        augmented_images=jax.jit(augmented_images),
+        train_step=compile_train_step(method.steps[ONE_STAGE],
+                                      preprocessing(method, dataset, config), config, mesh),
+        eval_step=jax.jit(classification_sums(method, dataset), in_shardings=(rep, shard),
+                          out_shardings=rep),
+        augmented_images=augmented_images(method, dataset, config),
     )
+
+
+def example_batch(dataset) -> dict[str, jax.Array]:
+    """The one-example batch a classification method's ``init`` gets."""
+    return {"image": jnp.zeros((1, *dataset.image_shape), jnp.float32),
+            "label": jnp.zeros((1,), jnp.int32)}
+
+
+def augmented_images(method, dataset, config) -> Callable:
+    """``(uint8 batch, key) -> uint8 images`` as the network sees them after the standard
+    augmentation (jit-compiled)."""
+    mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
+    standard = augmentation(config.augment, mean, std, cutout=not method.applies_cutout)
+
+    def images(batch, key):
+        augmented = standard(key, batch)["image"]
+        return jnp.clip(jnp.round((augmented * std + mean) * 255), 0, 255).astype(jnp.uint8)
+
+    return jax.jit(images)
 
 
 def guard_nonfinite(train_step: Callable, mode: str) -> Callable:
@@ -88,7 +129,8 @@ def guard_nonfinite(train_step: Callable, mode: str) -> Callable:
 
     def guarded(state, batch):
         new, metrics = train_step(state, batch)
-        finite = jnp.isfinite(metrics["loss"]) & all_finite(new)
+        # A stage without a "loss" (pre-training an augmentation network) is checked by its state.
+        finite = jnp.isfinite(metrics.get("loss", 0.0)) & all_finite(new)
         if mode == "skip":
             new = keep_if(finite, new, state.replace(step=new.step))
         return new, {**metrics, "nonfinite": (~finite).astype(jnp.float32)}
@@ -96,13 +138,21 @@ def guard_nonfinite(train_step: Callable, mode: str) -> Callable:
     return guarded
 
 
+def evaluate_sums(eval_step, state, batches, sharding) -> dict[str, float]:
+    """The sums of ``eval_step(state, batch)`` over this process's host ``batches``."""
+    # Keep the per-batch sums on the device and fetch them once, so the host never waits for a
+    # batch before preparing the next.
+    sums = [eval_step(state, batch) for batch in data.prefetch_to_mesh(batches, sharding)]
+    return {name: sum(float(s[name]) for s in jax.device_get(sums)) for name in sums[0]}
+
+
 def evaluate(eval_step, state, source, batch_size: int, sharding) -> dict[str, float]:
     """Accuracy and mean loss over every example of ``source`` (padding masked out)."""
     batches = data.eval_batches(
         source, batch_size, process_index=jax.process_index(), process_count=jax.process_count()
     )
-    # Keep the per-batch sums on the device and fetch them once, so the host never waits for a
-    # batch before preparing the next.
-    sums = [eval_step(state, batch) for batch in data.prefetch_to_mesh(batches, sharding)]
-    totals = {name: sum(float(s[name]) for s in jax.device_get(sums)) for name in sums[0]}
+    return accuracy_and_loss(evaluate_sums(eval_step, state, batches, sharding))
+
+
+def accuracy_and_loss(totals: dict[str, float]) -> dict[str, float]:
     return {"accuracy": totals["correct"] / totals["count"], "loss": totals["loss"] / totals["count"]}

@@ -1,0 +1,293 @@
+"""What differs between training tasks, for the one training loop of `jaxaug.train.loop`.
+
+A `Task` loads the data of a config, builds the method's `Context` (model, optimizer, learning
+rate schedule) and says how the loop feeds it: its host batches, the preprocessing on the device
+before each step, the evaluation sums of a split and the main score with its direction.
+
+- `Classification`: `jaxaug.data.load_dataset` sources; the standard on-device augmentation of
+  ``config.augment`` before the method's step (`jaxaug.train.steps.preprocessing`); accuracy
+  (maximized) and mean loss on the test split and the hold-out when ``config.val_size`` > 0.
+- `Keypoints`: in-memory `KeypointData` arrays; no preprocessing (the method augments images
+  and joints together); PCKh / PCK (maximized) or NME (300-W, minimized) on the test split.
+"""
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxaug import data, methods, models, objectives
+from jaxaug.data import keypoint_formats, keypoint_synthetic
+from jaxaug.data.dataset import channel_stats
+from jaxaug.train import config as config_lib
+from jaxaug.train import steps
+from jaxaug.train.optim import learning_rate_schedule, make_optimizer
+
+Batches = Iterator[dict[str, np.ndarray]]
+
+
+class Task:
+    """The task-specific half of a run; subclasses load their data in ``__init__(config)``.
+
+    Attributes:
+      score: the main evaluation score, ``"accuracy"``, ``"pckh"``, ``"pck"`` or ``"nme"``.
+      maximize: whether a higher ``score`` is better (checkpoints keep the best).
+      splits: the held-out splits evaluated, ``"test"`` first.
+      num_train: training examples.
+    """
+
+    score: str
+    maximize: bool
+    splits: tuple[str, ...]
+    num_train: int
+
+    def context(self, config, updates_per_epoch: int) -> methods.Context:
+        """The `Context` a method of ``config`` is built from."""
+        raise NotImplementedError
+
+    def init_batch(self) -> Any:
+        """The example batch that ``method.init`` gets."""
+        raise NotImplementedError
+
+    def epoch_batches(self, config, epoch: int, start_batch: int) -> Batches:
+        """This process's training batches of ``epoch`` from ``start_batch`` on."""
+        raise NotImplementedError
+
+    def eval_batches(self, split: str, batch_size: int) -> Batches:
+        """This process's share of every example of ``split`` once, padded, with a ``mask``."""
+        raise NotImplementedError
+
+    def preprocessing(self, method, config) -> Callable:
+        """``(batch, key) -> (batch, step key)`` on the device before each step."""
+        raise NotImplementedError
+
+    def eval_sums(self, method, config) -> Callable:
+        """``(state, batch) -> sums`` of one evaluation batch (not jitted)."""
+        raise NotImplementedError
+
+    def scores(self, totals: dict[str, float]) -> dict[str, float]:
+        """The logged scores of a split from its summed ``eval_sums``; ``score`` among them."""
+        raise NotImplementedError
+
+    def augmented_images(self, method, config) -> Callable | None:
+        """``(uint8 batch, key) -> uint8 images`` as the network sees them, for the image grid of
+        the first batch, or None."""
+        return None
+
+    def describe(self, config) -> str:
+        """What the run's log line says about the data and model."""
+        raise NotImplementedError
+
+    def summary_fields(self, config) -> dict[str, Any]:
+        """Task-specific fields of ``summary.json``."""
+        return {}
+
+    def trained(self, context: methods.Context, state: Any) -> dict[str, Any]:
+        """What `jaxaug.train.load_trained` returns besides ``config``, ``step``, ``predict``."""
+        raise NotImplementedError
+
+
+def _process() -> dict[str, int]:
+    return {"process_index": jax.process_index(), "process_count": jax.process_count()}
+
+
+class Classification(Task):
+    score, maximize = "accuracy", True
+
+    def __init__(self, config):
+        self.dataset = data.load_dataset(
+            config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
+            image_size=config.image_size, reduced=config.reduced, val_size=config.val_size,
+            seed=config.data_seed)
+        self.splits = ("test",) if self.dataset.val is None else ("test", "val")
+        self.num_train = len(self.dataset.train)
+
+    def context(self, config, updates_per_epoch):
+        d = self.dataset
+        return methods.Context(
+            model=create_model(config, d.num_classes),
+            optimizer=make_optimizer(config, updates_per_epoch),
+            lr_schedule=learning_rate_schedule(config, updates_per_epoch),
+            steps_per_epoch=data.steps_per_epoch(self.num_train, config.batch_size),
+            num_classes=d.num_classes, image_stats=(d.mean, d.std), config=config,
+            device_count=jax.device_count(), image_shape=d.image_shape,
+            target_loss=functools.partial(objectives.softmax_cross_entropy,
+                                          label_smoothing=config.label_smoothing))
+
+    def init_batch(self):
+        return steps.example_batch(self.dataset)
+
+    def epoch_batches(self, config, epoch, start_batch):
+        return data.epoch_batches(self.dataset.train, config.batch_size, seed=config.seed,
+                                  epoch=epoch, start_batch=start_batch, **_process())
+
+    def eval_batches(self, split, batch_size):
+        return data.eval_batches(getattr(self.dataset, split), batch_size, **_process())
+
+    def preprocessing(self, method, config):
+        return steps.preprocessing(method, self.dataset, config)
+
+    def eval_sums(self, method, config):
+        return steps.classification_sums(method, self.dataset)
+
+    def scores(self, totals):
+        return steps.accuracy_and_loss(totals)
+
+    def augmented_images(self, method, config):
+        return steps.augmented_images(method, self.dataset, config) if config.save_image_grid else None
+
+    def describe(self, config):
+        return (f"{config.model} on {config.dataset}: {self.num_train} train / "
+                f"{len(self.dataset.test)} test images")
+
+    def trained(self, context, state):
+        return {"dataset": self.dataset}
+
+
+def create_model(config: ml_collections.ConfigDict, num_classes: int):
+    """The target network of ``config``: name, BN sets, dtype and SelfNorm / CrossNorm."""
+    placement = config_lib.cnsn_placement(config)
+    extra = {} if placement is None else {"cnsn": placement}
+    return models.create(config.model, num_classes=num_classes, num_bn_sets=config.num_bn_sets,
+                         dtype=config.dtype, **extra)
+
+
+class Keypoints(Task):
+    maximize_of = {"pckh": True, "pck": True, "nme": False}
+
+    def __init__(self, config):
+        train_set, test_set = load_keypoints(config)
+        self.train, self.test = _arrays(train_set), _arrays(test_set)
+        self.test_set, self.flip_pairs = test_set, train_set.flip_pairs
+        self.mean, self.std = channel_stats(self.train["image"])
+        self.score = test_set.metric
+        self.maximize = self.maximize_of[self.score]
+        self.splits = ("test",)
+        self.num_train = len(self.train["image"])
+        self.num_joints = self.train["joints"].shape[1]
+
+    def context(self, config, updates_per_epoch):
+        model = models.create_pose_model(config.model, self.num_joints, quant=config.quant,
+                                         **dict(config[config.model]))
+        # RMSProp at a constant rate, as the stacked hourglass and CU-Net papers train.
+        o = config.optimizer
+        return methods.Context(
+            model=model, optimizer=optax.rmsprop(o.lr, decay=o.decay, eps=o.eps),
+            lr_schedule=optax.constant_schedule(o.lr),
+            steps_per_epoch=data.steps_per_epoch(self.num_train, config.batch_size),
+            num_classes=self.num_joints, image_stats=(self.mean, self.std), config=config,
+            device_count=jax.device_count(), image_shape=self.train["image"].shape[1:],
+            flip_pairs=self.flip_pairs)
+
+    def init_batch(self):
+        return None
+
+    def epoch_batches(self, config, epoch, start_batch):
+        return data.array_epoch_batches(
+            {k: v for k, v in self.train.items() if k != "norm"}, config.batch_size,
+            seed=config.seed, epoch=epoch, start_batch=start_batch, **_process())
+
+    def eval_batches(self, split, batch_size):
+        return data.array_eval_batches(getattr(self, split), batch_size, **_process())
+
+    def preprocessing(self, method, config):
+        return lambda batch, key: (batch, key)
+
+    def eval_sums(self, method, config):
+        mean, std = jnp.asarray(self.mean), jnp.asarray(self.std)
+
+        def eval_step(state, batch):
+            images = (batch["image"].astype(jnp.float32) / 255.0 - mean) / std
+            joints, _ = method.predict(state, images)
+            return metric_sums(joints, batch["joints"], batch["visible"], batch["norm"],
+                               batch["mask"], self.score, config.pck_threshold)
+
+        return eval_step
+
+    def scores(self, totals):
+        return {self.score: totals["value"] / totals["count"]}
+
+    def describe(self, config):
+        return (f"{config.model} ({config.quant}) on {config.dataset}: {self.num_train} train / "
+                f"{len(self.test['image'])} test, {self.num_joints} joints")
+
+    def summary_fields(self, config):
+        return {"quant": config.quant}
+
+    def trained(self, context, state):
+        pose = state.pose if hasattr(state, "pose") else state
+        return {"model": context.model, "mean": self.mean, "std": self.std,
+                "test": self.test_set,
+                "variables": {"params": pose.params, "batch_stats": pose.batch_stats}}
+
+
+TASKS = {"classification": Classification, "keypoints": Keypoints}
+
+
+def load(config, task: "str | Task | None" = None) -> Task:
+    """``task`` as a `Task`, loading the config's data: a `Task` as it is, or the name of
+    ``config.task`` (None: that one; no field: "classification"), whose config it validated."""
+    if isinstance(task, Task):
+        return task
+    name = config.get("task", "classification")
+    if task not in (None, name):
+        raise ValueError(f"task={task!r}, but the config is of task {name!r} (config.task); "
+                         f"start it from base_config({task!r})")
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; use one of {', '.join(TASKS)}")
+    return TASKS[name](config)
+
+
+def load_keypoints(config: ml_collections.ConfigDict):
+    """(train, test) `KeypointData` named by ``config.dataset``:
+
+    - ``synthetic``: procedural articulated figures (`jaxaug.data.keypoint_synthetic`);
+    - ``mpii:<mpii_human_pose_v1_u12_1.mat>``, ``lsp:<dir>``, ``300w:<dir>``: the real sets in
+      their release formats (`jaxaug.data.keypoint_formats`; MPII needs a held-out image list
+      for its test split, which the loader documents, so it is read from ``<dir>/holdout.txt``).
+    """
+    name, size = config.dataset, config.image_size
+    if name == "synthetic":
+        return (keypoint_synthetic.load("train", num=config.train_size, size=size),
+                keypoint_synthetic.load("test", num=config.test_size, size=size))
+    kind, _, path = name.partition(":")
+    if kind == "mpii" and path:
+        holdout_file = os.path.join(os.path.dirname(path), "holdout.txt")
+        if not os.path.exists(holdout_file):
+            raise data.SplitNotFoundError(
+                f"mpii: {holdout_file} is missing; list the held-out image names there, one per "
+                "line (MPII publishes joints for its training images only)")
+        with open(holdout_file) as f:
+            holdout = {line.strip() for line in f if line.strip()}
+        return tuple(keypoint_formats.load_mpii(path, split=split, size=size, holdout=holdout)
+                     for split in ("train", "test"))
+    loaders = {"lsp": keypoint_formats.load_lsp, "300w": keypoint_formats.load_300w}
+    if kind not in loaders or not path:
+        raise data.UnknownDatasetError(
+            f"unknown keypoint dataset {name!r}; use synthetic, mpii:<annotation .mat>, "
+            "lsp:<dir> or 300w:<dir>")
+    return tuple(loaders[kind](path, split=split, size=size) for split in ("train", "test"))
+
+
+def metric_sums(pred, gt, visible, norm, mask, metric, threshold):
+    """Per-batch sums of the metric, padding masked out: correct and counted visible joints for
+    PCK / PCKh, or the per-image NME and the image count."""
+    dist = jnp.linalg.norm(pred - gt, axis=-1)
+    if metric == "nme":
+        per_image = jnp.mean(dist, axis=-1) / norm
+        return {"value": jnp.sum(per_image * mask), "count": jnp.sum(mask)}
+    counted = visible & (mask[:, None] > 0)
+    hits = (dist <= threshold * norm[:, None]) & counted
+    return {"value": jnp.sum(hits).astype(jnp.float32), "count": jnp.sum(counted).astype(jnp.float32)}
+
+
+def _arrays(keypoint_set) -> dict[str, np.ndarray]:
+    """The per-example arrays that go to the device."""
+    return {"image": keypoint_set.images, "joints": keypoint_set.joints.astype(np.float32),
+            "visible": keypoint_set.visible.astype(bool), "norm": keypoint_set.norm.astype(np.float32)}
