@@ -5,11 +5,12 @@ method in the regime found (part 3). One file, several plans, picked by the argu
   python -m jaxaug.experiments --plan=plans/cifar10_cpu.py:regime-200ep --out=experiments/regime_200ep
   python -m jaxaug.experiments --plan=plans/cifar10_cpu.py:evidence --out=experiments/evidence_cpu
 
-The regime: reduced CIFAR-10 (1,000 class-balanced training images of
-../shared/data/cifar10-jpeg.zip), WRN-10-1, batch 32, SGD lr 0.05 cosine, tested on all 10,000
-test images; crop + flip against Cutout 16 against AutoAugment + Cutout. The points of the search
-differ in epochs and seeds: "regime-20ep" and "regime-60ep" (one seed, evaluated every epoch) and
-"regime-200ep" (3 seeds, evaluated every 10 epochs and after the last).
+The regime: reduced CIFAR-10 (class-balanced training images of ../shared/data/cifar10-jpeg.zip),
+a small WRN, batch 32, SGD lr 0.05 cosine, tested on all 10,000 test images; crop + flip against
+Cutout 16 against AutoAugment + Cutout. The points of the search: 1,000 images and WRN-10-1 for
+20 and 60 epochs ("regime-20ep", "regime-60ep": one seed, evaluated every epoch) and 200 epochs
+("regime-200ep": 3 seeds, evaluated every 10 epochs and after the last); 500 images and the
+wider WRN-10-2 for 120 epochs ("regime-500-wrn10-2": 3 seeds, evaluated every 20 epochs).
 
 "evidence" runs every method in the 200-epoch regime, 3 seeds; each learned arm names its
 matched baseline, the same pipeline without the learned part:
@@ -28,16 +29,17 @@ matched baseline, the same pipeline without the learned part:
 """
 
 CIFAR = "imagefolder:../shared/data/cifar10-jpeg.zip"
-POINTS = {  # regime point -> (epochs, eval_every, seeds)
-    "regime-20ep": (20, 1, [0]),
-    "regime-60ep": (60, 1, [0]),
-    "regime-200ep": (200, 10, [0, 1, 2]),
+POINTS = {  # regime point -> (training images, model, epochs, eval_every, seeds)
+    "regime-20ep": (1000, "wrn-10-1", 20, 1, [0]),
+    "regime-60ep": (1000, "wrn-10-1", 60, 1, [0]),
+    "regime-200ep": (1000, "wrn-10-1", 200, 10, [0, 1, 2]),
+    "regime-500-wrn10-2": (500, "wrn-10-2", 120, 20, [0, 1, 2]),
 }
 
 
 def regime(point):
-    epochs, eval_every, seeds = POINTS[point]
-    base = {"dataset": CIFAR, "reduced": 1000, "model": "wrn-10-1", "batch_size": 32,
+    reduced, model, epochs, eval_every, seeds = POINTS[point]
+    base = {"dataset": CIFAR, "reduced": reduced, "model": model, "batch_size": 32,
             "epochs": epochs, "eval_every": eval_every, "optimizer.lr": 0.05,
             "eval_batch_size": 1000, "log_every_steps": 31, "save_image_grid": False}
     return base, seeds, {
