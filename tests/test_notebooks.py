@@ -18,7 +18,7 @@ def _text(cell):
 
 # The smallest settings each notebook runs with here, in place of its cell tagged "parameters"
 # (papermill's convention): the suite checks that the notebook works, not how well it trains.
-SMALLEST = {"prototype_objective.ipynb": "STEPS, BATCH = 2, 10"}
+SMALLEST = {"prototype_objective.ipynb": "STEPS, BATCH, COMPARE = 2, 10, False"}
 
 
 def _with_smallest_settings(notebook, name):
@@ -40,7 +40,7 @@ def test_notebook_runs_top_to_bottom(path, monkeypatch):
     outputs = "\n".join(_text(cell) for cell in notebook.cells if cell.cell_type == "code")
     if os.path.basename(path) == "prototype_objective.ipynb":
         assert "KL(x, x) = 0.0" in outputs, outputs
-        assert outputs.count("non-finite steps 0") == 2, outputs  # both runs, through train()
+        assert "non-finite steps 0" in outputs, outputs
         assert "P-VAE + histogram KL: test accuracy" in outputs, outputs
         assert "histogram KL of the generated batch" in outputs, outputs
         figures = [out for cell in notebook.cells for out in cell.get("outputs", [])

@@ -101,6 +101,7 @@ def gradient_update(
     optimizer: optax.GradientTransformation,
     *args: Any,
     grad_clip: float | None = None,
+    keep_on_nonfinite: bool = True,
     **kwargs: Any,
 ) -> tuple[Any, dict[str, Any], jax.Array]:
     """One optimizer step of ``network`` (a `TargetState` or `NetworkState`) on
@@ -111,14 +112,20 @@ def gradient_update(
     with the global-norm clip of `clip_by_global_norm` (None or 0: none) and the new BatchNorm
     statistics from ``aux["batch_stats"]`` (kept as they were if aux has none). Returns
     ``(network', aux, ok)``: ``aux`` without the statistics, with ``"loss"`` (unless the
-    objective's aux has its own) and ``"grad_norm"`` (before clipping); ``ok`` is False when the loss or the gradient is not finite, and then
-    ``network'`` is ``network`` unchanged, so the caller only counts the skip (`count_skips`)."""
+    objective's aux has its own) and ``"grad_norm"`` (before clipping); ``ok`` is False when the
+    loss or the gradient's global norm is not finite (a NaN or an infinity in any gradient makes
+    the norm so), and then ``network'`` is ``network`` unchanged, so the caller only counts the
+    skip (`count_skips`). ``keep_on_nonfinite=False`` returns the update as computed: for a
+    method with one network, whose whole state the trainer's guard (``config.nonfinite``)
+    already keeps or stops on, so the step does not pay for the selection twice."""
     (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(network.params, *args, **kwargs)
     grads, grad_norm = clip_by_global_norm(grads, grad_clip)
     aux = dict(aux)
     new = network.apply_gradients(grads, aux.pop("batch_stats", network.batch_stats), optimizer)
-    ok = all_finite((loss, grads))
-    return keep_if(ok, new, network), {"loss": loss, **aux, "grad_norm": grad_norm}, ok
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    if keep_on_nonfinite:
+        new = keep_if(ok, new, network)
+    return new, {"loss": loss, **aux, "grad_norm": grad_norm}, ok
 
 
 def count_skips(*oks: jax.Array) -> jax.Array:

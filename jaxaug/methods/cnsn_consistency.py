@@ -41,7 +41,8 @@ def cnsn_consistency(model: nn.Module, optimizer: optax.GradientTransformation, 
         heads = jax.random.bernoulli(k_coin, cn_prob)
         state, aux, _ = gradient_update(state, crossnorm_consistency, optimizer, batch, model=model,
                                         batch_stats=state.batch_stats, key=k_passes,
-                                        weight=weight, active=heads, target_loss=target_loss)
+                                        weight=weight, active=heads, target_loss=target_loss,
+                                        keep_on_nonfinite=False)
         return state, {**aux, "crossnorm_step": heads.astype(aux["loss"].dtype)}
 
     return Method(init=init, step=step, predict=functools.partial(predict_target, model))

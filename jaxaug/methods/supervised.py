@@ -23,7 +23,7 @@ def supervised(
     def step(state, batch, key):
         state, aux, _ = gradient_update(state, cross_entropy, optimizer, batch, model=model,
                                         batch_stats=state.batch_stats, key=key,
-                                        target_loss=target_loss)
+                                        target_loss=target_loss, keep_on_nonfinite=False)
         return state, {"loss": aux["loss"], "accuracy": aux["accuracy"]}
 
     return Method(init=init, step=step, predict=functools.partial(predict_target, model))
