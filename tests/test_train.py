@@ -90,7 +90,7 @@ def test_warmup_then_cosine_schedule():
     np.testing.assert_allclose(schedule(100), 0.0, atol=1e-7)
 
 
-def test_checkpointer_keeps_last_n_and_best(tmp_path):
+def test_checkpointer_keeps_last_n_and_best(tmp_path, caplog):
     checkpointer = Checkpointer(str(tmp_path / "ckpt"), keep=2)
     scores = {1: 0.5, 2: 0.9, 3: 0.6, 4: 0.7, 5: 0.65}
     for step, score in scores.items():
@@ -105,6 +105,14 @@ def test_checkpointer_keeps_last_n_and_best(tmp_path):
     # A crashed save leaves only a temporary directory, which is never taken as a checkpoint.
     (tmp_path / "ckpt" / "6.orbax-checkpoint-tmp-123").mkdir()
     assert Checkpointer(str(tmp_path / "ckpt"), keep=2).latest_step() == 5
+    # An unscored save (an epoch without evaluation) is kept as latest, never as best, quietly.
+    checkpointer = Checkpointer(str(tmp_path / "unscored"), keep=2)
+    with caplog.at_level("WARNING"):
+        checkpointer.save(1, {"w": jnp.ones((3,))}, {"step": 1}, score=0.5)
+        checkpointer.save(2, {"w": jnp.ones((3,))}, {"step": 2})
+    checkpointer.close()
+    assert (checkpointer.best_step(), checkpointer.latest_step()) == (1, 2)
+    assert not [r for r in caplog.records if "did not provide metrics" in r.getMessage()]
 
 
 def test_distributed_initialize_gets_the_configured_cluster(monkeypatch):

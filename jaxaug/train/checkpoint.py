@@ -1,6 +1,8 @@
 """Orbax checkpoints that keep the last N and the best, written atomically and verified on restore."""
 
+import contextlib
 import hashlib
+import logging as std_logging
 import os
 import shutil
 
@@ -49,13 +51,18 @@ class Checkpointer:
         )
 
     def save(self, step: int, state, meta: dict, score: float | None = None) -> None:
+        """Saves ``(state, meta)`` at ``step``; ``score`` None (an epoch not evaluated,
+        ``config.eval_every``) keeps it out of the best, and Orbax's warning about the missing
+        metric, which would repeat every such epoch, is not logged."""
         meta = {**meta, _CHECKSUMS: state_checksums(state)}
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-            metrics=None if score is None else {"score": float(score)},
-            force=True,
-        )
+        with _without_unscored_warning() if score is None else contextlib.nullcontext():
+            self._manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                        meta=ocp.args.JsonSave(meta)),
+                metrics=None if score is None else {"score": float(score)},
+                force=True,
+            )
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -169,3 +176,20 @@ def state_checksums(state) -> dict[str, str]:
 
     leaves = jax.tree_util.tree_flatten_with_path(state)[0]
     return {jax.tree_util.keystr(path): digest(leaf) for path, leaf in leaves}
+
+
+class _UnscoredWarningFilter(std_logging.Filter):
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return "did not provide metrics" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_unscored_warning():
+    """Drops Orbax's "Requested `tracked_metric`; did not provide metrics." (absl's logger) for
+    one save."""
+    logger, quiet = std_logging.getLogger("absl"), _UnscoredWarningFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
