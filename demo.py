@@ -9,7 +9,6 @@ A-STN made of them, T(x) (middle row) and T^-1(x) (bottom row). Rerunning resume
 its workdir: a finished run is not trained again (delete the workdir to retrain).
 """
 
-import importlib.util
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ from jaxaug.data import save_image_grid
 from jaxaug.data.augment import normalize
 from jaxaug.ops.point import to_uint8
 from jaxaug.train import load_trained, train_and_evaluate
+from jaxaug.train.config import load_config_file
 
 CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "demo.py")
 SCALE = 4  # nearest-neighbour upscaling of the small images in the PNG
@@ -30,10 +30,7 @@ LABELS = {"baseline": "baseline (supervised)",
 
 
 def get_config(variant):
-    spec = importlib.util.spec_from_file_location("demo_config", CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return load_config_file(CONFIG, variant)
 
 
 def write_generated(workdir, path, seed):

@@ -27,6 +27,8 @@ from typing import Any
 
 import ml_collections
 
+from jaxaug.train.config import load_config_file
+
 
 @dataclasses.dataclass(frozen=True)
 class Arm:
@@ -47,11 +49,7 @@ class Arm:
     def resolve(self, seed: int) -> ml_collections.ConfigDict:
         """The config a run of this arm with ``seed`` trains: the file's ``get_config([arg])``,
         the overrides, then ``seed``."""
-        spec = importlib.util.spec_from_file_location(f"_plan_config_{self.name}", self.config_path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        arg = self.config_arg
-        config = module.get_config(arg) if arg is not None else module.get_config()
+        config = load_config_file(self.config_path, self.config_arg)
         for field, value in self.overrides.items():
             keys, node = field.split("."), config
             for i, key in enumerate(keys):  # update_from_flattened_dict ignores unknown fields

@@ -5,7 +5,9 @@ for keypoint runs) and override fields; every field
 a run reads is declared here, so a typo on the command line (``--config.bach_size``) is an error.
 """
 
+import importlib.util
 import math
+import os
 
 import ml_collections
 from ml_collections import config_dict
@@ -69,6 +71,15 @@ def base_config(task: str = "classification") -> ml_collections.ConfigDict:
 def keypoints_config() -> ml_collections.ConfigDict:
     """`base_config` of keypoint (pose / landmark) training."""
     return base_config("keypoints")
+
+
+def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+    """A config file's ``get_config(arg)`` (``get_config()`` when ``arg`` is None), as
+    ``train.py --config=path[:arg]`` loads it."""
+    spec = importlib.util.spec_from_file_location(f"_config_{os.path.basename(path)}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config() if arg is None else module.get_config(arg)
 
 
 def _classification_fields(c: ml_collections.ConfigDict) -> None:
