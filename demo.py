@@ -17,8 +17,7 @@ import jax
 import numpy as np
 
 from jaxaug.data import save_image_grid
-from jaxaug.data.augment import normalize
-from jaxaug.ops.point import to_uint8
+from jaxaug.ops.point import to_float, to_uint8
 from jaxaug.train import load_trained, train_and_evaluate
 from jaxaug.train.config import load_config_file
 
@@ -41,9 +40,9 @@ def write_generated(workdir, path, seed):
     _, labels = dataset.test.get(np.arange(min(len(dataset.test), 500)))
     first = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)]
     images, _ = dataset.test.get(np.asarray(first))
-    x = normalize(images, dataset.mean, dataset.std)
-    generated = jax.jit(run["method"].generate)(run["state"], x, jax.random.key(seed))
-    pixels = np.asarray(to_uint8(generated * dataset.std + dataset.mean))
+    generated = jax.jit(run["method"].generate)(run["state"], to_float(images),
+                                                jax.random.key(seed))
+    pixels = np.asarray(to_uint8(generated))
     grid = np.concatenate([images, pixels]).repeat(SCALE, axis=1).repeat(SCALE, axis=2)
     save_image_grid(grid, path, nrow=len(images))
     return float(np.mean(np.abs(pixels[:len(images)].astype(np.float32) - images)) / 255)

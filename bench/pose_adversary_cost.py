@@ -44,7 +44,7 @@ def main(argv):
     model = models.create_pose_model(_MODEL.value, 16, **config[_MODEL.value])
     method = adversarial_pose(
         model, optax.rmsprop(2.5e-4), PoseAdversary(width=config.adversarial.width),
-        image_shape=(size, size, 3), mean=0.5, std=0.25, flip_pairs=data.flip_pairs,
+        image_shape=(size, size, 3), flip_pairs=data.flip_pairs,
         adversary_optimizer=optax.rmsprop(5e-5), pretrain_optimizer=optax.rmsprop(2.5e-4))
     device = jax.devices()[0]
     print(f"device: {device.platform} ({device.device_kind}); {_MODEL.value} "

@@ -24,21 +24,15 @@ _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps per variant (median kept)
 _QUICK = flags.DEFINE_bool("quick", False, "WRN-10-1, batch 16, 1 step: a smoke test.")
 _POLICIES = flags.DEFINE_integer("policies", 8, "M of Adversarial AutoAugment.")
 
-MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
-
-
 def variants(model, optimizer, num_policies):
     """name -> (method, floor in baseline steps)."""
     return {
         "adv_aa": (adv_autoaugment.adv_autoaugment(
-            model, optimizer, mean=MEAN, std=STD, update_every=100,
-            num_policies=num_policies), num_policies),
-        "adatransform": (adatransform.adatransform(model, optimizer, mean=MEAN, std=STD), 1),
-        "adacutout": (adatransform.adatransform(model, optimizer, mean=MEAN, std=STD,
-                                                mode="cutout"), 1),
-        "tanda": (tanda.tanda(model, optimizer, mean=MEAN, std=STD), 1),
-        "tanda_mean_field": (tanda.tanda(model, optimizer, mean=MEAN, std=STD,
-                                         generator="mean_field"), 1),
+            model, optimizer, update_every=100, num_policies=num_policies), num_policies),
+        "adatransform": (adatransform.adatransform(model, optimizer), 1),
+        "adacutout": (adatransform.adatransform(model, optimizer, mode="cutout"), 1),
+        "tanda": (tanda.tanda(model, optimizer), 1),
+        "tanda_mean_field": (tanda.tanda(model, optimizer, generator="mean_field"), 1),
     }
 
 

@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from tiny_models import TinyNet, TinyTransformer, jit_init
+from tiny_models import TinyNet, TinyTransformer
 
-from jaxaug import ops
+from jaxaug import models, ops
 from jaxaug.data import synthetic
 from jaxaug.methods import adatransform as at
 from jaxaug.methods.base import predict_target
@@ -24,9 +24,10 @@ from jaxaug.objectives import adatransform as at_objectives
 from jaxaug.objectives import discriminator_loss, log_realness
 from jaxaug.policies import episodes
 
-MEAN = (0.5, 0.45, 0.4)
-STD = (0.25, 0.25, 0.3)
-FILL = jnp.asarray(MEAN)
+NORM = models.Normalization((0.5, 0.45, 0.4), (0.25, 0.25, 0.3))  # a dataset's
+FILL = jnp.asarray(NORM.mean)
+# The networks as the config path builds them: the normalization first, on images in [0, 1].
+TARGET, TRANSFORMER = models.Normalized(TinyNet(), NORM), models.Normalized(TinyTransformer(33), NORM)
 
 
 def _images01(n=4, size=16, seed=0):
@@ -37,8 +38,8 @@ TARGET_OPTIMIZER = optax.sgd(0.05, momentum=0.9)
 
 
 def _method(**kwargs):
-    return at.adatransform(TinyNet(), TARGET_OPTIMIZER, mean=MEAN, std=STD,
-                           transformer=TinyTransformer(33), **kwargs)
+    return at.adatransform(TARGET, TARGET_OPTIMIZER, fill=FILL, transformer=TRANSFORMER,
+                           discriminator=models.Normalized(models.Discriminator(), NORM), **kwargs)
 
 
 # The action table and its rendering.
@@ -173,7 +174,7 @@ def test_cutout_rollout_moves_the_box_by_its_actions():
     params = jax.jit(net.init)(jax.random.key(0), x01, jnp.zeros((8, 2)))["params"]
     roll = jax.jit(functools.partial(
         episodes.rollout, lambda x, e, k: net.apply({"params": params}, x, e), mode="cutout",
-        num_steps=3, mean=FILL, std=jnp.asarray(STD), cutout_size=4))(x01, jax.random.key(5))
+        num_steps=3, fill=FILL, cutout_size=4))(x01, jax.random.key(5))
     # extra holds the box centre in [-1, 1]; the centre stays on the image, in [0, 15].
     centre = (np.asarray(roll.extra) + 1) / 2 * 16
     delta = np.asarray([d for _, d in episodes.BOX_ACTIONS])[np.asarray(roll.actions[:-1])]
@@ -200,7 +201,7 @@ def transform_rollout():
             return net.apply({"params": params}, x, e, train=True, rngs={"dropout": key})
 
         roll = episodes.rollout(policy, x01, jax.random.key(2), mode="transform", num_steps=4,
-                          mean=FILL, std=jnp.asarray(STD))
+                                fill=FILL)
         target = TinyNet().init(jax.random.key(3), roll.images[0], train=False)
         logits = jax.vmap(lambda x: TinyNet().apply(target, x, train=False))(roll.images)
         losses = optax.softmax_cross_entropy_with_integer_labels(
@@ -218,7 +219,7 @@ def test_rewards_telescope(transform_rollout):
     def check(losses):
         # l(x_K), with x_K rendered again from the original and the drawn actions.
         x_k = jax.vmap(lambda x, a: episodes.render_transform(x, a, FILL))(x01, roll.actions.T)
-        logits = TinyNet().apply(target, (x_k - FILL) / jnp.asarray(STD), train=False)
+        logits = TinyNet().apply(target, x_k, train=False)
         loss_k = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         log_d = jnp.log(jnp.linspace(0.1, 0.9, 40)).reshape(5, 8)
         rewards = at_objectives.step_rewards(at_objectives.episode_values(losses))
@@ -305,7 +306,7 @@ def test_rescored_actions_see_the_rollouts_dropout():
     @jax.jit
     def run(x01):
         roll = episodes.rollout(policy, x01, jax.random.key(7), mode="transform", num_steps=3,
-                          mean=FILL, std=jnp.asarray(STD))
+                                fill=FILL)
         other = roll._replace(dropout_keys=jax.random.split(jax.random.key(8), 3))
         return episodes.action_log_probs(policy, roll)[0], episodes.action_log_probs(policy, other)[0]
 
@@ -348,7 +349,6 @@ def test_mix_batch_transforms_the_bernoulli_drawn_images():
     ({"entropy_weight": -1.0}, "entropy_weight"),
     ({"cutout_size": 1}, "cutout_size"),
     ({"move_pixels": 0}, "move_pixels"),
-    ({"std": (0.2, 0.0, 0.2)}, "std"),
     ({"mode": "cutout", "cooperative_test": True}, "cooperative_test"),
     ({"apply_prob": 1.5}, "apply_prob"),
     ({"clean_weight": -1.0}, "clean_weight"),
@@ -358,9 +358,8 @@ def test_mix_batch_transforms_the_bernoulli_drawn_images():
     ({"dropout": 1.0}, "dropout"),
 ])
 def test_bad_arguments_raise(kwargs, name):
-    args = {"mean": MEAN, "std": STD, **kwargs}
     with pytest.raises(ValueError, match=name):
-        at.adatransform(TinyNet(), optax.sgd(0.1), **args)
+        at.adatransform(TinyNet(), optax.sgd(0.1), **kwargs)
 
 
 # A short run on the demo data.
@@ -370,7 +369,7 @@ def _kl_from_uniform(p):
     return float(np.sum(p * np.log(np.maximum(p, 1e-300) * p.shape[-1])))
 
 
-_action_probs = jax.jit(functools.partial(at.action_probs, transformer=TinyTransformer(33)),
+_action_probs = jax.jit(functools.partial(at.action_probs, transformer=TRANSFORMER),
                         static_argnames="policy")
 RUN_STEPS, UPDATE_EVERY = 20, 2  # T and D move on steps 1, 3, ..., N trains clean from step 20
 
@@ -388,8 +387,8 @@ def short_run(unoptimized_xla):
     method's steps against each other and second writings, not ops against closed forms."""
     del unoptimized_xla
     images, labels = synthetic.generate(160, seed=0, image_size=16)
-    normalized = (images / 255.0 - np.asarray(MEAN)) / np.asarray(STD)
-    batches = [{"image": jnp.asarray(normalized[i:i + 8], jnp.float32),
+    images = images / 255.0
+    batches = [{"image": jnp.asarray(images[i:i + 8], jnp.float32),
                 "label": jnp.asarray(labels[i:i + 8])} for i in range(0, 160, 8)]
     method = _method(num_steps=3, samples=2, disc_weight=0.1, update_every=UPDATE_EVERY,
                      stop_step=RUN_STEPS, policy_optimizer=optax.adam(1e-2))
@@ -400,7 +399,7 @@ def short_run(unoptimized_xla):
         state, metrics = step(states[-1], batches[i % len(batches)], jax.random.key(i))
         states.append(state)
         history.append({k: float(v) for k, v in metrics.items()})
-    probe = jnp.asarray(normalized[:64], jnp.float32)
+    probe = jnp.asarray(images[:64], jnp.float32)
     return method, step, states, history, probe, batches
 
 
@@ -448,12 +447,12 @@ def _sgd_reference(target, images, labels, flipped_weight, clean_weight):
     """N's update by a second writing: SGD(0.05, momentum 0.9) on flipped_weight x CE(hflip(x))
     + clean_weight x CE(x), the two batches in one training-mode forward (BatchNorm over the
     images it is given: both halves, or x alone when flipped_weight is 0)."""
-    flipped = images[:, :, ::-1]  # normalization is per channel: it commutes with the flip
+    flipped = images[:, :, ::-1]
     both = flipped_weight > 0
 
     def loss(params):
         def forward(inputs):
-            logits, updates = TinyNet().apply(
+            logits, updates = TARGET.apply(
                 {"params": params, "batch_stats": target.batch_stats}, inputs, train=True,
                 mutable=["batch_stats"])
             ce = optax.softmax_cross_entropy_with_integer_labels(
@@ -515,9 +514,8 @@ def test_predict_applies_the_cooperative_policy_greedily(short_run):
 
     @jax.jit
     def expected(target, images):
-        x01 = images * jnp.asarray(STD) + FILL
-        rotated = jax.vmap(lambda x: ops.rotate(x, 7.5, FILL, interpolation="bilinear"))(x01)
-        return predict_target(TinyNet(), target, (rotated - FILL) / jnp.asarray(STD))
+        rotated = jax.vmap(lambda x: ops.rotate(x, 7.5, FILL, interpolation="bilinear"))(images)
+        return predict_target(TARGET, target, rotated)
 
     np.testing.assert_allclose(jax.jit(method.predict)(first, probe[:8]),
                                expected(first.target, probe[:8]), atol=1e-4)

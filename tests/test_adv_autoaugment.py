@@ -13,7 +13,7 @@ import optax
 import pytest
 from tiny_models import TinyNet, jit_init
 
-from jaxaug import policies
+from jaxaug import models, policies
 from jaxaug.data import augment, synthetic
 from jaxaug.methods import adv_autoaugment as aaa
 from jaxaug.objectives import reinforce
@@ -23,12 +23,13 @@ from jaxaug.train.mesh import make_mesh
 
 pytestmark = pytest.mark.usefixtures("unoptimized_xla")
 
-MEAN, STD = jnp.asarray([0.5, 0.4, 0.3]), jnp.asarray([0.25, 0.2, 0.3])
+NORM = models.Normalization((0.5, 0.4, 0.3), (0.25, 0.2, 0.3))  # a dataset's
+MEAN = np.asarray(NORM.mean, np.float32)
 
 
 @jax.jit
 def _augment(key, actions, images):
-    return aaa.augment_copies(key, actions, images, mean=MEAN, std=STD)
+    return aaa.augment_copies(key, actions, images)
 
 
 @jax.jit
@@ -45,10 +46,9 @@ def test_each_copy_uses_its_policy_and_sample_pairing_blends_the_neighbour():
     """A second writing of the copy augmentation: image i of copy m is `apply_actions` with the
     sub-policy drawn for (m, i) and the image before it in the batch as partner."""
     unit = _images()
-    images = (unit - MEAN) / STD
     actions = jax.random.randint(jax.random.key(1), (3, 20), 0, 10)
     key = jax.random.key(2)
-    out = _augment(key, actions, images)
+    out = _augment(key, actions, unit)
     assert out.shape == (3, 4, 12, 12, 3)
     described = aaa.describe(actions)
     assert len(described) == 3 and len(described[1]) == 5 and len(described[1][4]) == 2
@@ -60,11 +60,11 @@ def test_each_copy_uses_its_policy_and_sample_pairing_blends_the_neighbour():
         for i in range(4):
             sub = actions[m].reshape(5, 2, 2)[drawn[m, i]]
             want = _apply_one(keys[m, i], unit[i], sub, unit[i - 1])
-            np.testing.assert_allclose(out[m, i] * STD + MEAN, want, atol=1e-5)
+            np.testing.assert_allclose(out[m, i], want, atol=1e-5)
     # Sample pairing (op 15) at level 5 blends 0.2 of the partner in; the other op, brightness
     # (12) at level 5, is factor 1.0: the identity.
     pairing = jnp.tile(jnp.asarray([[15, 5, 12, 5]]), (1, 5))
-    out = _augment(key, pairing.astype(jnp.int32), images)[0] * STD + MEAN
+    out = _augment(key, pairing.astype(jnp.int32), unit)[0]
     np.testing.assert_allclose(out, 0.8 * unit + 0.2 * jnp.roll(unit, 1, axis=0), atol=1e-5)
 
 
@@ -79,20 +79,20 @@ def _is_clean_rectangle(zero):
 def test_cutout_comes_after_the_policy():
     """The paper's order (sec. 4.1): policy, then Cutout. With every sub-policy a 30-degree
     rotation (and the identity brightness 1.0), each image's Cutout patch is an exact
-    rectangle of 0 (the normalized mean); cut out first and rotated after, it is not."""
-    images = (_images(4, size=16, seed=3) - MEAN) / STD
+    rectangle of the fill (the dataset mean); cut out first and rotated after, it is not."""
+    images = _images(4, size=16, seed=3)
     actions = jnp.tile(jnp.asarray([[0, 9, 1, 5]], jnp.int32), (2, 5))  # rotate 9, brightness 5
-    copies = jax.jit(aaa.augment_copies, static_argnames=("op_names", "cutout"))
-    out = np.asarray(copies(jax.random.key(5), actions, images, mean=MEAN, std=STD,
-                            op_names=("rotate", "brightness"), cutout=6))
+    copies = jax.jit(aaa.augment_copies, static_argnames=("op_names", "cutout", "cutout_fill"))
+    out = np.asarray(copies(jax.random.key(5), actions, images, op_names=("rotate", "brightness"),
+                            cutout=6, cutout_fill=NORM.mean))
     for m in range(2):
         for i in range(4):
-            assert _is_clean_rectangle(np.all(out[m, i] == 0, -1)), (m, i)
+            assert _is_clean_rectangle(np.all(out[m, i] == MEAN, -1)), (m, i)
     # The old order: Cutout on the batch, then the policy, warps the patch.
-    cut = augment.cutout(jax.random.key(6), images, 6)
-    warped = np.asarray(copies(jax.random.key(5), actions, cut, mean=MEAN, std=STD,
+    cut = augment.cutout(jax.random.key(6), images, 6, MEAN)
+    warped = np.asarray(copies(jax.random.key(5), actions, cut,
                                op_names=("rotate", "brightness"), cutout=0))
-    assert not any(_is_clean_rectangle(np.all(np.abs(w) < 1e-6, -1)) for w in warped[0])
+    assert not any(_is_clean_rectangle(np.all(np.abs(w - MEAN) < 1e-6, -1)) for w in warped[0])
 
 
 def test_the_trainer_leaves_cutout_to_the_method():
@@ -101,17 +101,17 @@ def test_the_trainer_leaves_cutout_to_the_method():
     the flag it does. Seen through `compile_steps`' images as the network gets them."""
     config = base_config()
     config.augment.update(pad=0, flip=False, cutout=8)
-    dataset = types.SimpleNamespace(mean=MEAN, std=STD, image_shape=(16, 16, 3))
+    dataset = types.SimpleNamespace(mean=MEAN, image_shape=(16, 16, 3))
     images = np.random.default_rng(0).integers(1, 256, (4, 16, 16, 3), dtype=np.uint8)
-    method = aaa.adv_autoaugment(TinyNet(num_classes=3), optax.sgd(0.1), mean=MEAN, std=STD,
-                                 update_every=10, cutout=8)
+    method = aaa.adv_autoaugment(TinyNet(num_classes=3), optax.sgd(0.1), update_every=10,
+                                 cutout=8, cutout_fill=NORM.mean)
     assert method.applies_cutout
     plain = dataclasses.replace(method, applies_cutout=False)
     mesh = make_mesh(jax.devices()[:1])
     for m, has_cutout in ((method, False), (plain, True)):
         out = np.asarray(steps.compile_steps(m, dataset, config, mesh).augmented_images(
             {"image": images}, jax.random.key(0)))
-        # Cutout's patch is grey 0 in normalized units: the mean colour, in uint8 levels.
+        # Cutout's patch is the mean colour, in uint8 levels.
         patch = np.all(np.abs(out.astype(float) - np.asarray(MEAN) * 255) <= 1, -1)
         assert all(_is_clean_rectangle(z) for z in patch) == has_cutout
         assert patch.any() == has_cutout
@@ -171,10 +171,10 @@ def short_run():
     """14 steps of a tiny target on 16x16 synthetic shapes, M = 4, a window of 2 steps and a
     controller learning rate of 0.05 (the paper's 3.5e-4 moves it too little in 7 updates)."""
     raw, labels = synthetic.generate(16, seed=0, image_size=16)
-    images = (jnp.asarray(raw, jnp.float32) / 255 - MEAN) / STD
+    images = jnp.asarray(raw, jnp.float32) / 255
     labels = jnp.asarray(labels, jnp.int32)
-    model = TinyNet(num_classes=len(synthetic.CLASS_NAMES))
-    method = aaa.adv_autoaugment(model, optax.sgd(0.05, momentum=0.9), mean=MEAN, std=STD,
+    model = models.Normalized(TinyNet(num_classes=len(synthetic.CLASS_NAMES)), NORM)
+    method = aaa.adv_autoaugment(model, optax.sgd(0.05, momentum=0.9),
                                  update_every=2, num_policies=4,
                                  controller_optimizer=optax.adam(0.05))
     batch = {"image": images[:8], "label": labels[:8]}
@@ -233,12 +233,10 @@ def test_the_controller_distribution_moves_away_from_its_start(short_run):
     ({"num_magnitudes": 12}, "num_magnitudes"),
     ({"entropy_weight": -1.0}, "entropy_weight"),
     ({"op_names": ("rotate", "swirl")}, "swirl"),
-    ({"std": (0.2, 0.0, 0.2)}, "std must be positive"),
-    ({"mean": (0.5, 0.5)}, "mean and std"),
     ({"cutout": -1}, "cutout"),
 ])
 def test_bad_arguments_name_themselves(kwargs, message):
-    arguments = {"mean": MEAN, "std": STD, "update_every": 10, **kwargs}
+    arguments = {"update_every": 10, **kwargs}
     with pytest.raises(ValueError, match=message):
         aaa.adv_autoaugment(TinyNet(num_classes=3), optax.sgd(0.1),
                             **arguments)

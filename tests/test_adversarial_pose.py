@@ -24,7 +24,7 @@ from jaxaug.objectives import (
 
 SIZE = 32
 TINY_CUNET = {"num_unets": 1, "order": 0, "depth": 1, "features": 8, "growth": 4, "stem_stride": 2}
-MEAN, STD = 0.5, 0.25
+NORM = models.Normalization(0.5, 0.25)
 
 
 pytestmark = pytest.mark.usefixtures("unoptimized_xla")
@@ -33,11 +33,10 @@ pytestmark = pytest.mark.usefixtures("unoptimized_xla")
 @pytest.fixture(scope="module")
 def setup():
     data = keypoint_synthetic.load("train", num=96, size=SIZE)
-    model = models.create_pose_model("cunet", 16, **TINY_CUNET)
+    model = models.Normalized(models.create_pose_model("cunet", 16, **TINY_CUNET), NORM)
     adversary = PoseAdversary(width=8)
     # inject_hyperparams: the shift test freezes the pose network by setting its rate to 0.
-    common = {"image_shape": (SIZE, SIZE, 3), "mean": MEAN, "std": STD,
-              "flip_pairs": data.flip_pairs, "adversary_optimizer": optax.adam(1e-2),
+    common = {"image_shape": (SIZE, SIZE, 3), "flip_pairs": data.flip_pairs, "adversary_optimizer": optax.adam(1e-2),
               "pretrain_optimizer": optax.adam(1e-2)}
     pose_optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=3e-3)
     # "upright" trains the pose network without augmentation, so that warped images are harder;
@@ -55,7 +54,7 @@ def setup():
         n = batch["image"].shape[0]
         inputs = warped_inputs(batch["image"].astype(jnp.float32) / 255.0, batch["joints"],
                                batch["visible"], jnp.full(n, scale), jnp.full(n, degrees),
-                               jnp.zeros(n, bool), mean=MEAN, std=STD, out_size=out, sigma=1.0,
+                               jnp.zeros(n, bool), out_size=out, sigma=1.0,
                                flip_pairs=data.flip_pairs)
         heatmaps = model.apply(_variables(pose), inputs["image"], train=False)
         return heatmap_loss_per_example(heatmaps, inputs["heatmap"], inputs["visible"])
@@ -64,7 +63,7 @@ def setup():
     def adversary_logits(state, images, train):
         """G's logits of uint8 images, from the pose network's features (evaluation mode)."""
         images01 = images.astype(jnp.float32) / 255.0
-        features = model.apply(_variables(state.pose), (images01 - MEAN) / STD, train=False,
+        features = model.apply(_variables(state.pose), images01, train=False,
                                return_features=True)[1]
         logits = adversary.apply(_variables(state.adversary), features, train=train,
                                  mutable=["batch_stats"] if train else False)
@@ -111,8 +110,7 @@ def test_keypoints_and_heatmaps_move_with_the_image_under_sampled_scale_and_rota
         _, scales = sample_binned(jax.random.key(4), logits[0, :, :7], 0.75, 1.25)
         _, degrees = sample_binned(jax.random.key(5), logits[1], -30.0, 30.0)
         inputs = warped_inputs(blobs, joints, visible, scales, degrees, jnp.zeros(n, bool),
-                               mean=0.0, std=1.0, out_size=out, sigma=1.0,
-                               flip_pairs=data.flip_pairs)
+                               out_size=out, sigma=1.0, flip_pairs=data.flip_pairs)
         return (inputs, keypoints.decode_heatmaps(inputs["image"])[0],
                 keypoints.decode_heatmaps(inputs["heatmap"])[0])
 
@@ -212,11 +210,12 @@ def test_joint_step_trains_a_dense_stacked_hourglass(setup):
     stack's skip and bridge features and one joint step updates both networks with finite
     values."""
     data = setup["data"]
-    model = models.create_pose_model("hourglass", 16, num_stacks=2, depth=1, features=8,
-                                     stem_stride=2, block="dense", growth=4)
+    model = models.Normalized(models.create_pose_model(
+        "hourglass", 16, num_stacks=2, depth=1, features=8, stem_stride=2, block="dense",
+        growth=4), NORM)
     method = adversarial_pose(
-        model, optax.adam(1e-3), PoseAdversary(width=8), image_shape=(SIZE, SIZE, 3), mean=MEAN,
-        std=STD, flip_pairs=data.flip_pairs, adversary_optimizer=optax.adam(1e-3),
+        model, optax.adam(1e-3), PoseAdversary(width=8), image_shape=(SIZE, SIZE, 3),
+        flip_pairs=data.flip_pairs, adversary_optimizer=optax.adam(1e-3),
         pretrain_optimizer=optax.adam(1e-3))
     state = jax.jit(method.init)(jax.random.key(0), None)
     new, metrics = jax.jit(method.steps["joint"])(state, _batch(setup["arrays"], 0, size=12),

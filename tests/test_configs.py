@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from jaxaug import methods, quant
+from jaxaug import methods, models, quant
 from jaxaug.train import validate
 from jaxaug.methods.registry import stage_schedule
 from jaxaug.train.config import config_value
@@ -228,7 +228,7 @@ def test_adatransform_gets_the_thesis_settings(arg, expected, monkeypatch):
     config = load_config(os.path.join(REPO, "configs", "policy_learners.py"), f"{arg},cifar10")
     got = methods.create(methods.Context(
         model=None, optimizer=None, lr_schedule=None, steps_per_epoch=391, num_classes=10,
-        image_stats=((0.5,), (0.25,)), config=config))
+        normalization=models.Normalization((0.5,), (0.25,)), config=config))
     assert {k: got[k] for k in expected} == expected
 
 

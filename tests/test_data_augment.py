@@ -55,12 +55,6 @@ def test_random_flip_mirrors_about_half_of_the_images(images):
     np.testing.assert_array_equal(augment.random_flip(key, out), images)
 
 
-def test_normalize_closed_form(images):
-    out = np.asarray(augment.normalize(images, MEAN, STD))
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, (images / 255.0 - MEAN) / STD, rtol=1e-6, atol=1e-6)
-
-
 @pytest.mark.parametrize("size", [3, 4])
 def test_cutout_zeroes_one_clipped_square(size):
     ones = jnp.ones((500, 10, 10, 2), jnp.float32)
@@ -86,56 +80,59 @@ def test_cutout_zeroes_one_clipped_square(size):
     np.testing.assert_array_equal(augment.cutout(jax.random.key(3), ones, 0), ones)
 
 
-def test_standard_without_augmentation_is_normalization(images):
+def test_cutout_fills_with_the_given_colour_per_channel():
+    """The fill is a colour: with the dataset mean, the square normalizes to 0 in every channel,
+    the reference's Cutout after normalization."""
+    ones = jnp.ones((4, 10, 10, 3), jnp.float32)
+    out = np.asarray(augment.cutout(jax.random.key(3), ones, 4, MEAN))
+    inside = (out != 1).any(-1)
+    assert inside.any(axis=(1, 2)).all()
+    np.testing.assert_array_equal(out[inside], np.broadcast_to(MEAN, out[inside].shape))
+    np.testing.assert_allclose(((out - MEAN) / STD)[inside], 0.0, atol=1e-6)
+
+
+def test_standard_without_augmentation_is_the_images_in_unit_range(images):
     batch = {"image": images, "label": np.arange(64, dtype=np.int32), "extra": np.ones(3)}
-    out = augment.standard(
-        jax.random.key(4), batch, mean=MEAN, std=STD, pad=0, flip=False, cutout=0
-    )
-    np.testing.assert_allclose(out["image"], augment.normalize(images, MEAN, STD))
+    out = augment.standard(jax.random.key(4), batch, pad=0, flip=False, cutout=0)
+    assert out["image"].dtype == jnp.float32
+    np.testing.assert_allclose(out["image"], images / 255.0, rtol=1e-6, atol=1e-7)
     assert out["label"] is batch["label"] and out["extra"] is batch["extra"]
 
 
-def test_standard_composes_crop_flip_normalize_cutout(images):
+def test_standard_composes_crop_flip_cutout(images):
     key = jax.random.key(5)
     batch = {"image": images, "label": np.zeros(64, np.int32)}
-    standard = jax.jit(lambda k, b: augment.standard(k, b, mean=MEAN, std=STD, pad=2, cutout=4))
+    standard = jax.jit(lambda k, b: augment.standard(k, b, pad=2, cutout=4, cutout_fill=MEAN))
     out = np.asarray(standard(key, batch)["image"])
     assert out.dtype == np.float32 and out.shape == images.shape
     crop_key, flip_key, _, cutout_key = jax.random.split(key, 4)
     reference = augment.random_crop(crop_key, images, 2)
     reference = augment.random_flip(flip_key, reference)
-    reference = augment.cutout(cutout_key, augment.normalize(reference, MEAN, STD), 4)
+    reference = augment.cutout(cutout_key, reference / 255.0, 4, MEAN)
     np.testing.assert_allclose(out, reference, rtol=1e-6, atol=1e-6)
-    # only Cutout makes a pixel 0 in every channel (zero padding normalizes to -mean / std), and
-    # its 4 x 4 square keeps at least 2 x 2 pixels inside the 8 x 8 image
-    zero_pixels = (out == 0).all(-1).sum((1, 2))
-    assert ((4 <= zero_pixels) & (zero_pixels <= 16)).all()
-    assert not np.allclose(out, augment.normalize(images, MEAN, STD))
+    # only Cutout makes a pixel the mean colour in every channel (the images' levels are
+    # multiples of 1/255, the zero padding 0), and its 4 x 4 square keeps at least 2 x 2 pixels
+    # inside the 8 x 8 image
+    mean_pixels = (out == MEAN).all(-1).sum((1, 2))
+    assert ((4 <= mean_pixels) & (mean_pixels <= 16)).all()
 
 
-def test_normalize_takes_float_images_in_unit_range(images):
-    np.testing.assert_allclose(augment.normalize(images / 255.0, MEAN, STD),
-                               augment.normalize(images, MEAN, STD), rtol=1e-6, atol=1e-6)
-
-
-def test_policy_runs_per_image_between_flip_and_normalization(images):
+def test_policy_runs_per_image_after_flip(images):
     policy = policies.randaugment(2, 9)
     key = jax.random.key(7)
     batch = {"image": images}
-    out = jax.jit(lambda k, b: augment.standard(k, b, mean=MEAN, std=STD, pad=2, policy=policy))(
-        key, batch)["image"]
+    out = jax.jit(lambda k, b: augment.standard(k, b, pad=2, policy=policy))(key, batch)["image"]
     crop_key, flip_key, policy_key, _ = jax.random.split(key, 4)
     x = augment.random_flip(flip_key, augment.random_crop(crop_key, images, 2)) / 255.0
     x = jax.jit(jax.vmap(policy))(jax.random.split(policy_key, len(images)), x)
-    np.testing.assert_allclose(np.asarray(out), np.asarray(augment.normalize(x, MEAN, STD)),
-                               rtol=1e-5, atol=1e-5)
-    plain = augment.standard(key, batch, mean=MEAN, std=STD, pad=2)["image"]
+    np.testing.assert_allclose(np.asarray(out), np.asarray(x), rtol=1e-5, atol=1e-5)
+    plain = augment.standard(key, batch, pad=2)["image"]
     assert np.abs(np.asarray(out) - np.asarray(plain)).mean() > 0.05
 
 
 def test_works_under_vmap_and_different_keys_differ(images):
     keys = jax.random.split(jax.random.key(6), 2)
-    run = jax.vmap(lambda k: augment.standard(k, {"image": images}, mean=MEAN, std=STD)["image"])
+    run = jax.vmap(lambda k: augment.standard(k, {"image": images})["image"])
     out = np.asarray(jax.jit(run)(keys))
     assert out.shape == (2, *images.shape)
     assert not np.array_equal(out[0], out[1])

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaug import methods, objectives
+from jaxaug import methods, models, objectives
 from jaxaug.methods import registry
 from jaxaug.methods.base import require
 from jaxaug.train.config import base_config, validate
@@ -40,7 +40,7 @@ def test_every_method_trains_the_target_on_the_contexts_loss(name, monkeypatch):
     loss = functools.partial(objectives.softmax_cross_entropy, label_smoothing=0.1)
     got = methods.create(methods.Context(
         model=None, optimizer=None, lr_schedule=None, steps_per_epoch=10, num_classes=10,
-        image_stats=((0.5,), (0.25,)), config=config, target_loss=loss))
+        normalization=models.Normalization((0.5,), (0.25,)), config=config, target_loss=loss))
     assert got["target_loss"] is loss
 
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from tiny_models import numpy_variables
+from tiny_models import TinyMultiBNNet, numpy_variables
 
 from jaxaug import models
 from jaxaug.models.resnet import BasicBlock, Bottleneck
@@ -452,3 +452,35 @@ def test_create_rejects_bad_names(name):
 def test_create_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         models.create("wrn-10-1", **kwargs)
+
+
+def test_normalized_is_the_network_on_normalized_images_with_the_same_variables():
+    """`Normalized` adds no variables (its scope is the network's), so a bare network's
+    checkpoint fits it, and its output is the network's on (x - mean) / std, BatchNorm set and
+    mutable statistics passed through."""
+    norm = models.Normalization((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    net = TinyMultiBNNet(num_bn_sets=2)
+    wrapped = models.Normalized(net, norm)
+    x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
+    variables = jax.jit(lambda k: net.init(k, x, train=False))(jax.random.key(0))
+    wrapped_init = jax.jit(lambda k: wrapped.init(k, x, train=False))(jax.random.key(0))
+    assert jax.tree.structure(wrapped_init) == jax.tree.structure(variables)
+    z = (x - jnp.asarray(norm.mean)) / jnp.asarray(norm.std)
+    want, want_stats = net.apply(variables, z, train=True, bn_set=1, mutable=["batch_stats"])
+    got, got_stats = wrapped.apply(variables, x, train=True, bn_set=1, mutable=["batch_stats"])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    jax.tree.map(np.testing.assert_array_equal, got_stats, want_stats)
+    np.testing.assert_allclose(norm.invert(norm(x)), x, atol=1e-6)
+
+
+@pytest.mark.parametrize("mean, std, match", [
+    ((0.5, 0.5), (0.2, 0.2, 0.2), "one length"), ((0.5,), (0.0,), "std positive"),
+    ((float("nan"),), (0.2,), "mean must be finite")])
+def test_normalization_rejects_bad_statistics(mean, std, match):
+    with pytest.raises(ValueError, match=match):
+        models.Normalization(mean, std)
+
+
+def test_normalization_rejects_integer_images():
+    with pytest.raises(ValueError, match="uint8"):
+        models.Normalization((0.5,), (0.25,))(jnp.zeros((1, 2, 2, 1), jnp.uint8))

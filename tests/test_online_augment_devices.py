@@ -22,7 +22,7 @@ SCRIPT = r"""
 import json, sys, jax, numpy as np
 sys.path.insert(0, "tests")
 from tiny_models import TinyMultiBNNet
-from jaxaug import data, methods
+from jaxaug import data, methods, models
 from jaxaug.train import base_config, batch_sharding, make_mesh, make_optimizer
 from jaxaug.train.steps import compile_steps
 
@@ -50,7 +50,8 @@ def report(name):
     method = methods.create(methods.Context(
         model=model, optimizer=make_optimizer(config, 10), lr_schedule=lambda step: 0.1,
         steps_per_epoch=10, num_classes=dataset.num_classes,
-        image_stats=(dataset.mean, dataset.std), config=config, device_count=jax.device_count()))
+        normalization=models.Normalization(dataset.mean, dataset.std), config=config,
+        device_count=jax.device_count()))
     initial, eight, eight_metrics = one_step(method, make_mesh())
     _, one, one_metrics = one_step(method, make_mesh(jax.devices()[:1]))
     return {

@@ -42,8 +42,9 @@ def trained(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("robustness") / "tiny")
     summary = train(c, workdir)
     run = load_trained(workdir)
-    results = pr.robustness(run["model"], run["variables"], run["test"], run["mean"], run["std"],
-                            metric=run["test"].metric, threshold=c.pck_threshold, **SWEEP)
+    results = pr.robustness(run["model"], run["variables"], run["test"],
+                            run["model"].normalization.mean, metric=run["test"].metric,
+                            threshold=c.pck_threshold, **SWEEP)
     return workdir, summary, run, results
 
 
@@ -70,10 +71,10 @@ def _reference_pckh(run, threshold, scale=1.0, degrees=0.0, cell=None, grid=4):
             h, w = image.shape[0] // grid, image.shape[1] // grid
             i, j = divmod(cell, grid)
             image = image.copy()
-            image[i * h:(i + 1) * h, j * w:(j + 1) * w] = run["mean"]
+            image[i * h:(i + 1) * h, j * w:(j + 1) * w] = run["model"].normalization.mean
         images.append(image), joints.append(p), visible.append(v)
     images = jnp.stack(images)
-    pred = _predict(run["model"], run["variables"], (images - run["mean"]) / run["std"])
+    pred = _predict(run["model"], run["variables"], images)
     score, _ = objectives.pckh(pred, jnp.stack(joints), jnp.stack(visible), test.norm * scale,
                                threshold)
     return float(score)
@@ -176,7 +177,7 @@ def test_bad_input_errors_name_the_offender(trained, tmp_path):
         pr.evaluate([str(tmp_path)])
     with pytest.raises(ValueError, match="2 labels"):
         pr.evaluate([workdir], ["a", "b"])
-    args = (run["model"], run["variables"], run["test"], run["mean"], run["std"])
+    args = (run["model"], run["variables"], run["test"], run["model"].normalization.mean)
     with pytest.raises(ValueError, match="scales must be positive"):
         pr.robustness(*args, metric="pckh", threshold=0.5, scales=(1.0, 0.0))
     with pytest.raises(ValueError, match="grid=5 must divide the 32x32"):

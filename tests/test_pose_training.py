@@ -32,15 +32,16 @@ def test_quantized_cunet_learns_below_the_all_zero_prediction():
     """818 (8-bit features, binary weights with alpha, 8-bit gradients): on a fixed batch of
     figures the loss must fall below that of predicting empty heatmaps (the heads start there)."""
     data = keypoint_synthetic.load("train", num=16, size=32)
-    model = models.create_pose_model("cunet", 16, quant="818", **TINY_CUNET)
-    method = heatmap_regression(model, optax.adam(3e-3), image_shape=(32, 32, 3), mean=0.5,
-                                std=0.25, flip_pairs=data.flip_pairs, scale_range=(1.0, 1.0),
+    model = models.Normalized(models.create_pose_model("cunet", 16, quant="818", **TINY_CUNET),
+                              models.Normalization(0.5, 0.25))
+    method = heatmap_regression(model, optax.adam(3e-3), image_shape=(32, 32, 3),
+                                flip_pairs=data.flip_pairs, scale_range=(1.0, 1.0),
                                 max_rotation=0.0, flip_prob=0.0)
     batch = {"image": data.images, "joints": data.joints, "visible": data.visible}
 
     @jax.jit
     def zero_prediction_loss(batch):  # of both U-Nets' outputs
-        inputs = pose_inputs(None, batch, mean=0.5, std=0.25, sigma=1.0, augment=False,
+        inputs = pose_inputs(None, batch, sigma=1.0, augment=False,
                              out_size=heatmap_size(model, (32, 32, 3)), flip_pairs=data.flip_pairs)
         return 2 * objectives.heatmap_mse(jnp.zeros_like(inputs["heatmap"]), inputs["heatmap"],
                                           inputs["visible"])

@@ -14,7 +14,7 @@ import optax
 import pytest
 from tiny_models import TinyNet
 
-from jaxaug import objectives, ops
+from jaxaug import models, objectives, ops
 from jaxaug.data import synthetic
 from jaxaug.generators.sequence import MeanFieldGenerator
 from jaxaug.methods import tanda as tn
@@ -33,14 +33,15 @@ WARMUP = 3
 
 
 def _demo_data(n=96, size=16):
-    """Demo-dataset images normalized with their own per-channel mean and std."""
+    """Demo-dataset images in [0, 1] and the normalization by their per-channel mean and std."""
     images, labels = synthetic.generate(n, seed=0, image_size=size)
     x01 = images.astype(np.float32) / 255
-    mean, std = x01.mean((0, 1, 2)), x01.std((0, 1, 2))
-    return (x01 - mean) / std, labels, mean, std
+    return x01, labels, models.Normalization(x01.mean((0, 1, 2)), x01.std((0, 1, 2)))
 
 
-IMAGES, LABELS, MEAN, STD = _demo_data()
+IMAGES, LABELS, NORM = _demo_data()
+# The networks as the config path builds them: the normalization first.
+TARGET, DISC = models.Normalized(TinyNet(), NORM), models.Normalized(Discriminator(width=8), NORM)
 TARGET_LR = 0.1
 
 
@@ -56,10 +57,10 @@ DIVERSITY = 1e-6
 
 
 def _method(generator, gen_lr=0.05):
-    return tn.tanda(TinyNet(), optax.sgd(TARGET_LR), mean=MEAN, std=STD, generator=generator,
+    return tn.tanda(TARGET, optax.sgd(TARGET_LR), generator=generator,
                     sequence_length=L, tfs=TFS, warmup_steps=WARMUP,
                     generator_optimizer=optax.adam(gen_lr),
-                    disc_optimizer=optax.adam(2e-3, b1=0.5), discriminator=Discriminator(width=8),
+                    disc_optimizer=optax.adam(2e-3, b1=0.5), discriminator=DISC,
                     diversity_weight=DIVERSITY)
 
 
@@ -92,7 +93,7 @@ def _steps(gen_params, images, key):
     step's split)."""
     sample_key, apply_key, _, _ = jax.random.split(key, 4)
     sequences, _, _ = MeanFieldGenerator(K, L).sample(gen_params, sample_key, images.shape[0])
-    return sequences, tf_sequences.incremental_inputs(apply_key, images, sequences, TFS, MEAN, STD)
+    return sequences, tf_sequences.incremental_inputs(apply_key, images, sequences, TFS)
 
 
 def _d_inputs(gen_params, images, key):
@@ -201,7 +202,7 @@ def test_discriminator_loss_raises_real_and_lowers_fake_logits():
 @jax.jit
 def _d_logits(d, images):
     """D's training-mode logits of ``images`` and its hidden layers' activations."""
-    logits, updates = Discriminator(width=8).apply(
+    logits, updates = DISC.apply(
         {"params": d.params, "batch_stats": d.batch_stats}, images, train=True,
         mutable=["batch_stats", "intermediates"])
     return logits, updates["intermediates"]["features"]
@@ -210,7 +211,7 @@ def _d_logits(d, images):
 @jax.jit
 def _d_eval(d, images):
     """D's inference-mode logits of ``images`` and its convolutions' outputs."""
-    logits, sown = Discriminator(width=8).apply(
+    logits, sown = DISC.apply(
         {"params": d.params, "batch_stats": d.batch_stats}, images, train=False,
         mutable=["intermediates"])
     return logits, sown["intermediates"]["features"]
@@ -315,15 +316,13 @@ def test_geometric_tfs_are_one_resampling_of_their_composition():
     assert np.abs(np.asarray(out[inner] - twice[inner])).max() > 0.02
 
 
-def test_augment_maps_batches_to_unit_range_and_back_with_one_key_per_image():
+def test_augment_applies_each_sequence_with_one_key_per_image():
     batch = _batch(2)["image"]
     sequences = jnp.asarray(np.random.default_rng(2).integers(0, K, (8, L)), jnp.int32)
-    out = jax.jit(tf_sequences.augment, static_argnums=3)(jax.random.key(4), batch, sequences, TFS, MEAN,
-                                                STD)
+    out = jax.jit(tf_sequences.augment, static_argnums=3)(jax.random.key(4), batch, sequences, TFS)
     keys = jax.random.split(jax.random.key(4), 8)
     for i in (0, 5):
-        x01 = jnp.clip(batch[i] * STD + MEAN, 0, 1)
-        expected = (_apply_tfs(keys[i], x01, sequences[i], TFS) - MEAN) / STD
+        expected = _apply_tfs(keys[i], batch[i], sequences[i], TFS)
         np.testing.assert_allclose(out[i], expected, atol=1e-5)
 
 
@@ -340,24 +339,16 @@ def _id_inputs(*args):
     return steps[0], steps[-1]
 
 
-def _bright_batch():
-    """A batch whose pixels leave [0, 1] when denormalized (values the TFs' input is clipped to):
-    real images D took unprocessed would differ from every augmented one there."""
-    return 1.5 * _batch(4)["image"]
-
-
 def test_step_feeds_d_the_real_images_through_the_augmentation_pipeline(mean_field):
-    """The step's D loss is that of (x0, x~) from `incremental_inputs`, not of the raw batch:
-    on a batch that clips, the two differ."""
+    """The step's D loss is that of (x0, x~) from `incremental_inputs`, and x0, the batch through
+    the empty sequence (the identity resampling), is the batch bitwise."""
     _, step, state = mean_field
-    batch, key = {**_batch(4), "image": _bright_batch()}, jax.random.key(12)
+    batch, key = _batch(4), jax.random.key(12)
     _, metrics = step(state, batch, key)
     real, fake = _d_inputs(state.generator.params, batch["image"], key)
-    processed = _d_loss(state.discriminator, real, fake)
-    raw = _d_loss(state.discriminator, batch["image"], fake)
-    print(f"D loss on (x0, x~) {float(processed):.5f}, on (raw x, x~) {float(raw):.5f}")
-    assert abs(float(raw - processed)) > 1e-3
-    np.testing.assert_allclose(metrics["d_loss"], processed, rtol=1e-5)
+    np.testing.assert_array_equal(real, batch["image"])
+    np.testing.assert_allclose(metrics["d_loss"], _d_loss(state.discriminator, real, fake),
+                               rtol=1e-5)
 
 
 def test_d_cannot_tell_real_from_identity_augmented_images(mean_field):
@@ -365,17 +356,17 @@ def test_d_cannot_tell_real_from_identity_augmented_images(mean_field):
     D (here the fixture's D after a few training steps)."""
     _, step, state = mean_field
     state, _ = _run(step, state, 3)
-    for images in (_batch(5)["image"], _bright_batch()):
-        real, fake = _id_inputs(jax.random.key(0), images, IDENTITY, ID_TFS, MEAN, STD)
-        np.testing.assert_array_equal(real, fake)
-        logits, _ = _d_logits(state.discriminator, jnp.concatenate([real, fake]))
-        real_logits, fake_logits = jnp.split(logits, 2)
-        np.testing.assert_array_equal(real_logits, fake_logits)
-        accuracy = objectives.discriminator_loss(real_logits, fake_logits)[1]["d_accuracy"]
-        assert float(accuracy) == 0.5
+    images = _batch(5)["image"]
+    real, fake = _id_inputs(jax.random.key(0), images, IDENTITY, ID_TFS)
+    np.testing.assert_array_equal(real, fake)
+    logits, _ = _d_logits(state.discriminator, jnp.concatenate([real, fake]))
+    real_logits, fake_logits = jnp.split(logits, 2)
+    np.testing.assert_array_equal(real_logits, fake_logits)
+    accuracy = objectives.discriminator_loss(real_logits, fake_logits)[1]["d_accuracy"]
+    assert float(accuracy) == 0.5
     # The geometric TF does change what D sees.
     rotated = jnp.full((8, L), 2, jnp.int32)
-    real, fake = _id_inputs(jax.random.key(0), images, rotated, ID_TFS, MEAN, STD)
+    real, fake = _id_inputs(jax.random.key(0), images, rotated, ID_TFS)
     assert float(jnp.abs(real - fake).max()) > 0.1
 
 
@@ -389,19 +380,18 @@ def test_diversity_penalty_is_its_closed_form():
 
 
 def test_incremental_inputs_are_the_prefixes_of_each_sequence():
-    """Row 0 is the batch's round trip through [0, 1] (clipped), row 1 the batch through the
-    one-TF sequences tau_1, row L through the whole sequences, each with the image's own key."""
+    """Row 0 is the batch itself, row 1 the batch through the one-TF sequences tau_1, row L
+    through the whole sequences, each with the image's own key."""
     images = _batch(9)["image"]
     sequences = jnp.asarray(np.random.default_rng(9).integers(0, K, (8, L)), jnp.int32)
-    steps = _incremental(jax.random.key(3), images, sequences, TFS, MEAN, STD)
+    steps = _incremental(jax.random.key(3), images, sequences, TFS)
     assert steps.shape == (L + 1, *images.shape)
     augment = jax.jit(tf_sequences.augment, static_argnums=3)
-    np.testing.assert_allclose(steps[0], (jnp.clip(images * STD + MEAN, 0, 1) - MEAN) / STD,
+    np.testing.assert_allclose(steps[0], images, atol=1e-5)
+    np.testing.assert_allclose(steps[1], augment(jax.random.key(3), images, sequences[:, :1], TFS),
                                atol=1e-5)
-    np.testing.assert_allclose(steps[1], augment(jax.random.key(3), images, sequences[:, :1], TFS,
-                                                 MEAN, STD), atol=1e-5)
-    np.testing.assert_allclose(steps[L], augment(jax.random.key(3), images, sequences, TFS, MEAN,
-                                                 STD), atol=1e-5)
+    np.testing.assert_allclose(steps[L], augment(jax.random.key(3), images, sequences, TFS),
+                               atol=1e-5)
     assert float(jnp.abs(steps[1] - steps[0]).max()) > 0.1
 
 
@@ -490,7 +480,7 @@ def test_diversity_term_moves_the_generator_away_from_identity_sequences():
     rewards tie and the gradient is zero."""
     images = _batch(8)["image"]
     sequences = jnp.concatenate([IDENTITY[:4], jnp.full((4, L), 2, jnp.int32)])
-    steps = _incremental(jax.random.key(0), images, sequences, ID_TFS, MEAN, STD)
+    steps = _incremental(jax.random.key(0), images, sequences, ID_TFS)
     gen = MeanFieldGenerator(len(ID_TFS), L)
 
     @jax.jit
@@ -560,7 +550,7 @@ def test_short_run_moves_the_lstm_generator_off_uniform():
 def _target_grad(state, images, labels, key):
     def loss(params):
         batch = {"image": images, "label": labels}
-        return objectives.cross_entropy(params, batch, model=TinyNet(),
+        return objectives.cross_entropy(params, batch, model=TARGET,
                                         batch_stats=state.target.batch_stats, key=key)[0]
 
     return jax.grad(loss)(state.target.params)
@@ -607,20 +597,17 @@ def test_target_trains_on_clean_images_in_warmup_and_on_augmented_after(mean_fie
     ({"augment_prob": 1.5}, "augment_prob"),
     ({"warmup_steps": -1}, "warmup_steps"),
     ({"interpolation": "cubic"}, "interpolation"),
-    ({"std": (0.2, 0.0, 0.2)}, "std"),
     ({"diversity_weight": -1.0}, "diversity_weight"),
     ({"diversity_space": "logits"}, "diversity_space"),
     ({"diversity_layer": -1}, "diversity_layer"),
     ({"discount": 1.5}, "discount"),
 ])
 def test_bad_arguments_raise_value_errors_naming_them(kwargs, match):
-    arguments = {"mean": MEAN, "std": STD, **kwargs}
     with pytest.raises(ValueError, match=match):
-        tn.tanda(TinyNet(), optax.sgd(0.1), **arguments)
+        tn.tanda(TinyNet(), optax.sgd(0.1), **kwargs)
 
 
 def test_a_diversity_layer_deeper_than_d_raises_at_init():
-    method = tn.tanda(TinyNet(), optax.sgd(0.1), mean=MEAN, std=STD, tfs=TFS,
-                      discriminator=Discriminator(width=8), diversity_layer=2)
+    method = tn.tanda(TinyNet(), optax.sgd(0.1), tfs=TFS, discriminator=DISC, diversity_layer=2)
     with pytest.raises(ValueError, match="diversity_layer 2.*it has 2"):
         jax.eval_shape(method.init, jax.random.key(0), _batch(0))

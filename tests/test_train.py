@@ -437,12 +437,12 @@ def test_config_policy_reaches_the_train_step():
 
     config = tiny_config(**{"augment.policy": "randaugment", "augment.num_ops": 1,
                             "augment.magnitude": 3})
-    mean, std = np.array([0.5, 0.4, 0.3]), np.array([0.2, 0.2, 0.2])
+    mean = np.array([0.5, 0.4, 0.3])
     images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
     key, batch = jax.random.key(0), {"image": images}
-    got = jax.jit(augmentation(config.augment, mean, std))(key, batch)["image"]
-    want = jax.jit(functools.partial(augment.standard, mean=mean, std=std, pad=4, cutout=8,
+    got = jax.jit(augmentation(config.augment, mean))(key, batch)["image"]
+    want = jax.jit(functools.partial(augment.standard, pad=4, cutout=8, cutout_fill=mean,
                                      policy=policies.randaugment(1, 3)))(key, batch)["image"]
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-    without = jax.jit(augmentation(tiny_config().augment, mean, std))(key, batch)["image"]
+    without = jax.jit(augmentation(tiny_config().augment, mean))(key, batch)["image"]
     assert not np.array_equal(np.asarray(got), np.asarray(without))

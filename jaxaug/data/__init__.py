@@ -2,7 +2,7 @@
 
 dataset = load_dataset("imagefolder:../shared/data/cifar10-jpeg.zip", val_size=5000)
 for batch in prefetch_to_mesh(epoch_batches(dataset.train, 128, seed=0, epoch=0), sharding):
-    batch = augment.standard(key, batch, mean=dataset.mean, std=dataset.std)
+    batch = augment.standard(key, batch, cutout=16, cutout_fill=dataset.mean)  # floats in [0, 1]
 """
 
 from jaxaug.data import augment

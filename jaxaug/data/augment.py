@@ -1,5 +1,6 @@
 """Standard image augmentation in pure JAX: random crop, horizontal flip, an optional policy,
-normalization, Cutout.
+Cutout, on images in [0, 1] (the networks normalize them as their first operation,
+`jaxaug.models.Normalized`).
 
 All functions act on a batch [B, H, W, C], draw independent randomness per image from `key`, and
 contain no Python control flow on traced values, so they work under `jit` and `vmap`.
@@ -9,6 +10,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxaug.ops.point import to_float
 
@@ -35,22 +37,12 @@ def random_flip(key: jax.Array, images: jax.Array) -> jax.Array:
     return jnp.where(flip, images[:, :, ::-1], images)
 
 
-def normalize(images: jax.Array, mean, std) -> jax.Array:
-    """(x - mean) / std per channel, float32, with x = images / 255 for uint8 images and
-    x = images for float images (already in [0, 1]); `mean` and `std` in [0, 1] units."""
-    mean = jnp.asarray(mean, jnp.float32)
-    std = jnp.asarray(std, jnp.float32)
-    x = images.astype(jnp.float32)
-    if images.dtype == jnp.uint8:
-        x = x / 255
-    return (x - mean) / std
-
-
-def cutout(key: jax.Array, images: jax.Array, size: int) -> jax.Array:
-    """Cutout (DeVries & Taylor, 2017): zero a size x size square per image whose centre
-    (cy, cx) is uniform over the pixels; the square spans rows [cy - size // 2, cy - size // 2 +
-    size) and the same for columns, clipped at the borders (so it may be smaller, never moved).
-    Apply after normalization so the square is 0, the dataset mean. size=0 is the identity."""
+def cutout(key: jax.Array, images: jax.Array, size: int, fill: ArrayLike = 0.0) -> jax.Array:
+    """Cutout (DeVries & Taylor, 2017): a size x size square per image, set to ``fill`` (a scalar or
+    one value per channel), whose centre (cy, cx) is uniform over the pixels; the square spans rows
+    [cy - size // 2, cy - size // 2 + size) and the same for columns, clipped at the borders (so it
+    may be smaller, never moved). The reference zeroes the square after normalization, so its fill
+    is the dataset mean: pass the mean in [0, 1] for that. size=0 is the identity."""
     if size == 0:
         return images
     batch, height, width, _ = images.shape
@@ -60,29 +52,29 @@ def cutout(key: jax.Array, images: jax.Array, size: int) -> jax.Array:
     rows = jnp.arange(height)[None, :, None]
     cols = jnp.arange(width)[None, None, :]
     inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
-    return jnp.where(inside[..., None], jnp.zeros((), images.dtype), images)
+    return jnp.where(inside[..., None], jnp.asarray(fill, images.dtype), images)
 
 
 _cutout = cutout  # `standard`'s keyword argument `cutout` shadows the function
 
 
 def standard(
-    key: jax.Array, batch: dict, *, mean, std, pad: int = 4, flip: bool = True, cutout: int = 0,
-    policy: Callable | None = None,
+    key: jax.Array, batch: dict, *, pad: int = 4, flip: bool = True, cutout: int = 0,
+    cutout_fill: ArrayLike = 0.0, policy: Callable | None = None,
 ) -> dict:
     """The standard CIFAR augmentation of a batch {"image": uint8 [B, H, W, C], ...}: random crop
-    with zero padding `pad`, random horizontal flip (if `flip`), then the augmentation `policy`
-    (a `(key, img) -> img` callable from `jaxaug.policies`, on floats in [0, 1], one key per
-    image), normalization with `mean`/`std`, then Cutout of side `cutout`. This is the order of
-    the TrivialAugment and torchvision CIFAR pipelines. Returns the batch with "image" replaced
-    by the float32 result; other entries pass through untouched. pad=0, flip=False, policy=None
-    and cutout=0 disable those steps."""
+    with zero padding `pad`, random horizontal flip (if `flip`), conversion to float32 in [0, 1],
+    the augmentation `policy` (a `(key, img) -> img` callable from `jaxaug.policies`, one key per
+    image), then Cutout of side `cutout` filled with `cutout_fill` (the dataset mean, as the
+    reference's zero after normalization). This is the order of the TrivialAugment and torchvision
+    CIFAR pipelines. Returns the batch with "image" replaced by the result; other entries pass
+    through untouched. pad=0, flip=False, policy=None and cutout=0 disable those steps."""
     crop_key, flip_key, policy_key, cutout_key = jax.random.split(key, 4)
     images = random_crop(crop_key, batch["image"], pad)
     if flip:
         images = random_flip(flip_key, images)
+    images = to_float(images)
     if policy is not None:
         keys = jax.random.split(policy_key, images.shape[0])
-        images = jax.vmap(policy)(keys, to_float(images))
-    images = _cutout(cutout_key, normalize(images, mean, std), cutout)
-    return {**batch, "image": images}
+        images = jax.vmap(policy)(keys, images)
+    return {**batch, "image": _cutout(cutout_key, images, cutout, cutout_fill)}

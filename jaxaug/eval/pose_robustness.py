@@ -62,23 +62,23 @@ def _sums(pred, gt, visible, norm, mask, metric, threshold):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "metric", "grid"))
-def _batch_sums(model, variables, batch, mean, std, scale, degrees, cell, threshold, *, metric,
-                grid):
+def _batch_sums(model, variables, batch, fill, scale, degrees, cell, threshold, *, metric, grid):
     """Metric sums of one batch warped by (scale, degrees), then with ``cell`` occluded (-1: none).
     Traced scalars: one compile serves every point of the sweeps (scale 1, rotation 0 is the
     identity warp: each output pixel samples its own input pixel centre with weight 1)."""
     images = batch["image"].astype(jnp.float32) / 255.0
     images, joints, visible = jax.vmap(lambda x, p, v: keypoints.transform_sample(
         x, p, v, scale, degrees, False, ()))(images, batch["joints"], batch["visible"])
-    images = occlude(images, cell, grid, mean)
+    images = occlude(images, cell, grid, fill)
     state = types.SimpleNamespace(**variables)
-    pred, _ = predict_joints(model, state, (images - mean) / std, images.shape[1:3])
+    pred, _ = predict_joints(model, state, images, images.shape[1:3])
     return _sums(pred, joints, visible, batch["norm"] * scale, batch["mask"], metric, threshold)
 
 
-def robustness(model, variables, test, mean, std, *, metric, threshold, scales=DEFAULT_SCALES,
+def robustness(model, variables, test, fill, *, metric, threshold, scales=DEFAULT_SCALES,
                rotations=DEFAULT_ROTATIONS, grid=4, batch_size=100) -> dict:
-    """Scores of ``model`` on the `KeypointData` ``test`` (see the module docstring): "clean",
+    """Scores of ``model`` (on images in [0, 1]) on the `KeypointData` ``test`` (see the module
+    docstring), occluded cells set to ``fill`` (the training mean colour): "clean",
     "scale" and "rotation" ([value, score] pairs), "occlusion" (grid x grid, [i][j] for cell row i,
     column j) and "occlusion_mean"; also "metric" and "threshold". A score with no visible
     joint is NaN."""
@@ -103,11 +103,11 @@ def robustness(model, variables, test, mean, std, *, metric, threshold, scales=D
     arrays["mask"][n:] = 0.0
     batches = jax.device_put([{k: v[i:i + size] for k, v in arrays.items()}
                               for i in range(0, n + pad, size)])
-    mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+    fill = jnp.asarray(fill, jnp.float32)
 
     def score(scale=1.0, degrees=0.0, cell=-1):
         sums = jax.device_get([_batch_sums(
-            model, variables, b, mean, std, jnp.float32(scale), jnp.float32(degrees),
+            model, variables, b, fill, jnp.float32(scale), jnp.float32(degrees),
             jnp.int32(cell), jnp.float32(threshold), metric=metric, grid=grid)
             for b in batches])
         value, count = (sum(float(s[k]) for s in sums) for k in ("value", "count"))
@@ -126,8 +126,8 @@ def evaluate(workdirs, labels=None, **kwargs) -> dict[str, dict]:
     results = {}
     for label, run in zip(cli.labels_for(workdirs, labels), cli.load_runs(workdirs, "keypoints"),
                           strict=True):
-        results[label] = robustness(run["model"], run["variables"], run["test"], run["mean"],
-                                    run["std"], metric=run["test"].metric,
+        results[label] = robustness(run["model"], run["variables"], run["test"],
+                                    run["model"].normalization.mean, metric=run["test"].metric,
                                     threshold=run["config"].pck_threshold, **kwargs)
     return results
 

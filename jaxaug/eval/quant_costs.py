@@ -57,7 +57,7 @@ def measure(model_name: str, setting: str, *, num_joints: int = 16, image_size: 
     optimizer = optax.rmsprop(2.5e-4)
     # No left/right pairs: the random joints of the toy batch have no sides to swap.
     method = heatmap_regression(model, optimizer, image_shape=(image_size, image_size, 3),
-                                mean=0.5, std=0.25, flip_pairs=())
+                                flip_pairs=())
     batch = jax.tree.map(jnp.asarray, _toy_batch(batch_size, image_size, num_joints))
     state = jax.jit(method.init)(jax.random.key(0), batch)
     step = jax.jit(method.step, donate_argnums=0)
@@ -69,7 +69,7 @@ def measure(model_name: str, setting: str, *, num_joints: int = 16, image_size: 
     images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     packed = quant.pack_model(model, variables, images, train=False)
-    inputs = pose_inputs(None, batch, mean=0.5, std=0.25, sigma=1.0, flip_pairs=(), augment=False,
+    inputs = pose_inputs(None, batch, sigma=1.0, flip_pairs=(), augment=False,
                          out_size=heatmap_size(model, (image_size, image_size, 3)))
 
     def loss(params):

@@ -40,16 +40,16 @@ def _subset(n_total: int, num_images: int) -> np.ndarray:
     return np.round(np.linspace(0, n_total - 1, num_images)).astype(np.int64)
 
 
-def _error(predict, images, labels, mean, std, batch_size):
-    """Top-1 error (%) of the jitted ``predict`` on uint8 ``images`` [N, H, W, C], normalised with
-    (mean, std); the last batch is padded to full size so that one compile serves every batch."""
+def _error(predict, images, labels, batch_size):
+    """Top-1 error (%) of the jitted ``predict`` on uint8 ``images`` [N, H, W, C] (given as floats
+    in [0, 1]); the last batch is padded to full size so that one compile serves every batch."""
     wrong = 0
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
         real = len(chunk)
         if real < batch_size:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, 0)])
-        logits = np.asarray(predict((chunk.astype(np.float32) / 255.0 - mean) / std))[:real]
+        logits = np.asarray(predict(chunk.astype(np.float32) / 255.0))[:real]
         wrong += int(np.sum(np.argmax(logits, -1) != labels[start:start + real]))
     return 100.0 * wrong / len(images)
 
@@ -65,7 +65,8 @@ def _corrupt_padded(images, name, severity, seed, start, batch_size):
 def robustness(workdirs, labels=None, *, corruptions=tuple(CORRUPTIONS), severities=SEVERITIES,
                num_images=0, seed=0, batch_size=500):
     """Clean and corrupted errors of each workdir's latest checkpoint, keyed by label (default:
-    the workdir's basename). All runs must share the test set and its normalization inputs."""
+    the workdir's basename). All runs must share the test set; each network normalizes with its
+    own training statistics."""
     labels = cli.labels_for(workdirs, labels)
     unknown = [c for c in corruptions if c not in CORRUPTIONS]
     if unknown:
@@ -83,12 +84,9 @@ def robustness(workdirs, labels=None, *, corruptions=tuple(CORRUPTIONS), severit
     images, test_labels = first.test.get(index)
     clean_float = images.astype(np.float32) / 255.0
     predicts = [jax.jit(run["predict"]) for run in runs]
-    stats = [(np.asarray(r["dataset"].mean), np.asarray(r["dataset"].std)) for r in runs]
 
     def errors_of(uint8_images):
-        # Runs normalise with their own training statistics.
-        return [_error(p, uint8_images, test_labels, m, s, batch_size)
-                for p, (m, s) in zip(predicts, stats, strict=True)]
+        return [_error(p, uint8_images, test_labels, batch_size) for p in predicts]
 
     clean = errors_of(images)
     table = {label: {} for label in labels}

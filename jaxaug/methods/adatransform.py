@@ -65,7 +65,6 @@ tracks the competitive policy's, ``augmented`` the fraction of N's batch transfo
 
 import functools
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import flax
@@ -83,13 +82,13 @@ from jaxaug.methods.base import (
     check_int,
     count_skips,
     gradient_update,
-    image_stats,
     init_target,
     keep_if,
     predict_target,
     require,
 )
 from jaxaug.models.discriminator import Discriminator
+from jaxaug.models.normalized import Normalized
 from jaxaug.models.transformer_net import TransformerNet
 from jaxaug.objectives import (
     TargetLoss,
@@ -121,7 +120,7 @@ def action_probs(state: AdaTransformState, images: jax.Array, *, mode: str = "tr
                  policy: int = 0, extra: jax.Array | None = None,
                  transformer_width: int = 64, transformer: nn.Module | None = None) -> jax.Array:
     """The mean action distribution [A] of policy ``policy`` (0 competitive, 1 cooperative) over
-    normalized ``images``, dropout off; for the box modes ``extra`` are the box centres (default:
+    ``images`` in [0, 1], dropout off; for the box modes ``extra`` are the box centres (default:
     centred). ``transformer`` (default: `TransformerNet` of ``transformer_width``) must be the
     method's."""
     if extra is None:
@@ -193,8 +192,6 @@ def adatransform(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
     *,
-    mean: Sequence[float],
-    std: Sequence[float],
     mode: str = "transform",
     num_steps: int | None = None,
     samples: int = 2,
@@ -209,6 +206,8 @@ def adatransform(
     transformer_width: int = 64,
     dropout: float = 0.3,
     transformer: nn.Module | None = None,
+    discriminator: nn.Module | None = None,
+    fill: float | tuple[float, ...] = 0.0,
     policy_optimizer: optax.GradientTransformation | None = None,
     disc_optimizer: optax.GradientTransformation | None = None,
     cooperative_test: bool | None = None,
@@ -216,13 +215,16 @@ def adatransform(
     target_loss: TargetLoss = softmax_cross_entropy,
 ) -> Method:
     """AdaTransform / AdaCutout / AdaErasing (see the module docstring) for the target ``model``
-    trained by ``optimizer``. ``mean``/``std``: the dataset's per-channel normalization (the
-    batch is normalized; the ops need [0, 1]). ``num_steps`` K, ``samples`` s episodes per image,
+    trained by ``optimizer``, on batches in [0, 1]. ``num_steps`` K, ``samples`` s episodes per image,
     ``gamma`` the discount, ``disc_weight`` lambda. N's batch: each image transformed with
     probability ``apply_prob``, plus ``clean_weight`` x the clean batch's loss, until step
     ``stop_step`` (None: never), from which N trains on the clean batch alone. T and D update
     on every ``update_every``-th step. T: `TransformerNet` of width ``transformer_width`` and
-    dropout rate ``dropout``, or ``transformer``, a module with its interface.
+    dropout rate ``dropout``, or ``transformer``, a module with its interface; D:
+    `models.Discriminator` or ``discriminator`` (the config path wraps both in the dataset's
+    `models.Normalized`, as the target). ``fill``: the Cutout square's colour and that of pixels
+    warped in from outside (a scalar or one value per channel; the config path: the dataset
+    mean).
     ``cooperative_test`` (default: True for ``"transform"``, else False) trains a cooperative
     transformer and applies it in ``predict``. ``entropy_weight``: the policies' entropy bonus
     (0: none, as in the thesis).
@@ -247,9 +249,8 @@ def adatransform(
     policy_optimizer = policy_optimizer or make_policy_optimizer(
         THESIS_DEFAULTS[mode]["policy_lr"], THESIS_DEFAULTS[mode]["policy_weight_decay"])
     disc_optimizer = disc_optimizer or optax.adam(2e-4, b1=0.5)
-    mean_arr, std_arr = image_stats("adatransform", mean, std)
     net = transformer or TransformerNet(num_actions(mode), transformer_width, dropout)
-    disc = Discriminator()
+    disc = discriminator or Discriminator()
     num_policies = 2 if cooperative_test else 1
 
     def policies(params):
@@ -273,7 +274,7 @@ def adatransform(
 
     def run(params, x01, key):
         return rollout(policies(params), x01, key, mode=mode, num_steps=num_steps,
-                       mean=mean_arr, std=std_arr, cutout_size=cutout_size,
+                       fill=fill, cutout_size=cutout_size,
                        move_pixels=move_pixels)
 
     def init(key, batch):
@@ -340,8 +341,7 @@ def adatransform(
         roll_key, target_key, mix_key = jax.random.split(key, 3)
         # Episodes laid out [B, s, P]: image b's sample j under policy p is (b s + j) P + p.
         copies = samples * num_policies
-        x01 = jnp.repeat(images * std_arr + mean_arr, copies, axis=0)
-        roll = run(state.policy.params, x01, roll_key)
+        roll = run(state.policy.params, jnp.repeat(images, copies, axis=0), roll_key)
         rewards, losses = episode_rewards(state, roll, jnp.repeat(labels, copies))
         # D and the target see each image's first competitive x_K: the batch keeps its size.
         transformed = roll.images[-1].reshape(-1, copies, *images.shape[1:])[:, 0]
@@ -377,8 +377,8 @@ def adatransform(
         if cooperative_test:
             cooperative = jax.tree.map(lambda p: p[1], state.policy.params)
             roll = rollout(lambda x, e, _: net.apply({"params": cooperative}, x, e),
-                           images * std_arr + mean_arr, jax.random.key(0), mode=mode,
-                           num_steps=num_steps, mean=mean_arr, std=std_arr, greedy=True)
+                           images, jax.random.key(0), mode=mode, num_steps=num_steps,
+                           fill=fill, greedy=True)
             images = roll.images[-1]
         return predict_target(model, state.target, images)
 
@@ -403,12 +403,16 @@ def _from_config(settings, context: registry.Context) -> Method:
     require(0 <= stop_epochs < epochs, "adatransform", "stop_epochs", stop_epochs,
             f"must be in [0, epochs) = [0, {epochs}): the transforms stop that many epochs before "
             "the end")
-    mean, std = context.image_stats
     kwargs = {k: v for k, v in settings.items()
               if k not in ("stop_epochs", "policy_lr", "policy_weight_decay")}
     kwargs.update({k: setting(k, settings[k]) for k in ("num_steps", "apply_prob", "clean_weight")})
+    normalization = context.normalization
+    transformer = TransformerNet(num_actions(settings.mode), settings.transformer_width,
+                                 settings.dropout)
     return adatransform(
-        context.model, context.optimizer, mean=mean, std=std,
+        context.model, context.optimizer, fill=normalization.mean,
+        transformer=Normalized(transformer, normalization),
+        discriminator=Normalized(Discriminator(), normalization),
         stop_step=(epochs - stop_epochs) * context.steps_per_epoch if stop_epochs else None,
         policy_optimizer=make_policy_optimizer(
             setting("policy_lr", settings.policy_lr),

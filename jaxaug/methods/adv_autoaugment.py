@@ -24,10 +24,10 @@ The controller is a one-layer LSTM of hidden size 100 and embedding size 32 trai
 
 The controller thus maximises the target's loss (the adversarial reward) while the target
 minimises it. Sample Pairing blends an image with its neighbour in the batch (the batch rolled
-by one). Ops run on images in [0, 1]: the normalized batch is mapped back with the dataset's
-(mean, std), augmented through `jaxaug.policies.apply_actions` (one resampling per geometric
-chain), and normalized again. Cutout (side ``cutout``; 16 in the paper's CIFAR runs, where it
-zeroes a 16 x 16 patch) comes last, on each augmented copy: "standard data augmentation, the
+by one). The batch is in [0, 1], augmented through `jaxaug.policies.apply_actions` (one
+resampling per geometric chain). Cutout (side ``cutout``; 16 in the paper's CIFAR runs, where it
+zeroes a 16 x 16 patch after normalization, so here it is filled with the dataset mean
+``cutout_fill``) comes last, on each augmented copy: "standard data augmentation, the
 searched policy and Cutout are applied in sequence" (Zhang et al., sec. 4.1, training details).
 The method therefore sets ``Method.applies_cutout``, so the trainer leaves Cutout out of its
 standard augmentation and hands ``config.augment.cutout`` to it. Everything, the
@@ -51,7 +51,6 @@ from jaxaug.methods.base import (
     check_int,
     count_skips,
     gradient_update,
-    image_stats,
     init_target,
     keep_if,
     predict_target,
@@ -82,29 +81,28 @@ class AdvAutoAugmentState:
     skipped: jax.Array
 
 
-def augment_copies(key, actions, images, *, mean, std, op_names=OPS, sub_policies=5, cutout=0):
-    """[M, B, H, W, C]: copy m of the normalized ``images`` [B, H, W, C] augmented by policy
+def augment_copies(key, actions, images, *, op_names=OPS, sub_policies=5, cutout=0,
+                   cutout_fill: float | tuple[float, ...] = 0.0):
+    """[M, B, H, W, C]: copy m of ``images`` [B, H, W, C] in [0, 1] augmented by policy
     ``actions[m]`` ([M, T] controller choices), each image by one of its ``sub_policies``
     sub-policies drawn uniformly, every op applied at its level; Sample Pairing's partner is the
     next image of the batch (rolled by one); then Cutout of side ``cutout`` (0: none) on every
-    image of every copy, its own square each (`data.augment.cutout`, key ``fold_in(key, 1)``).
-    Normalized in, normalized out."""
+    image of every copy, its own square each filled with ``cutout_fill`` (`data.augment.cutout`,
+    key ``fold_in(key, 1)``)."""
     pick_key, apply_key = jax.random.split(key)
     m, b = actions.shape[0], images.shape[0]
     table = actions.reshape(m, sub_policies, -1, 2)
     drawn = table[jnp.arange(m)[:, None], jax.random.randint(pick_key, (m, b), 0, sub_policies)]
-    unit = images * std + mean
-    partner = jnp.roll(unit, 1, axis=0)
+    partner = jnp.roll(images, 1, axis=0)
 
     def one(k, img, acts, other):
         return policies.apply_actions(k, img, acts, op_names=op_names, partner=other)
 
     keys = jax.random.split(apply_key, m * b).reshape(m, b)
     per_copy = jax.vmap(one, in_axes=(0, 0, 0, 0))
-    out = jax.vmap(per_copy, in_axes=(0, None, 0, None))(keys, unit, drawn, partner)
-    out = (out - mean) / std
+    out = jax.vmap(per_copy, in_axes=(0, None, 0, None))(keys, images, drawn, partner)
     return augment.cutout(jax.random.fold_in(key, 1), out.reshape(m * b, *out.shape[2:]),
-                          cutout).reshape(out.shape)
+                          cutout, cutout_fill).reshape(out.shape)
 
 
 def controller_objective(params, controller, actions, advantages, entropy_weight):
@@ -122,8 +120,6 @@ def adv_autoaugment(
     model,
     optimizer: optax.GradientTransformation,
     *,
-    mean,
-    std,
     update_every: int,
     num_policies: int = 8,
     sub_policies: int = 5,
@@ -135,11 +131,13 @@ def adv_autoaugment(
     hidden: int = 100,
     embedding: int = 32,
     cutout: int = 0,
+    cutout_fill: float | tuple[float, ...] = 0.0,
     target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy,
 ) -> Method:
-    """The method above; ``update_every`` is the window (steps per epoch for the paper's
-    setting), ``mean``/``std`` the per-channel normalization of the batches, ``cutout`` the side
-    of the Cutout square applied after the policy (0: none; the paper's CIFAR setting is 16)."""
+    """The method above on batches in [0, 1]; ``update_every`` is the window (steps per epoch for
+    the paper's setting), ``cutout`` the side of the Cutout square applied after the policy (0:
+    none; the paper's CIFAR setting is 16) and ``cutout_fill`` its colour (scalar or per channel;
+    the dataset mean reproduces the reference's zero after normalization)."""
     for name, value, low in (("update_every", update_every, 1), ("num_policies", num_policies, 2),
                              ("sub_policies", sub_policies, 1), ("cutout", cutout, 0),
                              ("ops_per_sub_policy", ops_per_sub_policy, 1)):
@@ -153,7 +151,6 @@ def adv_autoaugment(
         choice_sizes=(len(op_names), num_magnitudes),
         num_choices=2 * sub_policies * ops_per_sub_policy, hidden=hidden, embedding=embedding)
     controller_optimizer = controller_optimizer or optax.adam(CONTROLLER_LR)
-    mean, std = image_stats("adv_autoaugment", mean, std)
 
     def init(key, batch):
         target_key, controller_key, sample_key = jax.random.split(key, 3)
@@ -184,8 +181,8 @@ def adv_autoaugment(
     def step(state, batch, key):
         augment_key, target_key, sample_key = jax.random.split(key, 3)
         target, ctrl = state.target, state.controller
-        images = augment_copies(augment_key, ctrl.actions, batch["image"], mean=mean, std=std,
-                                op_names=op_names, sub_policies=sub_policies, cutout=cutout)
+        images = augment_copies(augment_key, ctrl.actions, batch["image"], op_names=op_names,
+                                sub_policies=sub_policies, cutout=cutout, cutout_fill=cutout_fill)
         images = images.reshape(-1, *images.shape[2:])
         labels = jnp.tile(batch["label"], num_policies)
         new_target, aux, ok = gradient_update(
@@ -227,13 +224,13 @@ def _from_config(settings, context: registry.Context) -> Method:
             "must be positive")
     require(settings.update_every >= 0, "adv_autoaugment", "update_every", settings.update_every,
             "must be non-negative (0: once per epoch)")
-    mean, std = context.image_stats
     return adv_autoaugment(
-        context.model, context.optimizer, mean=mean, std=std,
+        context.model, context.optimizer,
         update_every=settings.update_every or context.steps_per_epoch,
         num_policies=settings.num_policies, entropy_weight=settings.entropy_weight,
         controller_optimizer=optax.adam(settings.controller_lr),
-        cutout=context.config.augment.cutout, target_loss=context.target_loss)
+        cutout=context.config.augment.cutout, cutout_fill=context.normalization.mean,
+        target_loss=context.target_loss)
 
 
 def describe(actions, op_names=OPS, sub_policies: int = 5) -> list:

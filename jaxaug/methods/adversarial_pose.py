@@ -45,7 +45,7 @@ from jaxaug.generators.pose_adversary import (
     sample_binned,
 )
 from jaxaug.methods import registry
-from jaxaug.methods.base import NetworkState, StagedMethod, TargetState, image_stats
+from jaxaug.methods.base import NetworkState, StagedMethod, TargetState
 from jaxaug.methods.pose import (
     heatmap_regression,
     heatmap_size,
@@ -82,8 +82,6 @@ def adversarial_pose(
     adversary: nn.Module,
     *,
     image_shape: tuple[int, int, int],
-    mean,
-    std,
     flip_pairs,
     adversary_optimizer: optax.GradientTransformation,
     pretrain_optimizer: optax.GradientTransformation,
@@ -115,7 +113,6 @@ def adversarial_pose(
     state's structure (e.g. RMSProp at two learning rates), as they update the same optimizer
     state. ``sigma`` is the heatmaps' Gaussian std in heatmap pixels.
     """
-    mean, std = image_stats("adversarial_pose", mean, std)
     if not 0 < asr_scale_range[0] < asr_scale_range[1]:
         raise ValueError(f"adversarial_pose: asr_scale_range must be 0 < low < high, got "
                          f"{asr_scale_range!r}")
@@ -126,11 +123,10 @@ def adversarial_pose(
     if max_cells not in (1, 2):
         raise ValueError(f"adversarial_pose: max_cells must be 1 or 2, got {max_cells!r}")
     base = heatmap_regression(
-        model, optimizer, image_shape=image_shape, mean=mean, std=std, flip_pairs=flip_pairs,
+        model, optimizer, image_shape=image_shape, flip_pairs=flip_pairs,
         sigma=sigma, scale_range=scale_range, max_rotation=max_rotation, flip_prob=flip_prob)
     out_size = heatmap_size(model, image_shape)
-    warp = functools.partial(warped_inputs, mean=mean, std=std, out_size=out_size, sigma=sigma,
-                             flip_pairs=flip_pairs)
+    warp = functools.partial(warped_inputs, out_size=out_size, sigma=sigma, flip_pairs=flip_pairs)
     random_params = functools.partial(random_pose_params, scale_range=scale_range,
                                       max_rotation=max_rotation, flip_prob=flip_prob)
     grid = adversary.grid
@@ -140,8 +136,7 @@ def adversarial_pose(
     def features_of(pose, images01):
         """The pose network's skip and bridge features of un-augmented images (eval mode)."""
         variables = {"params": pose.params, "batch_stats": pose.batch_stats}
-        _, features = model.apply(variables, (images01 - mean) / std, train=False,
-                                  return_features=True)
+        _, features = model.apply(variables, images01, train=False, return_features=True)
         return jax.lax.stop_gradient(features)
 
     def eval_losses(pose, inputs, occlusion=None):

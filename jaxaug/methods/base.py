@@ -9,7 +9,6 @@ import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 Batch = dict[str, jax.Array]
@@ -56,7 +55,7 @@ class NetworkState:
 def init_target(
     key: jax.Array, images: jax.Array, model: nn.Module, optimizer: optax.GradientTransformation
 ) -> TargetState:
-    """Initialises a target network from a batch of (normalized) images."""
+    """Initialises a target network from a batch of images."""
     variables = model.init({"params": key}, images, train=False)
     params = variables["params"]
     return TargetState(
@@ -155,19 +154,6 @@ def check_int(method: str, name: str, value: Any, low: int) -> None:
             value, f"must be an integer, at least {low}")
 
 
-def image_stats(method: str, mean: Any, std: Any) -> tuple[jax.Array, jax.Array]:
-    """The dataset normalization (scalars or one entry per channel) as float32 arrays;
-    ``ValueError`` naming ``method`` for mismatched lengths or a non-positive std."""
-    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-    if mean.ndim > 1 or std.ndim > 1 or not mean.size or not std.size or (
-            mean.size > 1 and std.size > 1 and mean.size != std.size):
-        raise ValueError(f"{method}: mean and std must be scalars or per-channel vectors of one "
-                         f"length, got mean={mean.tolist()!r}, std={std.tolist()!r}")
-    if not np.all(std > 0):
-        raise ValueError(f"{method}: std must be positive, got {std.tolist()!r}")
-    return jnp.asarray(mean), jnp.asarray(std)
-
-
 @dataclasses.dataclass(frozen=True)
 class StagedMethod:
     """A training method as the trainer sees it: ``init``, one pure step per stage name (e.g.
@@ -178,7 +164,7 @@ class StagedMethod:
       steps: stage name -> ``(state, batch, key) -> (state, metrics)``, pure.
       predict: ``(state, images) -> logits`` (classification) or ``(joints, peaks)`` (keypoints)
         for evaluation.
-      unaugmented_input: whether a step also wants the normalized images before the standard
+      unaugmented_input: whether a step also wants the images before the standard
         augmentation: the trainer then adds them to the batch as ``batch[UNAUGMENTED]``.
       applies_cutout: whether a step applies ``config.augment.cutout`` itself (after its own
         policy): the trainer's standard augmentation then leaves Cutout out.

@@ -4,7 +4,11 @@ One iteration on a batch with labels y, as the reference code runs it (Tang thes
 target theta and the generators phi updated alternately; the official training loops): the
 generators G_1..G_n (one, or all three for the papers' "Comb.") read x, the normalized image
 *before* the standard augmentation, and only the clean branch gets it (x_aug: crop, flip, the
-policy, Cutout):
+policy, Cutout). The method's batches are in [0, 1], as every method's; given the dataset's
+``normalization`` (the config path passes it), the generators read and write the normalized
+space, as in the papers (A-STN's zero padding is then the dataset mean, and the regularizers
+and ``generated_distance`` are in normalized units), and their images are mapped back to [0, 1]
+before the target, which normalizes as its first operation, reads them:
 
   repeat inner_num times, with fresh generator noise each time:
     x_i, y_i, R_i = G_i(phi_i; x, y)                     # generated batch and its regularizer
@@ -53,7 +57,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxaug import generators, objectives
+from jaxaug import generators, models, objectives
 from jaxaug.methods import registry
 from jaxaug.methods.base import (
     UNAUGMENTED,
@@ -179,14 +183,17 @@ def online_augment(
     generator_optimizer: optax.GradientTransformation | None = None,
     grad_clip: float | None = 5.0,
     target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy,
+    normalization: models.Normalization | None = None,
 ) -> OnlineAugmentMethod:
     """The OnlineAugment method (see the module docstring) with one generator or several (Comb.).
     ``model`` needs a BatchNorm set for the clean images plus one per generator. ``grad_clip``
     bounds the global norm of the target's gradient in every update (None or 0: no clipping).
+    ``normalization``: the space the generators work in (see the module docstring); None: the
+    batches' own [0, 1].
 
     The returned method's ``generate(state, images, key, generator=0)`` is what generator number
-    ``generator`` (its position in ``generator``) makes of the normalized ``images`` [B, H, W, C]
-    with ``key``, sampled exactly as a generated update samples it from its generator key: in
+    ``generator`` (its position in ``generator``) makes of ``images`` [B, H, W, C] in [0, 1]
+    with ``key``, in [0, 1], sampled exactly as a generated update samples it from its generator key: in
     training mode (dropout on, BatchNorm on the batch's statistics, which are not kept). A-STN
     gives [T(x), T^-1(x)], 2B images; the VAEs B images."""
     gens = tuple(generator) if isinstance(generator, Sequence) else (generator,)
@@ -198,11 +205,15 @@ def online_augment(
     require(grad_clip is None or grad_clip == 0 or 0 < grad_clip < float("inf"), "online_augment",
             "grad_clip", grad_clip, "must be a positive finite number, or 0 or None for no clipping")
     gen_optimizer = generator_optimizer or optax.adamw(1e-3, b1=0.5, weight_decay=1e-4)
+    to_generators = normalization or (lambda images: images)
+    to_images = normalization.invert if normalization else (lambda images: images)
 
     def generate_all(gen_params, gen_stats, images, labels, key):
-        """Every generator on the same batch: their images (a list), labels and BatchNorm sets
-        (concatenated), the summed regularizer and the generators' new batch statistics."""
+        """Every generator on the same batch in [0, 1]: their images (a list, in the generators'
+        space), labels and BatchNorm sets (concatenated), the summed regularizer and the
+        generators' new batch statistics."""
         augs, aug_labels, bn_sets, reg, new_stats = [], [], [], 0.0, []
+        images = to_generators(images)
         keys = jax.random.split(key, len(gens))
         for index, (gen, params, stats, k) in enumerate(zip(gens, gen_params, gen_stats, keys)):
             noise, dropout = jax.random.split(k)
@@ -223,8 +234,8 @@ def online_augment(
         params, stats = [], []
         for gen, param_key, noise_key in zip(gens, gen_keys[::2], gen_keys[1::2]):
             variables = gen.module.init(
-                {"params": param_key, "noise": noise_key, "dropout": noise_key}, batch["image"],
-                train=False)
+                {"params": param_key, "noise": noise_key, "dropout": noise_key},
+                to_generators(batch["image"]), train=False)
             params.append(variables["params"])
             stats.append(variables.get("batch_stats", {}))
         params, stats = tuple(params), tuple(stats)
@@ -245,7 +256,7 @@ def online_augment(
         def loss_fn(params, gen_params):
             augs, aug_y, bn_sets, reg, gen_stats = generate_all(gen_params, gen.batch_stats, x, y,
                                                             gen_key)
-            seen = [objectives.gradient_reversal(a, g.beta) for a, g in zip(augs, gens)]
+            seen = [objectives.gradient_reversal(to_images(a), g.beta) for a, g in zip(augs, gens)]
             ce, aux = target_ce(params, target.batch_stats, jnp.concatenate(seen), aug_y, bn_sets,
                                 target_key)
             total = ce + reg
@@ -269,7 +280,7 @@ def online_augment(
                               skipped=state.skipped + skipped)
         metrics = {"loss": aux["loss"], "accuracy": aux["accuracy"], "regularizer": reg,
                    "meta": meta_value, "grad_norm": grad_norm, "skipped": skipped.astype(jnp.float32),
-                   "generated_distance": generated_distance(augs, x)}
+                   "generated_distance": generated_distance(augs, to_generators(x))}
         return state, metrics
 
     def clean_update(state, batch, key):
@@ -288,7 +299,8 @@ def online_augment(
         def inner_loss(theta, phi, batch):
             augs, aug_y, bn_sets, _, _ = generate_all(phi, gen_stats, batch["image"],
                                                       batch["label"], gen_key)
-            return target_ce(theta, batch_stats, jnp.concatenate(augs), aug_y, bn_sets, key)
+            return target_ce(theta, batch_stats, to_images(jnp.concatenate(augs)), aug_y, bn_sets,
+                             key)
 
         def outer_loss(theta, batch):
             return target_ce(theta, batch_stats, batch["image"], batch["label"], 0, key)
@@ -331,7 +343,7 @@ def online_augment(
         labels = jnp.zeros(images.shape[:1], jnp.int32)  # the augment functions want labels
         augs, *_ = generate_all(state.generator.params, state.generator.batch_stats, images,
                                 labels, key)
-        return augs[generator]
+        return to_images(augs[generator])
 
     return OnlineAugmentMethod(init=init, step=step, predict=predict, generate=generate,
                                unaugmented_input=True)
@@ -386,4 +398,4 @@ def _from_config(settings, context: registry.Context) -> Method:
     return online_augment(context.model, context.optimizer, gens, inner_num=settings.inner_num,
                           meta=settings.meta, meta_mode=settings.meta_mode,
                           lr_schedule=context.lr_schedule, grad_clip=settings.grad_clip,
-                          target_loss=context.target_loss)
+                          target_loss=context.target_loss, normalization=context.normalization)

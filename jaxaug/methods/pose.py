@@ -17,7 +17,7 @@ import optax
 
 from jaxaug.data import keypoints
 from jaxaug.methods import registry
-from jaxaug.methods.base import Method, image_stats, init_target
+from jaxaug.methods.base import Method, init_target
 from jaxaug.objectives import heatmap_objective
 
 
@@ -29,9 +29,9 @@ def heatmap_size(model: nn.Module, image_shape) -> tuple[int, int]:
     return tuple(out.shape[-3:-1])
 
 
-def pose_inputs(key, batch, *, mean, std, out_size, sigma, flip_pairs, augment=True,
+def pose_inputs(key, batch, *, out_size, sigma, flip_pairs, augment=True,
                 scale_range=(0.75, 1.25), max_rotation=30.0, flip_prob=0.5):
-    """The network's batch: normalized (augmented) images, heatmap targets and visibility."""
+    """The network's batch: (augmented) images in [0, 1], heatmap targets and visibility."""
     images = batch["image"].astype(jnp.float32) / 255.0
     joints, visible = batch["joints"], batch["visible"]
     if augment:
@@ -39,8 +39,7 @@ def pose_inputs(key, batch, *, mean, std, out_size, sigma, flip_pairs, augment=T
         images, joints, visible = jax.vmap(functools.partial(
             keypoints.affine_augment, flip_pairs=flip_pairs, scale_range=scale_range,
             max_rotation=max_rotation, flip_prob=flip_prob))(keys, images, joints, visible)
-    return _network_batch(images, joints, visible, mean=mean, std=std, out_size=out_size,
-                          sigma=sigma)
+    return _network_batch(images, joints, visible, out_size=out_size, sigma=sigma)
 
 
 def random_pose_params(key, n, *, scale_range, max_rotation, flip_prob):
@@ -53,22 +52,20 @@ def random_pose_params(key, n, *, scale_range, max_rotation, flip_prob):
             jax.random.bernoulli(k_flip, flip_prob, (n,)))
 
 
-def warped_inputs(images, joints, visible, scale, degrees, flip, *, mean, std, out_size, sigma,
-                  flip_pairs):
+def warped_inputs(images, joints, visible, scale, degrees, flip, *, out_size, sigma, flip_pairs):
     """The network's batch for images [N, H, W, C] in [0, 1] warped by given per-image
     ``scale``, ``degrees`` and ``flip`` [N] (`jaxaug.data.keypoints.transform_sample`: the joints
     move with the image), e.g. values an augmentation network chose."""
     images, joints, visible = jax.vmap(functools.partial(
         keypoints.transform_sample, flip_pairs=flip_pairs))(
             images, joints, visible, scale, degrees, flip)
-    return _network_batch(images, joints, visible, mean=mean, std=std, out_size=out_size,
-                          sigma=sigma)
+    return _network_batch(images, joints, visible, out_size=out_size, sigma=sigma)
 
 
-def _network_batch(images, joints, visible, *, mean, std, out_size, sigma):
+def _network_batch(images, joints, visible, *, out_size, sigma):
     hm_joints = keypoints.to_heatmap_coords(joints, images.shape[1:3], out_size)
     targets = keypoints.gaussian_heatmaps(hm_joints, visible, out_size, sigma)
-    return {"image": (images - mean) / std, "heatmap": targets, "visible": visible,
+    return {"image": images, "heatmap": targets, "visible": visible,
             "joints": joints}
 
 
@@ -85,8 +82,6 @@ def heatmap_regression(
     optimizer: optax.GradientTransformation,
     *,
     image_shape: tuple[int, int, int],
-    mean,
-    std,
     flip_pairs,
     sigma: float = 1.0,
     scale_range: tuple[float, float] = (0.75, 1.25),
@@ -95,12 +90,11 @@ def heatmap_regression(
 ) -> Method:
     """Trains ``model`` (CU-Net, stacked hourglass, quantized or not) on heatmap MSE.
 
-    ``predict(state, normalized images)`` returns the joints in image pixels and their peaks.
+    ``predict(state, images in [0, 1])`` returns the joints in image pixels and their peaks.
     """
-    mean, std = image_stats("heatmap_regression", mean, std)
     out_size = heatmap_size(model, image_shape)
     prepare = functools.partial(
-        pose_inputs, mean=mean, std=std, out_size=out_size, sigma=sigma, flip_pairs=flip_pairs,
+        pose_inputs, out_size=out_size, sigma=sigma, flip_pairs=flip_pairs,
         scale_range=scale_range, max_rotation=max_rotation, flip_prob=flip_prob)
 
     def init(key, batch):
@@ -122,13 +116,12 @@ def heatmap_regression(
 
 
 def pose_arguments(context: registry.Context) -> dict:
-    """The keyword arguments every keypoint method shares, from the context: the image shape,
-    normalization and flip pairs of the data, the heatmaps' ``config.heatmap_sigma`` and the
-    random augmentation of ``config.augment``."""
-    config, (mean, std) = context.config, context.image_stats
+    """The keyword arguments every keypoint method shares, from the context: the image shape and
+    flip pairs of the data, the heatmaps' ``config.heatmap_sigma`` and the random augmentation of
+    ``config.augment``."""
+    config = context.config
     a = config.augment
-    return {"image_shape": context.image_shape, "mean": mean, "std": std,
-            "flip_pairs": context.flip_pairs, "sigma": config.heatmap_sigma,
+    return {"image_shape": context.image_shape, "flip_pairs": context.flip_pairs, "sigma": config.heatmap_sigma,
             "scale_range": (a.scale_min, a.scale_max), "max_rotation": a.max_rotation,
             "flip_prob": a.flip_prob}
 

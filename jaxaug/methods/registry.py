@@ -28,7 +28,7 @@ import ml_collections
 import optax
 from ml_collections.config_dict import FieldReference
 
-from jaxaug import objectives
+from jaxaug import models, objectives
 from jaxaug.methods.base import ONE_STAGE, InvalidArgument, Method, StagedMethod
 
 
@@ -37,12 +37,16 @@ class Context:
     """What a factory gets besides its settings.
 
     Attributes:
-      model: the target network (its BatchNorm sets and dtype from the config).
+      model: the target network (its BatchNorm sets and dtype from the config), on images in
+        [0, 1]: its first operation is ``normalization`` (`jaxaug.models.Normalized`).
       optimizer: the target's optimizer, its schedule indexed by target update.
       lr_schedule: the target's learning rate by update count.
       steps_per_epoch: train steps (batches) per epoch.
       num_classes: classes of the dataset (keypoints: joints).
-      image_stats: ``(mean, std)`` per channel of the dataset's normalization.
+      normalization: the dataset's per-channel `jaxaug.models.Normalization`, which ``model``
+        applies first. Methods see images in [0, 1] and need it only for a fill colour (its
+        ``mean``: Cutout's square, pixels warped in from outside) or to make a network of their
+        own read [0, 1] images as the target does.
       config: the whole run config, for the generic fields a method reads (``epochs``,
         ``augment.cutout``, ``label_smoothing``, ``cnsn``, ``num_bn_sets``, ``batch_size``).
       device_count: devices of the data-parallel mesh.
@@ -59,7 +63,7 @@ class Context:
     lr_schedule: optax.Schedule
     steps_per_epoch: int
     num_classes: int
-    image_stats: tuple[Any, Any]
+    normalization: models.Normalization
     config: ml_collections.ConfigDict
     device_count: int = 1
     target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy
@@ -195,7 +199,7 @@ def check(config: ml_collections.ConfigDict, device_count: int) -> None:
     if registration.task != "classification":
         return
     create(Context(model=None, optimizer=optax.identity(), lr_schedule=optax.constant_schedule(0.0),
-                   steps_per_epoch=1, num_classes=10, image_stats=((0.5,), (0.25,)),
+                   steps_per_epoch=1, num_classes=10, normalization=models.Normalization((0.5,), (0.25,)),
                    config=config, device_count=device_count))
 
 

@@ -21,11 +21,10 @@ Generator G_phi over sequences (``generator``):
 
 so log G(tau) = sum_t log pi(tau_t | tau_<t) in both cases.
 
-One step on a batch x (normalized), labels y, with per-image tau_i ~ G sampled inside jit:
+One step on a batch x (in [0, 1]), labels y, with per-image tau_i ~ G sampled inside jit:
 
   x_i^t = h_tau_i,<=t(x_i), t = 0..L   the incremental transforms (`incremental_inputs`: the
-                         prefixes of tau_i, mapped to [0, 1] with the dataset's mean/std and
-                         back); x_i^0 is x_i through the empty sequence, x~_i = x_i^L
+                         prefixes of tau_i); x_i^0 is x_i through the empty sequence, x~_i = x_i^L
   D:  L_D = -mean_i log D(x_i^0) - mean_i log(1 - D(x~_i))       (`objectives.discriminator`)
   G:  l_i^t = -log D_eval(x_i^t) + mu / (MSE(phi(x_i^0), phi(x_i^t)) + eps)   (`transform_losses`)
       d_i^t = l_i^t - l_i^(t-1),  R_i^t = sum_(s >= t) gamma^(s - t) d_i^s,  t = 1..L
@@ -53,11 +52,14 @@ against early collapse; for the LSTM the summed per-position entropies along the
 are an unbiased estimate of the sequence entropy H(G), and their gradient, as usual, leaves out how
 the prefixes' own probabilities depend on phi.
 
-D's real images x^0 go through the same pipeline as the augmented ones (clip to [0, 1], the
-geometric steps' resampling with identity matrices, normalization), as the reference feeds its
+D's real images x^0 go through the same pipeline as the augmented ones (the geometric steps'
+resampling with identity matrices), as the reference feeds its
 real batch through the transformer's pre/post processing (``Transformer.transform_basic``): the
 only difference between what D sees as real and as augmented is then the TFs themselves, never a
-clip or a rounding of the round trip; an identity sequence gives D the real image bitwise.
+rounding of the resampling; an identity sequence gives D the real image bitwise. D, like the
+target, normalizes its input as its first operation when built from a config
+(`models.Normalized`), so its layers, and the diversity term taken there, see what they saw when
+the method was given normalized batches.
 
 D and G both step from the state at the start of the step (simultaneous updates).
 
@@ -111,13 +113,13 @@ from jaxaug.methods.base import (
     check_int,
     count_skips,
     gradient_update,
-    image_stats,
     init_target,
     keep_if,
     predict_target,
     require,
 )
 from jaxaug.models.discriminator import Discriminator
+from jaxaug.models.normalized import Normalized
 from jaxaug.objectives.tanda import generator_loss, generator_returns, transform_losses
 from jaxaug.policies.sequences import DEFAULT_TFS, check_tfs, incremental_inputs
 
@@ -161,8 +163,6 @@ def tanda(
     model: nn.Module,
     optimizer: optax.GradientTransformation,
     *,
-    mean: Sequence[float] | float,
-    std: Sequence[float] | float,
     generator: str = "lstm",
     sequence_length: int = 5,
     tfs: Sequence[tuple[str, int]] = DEFAULT_TFS,
@@ -184,8 +184,7 @@ def tanda(
     """The TANDA method (see the module docstring).
 
     Args:
-      model, optimizer: the target network and its optimizer.
-      mean, std: the dataset normalization (per channel), to map batches to [0, 1] and back.
+      model, optimizer: the target network and its optimizer; batches are in [0, 1].
       generator: ``"lstm"`` or ``"mean_field"``.
       sequence_length: L, the TFs per sequence.
       tfs: the TF vocabulary, ``(op name, signed level)`` pairs (default `DEFAULT_TFS`).
@@ -195,11 +194,13 @@ def tanda(
       generator_optimizer: default Adam(1e-3).
       disc_optimizer: default Adam(2e-4, b1=0.5), the DCGAN settings.
       discriminator: D, a module ``apply(variables, images, train) -> logits [B]`` with
-        BatchNorm statistics (default `models.Discriminator()`).
+        BatchNorm statistics, on images in [0, 1] (default `models.Discriminator()`; the config
+        path wraps it in the dataset's `models.Normalized`).
       lstm_hidden, lstm_embedding: sizes of the LSTM generator.
       interpolation: resampling of the composed geometric TFs, ``"bilinear"`` or ``"nearest"``.
       diversity_weight: mu, the weight of the diversity term (>= 0; 0 turns it off).
-      diversity_space: where its MSE is taken: ``"pixels"`` (D's input) or ``"discriminator"``
+      diversity_space: where its MSE is taken: ``"pixels"`` (D's input, in [0, 1]) or
+        ``"discriminator"``
         (a layer of D, which must sow its layers' outputs as `models.Discriminator` does).
       diversity_layer: that layer, counted back from D's last sown one (0 = the last).
       discount: gamma, the discount of the later TFs' loss changes in a TF's return, in [0, 1].
@@ -221,7 +222,6 @@ def tanda(
     check_int("tanda", "diversity_layer", diversity_layer, 0)
     in_d = diversity_space == "discriminator"
     tfs = check_tfs(tfs)
-    mean, std = image_stats("tanda", mean, std)
     if generator == "lstm":
         gen = LSTMGenerator(len(tfs), sequence_length, lstm_hidden, lstm_embedding)
     else:
@@ -267,7 +267,7 @@ def tanda(
         g, d, target = state.generator, state.discriminator, state.target
 
         sequences, _, _ = gen.sample(g.params, sample_key, x.shape[0])
-        steps = incremental_inputs(apply_key, x, sequences, tfs, mean, std, interpolation)
+        steps = incremental_inputs(apply_key, x, sequences, tfs, interpolation)
         fake = steps[-1]
         new_d, d_aux, d_ok = gradient_update(d, objectives.discriminator_objective, d_optimizer,
                                              d.batch_stats, steps[0], fake, discriminator=disc)
@@ -320,7 +320,7 @@ def _from_config(settings, context: registry.Context) -> TandaMethod:
     require(settings.generator_lr > 0, "tanda", "generator_lr", settings.generator_lr,
             "must be positive")
     kwargs = {k: v for k, v in settings.items() if k != "generator_lr"}
-    mean, std = context.image_stats
-    return tanda(context.model, context.optimizer, mean=mean, std=std,
+    return tanda(context.model, context.optimizer,
+                 discriminator=Normalized(Discriminator(), context.normalization),
                  generator_optimizer=optax.adam(settings.generator_lr),
                  target_loss=context.target_loss, **kwargs)

@@ -2,7 +2,9 @@
 
 ``create(name, num_classes, num_bn_sets, dtype)`` returns a flax.linen Module applied as
 ``model.apply(variables, images, train=..., bn_set=0, rngs=..., mutable=...)`` on normalized NHWC
-images; it returns float32 logits. See docs/architecture.md.
+images; it returns float32 logits. ``Normalized(model, Normalization(mean, std))`` makes the
+normalization the network's first operation, so that it reads images in [0, 1] (the trainer builds
+every network so). See docs/architecture.md.
 """
 
 from jaxaug.models.batchnorm import MultiBatchNorm
@@ -10,6 +12,7 @@ from jaxaug.models.cunet import CUNet
 from jaxaug.models.discriminator import Discriminator
 from jaxaug.models.hourglass import StackedHourglass
 from jaxaug.models.norm import CrossNorm, SelfNorm
+from jaxaug.models.normalized import Normalization, Normalized
 from jaxaug.models.pose import create_pose_model
 from jaxaug.models.registry import ACCEPTED_PATTERNS, count_params, create
 from jaxaug.models.resnet import ResNet
@@ -24,6 +27,8 @@ __all__ = [
     "CrossNorm",
     "Discriminator",
     "MultiBatchNorm",
+    "Normalization",
+    "Normalized",
     "ResNet",
     "SelfNorm",
     "ShakeShake",

@@ -12,9 +12,10 @@ Three action sets (``mode``):
   resampling by M_t; the colour actions then follow, in the order drawn. This reorders a colour
   action drawn before a geometric one: brightness, colour and hue are pointwise and commute
   with the warp (up to interpolation), but contrast and sharpness take their statistics (mean
-  grey, 3x3 blur) from the warped image. Pixels warped in from outside get the dataset mean.
+  grey, 3x3 blur) from the warped image. Pixels warped in from outside get ``fill`` (the
+  dataset mean from a config).
 * ``"cutout"`` (AdaCutout) / ``"erasing"`` (AdaErasing): x_0 carries a random Cutout square
-  (centre uniform over the image, filled with the dataset mean) or a Random Erasing rectangle
+  (centre uniform over the image, filled with ``fill``) or a Random Erasing rectangle
   (`ops.random_erasing`'s distribution, filled with uniform noise), and each action moves that
   box by ``move_pixels`` up, right, down, left, or not at all (`BOX_ACTIONS`). Clipping at the
   border: a Cutout centre stays inside the image (the square may stick out, as in Cutout); an
@@ -27,6 +28,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxaug import ops
 
@@ -120,15 +122,16 @@ class Box(NamedTuple):
     hi: jax.Array
     fill: jax.Array
 
-def start_cutout(keys: jax.Array, x01: jax.Array, size: int, mean: jax.Array) -> Box:
-    """Cutout's square: centre uniform over the image (kept inside when moved), mean fill."""
+def start_cutout(keys: jax.Array, x01: jax.Array, size: int, fill: jax.Array) -> Box:
+    """Cutout's square: centre uniform over the image (kept inside when moved), showing ``fill``
+    (a scalar or one value per channel)."""
     n, h, w, _ = x01.shape
     centre = jax.vmap(lambda k: jax.random.randint(k, (2,), 0, jnp.asarray([h, w])))(keys)
     half = size // 2
     full = jnp.full((n, 2), 2 * half, jnp.int32)
     return Box(centre - half, full, jnp.full((n, 2), -half, jnp.int32),
                jnp.broadcast_to(jnp.asarray([h - 1 - half, w - 1 - half]), (n, 2)),
-               jnp.broadcast_to(mean, x01.shape))
+               jnp.broadcast_to(jnp.asarray(fill, x01.dtype), x01.shape))
 
 def start_erasing(keys: jax.Array, x01: jax.Array) -> Box:
     """Random Erasing's rectangle, drawn by `ops.random_erasing` (read back from its mask), kept
@@ -165,37 +168,36 @@ def box_features(box: Box, height: int, width: int) -> jax.Array:
     return 2.0 * centre / jnp.asarray([height, width]) - 1.0
 
 class Rollout(NamedTuple):
-    images: jax.Array  # [K + 1, N, H, W, C] normalized: x_0 .. x_K
+    images: jax.Array  # [K + 1, N, H, W, C] in [0, 1]: x_0 .. x_K
     extra: jax.Array  # [K, N, E]: the features T saw at each step
     actions: jax.Array  # [K, N] int32
     dropout_keys: jax.Array  # [K]: T's dropout stream at each step, to re-score the actions
 
 def rollout(policy: Callable, x01: jax.Array, key: jax.Array, *, mode: str, num_steps: int,
-            mean: jax.Array, std: jax.Array, cutout_size: int = 16, move_pixels: int = 2,
+            fill: ArrayLike = 0.0, cutout_size: int = 16, move_pixels: int = 2,
             greedy: bool = False) -> Rollout:
     """One K-step episode per image of ``x01`` [N, H, W, C] in [0, 1]: a_t ~ Categorical(logits)
     with logits = ``policy(x_{t-1}, extra, dropout_key_t)`` [N, A] (argmax if ``greedy``, and
     then the key is None: no dropout), from per-image keys, so sampling stays inside jit. The
     steps are one `lax.scan`, so T, the sampling and the rendering are compiled once, not K
-    times."""
+    times. ``fill`` (a scalar or one value per channel): the Cutout square's colour and that of
+    pixels warped in from outside."""
     n, h, w, c = x01.shape
     key, dropout_key = jax.random.split(key)
     dropout_keys = jax.random.split(dropout_key, num_steps)
     keys = jax.random.split(key, n)
-    fill = jnp.broadcast_to(mean, (c,))
+    fill = jnp.broadcast_to(jnp.asarray(fill, x01.dtype), (c,))
     if mode == "transform":
         state = jnp.full((n, num_steps), NO_ACTION, jnp.int32)  # the actions drawn so far
     else:
         start_keys = jax.vmap(lambda k: jax.random.fold_in(k, num_steps))(keys)
-        state = (start_cutout(start_keys, x01, cutout_size, mean) if mode == "cutout"
+        state = (start_cutout(start_keys, x01, cutout_size, fill) if mode == "cutout"
                  else start_erasing(start_keys, x01))
 
     def render(state):
         if mode == "transform":
-            image = jax.vmap(lambda x, a: render_transform(x, a, fill))(x01, state)
-        else:
-            image = render_box(x01, state)
-        return (image - mean) / std
+            return jax.vmap(lambda x, a: render_transform(x, a, fill))(x01, state)
+        return render_box(x01, state)
 
     def features(state):
         return jnp.zeros((n, 0), x01.dtype) if mode == "transform" else box_features(state, h, w)
@@ -214,7 +216,7 @@ def rollout(policy: Callable, x01: jax.Array, key: jax.Array, *, mode: str, num_
         image = render(state)
         return (state, image), (image, extra, a)
 
-    x0 = (x01 - mean) / std if mode == "transform" else render(state)
+    x0 = x01 if mode == "transform" else render(state)
     _, (images, extras, actions) = jax.lax.scan(step, (state, x0), jnp.arange(num_steps))
     return Rollout(jnp.concatenate([x0[None], images]), extras, actions, dropout_keys)
 

@@ -82,23 +82,19 @@ def apply_tfs(key: jax.Array, img: jax.Array, sequence: jax.Array, tfs: tuple,
                              jnp.asarray(value)[sequence], applied, op_names=op_names,
                              interpolation=interpolation)
 
-def augment(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple, mean: jax.Array,
-            std: jax.Array, interpolation: str = "bilinear",
-            applied: jax.Array | None = None) -> jax.Array:
-    """The normalized batch ``images`` [B, H, W, C] transformed by ``sequences`` [B, L] (steps
-    masked by ``applied`` [B, L], default all applied), one key per image: mapped to [0, 1]
-    (clipped: the ops assume that range), transformed, normalized."""
-    x01 = jnp.clip(images * std + mean, 0.0, 1.0)
+def augment(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple,
+            interpolation: str = "bilinear", applied: jax.Array | None = None) -> jax.Array:
+    """The batch ``images`` [B, H, W, C] in [0, 1] transformed by ``sequences`` [B, L] (steps
+    masked by ``applied`` [B, L], default all applied), one key per image."""
     keys = jax.random.split(key, images.shape[0])
     applied = jnp.ones(sequences.shape, bool) if applied is None else applied
-    out = jax.vmap(lambda k, img, seq, on: apply_tfs(k, img, seq, tfs, interpolation, on))(
-        keys, x01, sequences, applied)
-    return (out - mean) / std
+    return jax.vmap(lambda k, img, seq, on: apply_tfs(k, img, seq, tfs, interpolation, on))(
+        keys, images, sequences, applied)
+
 
 def incremental_inputs(key: jax.Array, images: jax.Array, sequences: jax.Array, tfs: tuple,
-                       mean: jax.Array, std: jax.Array,
                        interpolation: str = "bilinear") -> jax.Array:
-    """[L + 1, B, H, W, C]: the normalized ``images`` through the prefixes tau_<=t, t = 0..L, of
+    """[L + 1, B, H, W, C]: ``images`` in [0, 1] through the prefixes tau_<=t, t = 0..L, of
     their ``sequences`` [B, L]; row 0 is the empty sequence (D's real images), row L the full one.
     One `augment` program vmapped over the prefixes with the same per-image keys, so a prefix
     that changes nothing gives row 0 bitwise."""
@@ -107,6 +103,6 @@ def incremental_inputs(key: jax.Array, images: jax.Array, sequences: jax.Array, 
 
     def through(prefix):
         applied = jnp.broadcast_to(prefix, sequences.shape)
-        return augment(key, images, sequences, tfs, mean, std, interpolation, applied)
+        return augment(key, images, sequences, tfs, interpolation, applied)
 
     return jax.vmap(through)(prefixes)

@@ -119,12 +119,12 @@ def build(config: ml_collections.ConfigDict, task: "str | task_lib.Task | None" 
 def load_trained(workdir: str) -> dict[str, Any]:
     """A finished (or interrupted) run of ``workdir``, of either task, from its ``config.json``
     and latest checkpoint: ``config``, ``task`` (its `Task`, data loaded), ``predict``
-    (``(normalized images [N, H, W, C]) -> logits``, or ``(joints, peaks)`` for keypoints; not
-    jitted), ``step``, ``method`` and ``state`` (the run's method and its restored state, for
+    (``(images in [0, 1], float [N, H, W, C]) -> logits``, or ``(joints, peaks)`` for keypoints;
+    not jitted), ``step``, ``method`` and ``state`` (the run's method and its restored state, for
     what the method offers besides ``predict``, e.g. OnlineAugment's ``generate``), and what the
-    task's robustness tool needs: ``dataset`` (classification, the run's `Dataset`,
-    normalization included), or ``model``, ``variables`` ({"params", "batch_stats"} of the pose
-    network), ``mean`` / ``std`` and ``test`` (the test `KeypointData`) for keypoints. Raises
+    task's robustness tool needs: ``dataset`` (classification, the run's `Dataset`), or
+    ``model`` (the pose network, normalization first), ``variables`` ({"params", "batch_stats"}
+    of it) and ``test`` (the test `KeypointData`) for keypoints. Raises
     ``FileNotFoundError`` naming what is missing."""
     config_path = os.path.join(workdir, "config.json")
     if not os.path.exists(config_path):

@@ -11,6 +11,7 @@ import optax
 from jaxaug import data, policies
 from jaxaug.data import augment
 from jaxaug.methods.base import ONE_STAGE, UNAUGMENTED, all_finite, keep_if
+from jaxaug.ops.point import to_float
 from jaxaug.train.mesh import batch_sharding, replicated
 
 
@@ -21,42 +22,43 @@ class CompiledSteps(NamedTuple):
     augmented_images: Callable  # (uint8 batch, key) -> uint8 images as the network sees them
 
 
-def augmentation(augment_config, mean, std, cutout: bool = True) -> Callable:
+def augmentation(augment_config, cutout_fill, cutout: bool = True) -> Callable:
     """``(key, uint8 batch) -> batch`` applying ``config.augment``: crop, flip, the named policy
-    (if any), normalization, Cutout unless ``cutout`` is False (see
-    ``jaxaug.data.augment.standard``)."""
+    (if any), Cutout filled with ``cutout_fill`` unless ``cutout`` is False; images in [0, 1] out
+    (see ``jaxaug.data.augment.standard``)."""
     c = augment_config
     policy = policies.get(c.policy, num_ops=c.num_ops, magnitude=c.magnitude) if c.policy else None
-    return functools.partial(augment.standard, mean=mean, std=std, pad=c.pad, flip=c.flip,
-                             cutout=c.cutout if cutout else 0, policy=policy)
+    return functools.partial(augment.standard, pad=c.pad, flip=c.flip,
+                             cutout=c.cutout if cutout else 0, cutout_fill=cutout_fill,
+                             policy=policy)
 
 
 def preprocessing(method, dataset, config) -> Callable:
     """``(uint8 batch, key) -> (batch, step key)``: the standard augmentation of
-    ``config.augment`` on the device, before a classification method's step. For a method with
-    ``applies_cutout`` the method applies the Cutout, after its own policy, so the standard
-    augmentation leaves it out. A method with ``unaugmented_input`` also gets the normalized
-    images before that augmentation, as ``batch[UNAUGMENTED]`` (sharded as the batch)."""
-    mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
-    standard = augmentation(config.augment, mean, std, cutout=not method.applies_cutout)
+    ``config.augment`` on the device, before a classification method's step; images in [0, 1],
+    Cutout filled with the dataset mean. For a method with ``applies_cutout`` the method applies
+    the Cutout, after its own policy, so the standard augmentation leaves it out. A method with
+    ``unaugmented_input`` also gets the images before that augmentation, as
+    ``batch[UNAUGMENTED]`` (sharded as the batch)."""
+    standard = augmentation(config.augment, jnp.asarray(dataset.mean),
+                            cutout=not method.applies_cutout)
 
     def prepare(batch, key):
         augment_key, step_key = jax.random.split(key)
         augmented = standard(augment_key, batch)
         if method.unaugmented_input:
-            augmented[UNAUGMENTED] = augment.normalize(batch["image"], mean, std)
+            augmented[UNAUGMENTED] = to_float(batch["image"])
         return augmented, step_key
 
     return prepare
 
 
-def classification_sums(method, dataset) -> Callable:
+def classification_sums(method) -> Callable:
     """``(state, uint8 batch with mask) -> summed correct / loss / count`` of the method's
-    predictions on the normalized images, padding masked out."""
-    mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
+    predictions on the images, padding masked out."""
 
     def eval_step(state, batch):
-        logits = method.predict(state, augment.normalize(batch["image"], mean, std))
+        logits = method.predict(state, to_float(batch["image"]))
         labels = batch["label"]
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
@@ -96,7 +98,7 @@ def compile_steps(method, dataset, config, mesh) -> CompiledSteps:
         init=jax.jit(init, out_shardings=rep),
         train_step=compile_train_step(method.steps[ONE_STAGE],
                                       preprocessing(method, dataset, config), config, mesh),
-        eval_step=jax.jit(classification_sums(method, dataset), in_shardings=(rep, shard),
+        eval_step=jax.jit(classification_sums(method), in_shardings=(rep, shard),
                           out_shardings=rep),
         augmented_images=augmented_images(method, dataset, config),
     )
@@ -111,12 +113,12 @@ def example_batch(dataset) -> dict[str, jax.Array]:
 def augmented_images(method, dataset, config) -> Callable:
     """``(uint8 batch, key) -> uint8 images`` as the network sees them after the standard
     augmentation (jit-compiled)."""
-    mean, std = jnp.asarray(dataset.mean), jnp.asarray(dataset.std)
-    standard = augmentation(config.augment, mean, std, cutout=not method.applies_cutout)
+    standard = augmentation(config.augment, jnp.asarray(dataset.mean),
+                            cutout=not method.applies_cutout)
 
     def images(batch, key):
         augmented = standard(key, batch)["image"]
-        return jnp.clip(jnp.round((augmented * std + mean) * 255), 0, 255).astype(jnp.uint8)
+        return jnp.clip(jnp.round(augmented * 255), 0, 255).astype(jnp.uint8)
 
     return jax.jit(images)
 

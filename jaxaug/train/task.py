@@ -25,6 +25,7 @@ import optax
 from jaxaug import data, methods, models, objectives
 from jaxaug.data import keypoint_formats, keypoint_synthetic
 from jaxaug.data.dataset import channel_stats
+from jaxaug.ops.point import to_float
 from jaxaug.train import config as config_lib
 from jaxaug.train import steps
 from jaxaug.train.optim import learning_rate_schedule, make_optimizer
@@ -110,12 +111,13 @@ class Classification(Task):
 
     def context(self, config, updates_per_epoch):
         d = self.dataset
+        normalization = models.Normalization(d.mean, d.std)
         return methods.Context(
-            model=create_model(config, d.num_classes),
+            model=models.Normalized(create_model(config, d.num_classes), normalization),
             optimizer=make_optimizer(config, updates_per_epoch),
             lr_schedule=learning_rate_schedule(config, updates_per_epoch),
             steps_per_epoch=data.steps_per_epoch(self.num_train, config.batch_size),
-            num_classes=d.num_classes, image_stats=(d.mean, d.std), config=config,
+            num_classes=d.num_classes, normalization=normalization, config=config,
             device_count=jax.device_count(), image_shape=d.image_shape,
             target_loss=functools.partial(objectives.softmax_cross_entropy,
                                           label_smoothing=config.label_smoothing))
@@ -134,7 +136,7 @@ class Classification(Task):
         return steps.preprocessing(method, self.dataset, config)
 
     def eval_sums(self, method, config):
-        return steps.classification_sums(method, self.dataset)
+        return steps.classification_sums(method)
 
     def scores(self, totals):
         return steps.accuracy_and_loss(totals)
@@ -173,15 +175,17 @@ class Keypoints(Task):
         self.num_joints = self.train["joints"].shape[1]
 
     def context(self, config, updates_per_epoch):
-        model = models.create_pose_model(config.model, self.num_joints, quant=config.quant,
-                                         **dict(config[config.model]))
+        normalization = models.Normalization(self.mean, self.std)
+        model = models.Normalized(models.create_pose_model(
+            config.model, self.num_joints, quant=config.quant, **dict(config[config.model])),
+            normalization)
         # RMSProp at a constant rate, as the stacked hourglass and CU-Net papers train.
         o = config.optimizer
         return methods.Context(
             model=model, optimizer=optax.rmsprop(o.lr, decay=o.decay, eps=o.eps),
             lr_schedule=optax.constant_schedule(o.lr),
             steps_per_epoch=data.steps_per_epoch(self.num_train, config.batch_size),
-            num_classes=self.num_joints, image_stats=(self.mean, self.std), config=config,
+            num_classes=self.num_joints, normalization=normalization, config=config,
             device_count=jax.device_count(), image_shape=self.train["image"].shape[1:],
             flip_pairs=self.flip_pairs)
 
@@ -200,11 +204,8 @@ class Keypoints(Task):
         return lambda batch, key: (batch, key)
 
     def eval_sums(self, method, config):
-        mean, std = jnp.asarray(self.mean), jnp.asarray(self.std)
-
         def eval_step(state, batch):
-            images = (batch["image"].astype(jnp.float32) / 255.0 - mean) / std
-            joints, _ = method.predict(state, images)
+            joints, _ = method.predict(state, to_float(batch["image"]))
             return metric_sums(joints, batch["joints"], batch["visible"], batch["norm"],
                                batch["mask"], self.score, config.pck_threshold)
 
@@ -222,8 +223,7 @@ class Keypoints(Task):
 
     def trained(self, context, state):
         pose = state.pose if hasattr(state, "pose") else state
-        return {"model": context.model, "mean": self.mean, "std": self.std,
-                "test": self.test_set,
+        return {"model": context.model, "test": self.test_set,
                 "variables": {"params": pose.params, "batch_stats": pose.batch_stats}}
 
 
