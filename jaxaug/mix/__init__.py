@@ -19,7 +19,10 @@ Everything is a pure function of a PRNG key and arrays, with no Python branching
 values, so it runs inside a jitted training step.
 """
 
+from jaxaug.mix.beta import symmetric_beta
 from jaxaug.mix.mixing import MODES, Mixup, cutmix, mixup
 from jaxaug.mix.targets import mix_targets, smooth_targets
 
-__all__ = ["MODES", "Mixup", "cutmix", "mix_targets", "mixup", "smooth_targets"]
+__all__ = [
+    "MODES", "Mixup", "cutmix", "mix_targets", "mixup", "smooth_targets", "symmetric_beta",
+]

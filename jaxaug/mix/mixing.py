@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxaug.mix.beta import beta_from_uniforms
 from jaxaug.mix.targets import check_labels, check_num_classes, mix_targets
 
 MODES = ("batch", "pair", "elem")
@@ -77,7 +78,9 @@ class Mixup:
     under jit and vmap. Differences from timm: `label_smoothing` defaults to 0 (timm's class: 0.1)
     because the trainer's loss applies the configured smoothing; "batch" and "elem" accept an odd
     batch, whose middle sample is then its own partner (timm asserts an even batch in every
-    mode); soft input labels are accepted; lam and the box are drawn in float32 from JAX's PRNG.
+    mode); soft input labels are accepted; lam and the box are drawn in float32 from JAX's PRNG,
+    lam by `beta_from_uniforms` (exact in distribution, loop-free) rather than numpy's Beta
+    sampler.
     """
 
     num_classes: int
@@ -139,48 +142,53 @@ class Mixup:
     def _sample(self, key: jax.Array, n: int, h: int,
                 w: int) -> tuple[jax.Array, jax.Array, jax.Array]:
         """n draws of (lam [n] float32, CutMix or not [n] bool, box [n, 4] int32 (top, bottom,
-        left, right)); lam is area-corrected where CutMix applies and `correct_lam` asks."""
-        k_apply, k_switch, k_mixup, k_cutmix, k_box = jax.random.split(key, 5)
-        applied = jax.random.uniform(k_apply, (n,)) < self.prob
+        left, right)); lam is area-corrected where CutMix applies and `correct_lam` asks.
+
+        Every draw comes from one uniform array (one random-bits program to compile)."""
+        u = dict(zip(("apply", "switch", "mixup_radius", "mixup_angle", "cutmix_radius",
+                      "cutmix_angle", "y_size", "y_start", "x_size", "x_start"),
+                     jax.random.uniform(key, (10, n))))
+        applied = u["apply"] < self.prob
         if self.mixup_alpha and self.cutmix_alpha:
-            use_cutmix = jax.random.uniform(k_switch, (n,)) < self.switch_prob
+            use_cutmix = u["switch"] < self.switch_prob
         else:
             use_cutmix = jnp.full((n,), bool(self.cutmix_alpha))
         lam = jnp.ones((n,), jnp.float32)
         if self.mixup_alpha:
-            mixup_lam = jax.random.beta(k_mixup, self.mixup_alpha, self.mixup_alpha, (n,))
+            mixup_lam = beta_from_uniforms(u["mixup_radius"], u["mixup_angle"], self.mixup_alpha)
             lam = jnp.where(use_cutmix, lam, mixup_lam)
         if self.cutmix_alpha:
-            cutmix_lam = jax.random.beta(k_cutmix, self.cutmix_alpha, self.cutmix_alpha, (n,))
+            cutmix_lam = beta_from_uniforms(u["cutmix_radius"], u["cutmix_angle"],
+                                            self.cutmix_alpha)
             lam = jnp.where(use_cutmix, cutmix_lam, lam)
         lam = jnp.where(applied, lam, 1.0)
         cut = use_cutmix & applied
-        box = self._box(k_box, lam, h, w)
+        box = jnp.stack([*self._side(u["y_size"], u["y_start"], lam, h),
+                         *self._side(u["x_size"], u["x_start"], lam, w)], axis=1)
         if self.correct_lam or self.cutmix_minmax is not None:
             area = (box[:, 1] - box[:, 0]) * (box[:, 3] - box[:, 2])
             lam = jnp.where(cut, 1.0 - area / (h * w), lam)
         return lam, cut, box
 
-    def _box(self, key: jax.Array, lam: jax.Array, h: int, w: int) -> jax.Array:
-        """CutMix boxes [n, 4] = (top, bottom, left, right), rows [top, bottom), cols [left, right)."""
-        n = lam.shape[0]
-        k_y, k_x = jax.random.split(key)
+    def _side(self, u_size: jax.Array, u_start: jax.Array, lam: jax.Array,
+              size: int) -> tuple[jax.Array, jax.Array]:
+        """[start, end) of the CutMix box along an axis of `size` pixels: timm's rand_bbox (half
+        side floor(size sqrt(1 - lam)) // 2 each way from a uniform centre, clipped) or, with
+        `cutmix_minmax`, rand_bbox_minmax (side uniform in [int(size lo), int(size hi)), start
+        uniform in [0, size - side))."""
         if self.cutmix_minmax is None:
-            ratio = jnp.sqrt(1.0 - lam)
-            sides = []
-            for k, size in ((k_y, h), (k_x, w)):
-                half = jnp.floor(size * ratio).astype(jnp.int32) // 2
-                centre = jax.random.randint(k, (n,), 0, size)
-                sides += [jnp.clip(centre - half, 0, size), jnp.clip(centre + half, 0, size)]
-            return jnp.stack(sides, axis=1)
+            half = jnp.floor(size * jnp.sqrt(1.0 - lam)).astype(jnp.int32) // 2
+            centre = _uniform_int(u_start, 0, size)
+            return jnp.clip(centre - half, 0, size), jnp.clip(centre + half, 0, size)
         lo, hi = self.cutmix_minmax
-        sides = []
-        for k, size in ((k_y, h), (k_x, w)):
-            k_len, k_start = jax.random.split(k)
-            length = jax.random.randint(k_len, (n,), int(size * lo), int(size * hi))
-            start = jax.random.randint(k_start, (n,), 0, size - length)
-            sides += [start, start + length]
-        return jnp.stack(sides, axis=1)
+        length = _uniform_int(u_size, int(size * lo), int(size * hi))
+        start = _uniform_int(u_start, 0, size - length)
+        return start, start + length
+
+
+def _uniform_int(u: jax.Array, low: int | jax.Array, high: int | jax.Array) -> jax.Array:
+    """An integer uniform in [low, high) from u ~ U[0, 1) (high > low)."""
+    return jnp.minimum(low + jnp.floor(u * (high - low)).astype(jnp.int32), high - 1)
 
 
 def _paste_or_blend(images: jax.Array, lam: jax.Array, cut: jax.Array,
