@@ -126,8 +126,9 @@ class Mixup:
         if self.cutmix_minmax is not None:
             lo, hi = self.cutmix_minmax
             if int(h * lo) >= int(h * hi) or int(w * lo) >= int(w * hi):
-                raise ValueError(f"{fn}: cutmix_minmax {self.cutmix_minmax} leaves no box side "
-                                 f"to draw for {h}x{w} images (need int(size lo) < int(size hi))")
+                raise ValueError(f"{fn}: cutmix_minmax (cutmix's minmax) {self.cutmix_minmax} "
+                                 f"leaves no box side to draw for {h}x{w} images (need "
+                                 f"int(size lo) < int(size hi))")
         n = {"batch": 1, "pair": b // 2, "elem": b}[self.mode]
         lam, cut, box = self._sample(key, n, h, w)
         if self.mode == "batch":
