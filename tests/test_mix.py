@@ -23,6 +23,7 @@ RANDOM_IMAGES = np.random.default_rng(0).uniform(size=(B, H, W, C)).astype(np.fl
 VALUES = (np.arange(B, dtype=np.float32) + 1) / 16  # constant image i has value VALUES[i]
 CONSTANT_IMAGES = np.broadcast_to(VALUES[:, None, None, None], (B, H, W, C)).copy()
 SOFT = np.random.default_rng(1).dirichlet(np.ones(K), B).astype(np.float32)
+MEAN, STD = np.array([0.4, 0.5, 0.6], np.float32), np.array([0.2, 0.25, 0.3], np.float32)
 
 
 def cases():
@@ -45,6 +46,7 @@ def cases():
         mix.cutmix, alpha=1.0, num_classes=K, mode="elem", minmax=(0.2, 0.8), correct_lam=False),
         CONSTANT_IMAGES, LABELS)
     table["mixup_soft_labels"] = (table["mixup_elem"][0], RANDOM_IMAGES, SOFT)
+    table["switch_normalized"] = (table["switch_elem"][0], (CONSTANT_IMAGES - MEAN) / STD, LABELS)
     return table
 
 
@@ -257,6 +259,15 @@ def test_soft_labels_pass_through_vmap_and_keep_their_mass():
     expected = lam[..., None] * q + (1 - lam[..., None]) * q[PARTNER]
     np.testing.assert_allclose(targets, expected, atol=1e-6)
     np.testing.assert_allclose(targets.sum(-1), 1, atol=1e-5)
+
+
+def test_mixing_commutes_with_normalization():
+    """The trainer may mix before or after normalizing: same key, same targets, and the mixed
+    normalized images are the normalized mixed images."""
+    images, targets = run("switch_elem")
+    normalized_images, normalized_targets = run("switch_normalized")
+    np.testing.assert_array_equal(normalized_targets, targets)
+    np.testing.assert_allclose(normalized_images, (images - MEAN) / STD, atol=1e-5)
 
 
 @pytest.mark.parametrize("call, match", [

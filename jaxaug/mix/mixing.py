@@ -74,6 +74,10 @@ class Mixup:
     `mode`: "batch" draws one (lam, MixUp/CutMix, box) for the whole batch, "elem" one per
     sample, "pair" one per pair (i, B - 1 - i), which both members share (B must be even).
 
+    Images in [0, 1] or normalized give the same result up to that normalization: blends with
+    weights summing to 1 and pasted pixels commute with a per-channel affine map, so the mix may
+    run before or after `jaxaug.data.augment.standard`'s normalization.
+
     Every field is static (a Python value); the call is pure in the key and the arrays and works
     under jit and vmap. Differences from timm: `label_smoothing` defaults to 0 (timm's class: 0.1)
     because the trainer's loss applies the configured smoothing; "batch" and "elem" accept an odd
