@@ -16,8 +16,9 @@ MODES = ("batch", "pair", "elem")
 
 def _check_alpha(fn: str, name: str, value: float, *, allow_zero: bool) -> None:
     """Static check that a Beta concentration is > 0 (or >= 0 where 0 switches the mix off)."""
-    ok = value >= 0 if allow_zero else value > 0  # NaN fails both
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
+        value >= 0 if allow_zero else value > 0)  # NaN fails both comparisons
+    if not ok:
         bound = ">= 0 (0: off)" if allow_zero else "> 0"
         raise ValueError(f"{fn}: {name} must be a number {bound}, got {value!r}")
 
@@ -27,7 +28,8 @@ def _check_unit(fn: str, name: str, value: float, upper_open: bool = False) -> N
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (
         0 <= value < 1 if upper_open else 0 <= value <= 1)
     if not ok:
-        raise ValueError(f"{fn}: {name} must be in [0, {'1)' if upper_open else '1]'}, got {value!r}")
+        interval = "[0, 1)" if upper_open else "[0, 1]"
+        raise ValueError(f"{fn}: {name} must be in {interval}, got {value!r}")
 
 
 def _check_minmax(fn: str, name: str, minmax) -> tuple[float, float] | None:
