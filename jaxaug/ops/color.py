@@ -136,11 +136,12 @@ def _jitter_ranges(brightness, contrast, saturation, hue):
 def _jitter_params(key, ranges):
     """(order int32 [4], factors [4]): a uniform permutation of (brightness, contrast,
     saturation, hue) and each one's factor ~ U(range) (1, or 0 for hue, where skipped)."""
-    k_order, k_factor = jax.random.split(key)
     lo = jnp.asarray([r[0] if r else (0.0 if i == 3 else 1.0) for i, r in enumerate(ranges)])
     hi = jnp.asarray([r[1] if r else (0.0 if i == 3 else 1.0) for i, r in enumerate(ranges)])
-    order = jax.random.permutation(k_order, 4).astype(jnp.int32)
-    return order, lo + (hi - lo) * jax.random.uniform(k_factor, (4,))
+    # One draw (one threefry program to compile): the ranks of 4 iid uniforms are a uniform
+    # permutation, the other 4 give the factors.
+    u = jax.random.uniform(key, (8,))
+    return jnp.argsort(u[:4]).astype(jnp.int32), lo + (hi - lo) * u[4:]
 
 
 def _jitter_apply(img, order, factors, ranges):

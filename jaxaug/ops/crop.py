@@ -61,6 +61,11 @@ def _fallback(height, width, ratio):
     return (height - h) // 2, (width - w) // 2, h, w
 
 
+def _uniform_int(u, high):
+    """An integer uniform on {0..high} from u ~ U[0, 1) (the min guards float rounding)."""
+    return jnp.minimum(jnp.floor(u * (high + 1)).astype(jnp.int32), high)
+
+
 def crop_box(key: jax.Array, height: int, width: int, scale: tuple[float, float] = (0.08, 1.0),
              ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> jax.Array:
     """torchvision `RandomResizedCrop.get_params` as int32 (top, left, h, w), all tries at once.
@@ -72,10 +77,11 @@ def crop_box(key: jax.Array, height: int, width: int, scale: tuple[float, float]
     `_fallback`. Tries are drawn together and the first valid one picked with argmax, so nothing
     branches on traced values; draws are in float32 where torchvision uses float64.
     """
-    k_area, k_ratio, k_top, k_left = jax.random.split(key, 4)
-    area = jax.random.uniform(k_area, (ATTEMPTS,), minval=scale[0], maxval=scale[1]) * (height * width)
-    aspect = jnp.exp(jax.random.uniform(k_ratio, (ATTEMPTS,), minval=math.log(ratio[0]),
-                                        maxval=math.log(ratio[1])))
+    # One draw for everything: each jax.random call is a threefry program to compile.
+    u = jax.random.uniform(key, (2 * ATTEMPTS + 2,))
+    area = (scale[0] + (scale[1] - scale[0]) * u[:ATTEMPTS]) * (height * width)
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    aspect = jnp.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[ATTEMPTS:2 * ATTEMPTS])
     ws = jnp.round(jnp.sqrt(area * aspect)).astype(jnp.int32)
     hs = jnp.round(jnp.sqrt(area / aspect)).astype(jnp.int32)
     fits = (ws > 0) & (ws <= width) & (hs > 0) & (hs <= height)
@@ -84,8 +90,8 @@ def crop_box(key: jax.Array, height: int, width: int, scale: tuple[float, float]
     f_top, f_left, f_h, f_w = _fallback(height, width, ratio)
     h = jnp.where(found, hs[first], f_h)
     w = jnp.where(found, ws[first], f_w)
-    top = jnp.where(found, jax.random.randint(k_top, (), 0, height - h + 1), f_top)
-    left = jnp.where(found, jax.random.randint(k_left, (), 0, width - w + 1), f_left)
+    top = jnp.where(found, _uniform_int(u[-2], height - h), f_top)
+    left = jnp.where(found, _uniform_int(u[-1], width - w), f_left)
     return jnp.stack([top, left, h, w]).astype(jnp.int32)
 
 

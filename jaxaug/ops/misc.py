@@ -80,35 +80,46 @@ def _fill_erasing(key, img, scale, ratio, fill):
     return jnp.where(inside[..., None], values, img)
 
 
-def _timm_erasing(key, img, scale, ratio, mode, mean, std, min_count, max_count):
-    """timm's `RandomErasing._erase` after its probability test: count ~ U{min..max_count}
+def _timm_erasing(key, img, scale, ratio, mode, mean, std, probability, min_count, max_count):
+    """timm's `RandomErasing._erase`: with probability `probability`, count ~ U{min..max_count}
     rectangles, each the first of 10 tries that fits, painted in turn."""
     h, w, c = img.shape
-    k_count, k_boxes = jax.random.split(key)
-    count = jax.random.randint(k_count, (), min_count, max_count + 1)
+    boxes = max_count * (2 * ERASE_ATTEMPTS + 2)
+    noise = {"const": 0, "rand": max_count * c, "pixel": max_count * h * w * c}[mode]
+    # ONE draw for everything (each jax.random call is a threefry program to compile): per
+    # rectangle 10 areas, 10 aspects and a corner; the count; the erase test; the noise.
+    u = jax.random.uniform(key, (boxes + 2 + noise,), img.dtype)
+    draws = u[:boxes].reshape(max_count, -1)
+    count = min_count + jnp.minimum(jnp.floor(u[boxes] * (max_count - min_count + 1)),
+                                    max_count - min_count)
     mean = jnp.broadcast_to(jnp.asarray(mean, img.dtype), (c,))
     std = jnp.broadcast_to(jnp.asarray(std, img.dtype), (c,))
-    for slot, k in enumerate(jax.random.split(k_boxes, max_count)):
-        k_area, k_ratio, k_top, k_left, k_values = jax.random.split(k, 5)
-        area = jax.random.uniform(k_area, (ERASE_ATTEMPTS,), minval=scale[0],
-                                  maxval=scale[1]) * (h * w) / count
-        aspect = jnp.exp(jax.random.uniform(k_ratio, (ERASE_ATTEMPTS,),
-                                            minval=math.log(ratio[0]), maxval=math.log(ratio[1])))
+    if mode == "const":
+        values = jnp.broadcast_to(mean, (max_count, 1, 1, c))
+    else:
+        # N(0, 1) by inversion; the half-step shift keeps u + 2^-24 inside (0, 1).
+        z = math.sqrt(2.0) * jax.scipy.special.erfinv(2.0 * (u[boxes + 2:] + 2.0**-24) - 1.0)
+        shape = (max_count, 1, 1, c) if mode == "rand" else (max_count, h, w, c)
+        values = jnp.clip(mean + std * z.reshape(shape), 0.0, 1.0)
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    out = img
+    for slot in range(max_count):
+        draw = draws[slot]
+        area = (scale[0] + (scale[1] - scale[0]) * draw[:ERASE_ATTEMPTS]) * (h * w) / count
+        aspect = jnp.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0])
+                         * draw[ERASE_ATTEMPTS:2 * ERASE_ATTEMPTS])
         heights = jnp.round(jnp.sqrt(area * aspect)).astype(jnp.int32)
         widths = jnp.round(jnp.sqrt(area / aspect)).astype(jnp.int32)
         fits = (widths < w) & (heights < h)  # timm's test: strictly smaller than the image
         first = jnp.argmax(fits)
         height, width = heights[first], widths[first]
-        top = jax.random.randint(k_top, (), 0, h - height + 1)
-        left = jax.random.randint(k_left, (), 0, w - width + 1)
+        top = jnp.minimum(jnp.floor(draw[-2] * (h - height + 1)).astype(jnp.int32), h - height)
+        left = jnp.minimum(jnp.floor(draw[-1] * (w - width + 1)).astype(jnp.int32), w - width)
         inside = _rectangle_mask(h, w, top, left, height, width) & fits[first] & (slot < count)
-        if mode == "const":
-            values = mean
-        else:
-            shape = (c,) if mode == "rand" else img.shape
-            values = jnp.clip(mean + std * jax.random.normal(k_values, shape, img.dtype), 0, 1)
-        img = jnp.where(inside[..., None], values, img)
-    return img
+        out = jnp.where(inside[..., None], values[slot], out)
+    if probability < 1.0:
+        out = jnp.where(u[boxes + 1] < probability, out, img)
+    return out
 
 
 def random_erasing(key: jax.Array, img: jax.Array, *, scale: tuple[float, float] = (0.02, 0.33),
@@ -166,7 +177,8 @@ def random_erasing(key: jax.Array, img: jax.Array, *, scale: tuple[float, float]
         c = img.shape[-1]
         check_shape(op, "mean", mean, ((), (c,)))
         check_shape(op, "std", std, ((), (c,)))
-        out = _timm_erasing(key, img, scale, ratio, mode, mean, std, min_count, max_count)
+        return _timm_erasing(key, img, scale, ratio, mode, mean, std, probability, min_count,
+                             max_count)
     if probability < 1.0:
         # A separate stream: the rectangle's draws stay those of probability 1.
         erase = jax.random.uniform(jax.random.fold_in(key, 1), ()) < probability
