@@ -40,13 +40,19 @@ def _ks(samples, cdf):
 def _crops():
     """The 8 images cropped to 24x24 (upsampling: every box side is <= 16), bilinear and nearest,
     their boxes, and the same boxes through the matrix form (affine, nearest)."""
-    def one(key, img):
+    def one(key, img, weight, direction):
         m = O.random_resized_crop_matrix(key, 16, 16)
-        return (O.random_resized_crop(key, img, 24), O.random_resized_crop(key, img, 24, interpolation="nearest"),
+        crop = lambda x: O.random_resized_crop(key, x, 24)
+        # The crop is linear in img, so <grad of <weight, crop(img)>, d> = <weight, crop(d)>.
+        linear = (jnp.vdot(jax.grad(lambda x: jnp.vdot(weight, crop(x)))(img), direction),
+                  jnp.vdot(weight, crop(direction)))
+        return (crop(img), O.random_resized_crop(key, img, 24, interpolation="nearest"),
                 crop_box(key, 16, 16), O.random_resized_crop(key, img, 16, interpolation="nearest"),
                 O.affine(img, m, interpolation="nearest"), O.random_resized_crop(key, img, 16),
-                O.affine(img, m), m)
-    return jax.jit(jax.vmap(one))(KEYS, IMAGES)
+                O.affine(img, m), m, linear)
+    rng = np.random.default_rng(1)
+    return jax.jit(jax.vmap(one))(KEYS, IMAGES, rng.standard_normal((8, 24, 24, 3), np.float32),
+                                  rng.standard_normal(IMAGES.shape, np.float32))
 
 
 def test_random_resized_crop_matches_pil_crop_then_resize():
@@ -69,7 +75,7 @@ def test_random_resized_crop_matches_pil_crop_then_resize():
 def test_random_resized_crop_is_its_matrix():
     """Nearest: the op is `affine` by its matrix exactly. Bilinear: equal where the point lies
     at least half a pixel inside the box (there the clamp to the box is inactive)."""
-    crop_n, affine_n, crop_b, affine_b, m = (np.asarray(a) for a in _crops()[3:])
+    crop_n, affine_n, crop_b, affine_b, m = (np.asarray(a) for a in _crops()[3:8])
     np.testing.assert_array_equal(crop_n, affine_n)
     centres = np.arange(16) + 0.5
     xs = m[:, 0, 0, None] * centres + m[:, 0, 2, None]  # [8, 16] input x per output column
@@ -79,6 +85,11 @@ def test_random_resized_crop_is_its_matrix():
     inner = inner_y[:, :, None] & inner_x[:, None, :]
     np.testing.assert_allclose(crop_b[inner], affine_b[inner], atol=1e-5)
     assert inner.mean() > 0.6
+
+
+def test_random_resized_crop_gradient_is_its_transpose():
+    grad_dot, direct = (np.asarray(a) for a in _crops()[8])
+    np.testing.assert_allclose(grad_dot, direct, rtol=1e-4)
 
 
 @functools.cache
