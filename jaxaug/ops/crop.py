@@ -147,7 +147,7 @@ def random_resized_crop(key: jax.Array, img: jax.Array, size: int | tuple[int, i
     (left + (j + 1/2) w / out_w, top + (i + 1/2) h / out_h), bilinear (neighbours clamped to the
     box, as resizing the cropped image) or nearest (the pixel containing the point: PIL's
     NEAREST and torch's "nearest-exact"; torchvision's tensor NEAREST is torch's legacy
-    "nearest", floor(j out_w / w) without the half-pixel offset).
+    "nearest", floor(j w / out_w) without the half-pixel offset).
 
     Where the box is smaller than `size` (upsampling) this is torchvision's result with PIL
     images (within one 8-bit level) and with tensors. Where it is larger it is point-sampled
