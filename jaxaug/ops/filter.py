@@ -1,5 +1,6 @@
 """Linear filters: separable Gaussian blur."""
 
+import functools
 from typing import Literal, get_args
 
 import jax
@@ -78,5 +79,12 @@ def gaussian_blur(img: jax.Array, sigma: float | jax.Array, kernel_size: int | N
             or kernel_size % 2 == 0):
         raise ValueError(f"gaussian_blur: kernel_size must be a positive odd int, got "
                          f"{kernel_size!r}")
+    return _blur(img, sigma, kernel_size, padding)
+
+
+# One program per (shape, kernel_size, padding) when called eagerly (as `eval.corruptions` does)
+# instead of a compile per primitive; inlined under an outer jit.
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _blur(img, sigma, kernel_size, padding):
     kernel = gaussian_kernel(sigma, kernel_size)
     return _convolve(_convolve(img, kernel, 0, padding), kernel, 1, padding).astype(img.dtype)
