@@ -69,17 +69,21 @@ CALLS = {
     "auto_contrast": Call(),
     "brightness": Call(params=(FACTORS,)),
     "color": Call(params=(FACTORS,)),
+    "color_jitter": Call(key=True, static={"brightness": 0.4, "contrast": 0.4, "saturation": 0.4,
+                                           "hue": 0.1}),
     "compose": Call(params=(MATRICES, MATRICES[::-1]), image=None, out="matrix"),
     "contrast": Call(params=(FACTORS,)),
     "cutout": Call(params=(_per_image([2, 3], [5, 6], dtype=np.int32),
                            _per_image(2, 4, dtype=np.int32))),
     "deform": Call(params=(FLOWS,)),
     "equalize": Call(),
+    "gaussian_blur": Call(params=(_per_image(0.7, 1.5),), static={"kernel_size": 5}),
     "gaussian_noise": Call(params=(_per_image(0.1, 0.3),), key=True),
     "grayscale": Call(out="gray"),
     "hflip": Call(),
     "hue_shift": Call(params=(_per_image(0.2, -0.35),)),
     "identity": Call(),
+    "inception_crop": Call(key=True, static={"size": 16}),
     "invert": Call(),
     "pad_crop": Call(params=(_per_image([0, 3], [4, 1], dtype=np.int32),),
                      static={"padding": 2}),
@@ -87,6 +91,9 @@ CALLS = {
     # A constant fill: the default noise fill draws an image of threefry bits, whose XLA CPU
     # compile is the most expensive part of the op (test_ops_extra checks that fill under jit).
     "random_erasing": Call(key=True, static={"fill": 0.5}),
+    "random_resized_crop": Call(key=True, static={"size": 16}),
+    "random_resized_crop_matrix": Call(key=True, static={"height": 16, "width": 16}, image=None,
+                                       out="matrix"),
     "rotate": Call(params=(_per_image(15.0, -40.0),)),
     "rotate_matrix": _matrix_helper(15.0, -40.0, height=16, width=16),
     "sample_pairing": Call(params=(OTHERS, _per_image(0.3, 0.8))),
@@ -143,7 +150,7 @@ def _batched_and_each(name):
 def _results():
     """{name: _batched_and_each(name) on the batch, or the exception tracing it raised}.
 
-    ONE jitted program holds every op: 38 small compiles cost about 1.5x one large one (XLA's
+    ONE jitted program holds every op: 44 small compiles cost about 1.5x one large one (XLA's
     per-program overhead). An op that fails to trace is left out of it (tracing is cheap, so each
     is first traced alone), so that it fails its own tests only."""
     args, results = {}, {}
@@ -191,15 +198,15 @@ def test_wrong_rank_and_dtype_raise(name):
     """Shapes and dtypes are static, so jax.eval_shape checks them without compiling."""
     call, op = CALLS[name], _op(name)
     if call.image is None:
-        # A matrix helper given a batch (of magnitudes, or of matrices for compose) without
-        # jax.vmap; integer magnitudes are promoted to a float32 matrix.
-        batch = [jnp.asarray(p) for p in call.params]
+        # A matrix helper given a batch (of keys, magnitudes, or of matrices for compose)
+        # without jax.vmap; integer magnitudes are promoted to a float32 matrix.
+        batch = _batched_args(name)
         field = ("matrix" if name == "compose"
                  else next(iter(inspect.signature(getattr(O, name)).parameters)))
         with pytest.raises(ValueError, match=rf"^{name}: {field} must have shape"):
             jax.eval_shape(op, *batch)
         if name != "compose":
-            out = jax.eval_shape(op, jnp.int32(3))
+            out = jax.eval_shape(op, jax.random.key(0) if call.key else jnp.int32(3))
             assert (out.shape, out.dtype) == ((3, 3), jnp.float32)
         return
     good = LEVELS[0] if call.image == "uint8" else IMAGES[0]

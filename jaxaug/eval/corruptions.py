@@ -52,6 +52,8 @@ import numpy as np
 from jax.scipy.ndimage import map_coordinates
 from PIL import Image
 
+from jaxaug.ops.filter import gaussian_blur
+
 SEVERITIES = (1, 2, 3, 4, 5)
 
 # Published CIFAR-10-C parameters, indexed by severity - 1.
@@ -138,21 +140,12 @@ def _depthwise_conv(x, kernel, pad_mode):
     return out[:, 0].transpose(1, 2, 0)
 
 
-def _gaussian_kernel_1d(sigma, truncate):
-    """Normalised samples of exp(-t^2 / 2 sigma^2) for |t| <= int(truncate * sigma + 0.5)."""
-    radius = int(truncate * sigma + 0.5)
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
-    w = np.exp(-0.5 * (t / sigma) ** 2)
-    return (w / w.sum()).astype(np.float32)
-
-
 def _gaussian_blur(x, sigma, truncate=4.0, pad_mode="edge"):
-    """Separable Gaussian blur of ``x`` [H, W, C]; identity for sigma <= 0."""
+    """``ops.gaussian_blur`` of ``x`` [H, W, C] with scipy/skimage's taps |t| <=
+    int(truncate * sigma + 0.5) and ``pad_mode`` borders; identity for sigma <= 0."""
     if sigma <= 0:
         return x
-    k = _gaussian_kernel_1d(sigma, truncate)
-    x = _depthwise_conv(x, k[:, None], pad_mode)
-    return _depthwise_conv(x, k[None, :], pad_mode)
+    return gaussian_blur(x, sigma, 2 * int(truncate * sigma + 0.5) + 1, padding=pad_mode)
 
 
 def _sample(x, rows, cols, mode):

@@ -5,12 +5,15 @@ AutoAugment / RandAugment references."""
 from jaxaug.ops.color import (
     brightness,
     color,
+    color_jitter,
     contrast,
     grayscale,
     hue_shift,
     sharpness,
     smooth,
 )
+from jaxaug.ops.crop import inception_crop, random_resized_crop, random_resized_crop_matrix
+from jaxaug.ops.filter import gaussian_blur
 from jaxaug.ops.geometry import (
     affine,
     compose,
@@ -50,9 +53,11 @@ from jaxaug.ops.point import (
 )
 
 __all__ = [
-    "affine", "auto_contrast", "brightness", "color", "compose", "contrast", "cutout", "deform",
-    "equalize", "gaussian_noise", "grayscale", "hflip", "hue_shift", "identity", "invert",
-    "pad_crop", "posterize", "random_erasing", "rotate", "rotate_matrix", "sample_pairing",
+    "affine", "auto_contrast", "brightness", "color", "color_jitter", "compose", "contrast",
+    "cutout", "deform", "equalize", "gaussian_blur", "gaussian_noise", "grayscale", "hflip",
+    "hue_shift", "identity", "inception_crop", "invert", "pad_crop", "posterize",
+    "random_erasing", "random_resized_crop", "random_resized_crop_matrix", "rotate",
+    "rotate_matrix", "sample_pairing",
     "scale", "scale_matrix", "sharpness", "shear_x", "shear_x_matrix", "shear_y",
     "shear_y_matrix", "smooth", "solarize", "to_float", "to_uint8", "translate_x",
     "translate_x_matrix", "translate_y", "translate_y_matrix", "vflip", "warp_chain",

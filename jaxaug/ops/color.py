@@ -104,3 +104,82 @@ def hue_shift(img: jax.Array, shift: float | jax.Array) -> jax.Array:
     k = jnp.mod(jnp.asarray([5.0, 3.0, 1.0], img.dtype) + (h6 + 6.0 * shift)[..., None], 6.0)
     return (top[..., None] - chroma[..., None] * jnp.clip(jnp.minimum(k, 4.0 - k), 0.0, 1.0)
             ).astype(img.dtype)
+
+
+def _jitter_range(name, value, center, bound, clip_first_on_zero):
+    """torchvision ColorJitter's `_check_input`: a number v >= 0 gives [center - v, center + v]
+    (the low end clipped at 0 for the enhance factors), a pair is taken as is; either must lie in
+    `bound`. None where the range is the single point `center` (the op is skipped)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"color_jitter: {name} must be non-negative, got {value!r}")
+        lo, hi = center - float(value), center + float(value)
+        if clip_first_on_zero:
+            lo = max(lo, 0.0)
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        lo, hi = float(value[0]), float(value[1])
+    else:
+        raise ValueError(f"color_jitter: {name} must be a number or a pair (lo, hi), got {value!r}")
+    if not bound[0] <= lo <= hi <= bound[1]:
+        raise ValueError(f"color_jitter: {name} range ({lo}, {hi}) must lie in {bound}")
+    return None if lo == hi == center else (lo, hi)
+
+
+def _jitter_ranges(brightness, contrast, saturation, hue):
+    inf = float("inf")
+    return (_jitter_range("brightness", brightness, 1.0, (0.0, inf), True),
+            _jitter_range("contrast", contrast, 1.0, (0.0, inf), True),
+            _jitter_range("saturation", saturation, 1.0, (0.0, inf), True),
+            _jitter_range("hue", hue, 0.0, (-0.5, 0.5), False))
+
+
+def _jitter_params(key, ranges):
+    """(order int32 [4], factors [4]): a uniform permutation of (brightness, contrast,
+    saturation, hue) and each one's factor ~ U(range) (1, or 0 for hue, where skipped)."""
+    lo = jnp.asarray([r[0] if r else (0.0 if i == 3 else 1.0) for i, r in enumerate(ranges)])
+    hi = jnp.asarray([r[1] if r else (0.0 if i == 3 else 1.0) for i, r in enumerate(ranges)])
+    # One draw (one threefry program to compile): the ranks of 4 iid uniforms are a uniform
+    # permutation, the other 4 give the factors.
+    u = jax.random.uniform(key, (8,))
+    return jnp.argsort(u[:4]).astype(jnp.int32), lo + (hi - lo) * u[4:]
+
+
+def _jitter_apply(img, order, factors, ranges):
+    """Apply the enabled ops in `order`: four positions, each a lax.switch over the four ops
+    (a skipped op is the identity), so the order is traced and nothing branches on it."""
+    ops = (brightness, contrast, color, hue_shift)
+    branches = [(lambda x, f, op=op: op(x, f)) if r else (lambda x, f: x)
+                for op, r in zip(ops, ranges)]
+    factors = factors.astype(img.dtype)
+    for position in range(4):
+        index = order[position]
+        img = jax.lax.switch(index, branches, img, factors[index])
+    return img
+
+
+def color_jitter(key: jax.Array, img: jax.Array, brightness: float | tuple[float, float] = 0.0,
+                 contrast: float | tuple[float, float] = 0.0,
+                 saturation: float | tuple[float, float] = 0.0,
+                 hue: float | tuple[float, float] = 0.0) -> jax.Array:
+    """torchvision `ColorJitter(brightness, contrast, saturation, hue)` (v0.15-0.20): each
+    enabled adjustment gets a factor, brightness/contrast/saturation ~ U[max(0, 1 - v), 1 + v]
+    (or U[lo, hi] for a pair), hue ~ U[-v, v] with v <= 0.5 (a pair within [-0.5, 0.5]), and the
+    four are applied in a uniformly random order; 0 (or a range that is only 1, resp. 0) skips
+    the adjustment.
+
+    The adjustments are `brightness`, `contrast`, `color` (saturation) and `hue_shift`: those of
+    torchvision's PIL-image path (ImageEnhance, whose grey levels 0.299 R + 0.587 G + 0.114 B and
+    contrast mean are rounded to 8-bit levels forward) for the first three; torchvision's tensor
+    path blends with unrounded grey (0.2989 R + 0.587 G + 0.114 B), a difference below half a
+    level. The hue rotation is the tensor path's float HSV (PIL's path quantizes hue to 8 bits).
+    Ranges are static; the order and factors are traced; differentiable w.r.t. img (the rounded
+    grey is straight-through). RGB only where contrast, saturation or hue is enabled.
+    """
+    check_image("color_jitter", img)
+    ranges = _jitter_ranges(brightness, contrast, saturation, hue)
+    if any(ranges[1:]):
+        check_image("color_jitter", img, channels=3)
+    if not any(ranges):
+        return img
+    order, factors = _jitter_params(key, ranges)
+    return _jitter_apply(img, order, factors, ranges)
