@@ -3,6 +3,8 @@ method registered in a few lines gets a config section and field-named validatio
 
 import functools
 import importlib
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +56,15 @@ def test_label_smoothing_matches_its_closed_form():
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     plain = -np.asarray(jax.nn.log_softmax(logits))[np.arange(4), np.asarray(labels)]
     np.testing.assert_allclose(objectives.softmax_cross_entropy(logits, labels), plain, rtol=1e-5)
+
+
+def test_importing_the_package_imports_every_method_module():
+    """A method registers on import, so the package imports every module in its directory: a
+    new method is one new file, with no import line to add anywhere."""
+    directory = os.path.dirname(methods.__file__)
+    names = {f[:-3] for f in os.listdir(directory) if f.endswith(".py") and f != "__init__.py"}
+    assert {"supervised", "tanda", "online_augment"} <= names
+    assert all(f"jaxaug.methods.{name}" in sys.modules for name in names)
 
 
 def test_a_new_method_registers_in_a_few_lines(monkeypatch):
