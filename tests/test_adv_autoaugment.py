@@ -101,7 +101,7 @@ def test_the_trainer_leaves_cutout_to_the_method():
     the flag it does. Seen through `compile_steps`' images as the network gets them."""
     config = base_config()
     config.augment.update(pad=0, flip=False, cutout=8)
-    dataset = types.SimpleNamespace(mean=MEAN, image_shape=(16, 16, 3))
+    dataset = types.SimpleNamespace(mean=MEAN, num_classes=3, image_shape=(16, 16, 3))
     images = np.random.default_rng(0).integers(1, 256, (4, 16, 16, 3), dtype=np.uint8)
     method = aaa.adv_autoaugment(TinyNet(num_classes=3), optax.sgd(0.1), update_every=10,
                                  cutout=8, cutout_fill=NORM.mean)

@@ -97,7 +97,7 @@ from jaxaug.objectives import (
     softmax_cross_entropy,
 )
 from jaxaug.objectives.adatransform import episode_values, reinforce_terms, step_rewards
-from jaxaug.objectives.classification import model_rngs
+from jaxaug.objectives.classification import hard_labels, model_rngs
 from jaxaug.objectives.reinforce import categorical_entropy
 from jaxaug.policies.episodes import (
     MODES,
@@ -298,7 +298,7 @@ def adatransform(
         shape = roll.images.shape  # [K + 1, E * P, H, W, C]
         flat = roll.images.reshape(-1, *shape[2:])
         logits = predict_target(model, state.target, flat)
-        losses = target_loss(logits, jnp.tile(labels, shape[0]))
+        losses = target_loss(logits, jnp.concatenate([labels] * shape[0]))
         losses = losses.reshape(shape[0], -1, num_policies)
         competitive = roll.images.reshape(shape[0], -1, num_policies, *shape[2:])[:, :, 0]
         d_vars = {"params": state.disc.params, "batch_stats": state.disc.batch_stats}
@@ -327,13 +327,14 @@ def adatransform(
         images = jnp.concatenate([mixed, clean]) if clean_weight > 0 else mixed
         logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, images,
                                       train=True, rngs=model_rngs(key), mutable=["batch_stats"])
-        per_image = target_loss(logits, jnp.tile(labels, images.shape[0] // labels.shape[0]))
+        copies = images.shape[0] // labels.shape[0]
+        per_image = target_loss(logits, jnp.concatenate([labels] * copies))
         n = labels.shape[0]
         loss = jnp.mean(per_image[:n])
         if clean_weight > 0:
             clean_loss = jnp.mean(per_image[n:])
             loss = jnp.where(active, loss + clean_weight * clean_loss, clean_loss)
-        accuracy = jnp.mean(jnp.argmax(logits[:n], -1) == labels)
+        accuracy = jnp.mean(jnp.argmax(logits[:n], -1) == hard_labels(labels))
         return loss, {"batch_stats": updates["batch_stats"], "loss": loss, "accuracy": accuracy}
 
     def step(state, batch, key):
@@ -342,7 +343,7 @@ def adatransform(
         # Episodes laid out [B, s, P]: image b's sample j under policy p is (b s + j) P + p.
         copies = samples * num_policies
         roll = run(state.policy.params, jnp.repeat(images, copies, axis=0), roll_key)
-        rewards, losses = episode_rewards(state, roll, jnp.repeat(labels, copies))
+        rewards, losses = episode_rewards(state, roll, jnp.repeat(labels, copies, axis=0))
         # D and the target see each image's first competitive x_K: the batch keeps its size.
         transformed = roll.images[-1].reshape(-1, copies, *images.shape[1:])[:, 0]
         active = jnp.asarray(True) if stop_step is None else state.step < stop_step

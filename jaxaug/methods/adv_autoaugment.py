@@ -184,7 +184,7 @@ def adv_autoaugment(
         images = augment_copies(augment_key, ctrl.actions, batch["image"], op_names=op_names,
                                 sub_policies=sub_policies, cutout=cutout, cutout_fill=cutout_fill)
         images = images.reshape(-1, *images.shape[2:])
-        labels = jnp.tile(batch["label"], num_policies)
+        labels = jnp.concatenate([batch["label"]] * num_policies)
         new_target, aux, ok = gradient_update(
             target, objectives.cross_entropy, optimizer, {"image": images, "label": labels},
             model=model, batch_stats=target.batch_stats, key=target_key, target_loss=target_loss)

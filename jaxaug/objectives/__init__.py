@@ -9,7 +9,12 @@ holds the score-function (REINFORCE) surrogate, returns, baselines and entropy b
 
 from jaxaug.objectives import adatransform, reinforce, tanda
 from jaxaug.objectives.adversarial import adversarial_loss, gradient_reversal
-from jaxaug.objectives.classification import TargetLoss, cross_entropy, softmax_cross_entropy
+from jaxaug.objectives.classification import (
+    TargetLoss,
+    cross_entropy,
+    hard_labels,
+    softmax_cross_entropy,
+)
 from jaxaug.objectives.consistency import (
     consistency_objective,
     jensen_shannon_consistency,
@@ -68,6 +73,7 @@ __all__ = [
     "discriminator_objective",
     "gaussian_kl",
     "gradient_reversal",
+    "hard_labels",
     "heatmap_loss",
     "heatmap_loss_per_example",
     "heatmap_mse",

@@ -46,6 +46,12 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
     return optax.softmax_cross_entropy(logits, targets)
 
 
+def hard_labels(labels: jax.Array) -> jax.Array:
+    """The class of each example: int labels [N] as they are, soft labels [N, C] (a mixed
+    batch's) by their largest share, argmax over C. What accuracy is counted against."""
+    return jnp.argmax(labels, -1) if jnp.issubdtype(labels.dtype, jnp.floating) else labels
+
+
 def cross_entropy(
     params: Any,
     batch: dict[str, jax.Array],
@@ -81,10 +87,7 @@ def cross_entropy(
         mutable=["batch_stats"],
     )
     per_example = target_loss(logits, batch["label"])
-    labels = batch["label"]
-    if jnp.issubdtype(labels.dtype, jnp.floating):
-        labels = jnp.argmax(labels, -1)
-    correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+    correct = (jnp.argmax(logits, -1) == hard_labels(batch["label"])).astype(jnp.float32)
     mask = batch.get("mask", jnp.ones_like(per_example))
     denominator = jnp.maximum(mask.sum(), 1.0)
     loss = (per_example * mask).sum() / denominator

@@ -17,7 +17,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxaug.objectives.classification import TargetLoss, model_rngs, softmax_cross_entropy
+from jaxaug.objectives.classification import (
+    TargetLoss,
+    hard_labels,
+    model_rngs,
+    softmax_cross_entropy,
+)
 
 
 def jensen_shannon_consistency(*logits: jax.Array) -> jax.Array:
@@ -92,7 +97,8 @@ def crossnorm_consistency(params: Any, batch: dict[str, jax.Array], *, model: nn
         stats.append(batch_stats)
     ce = jnp.mean(target_loss(logits[0].astype(jnp.float32), batch["label"]))
     js = jnp.where(active, jensen_shannon_consistency(*logits), 0.0)
-    accuracy = jnp.mean((jnp.argmax(logits[0], -1) == batch["label"]).astype(jnp.float32))
+    correct = jnp.argmax(logits[0], -1) == hard_labels(batch["label"])
+    accuracy = jnp.mean(correct.astype(jnp.float32))
     loss = ce + weight * js
     batch_stats = jax.tree.map(lambda last, clean: jnp.where(active, last, clean),
                                stats[-1], stats[0])

@@ -12,7 +12,7 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
-from jaxaug import methods
+from jaxaug import methods, mix
 from jaxaug.models.norm import CNSNPlacement
 from jaxaug.models.pose import POSE_MODELS
 from jaxaug.policies.policy import POLICY_NAMES
@@ -91,9 +91,14 @@ def _classification_fields(c: ml_collections.ConfigDict) -> None:
     c.data_seed = 0  # fixes the reduced subset and the hold-out independently of `seed`
 
     # policy: "" (none) or a name in jaxaug.policies.POLICY_NAMES, applied after crop and flip;
-    # num_ops / magnitude are RandAugment's N and M.
+    # num_ops / magnitude are RandAugment's N and M. mixup: timm's MixUp / CutMix switch on the
+    # augmented batch (`jaxaug.mix.Mixup`, its fields; off while both alphas are 0), the labels
+    # then soft; label smoothing stays config.label_smoothing, applied in the loss.
     c.augment = ml_collections.ConfigDict({
         "pad": 4, "flip": True, "cutout": 0, "policy": "", "num_ops": 2, "magnitude": 9,
+        "mixup": {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "prob": 1.0, "switch_prob": 0.5,
+                  "mode": "batch", "correct_lam": True,
+                  "cutmix_minmax": config_dict.placeholder(tuple)},
     })
 
     c.model = "wrn-28-10"
@@ -217,6 +222,10 @@ def _validate_classification(config, check) -> None:
     )
     check(config.augment.num_ops >= 1, "augment.num_ops", "must be at least 1")
     check(0 <= config.augment.magnitude <= 10, "augment.magnitude", "must be in [0, 10]")
+    try:
+        mixer(config.augment.mixup, num_classes=2)
+    except ValueError as e:
+        raise ValueError(f"Invalid config.augment.mixup: {e}") from e
     check(config.reduced >= 0, "reduced", "must be non-negative (0 keeps the whole split)")
     check(config.val_size >= 0, "val_size", "must be non-negative")
     check(config.num_bn_sets >= 1, "num_bn_sets", "must be at least 1")
@@ -229,6 +238,14 @@ def _validate_classification(config, check) -> None:
             raise ValueError(f"Invalid config.cnsn: {e}") from e
     check(config.dtype in ("float32", "bfloat16"), "dtype", "must be 'float32' or 'bfloat16'")
     check(0 <= config.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
+
+
+def mixer(settings: ml_collections.ConfigDict, num_classes: int) -> mix.Mixup | None:
+    """The `jaxaug.mix.Mixup` of ``config.augment.mixup`` for ``num_classes`` classes, or None
+    while both alphas are 0; ``ValueError`` names a bad field."""
+    if not (settings.mixup_alpha or settings.cutmix_alpha):
+        return None
+    return mix.Mixup(num_classes=num_classes, **settings)
 
 
 def _validate_keypoints(config, check) -> None:

@@ -12,6 +12,7 @@ from jaxaug import data, policies
 from jaxaug.data import augment
 from jaxaug.methods.base import ONE_STAGE, UNAUGMENTED, all_finite, keep_if
 from jaxaug.ops.point import to_float
+from jaxaug.train.config import mixer
 from jaxaug.train.mesh import batch_sharding, replicated
 
 
@@ -36,16 +37,26 @@ def augmentation(augment_config, cutout_fill, cutout: bool = True) -> Callable:
 def preprocessing(method, dataset, config) -> Callable:
     """``(uint8 batch, key) -> (batch, step key)``: the standard augmentation of
     ``config.augment`` on the device, before a classification method's step; images in [0, 1],
-    Cutout filled with the dataset mean. For a method with ``applies_cutout`` the method applies
+    Cutout filled with the dataset mean, then MixUp / CutMix when ``config.augment.mixup`` is on
+    (labels soft [B, classes] from there). For a method with ``applies_cutout`` the method applies
     the Cutout, after its own policy, so the standard augmentation leaves it out. A method with
     ``unaugmented_input`` also gets the images before that augmentation, as
     ``batch[UNAUGMENTED]`` (sharded as the batch)."""
     standard = augmentation(config.augment, jnp.asarray(dataset.mean),
                             cutout=not method.applies_cutout)
+    mix = mixer(config.augment.mixup, dataset.num_classes)
+    if mix is not None and method.unaugmented_input:
+        raise ValueError("Invalid config.augment.mixup: the method also trains on the batch "
+                         "before augmentation (Method.unaugmented_input, as online_augment), "
+                         "whose images a mixed batch's soft labels do not describe; set both "
+                         "alphas to 0")
 
     def prepare(batch, key):
         augment_key, step_key = jax.random.split(key)
         augmented = standard(augment_key, batch)
+        if mix is not None:  # its own stream, so a run without it draws what it drew before
+            augmented["image"], augmented["label"] = mix(
+                jax.random.fold_in(augment_key, 1), augmented["image"], augmented["label"])
         if method.unaugmented_input:
             augmented[UNAUGMENTED] = to_float(batch["image"])
         return augmented, step_key
@@ -112,7 +123,7 @@ def example_batch(dataset) -> dict[str, jax.Array]:
 
 def augmented_images(method, dataset, config) -> Callable:
     """``(uint8 batch, key) -> uint8 images`` as the network sees them after the standard
-    augmentation (jit-compiled)."""
+    augmentation, before MixUp / CutMix (jit-compiled)."""
     standard = augmentation(config.augment, jnp.asarray(dataset.mean),
                             cutout=not method.applies_cutout)
 
