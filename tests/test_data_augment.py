@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaug import policies
+from jaxaug import ops, policies
 from jaxaug.data import augment
 
 MEAN = np.array([0.4, 0.5, 0.6], np.float32)
@@ -136,3 +136,18 @@ def test_works_under_vmap_and_different_keys_differ(images):
     out = np.asarray(jax.jit(run)(keys))
     assert out.shape == (2, *images.shape)
     assert not np.array_equal(out[0], out[1])
+
+
+def test_random_resized_crop_replaces_the_pad_crop(images):
+    """crop="random_resized": each image is `ops.random_resized_crop` back to its own size with
+    its own key (then the flip), the ImageNet recipe's crop."""
+    key, batch = jax.random.key(8), {"image": images[:8]}
+    out = jax.jit(lambda k, b: augment.standard(k, b, crop="random_resized", flip=False,
+                                                scale=(0.25, 0.5)))(key, batch)["image"]
+    crop_key = jax.random.split(key, 4)[0]
+    want = jax.vmap(lambda k, x: ops.random_resized_crop(k, x, (8, 8), scale=(0.25, 0.5)))(
+        jax.random.split(crop_key, 8), images[:8] / 255.0)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(want), atol=1e-6)
+    assert not np.allclose(np.asarray(out), images[:8] / 255.0, atol=0.05)
+    with pytest.raises(ValueError, match="crop must be one of"):
+        augment.standard(key, batch, crop="center")

@@ -321,6 +321,9 @@ def test_resume_refuses_a_changed_config(uninterrupted):
         ({"augment.cutout": -1}, "augment.cutout"),
         ({"augment.policy": "autoaugment"}, "augment.policy"),
         ({"augment.magnitude": 11}, "augment.magnitude"),
+        ({"augment.crop": "center"}, "augment.crop"),
+        ({"augment.crop_scale": (0.5, 0.2)}, "augment.crop_scale"),
+        ({"augment.crop_ratio": (0.0, 1.0)}, "augment.crop_ratio"),
     ],
 )
 def test_invalid_config_names_the_field(tmp_path, overrides, field):

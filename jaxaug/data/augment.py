@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxaug import ops
 from jaxaug.ops.point import to_float
 
 
@@ -58,22 +59,35 @@ def cutout(key: jax.Array, images: jax.Array, size: int, fill: ArrayLike = 0.0) 
 _cutout = cutout  # `standard`'s keyword argument `cutout` shadows the function
 
 
+CROPS = ("pad", "random_resized")
+
+
 def standard(
     key: jax.Array, batch: dict, *, pad: int = 4, flip: bool = True, cutout: int = 0,
-    cutout_fill: ArrayLike = 0.0, policy: Callable | None = None,
+    cutout_fill: ArrayLike = 0.0, policy: Callable | None = None, crop: str = "pad",
+    scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> dict:
-    """The standard CIFAR augmentation of a batch {"image": uint8 [B, H, W, C], ...}: random crop
-    with zero padding `pad`, random horizontal flip (if `flip`), conversion to float32 in [0, 1],
-    the augmentation `policy` (a `(key, img) -> img` callable from `jaxaug.policies`, one key per
-    image), then Cutout of side `cutout` filled with `cutout_fill` (the dataset mean, as the
-    reference's zero after normalization). This is the order of the TrivialAugment and torchvision
-    CIFAR pipelines. Returns the batch with "image" replaced by the result; other entries pass
-    through untouched. pad=0, flip=False, policy=None and cutout=0 disable those steps."""
+    """The standard augmentation of a batch {"image": uint8 [B, H, W, C], ...}: a random crop,
+    random horizontal flip (if `flip`), conversion to float32 in [0, 1], the augmentation
+    `policy` (a `(key, img) -> img` callable from `jaxaug.policies`, one key per image), then
+    Cutout of side `cutout` filled with `cutout_fill` (the dataset mean, as the reference's zero
+    after normalization). The crop: ``"pad"`` (CIFAR's: zero padding `pad`, then an H x W window)
+    or ``"random_resized"`` (ImageNet's: `ops.random_resized_crop` with `scale` and `ratio`, back
+    to H x W, bilinear). This is the order of the TrivialAugment and torchvision pipelines.
+    Returns the batch with "image" replaced by the result; other entries pass through untouched.
+    pad=0, flip=False, policy=None and cutout=0 disable those steps."""
+    if crop not in CROPS:
+        raise ValueError(f"augment.standard: crop must be one of {CROPS}, got {crop!r}")
     crop_key, flip_key, policy_key, cutout_key = jax.random.split(key, 4)
-    images = random_crop(crop_key, batch["image"], pad)
+    if crop == "pad":
+        images = to_float(random_crop(crop_key, batch["image"], pad))
+    else:
+        images = to_float(batch["image"])
+        keys = jax.random.split(crop_key, images.shape[0])
+        images = jax.vmap(lambda k, img: ops.random_resized_crop(
+            k, img, img.shape[:2], scale=scale, ratio=ratio))(keys, images)
     if flip:
         images = random_flip(flip_key, images)
-    images = to_float(images)
     if policy is not None:
         keys = jax.random.split(policy_key, images.shape[0])
         images = jax.vmap(policy)(keys, images)

@@ -13,6 +13,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from jaxaug import methods, mix
+from jaxaug.data.augment import CROPS
 from jaxaug.models.norm import CNSNPlacement
 from jaxaug.models.pose import POSE_MODELS
 from jaxaug.policies.policy import POLICY_NAMES
@@ -90,12 +91,16 @@ def _classification_fields(c: ml_collections.ConfigDict) -> None:
     c.val_size = 0  # class-balanced hold-out from the training split
     c.data_seed = 0  # fixes the reduced subset and the hold-out independently of `seed`
 
+    # crop: "pad" (CIFAR's zero-padded pad-crop) or "random_resized" (torchvision's
+    # RandomResizedCrop with crop_scale / crop_ratio, back to the loaded size; ImageNet's loader
+    # has already resized and centre-cropped to image_size, so the crop is drawn from that).
     # policy: "" (none) or a name in jaxaug.policies.POLICY_NAMES, applied after crop and flip;
     # num_ops / magnitude are RandAugment's N and M. mixup: timm's MixUp / CutMix switch on the
     # augmented batch (`jaxaug.mix.Mixup`, its fields; off while both alphas are 0), the labels
     # then soft; label smoothing stays config.label_smoothing, applied in the loss.
     c.augment = ml_collections.ConfigDict({
-        "pad": 4, "flip": True, "cutout": 0, "policy": "", "num_ops": 2, "magnitude": 9,
+        "crop": "pad", "pad": 4, "crop_scale": (0.08, 1.0), "crop_ratio": (3 / 4, 4 / 3),
+        "flip": True, "cutout": 0, "policy": "", "num_ops": 2, "magnitude": 9,
         "mixup": {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "prob": 1.0, "switch_prob": 0.5,
                   "mode": "batch", "correct_lam": True,
                   "cutmix_minmax": config_dict.placeholder(tuple)},
@@ -213,7 +218,13 @@ def _validate_classification(config, check) -> None:
         "optimizer.warmup_epochs",
         "must be in [0, epochs)",
     )
+    check(config.augment.crop in CROPS, "augment.crop", f"must be one of {', '.join(CROPS)}")
     check(config.augment.pad >= 0, "augment.pad", "must be non-negative")
+    scale, ratio = tuple(config.augment.crop_scale), tuple(config.augment.crop_ratio)
+    check(len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1, "augment.crop_scale",
+          "must be (low, high) with 0 < low <= high <= 1")
+    check(len(ratio) == 2 and 0 < ratio[0] <= ratio[1], "augment.crop_ratio",
+          "must be (low, high) with 0 < low <= high")
     check(config.augment.cutout >= 0, "augment.cutout", "must be non-negative")
     check(
         config.augment.policy in ("", *POLICY_NAMES),

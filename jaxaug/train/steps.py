@@ -31,7 +31,8 @@ def augmentation(augment_config, cutout_fill, cutout: bool = True) -> Callable:
     policy = policies.get(c.policy, num_ops=c.num_ops, magnitude=c.magnitude) if c.policy else None
     return functools.partial(augment.standard, pad=c.pad, flip=c.flip,
                              cutout=c.cutout if cutout else 0, cutout_fill=cutout_fill,
-                             policy=policy)
+                             policy=policy, crop=c.crop, scale=tuple(c.crop_scale),
+                             ratio=tuple(c.crop_ratio))
 
 
 def preprocessing(method, dataset, config) -> Callable:
