@@ -6,8 +6,15 @@ augmentation policy between the flip and Cutout:
   python train.py --config=configs/cifar10_wrn.py:autoaugment          # AutoAugment CIFAR-10
   python train.py --config=configs/cifar10_wrn.py:randaugment          # RandAugment(2, 9)
   python train.py --config=configs/cifar10_wrn.py:trivialaugment       # TrivialAugment-Wide
+  python train.py --config=configs/cifar10_wrn.py:baseline,mixup       # + MixUp, alpha 1
+  python train.py --config=configs/cifar10_wrn.py:baseline,cutmix      # + CutMix, alpha 1, p 0.5
   python train.py --config=configs/cifar10_wrn.py \
       --config.dataset=imagefolder:../shared/data/cifar10-jpeg.zip --config.reduced=4000
+
+A second argument mixes the batch (`config.augment.mixup`), as the papers' CIFAR recipes do,
+which train on crop + flip without Cutout: "mixup" is MixUp with alpha 1 on every batch (Zhang et
+al., ICLR 2018, sec. 3.2, CIFAR-10); "cutmix" is CutMix with alpha 1 on half of the batches (Yun
+et al., ICCV 2019, sec. 4.1.1, CIFAR: cutmix probability 0.5).
 """
 
 from jaxaug.train.config import base_config
@@ -20,10 +27,17 @@ POLICIES = {
 }
 
 
-def get_config(policy="baseline"):
+MIXING = {"mixup": {"mixup_alpha": 1.0}, "cutmix": {"cutmix_alpha": 1.0, "prob": 0.5}}
+
+
+def get_config(arg="baseline"):
+    policy, *mixing = arg.split(",")
     if policy not in POLICIES:
         raise ValueError(f"configs/cifar10_wrn.py: unknown policy argument {policy!r}; "
                          f"valid: {', '.join(POLICIES)}")
+    if len(mixing) > 1 or (mixing and mixing[0] not in MIXING):
+        raise ValueError(f"configs/cifar10_wrn.py: {arg!r}: the optional second argument must "
+                         f"be one of {', '.join(MIXING)}")
     config = base_config()
     config.dataset = "tfds:cifar10"
     config.model = "wrn-28-10"
@@ -32,4 +46,7 @@ def get_config(policy="baseline"):
     config.augment.cutout = 16
     config.augment.policy = POLICIES[policy]
     config.augment.num_ops, config.augment.magnitude = 2, 9  # RandAugment(2, 9)
+    if mixing:
+        config.augment.cutout = 0
+        config.augment.mixup.update(MIXING[mixing[0]])
     return config

@@ -94,6 +94,17 @@ def test_cifar10_wrn_policy_variants(arg, policy):
         load_config(os.path.join(REPO, "configs", "cifar10_wrn.py"), "autoaugmnet")
 
 
+@pytest.mark.parametrize("arg, mixup", [
+    ("baseline,mixup", {"mixup_alpha": 1.0, "cutmix_alpha": 0.0, "prob": 1.0}),
+    ("autoaugment,cutmix", {"mixup_alpha": 0.0, "cutmix_alpha": 1.0, "prob": 0.5})])
+def test_cifar10_wrn_mixing_variants_follow_their_papers(arg, mixup):
+    config = load_config(os.path.join(REPO, "configs", "cifar10_wrn.py"), arg)
+    validate(config, device_count=8)
+    assert {k: config.augment.mixup[k] for k in mixup} == mixup and config.augment.cutout == 0
+    with pytest.raises(ValueError, match="one of mixup, cutmix"):
+        load_config(os.path.join(REPO, "configs", "cifar10_wrn.py"), "baseline,mixpu")
+
+
 def test_cifar10_wrn_config_follows_the_papers():
     config = load_config(os.path.join(REPO, "configs", "cifar10_wrn.py"))
     assert (config.model, config.epochs, config.batch_size) == ("wrn-28-10", 200, 128)
