@@ -1,12 +1,23 @@
-"""Images/s of the JAX policies against a per-image Pillow loop and against augmax.
+"""Images/s of the JAX policies and ops against a per-image Pillow loop and against augmax.
 
   python bench/ops_throughput.py [--repeats=5] [--quick]
 
-For RandAugment(2, 9) and AutoAugment CIFAR-10, on 1024 images at 32x32 and 128 at 224x224
-(CIFAR-10 test images from ../shared/data/cifar10-jpeg.zip when present, else synthetic):
-ours is `jax.jit(jax.vmap(policy))` with the fused (default) and the sequential (`fuse=False`)
-schedule; Pillow is `pil_reference.apply_steps` on the very same sampled steps, one image at a
-time on uint8 images. Every figure is the median of --repeats timed runs after a warm-up.
+On 1024 images at 32x32 and 128 at 224x224 (CIFAR-10 test images from
+../shared/data/cifar10-jpeg.zip when present, else synthetic):
+
+- RandAugment(2, 9) and AutoAugment CIFAR-10: ours is `jax.jit(jax.vmap(policy))` with the fused
+  (default) and the sequential (`fuse=False`) schedule; Pillow is `pil_reference.apply_steps` on
+  the very same sampled steps, one image at a time on uint8 images.
+- The recipe ops: `random_resized_crop` (back to the input size), `color_jitter(0.4, 0.4, 0.4,
+  0.1)` and `gaussian_blur(sigma=1)`, against a Pillow loop doing the same work (`resize` with
+  the crop box; ImageEnhance brightness, contrast and colour plus an HSV hue shift; `GaussianBlur
+  (radius=1)`) and against augmax's `RandomSizedCrop`, `ColorJitter(p=1)`, `GaussianBlur(p=1)`
+  (their own sampling: augmax's crop draws a zoom in (0.5, 2) rather than an area fraction).
+- At 224 only, an ImageNet-style recipe per image: random resized crop, flip, RandAugment(2, 9);
+  Pillow runs the same crop boxes, flips and steps; augmax has no RandAugment, so its figure is
+  `RandomSizedCrop` + `HorizontalFlip` alone (a lower bound on its cost for the recipe).
+
+Every figure is the median of --repeats timed runs after a warm-up; ratios are within this run.
 """
 
 import io
@@ -16,12 +27,14 @@ import time
 import zipfile
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 from PIL import Image
 
 from jaxaug import ops, policies
 from jaxaug.data import synthetic
+from jaxaug.ops.crop import crop_box
 from jaxaug.policies import pil_reference
 
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed runs per measurement (the median is kept).")
@@ -118,6 +131,117 @@ def augmax_comparison(keys, images, repeats: int):
                  for fn in (_rotate_solarize, ours, theirs))
 
 
+JITTER = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1}
+
+
+def _pil_hue(img: Image.Image, shift: float) -> Image.Image:
+    """torchvision's PIL `adjust_hue`: rotate the 8-bit H channel by shift turns."""
+    h, s_, v = img.convert("HSV").split()
+    h = Image.fromarray((np.asarray(h, np.int16) + int(round(shift * 255))).astype(np.uint8), "L")
+    return Image.merge("HSV", (h, s_, v)).convert("RGB")
+
+
+def pillow_ops(uint8_images, boxes, rng):
+    """Per-image Pillow loops of the recipe ops: name -> a function timing the batch."""
+    from PIL import ImageEnhance, ImageFilter
+    pil_images = [Image.fromarray(x) for x in uint8_images]
+    size = uint8_images.shape[1:3][::-1]
+    factors = rng.uniform(0.6, 1.4, (len(pil_images), 3))
+    shifts = rng.uniform(-0.1, 0.1, len(pil_images))
+
+    def crop():
+        for img, (top, left, h, w) in zip(pil_images, boxes):
+            np.asarray(img.resize(size, Image.Resampling.BILINEAR,
+                                  box=(left, top, left + w, top + h)))
+
+    def jitter():
+        for img, (b, c, sat), hue in zip(pil_images, factors, shifts):
+            img = ImageEnhance.Brightness(img).enhance(b)
+            img = ImageEnhance.Contrast(img).enhance(c)
+            img = ImageEnhance.Color(img).enhance(sat)
+            np.asarray(_pil_hue(img, hue))
+
+    def blur():
+        for img in pil_images:
+            np.asarray(img.filter(ImageFilter.GaussianBlur(radius=1.0)))
+    return {"crop": crop, "jitter": jitter, "blur": blur}
+
+
+OURS = {
+    "crop": lambda k, x: ops.random_resized_crop(k, x, x.shape[:2]),
+    "jitter": lambda k, x: ops.color_jitter(k, x, **JITTER),
+    "blur": lambda k, x: ops.gaussian_blur(x, 1.0),
+}
+
+
+def augmax_ops(size):
+    """augmax's counterparts (None when augmax is not installed)."""
+    try:
+        import augmax
+    except Exception as e:  # noqa: BLE001 - any failure just skips this part.
+        print(f"augmax: skipped ({type(e).__name__}: {e})")
+        return None
+    return {"crop": augmax.Chain(augmax.RandomSizedCrop(size, size)),
+            "jitter": augmax.Chain(augmax.ColorJitter(**JITTER, p=1.0)),
+            "blur": augmax.Chain(augmax.GaussianBlur(sigma=1, p=1.0)),
+            "recipe": augmax.Chain(augmax.RandomSizedCrop(size, size), augmax.HorizontalFlip())}
+
+
+def recipe(policy):
+    """The ImageNet-style recipe on one image: random resized crop, flip, then ``policy``."""
+    def fn(key, img):
+        crop_key, flip_key, policy_key = jax.random.split(key, 3)
+        img = ops.random_resized_crop(crop_key, img, img.shape[:2])
+        img = jnp.where(jax.random.bernoulli(flip_key), img[:, ::-1], img)
+        return policy(policy_key, img)
+    return fn
+
+
+def pillow_recipe(policy, keys, uint8_images, repeats):
+    """The recipe's Pillow loop on the same boxes, flips and policy steps as `recipe`."""
+    size = uint8_images.shape[1]
+    split = jax.vmap(lambda k: jax.random.split(k, 3))(keys)
+    boxes = np.asarray(jax.vmap(lambda k: crop_box(k, size, size))(split[:, 0]))
+    flips = np.asarray(jax.vmap(jax.random.bernoulli)(split[:, 1]))
+    op_index, value, applied = jax.device_get(
+        jax.vmap(lambda k: policy.sample(jax.random.split(k)[0], size))(split[:, 2]))
+    steps = [[(policy.op_names[o], float(v)) for o, v, a in zip(*row) if a]
+             for row in zip(op_index.tolist(), value.tolist(), applied.tolist())]
+    pil_images = [Image.fromarray(x) for x in uint8_images]
+
+    def loop():
+        for img, (top, left, h, w), flip, img_steps in zip(pil_images, boxes, flips, steps):
+            img = img.resize((size, size), Image.Resampling.BILINEAR,
+                             box=(left, top, left + w, top + h))
+            if flip:
+                img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            np.asarray(pil_reference.apply_steps(img, img_steps))
+    return median_seconds(loop, repeats)
+
+
+def ops_rows(keys, images, uint8_images, size, repeats):
+    """(name, {ours, pillow[, augmax]} images/s) of the recipe ops (and the recipe at 224)."""
+    n = images.shape[0]
+    boxes = np.asarray(jax.vmap(lambda k: crop_box(k, size, size))(keys))
+    pillow = pillow_ops(uint8_images, boxes, np.random.default_rng(0))
+    theirs = augmax_ops(size) or {}
+    rows = []
+    for name, fn in OURS.items():
+        ips = {"ours": n / time_jax(fn, keys, images, repeats)[1],
+               "pillow": n / median_seconds(pillow[name], repeats)}
+        if name in theirs:
+            ips["augmax"] = n / time_jax(theirs[name], keys, images, repeats)[1]
+        rows.append((f"{name}_{size}", ips))
+    if size >= 224:
+        ra = policies.randaugment(2, 9)
+        ips = {"ours": n / time_jax(recipe(ra), keys, images, repeats)[1],
+               "pillow": n / pillow_recipe(ra, keys, uint8_images, repeats)}
+        if "recipe" in theirs:
+            ips["augmax"] = n / time_jax(theirs["recipe"], keys, images, repeats)[1]
+        rows.append((f"recipe_{size}", ips))
+    return rows
+
+
 def main(argv):
     del argv
     device = jax.devices()[0]
@@ -151,6 +275,11 @@ def main(argv):
             fields += [f"rot_sol_{size}_{k}_ips={v:.1f}" for k, v in ips.items()]
             fields += [f"vs_augmax_{size}={ips['ops'] / ips['augmax']:.3g}",
                        f"policy_vs_augmax_{size}={ips['policy'] / ips['augmax']:.3g}"]
+        for name, ips in ops_rows(keys, images, uint8_images, size, repeats):
+            rows.append((name, ips, None, None))
+            fields += [f"{name}_{k}_ips={v:.1f}" for k, v in ips.items()]
+            fields += [f"{name}_vs_{k}={ips['ours'] / v:.3g}" for k, v in ips.items()
+                       if k != "ours"]
 
     print(f"\n{'case':<12}{'fused':>10}{'sequential':>12}{'pillow':>10}{'vs pillow':>11}"
           f"{'fused/seq':>11}{'compile s (f/s)':>17}")
@@ -160,11 +289,16 @@ def main(argv):
                   f"{ips['fused'] / ips['pillow']:>11.3g}{ips['fused'] / ips['sequential']:>11.2f}"
                   f"{compile_fused:>9.1f} /{compile_seq:>5.1f}")
     for name, ips, _, _ in rows:
-        if "augmax" in ips:
+        if "ops" in ips:
             print(f"{name:<12} ours: ops {ips['ops']:.0f} img/s, policy {ips['policy']:.0f} "
                   f"img/s; augmax {ips['augmax']:.0f} img/s; ops/augmax "
                   f"{ips['ops'] / ips['augmax']:.2f}, policy/augmax "
                   f"{ips['policy'] / ips['augmax']:.2f}")
+    for name, ips, _, _ in rows:
+        if "ours" in ips:
+            others = ", ".join(f"{k} {v:.0f} img/s (ours/{k} {ips['ours'] / v:.2f})"
+                               for k, v in ips.items() if k != "ours")
+            print(f"{name:<12} ours {ips['ours']:.0f} img/s; {others}")
     print("(images/s; ratios > 1 mean ours is faster)")
     print("RESULT " + " ".join(fields))
 
