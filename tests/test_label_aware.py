@@ -18,6 +18,7 @@ import pytest
 
 from jaxaug import ops, policies
 from jaxaug.data import keypoints as kp
+from jaxaug.policies import apply
 
 H = W = 16
 NUM_CLASSES = 8
@@ -37,7 +38,6 @@ TABLE = (
     (("color", 1.0, 8), ("cutout", 1.0, 5)),
     (("invert", 1.0, 0), ("brightness", 1.0, 7)),
 )
-TRANSLATES, GEOMETRIC, COLOUR = (3, 4), tuple(range(7)), (7, 8)
 KEYS = jax.random.split(jax.random.key(0), 64)
 
 
@@ -57,11 +57,8 @@ def _painted():
 IMG, MASK, POINTS, BOXES = map(jnp.asarray, _painted())
 
 
-def _policy(interpolation):
-    """The nearest policy (the reference's sampling) has the whole table; the bilinear one only
-    its geometric sub-policies, a smaller program."""
-    table = TABLE if interpolation == "nearest" else TABLE[:len(GEOMETRIC)]
-    return policies.autoaugment(table, interpolation=interpolation, fill=0.0)
+def _policy():
+    return policies.autoaugment(TABLE, fill=0.0)  # nearest sampling, as the reference
 
 
 def _classes(img):
@@ -75,10 +72,22 @@ def _centroid(channel):
     return np.asarray([(channel * xs).sum() / total, (channel * ys).sum() / total])
 
 
+def _kinds(out, subs):
+    """Per image: geometric (only geometric steps), translate (one translation), the number of
+    warps, from the drawn sub-policy (index into `subs`, a sequence of ((op, ...), ...))."""
+    out["geometric"] = np.asarray([all(op in apply.GEOMETRIC_OPS for op, *_ in subs[i])
+                                   for i in out["sub"]])
+    out["translate"] = np.asarray([len(subs[i]) == 1 and subs[i][0][0].startswith("translate")
+                                   for i in out["sub"]])
+    out["warps"] = np.asarray([len(subs[i]) for i in out["sub"]])
+    return out
+
+
 @functools.cache
-def _policy_run(interpolation):
-    """{image, targets..., sub (the drawn sub-policy)} for every key, one jitted program."""
-    policy = _policy(interpolation)
+def _policy_run():
+    """The nearest policy's {image, targets..., sub (the drawn sub-policy)} for every key, one
+    jitted program."""
+    policy = _policy()
 
     def run(key):
         img, targets = policy.apply_with_targets(key, IMG, mask=MASK, keypoints=POINTS,
@@ -90,26 +99,54 @@ def _policy_run(interpolation):
     out = jax.tree.map(np.asarray, jax.jit(jax.vmap(run))(KEYS))
     # Sub-policies are padded to 3 steps with never-applied identities.
     ops_of = [tuple(policy.op_names.index(op) for op, _, _ in sub)
-              + (policy.op_names.index("identity"),) * (3 - len(sub)) for sub in TABLE
-              if all(op in policy.op_names for op, _, _ in sub)]
+              + (policy.op_names.index("identity"),) * (3 - len(sub)) for sub in TABLE]
     out["sub"] = np.asarray([ops_of.index(tuple(row)) for row in out["op_index"]])
-    return out
+    return _kinds(out, TABLE)
+
+
+#: Bilinear chains of the policies' geometric ops (op, value in natural units), both signs.
+CHAINS = tuple(((op, sign * v),) for op, v in (("rotate", 18.0), ("shear_x", 0.18),
+                                                ("shear_y", 0.18), ("translate_x", 4.0),
+                                                ("translate_y", 4.0)) for sign in (1, -1)) + (
+    (("rotate", 12.0), ("shear_y", -0.15), ("translate_x", 3.0)),
+    (("shear_x", 0.15), ("translate_y", -3.0)),
+    (("translate_x", 2.5), ("rotate", -20.0), ("shear_x", 0.1)),
+)
+
+
+@functools.cache
+def _bilinear_run():
+    """What `apply_with_targets` of a fused bilinear policy runs for `CHAINS`: the steps'
+    matrices (`apply.step_matrices`), one `warp_chain` of the image and `warp_targets`."""
+    vocabulary = apply.GEOMETRIC_OPS + ("identity",)
+    padded = [list(c) + [("identity", 0.0)] * (3 - len(c)) for c in CHAINS]
+    op_index = np.asarray([[vocabulary.index(op) for op, _ in c] for c in padded], np.int32)
+    value = np.asarray([[v for _, v in c] for c in padded], np.float32)
+
+    def run(op_index, value):
+        m = apply.step_matrices(op_index, value, op_index < len(apply.GEOMETRIC_OPS),
+                                op_names=vocabulary, height=H, width=W)
+        img, _ = ops.warp_chain(IMG, m, interpolation="bilinear", fill=0.0)
+        return dict(ops.warp_targets(m, H, W, keypoints=POINTS, boxes=BOXES), image=img)
+
+    out = jax.tree.map(np.asarray, jax.jit(jax.vmap(run))(op_index, value))
+    out["sub"] = np.arange(len(CHAINS))
+    return _kinds(out, CHAINS)
 
 
 @pytest.fixture(scope="module", params=["nearest", "bilinear"])
 def run(request):
-    return request.param, _policy_run(request.param)
+    return request.param, _policy_run() if request.param == "nearest" else _bilinear_run()
 
 
-def test_every_sub_policy_is_drawn(run):
-    interpolation, out = run
-    assert set(out["sub"]) == set(range(len(TABLE) if interpolation == "nearest" else 7))
+def test_every_sub_policy_is_drawn():
+    assert set(_policy_run()["sub"]) == set(range(len(TABLE)))
 
 
 def test_image_equals_policy_call_bitwise():
-    policy = _policy("nearest")
+    policy = _policy()
     expected = jax.jit(jax.vmap(lambda key: policy(key, IMG)))(KEYS)
-    np.testing.assert_array_equal(_policy_run("nearest")["image"], np.asarray(expected))
+    np.testing.assert_array_equal(_policy_run()["image"], np.asarray(expected))
 
 
 def test_keypoint_follows_the_dot(run):
@@ -117,7 +154,7 @@ def test_keypoint_follows_the_dot(run):
     sampling (one resampling of the exact composed map), within 0.5 px with nearest (the
     image's points snap to pixel centres, also between the warps of a chain)."""
     interpolation, out = run
-    geometric = np.isin(out["sub"], GEOMETRIC)
+    geometric = out["geometric"]
     errors = np.asarray([np.abs(_centroid(img[..., 2]) - pts[0]).max()
                          for img, pts in zip(out["image"][geometric], out["keypoints"][geometric])])
     print(f"{interpolation}: max centroid error {errors.max():.4f} px over {errors.size} images")
@@ -130,8 +167,8 @@ def test_keypoint_follows_the_dot(run):
 def test_mask_stays_aligned_with_its_painted_image():
     """Nearest warps of the painted image and of the mask agree on every pixel: the image's
     class where the mask has one, the fill exactly where the mask has the ignore label."""
-    out = _policy_run("nearest")
-    geometric = np.isin(out["sub"], GEOMETRIC)
+    out = _policy_run()
+    geometric = out["geometric"]
     mask = np.where(out["mask"] == IGNORE, -1, out["mask"])
     classes = np.stack([_classes(img) for img in out["image"]])
     np.testing.assert_array_equal(classes[geometric], mask[geometric])
@@ -142,29 +179,27 @@ def test_box_contains_the_warped_rectangle(run):
     """Every pixel of the warped rectangle (its value above 1/2: with bilinear sampling, the
     points inside the moved rectangle) has its centre in the moved box, up to 1/2 px per
     intermediate warp of a nearest chain (one 3-step chain overshoots by 0.03 px); for
-    translations (integer pixels at 16 px) the box is the rectangle's pixel edges exactly."""
+    translations (integer pixels) the box is the rectangle's pixel edges exactly."""
     interpolation, out = run
     ys, xs = np.mgrid[0:H, 0:W] + 0.5
-    for img, box, sub in zip(out["image"], out["boxes"][:, 0], out["sub"]):
-        if sub not in GEOMETRIC:
-            continue
-        painted = img[..., 1] > 0.5
+    for i in np.flatnonzero(out["geometric"]):
+        painted = out["image"][i, ..., 1] > 0.5
         assert painted.any()
-        x0, y0, x1, y1 = box
+        x0, y0, x1, y1 = box = out["boxes"][i, 0]
         # Nearest chains snap the image's points to pixel centres between warps.
-        eps = 0.5 * (len(TABLE[sub]) - 1) if interpolation == "nearest" else 1e-4
+        eps = 0.5 * (out["warps"][i] - 1) if interpolation == "nearest" else 1e-4
         assert ((xs[painted] >= x0 - eps) & (xs[painted] <= x1 + eps)
-                & (ys[painted] >= y0 - eps) & (ys[painted] <= y1 + eps)).all(), (sub, box)
-        if sub in TRANSLATES:
+                & (ys[painted] >= y0 - eps) & (ys[painted] <= y1 + eps)).all(), (i, box)
+        if out["translate"][i]:
             edges = (xs[painted].min() - 0.5, ys[painted].min() - 0.5,
                      xs[painted].max() + 0.5, ys[painted].max() + 0.5)
             np.testing.assert_allclose(box, edges, atol=1e-5)
-    assert out["box_valid"][np.isin(out["sub"], GEOMETRIC), 0].all()
+    assert out["box_valid"][out["geometric"], 0].all()
 
 
 def test_colour_and_cutout_steps_leave_targets_untouched():
-    out = _policy_run("nearest")
-    colour = np.isin(out["sub"], COLOUR)
+    out = _policy_run()
+    colour = ~out["geometric"]
     n = colour.sum()
     np.testing.assert_array_equal(out["mask"][colour], np.broadcast_to(MASK, (n, H, W)))
     np.testing.assert_array_equal(out["keypoints"][colour], np.broadcast_to(POINTS, (n, 2, 2)))
