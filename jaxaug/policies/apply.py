@@ -114,8 +114,8 @@ def step_matrices(op_index: jax.Array, value: jax.Array, applied: jax.Array, *,
                   op_names: Sequence[str], height: int, width: int) -> jax.Array:
     """[T, 3, 3] output->input matrices of T sampled steps: each applied geometric step's
     matrix, the identity for the others. `apply_steps` warps the image with these (one
-    `warp_chain`, or one `affine` per step), so `ops.warp_targets(step_matrices(...), ...)`
-    moves labels with it."""
+    `warp_chain`, or one `affine` per step), so `ops.warp_targets(step_matrices(...), ...,
+    interpolation=interpolation if fuse else "nearest")` moves labels with it."""
     op_names = tuple(op_names)
     value = jnp.asarray(value, jnp.float32)
     is_warp = _is_warp(op_index, applied, op_names)

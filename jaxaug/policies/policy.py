@@ -22,6 +22,9 @@ Sampling, per image:
 
 The tables depend on the image size through the translate and cutout constants (see
 :mod:`jaxaug.policies.levels`); the size is read from the image's static shape.
+
+:meth:`Policy.apply_with_targets` is the label-aware call: the same image, plus segmentation
+masks, keypoints and boxes moved with the image's warps (:func:`jaxaug.ops.warp_targets`).
 """
 
 import dataclasses
