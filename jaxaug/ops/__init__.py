@@ -1,6 +1,7 @@
 """Pure JAX image ops for learned augmentation: float HWC images in [0, 1], one image per call
 (batch with jax.vmap), parameters in natural units, semantics matching PIL as used by the
-AutoAugment / RandAugment references."""
+AutoAugment / RandAugment references; `warp_targets` moves masks, keypoints and boxes with the
+geometric ones."""
 
 from jaxaug.ops.color import (
     brightness,
@@ -51,6 +52,7 @@ from jaxaug.ops.point import (
     to_float,
     to_uint8,
 )
+from jaxaug.ops.targets import warp_targets
 
 __all__ = [
     "affine", "auto_contrast", "brightness", "color", "color_jitter", "compose", "contrast",
@@ -61,4 +63,5 @@ __all__ = [
     "scale", "scale_matrix", "sharpness", "shear_x", "shear_x_matrix", "shear_y",
     "shear_y_matrix", "smooth", "solarize", "to_float", "to_uint8", "translate_x",
     "translate_x_matrix", "translate_y", "translate_y_matrix", "vflip", "warp_chain",
+    "warp_targets",
 ]

@@ -19,6 +19,7 @@ from jaxaug.ops.validate import check_image, check_shape
 
 #: Resampling of the warps (PIL NEAREST or BILINEAR).
 Interpolation = Literal["bilinear", "nearest"]
+INTERPOLATIONS = get_args(Interpolation)
 #: Boundary rule of the warps (see `_sample`).
 Padding = Literal["pil", "fill"]
 PADDINGS = get_args(Padding)
@@ -137,6 +138,31 @@ def affine(img: jax.Array, matrix: jax.Array, *, interpolation: Interpolation = 
     return _sample("affine", img, xin, yin, interpolation, fill, padding)
 
 
+def _chain_points(matrices: jax.Array, out_size: tuple[int, int], size: tuple[int, int],
+                 dtype: jnp.dtype, *, snap: bool, weigh: bool = False
+                 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Where `warp_chain` samples: each output pixel centre of an `out_size` (H', W') frame mapped
+    back through matrices[T-1], ..., matrices[0] into a `size` (H, W) input frame (every frame
+    after the first warp has `size` too, as warp_chain keeps the size). Returns (xs, ys, fill_step,
+    weight), [H', W'] each: the input points, the last warp t at which the point was outside its
+    frame (-1 if never), and with `weigh` the product of the bilinear in-frame weights of the
+    intermediate points (else ones). With `snap` the point moves to its pixel's centre after every
+    warp but the last one applied (matrices[0]), as a nearest resampling per warp would."""
+    h, w = size
+    xs, ys = _centres(*out_size, dtype)
+    fill_step = jnp.full(out_size, -1, jnp.int32)
+    weight = jnp.ones(out_size, dtype)
+    for t in reversed(range(matrices.shape[0])):
+        xs, ys = _map(matrices[t], xs, ys)
+        inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+        fill_step = jnp.where((fill_step < 0) & ~inside, t, fill_step)
+        if weigh and t > 0:
+            weight = weight * _coverage(xs, w) * _coverage(ys, h)
+        if snap and t > 0:
+            xs, ys = jnp.floor(xs) + 0.5, jnp.floor(ys) + 0.5
+    return xs, ys, fill_step, weight
+
+
 def warp_chain(img: jax.Array, matrices: jax.Array, *, interpolation: Interpolation = "bilinear",
                fill: float | jax.Array = 0.5, padding: Padding = "pil"
                ) -> tuple[jax.Array, jax.Array]:
@@ -161,6 +187,7 @@ def warp_chain(img: jax.Array, matrices: jax.Array, *, interpolation: Interpolat
 
     fill_step [H, W] int32 is the last warp t at which the pixel's point was outside the frame,
     -1 if never (in both modes): ops that ran between warp t and the end saw the fill there.
+    `warp_targets` moves masks, keypoints and boxes with the same warps.
     """
     check_image("warp_chain", img)
     _check_padding("warp_chain", padding)
@@ -169,17 +196,8 @@ def warp_chain(img: jax.Array, matrices: jax.Array, *, interpolation: Interpolat
     if matrices.ndim != 3 or matrices.shape[1:] != (3, 3):
         raise ValueError(f"warp_chain: matrices must have shape [T, 3, 3], got {matrices.shape}")
     continuous = padding == "fill" and interpolation == "bilinear"
-    xs, ys = _centres(h, w, img.dtype)
-    fill_step = jnp.full((h, w), -1, jnp.int32)
-    weight = jnp.ones((h, w), img.dtype)
-    for t in reversed(range(matrices.shape[0])):
-        xs, ys = _map(matrices[t], xs, ys)
-        inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
-        fill_step = jnp.where((fill_step < 0) & ~inside, t, fill_step)
-        if continuous and t > 0:
-            weight = weight * _coverage(xs, w) * _coverage(ys, h)
-        if interpolation == "nearest" and t > 0:
-            xs, ys = jnp.floor(xs) + 0.5, jnp.floor(ys) + 0.5
+    xs, ys, fill_step, weight = _chain_points(matrices, (h, w), (h, w), img.dtype,
+                                              snap=interpolation == "nearest", weigh=continuous)
     out = _sample("warp_chain", img, xs, ys, interpolation, fill, "fill" if continuous else "pil")
     fill = jnp.broadcast_to(jnp.asarray(fill, img.dtype), (img.shape[-1],))
     if continuous:

@@ -105,6 +105,26 @@ def step_matrix(op: jax.Array, value: jax.Array, op_names: tuple[str, ...], heig
     return _select(op, op_names, mats, jnp.eye(3, dtype=jnp.float32))
 
 
+def _is_warp(op_index, applied, op_names):
+    return [applied[t] & _is_any(op_index[t], op_names, GEOMETRIC_OPS)
+            for t in range(op_index.shape[0])]
+
+
+def step_matrices(op_index: jax.Array, value: jax.Array, applied: jax.Array, *,
+                  op_names: Sequence[str], height: int, width: int) -> jax.Array:
+    """[T, 3, 3] output->input matrices of T sampled steps: each applied geometric step's
+    matrix, the identity for the others. `apply_steps` warps the image with these (one
+    `warp_chain`, or one `affine` per step), so `ops.warp_targets(step_matrices(...), ...,
+    interpolation=interpolation if fuse else "nearest")` moves labels with it."""
+    op_names = tuple(op_names)
+    value = jnp.asarray(value, jnp.float32)
+    is_warp = _is_warp(op_index, applied, op_names)
+    eye = jnp.eye(3, dtype=jnp.float32)
+    return jnp.stack([jnp.where(is_warp[t], step_matrix(op_index[t], value[t], op_names,
+                                                        height, width), eye)
+                      for t in range(op_index.shape[0])])
+
+
 def _lut_stage(img, stats, op, value, op_names, straight_through):
     used = [n for n in op_names if n in LUT_OPS]
     if not used:
@@ -196,10 +216,9 @@ def apply_steps(key: jax.Array, img: jax.Array, op_index: jax.Array, value: jax.
     value = jnp.asarray(value, jnp.float32)
     keys = jax.random.split(key, num_steps)
     has_geometric = any(n in GEOMETRIC_OPS for n in op_names)
-    is_warp = [applied[t] & _is_any(op_index[t], op_names, GEOMETRIC_OPS) for t in range(num_steps)]
-    eye = jnp.eye(3, dtype=jnp.float32)
-    warps = [jnp.where(is_warp[t], step_matrix(op_index[t], value[t], op_names, h, w), eye)
-             for t in range(num_steps)] if has_geometric else []
+    is_warp = _is_warp(op_index, applied, op_names)
+    warps = step_matrices(op_index, value, applied, op_names=op_names, height=h,
+                          width=w) if has_geometric else None
 
     def step(t, img, stats=None):
         out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through, stats,
@@ -225,8 +244,7 @@ def apply_steps(key: jax.Array, img: jax.Array, op_index: jax.Array, value: jax.
     # (the last step needs no such copy: if no warp precedes it, there is none at all).
     img = step(0, img)
     unwarped, before_warp = img, ~is_warp[0]
-    img, fill_step = ops.warp_chain(img, jnp.stack(warps), interpolation=interpolation,
-                                    fill=fill)
+    img, fill_step = ops.warp_chain(img, warps, interpolation=interpolation, fill=fill)
     for t in range(1, num_steps):
         stats = jnp.where(before_warp, unwarped, img) if t + 1 < num_steps else img
         # Where the reference fills at a later geometric step, this step must not touch the fill.

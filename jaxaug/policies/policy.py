@@ -22,6 +22,9 @@ Sampling, per image:
 
 The tables depend on the image size through the translate and cutout constants (see
 :mod:`jaxaug.policies.levels`); the size is read from the image's static shape.
+
+:meth:`Policy.apply_with_targets` is the label-aware call: the same image, plus segmentation
+masks, keypoints and boxes moved with the image's warps (:func:`jaxaug.ops.warp_targets`).
 """
 
 import dataclasses
@@ -33,7 +36,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaug import ops
 from jaxaug.ops.geometry import Interpolation
+from jaxaug.ops.targets import IGNORE_LABEL
 from jaxaug.ops.validate import check_image
 from jaxaug.policies import apply, levels, tables
 
@@ -58,15 +63,48 @@ class Policy:
         """The sampled steps of one image of side ``image_size``: (op_index, value, applied)."""
         return self.sampler(key, image_size)
 
-    def __call__(self, key: jax.Array, img: jax.Array) -> jax.Array:
-        """Augment one float image [H, W, C] in [0, 1]."""
+    def _steps(self, key, img):
         check_image(self.name, img)
         sample_key, apply_key = jax.random.split(key)
         op_index, value, applied = self.sample(sample_key, max(img.shape[:2]))
-        return apply.apply_steps(
+        out = apply.apply_steps(
             apply_key, img, op_index, value, applied, op_names=self.op_names, fuse=self.fuse,
             interpolation=self.interpolation, fill=self.fill,
             straight_through=self.straight_through)
+        return out, (op_index, value, applied)
+
+    def __call__(self, key: jax.Array, img: jax.Array) -> jax.Array:
+        """Augment one float image [H, W, C] in [0, 1]."""
+        return self._steps(key, img)[0]
+
+    def apply_with_targets(self, key: jax.Array, img: jax.Array, *,
+                           mask: jax.Array | None = None, keypoints: jax.Array | None = None,
+                           boxes: jax.Array | None = None,
+                           ignore_label: int | jax.Array = IGNORE_LABEL
+                           ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Augment one image and move its labels with it: returns (image, targets).
+
+        The image is exactly ``self(key, img)`` (the same draws, bit for bit). The labels move
+        with the sampled steps' matrices (`apply.step_matrices`, those of the image's warps)
+        through :func:`jaxaug.ops.warp_targets`: ``mask`` int [H, W] or [H, W, 1] (nearest at
+        the image's sample points, ``ignore_label`` where the image gets ``fill``),
+        ``keypoints`` [K, 2] and ``boxes`` [N, 4] (x0, y0, x1, y1) in the ops' pixel
+        coordinates (pixel centres at +1/2). ``targets`` holds "mask", "keypoints" and
+        "visible", "boxes" and "box_valid" for those given (see warp_targets). Colour, point
+        and cutout steps leave the labels alone (cutout greys pixels but keeps their labels).
+        With ``fuse=True`` and nearest sampling the image's points snap to pixel centres
+        between warps and the mask's with them, while keypoints and boxes follow the exact
+        composed map, so the image may lag them by up to 1/2 px per intermediate warp.
+        """
+        out, (op_index, value, applied) = self._steps(key, img)
+        h, w, _ = img.shape
+        matrices = apply.step_matrices(op_index, value, applied, op_names=self.op_names,
+                                       height=h, width=w)
+        # fuse=False resamples once per step: the mask is then a nearest warp per step.
+        targets = ops.warp_targets(
+            matrices, h, w, mask=mask, keypoints=keypoints, boxes=boxes,
+            ignore_label=ignore_label, interpolation=self.interpolation if self.fuse else "nearest")
+        return out, targets
 
     def replace(self, **changes: Any) -> "Policy":
         """A copy with some fields changed, e.g. ``policy.replace(fuse=False)``."""
