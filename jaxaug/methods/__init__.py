@@ -5,6 +5,7 @@ from jaxaug.methods import (
     adatransform,
     adv_autoaugment,
     adversarial_pose,
+    augmix,
     online_augment,
     pose,
     registry,
@@ -16,5 +17,6 @@ from jaxaug.methods.registry import Context, create, register, target_updates_pe
 from jaxaug.methods.supervised import supervised
 
 __all__ = ["Context", "Method", "StagedMethod", "TargetState", "adatransform", "adv_autoaugment",
-           "adversarial_pose", "cnsn_consistency", "create", "init_target", "online_augment", "pose",
-           "predict_target", "register", "registry", "supervised", "tanda", "target_updates_per_step"]
+           "adversarial_pose", "augmix", "cnsn_consistency", "create", "init_target",
+           "online_augment", "pose", "predict_target", "register", "registry", "supervised",
+           "tanda", "target_updates_per_step"]
