@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxaug import policies
-from jaxaug.policies.augmix import AUGMIX_ALL_OPS, AUGMIX_OPS
+from jaxaug.policies.augmix_policy import AUGMIX_ALL_OPS, AUGMIX_OPS
 
 N = 4000
 DEFAULT = policies.augmix()  # severity 3, width 3, depth 1-3, alpha 1
@@ -127,7 +127,7 @@ def test_same_on_batch_shares_one_draw():
     @jax.jit
     def run(key):
         return (policies.same_on_batch(policy)(key, images),
-                jnp.stack([policy(key, img) for img in images]))
+                jax.lax.map(lambda img: policy(key, img), images))
 
     shared, alone = run(key)
     np.testing.assert_allclose(shared, alone, atol=1e-6)

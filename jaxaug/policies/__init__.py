@@ -7,7 +7,7 @@ K-step episodes of discrete image actions; `sequences`, TANDA's TF sequences."""
 
 from jaxaug.policies import episodes, sequences, timm
 from jaxaug.policies.apply import apply_steps
-from jaxaug.policies.augmix import AugMix, augmix
+from jaxaug.policies.augmix_policy import AugMix, augmix
 from jaxaug.policies.controller import PolicyController
 from jaxaug.policies.distribution import PolicyDistribution
 from jaxaug.policies.levels import level_to_arg

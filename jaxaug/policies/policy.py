@@ -200,12 +200,12 @@ POLICY_NAMES = ("autoaugment_cifar10", "autoaugment_svhn", "autoaugment_imagenet
 
 def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> Callable:
     """The policy called ``name``: one of :data:`POLICY_NAMES` (``num_ops`` and ``magnitude``
-    are RandAugment's; ``"augmix"`` is :func:`~jaxaug.policies.augmix.augmix` at its defaults)
+    are RandAugment's; ``"augmix"`` is :func:`~jaxaug.policies.augmix_policy.augmix` at its defaults)
     or a timm string such as ``"rand-m9-n2-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"`` or
     ``"trivialaugment"`` (:func:`jaxaug.policies.timm.parse`, which names a bad token).
     ``options`` are the policy's fields (``fuse``, ...)."""
     # Imported here: both modules build on this one.
-    from jaxaug.policies import augmix, timm
+    from jaxaug.policies import augmix_policy, timm
     if name.startswith("autoaugment_") and name in POLICY_NAMES:
         return autoaugment(name.removeprefix("autoaugment_"), **options)
     if name == "randaugment":
@@ -213,7 +213,7 @@ def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> C
     if name == "trivial_augment_wide":
         return trivial_augment_wide(**options)
     if name == "augmix":
-        return augmix.augmix(**options)
+        return augmix_policy.augmix(**options)
     if timm.is_timm_string(name):
         return timm.parse(name, **options)
     raise ValueError(f"unknown policy {name!r}; valid policies are: {', '.join(POLICY_NAMES)}, "

@@ -44,7 +44,7 @@ Departures from timm, all because of our op vocabulary or to make bad strings fa
 
 **AugMix** (timm ``augment_and_mix_transform``): ``m`` severity (default 3), ``w`` width (3),
 ``d`` depth (-1: random in 1-3), ``a`` alpha (1.0), ``b`` blended (0). It maps onto
-:func:`jaxaug.policies.augmix.augmix` with ``all_ops=True``, timm's op set (the AugMix
+:func:`jaxaug.policies.augmix` with ``all_ops=True``, timm's op set (the AugMix
 reference's ``--all-ops`` list). Departures: levels are the AugMix reference's (``U(0.1,
 severity)`` per op, its level functions), not timm's (``U(0, severity)``, its increasing
 table above); ``b`` is accepted and changes nothing: timm's blended mode composes the same convex
@@ -62,7 +62,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxaug.policies import augmix as augmix_lib
+from jaxaug.policies import augmix_policy as augmix_lib
 from jaxaug.policies.policy import Policy, trivial_augment_wide
 
 #: timm's ``_RAND_TRANSFORMS`` (and ``_RAND_INCREASING_TRANSFORMS``) in our names, without
@@ -96,16 +96,18 @@ def _values(magnitude, negate, increasing, image_size):
     return {**values, **{n: enhance for n in _ENHANCE}}
 
 
-def noisy_magnitude(key: jax.Array, magnitude: float, magnitude_std: float,
-                    magnitude_max: float, shape: tuple[int, ...]) -> jax.Array:
-    """timm ``AugmentOp``'s magnitude per op application: ``magnitude`` (std 0), Gaussian around
-    it (std > 0) or uniform in [0, magnitude] (std infinite), clipped to [0, magnitude_max]."""
+def noisy_magnitude(u1: jax.Array, u2: jax.Array, magnitude: float, magnitude_std: float,
+                    magnitude_max: float) -> jax.Array:
+    """timm ``AugmentOp``'s magnitude per op application from two independent U[0, 1) arrays:
+    ``magnitude`` (std 0), Gaussian around it (std > 0; Box-Muller) or uniform in
+    [0, magnitude] (std infinite), clipped to [0, magnitude_max]."""
     if magnitude_std == math.inf:
-        m = jax.random.uniform(key, shape, maxval=magnitude)
+        m = magnitude * u1
     elif magnitude_std > 0:
-        m = magnitude + magnitude_std * jax.random.normal(key, shape)
+        normal = jnp.sqrt(-2 * jnp.log1p(-u1)) * jnp.cos(2 * jnp.pi * u2)
+        m = magnitude + magnitude_std * normal
     else:
-        m = jnp.full(shape, float(magnitude))
+        m = jnp.full(u1.shape, float(magnitude))
     return jnp.clip(m, 0.0, magnitude_max)
 
 
@@ -130,14 +132,15 @@ def rand_augment(magnitude: int = 10, num_ops: int = 2, *, prob: float = 0.5,
     increasing = bool(increasing)
 
     def sampler(key, image_size):
-        k_op, k_applied, k_magnitude, k_sign = jax.random.split(key, 4)
-        op_index = jax.random.randint(k_op, (num_ops,), 0, len(TIMM_RAND_OPS))
-        applied = jax.random.uniform(k_applied, (num_ops,)) < prob
-        m = noisy_magnitude(k_magnitude, magnitude, magnitude_std, upper, (num_ops,))
-        negate = jax.random.bernoulli(k_sign, 0.5, (num_ops,))
-        table = _values(m, negate, increasing, image_size)
-        value = jnp.stack([table[n] for n in TIMM_RAND_OPS])  # [ops, num_ops]
-        return op_index, jnp.take_along_axis(value, op_index[None], axis=0)[0], applied
+        # One array of uniforms for every choice: each separate `jax.random` draw costs a
+        # fraction of a second of compilation on CPU.
+        u_op, u_applied, u_sign, u1, u2 = jax.random.uniform(key, (5, num_ops))
+        n = len(TIMM_RAND_OPS)
+        op_index = jnp.minimum(jnp.floor(u_op * n), n - 1).astype(jnp.int32)
+        m = noisy_magnitude(u1, u2, magnitude, magnitude_std, upper)
+        table = _values(m, u_sign < 0.5, increasing, image_size)
+        value = jnp.stack([table[name] for name in TIMM_RAND_OPS])  # [ops, num_ops]
+        return op_index, jnp.take_along_axis(value, op_index[None], axis=0)[0], u_applied < prob
 
     hparams = (("magnitude", magnitude), ("num_ops", num_ops), ("prob", prob),
                ("magnitude_std", magnitude_std), ("magnitude_max", upper),
