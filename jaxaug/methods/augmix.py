@@ -7,8 +7,8 @@ with the predictions of the three batches from one forward pass, so that BatchNo
 together, as the reference code (``google-research/augmix`` ``cifar.py``, ``train``) does. The
 views come from `jaxaug.policies.augmix` (`jaxaug.policies.augmix_policy` states its op set and
 levels); the reference's defaults are the section's: severity 3, width 3, random depth 1-3,
-alpha 1, the ops without corruption overlap. AugMix without the JS term (the reference's ``--no-jsd``) is the
-supervised method with ``config.augment.policy = "augmix"``.
+alpha 1, the ops without corruption overlap. AugMix without the JS term (the reference's
+``--no-jsd``) is the supervised method with ``config.augment.policy = "augmix"``.
 """
 
 import functools

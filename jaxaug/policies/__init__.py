@@ -25,6 +25,6 @@ from jaxaug.policies.tables import POLICIES, validate_policy
 
 __all__ = [
     "POLICIES", "POLICY_NAMES", "AugMix", "Policy", "PolicyController", "PolicyDistribution",
-    "apply_actions", "apply_steps", "augmix", "autoaugment", "episodes", "get", "level_to_arg", "randaugment",
-    "same_on_batch", "sequences", "timm", "trivial_augment_wide", "validate_policy",
+    "apply_actions", "apply_steps", "augmix", "autoaugment", "episodes", "get", "level_to_arg",
+    "randaugment", "same_on_batch", "sequences", "timm", "trivial_augment_wide", "validate_policy",
 ]

@@ -200,8 +200,8 @@ POLICY_NAMES = ("autoaugment_cifar10", "autoaugment_svhn", "autoaugment_imagenet
 
 def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> Callable:
     """The policy called ``name``: one of :data:`POLICY_NAMES` (``num_ops`` and ``magnitude``
-    are RandAugment's; ``"augmix"`` is :func:`~jaxaug.policies.augmix_policy.augmix` at its defaults)
-    or a timm string such as ``"rand-m9-n2-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"`` or
+    are RandAugment's; ``"augmix"`` is :func:`~jaxaug.policies.augmix_policy.augmix` at its
+    defaults) or a timm string such as ``"rand-m9-n2-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"`` or
     ``"trivialaugment"`` (:func:`jaxaug.policies.timm.parse`, which names a bad token).
     ``options`` are the policy's fields (``fuse``, ...)."""
     # Imported here: both modules build on this one.
