@@ -29,9 +29,12 @@ side, 32 for CIFAR), with ``int(v)`` the truncation of its ``int_parameter``:
 
 The reference resamples each geometric op bilinearly and fills with black (PIL's ``transform``
 and ``rotate`` without a fill colour), so ``interpolation="bilinear"`` and ``fill=0.0`` are the
-defaults here. With ``fuse=True`` (default, as the other policies) a chain's geometric steps are
-composed into one resampling (:mod:`jaxaug.policies.apply`), which blurs less than the
-reference's one resampling per op; ``fuse=False`` resamples per op as the reference does.
+defaults here. Departures, kept as options: with ``fuse=True`` (default, as the other policies)
+a chain's geometric steps are composed into one resampling (:mod:`jaxaug.policies.apply`), which
+blurs less than the reference's bilinear resampling per op, and in a chain of three a histogram
+op (auto_contrast, equalize) between two warps sees the image after both; ``fuse=False``
+resamples per op, in order, as the reference does. Warped pixels stay in float, where the
+reference rounds every op's output to 8 bits.
 
 Sampling: m by the loop-free symmetric Beta sampler of :mod:`jaxaug.mix.beta`; w by normalised
 Gamma(alpha) variates, which for the default alpha = 1 are Exp(1) variates (-log U), exact and
