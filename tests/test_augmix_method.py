@@ -25,9 +25,9 @@ def _noise(key, img):
 
 def test_augmix_step_is_cross_entropy_plus_12_js():
     model, lr = TinyNet(num_classes=4), 0.5
-    images = jax.random.uniform(jax.random.key(7), (4, 8, 8, 3))
-    batch = {"image": images, "label": jnp.asarray([0, 1, 2, 3])}
-    # The views' policy is a cheap stand-in: AugMix itself is tested above.
+    images = np.random.default_rng(7).uniform(size=(4, 8, 8, 3)).astype(np.float32)
+    batch = {"image": images, "label": np.arange(4)}
+    # The views' policy is a cheap stand-in: AugMix itself is tested in test_augmix.py.
     method = augmix_method.augmix(model, optax.sgd(lr), policy=_noise)
     state = jit_init(method.init, jax.random.key(0), batch)
     key = jax.random.key(1)
@@ -46,10 +46,11 @@ def test_augmix_step_is_cross_entropy_plus_12_js():
     np.testing.assert_allclose(aux["loss"], loss, rtol=1e-5)
     np.testing.assert_allclose(aux["cross_entropy"], ref["cross_entropy"], rtol=1e-5)
     np.testing.assert_allclose(aux["consistency"], ref["consistency"], rtol=1e-4)
-    expected = jax.tree.map(lambda p, g: p - lr * g, state.params, grads)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), new.params, expected)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), new.batch_stats,
-                 ref["batch_stats"])
+    before, after, grads, stats, ref_stats = jax.tree.map(
+        np.asarray, (state.params, new.params, grads, new.batch_stats, ref["batch_stats"]))
+    expected = jax.tree.map(lambda p, g: p - lr * g, before, grads)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), after, expected)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), stats, ref_stats)
 
 
 def test_augmix_config_is_the_reference_recipe():
