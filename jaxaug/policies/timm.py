@@ -71,7 +71,6 @@ TIMM_RAND_OPS = ("auto_contrast", "equalize", "invert", "rotate", "posterize", "
                  "color", "contrast", "brightness", "sharpness", "shear_x", "shear_y",
                  "translate_x", "translate_y")
 _ENHANCE = ("color", "contrast", "brightness", "sharpness")
-_SIGNED = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 #: timm's ``_LEVEL_DENOM``: magnitude 10 is an op's full strength.
 LEVEL_DENOM = 10.0
 
