@@ -24,6 +24,7 @@ FACTORIES = {
     "adatransform": ("jaxaug.methods.adatransform", "adatransform"),
     "tanda": ("jaxaug.methods.tanda", "tanda"),
     "cnsn_consistency": ("jaxaug.methods.cnsn_consistency", "cnsn_consistency"),
+    "augmix": ("jaxaug.methods.augmix", "augmix"),
 }
 
 

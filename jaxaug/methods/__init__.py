@@ -11,6 +11,7 @@ from jaxaug.methods import (
     adatransform,
     adv_autoaugment,
     adversarial_pose,
+    augmix,
     online_augment,
     pose,
     registry,
@@ -25,5 +26,6 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["Context", "Method", "StagedMethod", "TargetState", "adatransform", "adv_autoaugment",
-           "adversarial_pose", "cnsn_consistency", "create", "init_target", "online_augment", "pose",
-           "predict_target", "register", "registry", "supervised", "tanda", "target_updates_per_step"]
+           "adversarial_pose", "augmix", "cnsn_consistency", "create", "init_target",
+           "online_augment", "pose", "predict_target", "register", "registry", "supervised",
+           "tanda", "target_updates_per_step"]

@@ -1,11 +1,13 @@
 """Augmentation policies: the published tables as data, their level-to-parameter mappings, pure
-`(key, img) -> img` policies (AutoAugment, RandAugment, TrivialAugment-Wide) run as fused stages,
-the learnable `PolicyDistribution` of the REINFORCE methods, and the autoregressive LSTM
-`PolicyController` of Adversarial AutoAugment; `episodes`, AdaTransform's K-step episodes of
-discrete image actions; `sequences`, TANDA's TF sequences."""
+`(key, img) -> img` policies (AutoAugment, RandAugment, TrivialAugment-Wide, AugMix) run as fused
+stages, timm's policy strings (`timm`: ``rand-m9-n2-mstd0.5``, ``augmix-m3-w3``), one draw per
+batch (`same_on_batch`), the learnable `PolicyDistribution` of the REINFORCE methods, and the
+autoregressive LSTM `PolicyController` of Adversarial AutoAugment; `episodes`, AdaTransform's
+K-step episodes of discrete image actions; `sequences`, TANDA's TF sequences."""
 
-from jaxaug.policies import episodes, sequences
+from jaxaug.policies import episodes, sequences, timm
 from jaxaug.policies.apply import apply_steps
+from jaxaug.policies.augmix_policy import AugMix, augmix
 from jaxaug.policies.controller import PolicyController
 from jaxaug.policies.distribution import PolicyDistribution
 from jaxaug.policies.levels import level_to_arg
@@ -16,12 +18,13 @@ from jaxaug.policies.policy import (
     autoaugment,
     get,
     randaugment,
+    same_on_batch,
     trivial_augment_wide,
 )
 from jaxaug.policies.tables import POLICIES, validate_policy
 
 __all__ = [
-    "POLICIES", "POLICY_NAMES", "Policy", "PolicyController", "PolicyDistribution", "apply_actions", "apply_steps",
-    "autoaugment", "episodes", "get", "level_to_arg", "randaugment", "sequences", "trivial_augment_wide",
-    "validate_policy",
+    "POLICIES", "POLICY_NAMES", "AugMix", "Policy", "PolicyController", "PolicyDistribution",
+    "apply_actions", "apply_steps", "augmix", "autoaugment", "episodes", "get", "level_to_arg",
+    "randaugment", "same_on_batch", "sequences", "timm", "trivial_augment_wide", "validate_policy",
 ]

@@ -49,7 +49,9 @@ _PIVOT = {name: 1.0 for name in apply.BLEND_OPS}
 class Policy:
     """A policy: ``sampler(key, image_size) -> (op_index [T], value [T], applied [T])`` over
     the vocabulary ``op_names``, applied by :func:`~jaxaug.policies.apply.apply_steps` with
-    the schedule options ``fuse``, ``interpolation``, ``fill``, ``straight_through``."""
+    the schedule options ``fuse``, ``interpolation``, ``fill``, ``straight_through``.
+    ``hparams``: ``(name, value)`` pairs of the settings a constructor was given, for
+    inspection (timm strings record theirs, :mod:`jaxaug.policies.timm`)."""
 
     name: str
     op_names: tuple[str, ...]
@@ -58,6 +60,7 @@ class Policy:
     interpolation: Interpolation = "nearest"
     fill: float = apply.GREY
     straight_through: bool = False
+    hparams: tuple[tuple[str, Any], ...] = ()
 
     def sample(self, key: jax.Array, image_size: int) -> tuple[jax.Array, jax.Array, jax.Array]:
         """The sampled steps of one image of side ``image_size``: (op_index, value, applied)."""
@@ -228,18 +231,42 @@ def apply_actions(key: jax.Array, img: jax.Array, actions: jax.Array, *, op_name
                              **options)
 
 
-#: Policy constructors by name, for configs.
+#: Policy constructors by name, for configs; :func:`get` also takes timm's strings.
 POLICY_NAMES = ("autoaugment_cifar10", "autoaugment_svhn", "autoaugment_imagenet",
-                "randaugment", "trivial_augment_wide")
+                "randaugment", "trivial_augment_wide", "augmix")
 
 
-def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> Policy:
-    """The policy called ``name`` (one of :data:`POLICY_NAMES`); ``num_ops`` and ``magnitude``
-    are RandAugment's."""
+def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> Callable:
+    """The policy called ``name``: one of :data:`POLICY_NAMES` (``num_ops`` and ``magnitude``
+    are RandAugment's; ``"augmix"`` is :func:`~jaxaug.policies.augmix_policy.augmix` at its
+    defaults) or a timm string such as ``"rand-m9-n2-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"`` or
+    ``"trivialaugment"`` (:func:`jaxaug.policies.timm.parse`, which names a bad token).
+    ``options`` are the policy's fields (``fuse``, ...)."""
+    # Imported here: both modules build on this one.
+    from jaxaug.policies import augmix_policy, timm
     if name.startswith("autoaugment_") and name in POLICY_NAMES:
         return autoaugment(name.removeprefix("autoaugment_"), **options)
     if name == "randaugment":
         return randaugment(num_ops, magnitude, **options)
     if name == "trivial_augment_wide":
         return trivial_augment_wide(**options)
-    raise ValueError(f"unknown policy {name!r}; valid policies are: {', '.join(POLICY_NAMES)}")
+    if name == "augmix":
+        return augmix_policy.augmix(**options)
+    if timm.is_timm_string(name):
+        return timm.parse(name, **options)
+    raise ValueError(f"unknown policy {name!r}; valid policies are: {', '.join(POLICY_NAMES)}, "
+                     "or a timm string (rand-m9-n2-mstd0.5, augmix-m3-w3, trivialaugment)")
+
+
+def same_on_batch(policy: Callable[[jax.Array, jax.Array], jax.Array]
+                  ) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``(key, images [B, H, W, C]) -> images``: ``policy`` with one draw of its random choices
+    (ops, levels, signs, probabilities, Cutout centres, AugMix's chains and weights) shared by
+    every image of the batch. A policy is a pure function of its key and image, so this is the
+    policy with the same key for every image; what depends on the image itself (auto_contrast's
+    and equalize's histograms, contrast's mean) stays per image. For
+    `jaxaug.data.augment.standard`, which gives each image its own key, call this on the batch
+    instead of passing ``policy=``."""
+    def batched(key, images):
+        return jax.vmap(policy, in_axes=(None, 0))(key, images)
+    return batched
