@@ -151,3 +151,15 @@ def test_random_resized_crop_replaces_the_pad_crop(images):
     assert not np.allclose(np.asarray(out), images[:8] / 255.0, atol=0.05)
     with pytest.raises(ValueError, match="crop must be one of"):
         augment.standard(key, batch, crop="center")
+
+
+def test_same_on_batch_gives_every_image_the_policy_draw_of_one_key(images):
+    """One key for the batch: each image is the policy on it with the batch's policy key, so the
+    same ops and levels everywhere (here a translation moves every image by one offset)."""
+    policy = policies.get("rand-m9-n2-mstd0.5")
+    key, batch = jax.random.key(9), {"image": images[:4]}
+    out = jax.jit(lambda k, b: augment.standard(k, b, pad=0, flip=False, policy=policy,
+                                                same_on_batch=True))(key, batch)["image"]
+    policy_key = jax.random.split(key, 4)[2]
+    want = jax.jit(jax.vmap(policy, in_axes=(None, 0)))(policy_key, images[:4] / 255.0)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(want), atol=1e-6)

@@ -62,7 +62,7 @@ def _soft_batch(n=8):
 
 
 @pytest.mark.parametrize("name", ["supervised", "adv_autoaugment", "adatransform", "tanda",
-                                  "cnsn_consistency"])
+                                  "cnsn_consistency", "augmix"])
 def test_every_classification_method_steps_on_soft_labels(name):
     """Traced, not compiled (`jax.eval_shape`): a method that tiles or compares labels as ints
     fails here with a shape error; each returns a finite-shaped loss."""

@@ -66,10 +66,12 @@ def standard(
     key: jax.Array, batch: dict, *, pad: int = 4, flip: bool = True, cutout: int = 0,
     cutout_fill: ArrayLike = 0.0, policy: Callable | None = None, crop: str = "pad",
     scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    same_on_batch: bool = False,
 ) -> dict:
     """The standard augmentation of a batch {"image": uint8 [B, H, W, C], ...}: a random crop,
     random horizontal flip (if `flip`), conversion to float32 in [0, 1], the augmentation
-    `policy` (a `(key, img) -> img` callable from `jaxaug.policies`, one key per image), then
+    `policy` (a `(key, img) -> img` callable from `jaxaug.policies`, one key per image, or one
+    key for the whole batch with `same_on_batch`: every image then gets the same draw), then
     Cutout of side `cutout` filled with `cutout_fill` (the dataset mean, as the reference's zero
     after normalization). The crop: ``"pad"`` (CIFAR's: zero padding `pad`, then an H x W window)
     or ``"random_resized"`` (ImageNet's: `ops.random_resized_crop` with `scale` and `ratio`, back
@@ -88,7 +90,9 @@ def standard(
             k, img, img.shape[:2], scale=scale, ratio=ratio))(keys, images)
     if flip:
         images = random_flip(flip_key, images)
-    if policy is not None:
+    if policy is not None and same_on_batch:
+        images = jax.vmap(policy, in_axes=(None, 0))(policy_key, images)
+    elif policy is not None:
         keys = jax.random.split(policy_key, images.shape[0])
         images = jax.vmap(policy)(keys, images)
     return {**batch, "image": _cutout(cutout_key, images, cutout, cutout_fill)}

@@ -11,7 +11,6 @@ from jaxaug.methods import (
     adatransform,
     adv_autoaugment,
     adversarial_pose,
-    augmix,
     online_augment,
     pose,
     registry,
@@ -26,6 +25,6 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["Context", "Method", "StagedMethod", "TargetState", "adatransform", "adv_autoaugment",
-           "adversarial_pose", "augmix", "cnsn_consistency", "create", "init_target",
+           "adversarial_pose", "cnsn_consistency", "create", "init_target",
            "online_augment", "pose", "predict_target", "register", "registry", "supervised",
            "tanda", "target_updates_per_step"]

@@ -31,7 +31,7 @@ from jaxaug.methods.base import (
     predict_target,
     require,
 )
-from jaxaug.objectives import TargetLoss, softmax_cross_entropy
+from jaxaug.objectives import TargetLoss, hard_labels, softmax_cross_entropy
 from jaxaug.objectives.classification import model_rngs
 from jaxaug.objectives.consistency import jensen_shannon_consistency
 
@@ -62,7 +62,8 @@ def augmix_objective(params: Any, batch: dict[str, Any], *, model: nn.Module, ba
     per_view = [logits[i * n:(i + 1) * n] for i in range(len(images))]
     ce = jnp.mean(target_loss(per_view[0], batch["label"]))
     js = jensen_shannon_consistency(*per_view)
-    accuracy = jnp.mean((jnp.argmax(per_view[0], -1) == batch["label"]).astype(jnp.float32))
+    correct = jnp.argmax(per_view[0], -1) == hard_labels(batch["label"])
+    accuracy = jnp.mean(correct.astype(jnp.float32))
     loss = ce + weight * js
     return loss, {"loss": loss, "cross_entropy": ce, "consistency": js, "accuracy": accuracy,
                   "batch_stats": updates["batch_stats"]}

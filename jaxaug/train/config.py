@@ -12,7 +12,7 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
-from jaxaug import methods, mix
+from jaxaug import methods, mix, policies
 from jaxaug.data.augment import CROPS
 from jaxaug.models.norm import CNSNPlacement
 from jaxaug.models.pose import POSE_MODELS
@@ -95,12 +95,14 @@ def _classification_fields(c: ml_collections.ConfigDict) -> None:
     # RandomResizedCrop with crop_scale / crop_ratio, back to the loaded size; ImageNet's loader
     # has already resized and centre-cropped to image_size, so the crop is drawn from that).
     # policy: "" (none) or a name in jaxaug.policies.POLICY_NAMES, applied after crop and flip;
-    # num_ops / magnitude are RandAugment's N and M. mixup: timm's MixUp / CutMix switch on the
+    # a timm string ("rand-m9-mstd0.5", "augmix-m5-w4-d2"); num_ops / magnitude are the named
+    # RandAugment's N and M; same_on_batch: one draw of the policy for the whole batch. mixup: timm's MixUp / CutMix switch on the
     # augmented batch (`jaxaug.mix.Mixup`, its fields; off while both alphas are 0), the labels
     # then soft; label smoothing stays config.label_smoothing, applied in the loss.
     c.augment = ml_collections.ConfigDict({
         "crop": "pad", "pad": 4, "crop_scale": (0.08, 1.0), "crop_ratio": (3 / 4, 4 / 3),
         "flip": True, "cutout": 0, "policy": "", "num_ops": 2, "magnitude": 9,
+        "same_on_batch": False,
         "mixup": {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "prob": 1.0, "switch_prob": 0.5,
                   "mode": "batch", "correct_lam": True,
                   "cutmix_minmax": config_dict.placeholder(tuple)},
@@ -226,11 +228,13 @@ def _validate_classification(config, check) -> None:
     check(len(ratio) == 2 and 0 < ratio[0] <= ratio[1], "augment.crop_ratio",
           "must be (low, high) with 0 < low <= high")
     check(config.augment.cutout >= 0, "augment.cutout", "must be non-negative")
-    check(
-        config.augment.policy in ("", *POLICY_NAMES),
-        "augment.policy",
-        f"must be '' (no policy) or one of {', '.join(POLICY_NAMES)}",
-    )
+    if config.augment.policy:
+        try:
+            policies.get(config.augment.policy)
+        except ValueError as e:
+            raise ValueError(f"Invalid config.augment.policy={config.augment.policy!r}: must be "
+                             f"'' (no policy), one of {', '.join(POLICY_NAMES)} or a timm "
+                             f"string ({e})") from e
     check(config.augment.num_ops >= 1, "augment.num_ops", "must be at least 1")
     check(0 <= config.augment.magnitude <= 10, "augment.magnitude", "must be in [0, 10]")
     try:

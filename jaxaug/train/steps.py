@@ -32,7 +32,7 @@ def augmentation(augment_config, cutout_fill, cutout: bool = True) -> Callable:
     return functools.partial(augment.standard, pad=c.pad, flip=c.flip,
                              cutout=c.cutout if cutout else 0, cutout_fill=cutout_fill,
                              policy=policy, crop=c.crop, scale=tuple(c.crop_scale),
-                             ratio=tuple(c.crop_ratio))
+                             ratio=tuple(c.crop_ratio), same_on_batch=c.same_on_batch)
 
 
 def preprocessing(method, dataset, config) -> Callable:
