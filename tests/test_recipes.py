@@ -1,9 +1,10 @@
 """The recipes train: each recipe config runs a few steps through `train` on synthetic images
 at its own size (the shapes dataset's first images, resized, as a small image folder), with its
-whole augmentation (crop, policy, mixing, label smoothing). The fast test runs the ImageNet
-recipe's whole pipeline at 32 x 32 with WRN-10-1 for its network (the pipeline does not depend
-on the size; at 224 the step takes about 20 s to compile here); the slow ones run every recipe at
-its own size with its own network."""
+whole augmentation (crop, policy, mixing, label smoothing). All are `slow` (11 s for the
+cheapest, the ImageNet pipeline at 32 x 32 with WRN-10-1, on the 2-core CPU): the fast suite
+checks each part on its own (the crop in tests/test_data_augment.py, the timm string in
+tests/test_policy_timm.py, the mixing in the trainer and every method's soft labels in
+tests/test_mixup_training.py) and validates every recipe config (tests/test_configs.py)."""
 
 import os
 
@@ -49,6 +50,7 @@ def _run(tmp_path, recipe, size, model=None):
     return config, train(config, str(tmp_path / "run"))
 
 
+@pytest.mark.slow
 def test_the_imagenet_recipe_trains(tmp_path):
     config, summary = _run(tmp_path, ("imagenet_resnet.py", None), 32, model="wrn-10-1")
     assert config.augment.crop == "random_resized" and config.augment.mixup.cutmix_alpha == 1.0
