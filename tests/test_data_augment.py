@@ -155,8 +155,8 @@ def test_random_resized_crop_replaces_the_pad_crop(images):
 
 def test_same_on_batch_gives_every_image_the_policy_draw_of_one_key(images):
     """One key for the batch: each image is the policy on it with the batch's policy key, so the
-    same ops and levels everywhere (here a translation moves every image by one offset)."""
-    policy = policies.get("rand-m9-n2-mstd0.5")
+    same draws everywhere (here the rotation's coin and the signs)."""
+    policy = policies.autoaugment(((("translate_x", 1.0, 9), ("rotate", 0.5, 9)),))
     key, batch = jax.random.key(9), {"image": images[:4]}
     out = jax.jit(lambda k, b: augment.standard(k, b, pad=0, flip=False, policy=policy,
                                                 same_on_batch=True))(key, batch)["image"]
