@@ -13,6 +13,7 @@ from tiny_models import TinyMultiBNNet, TinyNet
 
 from jaxaug import methods, mix, models
 from jaxaug.methods import online_augment as oa
+from jaxaug.methods.base import UNAUGMENTED
 from jaxaug.train import steps
 from jaxaug.train.config import base_config, validate
 from jaxaug.train.task import create_model
@@ -70,7 +71,7 @@ def _soft_batch(n=8):
 
 
 @pytest.mark.parametrize("name", ["supervised", "adv_autoaugment", "adatransform", "tanda",
-                                  "cnsn_consistency", "augmix"])
+                                  "cnsn_consistency", "augmix", "online_augment"])
 def test_every_classification_method_steps_on_soft_labels(name):
     """Traced, not compiled (`jax.eval_shape`): a method that tiles or compares labels as ints
     fails here with a shape error; each returns a finite-shaped loss."""
@@ -93,10 +94,20 @@ def test_every_classification_method_steps_on_soft_labels(name):
     assert metrics["loss"].shape == ()
 
 
-def test_a_method_that_reads_the_unaugmented_batch_refuses_mixup():
+def test_the_batch_before_augmentation_is_mixed_with_the_same_draws():
+    """OnlineAugment's generators read the batch before the standard augmentation: with mixing
+    on, it is mixed by the same partners and lambdas, so the soft labels describe it too (here
+    MixUp of the raw batch, checked against the mixer with the step's mixing key)."""
     method = oa.online_augment(TinyMultiBNNet(3, num_bn_sets=2), optax.sgd(0.1), oa.astn())
-    with pytest.raises(ValueError, match=r"config\.augment\.mixup.*unaugmented_input"):
-        steps.preprocessing(method, DATASET, _config(mixup_alpha=0.2))
+    prepare = steps.preprocessing(method, DATASET, _config(mixup_alpha=0.4))
+    batch, key = _batch(), jax.random.key(5)
+    got, _ = jax.jit(prepare)(batch, key)
+    mixer = mix.Mixup(num_classes=3, mixup_alpha=0.4)
+    want, labels = jax.jit(mixer)(jax.random.fold_in(jax.random.split(key)[0], 1),
+                                  batch["image"] / 255.0, batch["label"])
+    np.testing.assert_allclose(got[UNAUGMENTED], want, atol=1e-6)
+    np.testing.assert_allclose(got["label"], labels, atol=1e-6)
+    assert not np.allclose(got[UNAUGMENTED], batch["image"] / 255.0, atol=1e-3)
 
 
 @pytest.mark.parametrize("field, value, match", [

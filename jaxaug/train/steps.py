@@ -39,27 +39,27 @@ def preprocessing(method, dataset, config) -> Callable:
     """``(uint8 batch, key) -> (batch, step key)``: the standard augmentation of
     ``config.augment`` on the device, before a classification method's step; images in [0, 1],
     Cutout filled with the dataset mean, then MixUp / CutMix when ``config.augment.mixup`` is on
-    (labels soft [B, classes] from there). For a method with ``applies_cutout`` the method applies
+    (labels soft [B, classes] from there; the images before augmentation, for a method with
+    ``unaugmented_input``, are mixed with the same draws). For a method with ``applies_cutout`` the method applies
     the Cutout, after its own policy, so the standard augmentation leaves it out. A method with
     ``unaugmented_input`` also gets the images before that augmentation, as
     ``batch[UNAUGMENTED]`` (sharded as the batch)."""
     standard = augmentation(config.augment, jnp.asarray(dataset.mean),
                             cutout=not method.applies_cutout)
     mix = mixer(config.augment.mixup, dataset.num_classes)
-    if mix is not None and method.unaugmented_input:
-        raise ValueError("Invalid config.augment.mixup: the method also trains on the batch "
-                         "before augmentation (Method.unaugmented_input, as online_augment), "
-                         "whose images a mixed batch's soft labels do not describe; set both "
-                         "alphas to 0")
 
     def prepare(batch, key):
         augment_key, step_key = jax.random.split(key)
+        mix_key = jax.random.fold_in(augment_key, 1)  # a run without mixing draws as before
         augmented = standard(augment_key, batch)
-        if mix is not None:  # its own stream, so a run without it draws what it drew before
-            augmented["image"], augmented["label"] = mix(
-                jax.random.fold_in(augment_key, 1), augmented["image"], augmented["label"])
+        if mix is not None:
+            augmented["image"], augmented["label"] = mix(mix_key, augmented["image"],
+                                                         augmented["label"])
         if method.unaugmented_input:
-            augmented[UNAUGMENTED] = to_float(batch["image"])
+            unaugmented = to_float(batch["image"])
+            if mix is not None:  # the same partners, lambdas and boxes: the labels fit it too
+                unaugmented, _ = mix(mix_key, unaugmented, batch["label"])
+            augmented[UNAUGMENTED] = unaugmented
         return augmented, step_key
 
     return prepare
