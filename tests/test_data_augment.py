@@ -121,10 +121,15 @@ def test_policy_runs_per_image_after_flip(images):
     policy = policies.randaugment(2, 9)
     key = jax.random.key(7)
     batch = {"image": images}
-    out = jax.jit(lambda k, b: augment.standard(k, b, pad=2, policy=policy))(key, batch)["image"]
-    crop_key, flip_key, policy_key, _ = jax.random.split(key, 4)
-    x = augment.random_flip(flip_key, augment.random_crop(crop_key, images, 2)) / 255.0
-    x = jax.jit(jax.vmap(policy))(jax.random.split(policy_key, len(images)), x)
+
+    @jax.jit  # one program for both sides
+    def both(key, batch):
+        crop_key, flip_key, policy_key, _ = jax.random.split(key, 4)
+        x = augment.random_flip(flip_key, augment.random_crop(crop_key, batch["image"], 2)) / 255
+        x = jax.vmap(policy)(jax.random.split(policy_key, len(images)), x)
+        return augment.standard(key, batch, pad=2, policy=policy)["image"], x
+
+    out, x = both(key, batch)
     np.testing.assert_allclose(np.asarray(out), np.asarray(x), rtol=1e-5, atol=1e-5)
     plain = augment.standard(key, batch, pad=2)["image"]
     assert np.abs(np.asarray(out) - np.asarray(plain)).mean() > 0.05
@@ -142,11 +147,15 @@ def test_random_resized_crop_replaces_the_pad_crop(images):
     """crop="random_resized": each image is `ops.random_resized_crop` back to its own size with
     its own key (then the flip), the ImageNet recipe's crop."""
     key, batch = jax.random.key(8), {"image": images[:8]}
-    out = jax.jit(lambda k, b: augment.standard(k, b, crop="random_resized", flip=False,
-                                                scale=(0.25, 0.5)))(key, batch)["image"]
-    crop_key = jax.random.split(key, 4)[0]
-    want = jax.vmap(lambda k, x: ops.random_resized_crop(k, x, (8, 8), scale=(0.25, 0.5)))(
-        jax.random.split(crop_key, 8), images[:8] / 255.0)
+    @jax.jit  # one program for both sides
+    def both(key, batch):
+        out = augment.standard(key, batch, crop="random_resized", flip=False, scale=(0.25, 0.5))
+        crop_key = jax.random.split(key, 4)[0]
+        want = jax.vmap(lambda k, x: ops.random_resized_crop(k, x, (8, 8), scale=(0.25, 0.5)))(
+            jax.random.split(crop_key, 8), batch["image"] / 255.0)
+        return out["image"], want
+
+    out, want = both(key, batch)
     np.testing.assert_allclose(np.asarray(out), np.asarray(want), atol=1e-6)
     assert not np.allclose(np.asarray(out), images[:8] / 255.0, atol=0.05)
     with pytest.raises(ValueError, match="crop must be one of"):

@@ -187,7 +187,9 @@ print(json.dumps({d: run(sys.argv[3], d) for d in (8, 1)}))
 
 
 @pytest.mark.parametrize("method", [
-    "heatmap_regression",
+    # Slow: the loop, the step's sharding and the batches' order across devices are the
+    # classification run's (one loop), checked fast by tests/test_train.py's 8-device test.
+    pytest.param("heatmap_regression", marks=pytest.mark.slow),
     pytest.param("adversarial_pose", marks=pytest.mark.slow),  # compiles three more steps twice
 ])
 def test_train_pose_on_8_devices_equals_1_device(tmp_path, method):

@@ -84,6 +84,7 @@ def test_bad_arguments_are_named(trained, tmp_path):
         rob.robustness([workdir, workdir])
 
 
+@pytest.mark.slow  # the shared CLI skeleton (jaxaug.eval.cli) runs fast in test_pose_robustness.py
 def test_cli_writes_json_markdown_and_png(trained, tmp_path):
     import subprocess
     import sys
