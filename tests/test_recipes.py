@@ -22,6 +22,7 @@ RECIPES = {  # (config file, argument) -> image size
     ("imagenet_resnet.py", None): 224,
     ("cifar10_wrn.py", "randaugment,mixup"): 32,
     ("cifar10_wrn.py", "autoaugment,cutmix"): 32,
+    ("cifar10_wrn.py", "augmix"): 32,
 }
 
 
