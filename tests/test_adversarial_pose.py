@@ -205,6 +205,9 @@ def test_short_adversarial_run_moves_g_towards_the_high_loss_bins(setup):
         assert a > b + 0.2 * (bins.max() - b), (before, after, scale_loss, rotation_loss)
 
 
+# Slow (20 s): the joint step's updates run fast on the CU-Net in the tests above, and the dense
+# hourglass's features and gradients in tests/test_hourglass_dense.py.
+@pytest.mark.slow
 def test_joint_step_trains_a_dense_stacked_hourglass(setup):
     """The target can be the stacked hourglass too (here with dense modules): G reads its first
     stack's skip and bridge features and one joint step updates both networks with finite

@@ -37,7 +37,9 @@ def synthetic_batch(per_class: int) -> dict[str, np.ndarray]:
     return {"image": images, "label": labels}
 
 
-@pytest.mark.parametrize("source", ["cifar10-jpeg", "synthetic"])
+# The real-data case is slow (13 s); the synthetic one checks the same learning property fast.
+@pytest.mark.parametrize("source", [pytest.param("cifar10-jpeg", marks=pytest.mark.slow),
+                                    "synthetic"])
 def test_loss_falls_on_a_small_fixed_batch(source):
     if source == "cifar10-jpeg" and not os.path.exists(CIFAR_ZIP):
         pytest.skip(f"{CIFAR_ZIP} is absent")
