@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxaug.ops.geometry import affine
-from jaxaug.ops.validate import check_image
+from jaxaug.ops.validate import check_image, check_size
 
 
 def _check_joints(op, joints, visible, num_leading=None):
@@ -31,17 +31,6 @@ def _check_joints(op, joints, visible, num_leading=None):
     if vshape != shape[:-1]:
         raise ValueError(f"{op}: visible must have shape joints.shape[:-1] = {shape[:-1]}, "
                          f"got {vshape}")
-
-
-def _check_size(op, name, size):
-    """(H, W) as two positive Python ints: sizes set array shapes, so they must be static."""
-    try:
-        h, w = (operator.index(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{op}: {name} must be a pair of ints (H, W), got {size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"{op}: {name} must be positive, got {size!r}")
-    return h, w
 
 
 def _mask(visible):
@@ -59,7 +48,7 @@ def gaussian_heatmaps(joints, visible, size, sigma=1.0):
     joints and sigma.
     """
     _check_joints("gaussian_heatmaps", joints, visible)
-    h, w = _check_size("gaussian_heatmaps", "size", size)
+    h, w = check_size("gaussian_heatmaps", "size", size)
     if isinstance(sigma, (int, float)) and not sigma > 0:
         raise ValueError(f"gaussian_heatmaps: sigma must be > 0, got {sigma!r}")
     mask = _mask(visible)
@@ -133,8 +122,8 @@ def to_heatmap_coords(joints, image_size, heatmap_size):
     x' = (x + 1/2) w / W - 1/2 and y' = (y + 1/2) h / H - 1/2 (pixel centres stay consistent:
     a 256 -> 64 map sends image pixel 1.5, the centre of pixels 0..3, to heatmap pixel 0).
     """
-    h, w = _check_size("to_heatmap_coords", "image_size", image_size)
-    hh, hw = _check_size("to_heatmap_coords", "heatmap_size", heatmap_size)
+    h, w = check_size("to_heatmap_coords", "image_size", image_size)
+    hh, hw = check_size("to_heatmap_coords", "heatmap_size", heatmap_size)
     factor = jnp.array([hw / w, hh / h], jnp.float32)
     return (jnp.asarray(joints, jnp.float32) + 0.5) * factor - 0.5
 
@@ -146,7 +135,7 @@ def to_image_coords(joints, heatmap_size, image_size):
 
 def inside(joints, size):
     """Whether joints [..., 2] lie on an (H, W) image: -1/2 <= x < W - 1/2, -1/2 <= y < H - 1/2."""
-    h, w = _check_size("inside", "size", size)
+    h, w = check_size("inside", "size", size)
     x, y = joints[..., 0], joints[..., 1]
     return (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
 
@@ -214,7 +203,7 @@ def transform_joints(joints, visible, size, scale, degrees, flip, flip_pairs):
     [J]).
     """
     _check_joints("transform_joints", joints, visible, num_leading=0)
-    h, w = _check_size("transform_joints", "size", size)
+    h, w = check_size("transform_joints", "size", size)
     perm = flip_permutation(flip_pairs, jnp.shape(joints)[0])
     flip = jnp.asarray(flip).astype(bool)
     theta = jnp.deg2rad(jnp.asarray(degrees, jnp.float32))

@@ -10,25 +10,14 @@ The warps are output-to-input matrices applied in order, matrices[0] first, as i
 content at the input point p lands at p_T = M_{T-1}^-1 ... M_0^-1 p = compose(*matrices)^-1 p.
 """
 
-import operator
-
 import jax
 import jax.numpy as jnp
 
 from jaxaug.ops.geometry import INTERPOLATIONS, Interpolation, _chain_points
+from jaxaug.ops.validate import check_size
 
 #: The PASCAL VOC / Cityscapes / ADE20K convention for "no label".
 IGNORE_LABEL = 255
-
-
-def _check_size(name, size):
-    try:
-        h, w = (operator.index(s) for s in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"warp_targets: {name} must be a pair of ints, got {size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"warp_targets: {name} must be positive, got {size!r}")
-    return h, w
 
 
 def _check_trailing(name, value, trailing):
@@ -124,8 +113,8 @@ def warp_targets(matrices: jax.Array, height: int, width: int, *,
         there), "boxes" float32 [N, 4] and "box_valid" bool [N] (the clipped box has a positive
         area). Colour, point and cutout ops leave every target unchanged, so they need no call.
     """
-    in_size = _check_size("(height, width)", (height, width))
-    out_size = in_size if size is None else _check_size("size", size)
+    in_size = check_size("warp_targets", "(height, width)", (height, width))
+    out_size = in_size if size is None else check_size("warp_targets", "size", size)
     shape = tuple(jnp.shape(matrices))
     if shape not in ((3, 3),) and (len(shape) != 3 or shape[1:] != (3, 3)):
         raise ValueError(f"warp_targets: matrices must have shape [3, 3] or [T, 3, 3], got {shape}")

@@ -1,5 +1,7 @@
 """Static (shape/dtype) validation shared by the ops; never inspects traced values."""
 
+import operator
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -30,3 +32,14 @@ def check_shape(op: str, name: str, value: ArrayLike, allowed: tuple[tuple[int, 
     shape = tuple(jnp.shape(value))
     if shape not in allowed:
         raise ValueError(f"{op}: {name} must have shape in {allowed}, got {shape}")
+
+
+def check_size(op: str, name: str, size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) as two positive Python ints: sizes set array shapes, so they must be static."""
+    try:
+        h, w = (operator.index(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: {name} must be a pair of ints (H, W), got {size!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"{op}: {name} must be positive, got {size!r}")
+    return h, w
