@@ -49,8 +49,9 @@ def _cells(path):
                                for c in range(cols)]) for r in range(_N)])
 
 
-def test_grid_layout_copies_and_seeds(run, dataset, tmp_path):
+def test_grid_layout_copies_and_seeds(run, dataset, tmp_path, capsys):
     run(*_ARGS, "--seed=0", f"--out={tmp_path / 'a.png'}")
+    assert str(tmp_path / "a.png") in capsys.readouterr().out  # the path written is printed
     run(*_ARGS, "--seed=1", f"--out={tmp_path / 'b.png'}")
     cells = _cells(tmp_path / "a.png")
     np.testing.assert_array_equal(cells[:, 0], dataset.train.images[:_N])
@@ -60,7 +61,10 @@ def test_grid_layout_copies_and_seeds(run, dataset, tmp_path):
     assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()
     assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]  # no temporary files left
 
-    # The command line, same seed: the identical file, and the path written is printed.
+
+@pytest.mark.slow  # a fresh process (7 s); the test above runs the same main with the same flags
+def test_the_command_line_writes_the_same_file_and_prints_its_path(run, tmp_path):
+    run(*_ARGS, "--seed=0", f"--out={tmp_path / 'a.png'}")
     out = tmp_path / "c.png"
     result = subprocess.run(
         [sys.executable, "-m", "jaxaug.preview", *_ARGS, "--seed=0", f"--out={out}"],
