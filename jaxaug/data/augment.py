@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxaug import ops
+from jaxaug import ops, policies
 from jaxaug.ops.point import to_float
 
 
@@ -91,7 +91,7 @@ def standard(
     if flip:
         images = random_flip(flip_key, images)
     if policy is not None and same_on_batch:
-        images = jax.vmap(policy, in_axes=(None, 0))(policy_key, images)
+        images = policies.same_on_batch(policy)(policy_key, images)
     elif policy is not None:
         keys = jax.random.split(policy_key, images.shape[0])
         images = jax.vmap(policy)(keys, images)

@@ -39,11 +39,10 @@ def preprocessing(method, dataset, config) -> Callable:
     """``(uint8 batch, key) -> (batch, step key)``: the standard augmentation of
     ``config.augment`` on the device, before a classification method's step; images in [0, 1],
     Cutout filled with the dataset mean, then MixUp / CutMix when ``config.augment.mixup`` is on
-    (labels soft [B, classes] from there; the images before augmentation, for a method with
-    ``unaugmented_input``, are mixed with the same draws). For a method with ``applies_cutout`` the method applies
-    the Cutout, after its own policy, so the standard augmentation leaves it out. A method with
-    ``unaugmented_input`` also gets the images before that augmentation, as
-    ``batch[UNAUGMENTED]`` (sharded as the batch)."""
+    (labels soft [B, classes] from there). For a method with ``applies_cutout`` the method
+    applies the Cutout, after its own policy, so the standard augmentation leaves it out. A
+    method with ``unaugmented_input`` also gets the images before that augmentation, as
+    ``batch[UNAUGMENTED]`` (sharded as the batch), mixed with the same draws as the batch."""
     standard = augmentation(config.augment, jnp.asarray(dataset.mean),
                             cutout=not method.applies_cutout)
     mix = mixer(config.augment.mixup, dataset.num_classes)
