@@ -65,14 +65,28 @@ def test_a_damaged_latest_checkpoint_is_named_and_the_previous_one_used(saved, d
 def test_resume_sets_the_damaged_step_aside_so_training_can_save_it_again(saved):
     _flip_weights(saved, 2)
     checkpointer = Checkpointer(str(saved), keep=3)
-    state, meta = resume(checkpointer, _state(0), {}, enabled=True, workdir=str(saved.parent))
+    state, meta, input_state = resume(checkpointer, _state(0), {}, enabled=True,
+                                      workdir=str(saved.parent))
     assert meta == {"step": 1} and sorted(checkpointer.all_steps()) == [1]
+    assert input_state is None  # saved without one
     checkpointer.save(2, _state(2), {"step": 2})
     checkpointer.close()
     checkpointer = Checkpointer(str(saved), keep=3)
     assert checkpointer.restore(2, _state(0))[1] == {"step": 2}
     checkpointer.close()
     assert os.listdir(str(saved) + "-damaged") == ["2"]
+
+
+def test_the_input_pipeline_state_is_saved_per_process_and_restored(tmp_path):
+    pipeline = {"step": 3, "start": 0, "worker_count": 2, "grain": {"next_index": [1, 2]}}
+    checkpointer = Checkpointer(str(tmp_path / "ckpt"), keep=2)
+    checkpointer.save(3, _state(3), {"step": 3}, data=pipeline)
+    checkpointer.close()
+    assert "process_0-of-1.json" in os.listdir(tmp_path / "ckpt" / "3" / "data")
+    checkpointer = Checkpointer(str(tmp_path / "ckpt"), keep=2)
+    _, _, restored = resume(checkpointer, _state(0), {}, enabled=True, workdir=str(tmp_path))
+    checkpointer.close()
+    assert restored == pipeline
 
 
 def test_no_intact_checkpoint_names_the_directory(saved):

@@ -1,7 +1,8 @@
-"""Datasets, host input pipeline and on-device augmentation. Typical use:
+"""Datasets, host input pipeline (grain) and on-device augmentation. Typical use:
 
 dataset = load_dataset("imagefolder:../shared/data/cifar10-jpeg.zip", val_size=5000)
-for batch in prefetch_to_mesh(epoch_batches(dataset.train, 128, seed=0, epoch=0), sharding):
+batches = iterate(train_dataset(dataset.train, 128, seed=0, epochs=200))
+for batch in prefetch_to_mesh(batches, sharding):
     batch = augment.standard(key, batch, cutout=16, cutout_fill=dataset.mean)  # floats in [0, 1]
 """
 
@@ -19,12 +20,15 @@ from jaxaug.data.errors import (
 )
 from jaxaug.data.imagegrid import save_image_grid
 from jaxaug.data.pipeline import (
-    array_epoch_batches,
-    array_eval_batches,
+    DevicePrefetch,
+    TrainingStream,
     epoch_batches,
     eval_batches,
+    eval_dataset,
+    iterate,
     prefetch_to_mesh,
     steps_per_epoch,
+    train_dataset,
 )
 from jaxaug.data.sources import ArraySource, LazySource, Source
 
@@ -40,14 +44,17 @@ __all__ = [
     "LazySource",
     "Source",
     "SplitNotFoundError",
+    "TrainingStream",
     "UnknownDatasetError",
-    "array_epoch_batches",
-    "array_eval_batches",
+    "DevicePrefetch",
     "augment",
     "epoch_batches",
     "eval_batches",
+    "eval_dataset",
+    "iterate",
     "load_dataset",
     "prefetch_to_mesh",
     "save_image_grid",
     "steps_per_epoch",
+    "train_dataset",
 ]

@@ -1,11 +1,14 @@
-"""Orbax checkpoints that keep the last N and the best, written atomically and verified on restore."""
+"""Orbax checkpoints that keep the last N and the best, written atomically and verified on restore,
+with the input pipeline's state beside the training state."""
 
 import contextlib
 import hashlib
+import json
 import logging as std_logging
 import os
 import shutil
 
+import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -47,22 +50,43 @@ class Checkpointer:
         )
         self.directory = os.path.abspath(directory)
         self._manager = ocp.CheckpointManager(
-            epath.Path(self.directory), options=options, item_names=("state", "meta")
+            epath.Path(self.directory), options=options,
+            item_handlers={"state": ocp.StandardCheckpointHandler(),
+                           "meta": ocp.JsonCheckpointHandler(),
+                           "data": grain.checkpoint.CheckpointHandler()},
         )
 
-    def save(self, step: int, state, meta: dict, score: float | None = None) -> None:
-        """Saves ``(state, meta)`` at ``step``; ``score`` None (an epoch not evaluated,
-        ``config.eval_every``) keeps it out of the best, and Orbax's warning about the missing
-        metric, which would repeat every such epoch, is not logged."""
+    def save(self, step: int, state, meta: dict, score: float | None = None,
+             data: dict | None = None) -> None:
+        """Saves ``(state, meta)`` at ``step``, and ``data``, this process's input-pipeline state
+        (JSON; one file per process, through grain's Orbax handler), when given. ``score`` None
+        (an epoch not evaluated, ``config.eval_every``) keeps it out of the best, and Orbax's
+        warning about the missing metric, which would repeat every such epoch, is not logged."""
         meta = {**meta, _CHECKSUMS: state_checksums(state)}
+        items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta)}
+        if data is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(_PipelineState(data))
         with _without_unscored_warning() if score is None else contextlib.nullcontext():
             self._manager.save(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                        meta=ocp.args.JsonSave(meta)),
+                args=ocp.args.Composite(**items),
                 metrics=None if score is None else {"score": float(score)},
                 force=True,
             )
+
+    def restore_data(self, step: int) -> dict | None:
+        """This process's input-pipeline state saved at ``step``, or None when that checkpoint
+        has none (saved before the pipeline kept one, or by a different number of processes)."""
+        if not os.path.isdir(os.path.join(self.directory, str(step), "data")):
+            return None
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(
+                data=grain.checkpoint.CheckpointRestore(_PipelineState())))
+        except ValueError as e:  # grain's handler: no file for this process index and count
+            logging.warning("No input-pipeline state for this process at step %d (%s); the "
+                            "pipeline restarts at that step instead.", step, e)
+            return None
+        return restored["data"].state
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -135,19 +159,38 @@ class Checkpointer:
 
 
 def resume(checkpointer: Checkpointer, state, meta: dict, enabled: bool, workdir: str):
-    """(state, meta) of the newest intact checkpoint when ``enabled`` and there is one, else as
-    given. Damaged newer checkpoints are reported and set aside (see `Checkpointer`)."""
+    """(state, meta, input-pipeline state) of the newest intact checkpoint when ``enabled`` and
+    there is one, else ``(state, meta, None)`` as given. Damaged newer checkpoints are reported
+    and set aside (see `Checkpointer`)."""
     if not enabled:
-        return state, meta
+        return state, meta, None
     found = checkpointer.restore_newest_intact(state)
     if found is None:
-        return state, meta
+        return state, meta, None
     step, state, meta = found
     newer = [s for s in checkpointer.all_steps() if s > step]
     if newer:
         checkpointer.set_aside(newer)
     logging.info("Resumed from step %d of %s.", step, workdir)
-    return state, meta
+    return state, meta, checkpointer.restore_data(step)
+
+
+class _PipelineState:
+    """The checkpoint protocol of a grain `DataLoaderIterator` (``get_state() -> bytes``,
+    ``set_state(bytes)``, ``start_prefetch()``), which grain's Orbax handler saves to one file
+    per process, over a JSON-serializable dict."""
+
+    def __init__(self, state: dict | None = None):
+        self.state = state
+
+    def get_state(self) -> bytes:
+        return json.dumps(self.state).encode()
+
+    def set_state(self, raw: bytes) -> None:
+        self.state = json.loads(raw)
+
+    def start_prefetch(self) -> None:
+        """Nothing to start: the pipeline is built from the restored dict."""
 
 
 class DamagedCheckpointError(RuntimeError):

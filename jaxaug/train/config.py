@@ -20,7 +20,8 @@ from jaxaug.policies.policy import POLICY_NAMES
 from jaxaug.quant import SETTINGS as QUANT_SETTINGS
 
 # Fields that only steer logging and bookkeeping: a resumed run may change them.
-RUN_CONTROL_FIELDS = ("log_every_steps", "tensorboard", "checkpoint.keep", "save_image_grid")
+RUN_CONTROL_FIELDS = ("log_every_steps", "tensorboard", "checkpoint.keep", "save_image_grid",
+                      "data.worker_count", "data.threads")
 
 
 # Each task with the adjective its messages use.
@@ -60,6 +61,11 @@ def base_config(task: str = "classification") -> ml_collections.ConfigDict:
     c.checkpoint = ml_collections.ConfigDict({"enabled": True, "keep": 2})
     c.log_every_steps = 50
     c.tensorboard = False
+    # The host input pipeline (grain, `jaxaug.data.iterate`): `worker_count` worker processes
+    # decode batches (0: in this process; for streamed sets, not in-memory ones, which each
+    # worker would receive whole), each with `threads` reader threads. Batches do not depend on
+    # either, so a resumed run may change them.
+    c.data = ml_collections.ConfigDict({"worker_count": 0, "threads": 1})
     c.distributed = ml_collections.ConfigDict({
         "enabled": False,
         "coordinator_address": config_dict.placeholder(str),
@@ -209,6 +215,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         config, check)
     check(config.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1")
     check(config.log_every_steps >= 1, "log_every_steps", "must be at least 1")
+    check(config.data.worker_count >= 0, "data.worker_count", "must be non-negative")
+    check(config.data.threads >= 0, "data.threads", "must be non-negative")
     methods.registry.check(config, device_count)
 
 

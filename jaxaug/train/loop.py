@@ -205,8 +205,12 @@ def train(
     with workdir_lock(workdir) if is_main else contextlib.nullcontext():
         check_config_for_resume(workdir, config, is_main)
         checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
-        state, meta = resume(checkpointer, state, meta, config.checkpoint.enabled, workdir)
+        state, meta, saved_input = resume(checkpointer, state, meta, config.checkpoint.enabled,
+                                          workdir)
         step = int(jax.device_get(state.step))
+        train_data = task.train_dataset(config)
+        if augmented_images is not None and is_main and step == 0:
+            _save_grid(train_data[0], augmented_images, config, workdir)
 
         writer = MetricsWriter(workdir, tensorboard=config.tensorboard, enabled=is_main,
                                resume_step=step)
@@ -214,14 +218,14 @@ def train(
                      steps_per_epoch, mesh.size, config.method, stages)
         interrupted, compiled, diverged_at = False, set(), None
         segment_start, elapsed_before = time.perf_counter(), meta["elapsed_s"]
+        batches = data.TrainingStream(train_data, shard, step=step, saved=saved_input,
+                                      worker_count=config.data.worker_count,
+                                      threads=config.data.threads)
         try:
             with StopRequest() as stop:
                 while step < total_steps and not interrupted and diverged_at is None:
                     epoch, start_batch = divmod(step, steps_per_epoch)
                     stage = stage_of_epoch[epoch]
-                    host_batches = task.epoch_batches(config, epoch, start_batch)
-                    if augmented_images is not None and is_main and step == 0:
-                        host_batches = _save_grid_of_first(host_batches, augmented_images, config, workdir)
                     window, epoch_metrics = [], []
                     epoch_start = time.perf_counter()
                     timed_start, timed_steps = epoch_start, 0
@@ -229,7 +233,7 @@ def train(
                         total=steps_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}/{config.epochs}",
                         disable=not is_main, leave=False,
                     )
-                    for batch in data.prefetch_to_mesh(host_batches, shard):
+                    for batch in itertools.islice(batches, steps_per_epoch - start_batch):
                         state, metrics = train_steps[stage](state, batch)
                         step += 1
                         progress.update(1)
@@ -271,12 +275,13 @@ def train(
                     meta = _end_of_epoch(
                         meta, state, step, epoch, stage, epoch_metrics, task, eval_step,
                         eval_batch_size, shard, writer, checkpointer, config,
-                        time.perf_counter() - epoch_start,
+                        time.perf_counter() - epoch_start, batches.checkpoint_state(),
                     )
                 meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
                 if interrupted and diverged_at is None and config.checkpoint.enabled:
-                    checkpointer.save(step, state, meta)
+                    checkpointer.save(step, state, meta, data=batches.checkpoint_state())
         finally:
+            batches.close()
             checkpointer.close()
             writer.close()
         summary = _summary(meta, step, config, task, interrupted, time.perf_counter() - start_time)
@@ -318,18 +323,17 @@ def mean_metrics(metrics: list[dict[str, np.ndarray]]) -> dict[str, float]:
     return {name: float(np.mean([m[name] for m in metrics])) for name in metrics[0]}
 
 
-def _save_grid_of_first(host_batches, augmented_images, config, workdir):
-    """Writes the first training batch, as the network sees it, to ``train_images.png``."""
-    first = next(host_batches)
+def _save_grid(first, augmented_images, config, workdir):
+    """Writes the first training batch (this process's share), as the network sees it, to
+    ``train_images.png``."""
     key = jax.random.fold_in(jax.random.key(config.seed), 2)
     images = np.asarray(augmented_images({k: jnp.asarray(v) for k, v in first.items()}, key))
     data.save_image_grid(images[:64], os.path.join(workdir, "train_images.png"))
-    return itertools.chain([first], host_batches)
 
 
 def _end_of_epoch(
     meta, state, step, epoch, stage, epoch_metrics, task, eval_step, eval_batch_size, shard,
-    writer, checkpointer, config, epoch_seconds,
+    writer, checkpointer, config, epoch_seconds, input_state,
 ):
     """Logs the epoch, evaluates the task's held-out splits when it is an evaluation epoch, and
     saves a checkpoint (scored by the task's main score, on the hold-out if there is one)."""
@@ -338,15 +342,20 @@ def _end_of_epoch(
         record.update({f"train_{k}": v for k, v in mean_metrics(epoch_metrics).items()})
     if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
         for split in task.splits:
-            batches = task.eval_batches(split, eval_batch_size)
-            scores = task.scores(evaluate_sums(eval_step, state, batches, shard))
+            batches = data.iterate(task.eval_dataset(split, eval_batch_size),
+                                   worker_count=config.data.worker_count,
+                                   threads=config.data.threads)
+            try:
+                scores = task.scores(evaluate_sums(eval_step, state, batches, shard))
+            finally:
+                batches.close()
             writer.write(step, split, scores)
             record.update({f"{split}_{name}": value for name, value in scores.items()})
     logging.info("epoch %d: %s", epoch + 1, {k: _rounded(v) for k, v in record.items()})
     meta = {**meta, "evals": meta["evals"] + [record]}
     if config.checkpoint.enabled:
         score = record.get(f"{task.splits[-1]}_{task.score}")
-        checkpointer.save(step, state, meta,
+        checkpointer.save(step, state, meta, data=input_state,
                           score=score if score is None or task.maximize else -score)
     return meta
 

@@ -13,9 +13,10 @@ before each step, the evaluation sums of a split and the main score with its dir
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
+import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -29,9 +30,6 @@ from jaxaug.ops.point import to_float
 from jaxaug.train import config as config_lib
 from jaxaug.train import steps
 from jaxaug.train.optim import learning_rate_schedule, make_optimizer
-
-Batches = Iterator[dict[str, np.ndarray]]
-
 
 class Task:
     """The task-specific half of a run; subclasses load their data in ``__init__(config)``.
@@ -56,12 +54,14 @@ class Task:
         """The example batch that ``method.init`` gets."""
         raise NotImplementedError
 
-    def epoch_batches(self, config, epoch: int, start_batch: int) -> Batches:
-        """This process's training batches of ``epoch`` from ``start_batch`` on."""
+    def train_dataset(self, config) -> grain.MapDataset:
+        """This process's training batches of every epoch, element k for global step k
+        (`jaxaug.data.train_dataset`)."""
         raise NotImplementedError
 
-    def eval_batches(self, split: str, batch_size: int) -> Batches:
-        """This process's share of every example of ``split`` once, padded, with a ``mask``."""
+    def eval_dataset(self, split: str, batch_size: int) -> grain.MapDataset:
+        """This process's share of every example of ``split`` once, padded, with a ``mask``
+        (`jaxaug.data.eval_dataset`)."""
         raise NotImplementedError
 
     def preprocessing(self, method, config) -> Callable:
@@ -125,12 +125,12 @@ class Classification(Task):
     def init_batch(self):
         return steps.example_batch(self.dataset)
 
-    def epoch_batches(self, config, epoch, start_batch):
-        return data.epoch_batches(self.dataset.train, config.batch_size, seed=config.seed,
-                                  epoch=epoch, start_batch=start_batch, **_process())
+    def train_dataset(self, config):
+        return data.train_dataset(self.dataset.train, config.batch_size, seed=config.seed,
+                                  epochs=config.epochs, **_process())
 
-    def eval_batches(self, split, batch_size):
-        return data.eval_batches(getattr(self.dataset, split), batch_size, **_process())
+    def eval_dataset(self, split, batch_size):
+        return data.eval_dataset(getattr(self.dataset, split), batch_size, **_process())
 
     def preprocessing(self, method, config):
         return steps.preprocessing(method, self.dataset, config)
@@ -192,13 +192,13 @@ class Keypoints(Task):
     def init_batch(self):
         return None
 
-    def epoch_batches(self, config, epoch, start_batch):
-        return data.array_epoch_batches(
-            {k: v for k, v in self.train.items() if k != "norm"}, config.batch_size,
-            seed=config.seed, epoch=epoch, start_batch=start_batch, **_process())
+    def train_dataset(self, config):
+        return data.train_dataset({k: v for k, v in self.train.items() if k != "norm"},
+                                  config.batch_size, seed=config.seed, epochs=config.epochs,
+                                  **_process())
 
-    def eval_batches(self, split, batch_size):
-        return data.array_eval_batches(getattr(self, split), batch_size, **_process())
+    def eval_dataset(self, split, batch_size):
+        return data.eval_dataset(getattr(self, split), batch_size, **_process())
 
     def preprocessing(self, method, config):
         return lambda batch, key: (batch, key)
