@@ -72,7 +72,7 @@ def test_truncated_image_in_zip(make_image_folder, cache_dir, tmp_path):
         load_dataset(f"imagefolder:{archive}", cache_dir=cache_dir)
 
 
-def test_corrupt_image_reported_from_worker_process(make_image_folder, zip_folder, tmp_path):
+def test_corrupt_image_reported_from_a_reader_thread(make_image_folder, zip_folder, tmp_path):
     root, _ = make_image_folder(COUNTS)
     (root / "test" / "dog" / "bad.png").write_bytes(b"garbage")
     archive = zip_folder(root, tmp_path / "bad.zip")

@@ -74,7 +74,7 @@ def test_image_size_resizes_bilinearly(make_image_folder, cache_dir):
     np.testing.assert_array_equal(ds.test.images[2], want)
 
 
-def test_thread_pool_decodes_the_same_arrays(make_image_folder):
+def test_reader_threads_decode_the_same_arrays(make_image_folder):
     root, _ = make_image_folder(COUNTS, zip=True)
     folder = ImageFolder(root)
     serial, pooled = folder.decode(workers=1), folder.decode(workers=2)

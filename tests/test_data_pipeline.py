@@ -1,5 +1,7 @@
 """Host pipeline: shuffled epochs, resumption, process shares, padded eval, device prefetch."""
 
+import json
+import os
 import threading
 
 import jax
@@ -8,12 +10,17 @@ import pytest
 
 from jaxaug.data import (
     ArraySource,
+    DataError,
     LazySource,
+    TrainingStream,
     epoch_batches,
     eval_batches,
+    iterate,
     prefetch_to_mesh,
     steps_per_epoch,
+    train_dataset,
 )
+from jaxaug.data.pipeline import epoch_permutation
 
 
 def make_source(n=103, size=4):
@@ -174,3 +181,90 @@ def test_prefetch_thread_stops_when_the_consumer_stops(sharding):
     batches.close()
     assert {t.ident for t in threading.enumerate()} - before == set()
     assert len(produced) <= 4  # 1 consumed + 2 queued + 1 waiting to be queued
+
+
+# ---- grain: the training dataset, its iterators and their state -----------------------------
+
+
+def _labels(batches, n):
+    return [next(batches)["label"].tolist() for _ in range(n)]
+
+
+def test_train_dataset_element_k_is_global_step_k_across_epochs():
+    source = make_source()
+    dataset = train_dataset(source, 10, seed=3, epochs=3)
+    assert len(dataset) == 30
+    for epoch in range(3):
+        expected = labels_of(epoch_batches(source, 10, seed=3, epoch=epoch))
+        assert [dataset[epoch * 10 + b]["label"].tolist() for b in range(10)] == expected
+    np.testing.assert_array_equal(dataset[12]["label"],
+                                  epoch_permutation(103, 3, 1)[20:30])
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_iterator_state_resumes_the_stream_exactly(threads):
+    dataset = train_dataset(make_source(), 10, seed=1, epochs=2)
+    full = _labels(iterate(dataset, threads=threads), 20)
+    first = iterate(dataset, threads=threads)
+    _labels(first, 7)
+    resumed = iterate(dataset, threads=threads, state=first.get_state())
+    assert _labels(resumed, 13) == full[7:]
+    first.close(), resumed.close()
+
+
+def test_training_stream_checkpoint_state_is_as_of_the_consumed_batch(sharding):
+    dataset = train_dataset(make_source(), 10, seed=2, epochs=2)
+    full = [b["label"].tolist() for b in iterate(dataset)]
+    stream = TrainingStream(dataset, sharding, step=0, threads=2, prefetch=3)
+    consumed = [np.asarray(next(stream)["label"]).tolist() for _ in range(5)]
+    saved = stream.checkpoint_state()  # the host iterator is several batches further on
+    stream.close()
+    assert consumed == full[:5] and saved["step"] == 5
+    resumed = TrainingStream(dataset, sharding, step=5, saved=json.loads(json.dumps(saved)))
+    assert [np.asarray(b["label"]).tolist() for b in resumed] == full[5:]
+    # Another worker count cannot take grain's state: the stream starts from the step instead.
+    other = TrainingStream(dataset, sharding, step=5, saved={**saved, "worker_count": 3})
+    assert np.asarray(next(other)["label"]).tolist() == full[5]
+    other.close()
+    with pytest.raises(ValueError, match="at step 5, the training state at step 6"):
+        TrainingStream(dataset, sharding, step=6, saved=saved)
+
+
+def test_a_failing_read_names_the_batch_and_its_examples():
+    def read(i):
+        if i == 42:
+            raise OSError("disk on fire")
+        return np.zeros((2, 2, 1), np.uint8), 0
+
+    dataset = train_dataset(LazySource(read, lambda i: 0, 50, (2, 2, 1)), 10, seed=0, epochs=1)
+    with pytest.raises(DataError, match=r"reading batch \d of epoch 0 \(examples \[.*42.*disk on fire"):
+        for k in range(5):
+            dataset[k]
+
+
+def _exit_on_42(i):
+    """Example 42 kills the process that reads it, as a segfaulting decoder would."""
+    if i == 42:
+        os._exit(3)
+    return np.full((2, 2, 1), i % 256, np.uint8), i
+
+
+@pytest.mark.slow
+def test_worker_processes_read_the_same_stream_resume_and_report_a_dead_worker(sharding):
+    """Spawns grain workers (about 5 s each time); the fast tests above check the same order and
+    state with threads."""
+    dataset = train_dataset(make_source(), 10, seed=4, epochs=2)
+    full = [b["label"].tolist() for b in iterate(dataset)]
+    stream = TrainingStream(dataset, sharding, step=0, worker_count=2)
+    assert [np.asarray(next(stream)["label"]).tolist() for _ in range(7)] == full[:7]
+    saved = stream.checkpoint_state()
+    stream.close()
+    resumed = TrainingStream(dataset, sharding, step=7, saved=saved, worker_count=2)
+    assert [np.asarray(b["label"]).tolist() for b in resumed] == full[7:]
+
+    dying = train_dataset(LazySource(_exit_on_42, lambda i: i, 50, (2, 2, 1)), 10, seed=0,
+                          epochs=1)
+    stream = TrainingStream(dying, sharding, step=0, worker_count=2)
+    with pytest.raises(DataError, match="while reading the batch of step"):
+        list(stream)
+    stream.close()

@@ -4,7 +4,7 @@ Splits `train` and `test` are required, `val` or `validation` optional; other to
 are ignored. Class names are the sorted folder names of `train` and map to labels 0..K-1. Images
 (.jpg, .jpeg, .png) are decoded with Pillow to RGB uint8 (16-bit greyscale scaled, transparency
 composited onto grey 128; see `decode_image`) in sorted (split, class, file) order, so
-the arrays never depend on decoding order; large folders are decoded by a thread pool
+the arrays never depend on decoding order; large folders are decoded by grain's reader threads
 (Pillow releases the GIL while decoding).
 """
 
@@ -16,9 +16,9 @@ import io
 import os
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grain
 import numpy as np
 from PIL import Image
 
@@ -32,9 +32,8 @@ from jaxaug.data.errors import (
 from jaxaug.data.imageops import resize_square, stack_images
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-# Below this many images, starting worker processes (each imports jaxaug) costs more than it saves.
+# Below this many images, starting reader threads costs more than they save.
 _MIN_IMAGES_FOR_POOL = 4096
-_CHUNK = 500
 
 
 class _Archive:
@@ -115,10 +114,6 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def _decode_chunk(items: list[tuple[bytes, str]], image_size: int | None) -> list[np.ndarray]:
-    return [decode_image(data, location, image_size) for data, location in items]
-
-
 class ImageFolder:
     """An image folder: its layout (`class_names`, and per split the sorted image names and their
     labels), a cache identity, and `decode` to read the pixels. The layout is listed and
@@ -171,6 +166,10 @@ class ImageFolder:
         """{split: (image names, labels int32)} for "train", "test" and, if present, "val"."""
         return self._layout[1]
 
+    def read_image(self, name: str, image_size: int | None = None) -> np.ndarray:
+        """The image `name` (a name of `splits`) decoded as `decode_image` does."""
+        return decode_image(self._archive.read(name), self._archive.location(name), image_size)
+
     def identity(self, image_size: int | None) -> dict:
         """What the decoded arrays depend on, as a cache key: the zip's size and modification
         time, or the names, sizes and modification times of a directory's images."""
@@ -195,18 +194,17 @@ class ImageFolder:
     ) -> dict[str, np.ndarray]:
         """Decode every split into `{split}_images` uint8 [N, H, W, 3] and `{split}_labels`,
         plus `class_names`. `workers` threads decode in parallel; the default is
-        os.cpu_count() for large folders and 1 (no pool) for small ones."""
+        os.cpu_count() for large folders and none (decoding in this thread) for small ones."""
         names = [n for split_names, _ in self.splits.values() for n in split_names]
         if workers is None:
-            workers = os.cpu_count() if len(names) >= _MIN_IMAGES_FOR_POOL else 1
-        chunks = (
-            [(self._archive.read(n), self._archive.location(n)) for n in names[i : i + _CHUNK]]
-            for i in range(0, len(names), _CHUNK)
-        )
-        if workers <= 1:
-            images = [image for chunk in chunks for image in _decode_chunk(chunk, image_size)]
-        else:
-            images = _decode_in_pool(chunks, image_size, workers)
+            workers = os.cpu_count() if len(names) >= _MIN_IMAGES_FOR_POOL else 0
+        # grain's reader threads, in order (Pillow releases the GIL while decoding; processes
+        # would need "spawn", which breaks scripts and notebooks without a __main__ guard).
+        decoded = grain.MapDataset.source(names).map(
+            functools.partial(self.read_image, image_size=image_size))
+        options = grain.ReadOptions(num_threads=workers if workers > 1 else 0,
+                                    prefetch_buffer_size=max(2 * workers, 2))
+        images = list(decoded.to_iter_dataset(options))
         stacked = stack_images(images, lambda i: self._archive.location(names[i]))
         arrays = {"class_names": np.array(self.class_names)}
         start = 0
@@ -229,18 +227,3 @@ def _tree(names: list[str]) -> dict[str, dict[str, list[str]]]:
                 if not name.endswith("/") and name.lower().endswith(IMAGE_EXTENSIONS):
                     files.append(name)
     return tree
-
-
-def _decode_in_pool(chunks, image_size: int | None, workers: int) -> list[np.ndarray]:
-    """Decode chunks of (bytes, location) in worker threads, keeping their order. The caller
-    reads the files and submits chunk by chunk, so workers start while it is still reading.
-
-    Threads, not processes: Pillow's decoders release the GIL, and a process pool would need
-    "spawn" (forking next to JAX's threads can deadlock), which breaks scripts and notebooks
-    without an `if __name__ == "__main__"` guard."""
-    pool = ThreadPoolExecutor(workers)
-    try:
-        futures = [pool.submit(_decode_chunk, chunk, image_size) for chunk in chunks]
-        return [image for future in futures for image in future.result()]
-    finally:
-        pool.shutdown(cancel_futures=True)
