@@ -1,5 +1,7 @@
 """The image-folder reader on small generated folders: exact pixels, layout, splits, resizing."""
 
+import pickle
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -35,6 +37,34 @@ def test_reads_every_pixel_and_label(make_image_folder, cache_dir, layout):
     pixels = ds.train.images.reshape(-1, 3) / 255.0
     np.testing.assert_allclose(ds.mean, pixels.mean(0), rtol=1e-5)
     np.testing.assert_allclose(ds.std, pixels.std(0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["directory", "zip"])
+def test_a_streamed_folder_reads_what_the_in_memory_one_holds(make_image_folder, cache_dir,
+                                                              layout):
+    root, _ = make_image_folder(COUNTS, zip=layout == "zip")
+    held = load_dataset(f"imagefolder:{root}", cache_dir=cache_dir, reduced=6, val_size=3)
+    streamed = load_dataset(f"imagefolder:{root}", cache_dir=cache_dir, reduced=6, val_size=3,
+                            stream=True)
+    streamed = pickle.loads(pickle.dumps(streamed))  # as grain sends it to a worker process
+    assert not hasattr(streamed.train, "images") and streamed.image_shape == held.image_shape
+    for split in ("train", "val", "test"):
+        want, got = getattr(held, split), getattr(streamed, split)
+        order = np.arange(len(want))[::-1]
+        np.testing.assert_array_equal(got.labels, want.labels)
+        for a, b in zip(got.get(order), want.get(order), strict=True):
+            np.testing.assert_array_equal(a, b)
+    # Fewer training images than the statistics sample: the estimate is the exact value.
+    np.testing.assert_array_equal(streamed.mean, held.mean)
+    np.testing.assert_array_equal(streamed.std, held.std)
+
+
+def test_a_streamed_image_of_another_size_is_named_when_read(make_image_folder, cache_dir):
+    root, _ = make_image_folder(COUNTS, sizes={("test", "moth", 0): (8, 9)})
+    ds = load_dataset(f"imagefolder:{root}", cache_dir=cache_dir, stream=True)
+    with pytest.raises(DataError, match=r"test/moth/000.png has shape \(8, 9, 3\), but "
+                                        r".*train/ant/000.png has \(8, 8, 3\)"):
+        ds.test.get([2])
 
 
 @pytest.mark.parametrize("folder", ["val", "validation"])

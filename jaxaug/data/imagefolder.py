@@ -27,9 +27,11 @@ from jaxaug.data.errors import (
     DataError,
     DatasetPathError,
     EmptyClassError,
+    ImageSizeMismatchError,
     SplitNotFoundError,
 )
 from jaxaug.data.imageops import resize_square, stack_images
+from jaxaug.data.sources import LazySource
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # Below this many images, starting reader threads costs more than they save.
@@ -54,6 +56,10 @@ class _Archive:
             raise DatasetPathError(
                 f"{self.path} is neither a directory nor a readable .zip: {e}"
             ) from e
+
+    def __getstate__(self) -> dict:
+        # An open ZipFile does not pickle; the process that unpickles this opens its own.
+        return {k: v for k, v in self.__dict__.items() if k != "_zip"}
 
     def names(self) -> list[str]:
         if self.is_zip:
@@ -227,3 +233,28 @@ def _tree(names: list[str]) -> dict[str, dict[str, list[str]]]:
                 if not name.endswith("/") and name.lower().endswith(IMAGE_EXTENSIONS):
                     files.append(name)
     return tree
+
+
+
+def streamed_sources(folder: ImageFolder, image_size: int | None) -> dict[str, LazySource]:
+    """{split: source} that decode each image when it is read (for folders too large to hold
+    decoded), resized to (image_size, image_size) if given. Without image_size, every image must
+    have the size of the first training image; one that does not raises
+    `ImageSizeMismatchError` naming it when it is read. The sources pickle without their images
+    (grain sends them to its worker processes)."""
+    first = folder.splits["train"][0][0]
+    shape = folder.read_image(first, image_size).shape
+    sources = {}
+    for split, (names, labels) in folder.splits.items():
+        read = functools.partial(_read_example, folder, names, labels, image_size, shape, first)
+        sources[split] = LazySource(read, labels.__getitem__, len(names), shape, labels=labels)
+    return sources
+
+
+def _read_example(folder, names, labels, image_size, shape, first, index):
+    image = folder.read_image(names[index], image_size)
+    if image.shape != shape:
+        raise ImageSizeMismatchError(
+            f"{folder._archive.location(names[index])} has shape {image.shape}, but "
+            f"{folder._archive.location(first)} has {shape}; pass image_size to resize all images")
+    return image, int(labels[index])

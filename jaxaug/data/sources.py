@@ -58,8 +58,8 @@ class LazySource:
     """A source that produces examples on demand, for datasets too large to hold in memory.
 
     `read(i) -> (image uint8 [H, W, C], label)` produces example `i` of the underlying data;
-    `read_label(i)` its label alone, which may be much cheaper (no image decoding). `labels` is
-    computed on first access with one `read_label` per example and then kept.
+    `read_label(i)` its label alone, which may be much cheaper (no image decoding). `labels`, when
+    not given, is computed on first access with one `read_label` per example and then kept.
     """
 
     def __init__(
@@ -68,11 +68,14 @@ class LazySource:
         read_label: Callable[[int], int],
         num_examples: int,
         image_shape: tuple[int, int, int],
+        labels: np.ndarray | None = None,
     ):
         self._read = read
         self._read_label = read_label
         self._indices = np.arange(num_examples)  # positions in the underlying data
         self.image_shape = tuple(image_shape)
+        if labels is not None:  # known without reading (an image folder's layout)
+            self.labels = np.asarray(labels, np.int32)
 
     def __len__(self) -> int:
         return len(self._indices)

@@ -64,8 +64,11 @@ def base_config(task: str = "classification") -> ml_collections.ConfigDict:
     # The host input pipeline (grain, `jaxaug.data.iterate`): `worker_count` worker processes
     # decode batches (0: in this process; for streamed sets, not in-memory ones, which each
     # worker would receive whole), each with `threads` reader threads. Batches do not depend on
-    # either, so a resumed run may change them.
-    c.data = ml_collections.ConfigDict({"worker_count": 0, "threads": 1})
+    # either, so a resumed run may change them. `stream`: decode an image folder when read
+    # instead of holding it decoded in memory (None: when it would exceed
+    # jaxaug.data.dataset.IN_MEMORY_LIMIT); its mean / std are then estimated on a sample.
+    c.data = ml_collections.ConfigDict({"worker_count": 0, "threads": 1,
+                                        "stream": config_dict.placeholder(bool)})
     c.distributed = ml_collections.ConfigDict({
         "enabled": False,
         "coordinator_address": config_dict.placeholder(str),

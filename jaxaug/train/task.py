@@ -105,7 +105,7 @@ class Classification(Task):
         self.dataset = data.load_dataset(
             config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
             image_size=config.image_size, reduced=config.reduced, val_size=config.val_size,
-            seed=config.data_seed)
+            seed=config.data_seed, stream=config.data.stream)
         self.splits = ("test",) if self.dataset.val is None else ("test", "val")
         self.num_train = len(self.dataset.train)
 
