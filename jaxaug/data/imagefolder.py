@@ -171,6 +171,10 @@ class ImageFolder:
         """{split: (image names, labels int32)} for "train", "test" and, if present, "val"."""
         return self._layout[1]
 
+    def read_encoded(self, name: str) -> tuple[bytes, str]:
+        """(the encoded bytes of image `name`, where it is for error messages)."""
+        return self._archive.read(name), self._archive.location(name)
+
     def identity(self, image_size: int | None) -> dict:
         """What the decoded arrays depend on, as a cache key: the zip's size and modification
         time, or the names, sizes and modification times of a directory's images."""
