@@ -194,20 +194,17 @@ class ArrayRecordSource:
             return self._readers[shard]
 
     def _read(self, shard: int, positions: list[int]) -> list[bytes]:
-        reader = self._reader(shard)
+        reader, path = self._reader(shard), self.directory / self._shards[shard][0]
         try:
             return reader.read(positions)
-        except RuntimeError:
-            pass
+        except RuntimeError as e:
+            error = e
         for position in positions:  # find the damaged record, to name it
             try:
                 reader.read([position])
             except RuntimeError as e:
-                raise DataError(
-                    f"record {position} of shard {self.directory / self._shards[shard][0]} is "
-                    f"corrupt: {e}"
-                ) from e
-        raise DataError(f"reading records {positions} of shard {self._shards[shard][0]} failed")
+                raise DataError(f"record {position} of shard {path} is corrupt: {e}") from e
+        raise DataError(f"reading records {positions} of shard {path} failed: {error}") from error
 
     def get(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
