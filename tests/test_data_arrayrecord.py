@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,6 @@ def test_records_keep_the_original_bytes(converted):
     root, out = converted
     reader = array_record_module.ArrayRecordReader(str(out / "train-00001-of-00004.array_record"))
     index, label, name, data = arrayrecord.decode_record(reader.read([0])[0])
-    import zipfile
-
     assert (index, label, name) == (3, 0, "train/cat/003.png")
     assert data == zipfile.ZipFile(root).read(name)
 
@@ -109,7 +108,9 @@ def test_resume_after_a_kill_completes_with_identical_bytes(make_image_folder, t
     once, resumed = tmp_path / "once", tmp_path / "resumed"
     convert(f"imagefolder:{root}", once, records_per_shard=3, workers=1, log=quiet)
 
-    def kill_after_three_shards(line, written=[]):
+    written = []
+
+    def kill_after_three_shards(line):
         written.append(line)
         if len(written) == 3:
             raise Killed
@@ -160,6 +161,12 @@ def test_refuses_an_out_holding_another_conversion(converted, make_image_folder,
     (other / "notes.txt").write_text("mine")
     with pytest.raises(DataError, match=f"--out={other} is not empty"):
         convert(f"imagefolder:{root}", other, log=quiet)
+    # A run killed while writing conversion.json left only its temporary: that is no conversion.
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / ".conversion.json.a1b2.tmp.json").write_text("{")
+    convert(f"imagefolder:{root}", killed, records_per_shard=3, workers=1, log=quiet)
+    assert sorted(p.name for p in killed.iterdir()) == sorted(p.name for p in out.iterdir())
 
 
 def test_a_corrupt_image_is_named_and_nothing_is_finished(make_image_folder, tmp_path):

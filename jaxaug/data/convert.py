@@ -52,7 +52,7 @@ def _plan(folder: ImageFolder, records_per_shard: int) -> dict:
 
 def _check_out(out: Path, plan: dict) -> None:
     """Refuse an --out that holds anything but this conversion (finished or not)."""
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or all(_is_temporary(p) for p in out.iterdir()):
         return
     conversion = out / arrayrecord.CONVERSION
     if not conversion.exists():
@@ -70,12 +70,16 @@ def _check_out(out: Path, plan: dict) -> None:
         )
 
 
+def _is_temporary(path: Path) -> bool:
+    """A temporary file of `write_atomic` (`.<name>.<random>.tmp<ext>`), e.g. left by a kill."""
+    return path.name.startswith(".") and ".tmp" in path.name and path.is_file()
+
+
 def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary files of `write_atomic` (`.<name>.<random>.tmp<ext>`) left by a killed run."""
     for directory in (out, out / _PROGRESS):
         if directory.is_dir():
             for path in directory.iterdir():
-                if path.name.startswith(".") and ".tmp" in path.name and path.is_file():
+                if _is_temporary(path):
                     path.unlink()
 
 
@@ -159,9 +163,9 @@ def convert(
     if (out / arrayrecord.METADATA).exists():
         log(f"{out} already holds this conversion")
         return arrayrecord.read_metadata(out)
-    (out / _PROGRESS).mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
-    write_text_atomic(out / arrayrecord.CONVERSION, json.dumps(plan, indent=1))
+    write_text_atomic(out / arrayrecord.CONVERSION, json.dumps(plan, indent=1))  # first
+    (out / _PROGRESS).mkdir(exist_ok=True)
 
     splits_metadata, train_record = {}, None
     with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
