@@ -111,7 +111,8 @@ def _decode_checked(item: tuple[bytes, str]) -> tuple[tuple[int, ...], np.ndarra
     return image.shape, pixels.sum(0, dtype=np.uint64), squares.sum(0, dtype=np.uint64)
 
 
-def _write_shard(out, folder, pool, split, name, start, names, labels) -> dict:
+def _write_shard(out, folder, pool, name, start, names, labels) -> dict:
+    """Check-decode and write one shard; returns its progress record (size, shape, sums)."""
     items = [folder.read_encoded(n) for n in names]
     decoded = list(pool.map(_decode_checked, items))  # raises, naming the file, before writing
 
@@ -133,6 +134,12 @@ def _write_shard(out, folder, pool, split, name, start, names, labels) -> dict:
     }
     write_text_atomic(out / _PROGRESS / f"{name}.json", json.dumps(record))
     return record
+
+
+def _common_shape(shards: list[dict]) -> list[int] | None:
+    """The image shape shared by every shard's images, or None."""
+    shapes = {None if r["image_shape"] is None else tuple(r["image_shape"]) for r in shards}
+    return list(shapes.pop()) if len(shapes) == 1 and None not in shapes else None
 
 
 def _mean_std(total: np.ndarray, total_sq: np.ndarray, count: int) -> tuple[list, list]:
@@ -178,20 +185,19 @@ def convert(
                 record = _finished_shard(out, name, expected)
                 if record is None:
                     record = _write_shard(
-                        out, folder, pool, split, name, start, names[chunk], labels[chunk]
+                        out, folder, pool, name, start, names[chunk], labels[chunk]
                     )
                     log(f"wrote {name} ({expected} records)")
                 else:
                     log(f"kept {name} ({expected} records, complete)")
                 shards.append(record | {"file": name})
-            shapes = {tuple(r["image_shape"] or ()) for r in shards}
             labels_file = arrayrecord.labels_name(split)
             write_atomic(out / labels_file, lambda tmp, labels=labels: _save_npy(tmp, labels))
             splits_metadata[split] = {
                 "num_examples": len(names),
                 "shards": [{"file": r["file"], "num_records": r["num_records"]} for r in shards],
                 "labels": labels_file,
-                "image_shape": list(shapes.pop()) if len(shapes) == 1 and () not in shapes else None,
+                "image_shape": _common_shape(shards),
             }
             if split == "train":
                 train_record = shards
