@@ -169,6 +169,7 @@ def convert(
     _check_out(out, plan)
     if (out / arrayrecord.METADATA).exists():
         log(f"{out} already holds this conversion")
+        shutil.rmtree(out / _PROGRESS, ignore_errors=True)  # if killed right after metadata.json
         return arrayrecord.read_metadata(out)
     _remove_stale_temporaries(out)
     write_text_atomic(out / arrayrecord.CONVERSION, json.dumps(plan, indent=1))  # first
