@@ -18,7 +18,8 @@ class Dataset:
 
     `mean` and `std` are float32 [C] per-channel statistics in [0, 1] units, so that
     `(image / 255 - mean) / std` normalizes; they are computed over the final training split for
-    in-memory datasets, estimated on a sample of it for streamed image folders, and are the usual
+    in-memory datasets, estimated on a sample of it for streamed image folders, read from the
+    metadata (the whole converted train split) for `arrayrecord:` datasets, and are the usual
     ImageNet constants for imagenet2012.
     """
 
@@ -128,6 +129,11 @@ def load_dataset(
     - `tfds:<name>`: a TensorFlow Datasets dataset in `data_dir`; all but imagenet2012 are read
       into memory (resized if `image_size`); imagenet2012 is read lazily (shorter side resized to
       `image_size`, default 224, then centre-cropped).
+    - `arrayrecord:<dir>`: a dataset written by `python -m jaxaug.data.convert` (see
+      `jaxaug.data.arrayrecord`), relative to `data_dir` when given; streamed: each `get` reads
+      and decodes its records, nothing is cached. Its `val` split is the converted folder's, if
+      it had one. `mean` and `std` are the metadata's, those of the whole converted train split
+      (of the unresized images), also when `reduced` or `val_size` take a part of it.
 
     An image folder is held in memory, decoded, unless `stream` is True or (`stream` None) its
     decoded arrays would exceed `IN_MEMORY_LIMIT`: it is then streamed, each image decoded when
@@ -155,6 +161,13 @@ def load_dataset(
             path = cache.cache_file(cache_dir, label, folder.identity(image_size))
             arrays = cache.cached(path, lambda: folder.decode(image_size))
             train, val, test, class_names = _in_memory(arrays)
+    elif kind == "arrayrecord" and arg:
+        # Imported here: array_record is only needed for this kind of dataset.
+        from jaxaug.data import arrayrecord
+
+        stored = arrayrecord.open_dataset(Path(data_dir or "") / arg, image_size, name)
+        train, val, test = stored["train"], stored["val"], stored["test"]
+        class_names, mean_std = stored["class_names"], (stored["mean"], stored["std"])
     elif kind == "tfds" and arg:
         # Imported here: tensorflow_datasets takes ~0.6 s to import, most runs do not need it, and
         # a machine without it (the GPU benchmark's, bench/gpu.sh) still reads image folders.
@@ -181,7 +194,8 @@ def load_dataset(
             train, val, test, class_names = _in_memory(arrays)
     else:
         raise UnknownDatasetError(
-            f"unknown dataset {name!r}; expected 'synthetic', 'tfds:<name>' or 'imagefolder:<path>'"
+            f"unknown dataset {name!r}; expected 'synthetic', 'tfds:<name>', 'imagefolder:<path>' "
+            "or 'arrayrecord:<dir>'"
         )
 
     num_classes = len(class_names)

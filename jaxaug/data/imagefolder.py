@@ -172,9 +172,13 @@ class ImageFolder:
         """{split: (image names, labels int32)} for "train", "test" and, if present, "val"."""
         return self._layout[1]
 
+    def read_encoded(self, name: str) -> tuple[bytes, str]:
+        """(the encoded bytes of image `name`, where it is for error messages)."""
+        return self._archive.read(name), self._archive.location(name)
+
     def read_image(self, name: str, image_size: int | None = None) -> np.ndarray:
         """The image `name` (a name of `splits`) decoded as `decode_image` does."""
-        return decode_image(self._archive.read(name), self._archive.location(name), image_size)
+        return decode_image(*self.read_encoded(name), image_size)
 
     def identity(self, image_size: int | None) -> dict:
         """What the decoded arrays depend on, as a cache key: the zip's size and modification
