@@ -1,0 +1,239 @@
+"""Real multi-process runs: 2 processes on 127.0.0.1 joined by `jax.distributed` over CPU devices
+(Gloo collectives, JAX's CPU default), launched as the README says.
+
+Slow (each run is a fresh Python that compiles the quickstart's steps). The single-process
+properties they rest on are in the fast suite: the process shares concatenate to the global batch
+(tests/test_data_pipeline.py), per-process settings are not the run's identity, the stop schedule
+and the join's errors (tests/test_train.py).
+"""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import portpicker
+import pytest
+
+from jaxaug.train import Checkpointer
+
+pytestmark = pytest.mark.slow
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The quickstart, shrunk: 8 steps per epoch of 16 images, 2 epochs, logged every 4 steps.
+TINY = {"reduced": 128, "batch_size": 16, "epochs": 2, "log_every_steps": 4,
+        "eval_batch_size": 500}
+# One launch's wall-clock limit: a deadlock fails the test instead of blocking CI.
+TIMEOUT_S = 400
+
+
+def environment(devices: int = 1) -> dict[str, str]:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env.pop("JAX_COORDINATOR_ADDRESS", None)
+    return env
+
+
+def cluster(port: int, num_processes: int, process_id: int, **extra) -> dict:
+    """The config overrides of one process of a run on 127.0.0.1."""
+    fields = {"enabled": True, "coordinator_address": f"127.0.0.1:{port}",
+              "num_processes": num_processes, "process_id": process_id, **extra}
+    return {f"distributed.{name}": value for name, value in fields.items()}
+
+
+def launch(commands: list[list[str]], logs: list[str], env: dict[str, str],
+           timeout: float = TIMEOUT_S) -> list[int]:
+    """Runs the commands at once (output to ``logs``) and returns their exit codes; kills all of
+    them and fails if any is still running after ``timeout`` seconds."""
+    procs = []
+    for command, log in zip(commands, logs, strict=True):
+        with open(log, "w") as out:
+            procs.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=out,
+                                          stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + timeout
+    try:
+        for proc in procs:
+            proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        tails = "\n".join(f"--- {log}:\n{open(log).read()[-2000:]}" for log in logs)
+        pytest.fail(f"processes still running after {timeout} s (a deadlock?)\n{tails}")
+    return [proc.returncode for proc in procs]
+
+
+def train_py(workdir, overrides=None) -> list[str]:
+    """The README's launch command of the tiny quickstart with ``overrides``."""
+    flags = [f"--config.{name}={value}" for name, value in {**TINY, **(overrides or {})}.items()]
+    return [sys.executable, "train.py", "--config=configs/quickstart.py", *flags,
+            f"--workdir={workdir}"]
+
+
+def two_processes(workdir, make_command, **extra) -> list[str]:
+    """Launches process 0 and 1 of one run (``make_command(cluster overrides)``), asserts both
+    exited 0 and returns their logs."""
+    port = portpicker.pick_unused_port()
+    logs = [os.path.join(workdir, f"..{os.path.basename(workdir)}.{p}.log") for p in range(2)]
+    os.makedirs(workdir, exist_ok=True)
+    codes = launch([make_command(cluster(port, 2, p, **extra)) for p in range(2)], logs,
+                   environment())
+    texts = [open(log).read() for log in logs]
+    for p, (code, text) in enumerate(zip(codes, texts, strict=True)):
+        assert code == 0, f"process {p} exited {code}:\n{text[-4000:]}"
+    return texts
+
+
+def one_process(workdir, devices: int) -> None:
+    log = f"{workdir}.log"
+    (code,) = launch([train_py(workdir)], [log], environment(devices))
+    assert code == 0, open(log).read()[-4000:]
+
+
+def records(workdir) -> list[dict]:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def final_state(workdir):
+    """(step, arrays) of the latest checkpoint, restored without a target (as numpy)."""
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=2)
+    step = checkpointer.latest_step()
+    checkpointer.close()
+    path = os.path.join(workdir, "checkpoints", str(step), "state")
+    return step, ocp.StandardCheckpointer().restore(os.path.abspath(path))
+
+
+def max_difference(a, b) -> float:
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    diffs = jax.tree.map(lambda x, y: float(np.max(np.abs(np.asarray(x, np.float64)
+                                                          - np.asarray(y, np.float64)), initial=0)),
+                         a, b)
+    return max(jax.tree.leaves(diffs))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The tiny quickstart: 2 processes of 1 device; 1 process of the same 2 devices; 1 process of
+    1 device. Each with its wall time."""
+    root = tmp_path_factory.mktemp("runs")
+    seconds = {}
+    start = time.perf_counter()
+    logs = two_processes(str(root / "two"), functools.partial(train_py, root / "two"))
+    seconds["two"] = time.perf_counter() - start
+    for name, devices in (("one_of_two_devices", 2), ("one_device", 1)):
+        start = time.perf_counter()
+        one_process(str(root / name), devices)
+        seconds[name] = time.perf_counter() - start
+    print(f"wall time of the runs (s): {({k: round(v, 1) for k, v in seconds.items()})}")
+    return root, logs
+
+
+def test_two_processes_train_as_one(runs):
+    """The 2-process run logs the losses and ends with the parameters of the 1-process run on the
+    same 2-device mesh, bit for bit: each process feeds its half of every global batch, and the
+    all-reduces over 2 devices add the same 2 partial sums in either order. Against 1 process on
+    1 device the reductions are split differently; that difference is measured and bounded."""
+    root, logs = runs
+    two, same_mesh, one_device = (str(root / n) for n in ("two", "one_of_two_devices", "one_device"))
+    assert "2 devices" in logs[0] and "2 devices" in logs[1]  # one global mesh over both
+    assert [r["step"] for r in records(two) if r["split"] == "train"] == [4, 8, 12, 16]
+    assert records(two) == records(same_mesh)
+    step, state = final_state(two)
+    reference_step, reference = final_state(same_mesh)
+    assert step == reference_step == 16
+    jax.tree.map(np.testing.assert_array_equal, state, reference)
+
+    _, single = final_state(one_device)
+    param_diff = max_difference(state["params"], single["params"])
+    losses = [[r["loss"] for r in records(d) if r["split"] == "train"] for d in (two, one_device)]
+    loss_diff = float(np.max(np.abs(np.subtract(*losses))))
+    moved = max_difference(state["params"], jax.tree.map(np.zeros_like, state["params"]))
+    print(f"2 processes vs 1 process on 1 device: max |param diff| {param_diff:.3g}, "
+          f"max |loss diff| {loss_diff:.3g} (largest parameter {moved:.3g})")
+    assert param_diff < 1e-4 and loss_diff < 1e-4
+
+
+def test_only_process_0_writes_the_run_files(runs):
+    """Every record once (process 1 appending too would double them), one config.json that holds
+    no per-process value as the run's identity, the image grid and summary.json, and a checkpoint
+    every process took part in (Orbax writes each process's shards and its commit marker)."""
+    root, _ = runs
+    two = root / "two"
+    recs = records(str(two))
+    assert len(recs) == len({(r["step"], r["split"]) for r in recs}) == len(records(str(root / "one_device")))
+    assert {p.name for p in two.iterdir()} >= {"config.json", "summary.json", "metrics.jsonl",
+                                              "train_images.png", "checkpoints"}
+    summary = json.loads((two / "summary.json").read_text())
+    assert summary["devices"] == 2 and summary["step"] == 16 and not summary["interrupted"]
+
+
+WORKER = r"""
+import json, os, signal, sys
+from jaxaug.train import train
+from jaxaug.train.config import load_config_file
+
+config = load_config_file("configs/quickstart.py")
+config.update_from_flattened_dict(json.loads(sys.argv[1]))
+workdir, signal_at = sys.argv[2], int(sys.argv[3])
+
+def terminate(step):
+    if step == signal_at:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+summary = train(config, workdir, step_callback=terminate)
+print("SUMMARY", json.dumps({"step": summary["step"], "interrupted": summary["interrupted"]}))
+"""
+
+
+def worker(workdir, overrides: dict, signal_at: int) -> list[str]:
+    """`train` of the tiny quickstart with ``overrides`` in a process that sends itself SIGTERM
+    after step ``signal_at``."""
+    return [sys.executable, "-c", WORKER, json.dumps({**TINY, **overrides}), str(workdir),
+            str(signal_at)]
+
+
+def test_sigterm_to_one_process_stops_both_at_an_agreed_step_and_resumes(runs, tmp_path):
+    """Process 1 alone gets SIGTERM after step 5. The processes agree on stopping every 3 steps
+    (and at epoch ends), so both stop after step 6, save one checkpoint together and exit 0; the
+    same 2-process launch then resumes and ends with the uninterrupted run's parameters."""
+    root, _ = runs
+    workdir = tmp_path / "signalled"
+    outputs = two_processes(
+        str(workdir),
+        lambda overrides: worker(workdir, overrides,
+                                 5 if overrides["distributed.process_id"] == 1 else -1),
+        stop_check_every_steps=3)
+    summaries = [json.loads(text.split("SUMMARY ")[-1].splitlines()[0]) for text in outputs]
+    assert summaries == [{"step": 6, "interrupted": True}] * 2
+    assert "SIGTERM received" in outputs[1] and "SIGTERM received" not in outputs[0]
+    assert final_state(str(workdir))[0] == 6
+
+    two_processes(str(workdir), functools.partial(train_py, workdir))
+    step, state = final_state(str(workdir))
+    reference_step, reference = final_state(str(root / "two"))
+    assert step == reference_step == 16
+    jax.tree.map(np.testing.assert_array_equal, state, reference)
+
+
+def test_a_process_that_never_joins_is_named(tmp_path):
+    """Process 0 of 2 started alone: within the configured timeout train.py fails with an error
+    naming itself, the coordinator, the process count and the missing process 1 (JAX alone would
+    abort after 5 minutes with "Deadline Exceeded"), before anything is written."""
+    port = portpicker.pick_unused_port()
+    log, workdir = str(tmp_path / "alone.log"), tmp_path / "alone"
+    start = time.perf_counter()
+    (code,) = launch([train_py(workdir, cluster(port, 2, 0, initialization_timeout=2))],
+                     [log], environment(), timeout=120)
+    seconds = time.perf_counter() - start
+    text = open(log).read()
+    print(f"process 0 alone failed after {seconds:.1f} s")
+    assert code == 1, text[-3000:]
+    assert (f"JoinTimeoutError: process 0 of 2 (coordinator 127.0.0.1:{port}, "
+            "distributed.initialization_timeout=2 s): process(es) [1] did not join") in text
+    assert not workdir.exists()
