@@ -25,8 +25,8 @@ from jaxaug.train import Checkpointer
 pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The quickstart, shrunk: 8 steps per epoch of 16 images, 2 epochs, logged every 4 steps.
-TINY = {"reduced": 128, "batch_size": 16, "epochs": 2, "log_every_steps": 4,
+# The quickstart, shrunk: 10 steps per epoch of 16 images, 2 epochs, logged every 5 steps.
+TINY = {"reduced": 160, "batch_size": 16, "epochs": 2, "log_every_steps": 5,
         "eval_batch_size": 500}
 # One launch's wall-clock limit: a deadlock fails the test instead of blocking CI.
 TIMEOUT_S = 400
@@ -142,11 +142,11 @@ def test_two_processes_train_as_one(runs):
     root, logs = runs
     two, same_mesh, one_device = (str(root / n) for n in ("two", "one_of_two_devices", "one_device"))
     assert "2 devices" in logs[0] and "2 devices" in logs[1]  # one global mesh over both
-    assert [r["step"] for r in records(two) if r["split"] == "train"] == [4, 8, 12, 16]
+    assert [r["step"] for r in records(two) if r["split"] == "train"] == [5, 10, 15, 20]
     assert records(two) == records(same_mesh)
     step, state = final_state(two)
     reference_step, reference = final_state(same_mesh)
-    assert step == reference_step == 16
+    assert step == reference_step == 20
     jax.tree.map(np.testing.assert_array_equal, state, reference)
 
     _, single = final_state(one_device)
@@ -170,7 +170,7 @@ def test_only_process_0_writes_the_run_files(runs):
     assert {p.name for p in two.iterdir()} >= {"config.json", "summary.json", "metrics.jsonl",
                                               "train_images.png", "checkpoints"}
     summary = json.loads((two / "summary.json").read_text())
-    assert summary["devices"] == 2 and summary["step"] == 16 and not summary["interrupted"]
+    assert summary["devices"] == 2 and summary["step"] == 20 and not summary["interrupted"]
 
 
 WORKER = r"""
@@ -217,7 +217,7 @@ def test_sigterm_to_one_process_stops_both_at_an_agreed_step_and_resumes(runs, t
     two_processes(str(workdir), functools.partial(train_py, workdir))
     step, state = final_state(str(workdir))
     reference_step, reference = final_state(str(root / "two"))
-    assert step == reference_step == 16
+    assert step == reference_step == 20
     jax.tree.map(np.testing.assert_array_equal, state, reference)
 
 

@@ -71,7 +71,7 @@ def base_config(task: str = "classification") -> ml_collections.ConfigDict:
         "process_id": config_dict.placeholder(int),
         # Seconds every process waits for the others to join before failing with an error that
         # names the processes missing (JAX's own default).
-        "initialization_timeout": 300,
+        "initialization_timeout": 300.0,
         # How often (in steps, and at every epoch's end) the processes agree whether one of them
         # was asked to stop (SIGTERM / Ctrl-C); a stop takes effect at the next such step.
         "stop_check_every_steps": 10,
