@@ -148,17 +148,21 @@ def test_two_processes_train_as_one(runs):
 
 
 def test_only_process_0_writes_the_run_files(runs):
-    """Every record once (process 1 appending too would double them), one config.json that holds
-    no per-process value as the run's identity, the image grid and summary.json, and a checkpoint
-    every process took part in (Orbax writes each process's shards and its commit marker)."""
+    """config.json (process 0's: with its process_id), the image grid and summary.json; each
+    metrics record once (test_two_processes_train_as_one: the records equal one process's); and a
+    checkpoint both processes wrote their part of (Orbax's per-process array metadata and OCDBT
+    stores)."""
     root, _ = runs
     two = root / "two"
-    recs = records(str(two))
-    assert len(recs) == len({(r["step"], r["split"]) for r in recs}) == len(records(str(root / "one")))
     assert {p.name for p in two.iterdir()} >= {"config.json", "summary.json", "metrics.jsonl",
                                               "train_images.png", "checkpoints"}
+    assert json.loads((two / "config.json").read_text())["distributed"]["process_id"] == 0
     summary = json.loads((two / "summary.json").read_text())
     assert summary["devices"] == 2 and summary["step"] == 20 and not summary["interrupted"]
+    state = two / "checkpoints" / "20" / "state"
+    assert sorted(p.name for p in (state / "array_metadatas").iterdir()) == ["process_0",
+                                                                           "process_1"]
+    assert (state / "ocdbt.process_0").is_dir() and (state / "ocdbt.process_1").is_dir()
 
 
 WORKER = r"""

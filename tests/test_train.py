@@ -161,17 +161,17 @@ def _join_all(address, num_processes, ids, timeout):
 
 
 def test_join_names_the_processes_that_did_not_join():
-    """Processes 0 and 2 of 3 wait 0.5 s for process 1, then both fail naming it, the coordinator
+    """Processes 0 and 2 of 3 wait 0.3 s for process 1, then both fail naming it, the coordinator
     and themselves; process 1 alone says process 0 (the coordinator) never answered; when all come
     they pass. (tests/test_multiprocess.py runs train.py so, in processes.)"""
     address = f"127.0.0.1:{portpicker.pick_unused_port()}"
-    outcome = _join_all(address, 3, [0, 2], timeout=0.5)
+    outcome = _join_all(address, 3, [0, 2], timeout=0.3)
     for p in (0, 2):
         assert isinstance(outcome[p], distributed.JoinTimeoutError)
         assert str(outcome[p]) == (f"process {p} of 3 (coordinator {address}, distributed."
-                                   "initialization_timeout=0.5 s): process(es) [1] did not join")
+                                   "initialization_timeout=0.3 s): process(es) [1] did not join")
     address = f"127.0.0.1:{portpicker.pick_unused_port()}"
-    alone = _join_all(address, 2, [1], timeout=0.3)[1]
+    alone = _join_all(address, 2, [1], timeout=0.2)[1]
     assert isinstance(alone, distributed.JoinTimeoutError) and "process 0 did not join" in str(alone)
     assert _join_all(address, 3, [2, 1, 0], timeout=10) == {0: None, 1: None, 2: None}
 
