@@ -142,7 +142,7 @@ def test_distributed_initialize_gets_the_configured_cluster(monkeypatch):
 
 
 def _join_all(address, num_processes, ids, timeout):
-    """`distributed.join` of each of ``ids`` in its own thread: {id: the error it raised or None}."""
+    """`distributed.join` of each of ``ids`` in its own thread: {id: its error, or None}."""
     outcome = {}
 
     def one(process_id):
@@ -172,8 +172,11 @@ def test_join_names_the_processes_that_did_not_join():
                                    "initialization_timeout=0.3 s): process(es) [1] did not join")
     address = f"127.0.0.1:{portpicker.pick_unused_port()}"
     alone = _join_all(address, 2, [1], timeout=0.2)[1]
-    assert isinstance(alone, distributed.JoinTimeoutError) and "process 0 did not join" in str(alone)
+    assert isinstance(alone, distributed.JoinTimeoutError)
+    assert "process 0 did not join" in str(alone)
     assert _join_all(address, 3, [2, 1, 0], timeout=10) == {0: None, 1: None, 2: None}
+    with pytest.raises(ValueError, match=r"config.distributed.process_id=2: must be in \[0, "):
+        distributed.join(address, 2, 2, timeout=1)
 
 
 def test_processes_agree_on_a_stop_every_few_steps_and_at_epoch_ends(monkeypatch):

@@ -25,13 +25,18 @@ _MISSING = "missing"
 
 
 class JoinTimeoutError(TimeoutError):
-    """Not every process of a multi-process run joined within ``distributed.initialization_timeout``."""
+    """Not every process of a multi-process run joined within
+    ``distributed.initialization_timeout`` seconds."""
 
 
 def join(coordinator_address: str, num_processes: int, process_id: int, timeout: float) -> None:
     """Returns once all ``num_processes`` processes have called `join` with the same coordinator
     (``host:port``, served by process 0); raises `JoinTimeoutError` after ``timeout`` seconds
-    otherwise, and ``ValueError`` for two processes with one id."""
+    otherwise, and ``ValueError`` for an id outside ``[0, num_processes)``, two processes with
+    one id or with different process counts."""
+    if not 0 <= process_id < num_processes:
+        raise ValueError(f"Invalid config.distributed.process_id={process_id!r}: must be in "
+                         f"[0, num_processes={num_processes})")
     if num_processes == 1:
         return
     host, port = _split(coordinator_address)
@@ -41,7 +46,7 @@ def join(coordinator_address: str, num_processes: int, process_id: int, timeout:
     if process_id == 0:
         _serve(port, num_processes, deadline, where)
     else:
-        _report(host, port, process_id, deadline, where)
+        _report(host, port, process_id, num_processes, deadline, where)
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -57,8 +62,13 @@ def _serve(port: int, num_processes: int, deadline: float, where: str) -> None:
     tell each one the outcome."""
     family = socket.AF_INET6 if socket.has_dualstack_ipv6() else socket.AF_INET
     peers: dict[int, socket.socket] = {}
-    with socket.create_server(("", port), family=family, reuse_port=False,
-                              dualstack_ipv6=family == socket.AF_INET6) as server:
+    try:
+        server = socket.create_server(("", port), family=family,
+                                      dualstack_ipv6=family == socket.AF_INET6)
+    except OSError as e:
+        raise OSError(f"{where}: cannot listen on port {port} ({e}); is another process 0, or "
+                      "another program, using it?") from None
+    with server:
         try:
             while len(peers) < num_processes - 1 and (left := deadline - time.monotonic()) > 0:
                 server.settimeout(left)
@@ -68,14 +78,16 @@ def _serve(port: int, num_processes: int, deadline: float, where: str) -> None:
                     break
                 conn.settimeout(max(deadline - time.monotonic(), 0.1))
                 try:
-                    peer = int(_read_line(conn))
+                    peer, their_count = map(int, _read_line(conn).split())
                 except (OSError, ValueError):
                     conn.close()  # not one of ours (a port scanner, a half-open connection)
                     continue
-                if peer in peers or not 0 < peer < num_processes:
+                if their_count != num_processes or peer in peers or peer == 0:
                     conn.close()
-                    raise ValueError(f"{where}: another process joined with process_id={peer}; "
-                                     f"each needs its own id in [1, {num_processes})")
+                    raise ValueError(
+                        f"{where}: a process joined with process_id={peer} and num_processes="
+                        f"{their_count}; every process needs the same num_processes and its own "
+                        "process_id")
                 peers[peer] = conn
             missing = sorted(set(range(1, num_processes)) - set(peers))
             answer = _GO if not missing else f"{_MISSING} {','.join(map(str, missing))}"
@@ -89,12 +101,14 @@ def _serve(port: int, num_processes: int, deadline: float, where: str) -> None:
         raise JoinTimeoutError(f"{where}: process(es) {missing} did not join")
 
 
-def _report(host: str, port: int, process_id: int, deadline: float, where: str) -> None:
+def _report(host: str, port: int, process_id: int, num_processes: int, deadline: float,
+            where: str) -> None:
     """A process other than 0: connect to process 0 (retrying until it listens), send the id and
     wait for its answer."""
     while True:
         try:
-            conn = socket.create_connection((host, port), timeout=max(deadline - time.monotonic(), 0.1))
+            conn = socket.create_connection((host, port),
+                                            timeout=max(deadline - time.monotonic(), 0.1))
             break
         except OSError:
             if time.monotonic() >= deadline:
@@ -103,8 +117,9 @@ def _report(host: str, port: int, process_id: int, deadline: float, where: str) 
             time.sleep(0.1)
     with conn:
         try:
-            conn.sendall(f"{process_id}\n".encode())
-            conn.settimeout(max(deadline - time.monotonic(), 0) + 10)  # process 0 answers at its deadline
+            conn.sendall(f"{process_id} {num_processes}\n".encode())
+            # Process 0 answers by its own deadline at the latest.
+            conn.settimeout(max(deadline - time.monotonic(), 0) + 10)
             answer = _read_line(conn)
         except OSError as e:
             raise JoinTimeoutError(f"{where}: process 0 did not answer ({e})") from None
