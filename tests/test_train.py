@@ -8,11 +8,13 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+import portpicker
 import pytest
 
 from jaxaug import methods
@@ -20,7 +22,8 @@ from jaxaug.data import atomic
 from jaxaug.methods.base import StagedMethod
 from jaxaug.train import Checkpointer, base_config, make_optimizer, train, train_and_evaluate
 from jaxaug.train.lock import WorkdirLockedError, workdir_lock
-from jaxaug.train.loop import StopRequest, check_config_for_resume
+from jaxaug.train import distributed
+from jaxaug.train.loop import StopRequest, _stop_agreed, check_config_for_resume
 from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
 from jaxaug.train.mesh import maybe_initialize_distributed
 from jaxaug.train.optim import learning_rate_schedule
@@ -116,18 +119,100 @@ def test_checkpointer_keeps_last_n_and_best(tmp_path, caplog):
 
 
 def test_distributed_initialize_gets_the_configured_cluster(monkeypatch):
-    calls = []
+    calls, joins = [], []
     monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(distributed, "join", lambda **kwargs: joins.append(kwargs))
     config = tiny_config()
     maybe_initialize_distributed(config)
     assert calls == []  # single-process runs never touch jax.distributed
     config.distributed.enabled = True
     maybe_initialize_distributed(config)
-    assert calls == [{}]  # no coordinator given: JAX detects the cluster (TPU, SLURM, Open MPI)
+    # No coordinator given: JAX detects the cluster (TPU, SLURM, Open MPI), and waits itself.
+    assert calls == [{"initialization_timeout": 300}] and joins == []
     config.distributed.coordinator_address = "localhost:1234"
     config.distributed.num_processes, config.distributed.process_id = 2, 1
+    config.distributed.initialization_timeout = 2.5
     maybe_initialize_distributed(config)
-    assert calls[-1] == {"coordinator_address": "localhost:1234", "num_processes": 2, "process_id": 1}
+    cluster = {"coordinator_address": "localhost:1234", "num_processes": 2, "process_id": 1}
+    assert joins == [{**cluster, "timeout": 2.5}]  # every process joined before JAX starts
+    assert calls[-1] == {**cluster, "initialization_timeout": 3}
+    config.distributed.initialization_timeout = 0
+    with pytest.raises(ValueError, match="config.distributed.initialization_timeout=0"):
+        maybe_initialize_distributed(config)
+
+
+def _join_all(address, num_processes, ids, timeout):
+    """`distributed.join` of each of ``ids`` in its own thread: {id: its error, or None}."""
+    outcome = {}
+
+    def one(process_id):
+        try:
+            distributed.join(address, num_processes, process_id, timeout)
+            outcome[process_id] = None
+        except Exception as e:  # the test checks which
+            outcome[process_id] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout + 20)
+    return outcome
+
+
+def test_join_names_the_processes_that_did_not_join():
+    """Processes 0 and 2 of 3 wait 0.3 s for process 1, then both fail naming it, the coordinator
+    and themselves; process 1 alone says process 0 (the coordinator) never answered; when all come
+    they pass. (tests/test_multiprocess.py runs train.py so, in processes.)"""
+    address = f"127.0.0.1:{portpicker.pick_unused_port()}"
+    outcome = _join_all(address, 3, [0, 2], timeout=0.3)
+    for p in (0, 2):
+        assert isinstance(outcome[p], distributed.JoinTimeoutError)
+        assert str(outcome[p]) == (f"process {p} of 3 (coordinator {address}, distributed."
+                                   "initialization_timeout=0.3 s): process(es) [1] did not join")
+    address = f"127.0.0.1:{portpicker.pick_unused_port()}"
+    alone = _join_all(address, 2, [1], timeout=0.2)[1]
+    assert isinstance(alone, distributed.JoinTimeoutError)
+    assert "process 0 did not join" in str(alone)
+    assert _join_all(address, 3, [2, 1, 0], timeout=10) == {0: None, 1: None, 2: None}
+    with pytest.raises(ValueError, match=r"config.distributed.process_id=2: must be in \[0, "):
+        distributed.join(address, 2, 2, timeout=1)
+
+
+def test_processes_agree_on_a_stop_every_few_steps_and_at_epoch_ends(monkeypatch):
+    """One process stops at the step its request came in; two ask each other (a collective) at
+    the global steps of the shared schedule only, and stop when either was signalled."""
+    stop, config = StopRequest(), tiny_config(**{"distributed.stop_check_every_steps": 3})
+    stop.requested = True
+    assert [s for s in range(1, 5) if _stop_agreed(stop, s, 8, config)] == [1, 2, 3, 4]
+    asked = []
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(distributed, "any_process", lambda flag: asked.append(flag) or True)
+    assert [s for s in range(1, 21) if _stop_agreed(stop, s, 8, config)] == [3, 6, 8, 9, 12, 15,
+                                                                            16, 18]
+    assert asked == [True] * 8
+
+
+def test_per_process_settings_are_not_the_runs_identity(tmp_path):
+    """Process 1 (and a relaunch on another coordinator port, or process count) resumes the
+    workdir whose config.json process 0 wrote, and leaves that file to process 0; a change of
+    what the run computes is still refused on every process."""
+    workdir = str(tmp_path)
+    process_0 = {"distributed.enabled": True, "distributed.coordinator_address": "10.0.0.1:1234",
+                 "distributed.num_processes": 2, "distributed.process_id": 0}
+    check_config_for_resume(workdir, tiny_config(**process_0), is_main=True)
+    os.makedirs(os.path.join(workdir, "checkpoints", "10"))
+    written = pathlib.Path(workdir, "config.json").read_text()
+    for other in ({"distributed.process_id": 1},
+                  {"distributed.coordinator_address": "10.0.0.2:4321",
+                   "distributed.num_processes": 4, "distributed.process_id": 3,
+                   "distributed.initialization_timeout": 30,
+                   "distributed.stop_check_every_steps": 2}):
+        check_config_for_resume(workdir, tiny_config(**{**process_0, **other}), is_main=False)
+        assert pathlib.Path(workdir, "config.json").read_text() == written
+    check_config_for_resume(workdir, tiny_config(), is_main=True)  # one process, resuming
+    with pytest.raises(ValueError, match=r"different config.*\['batch_size'\]"):
+        check_config_for_resume(workdir, tiny_config(**process_0, batch_size=40), is_main=False)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers
 
 
@@ -145,11 +146,16 @@ class Checkpointer:
 
     def set_aside(self, steps: list[int]) -> None:
         """Moves the checkpoints of ``steps`` to ``<directory>-damaged/``, so that training can
-        save those steps again and the evidence stays for inspection."""
-        aside = self.directory + "-damaged"
-        os.makedirs(aside, exist_ok=True)
-        for step in steps:
-            shutil.move(os.path.join(self.directory, str(step)), os.path.join(aside, str(step)))
+        save those steps again and the evidence stays for inspection. In a multi-process run
+        (every process restores, so every process calls this) process 0 moves them and the
+        others wait for it."""
+        if jax.process_index() == 0:
+            aside = self.directory + "-damaged"
+            os.makedirs(aside, exist_ok=True)
+            for step in steps:
+                shutil.move(os.path.join(self.directory, str(step)), os.path.join(aside, str(step)))
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("jaxaug checkpoint set_aside")
         self._manager.reload()
 
     def close(self) -> None:

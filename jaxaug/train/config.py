@@ -19,9 +19,12 @@ from jaxaug.models.pose import POSE_MODELS
 from jaxaug.policies.policy import POLICY_NAMES
 from jaxaug.quant import SETTINGS as QUANT_SETTINGS
 
-# Fields that only steer logging and bookkeeping: a resumed run may change them.
+# Fields that only steer logging and bookkeeping, and how the run is launched (a section names all
+# its fields): a resumed run may change them, and the processes of one run differ in them
+# (`distributed.process_id`). The global batch and its order depend neither on the process count
+# nor on the input pipeline's workers, so a run may also resume with others.
 RUN_CONTROL_FIELDS = ("log_every_steps", "tensorboard", "checkpoint.keep", "save_image_grid",
-                      "data.worker_count", "data.threads")
+                      "distributed", "data.worker_count", "data.threads")
 
 
 # Each task with the adjective its messages use.
@@ -74,6 +77,12 @@ def base_config(task: str = "classification") -> ml_collections.ConfigDict:
         "coordinator_address": config_dict.placeholder(str),
         "num_processes": config_dict.placeholder(int),
         "process_id": config_dict.placeholder(int),
+        # Seconds every process waits for the others to join before failing with an error that
+        # names the processes missing (JAX's own default).
+        "initialization_timeout": 300.0,
+        # How often (in steps, and at every epoch's end) the processes agree whether one of them
+        # was asked to stop (SIGTERM / Ctrl-C); a stop takes effect at the next such step.
+        "stop_check_every_steps": 10,
     })
     return c
 
@@ -220,6 +229,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
     check(config.log_every_steps >= 1, "log_every_steps", "must be at least 1")
     check(config.data.worker_count >= 0, "data.worker_count", "must be non-negative")
     check(config.data.threads >= 0, "data.threads", "must be non-negative")
+    check(config.distributed.stop_check_every_steps >= 1, "distributed.stop_check_every_steps",
+          "must be at least 1")
     methods.registry.check(config, device_count)
 
 
@@ -306,6 +317,11 @@ def config_value(config: ml_collections.ConfigDict, field: str):
     return value
 
 
+def is_run_control(name: str) -> bool:
+    """Whether the dotted field ``name`` is, or lies in a section of, `RUN_CONTROL_FIELDS`."""
+    return any(name == f or name.startswith(f"{f}.") for f in RUN_CONTROL_FIELDS)
+
+
 def changed_fields(old: dict, new: dict, prefix: str = "") -> list[str]:
     """Dotted names of the fields that differ between two config dicts, run-control fields excepted."""
     changed = []
@@ -314,6 +330,6 @@ def changed_fields(old: dict, new: dict, prefix: str = "") -> list[str]:
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             changed += changed_fields(a, b, prefix=f"{name}.")
-        elif a != b and name not in RUN_CONTROL_FIELDS:
+        elif a != b and not is_run_control(name):
             changed.append(name)
     return changed

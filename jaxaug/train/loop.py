@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from jaxaug import data, methods
 from jaxaug.train import config as config_lib
+from jaxaug.train import distributed
 from jaxaug.train import task as task_lib
 from jaxaug.train.checkpoint import Checkpointer, resume
 from jaxaug.train.lock import workdir_lock
@@ -36,9 +37,9 @@ from jaxaug.train.steps import compile_train_step, evaluate_sums
 
 
 class StopRequest:
-    """Set by SIGTERM or SIGINT (Ctrl-C); the loop checks it after every step, then saves a
-    checkpoint and stops. A second Ctrl-C gets Python's own handler back: KeyboardInterrupt, no
-    save."""
+    """Set by SIGTERM or SIGINT (Ctrl-C); the loop checks it after every step (`_stop_agreed`),
+    then saves a checkpoint and stops. A second Ctrl-C gets Python's own handler back:
+    KeyboardInterrupt, no save."""
 
     _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -67,10 +68,26 @@ class StopRequest:
             signal.signal(s, handler)
 
 
+def _stop_agreed(stop: StopRequest, step: int, steps_per_epoch: int, config) -> bool:
+    """Whether the run stops after ``step``. One process stops on its own request at once. The
+    processes of a multi-process run decide together, every
+    ``config.distributed.stop_check_every_steps`` steps and at the end of every epoch (a schedule
+    of the global step, the same in each), stopping when any of them was signalled: saving a
+    checkpoint and training are collectives, so a process that stopped alone would leave the others
+    waiting in the next step, and itself in the save, forever."""
+    if jax.process_count() == 1:
+        return stop.requested
+    if step % config.distributed.stop_check_every_steps and step % steps_per_epoch:
+        return False
+    return distributed.any_process(stop.requested)
+
+
 def check_config_for_resume(workdir: str, config: ml_collections.ConfigDict, is_main: bool) -> None:
     """Refuses to resume a workdir with a different config, which would break resume equality.
 
-    Only a checkpoint makes a run to resume: a ``config.json`` without one (a run that failed
+    Every process compares (run-control fields, the per-process ``distributed`` settings among
+    them, may differ: `config_lib.RUN_CONTROL_FIELDS`); only the main one writes. Only a
+    checkpoint makes a run to resume: a ``config.json`` without one (a run that failed
     before its first save) is overwritten, so fixing a typo and rerunning the command works."""
     path = os.path.join(workdir, "config.json")
     current = json.loads(config.to_json())
@@ -259,7 +276,7 @@ def train(
                             window = []
                             if diverged_at is not None:
                                 break
-                        if stop.requested:
+                        if _stop_agreed(stop, step, steps_per_epoch, config):
                             interrupted = True
                             break
                     jax.block_until_ready(state)
