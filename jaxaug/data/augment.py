@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxaug import ops, policies
+from jaxaug import policies
+from jaxaug.ops.crop import crop_box, resized_crop
 from jaxaug.ops.point import to_float
 
 
@@ -107,7 +108,8 @@ def sample_standard(
     """Every random choice of `standard` for a batch of `batch_size` images of `image_shape`
     ([H, W] or [H, W, C]; both static), the arguments as there: a dict with, per enabled step,
     ``"offsets"`` (int32 [B, 2], `crop_offsets`; crop "pad" with pad > 0) or ``"box"`` (int32
-    [B, 4] (top, left, h, w), `ops.crop_box`; crop "random_resized"), ``"flip"`` (bool [B]),
+    [B, 4] (top, left, h, w), `jaxaug.ops.crop.crop_box`; crop "random_resized"), ``"flip"``
+    (bool [B]),
     ``"policy"`` (a `policies.Policy`: its `sample_steps` per image, [B, ...] each; any other
     callable: its key, one per image [B] or one for the batch), ``"cutout"`` (int32 [B, 2]
     centres). `key` is split into (crop, flip, policy, cutout) keys; the crop box and the policy
@@ -121,7 +123,7 @@ def sample_standard(
     if crop == "pad" and pad > 0:
         params["offsets"] = crop_offsets(crop_key, batch_size, pad)
     elif crop == "random_resized":
-        params["box"] = jax.vmap(lambda k: ops.crop_box(k, height, width, scale, ratio))(
+        params["box"] = jax.vmap(lambda k: crop_box(k, height, width, scale, ratio))(
             jax.random.split(crop_key, batch_size))
     if flip:
         params["flip"] = flip_flags(flip_key, batch_size)
@@ -149,7 +151,7 @@ def apply_standard(params: dict, images: jax.Array, *, pad: int = 4, cutout: int
         images = to_float(pad_crop(images, params["offsets"], pad))
     elif "box" in params:
         images = to_float(images)
-        images = jax.vmap(lambda img, box: ops.resized_crop(img, box, img.shape[:2]))(
+        images = jax.vmap(lambda img, box: resized_crop(img, box, img.shape[:2]))(
             images, params["box"])
     else:
         images = to_float(images)

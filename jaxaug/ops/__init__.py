@@ -13,13 +13,7 @@ from jaxaug.ops.color import (
     sharpness,
     smooth,
 )
-from jaxaug.ops.crop import (
-    crop_box,
-    inception_crop,
-    random_resized_crop,
-    random_resized_crop_matrix,
-    resized_crop,
-)
+from jaxaug.ops.crop import inception_crop, random_resized_crop, random_resized_crop_matrix
 from jaxaug.ops.filter import gaussian_blur
 from jaxaug.ops.geometry import (
     affine,
@@ -62,10 +56,10 @@ from jaxaug.ops.targets import warp_targets
 
 __all__ = [
     "affine", "auto_contrast", "brightness", "color", "color_jitter", "compose", "contrast",
-    "crop_box", "cutout", "deform", "equalize", "gaussian_blur", "gaussian_noise", "grayscale",
-    "hflip", "hue_shift", "identity", "inception_crop", "invert", "pad_crop", "posterize",
-    "random_erasing", "random_resized_crop", "random_resized_crop_matrix", "resized_crop",
-    "rotate", "rotate_matrix", "sample_pairing",
+    "cutout", "deform", "equalize", "gaussian_blur", "gaussian_noise", "grayscale", "hflip",
+    "hue_shift", "identity", "inception_crop", "invert", "pad_crop", "posterize",
+    "random_erasing", "random_resized_crop", "random_resized_crop_matrix", "rotate",
+    "rotate_matrix", "sample_pairing",
     "scale", "scale_matrix", "sharpness", "shear_x", "shear_x_matrix", "shear_y",
     "shear_y_matrix", "smooth", "solarize", "to_float", "to_uint8", "translate_x",
     "translate_x_matrix", "translate_y", "translate_y_matrix", "vflip", "warp_chain",

@@ -235,8 +235,8 @@ def apply_steps(key: jax.Array, img: jax.Array, op_index: jax.Array, value: jax.
                           width=w) if has_geometric else None
 
     def step(t, img, stats=None):
-        out = _point_stages(cutout_center[t], img, op_index[t], value[t], op_names, straight_through, stats,
-                            partner)
+        out = _point_stages(cutout_center[t], img, op_index[t], value[t], op_names,
+                            straight_through, stats, partner)
         return jnp.where(applied[t], out, img)
 
     if not fuse:
