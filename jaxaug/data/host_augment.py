@@ -170,11 +170,9 @@ def _cached(settings):
     return HostAugment(**dict(settings))
 
 
-def host_standard(key: Any, images: np.ndarray, **settings: Any) -> np.ndarray:
-    """`augment.standard` on the host: ``HostAugment(**settings)(key, images)``, the
-    `HostAugment` cached per settings. For the same key and settings, its draws are exactly those
-    of ``augment.standard(key, {"image": images}, **settings)``; see the module docstring for how
-    the pixels compare."""
+def _augmenter(settings):
+    """The `HostAugment` of ``settings``, cached when they are hashable (a per-channel
+    ``cutout_fill`` counts as a tuple)."""
     if "cutout_fill" in settings:
         fill = np.asarray(settings["cutout_fill"], np.float64)
         settings["cutout_fill"] = float(fill) if fill.ndim == 0 else tuple(fill.ravel().tolist())
@@ -182,16 +180,23 @@ def host_standard(key: Any, images: np.ndarray, **settings: Any) -> np.ndarray:
         if name in settings:
             settings[name] = tuple(settings[name])
     try:
-        augmenter = _cached(tuple(sorted(settings.items())))
+        return _cached(tuple(sorted(settings.items())))
     except TypeError:  # unhashable settings (a policy with an array fill): not cached
-        augmenter = HostAugment(**settings)
-    return augmenter(key, images)
+        return HostAugment(**settings)
+
+
+def host_standard(key: Any, images: np.ndarray, **settings: Any) -> np.ndarray:
+    """`augment.standard` on the host: ``HostAugment(**settings)(key, images)``, the
+    `HostAugment` cached per settings. For the same key and settings, its draws are exactly those
+    of ``augment.standard(key, {"image": images}, **settings)``; see the module docstring for how
+    the pixels compare."""
+    return _augmenter(settings)(key, images)
 
 
 def host_augment_fn(augment_config, cutout_fill: ArrayLike, cutout: bool = True) -> HostAugment:
     """``(key, uint8 images) -> uint8 images``: ``config.augment`` on the host, the counterpart
     of `jaxaug.train.steps.augmentation` (same arguments: ``cutout_fill`` the dataset mean in
-    [0, 1], ``cutout=False`` for methods that apply Cutout themselves). Build it once per worker
-    process and call it on whole batches; the device then only converts to float
-    (``jaxaug.ops.to_float``)."""
-    return HostAugment(**augment.settings(augment_config, np.asarray(cutout_fill), cutout))
+    [0, 1], ``cutout=False`` for methods that apply Cutout themselves), with the same draws for
+    the same key. Build it once per worker process and call it on whole batches; the device then
+    only converts to float (``jaxaug.ops.to_float``)."""
+    return _augmenter(augment.settings(augment_config, cutout_fill, cutout))
