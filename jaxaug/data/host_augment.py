@@ -73,27 +73,32 @@ def _pad_crop(images, offsets, pad):
     return np.stack([p[dy:dy + height, dx:dx + width] for p, (dy, dx) in zip(padded, offsets)])
 
 
-def _resized_crop(images, boxes):
-    _, height, width, _ = images.shape
-    return np.stack([
-        np.asarray(Image.fromarray(img).crop((left, top, left + w, top + h))
-                   .resize((width, height), Image.Resampling.BILINEAR))
-        for img, (top, left, h, w) in zip(images, boxes)])
-
-
-def _policy(images, steps, policy):
-    """Each image's applied steps, in order, by pil_reference."""
-    fill = tuple(int(v) for v in _to_levels(policy.fill, 3))
+def _policy_steps(steps, i, policy):
+    """Image i's applied steps as pil_reference takes them: (op name, value, cutout centre)."""
     centers = steps.get("cutout_center")
+    return [(policy.op_names[o], float(v),
+             None if centers is None else tuple(int(c) for c in centers[i, t]))
+            for t, (o, v, a) in enumerate(zip(steps["op_index"][i], steps["value"][i],
+                                              steps["applied"][i])) if a]
+
+
+def _pillow(images, params, policy):
+    """Resized crop, flip and policy per image, kept as a PIL image from the first to the last."""
+    _, height, width, _ = images.shape
+    fill = None if policy is None else tuple(int(v) for v in _to_levels(policy.fill, 3))
     out = []
-    for i, img in enumerate(images):
-        todo = [(policy.op_names[o], float(v),
-                 None if centers is None else tuple(int(c) for c in centers[i, t]))
-                for t, (o, v, a) in enumerate(zip(steps["op_index"][i], steps["value"][i],
-                                                  steps["applied"][i])) if a]
-        result = pil_reference.apply_steps(Image.fromarray(img), todo,
-                                           interpolation=policy.interpolation, fill=fill)
-        out.append(np.asarray(result))
+    for i, array in enumerate(images):
+        img = Image.fromarray(array)
+        if "box" in params:
+            top, left, h, w = (int(v) for v in params["box"][i])
+            img = img.crop((left, top, left + w, top + h)).resize(
+                (width, height), Image.Resampling.BILINEAR)
+        if "flip" in params and params["flip"][i]:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if policy is not None:
+            img = pil_reference.apply_steps(img, _policy_steps(params["policy"], i, policy),
+                                            interpolation=policy.interpolation, fill=fill)
+        out.append(np.asarray(img))
     return np.stack(out)
 
 
@@ -114,12 +119,10 @@ def apply_params(params: dict, images: np.ndarray, *, pad: int = 4, cutout: int 
     applied to uint8 images [B, H, W, C] with numpy and Pillow; uint8 images out."""
     if "offsets" in params:
         images = _pad_crop(images, params["offsets"], pad)
-    elif "box" in params:
-        images = _resized_crop(images, params["box"])
-    if "flip" in params:
+    if "box" in params or policy is not None:
+        images = _pillow(images, params, policy)
+    elif "flip" in params:
         images = np.where(params["flip"][:, None, None, None], images[:, :, ::-1], images)
-    if policy is not None:
-        images = _policy(images, params["policy"], policy)
     if "cutout" in params:
         images = _cutout(images, params["cutout"], cutout, cutout_fill)
     return np.ascontiguousarray(images)
