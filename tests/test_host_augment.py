@@ -5,6 +5,7 @@ steps with their cutout centres, Cutout centres), the device's policy steps are 
 tests/test_ops_parity.py and tests/test_policies.py. One device program holds every fast case."""
 
 import functools
+import pickle
 
 import jax
 import ml_collections
@@ -131,10 +132,11 @@ def test_host_images_match_device_within_pillow_parity(name):
     assert not np.array_equal(host, IMAGES)  # it augmented
 
 
-def test_host_augment_fn_is_the_configs_augmentation():
+def test_host_augment_fn_is_the_configs_augmentation_and_pickles():
+    """As a grain worker gets it: pickled (plain pickle: it travels as the config), rebuilt."""
     c = config_lib.base_config().augment
     c.cutout = 16
-    run = host_augment.host_augment_fn(c, np.asarray(MEAN, np.float32))
+    run = pickle.loads(pickle.dumps(host_augment.host_augment_fn(c, MEAN)))
     np.testing.assert_array_equal(run(KEY, IMAGES), _device()["pad_flip_cutout"][2])
 
 
@@ -150,7 +152,8 @@ def test_host_refuses_what_it_cannot_run():
     with pytest.raises(ValueError, match="'function'"):
         host_augment.HostAugment(policy=lambda key, img: img)
     with pytest.raises(ValueError, match="RGB images, got 1 channels"):
-        host_augment.host_standard(KEY, IMAGES[..., :1], policy=CASES["resized_crop_randaugment"]["policy"])
+        host_augment.host_standard(KEY, IMAGES[..., :1],
+                                   policy=CASES["resized_crop_randaugment"]["policy"])
     with pytest.raises(ValueError, match="uint8"):
         host_augment.host_standard(KEY, IMAGES.astype(np.float32))
     with pytest.raises(ValueError, match="crop must be one of"):

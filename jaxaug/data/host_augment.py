@@ -44,6 +44,7 @@ from jaxaug import policies
 from jaxaug.data import augment
 from jaxaug.policies import pil_reference
 
+
 def check_policy(policy: Callable | None) -> None:
     """Raise a ValueError naming the policy or op if the host cannot run ``policy``."""
     if policy is None:
@@ -132,12 +133,17 @@ class HostAugment:
     """``(key, uint8 images [B, H, W, C]) -> uint8 images``: `augment.standard` with these
     settings (the same arguments) on the host. ``key`` is a JAX key (typed, or raw uint32 [2])
     or an int seed (``jax.random.key(seed)``). The settings are checked once (ValueError naming
-    what the host cannot run); the sampler compiles once per batch shape, on the CPU."""
+    what the host cannot run); the sampler compiles once per batch shape, on the CPU. Pickling
+    (to start worker processes) keeps the settings and rebuilds the rest: with plain pickle for
+    `host_augment_fn`'s (a config), with cloudpickle for a `Policy` object's closures."""
 
     def __init__(self, *, pad: int = 4, flip: bool = True, cutout: int = 0,
                  cutout_fill: ArrayLike = 0.0, policy: Callable | None = None, crop: str = "pad",
                  scale: tuple[float, float] = (0.08, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), same_on_batch: bool = False):
+        self._recipe = (functools.partial(
+            HostAugment, pad=pad, flip=flip, cutout=cutout, cutout_fill=cutout_fill,
+            policy=policy, crop=crop, scale=scale, ratio=ratio, same_on_batch=same_on_batch), ())
         check_policy(policy)
         if crop not in augment.CROPS:
             raise ValueError(f"host_augment: crop must be one of {augment.CROPS}, got {crop!r}")
@@ -148,6 +154,9 @@ class HostAugment:
         self._apply = functools.partial(apply_params, pad=pad, cutout=cutout,
                                         cutout_fill=cutout_fill, policy=policy)
         self._needs_rgb = policy is not None or crop == "random_resized"
+
+    def __reduce__(self):
+        return self._recipe
 
     def sample(self, key: Any, image_shape: tuple[int, ...]) -> dict:
         """The numpy parameters of `augment.sample_standard` for a batch of shape
@@ -200,6 +209,10 @@ def host_augment_fn(augment_config, cutout_fill: ArrayLike, cutout: bool = True)
     """``(key, uint8 images) -> uint8 images``: ``config.augment`` on the host, the counterpart
     of `jaxaug.train.steps.augmentation` (same arguments: ``cutout_fill`` the dataset mean in
     [0, 1], ``cutout=False`` for methods that apply Cutout themselves), with the same draws for
-    the same key. Build it once per worker process and call it on whole batches; the device then
-    only converts to float (``jaxaug.ops.to_float``)."""
-    return _augmenter(augment.settings(augment_config, cutout_fill, cutout))
+    the same key. Build it once per worker process (or pickle it to them: it travels as the
+    config) and call it on whole batches; the device then only converts to float
+    (``jaxaug.ops.to_float``)."""
+    cutout_fill = np.asarray(cutout_fill, np.float32)
+    augmenter = HostAugment(**augment.settings(augment_config, cutout_fill, cutout))
+    augmenter._recipe = (host_augment_fn, (augment_config, cutout_fill, cutout))
+    return augmenter
