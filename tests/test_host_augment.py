@@ -140,6 +140,12 @@ def test_host_augment_fn_is_the_configs_augmentation_and_pickles():
     np.testing.assert_array_equal(run(KEY, IMAGES), _device()["pad_flip_cutout"][2])
 
 
+def test_a_shard_gets_its_rows_of_the_global_draws():
+    augmenter = host_augment._augmenter(dict(CASES["resized_crop_randaugment"]))
+    shard = augmenter(KEY, IMAGES[4:12], offset=4, global_batch_size=16)
+    np.testing.assert_array_equal(shard, _host("resized_crop_randaugment")[1][4:12])
+
+
 def test_int_seed_is_its_key():
     settings = CASES["pad_flip_cutout"]
     np.testing.assert_array_equal(host_augment.host_standard(3, IMAGES, **settings),

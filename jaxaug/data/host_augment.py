@@ -166,7 +166,11 @@ class HostAugment:
             key = jax.device_put(key, self._cpu)
             return jax.device_get(self._sample(key, image_shape[0], tuple(image_shape[1:])))
 
-    def __call__(self, key: Any, images: np.ndarray) -> np.ndarray:
+    def __call__(self, key: Any, images: np.ndarray, *, offset: int = 0,
+                 global_batch_size: int | None = None) -> np.ndarray:
+        """Augment ``images``. With ``global_batch_size``, they are rows ``offset`` to ``offset +
+        len(images)`` of a global batch of that size (a process's shard): the draws are the global
+        batch's, so the shards of all processes together are the global batch augmented at once."""
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 4:
             raise ValueError(f"host_augment: images must be uint8 [B, H, W, C], got "
@@ -174,7 +178,14 @@ class HostAugment:
         if self._needs_rgb and images.shape[-1] != 3:
             raise ValueError(f"host_augment: a policy or crop='random_resized' runs Pillow on RGB "
                              f"images, got {images.shape[-1]} channels")
-        return self._apply(self.sample(key, images.shape), images)
+        total = len(images) if global_batch_size is None else global_batch_size
+        if not 0 <= offset <= total - len(images):
+            raise ValueError(f"host_augment: rows {offset}..{offset + len(images)} do not lie in "
+                             f"a global batch of {total}")
+        params = self.sample(key, (total, *images.shape[1:]))
+        if total != len(images):
+            params = jax.tree.map(lambda a: a[offset:offset + len(images)], params)
+        return self._apply(params, images)
 
 
 @functools.lru_cache(maxsize=16)
