@@ -191,7 +191,7 @@ def _point_stages(center, img, op, value, op_names, straight_through, stats=None
     return _cutout_stage(center, img, op, value, op_names)
 
 
-def apply_steps(key: jax.Array, img: jax.Array, op_index: jax.Array, value: jax.Array,
+def apply_steps(key: jax.Array | None, img: jax.Array, op_index: jax.Array, value: jax.Array,
                 applied: jax.Array, *, op_names: Sequence[str], fuse: bool = True,
                 interpolation: Interpolation = "nearest", fill: float | jax.Array = GREY,
                 straight_through: bool = False, partner: jax.Array | None = None,
