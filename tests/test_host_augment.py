@@ -37,7 +37,6 @@ def _config_settings():
 
 CASES = {
     "pad_flip_cutout": _config_settings(),
-    "resized_crop_flip": dict(crop="random_resized", flip=True),
     "resized_crop_randaugment": dict(crop="random_resized", policy=policies.randaugment(2, 9),
                                      cutout=8, cutout_fill=MEAN),
     "three_steps_same_on_batch": dict(policy=policies.autoaugment(THREE_STEPS, fuse=False),
@@ -45,14 +44,14 @@ CASES = {
 }
 # (max, mean) |host - device| in 8-bit levels (device: ops.to_uint8 of its float output).
 # - pad-crop, flip, Cutout: the same pixels; Cutout's 8-bit fill is what the float fill rounds to.
-# - RandomResizedCrop upsamples here (the box lies in the 32x32 input): Pillow's bilinear truncates
-#   where we round, test_ops_parity's "affine_bilinear" (1, 0.6); measured (1, 0.17).
-# - RandAugment(2, 9), fused (two steps: the sequential order): test_policies' PARITY bound 0.5;
-#   measured mean 0.20 (enhance ops truncate in Pillow; rotate's edge pixels).
+# - RandomResizedCrop (max 1 level, test_host_images_match_device_for_more_policies) then
+#   RandAugment(2, 9), fused (two steps: the sequential order): test_policies' PARITY bound 0.5;
+#   measured mean 0.32 (enhance ops truncate in Pillow; rotate's edge pixels; equalize and
+#   auto_contrast amplify the crop's 1-level differences).
 # - Three steps in sequence, one draw for the batch: rotate nearest's mean bound 0.15, unbounded
 #   max (test_ops_parity "rotate_nearest"); measured 0.
-TOLERANCE = {"pad_flip_cutout": (0, 0.0), "resized_crop_flip": (1, 0.6),
-             "resized_crop_randaugment": (None, 0.5), "three_steps_same_on_batch": (None, 0.15)}
+TOLERANCE = {"pad_flip_cutout": (0, 0.0), "resized_crop_randaugment": (None, 0.5),
+             "three_steps_same_on_batch": (None, 0.15)}
 
 
 def _device_policy_steps(settings, key, shape):
@@ -115,9 +114,11 @@ def test_policy_steps_are_those_the_device_policy_samples(name):
     np.testing.assert_array_equal(host["op_index"], op_index)
     np.testing.assert_array_equal(host["value"], value)  # bit for bit, float32
     np.testing.assert_array_equal(host["applied"], applied)
-    if "cutout" in CASES[name]["policy"].op_names:
+    op_names = CASES[name]["policy"].op_names
+    if "cutout" in op_names:
         np.testing.assert_array_equal(host["cutout_center"], centers)
-        assert host["applied"][:, 0].any()  # some cutout is drawn and placed
+        # The images test then checks where the drawn squares land.
+        assert (host["applied"] & (host["op_index"] == op_names.index("cutout"))).any()
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -181,6 +182,8 @@ def test_config_where_is_device_or_host():
     assert isinstance(config_lib.base_config().augment, ml_collections.ConfigDict)
 
 
+# The resized crop alone: Pillow's bilinear truncates where we round, test_ops_parity's
+# "affine_bilinear" (1, 0.6) (the box lies in the input: it upsamples); measured max 1, mean 0.14.
 # Schedules the host does not follow exactly, measured on 64 CIFAR-10 images and keys 0 and 1
 # (mean |host - device| in 8-bit levels, max 102-205 from rotate's edge pixels and the
 # enhance ops' truncation amplified by a later equalize / auto_contrast): timm's bilinear
@@ -189,6 +192,7 @@ def test_config_where_is_device_or_host():
 # 0.11; RandAugment(3, 9) fused 0.34-0.47 against sequential 0.24-0.26 (three steps: the fused
 # schedule's approximation, docs/architecture.md); the 3-step table fused 0.0.
 SLOW_CASES = {
+    "resized_crop_flip": dict(crop="random_resized", flip=True),
     "timm_rand_resized_crop": dict(crop="random_resized",
                                    policy=policies.get("rand-m9-n2-mstd0.5-inc1")),
     "trivial_augment_wide_same_on_batch": dict(policy=policies.trivial_augment_wide(),
@@ -215,3 +219,4 @@ def test_host_images_match_device_for_more_policies():
             diff = np.abs(host.astype(int) - device[name].astype(int))
             print(f"{name} key {seed}: max {diff.max()} mean {diff.mean():.3f} levels")
             assert diff.mean() <= 0.6, (name, seed, diff.mean())
+            assert name != "resized_crop_flip" or diff.max() <= 1, (seed, diff.max())

@@ -129,6 +129,17 @@ def apply_params(params: dict, images: np.ndarray, *, pad: int = 4, cutout: int 
     return np.ascontiguousarray(images)
 
 
+def _jit_sampler(sampling):
+    return jax.jit(functools.partial(augment.sample_standard, **sampling),
+                   static_argnums=(1, 2))
+
+
+@functools.lru_cache(maxsize=16)
+def _sampler(sampling):
+    """One jitted sampler per sampling settings, shared by the `HostAugment`s that have them."""
+    return _jit_sampler(dict(sampling))
+
+
 class HostAugment:
     """``(key, uint8 images [B, H, W, C]) -> uint8 images``: `augment.standard` with these
     settings (the same arguments) on the host. ``key`` is a JAX key (typed, or raw uint32 [2])
@@ -148,9 +159,12 @@ class HostAugment:
         if crop not in augment.CROPS:
             raise ValueError(f"host_augment: crop must be one of {augment.CROPS}, got {crop!r}")
         self._cpu = jax.devices("cpu")[0]
-        self._sample = jax.jit(functools.partial(
-            augment.sample_standard, pad=pad, flip=flip, cutout=cutout, policy=policy, crop=crop,
-            scale=scale, ratio=ratio, same_on_batch=same_on_batch), static_argnums=(1, 2))
+        sampling = dict(pad=pad, flip=flip, cutout=cutout, policy=policy, crop=crop,
+                        scale=tuple(scale), ratio=tuple(ratio), same_on_batch=same_on_batch)
+        try:
+            self._sample = _sampler(tuple(sorted(sampling.items())))
+        except TypeError:  # unhashable (a policy with an array fill): this instance's own
+            self._sample = _jit_sampler(sampling)
         self._apply = functools.partial(apply_params, pad=pad, cutout=cutout,
                                         cutout_fill=cutout_fill, policy=policy)
         self._needs_rgb = policy is not None or crop == "random_resized"
