@@ -1,7 +1,7 @@
 """Images/s per input worker for an ImageNet-style recipe: decode a JPEG, RandomResizedCrop(224),
 horizontal flip, RandAugment(2, 9), three ways, in one run.
 
-  python bench/input_pipeline.py [--images=256] [--batch=32] [--repeats=3]
+  python bench/input_pipeline.py [--images=256] [--batch=32] [--repeats=5]
 
 A folder of generated JPEGs (``<tmp>/train/<class>/<n>.jpg``, sides uniform in 256-500 px,
 quality 90, smooth random content) is timed in ONE process (one worker's share):
@@ -19,7 +19,8 @@ quality 90, smooth random content) is timed in ONE process (one worker's share):
 
 The crop of host and device is drawn in the 224 x 224 decoded image (the loader's resize comes
 first), pillow's in the full image, as torchvision does. Every figure is the median of --repeats
-passes over all images after a warm-up pass (which compiles); ratios are within this run.
+passes over all images after a warm-up pass (which compiles), the cases taking turns within
+each repeat; ratios are within this run.
 """
 
 import math
@@ -40,7 +41,7 @@ from jaxaug.policies import apply, levels, pil_reference, tables
 
 _IMAGES = flags.DEFINE_integer("images", 256, "JPEGs to generate and time.")
 _BATCH = flags.DEFINE_integer("batch", 32, "Batch size of host and device.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed passes per case (the median is kept).")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed passes per case (the median is kept).")
 SIZE = 224
 MAGNITUDE, NUM_OPS = 9, 2
 
@@ -105,14 +106,18 @@ def batches(paths: list[str], batch: int):
         yield start // batch, np.stack([decode(p) for p in paths[start:start + batch]])
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: compiles, fills the page cache
-    times = []
+def median_seconds(cases: dict, repeats: int) -> dict:
+    """{name: median seconds} of each case, the cases interleaved within every repeat so that a
+    change of load on a shared machine reaches them all alike."""
+    for fn in cases.values():
+        fn()  # warm-up: compiles, fills the page cache
+    times = {name: [] for name in cases}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv):
@@ -149,9 +154,8 @@ def main(argv):
             for i, images in batches(paths, _BATCH.value):
                 jax.block_until_ready(on_device(jax.random.key(i), images))
 
-        seconds = {name: median_seconds(fn, _REPEATS.value) for name, fn in
-                   (("pillow", pillow), ("decode", decode_only), ("host", host_pass),
-                    ("device", device_pass))}
+        seconds = median_seconds({"pillow": pillow, "decode": decode_only, "host": host_pass,
+                                  "device": device_pass}, _REPEATS.value)
     ips = {name: timed / s for name, s in seconds.items()}
     for name, value in ips.items():
         print(f"{name:<8}{value:>10.0f} img/s")
