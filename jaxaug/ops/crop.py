@@ -77,6 +77,8 @@ def crop_box(key: jax.Array, height: int, width: int, scale: tuple[float, float]
     `_fallback`. Tries are drawn together and the first valid one picked with argmax, so nothing
     branches on traced values; draws are in float32 where torchvision uses float64.
     """
+    scale = _check_pair("crop_box", "scale", scale, 1.0)
+    ratio = _check_pair("crop_box", "ratio", ratio, math.inf)
     # One draw for everything: each jax.random call is a threefry program to compile.
     u = jax.random.uniform(key, (2 * ATTEMPTS + 2,))
     area = (scale[0] + (scale[1] - scale[0]) * u[:ATTEMPTS]) * (height * width)
@@ -124,8 +126,23 @@ def _resized_crop(op, key, img, size, scale, ratio, interpolation):
     scale = _check_pair(op, "scale", scale, 1.0)
     ratio = _check_pair(op, "ratio", ratio, math.inf)
     height, width, _ = img.shape
+    _size(op, size, height, width)
+    return _crop_resize(op, img, crop_box(key, height, width, scale, ratio), size, interpolation)
+
+
+def resized_crop(img: jax.Array, box: jax.Array, size: int | tuple[int, int],
+                 interpolation: Interpolation = "bilinear") -> jax.Array:
+    """The box (top, left, h, w) of `img` (int32 [4], as `crop_box` draws it) resized to `size`:
+    `random_resized_crop` with its box given (see there for the sampling and interpolation).
+    `PIL.Image.crop((left, top, left + w, top + h)).resize(size, BILINEAR)` where that upsamples."""
+    check_image("resized_crop", img)
+    check_shape("resized_crop", "box", box, ((4,),))
+    return _crop_resize("resized_crop", img, box, size, interpolation)
+
+
+def _crop_resize(op, img, box, size, interpolation):
+    height, width, _ = img.shape
     out_h, out_w = _size(op, size, height, width)
-    box = crop_box(key, height, width, scale, ratio)
     m = _box_matrix(box, out_h, out_w).astype(img.dtype)
     xs, ys = _centres(out_h, out_w, img.dtype)
     top, left, h, w = (box[i].astype(img.dtype) for i in range(4))

@@ -166,32 +166,41 @@ def _blend_stage(img, stats, op, value, op_names, partner):
     return jnp.where(_is_any(op, op_names, BLEND_OPS + ("sample_pairing",)), out, img)
 
 
-def _cutout_stage(key, img, op, value, op_names):
+def cutout_centers(key: jax.Array, num_steps: int, height: int, width: int) -> jax.Array:
+    """int32 [T, 2]: the (row, col) centre of each step's cutout square, each uniform over the
+    pixels, drawn from `key` as `apply_steps` does (one key per step, split from `key`). Every step
+    gets one; only the steps whose op is cutout use theirs."""
+    shape = jnp.asarray([height, width])
+    return jax.vmap(lambda k: jax.random.randint(k, (2,), 0, shape))(
+        jax.random.split(key, num_steps))
+
+
+def _cutout_stage(center, img, op, value, op_names):
     if "cutout" not in op_names:
         return img
-    h, w, _ = img.shape
-    center = jax.random.randint(key, (2,), 0, jnp.asarray([h, w]))
     out = ops.cutout(img, center, jnp.round(value).astype(jnp.int32), fill=GREY)
     return jnp.where(op == op_names.index("cutout"), out, img)
 
 
-def _point_stages(key, img, op, value, op_names, straight_through, stats=None, partner=None):
+def _point_stages(center, img, op, value, op_names, straight_through, stats=None, partner=None):
     """The lut, blend and cutout stages of one step. Image statistics (auto_contrast, equalize,
     contrast) are those of `stats` (default: `img`), the image the reference's step sees."""
     stats = img if stats is None else stats
     img = _lut_stage(img, stats, op, value, op_names, straight_through)
     img = _blend_stage(img, stats, op, value, op_names, partner)
-    return _cutout_stage(key, img, op, value, op_names)
+    return _cutout_stage(center, img, op, value, op_names)
 
 
-def apply_steps(key: jax.Array, img: jax.Array, op_index: jax.Array, value: jax.Array,
+def apply_steps(key: jax.Array | None, img: jax.Array, op_index: jax.Array, value: jax.Array,
                 applied: jax.Array, *, op_names: Sequence[str], fuse: bool = True,
                 interpolation: Interpolation = "nearest", fill: float | jax.Array = GREY,
-                straight_through: bool = False, partner: jax.Array | None = None) -> jax.Array:
+                straight_through: bool = False, partner: jax.Array | None = None,
+                cutout_center: jax.Array | None = None) -> jax.Array:
     """Apply T sampled steps to one float image [H, W, C] in [0, 1].
 
     Args:
-        key: PRNG key (cutout centres).
+        key: PRNG key of the cutout centres (`cutout_centers`); unused (may be None) when
+            `cutout_center` is given or the vocabulary has no cutout.
         img: float HWC image.
         op_index: int [T], indices into `op_names`.
         value: float [T], each step's parameter in natural units (see `level_to_arg`).
@@ -205,6 +214,8 @@ def apply_steps(key: jax.Array, img: jax.Array, op_index: jax.Array, value: jax.
         straight_through: identity gradient through the 8-bit point ops.
         partner: the image that ``sample_pairing`` blends with (same shape as ``img``, as it is
             at the step: geometric steps do not move it); required if `op_names` has that op.
+        cutout_center: int [T, 2], the cutout centres already drawn (`cutout_centers`), as
+            `Policy.sample_steps` gives them; default: drawn from `key`.
     """
     check_image("policy", img)
     op_names = check_vocabulary(op_names, has_partner=partner is not None)
@@ -214,15 +225,18 @@ def apply_steps(key: jax.Array, img: jax.Array, op_index: jax.Array, value: jax.
     h, w, _ = img.shape
     num_steps = op_index.shape[0]
     value = jnp.asarray(value, jnp.float32)
-    keys = jax.random.split(key, num_steps)
+    if "cutout" not in op_names:
+        cutout_center = [None] * num_steps
+    elif cutout_center is None:
+        cutout_center = cutout_centers(key, num_steps, h, w)
     has_geometric = any(n in GEOMETRIC_OPS for n in op_names)
     is_warp = _is_warp(op_index, applied, op_names)
     warps = step_matrices(op_index, value, applied, op_names=op_names, height=h,
                           width=w) if has_geometric else None
 
     def step(t, img, stats=None):
-        out = _point_stages(keys[t], img, op_index[t], value[t], op_names, straight_through, stats,
-                            partner)
+        out = _point_stages(cutout_center[t], img, op_index[t], value[t], op_names,
+                            straight_through, stats, partner)
         return jnp.where(applied[t], out, img)
 
     if not fuse:

@@ -66,15 +66,36 @@ class Policy:
         """The sampled steps of one image of side ``image_size``: (op_index, value, applied)."""
         return self.sampler(key, image_size)
 
+    def sample_steps(self, key: jax.Array, image_shape: tuple[int, ...]) -> dict[str, jax.Array]:
+        """Every random choice ``self(key, img)`` makes for an image of shape ``image_shape``
+        (static; [H, W] or [H, W, C]): {"op_index", "value", "applied"} ([T] each, `sample` on
+        the first half of ``key``) and, if the vocabulary has cutout, "cutout_center" (int
+        [T, 2], :func:`~jaxaug.policies.apply.cutout_centers` of the second half).
+        ``self(key, img)`` is ``self.apply_sampled(img, self.sample_steps(key, img.shape))``,
+        bit for bit; `jaxaug.data.host_augment` replays the same steps with Pillow."""
+        height, width = image_shape[:2]
+        sample_key, apply_key = jax.random.split(key)
+        op_index, value, applied = self.sample(sample_key, max(height, width))
+        steps = {"op_index": op_index, "value": value, "applied": applied}
+        if "cutout" in self.op_names:
+            steps["cutout_center"] = apply.cutout_centers(apply_key, op_index.shape[0], height,
+                                                          width)
+        return steps
+
+    def apply_sampled(self, img: jax.Array, steps: dict[str, jax.Array]) -> jax.Array:
+        """Apply the steps of :meth:`sample_steps` to one float image [H, W, C] in [0, 1]."""
+        check_image(self.name, img)
+        return apply.apply_steps(
+            None, img, steps["op_index"], steps["value"], steps["applied"],
+            op_names=self.op_names, fuse=self.fuse, interpolation=self.interpolation,
+            fill=self.fill, straight_through=self.straight_through,
+            cutout_center=steps.get("cutout_center"))
+
     def _steps(self, key, img):
         check_image(self.name, img)
-        sample_key, apply_key = jax.random.split(key)
-        op_index, value, applied = self.sample(sample_key, max(img.shape[:2]))
-        out = apply.apply_steps(
-            apply_key, img, op_index, value, applied, op_names=self.op_names, fuse=self.fuse,
-            interpolation=self.interpolation, fill=self.fill,
-            straight_through=self.straight_through)
-        return out, (op_index, value, applied)
+        steps = self.sample_steps(key, img.shape)
+        return self.apply_sampled(img, steps), (steps["op_index"], steps["value"],
+                                                steps["applied"])
 
     def __call__(self, key: jax.Array, img: jax.Array) -> jax.Array:
         """Augment one float image [H, W, C] in [0, 1]."""

@@ -13,6 +13,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from jaxaug import methods, mix, policies
+from jaxaug.data import host_augment
 from jaxaug.data.augment import CROPS
 from jaxaug.models.norm import CNSNPlacement
 from jaxaug.models.pose import POSE_MODELS
@@ -26,6 +27,9 @@ from jaxaug.quant import SETTINGS as QUANT_SETTINGS
 RUN_CONTROL_FIELDS = ("log_every_steps", "tensorboard", "checkpoint.keep", "save_image_grid",
                       "distributed", "data.worker_count", "data.threads")
 
+
+# Where the standard augmentation runs (config.augment.where).
+AUGMENT_WHERE = ("device", "host")
 
 # Each task with the adjective its messages use.
 TASKS = {"classification": "classification", "keypoints": "keypoint"}
@@ -114,13 +118,16 @@ def _classification_fields(c: ml_collections.ConfigDict) -> None:
     # has already resized and centre-cropped to image_size, so the crop is drawn from that).
     # policy: "" (none) or a name in jaxaug.policies.POLICY_NAMES, applied after crop and flip;
     # a timm string ("rand-m9-mstd0.5", "augmix-m5-w4-d2"); num_ops / magnitude are the named
-    # RandAugment's N and M; same_on_batch: one draw of the policy for the whole batch. mixup: timm's MixUp / CutMix switch on the
+    # RandAugment's N and M; same_on_batch: one draw of the policy for the whole batch. where:
+    # "device" (jaxaug.data.augment.standard in the jitted step) or "host" (the same draws applied
+    # by numpy / Pillow in the input workers, jaxaug.data.host_augment; Policy objects only, no
+    # AugMix). mixup: timm's MixUp / CutMix switch on the
     # augmented batch (`jaxaug.mix.Mixup`, its fields; off while both alphas are 0), the labels
     # then soft; label smoothing stays config.label_smoothing, applied in the loss.
     c.augment = ml_collections.ConfigDict({
         "crop": "pad", "pad": 4, "crop_scale": (0.08, 1.0), "crop_ratio": (3 / 4, 4 / 3),
         "flip": True, "cutout": 0, "policy": "", "num_ops": 2, "magnitude": 9,
-        "same_on_batch": False,
+        "same_on_batch": False, "where": "device",
         "mixup": {"mixup_alpha": 0.0, "cutmix_alpha": 0.0, "prob": 1.0, "switch_prob": 0.5,
                   "mode": "batch", "correct_lam": True,
                   "cutmix_minmax": config_dict.placeholder(tuple)},
@@ -259,6 +266,16 @@ def _validate_classification(config, check) -> None:
                              f"string ({e})") from e
     check(config.augment.num_ops >= 1, "augment.num_ops", "must be at least 1")
     check(0 <= config.augment.magnitude <= 10, "augment.magnitude", "must be in [0, 10]")
+    check(config.augment.where in AUGMENT_WHERE, "augment.where",
+          f"must be one of {', '.join(map(repr, AUGMENT_WHERE))}")
+    if config.augment.where == "host" and config.augment.policy:
+        try:
+            host_augment.check_policy(policies.get(
+                config.augment.policy, num_ops=config.augment.num_ops,
+                magnitude=config.augment.magnitude))
+        except ValueError as e:
+            raise ValueError(f"Invalid config.augment.policy={config.augment.policy!r} with "
+                             f"augment.where='host': {e}") from e
     try:
         mixer(config.augment.mixup, num_classes=2)
     except ValueError as e:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxaug import data, policies
+from jaxaug import data
 from jaxaug.data import augment
 from jaxaug.methods.base import ONE_STAGE, UNAUGMENTED, all_finite, keep_if
 from jaxaug.ops.point import to_float
@@ -27,12 +27,8 @@ def augmentation(augment_config, cutout_fill, cutout: bool = True) -> Callable:
     """``(key, uint8 batch) -> batch`` applying ``config.augment``: crop, flip, the named policy
     (if any), Cutout filled with ``cutout_fill`` unless ``cutout`` is False; images in [0, 1] out
     (see ``jaxaug.data.augment.standard``)."""
-    c = augment_config
-    policy = policies.get(c.policy, num_ops=c.num_ops, magnitude=c.magnitude) if c.policy else None
-    return functools.partial(augment.standard, pad=c.pad, flip=c.flip,
-                             cutout=c.cutout if cutout else 0, cutout_fill=cutout_fill,
-                             policy=policy, crop=c.crop, scale=tuple(c.crop_scale),
-                             ratio=tuple(c.crop_ratio), same_on_batch=c.same_on_batch)
+    return functools.partial(augment.standard,
+                             **augment.settings(augment_config, cutout_fill, cutout))
 
 
 def preprocessing(method, dataset, config) -> Callable:
