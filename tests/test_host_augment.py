@@ -5,7 +5,9 @@ steps with their cutout centres, Cutout centres), the device's policy steps are 
 tests/test_ops_parity.py and tests/test_policies.py. One device program holds every fast case."""
 
 import functools
+import json
 import pickle
+import types
 
 import jax
 import numpy as np
@@ -13,9 +15,10 @@ import pytest
 from cifar_images import load_images
 
 from jaxaug import ops, policies
-from jaxaug.data import augment, host_augment
+from jaxaug.data import ArraySource, augment, host_augment, train_dataset
 from jaxaug.policies import apply
 from jaxaug.train import config as config_lib
+from jaxaug.train import steps, train
 
 IMAGES = load_images(16)  # 16 CIFAR-10 test images, 32x32
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -218,3 +221,48 @@ def test_host_images_match_device_for_more_policies():
             print(f"{name} key {seed}: max {diff.max()} mean {diff.mean():.3f} levels")
             assert diff.mean() <= 0.6, (name, seed, diff.mean())
             assert name != "resized_crop_flip" or diff.max() <= 1, (seed, diff.max())
+
+
+def test_the_host_augmented_training_dataset_is_the_devices_augmentation_of_each_step():
+    """`augment.where = "host"`: element k of each process's training dataset holds its rows of
+    what the device's preprocessing would make of global batch k with step k's key."""
+    c = config_lib.base_config().augment
+    c.cutout = 16
+    source = ArraySource(np.asarray(IMAGES), np.arange(len(IMAGES), dtype=np.int32))
+    shares = [train_dataset(source, 8, seed=5, epochs=1, process_index=p, process_count=2,
+                            transform=pickle.loads(pickle.dumps(steps.HostAugmentation(
+                                c, MEAN, True, seed=5, global_batch_size=8, offset=4 * p))))
+              for p in range(2)]
+    raw = train_dataset(source, 8, seed=5, epochs=1)
+    device = jax.jit(steps.augmentation(c, np.asarray(MEAN, np.float32)))
+    for k in range(2):
+        want = ops.to_uint8(device(steps.augmentation_key(5, k), raw[k])["image"])
+        got = np.concatenate([share[k]["image"] for share in shares])
+        np.testing.assert_array_equal(got, np.asarray(want))
+
+
+def test_host_augmentation_refuses_a_method_that_needs_the_unaugmented_images():
+    config = config_lib.base_config()
+    config.augment.where, config.method = "host", "online_augment"
+    method = types.SimpleNamespace(unaugmented_input=True, applies_cutout=False)
+    with pytest.raises(ValueError, match="method 'online_augment' also needs the unaugmented"):
+        steps.preprocessing(method, types.SimpleNamespace(mean=MEAN, num_classes=10), config)
+
+
+@pytest.mark.slow
+def test_training_with_host_augmentation_in_workers_equals_device_augmentation(tmp_path):
+    """Pad-crop and flip move uint8 pixels on either side (no Cutout, whose 8-bit host fill is
+    the float fill rounded), so both runs see the same floats and log the same losses. The fast
+    test above checks the batches themselves."""
+    records = {}
+    for where, workers in (("device", 0), ("host", 2)):
+        config = config_lib.load_config_file("configs/quickstart.py")
+        config.update_from_flattened_dict({
+            "reduced": 320, "epochs": 1, "log_every_steps": 2, "save_image_grid": False,
+            "augment.where": where, "data.worker_count": workers})
+        train(config, str(tmp_path / where))
+        with open(tmp_path / where / "metrics.jsonl") as f:
+            records[where] = [json.loads(line) for line in f]
+    strip = [{k: v for k, v in r.items() if not k.endswith("_s")} for r in records["device"]]
+    assert strip == [{k: v for k, v in r.items() if not k.endswith("_s")}
+                     for r in records["host"]]

@@ -174,11 +174,19 @@ def iterate(dataset: grain.MapDataset, *, worker_count: int = 0, threads: int = 
     source = dataset.to_iter_dataset(options)
     if worker_count:
         _parse_absl_flags()
-        source = source.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+        source = source.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count),
+                                    worker_init_fn=_keep_workers_on_the_cpu)
     iterator = iter(source)
     if state is not None:
         iterator.set_state(state)
     return iterator
+
+
+def _keep_workers_on_the_cpu(worker_index: int, worker_count: int) -> None:
+    """Run in each worker process before it reads: what JAX a worker runs (host augmentation's
+    sampler) stays on the CPU instead of taking accelerator memory from the training process."""
+    del worker_index, worker_count
+    jax.config.update("jax_platforms", "cpu")
 
 
 def _parse_absl_flags() -> None:

@@ -225,7 +225,7 @@ def train(
         state, meta, saved_input = resume(checkpointer, state, meta, config.checkpoint.enabled,
                                           workdir)
         step = int(jax.device_get(state.step))
-        train_data = task.train_dataset(config)
+        train_data = task.train_dataset(config, method)
         if augmented_images is not None and is_main and step == 0:
             _save_grid(train_data[0], augmented_images, config, workdir)
 

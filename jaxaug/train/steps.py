@@ -6,10 +6,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
+import numpy as np
 import optax
 
 from jaxaug import data
-from jaxaug.data import augment
+from jaxaug.data import augment, host_augment
 from jaxaug.methods.base import ONE_STAGE, UNAUGMENTED, all_finite, keep_if
 from jaxaug.ops.point import to_float
 from jaxaug.train.config import mixer
@@ -31,6 +33,41 @@ def augmentation(augment_config, cutout_fill, cutout: bool = True) -> Callable:
                              **augment.settings(augment_config, cutout_fill, cutout))
 
 
+def train_key(seed: int, step) -> jax.Array:
+    """The key of training step ``step``: ``fold_in(fold_in(key(seed), 1), step)``, split by
+    `preprocessing` into the augmentation key and the method's key."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 1), step)
+
+
+def augmentation_key(seed: int, step) -> jax.Array:
+    """The key `preprocessing` augments step ``step``'s batch with, which the host draws with
+    too (``config.augment.where = "host"``, `HostAugmentation`)."""
+    return jax.random.split(train_key(seed, step))[0]
+
+
+class HostAugmentation:
+    """The training dataset's transform for ``config.augment.where = "host"``: batch k (this
+    process's rows ``offset, ...`` of the global batch) augmented in the input pipeline's
+    workers by `jaxaug.data.host_augment`, with the draws the device would make for step k
+    (`augmentation_key`). Picklable: grain sends it to its workers, which build the sampler on
+    first use."""
+
+    def __init__(self, augment_config, cutout_fill, cutout: bool, seed: int,
+                 global_batch_size: int, offset: int):
+        self.augment_config = ml_collections.ConfigDict(augment_config)
+        self.cutout_fill = np.asarray(cutout_fill, np.float32)
+        self.cutout, self.seed = cutout, seed
+        self.global_batch_size, self.offset = global_batch_size, offset
+
+    def __call__(self, k: int, batch: dict) -> dict:
+        augment = host_augment.host_augment_fn(self.augment_config, self.cutout_fill, self.cutout)
+        with jax.default_device(jax.devices("cpu")[0]):
+            key = augmentation_key(self.seed, k)
+        images = augment(key, batch["image"], offset=self.offset,
+                         global_batch_size=self.global_batch_size)
+        return {**batch, "image": images}
+
+
 def preprocessing(method, dataset, config) -> Callable:
     """``(uint8 batch, key) -> (batch, step key)``: the standard augmentation of
     ``config.augment`` on the device, before a classification method's step; images in [0, 1],
@@ -38,9 +75,21 @@ def preprocessing(method, dataset, config) -> Callable:
     (labels soft [B, classes] from there). For a method with ``applies_cutout`` the method
     applies the Cutout, after its own policy, so the standard augmentation leaves it out. A
     method with ``unaugmented_input`` also gets the images before that augmentation, as
-    ``batch[UNAUGMENTED]`` (sharded as the batch), mixed with the same draws as the batch."""
-    standard = augmentation(config.augment, jnp.asarray(dataset.mean),
-                            cutout=not method.applies_cutout)
+    ``batch[UNAUGMENTED]`` (sharded as the batch), mixed with the same draws as the batch.
+
+    With ``config.augment.where = "host"`` the batch arrives augmented (`HostAugmentation`), so
+    only the conversion to [0, 1] and the mixing run here; a method that needs the unaugmented
+    images then raises a ValueError naming it."""
+    if config.augment.where == "host":
+        if method.unaugmented_input:
+            raise ValueError(
+                f"config.augment.where='host' augments in the input pipeline, but method "
+                f"{config.method!r} also needs the unaugmented images on the device; use "
+                "config.augment.where='device'")
+        standard = host_augmented
+    else:
+        standard = augmentation(config.augment, jnp.asarray(dataset.mean),
+                                cutout=not method.applies_cutout)
     mix = mixer(config.augment.mixup, dataset.num_classes)
 
     def prepare(batch, key):
@@ -82,10 +131,9 @@ def compile_train_step(step: Callable, prepare: Callable, config, mesh) -> Calla
     preprocessing), so a run draws the same numbers whatever the device count or the point it
     resumed from."""
     rep, shard = replicated(mesh), batch_sharding(mesh)
-    train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
 
     def train_step(state, batch):
-        batch, key = prepare(batch, jax.random.fold_in(train_key, state.step))
+        batch, key = prepare(batch, train_key(config.seed, state.step))
         return step(state, batch, key)
 
     return jax.jit(guard_nonfinite(train_step, config.nonfinite), in_shardings=(rep, shard),
@@ -117,11 +165,21 @@ def example_batch(dataset) -> dict[str, jax.Array]:
             "label": jnp.zeros((1,), jnp.int32)}
 
 
+def host_augmented(key: jax.Array, batch: dict) -> dict:
+    """The device's half of ``augment.where = "host"``: images already augmented, to [0, 1]."""
+    del key
+    return {**batch, "image": to_float(batch["image"])}
+
+
 def augmented_images(method, dataset, config) -> Callable:
     """``(uint8 batch, key) -> uint8 images`` as the network sees them after the standard
-    augmentation, before MixUp / CutMix (jit-compiled)."""
-    standard = augmentation(config.augment, jnp.asarray(dataset.mean),
-                            cutout=not method.applies_cutout)
+    augmentation, before MixUp / CutMix (jit-compiled; with ``augment.where = "host"`` the
+    batch is the training dataset's, already augmented)."""
+    if config.augment.where == "host":
+        standard = host_augmented
+    else:
+        standard = augmentation(config.augment, jnp.asarray(dataset.mean),
+                                cutout=not method.applies_cutout)
 
     def images(batch, key):
         augmented = standard(key, batch)["image"]

@@ -54,9 +54,9 @@ class Task:
         """The example batch that ``method.init`` gets."""
         raise NotImplementedError
 
-    def train_dataset(self, config) -> grain.MapDataset:
+    def train_dataset(self, config, method) -> grain.MapDataset:
         """This process's training batches of every epoch, element k for global step k
-        (`jaxaug.data.train_dataset`)."""
+        (`jaxaug.data.train_dataset`), for ``method``."""
         raise NotImplementedError
 
     def eval_dataset(self, split: str, batch_size: int) -> grain.MapDataset:
@@ -125,9 +125,15 @@ class Classification(Task):
     def init_batch(self):
         return steps.example_batch(self.dataset)
 
-    def train_dataset(self, config):
+    def train_dataset(self, config, method):
+        transform = None
+        if config.augment.where == "host":
+            per_process = config.batch_size // jax.process_count()
+            transform = steps.HostAugmentation(
+                config.augment, self.dataset.mean, not method.applies_cutout, config.seed,
+                config.batch_size, jax.process_index() * per_process)
         return data.train_dataset(self.dataset.train, config.batch_size, seed=config.seed,
-                                  epochs=config.epochs, **_process())
+                                  epochs=config.epochs, transform=transform, **_process())
 
     def eval_dataset(self, split, batch_size):
         return data.eval_dataset(getattr(self.dataset, split), batch_size, **_process())
@@ -192,7 +198,7 @@ class Keypoints(Task):
     def init_batch(self):
         return None
 
-    def train_dataset(self, config):
+    def train_dataset(self, config, method):
         return data.train_dataset({k: v for k, v in self.train.items() if k != "norm"},
                                   config.batch_size, seed=config.seed, epochs=config.epochs,
                                   **_process())
