@@ -16,6 +16,10 @@ quality 90, smooth random content) is timed in ONE process (one worker's share):
 - device: the same decoding, then the jitted `augment.standard` on the JAX device (its float
   output waited for).
 - decode: the decoding alone (the floor of host and device).
+- grain_wN: the trainer's pipeline with ``augment.where = "host"``: the folder streamed
+  (`load_dataset(..., stream=True)`), `train_dataset` with `steps.HostAugmentation`, read by
+  `iterate(..., worker_count=N)` for N in --workers; timed after a first pass that starts the
+  workers and compiles their samplers, and reported per worker (images/s / N).
 
 The crop of host and device is drawn in the 224 x 224 decoded image (the loader's resize comes
 first), pillow's in the full image, as torchvision does. Every figure is the median of --repeats
@@ -35,13 +39,16 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from jaxaug import policies
+from jaxaug import data, policies
 from jaxaug.data import augment, host_augment, imagefolder
 from jaxaug.policies import apply, levels, pil_reference, tables
+from jaxaug.train import steps
+from jaxaug.train.config import base_config
 
 _IMAGES = flags.DEFINE_integer("images", 256, "JPEGs to generate and time.")
 _BATCH = flags.DEFINE_integer("batch", 32, "Batch size of host and device.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed passes per case (the median is kept).")
+_WORKERS = flags.DEFINE_list("workers", ["1", "2"], "grain worker counts to time.")
 SIZE = 224
 MAGNITUDE, NUM_OPS = 9, 2
 
@@ -106,6 +113,33 @@ def batches(paths: list[str], batch: int):
         yield start // batch, np.stack([decode(p) for p in paths[start:start + batch]])
 
 
+def grain_seconds(root: str, batch: int, workers: int, repeats: int) -> float:
+    """Median seconds per pass over the folder's training images through the trainer's grain
+    pipeline with host augmentation in `workers` worker processes."""
+    dataset = data.load_dataset(f"imagefolder:{root}", image_size=SIZE, stream=True)
+    config = base_config().augment
+    config.update(crop="random_resized", policy="randaugment", num_ops=NUM_OPS,
+                  magnitude=MAGNITUDE, where="host")
+    transform = steps.HostAugmentation(config, dataset.mean, True, seed=0,
+                                       global_batch_size=batch, offset=0)
+    stream = data.train_dataset(dataset.train, batch, seed=0, epochs=repeats + 1,
+                                transform=transform)
+    per_pass = len(stream) // (repeats + 1)
+    iterator = data.iterate(stream, worker_count=workers)
+    try:
+        for _ in range(per_pass):  # starts the workers, compiles their samplers
+            next(iterator)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(per_pass):
+                next(iterator)
+            times.append(time.perf_counter() - start)
+    finally:
+        iterator.close()
+    return statistics.median(times)
+
+
 def median_seconds(cases: dict, repeats: int) -> dict:
     """{name: median seconds} of each case, the cases interleaved within every repeat so that a
     change of load on a shared machine reaches them all alike."""
@@ -130,6 +164,8 @@ def main(argv):
                                                              **settings)["image"])
     with tempfile.TemporaryDirectory() as root:
         paths = write_jpegs(root, _IMAGES.value)
+        write_jpegs(os.path.join(root, "held_out"), 4, seed=1)  # the test split a folder needs
+        os.rename(os.path.join(root, "held_out", "train"), os.path.join(root, "test"))
         sizes = [Image.open(p).size for p in paths]
         timed = len(paths) - len(paths) % _BATCH.value  # whole batches only, for every case
         paths = paths[:timed]
@@ -156,7 +192,11 @@ def main(argv):
 
         seconds = median_seconds({"pillow": pillow, "decode": decode_only, "host": host_pass,
                                   "device": device_pass}, _REPEATS.value)
-    ips = {name: timed / s for name, s in seconds.items()}
+        ips = {name: timed / s for name, s in seconds.items()}
+        for workers in map(int, _WORKERS.value):
+            # Per worker: the figure the one-process cases compare with.
+            ips[f"grain_w{workers}"] = timed / grain_seconds(root, _BATCH.value, workers,
+                                                             _REPEATS.value) / workers
     for name, value in ips.items():
         print(f"{name:<8}{value:>10.0f} img/s")
     ratios = {"host_vs_pillow": ips["host"] / ips["pillow"],
