@@ -20,9 +20,9 @@ QUICKSTART = os.path.join(REPO, "configs", "quickstart.py")
 
 def record(arm, seed, final, best=None, status="ok", error=None):
     return {"arm": arm, "seed": seed, "status": status, "error": error,
-            "final_test_accuracy": final, "best_test_accuracy": final if best is None else best,
+            "final_test_score": final, "best_test_score": final if best is None else best,
             "train_accuracy": None, "wall_time_s": 1.0, "config_hash": "x",
-            "test_accuracy_per_epoch": [] if final is None else [final / 2, final]}
+            "test_score_per_epoch": [] if final is None else [final / 2, final]}
 
 
 def hand_made():
@@ -94,7 +94,7 @@ def test_write_outputs_never_ranks_a_diverged_run(tmp_path):
     write_outputs(hand_made(), "base", str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())
     diverged = [r for r in results["runs"] if r["status"] == "diverged"]
-    assert len(diverged) == 1 and diverged[0]["final_test_accuracy"] is None
+    assert len(diverged) == 1 and diverged[0]["final_test_score"] is None
     assert results["arms"]["aug"]["ok"] == 2
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -162,12 +162,30 @@ def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     assert sorted(c[-1] for c in calls) == [f"--workdir={tmp_path}/a/seed1", f"--workdir={tmp_path}/a/seed3"]
     assert "--config.seed=1" in calls[0] + calls[1] and "--config.epochs=2" in calls[0]
     assert [r["status"] for r in records] == ["ok", "ok", "diverged", "failed", "failed"]
-    assert records[1]["final_test_accuracy"] == 0.5 and records[1]["best_test_accuracy"] == 0.6
-    assert records[2]["error"] == "diverged at step 5" and records[2]["best_test_accuracy"] is None
+    assert records[1]["final_test_score"] == 0.5 and records[1]["best_test_score"] == 0.6
+    assert records[2]["error"] == "diverged at step 5" and records[2]["best_test_score"] is None
     assert records[3]["error"] == "exit status 1: RuntimeError: out of memory"
     assert "holds a finished run of a different config" in records[4]["error"]
-    assert records[4]["final_test_accuracy"] is None
+    assert records[4]["final_test_score"] is None
     assert len({r["config_hash"] for r in records}) == 5  # the seed is part of the config
+
+
+def test_a_keypoint_plan_is_reported_in_its_own_score_and_direction(tmp_path):
+    """Records take the summary's main score (here NME, lower is better), and the report names it."""
+    plan = parse_plan({"baseline": "a", "seeds": [0],
+                       "arms": {"a": {"config": QUICKSTART, "overrides": {"epochs": 1}}}})
+    workdir = tmp_path / "a" / "seed0"
+    workdir.mkdir(parents=True)
+    (workdir / "config.json").write_text(plan.arms["a"].resolve(0).to_json())
+    (workdir / "summary.json").write_text(json.dumps(
+        {"epochs_completed": 1, "interrupted": False, "diverged": False, "metric": "nme",
+         "maximize": False, "last_test_nme": 0.08, "best_test_nme": 0.07,
+         "test_nme_per_epoch": [0.08]}))
+    [record] = run_plan(plan, str(tmp_path), runner=None, log=lambda _: None)
+    assert (record["metric"], record["maximize"]) == ("nme", False)
+    assert (record["final_test_score"], record["best_test_score"]) == (0.08, 0.07)
+    assert record["test_score_per_epoch"] == [0.08]
+    assert "Test nme (%, lower is better)" in markdown_table([record], "a")
 
 
 def test_two_arms_two_seeds_end_to_end_with_parallel_runs(tmp_path):
@@ -193,12 +211,12 @@ def test_two_arms_two_seeds_end_to_end_with_parallel_runs(tmp_path):
         summary = json.loads((out / arm / f"seed{seed}" / "summary.json").read_text())
         config = json.loads((out / arm / f"seed{seed}" / "config.json").read_text())
         assert r["status"] == "ok" and config["seed"] == seed and config["reduced"] == 60
-        assert r["final_test_accuracy"] == summary["last_test_accuracy"]
-        assert r["test_accuracy_per_epoch"] == [None, summary["last_test_accuracy"]]
+        assert r["final_test_score"] == summary["last_test_accuracy"]
+        assert r["test_score_per_epoch"] == [None, summary["last_test_accuracy"]]
         assert summary["epochs_completed"] == 2
         assert 0.0 <= r["train_accuracy"] <= 1.0
     assert len({r["config_hash"] for r in runs.values()}) == 4
-    diffs = [runs["lr", s]["final_test_accuracy"] - runs["plain", s]["final_test_accuracy"] for s in (0, 1)]
+    diffs = [runs["lr", s]["final_test_score"] - runs["plain", s]["final_test_score"] for s in (0, 1)]
     assert results["arms"]["lr"]["diff_mean"] == pytest.approx(np.mean(diffs))
     assert "| lr | 2 / 2 |" in (out / "results.md").read_text()
     assert (out / "curves.png").stat().st_size > 0

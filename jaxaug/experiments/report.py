@@ -1,9 +1,9 @@
 """Aggregation of a plan's run records into results.json, results.md and curves.png.
 
-Per arm, over its "ok" runs only (a failed or diverged run has no accuracy and is never ranked):
-mean and sample standard deviation (ddof=1; "n/a" for one run) of the final and best test
-accuracy. The paired difference of an arm from the baseline is, for each seed where both runs are
-ok, ``arm − baseline`` of the final test accuracy; the table gives its mean, sample standard
+Per arm, over its "ok" runs only (a failed or diverged run has no score and is never ranked):
+mean and sample standard deviation (ddof=1; "n/a" for one run) of the final and best test score
+(the task's main one: accuracy, PCKh, PCK or NME). The paired difference of an arm from the
+baseline is, for each seed where both runs are ok, ``arm − baseline`` of the final test score; the table gives its mean, sample standard
 deviation and n, and the same from the arm's matched baseline where the plan names one. Failed and diverged runs are listed under the table with their errors.
 """
 
@@ -29,9 +29,9 @@ def _ok(records: list[dict[str, Any]], arm: str) -> dict[int, dict[str, Any]]:
 
 
 def paired_differences(records: list[dict[str, Any]], arm: str, baseline: str) -> dict[int, float]:
-    """seed -> final test accuracy of ``arm`` minus that of ``baseline``, both runs ok."""
+    """seed -> final test score of ``arm`` minus that of ``baseline``, both runs ok."""
     a, b = _ok(records, arm), _ok(records, baseline)
-    return {s: a[s]["final_test_accuracy"] - b[s]["final_test_accuracy"] for s in sorted(a.keys() & b.keys())}
+    return {s: a[s]["final_test_score"] - b[s]["final_test_score"] for s in sorted(a.keys() & b.keys())}
 
 
 def aggregate(records: list[dict[str, Any]], baseline: str,
@@ -43,8 +43,8 @@ def aggregate(records: list[dict[str, Any]], baseline: str,
     out = {}
     for arm in arms:
         ok = list(_ok(records, arm).values())
-        final = _mean_std([r["final_test_accuracy"] for r in ok])
-        best = _mean_std([r["best_test_accuracy"] for r in ok])
+        final = _mean_std([r["final_test_score"] for r in ok])
+        best = _mean_std([r["best_test_score"] for r in ok])
         diffs = list(paired_differences(records, arm, baseline).values())
         diff = _mean_std(diffs)
         out[arm] = {
@@ -68,18 +68,30 @@ def _pm(mean: float, std: float, scale: float = 100.0, signed: bool = False) -> 
     return f"{scale * mean:{sign}.2f} ± {spread}"
 
 
+def _metric(records: list[dict[str, Any]]) -> tuple[str, bool]:
+    """The plan's main score and whether higher is better (records before scores had names:
+    accuracy)."""
+    named = {(r.get("metric", "accuracy"), r.get("maximize", True)) for r in records
+             if r["status"] == "ok"} or {("accuracy", True)}
+    if len(named) > 1:
+        raise ValueError(f"the runs of one plan report different scores: {sorted(named)}")
+    return next(iter(named))
+
+
 def markdown_table(records: list[dict[str, Any]], baseline: str,
                    matched: dict[str, str] | None = None) -> str:
-    """Test accuracy (%) per arm, mean ± std over ok runs, and the paired differences from the
-    baseline and from the arm's matched baseline (``matched``: arm -> arm); then every failed or
-    diverged run with its error."""
+    """The main test score (%) per arm, mean ± std over ok runs, and the paired differences from
+    the baseline and from the arm's matched baseline (``matched``: arm -> arm); then every failed
+    or diverged run with its error."""
     stats = aggregate(records, baseline, matched)
+    metric, maximize = _metric(records)
     lines = [
-        f"Test accuracy (%), mean ± sample std over the runs that finished; the differences are "
+        f"Test {metric} (%, {'higher' if maximize else 'lower'} is better), mean ± sample std "
+        f"over the runs that finished; the differences are "
         f"paired by seed, against the baseline `{baseline}` and against the arm's matched "
         "baseline (the same pipeline without the learned part).",
         "",
-        "| arm | ok / runs | final test acc | best test acc | final − baseline (n) "
+        f"| arm | ok / runs | final test {metric} | best test {metric} | final − baseline (n) "
         "| matched baseline | final − matched (n) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -104,14 +116,14 @@ def markdown_table(records: list[dict[str, Any]], baseline: str,
 
 
 def plot_curves(records: list[dict[str, Any]], path: str) -> None:
-    """Test accuracy per epoch, mean line and min-max band over each arm's ok runs."""
+    """The main test score per epoch, mean line and min-max band over each arm's ok runs."""
     from matplotlib.figure import Figure  # no pyplot: no global backend state
 
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
     for arm in dict.fromkeys(r["arm"] for r in records):
-        curves = [r["test_accuracy_per_epoch"] for r in _ok(records, arm).values()
-                  if r["test_accuracy_per_epoch"]]
+        curves = [r["test_score_per_epoch"] for r in _ok(records, arm).values()
+                  if r["test_score_per_epoch"]]
         if not curves:
             continue
         length = min(len(c) for c in curves)
@@ -122,7 +134,7 @@ def plot_curves(records: list[dict[str, Any]], path: str) -> None:
         (line,) = ax.plot(epochs, values.mean(0), marker="o", label=f"{arm} (n={len(curves)})")
         ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(f"test {_metric(records)[0]} (%)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)

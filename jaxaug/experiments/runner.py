@@ -72,17 +72,21 @@ def _last_error(log_path: str, returncode: int) -> str:
 
 
 def collect_record(arm: Arm, seed: int, workdir: str, returncode: int | None, log_path: str) -> dict[str, Any]:
-    """One results.json record: status "ok", "diverged" or "failed" (with its error); accuracies
-    only for "ok" runs, so that nothing else can be ranked."""
+    """One results.json record: status "ok", "diverged" or "failed" (with its error); the task's
+    main test score (``metric``: accuracy, or PCKh / PCK / NME; ``maximize`` its direction) only
+    for "ok" runs, so that nothing else can be ranked."""
     config = arm.resolve(seed)
     summary = _read_json(os.path.join(workdir, "summary.json")) or {}
+    # The task's main score: accuracy, or PCKh / PCK / NME for keypoints (older summaries: accuracy).
+    metric = summary.get("metric", "accuracy")
     # One entry per epoch, None for those not evaluated (config.eval_every).
-    curve = summary.get("test_accuracy_per_epoch", [])
+    curve = summary.get(f"test_{metric}_per_epoch", [])
     record: dict[str, Any] = {
         "arm": arm.name, "seed": seed, "workdir": workdir, "config_hash": config_hash(config),
-        "status": "ok", "error": None, "final_test_accuracy": None, "best_test_accuracy": None,
+        "status": "ok", "error": None, "metric": metric, "maximize": summary.get("maximize", True),
+        "final_test_score": None, "best_test_score": None,
         "train_accuracy": None, "wall_time_s": summary.get("wall_time_s"),
-        "epochs_completed": summary.get("epochs_completed", 0), "test_accuracy_per_epoch": curve,
+        "epochs_completed": summary.get("epochs_completed", 0), "test_score_per_epoch": curve,
     }
     if summary.get("diverged"):
         record.update(status="diverged",
@@ -94,8 +98,8 @@ def collect_record(arm: Arm, seed: int, workdir: str, returncode: int | None, lo
                                              f"of {config.epochs} epochs, interrupted "
                                              f"{summary.get('interrupted')}")
     else:
-        record.update(final_test_accuracy=summary.get("last_test_accuracy"),
-                      best_test_accuracy=summary.get("best_test_accuracy"),
+        record.update(final_test_score=summary.get(f"last_test_{metric}"),
+                      best_test_score=summary.get(f"best_test_{metric}"),
                       train_accuracy=_last_train_accuracy(workdir))
     return record
 
@@ -118,7 +122,7 @@ def run_plan(plan: Plan, out: str, parallel: int = 1, runner: Runner = subproces
             # the plan changed since this run: its results are not this arm's
             log(f"{arm.name} seed {seed}: {workdir} holds a run of another config")
             return {**collect_record(arm, seed, workdir, None, log_path), "status": "failed",
-                    "final_test_accuracy": None, "best_test_accuracy": None, "train_accuracy": None,
+                    "final_test_score": None, "best_test_score": None, "train_accuracy": None,
                     "error": f"{workdir} holds a {state} run of a different config (hash "
                              f"{json_hash(previous)}, the plan's {config_hash(config)}): "
                              f"use another --out or remove it"}

@@ -391,6 +391,7 @@ def _summary(meta, step: int, config, task, interrupted: bool, session_seconds: 
         "method": config.method,
         **task.summary_fields(config),
         "metric": score,
+        "maximize": task.maximize,
         "devices": jax.device_count(),
         "device_kind": jax.devices()[0].device_kind,
         "step": step,
