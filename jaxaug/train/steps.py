@@ -58,13 +58,19 @@ class HostAugmentation:
         self.cutout_fill = np.asarray(cutout_fill, np.float32)
         self.cutout, self.seed = cutout, seed
         self.global_batch_size, self.offset = global_batch_size, offset
+        self._augment = None  # built once per process, on first use (it holds jitted code)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_augment": None}
 
     def __call__(self, k: int, batch: dict) -> dict:
-        augment = host_augment.host_augment_fn(self.augment_config, self.cutout_fill, self.cutout)
+        if self._augment is None:
+            self._augment = host_augment.host_augment_fn(self.augment_config, self.cutout_fill,
+                                                         self.cutout)
         with jax.default_device(jax.devices("cpu")[0]):
             key = augmentation_key(self.seed, k)
-        images = augment(key, batch["image"], offset=self.offset,
-                         global_batch_size=self.global_batch_size)
+        images = self._augment(key, batch["image"], offset=self.offset,
+                               global_batch_size=self.global_batch_size)
         return {**batch, "image": images}
 
 
