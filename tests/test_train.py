@@ -23,7 +23,12 @@ from jaxaug.methods.base import StagedMethod
 from jaxaug.train import Checkpointer, base_config, make_optimizer, train, train_and_evaluate
 from jaxaug.train.lock import WorkdirLockedError, workdir_lock
 from jaxaug.train import distributed
-from jaxaug.train.loop import StopRequest, _stop_agreed, check_config_for_resume
+from jaxaug.train.loop import (
+    StopRequest,
+    _restore_lost_epochs,
+    _stop_agreed,
+    check_config_for_resume,
+)
 from jaxaug.train.metrics_writer import MetricsWriter, write_json_atomic
 from jaxaug.train.mesh import maybe_initialize_distributed
 from jaxaug.train.optim import learning_rate_schedule
@@ -193,6 +198,23 @@ def test_processes_agree_on_a_stop_every_few_steps_and_at_epoch_ends(monkeypatch
     assert asked == [True] * 8
 
 
+def test_epochs_a_checkpoint_lost_are_recorded_and_the_last_one_ended_again():
+    """A checkpoint saved on an epoch's last step by a loop that did not end epochs on a stop
+    misses those epochs' records: the one that ended at the resumed step can still be ended, the
+    others are marked lost, so the run's epochs stay counted and in order."""
+    stages = ["train"] * 6
+    meta = {"evals": [{"epoch": e, "step": 10 * e} for e in (1, 3)]}
+    repaired, unfinished = _restore_lost_epochs(meta, 40, 10, stages)
+    assert unfinished == 3  # index of epoch 4, which ended at step 40
+    assert [(e["epoch"], e.get("lost", False)) for e in repaired["evals"]] == [
+        (1, False), (2, True), (3, False)]
+    repaired, unfinished = _restore_lost_epochs(meta, 45, 10, stages)  # epoch 5 under way
+    assert unfinished is None and [e["epoch"] for e in repaired["evals"]] == [1, 2, 3, 4]
+    assert _restore_lost_epochs(meta, 35, 10, stages)[1] is None
+    assert _restore_lost_epochs({"evals": meta["evals"][:1]}, 19, 10, stages) == (
+        {"evals": meta["evals"][:1]}, None)
+
+
 def test_per_process_settings_are_not_the_runs_identity(tmp_path):
     """Process 1 (and a relaunch on another coordinator port, or process count) resumes the
     workdir whose config.json process 0 wrote, and leaves that file to process 0; a change of
@@ -243,20 +265,32 @@ def test_summary_and_metrics_agree(uninterrupted):
         assert mode == 0o666 & ~atomic.umask(), (name, oct(mode))
 
 
-def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(uninterrupted, tmp_path):
+def test_sigterm_at_an_epoch_end_and_mid_epoch_then_resume_equals_uninterrupted_run(
+        uninterrupted, tmp_path):
+    """A stop on an epoch's last step still ends that epoch (evaluates and records it, which the
+    resumed run could not); one mid-epoch saves the step; the run resumed twice ends as the
+    uninterrupted one."""
     reference_dir, reference = uninterrupted
     workdir = str(tmp_path / "resumed")
 
-    def terminate_at_step_13(step):
-        if step == 13:
-            os.kill(os.getpid(), signal.SIGTERM)
+    def terminate_at(when):
+        def callback(step):
+            if step == when:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return callback
 
-    first = train_and_evaluate(tiny_config(tensorboard=True), workdir, step_callback=terminate_at_step_13)
-    assert first["interrupted"] and first["step"] == 13 and first["epochs_completed"] == 1
+    first = train_and_evaluate(tiny_config(tensorboard=True), workdir,
+                               step_callback=terminate_at(10))
+    assert first["interrupted"] and first["step"] == 10 and first["epochs_completed"] == 1
+    assert first["test_accuracy_per_epoch"] == reference["test_accuracy_per_epoch"][:1]
+    between = train_and_evaluate(tiny_config(tensorboard=True), workdir,
+                                 step_callback=terminate_at(13))
+    assert between["interrupted"] and between["step"] == 13 and between["epochs_completed"] == 1
     assert saved_state(workdir)[0] == 13
 
     second = train_and_evaluate(tiny_config(tensorboard=True), workdir)
     assert not second["interrupted"] and second["step"] == 20
+    assert second["test_accuracy_per_epoch"] == reference["test_accuracy_per_epoch"]
     step, state = saved_state(workdir)
     reference_step, reference_state = saved_state(reference_dir)
     assert step == reference_step == 20

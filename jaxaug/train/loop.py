@@ -235,6 +235,11 @@ def train(
                      steps_per_epoch, mesh.size, config.method, stages)
         interrupted, compiled, diverged_at = False, set(), None
         segment_start, elapsed_before = time.perf_counter(), meta["elapsed_s"]
+        meta, unfinished = _restore_lost_epochs(meta, step, steps_per_epoch, stage_of_epoch)
+        if unfinished is not None:
+            meta = _end_of_epoch(meta, state, step, unfinished, stage_of_epoch[unfinished], [],
+                                 task, eval_step, eval_batch_size, shard, writer, None, config,
+                                 0.0, None)
         batches = data.TrainingStream(train_data, shard, step=step, saved=saved_input,
                                       worker_count=config.data.worker_count,
                                       threads=config.data.threads)
@@ -287,15 +292,19 @@ def train(
                     if interrupted:
                         # Steps since the last log were not checked yet: never save a diverged state.
                         diverged_at = _divergence(jax.device_get(window), step, config)
-                    if interrupted or diverged_at is not None:
+                    if diverged_at is not None or (interrupted and step % steps_per_epoch):
                         break
+                    # A stop that comes with an epoch's last step (the likeliest moment: the loop
+                    # waits there for the epoch's queued steps) still ends the epoch: a resumed
+                    # run could not evaluate it any more.
                     meta = _end_of_epoch(
                         meta, state, step, epoch, stage, epoch_metrics, task, eval_step,
                         eval_batch_size, shard, writer, checkpointer, config,
                         time.perf_counter() - epoch_start, batches.checkpoint_state(),
                     )
                 meta["elapsed_s"] = elapsed_before + time.perf_counter() - segment_start
-                if interrupted and diverged_at is None and config.checkpoint.enabled:
+                if (interrupted and diverged_at is None and config.checkpoint.enabled
+                        and step % steps_per_epoch):
                     checkpointer.save(step, state, meta, data=batches.checkpoint_state())
         finally:
             batches.close()
@@ -348,12 +357,35 @@ def _save_grid(first, augmented_images, config, workdir):
     data.save_image_grid(images[:64], os.path.join(workdir, "train_images.png"))
 
 
+def _restore_lost_epochs(meta, step: int, steps_per_epoch: int, stage_of_epoch):
+    """(meta, epoch index or None) for a run resumed at ``step`` whose checkpoint misses the end
+    of some epochs (saved, before the loop ended epochs on a stop, by a run stopped on an epoch's
+    last step). The epoch that ended at ``step`` itself can still be ended, state and all: its
+    index is returned for that. Earlier ones cannot: they get a record marked ``"lost"``,
+    without train metrics or scores, so that the run's epochs stay counted and in order."""
+    completed = step // steps_per_epoch
+    recorded = {e["epoch"] for e in meta["evals"]}
+    missing = [e for e in range(1, completed + 1) if e not in recorded]
+    if not missing:
+        return meta, None
+    unfinished = completed - 1 if missing[-1] == completed and not step % steps_per_epoch else None
+    lost = [e for e in missing if unfinished is None or e != completed]
+    logging.warning("The checkpoint at step %d misses the end of epoch(s) %s%s.", step, missing,
+                    f"; epoch {completed} is ended now" if unfinished is not None else "")
+    if lost:
+        logging.warning("Epoch(s) %s are recorded as lost (no train metrics or scores).", lost)
+    records = [{"epoch": e, "stage": stage_of_epoch[e - 1], "step": e * steps_per_epoch,
+                "lost": True} for e in lost]
+    return {**meta, "evals": sorted(meta["evals"] + records, key=lambda e: e["epoch"])}, unfinished
+
+
 def _end_of_epoch(
     meta, state, step, epoch, stage, epoch_metrics, task, eval_step, eval_batch_size, shard,
     writer, checkpointer, config, epoch_seconds, input_state,
 ):
     """Logs the epoch, evaluates the task's held-out splits when it is an evaluation epoch, and
-    saves a checkpoint (scored by the task's main score, on the hold-out if there is one)."""
+    saves a checkpoint (scored by the task's main score, on the hold-out if there is one) unless
+    ``checkpointer`` is None (an epoch ended again at a resumed step, which has one)."""
     record = {"epoch": epoch + 1, "stage": stage, "step": step, "epoch_s": epoch_seconds}
     if epoch_metrics:
         record.update({f"train_{k}": v for k, v in mean_metrics(epoch_metrics).items()})
@@ -370,7 +402,7 @@ def _end_of_epoch(
             record.update({f"{split}_{name}": value for name, value in scores.items()})
     logging.info("epoch %d: %s", epoch + 1, {k: _rounded(v) for k, v in record.items()})
     meta = {**meta, "evals": meta["evals"] + [record]}
-    if config.checkpoint.enabled:
+    if config.checkpoint.enabled and checkpointer is not None:
         score = record.get(f"{task.splits[-1]}_{task.score}")
         checkpointer.save(step, state, meta, data=input_state,
                           score=score if score is None or task.maximize else -score)
