@@ -33,9 +33,9 @@ def quantized_kernel_mask(model, *args, **kwargs):
     sows its ``binary_codes`` / ``ternary_codes``. ``args`` / ``kwargs`` are the model's call arguments (arrays or
     `jax.ShapeDtypeStruct`s), e.g. ``(images, train=False)``.
     """
-    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), *args, **kwargs))
+    variables = jax.eval_shape(lambda *a: model.init(jax.random.key(0), *a, **kwargs), *args)
     _, state = jax.eval_shape(
-        lambda v: model.apply(v, *args, mutable=["quantized"], **kwargs), variables)
+        lambda v, *a: model.apply(v, *a, mutable=["quantized"], **kwargs), variables, *args)
     quantized = {path[:-1] for path in traverse_util.flatten_dict(state.get("quantized", {}))
                  if path[-1] in ("binary_codes", "ternary_codes")}
     flat = traverse_util.flatten_dict(variables["params"])
