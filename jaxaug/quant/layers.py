@@ -7,8 +7,9 @@ A `QuantConv` / `QuantDense` computes, from its input x and float32 master kerne
 * Q_A = R · `quantize(. / R, feature_bits)`: the WAGE k-bit quantizer on the input features
   (skipped when ``feature_bits`` is None), on the range [-R, R] with R = ``feature_range`` (a power
   of two; 1, WAGE's and the quantized CU-Net's range, by default). Features outside
-  R·[-1 + sigma, 1 - sigma] saturate and pass no gradient; after BN-ReLU (unit variance) R = 1
-  saturates about 16% of them.
+  R·[-1 + sigma, 1 - sigma] saturate and pass no gradient; after a CU-Net's BN-ReLU, R = 1
+  saturates about 16% of them with BN gamma = 1 and 5% with gamma ~ U(0, 1), R = 4 about 0.1%
+  (docs/results.md).
 * Q_W: the weight quantizer named by ``weights``: "float" (none), "binary" (sign),
   "binary_alpha" (XNOR-Net's sign · mean|W| per output channel), "ternary" (TWN's {-1, 0, +1}) or
   "ternary_alpha" (TWN with its scale).
