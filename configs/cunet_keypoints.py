@@ -6,8 +6,9 @@ or quantized.
                                                                        # weights, 8-bit gradients
   python train.py --config=configs/cunet_keypoints.py:tw,hourglass     # ternary-weight hourglass
 
-The argument is a quantization setting of jaxaug.quant.SETTINGS (fp, 818, 616, 828, 626, bw,
-bw_alpha, tw), optionally followed by ",hourglass". 64x64 figures, 2 coupled U-Nets of depth 2
+The argument is a quantization setting of jaxaug.quant.SETTINGS (fp; the thesis's 818, 616, 828,
+626, 818_alpha, bw, bw_alpha, tw; our range-4 variants 818_r4, 616_r4, 828_r4, 626_r4; see the
+README's table), optionally followed by ",hourglass". 64x64 figures, 2 coupled U-Nets of depth 2
 (m = 64, n = 16) on 16x16 heatmaps, RMSProp 2.5e-4, batch 32, 10 epochs of 4,000 images: a
 CPU-sized run (~0.4 s per step on 2 cores). The papers' sizes are in jaxaug/train/config.py.
 Real data: --config.dataset=mpii:/path/mpii_human_pose_v1_u12_1.mat (see load_keypoints).

@@ -29,8 +29,9 @@ pytestmark = pytest.mark.usefixtures("unoptimized_xla")
 
 
 def test_quantized_cunet_learns_below_the_all_zero_prediction():
-    """818 (8-bit features, binary weights with alpha, 8-bit gradients): on a fixed batch of
-    figures the loss must fall below that of predicting empty heatmaps (the heads start there)."""
+    """818 as the thesis defines it (8-bit features on [-1, 1], binary weights, stochastically
+    rounded 8-bit weight gradients, BN gamma ~ U(0, 1)): on a fixed batch of figures the loss must
+    fall below that of predicting empty heatmaps (the heads start there)."""
     data = keypoint_synthetic.load("train", num=16, size=32)
     model = models.Normalized(models.create_pose_model("cunet", 16, quant="818", **TINY_CUNET),
                               models.Normalization(0.5, 0.25))

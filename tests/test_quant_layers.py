@@ -74,12 +74,13 @@ def test_quant_dense_equals_a_float_dense_on_quantized_operands():
 
 
 def test_quant_dense_gradients_follow_wage():
-    """Error E quantized at the output; the kernel's gradient quantized again (G); weights and
-    features through their clipped STEs."""
+    """With ``quantize_error`` and rounding to nearest: error E quantized at the output; the
+    kernel's gradient quantized again (G); weights and features through their clipped STEs."""
     x = jnp.asarray([[0.2, -0.7, 1.3]])
     kernel = jnp.asarray([[0.4, -0.2], [0.1, 0.9], [-1.5, 0.3]])
     g_out = jnp.asarray([[0.3, -0.01]])
-    spec = quant.QuantSpec(feature_bits=4, weights="binary", gradient_bits=4)
+    spec = quant.QuantSpec(feature_bits=4, weights="binary", gradient_bits=4,
+                           stochastic_rounding=False, quantize_error=True)
 
     def f(x, kernel):
         return jnp.sum(_dense(spec, x, kernel, jnp.zeros(2)) * g_out)
@@ -110,22 +111,35 @@ def test_quant_conv_matches_lax_conv_and_runs_under_jit_vmap():
     np.testing.assert_allclose(batched, want, rtol=1e-5, atol=1e-6)
 
 
-def test_stochastic_rounding_draws_from_the_quant_rng_stream():
-    spec = quant.QuantSpec(gradient_bits=4, stochastic_rounding=True)
-    layer = quant.QuantDense(features=2, spec=spec)
-    x = jnp.ones((1, 3))
-    variables = layer.init(jax.random.key(0), x)
+def test_default_spec_rounds_only_the_kernel_gradient_stochastically_from_the_quant_stream():
+    """Defaults: G rounded stochastically (WAGE), no error quantization: the input's gradient is
+    the float one, the kernel's is one of the two neighbouring grid points, drawn from the 'quant'
+    stream when given, else from a key derived from the gradient, unbiased either way."""
+    layer = quant.QuantDense(features=2, spec=quant.QuantSpec(gradient_bits=4))
+    x = np.ones((1, 3), np.float32)
+    variables = {"params": {"kernel": np.asarray([[0.5, -0.2], [0.3, 0.1], [-0.4, 0.7]],
+                                                 np.float32), "bias": np.zeros(2, np.float32)}}
 
-    def grad(seed):
-        return jax.grad(lambda p: jnp.sum(layer.apply(
-            {"params": p}, x, rngs={"quant": jax.random.key(seed)}) * jnp.asarray([0.3, 0.1])))(
-            variables["params"])["kernel"]
+    def grads(g_out, rngs):
+        return jax.grad(lambda p, v: jnp.sum(layer.apply({"params": p}, v, rngs=rngs) * g_out),
+                        argnums=(0, 1))(variables["params"], x)
 
-    # The output error 0.1 sits at 3.2 quantization steps: it rounds to 3 or 4 steps by the draw.
-    seen = {float(grad(seed)[0, 1]) for seed in range(20)}
-    assert seen == {3 / 32, 4 / 32}
-    with pytest.raises(Exception, match="quant"):
-        layer.apply(variables, x)
+    @jax.jit
+    def draws(keys, offsets):
+        with_stream = jax.vmap(lambda k: grads(jnp.asarray([0.3, 0.1]), {"quant": k})[0])(keys)
+        # Without an rng: a different key for every cotangent (here 0.3 varies in its last bits).
+        derived = jax.vmap(lambda e: grads(jnp.asarray([0.3 + e, 0.1]), {})[0])(offsets)
+        return (with_stream["kernel"][:, 0, 1], derived["kernel"][:, 0, 1],
+                grads(jnp.asarray([0.3, 0.1]), {})[1])
+
+    # The kernel gradient's entry 0.1 sits at 3.2 quantization steps of 1/32 (shift 0.25).
+    with_stream, derived, x_grad = draws(jax.random.split(jax.random.key(0), 2000),
+                                         jnp.arange(2000) * 1e-7)
+    for got in (with_stream, derived):
+        assert set(np.unique(np.asarray(got))) == {3 / 32, 4 / 32}
+        assert float(jnp.mean(got)) == pytest.approx(0.1, abs=0.003)
+    np.testing.assert_allclose(x_grad, jnp.asarray([[0.3, 0.1]]) @ variables["params"]["kernel"].T,
+                               rtol=1e-6)
 
 
 def test_feature_range_scales_the_quantization_grid():
@@ -161,7 +175,7 @@ class _Tiny(nn.Module):
 
 
 @pytest.mark.parametrize("setting,kind,bits_per_weight", [("bw", "binary", 1),
-                                                           ("tw", "ternary", 2)])
+                                                           ("tw", "ternary", 2), (quant.QuantSpec(weights="ternary_alpha"), "ternary", 2)])
 def test_packed_model_size_and_exact_round_trip(setting, kind, bits_per_weight):
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
     model = _Tiny(quant.get_spec(setting))
@@ -172,7 +186,7 @@ def test_packed_model_size_and_exact_round_trip(setting, kind, bits_per_weight):
     for layer, n in sizes.items():
         stored = packed.kernels[(layer, "kernel")]
         assert stored.kind == kind and stored.bits.nbytes == n * bits_per_weight // 8
-    scales = 0 if setting == "bw" else 2 * 32 * 4
+    scales = 0 if quant.get_spec(setting).weights in ("binary", "ternary") else 2 * 32 * 4
     other = quant.float_nbytes(variables["params"]) - 4 * sum(sizes.values())
     assert packed.nbytes == sum(sizes.values()) * bits_per_weight // 8 + scales + other
     # The restored weights make a float model compute exactly what the quantized one did.

@@ -24,7 +24,9 @@ With block width m (``features``, 128), growth n (``growth``, 32), ``depth`` d (
 
 The model returns float32 heatmaps [S, N, H/stem_stride, W/stem_stride, num_joints] with
 S = num_unets·(1 + r), in order of computation. Convolutions are `QuantConv`s quantized by ``quant``
-except the stem conv and the heads' convs, which stay full precision. The functions and layers
+except the stem conv and the heads' convs, which stay full precision; every BatchNorm's scale starts
+at U(0, 1) where the spec's ``bn_scale_init`` is "uniform" (the paper settings), as in the official
+code. The functions and layers
 shared with the stacked hourglass (input checks, occlusion, pooling) live here too.
 """
 
@@ -37,7 +39,13 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from jaxaug.quant.layers import QuantConv, QuantSpec, get_spec, kaiming_fan_out
+from jaxaug.quant.layers import (
+    QuantConv,
+    QuantSpec,
+    batchnorm_scale_init,
+    get_spec,
+    kaiming_fan_out,
+)
 
 STEM_STRIDES = (1, 2, 4)
 
@@ -105,10 +113,11 @@ def upsample2(x: jax.Array) -> jax.Array:
     return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
-def batch_norm(train: bool, dtype: Any, name: str | None = None) -> nn.BatchNorm:
+def batch_norm(train: bool, dtype: Any, name: str | None = None,
+               scale_init: Any = nn.initializers.ones) -> nn.BatchNorm:
     """BatchNorm with PyTorch's defaults (momentum 0.1 there is 0.9 here, eps 1e-5)."""
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
-                        name=name)
+                        scale_init=scale_init, name=name)
 
 
 class BnReluConv(nn.Module):
@@ -121,11 +130,12 @@ class BnReluConv(nn.Module):
     use_bias: bool = False
     dtype: Any = jnp.float32
     kernel_init: Any = kaiming_fan_out
+    bn_scale_init: Any = nn.initializers.ones
 
     @nn.compact
     def __call__(self, inputs: Sequence[jax.Array]) -> jax.Array:
         x = jnp.concatenate(inputs, axis=-1)
-        x = nn.relu(batch_norm(self.train, self.dtype, "bn")(x))
+        x = nn.relu(batch_norm(self.train, self.dtype, "bn", self.bn_scale_init)(x))
         return QuantConv(features=self.features, kernel_size=self.kernel_size, spec=self.spec,
                          use_bias=self.use_bias, dtype=self.dtype, kernel_init=self.kernel_init,
                          name="conv")(x)
@@ -158,7 +168,8 @@ class DenseBlock(nn.Module):
 
     @nn.compact
     def __call__(self, inputs: Sequence[jax.Array]) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-        common = {"train": self.train, "spec": self.spec, "dtype": self.dtype}
+        common = {"train": self.train, "spec": self.spec, "dtype": self.dtype,
+                  "bn_scale_init": batchnorm_scale_init(self.spec)}
         concat_unit = RematBnReluConv if self.memory_efficient else BnReluConv
         bottleneck = concat_unit(4 * self.growth, 1, name="bottleneck", **common)(inputs)
         new = BnReluConv(self.growth, 3, name="conv3x3", **common)([bottleneck])
@@ -252,17 +263,18 @@ class CUNet(nn.Module):
         check_inputs("CUNet", images, occlusion, self.stem_stride, self.depth)
         spec = get_spec(self.quant)
         concat_unit = RematBnReluConv if self.memory_efficient else BnReluConv
-        common = {"train": train, "spec": spec, "dtype": self.dtype}
+        bn_scale_init = batchnorm_scale_init(spec)
+        common = {"train": train, "spec": spec, "dtype": self.dtype, "bn_scale_init": bn_scale_init}
         unets = [UNet(self.depth, self.features, self.growth, train, spec, self.memory_efficient,
                       self.dtype, name=f"unet{u}") for u in range(self.num_unets)]
         adapters = [concat_unit(self.features, 1, name=f"inter{u}", **common)
                     for u in range(1, self.num_unets)]
         heads = [BnReluConv(self.num_joints, 1, train, dtype=self.dtype, kernel_init=HEAD_INIT,
-                            name=f"head{u}")
+                            bn_scale_init=bn_scale_init, name=f"head{u}")
                  for u in range(self.num_unets)]
         refine = concat_unit(self.features, 1, name="refine", **common)
 
-        stem = self._stem(images, train)
+        stem = self._stem(images, train, bn_scale_init)
         x, heatmaps, first_features = stem, [], None
         for iteration in range(1 + self.refine_iterations):
             if iteration:
@@ -282,10 +294,10 @@ class CUNet(nn.Module):
         heatmaps = jnp.stack(heatmaps)
         return (heatmaps, first_features) if return_features else heatmaps
 
-    def _stem(self, images: jax.Array, train: bool) -> jax.Array:
+    def _stem(self, images: jax.Array, train: bool, bn_scale_init: Any) -> jax.Array:
         """7x7 conv (full precision) - BN - ReLU - max pool, reducing the sides by stem_stride."""
         # QuantConv's leading fields are spec, use_bias and dtype, hence keywords only.
         x = QuantConv(features=self.features, kernel_size=7, strides=min(self.stem_stride, 2),
                       use_bias=False, dtype=self.dtype, name="stem_conv")(images)
-        x = nn.relu(batch_norm(train, self.dtype, "stem_bn")(x))
+        x = nn.relu(batch_norm(train, self.dtype, "stem_bn", bn_scale_init)(x))
         return max_pool2(x) if self.stem_stride == 4 else x

@@ -29,7 +29,8 @@ The output format and the ``stem_stride``, ``quant``, ``occlusion`` and ``return
 are those of `jaxaug.models.cunet.CUNet` (skip features are the skip modules' outputs, the bridge
 feature the bottom module's), with S = ``num_stacks`` heatmap sets; they work the same with both
 blocks. With ``quant``, every conv is quantized (the dense blocks' too) except the stem's 7x7 conv
-and the heads giving heatmaps.
+and the heads giving heatmaps; the spec's ``bn_scale_init`` (the quantized CU-Net's U(0, 1) BN
+init) is not applied here: every BatchNorm starts at gamma = 1.
 """
 
 from __future__ import annotations

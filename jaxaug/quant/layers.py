@@ -7,14 +7,21 @@ A `QuantConv` / `QuantDense` computes, from its input x and float32 master kerne
 * Q_A = R · `quantize(. / R, feature_bits)`: the WAGE k-bit quantizer on the input features
   (skipped when ``feature_bits`` is None), on the range [-R, R] with R = ``feature_range`` (a power
   of two; 1, WAGE's and the quantized CU-Net's range, by default). Features outside
-  R·[-1 + sigma, 1 - sigma] saturate and pass no gradient; after BN-ReLU (unit variance) R = 1
-  saturates about 16% of them.
+  R·[-1 + sigma, 1 - sigma] saturate and pass no gradient; after a CU-Net's BN-ReLU, R = 1
+  saturates about 16% of them with BN gamma = 1 and 5% with gamma ~ U(0, 1), R = 4 about 0.1%
+  (docs/results.md).
 * Q_W: the weight quantizer named by ``weights``: "float" (none), "binary" (sign),
   "binary_alpha" (XNOR-Net's sign · mean|W| per output channel), "ternary" (TWN's {-1, 0, +1}) or
   "ternary_alpha" (TWN with its scale).
-* G and G_W = `quantize_grad(., gradient_bits)`: identity forward; they quantize the error flowing
-  back through the layer's output and the gradient of the master kernel (WAGE's E and G). With
-  ``stochastic_rounding`` they draw their uniforms from the ``'quant'`` rng stream.
+* G_W = `quantize_grad(., gradient_bits)`: identity forward; it quantizes the gradient of the master
+  kernel (WAGE's G), with stochastic rounding by default as WAGE (``stochastic_rounding``; the
+  uniforms come from the ``'quant'`` rng stream when the caller gives one, as the keypoint
+  objectives do, else from a key derived from the gradient's own bits, see `quantize_grad`).
+* G: the same on the error flowing back through the layer's output (WAGE's E), only with
+  ``quantize_error`` (off by default: the official CU-Net code quantizes only the weight gradient,
+  and on a small CU-Net 8-bit E bends the kernel gradients more than G does: median cosine
+  0.988 against 0.9997, docs/results.md).
+  It rounds as G_W does; WAGE rounds E to nearest.
 
 The master kernel stays float32, as in every quantization-aware training scheme; `jaxaug.quant.export`
 packs the quantized kernels into real bits for storage: each binary or ternary layer sows its
@@ -47,17 +54,29 @@ from jaxaug.quant.quantizers import (
 )
 
 WEIGHT_MODES = ("float", "binary", "binary_alpha", "ternary", "ternary_alpha")
+# BatchNorm's scale gamma at initialisation: 1 (Flax's and PyTorch's default) or U(0, 1), as the
+# official quantized CU-Net code initialises every BatchNorm (models read it through
+# `batchnorm_scale_init`).
+BN_SCALE_INITS = ("ones", "uniform")
 
 
 @dataclasses.dataclass(frozen=True)
 class QuantSpec:
-    """How one layer is quantized. None bits mean full precision for that part."""
+    """How one layer is quantized. None bits mean full precision for that part.
+
+    ``stochastic_rounding`` (WAGE's G; default) or rounding to nearest of the quantized
+    gradients; ``quantize_error`` also quantizes the error at the layer's output (WAGE's E);
+    ``feature_range`` R of the feature quantizer; ``bn_scale_init`` is read by the CU-Net for its
+    BatchNorms ("ones" or "uniform", `BN_SCALE_INITS`), not by the layer.
+    """
 
     feature_bits: int | None = None
     weights: str = "float"
     gradient_bits: int | None = None
-    stochastic_rounding: bool = False
+    stochastic_rounding: bool = True
     feature_range: float = 1.0
+    quantize_error: bool = False
+    bn_scale_init: str = "ones"
 
     def __post_init__(self):
         for field in ("feature_bits", "gradient_bits"):
@@ -73,8 +92,11 @@ class QuantSpec:
         if not (self.feature_range > 0 and math.log2(self.feature_range).is_integer()):
             raise ValueError(f"QuantSpec.feature_range must be a power of two, got "
                              f"{self.feature_range!r}")
-        if self.stochastic_rounding and self.gradient_bits is None:
-            raise ValueError("QuantSpec.stochastic_rounding needs gradient_bits")
+        if self.quantize_error and self.gradient_bits is None:
+            raise ValueError("QuantSpec.quantize_error needs gradient_bits")
+        if self.bn_scale_init not in BN_SCALE_INITS:
+            raise ValueError(f"QuantSpec.bn_scale_init={self.bn_scale_init!r} is unknown; choose "
+                             f"one of {', '.join(BN_SCALE_INITS)}")
 
     @property
     def is_full_precision(self) -> bool:
@@ -83,21 +105,32 @@ class QuantSpec:
 
 
 # The quantized CU-Net paper's settings (Tang thesis, sec. 5.3.5 and tables 5.8-5.10 of sec. 5.5.7),
-# named <feature bits><weight bits><gradient bits>, and the weight-only ones. 1-bit weights are
-# binary with XNOR-Net's alpha and 2-bit ones ternary with TWN's alpha. Features are quantized on
-# [-4, 4] (FEATURE_RANGE): on [-1, 1] the BN-ReLU features that saturate cost CU-Net most of its
-# accuracy (synthetic keypoints, 300 steps: PCKh 0.21 with 8-bit features on [-1, 1] vs 0.57 on
-# [-4, 4] and 0.56 in full precision; docs/results.md).
-FEATURE_RANGE = 4.0
+# named <feature bits><weight bits><gradient bits>, and the weight-only ones, as the thesis defines
+# them: features through WAGE's Q on [-1 + sigma, 1 - sigma] with no scaling (eq. 5.7), binary (BW)
+# and ternary (TW) weights without alpha (the QIG/QFG rows of tables 5.9 and 5.10; table 5.8's
+# BW-alpha-QIG row is "818_alpha"), BatchNorm's gamma initialised U(0, 1) as the official code
+# does. Gradients: stochastic weight-gradient rounding (WAGE's G), no error quantization (as the
+# official code). Before a BatchNorm, alpha changes nothing (docs/results.md), so "bw" and
+# "bw_alpha" train the same CU-Net.
+# The "_r4" settings are our variant, not the thesis's: features on [-4, 4] with gamma = 1, the
+# weights with alpha. After BN-ReLU, [-1, 1] saturates many features and the clipped STE passes
+# no gradient through them; [-4, 4] at 8 bits saturates almost none (docs/results.md).
+PAPER = {"bn_scale_init": "uniform"}
+RANGE_4 = {"feature_range": 4.0}
 SETTINGS = {
     "fp": QuantSpec(),
-    "818": QuantSpec(8, "binary_alpha", 8, feature_range=FEATURE_RANGE),
-    "616": QuantSpec(6, "binary_alpha", 6, feature_range=FEATURE_RANGE),
-    "828": QuantSpec(8, "ternary_alpha", 8, feature_range=FEATURE_RANGE),
-    "626": QuantSpec(6, "ternary_alpha", 6, feature_range=FEATURE_RANGE),
-    "bw": QuantSpec(weights="binary"),
-    "bw_alpha": QuantSpec(weights="binary_alpha"),
-    "tw": QuantSpec(weights="ternary_alpha"),
+    "818": QuantSpec(8, "binary", 8, **PAPER),
+    "818_alpha": QuantSpec(8, "binary_alpha", 8, **PAPER),
+    "616": QuantSpec(6, "binary", 6, **PAPER),
+    "828": QuantSpec(8, "ternary", 8, **PAPER),
+    "626": QuantSpec(6, "ternary", 6, **PAPER),
+    "bw": QuantSpec(weights="binary", **PAPER),
+    "bw_alpha": QuantSpec(weights="binary_alpha", **PAPER),
+    "tw": QuantSpec(weights="ternary", **PAPER),
+    "818_r4": QuantSpec(8, "binary_alpha", 8, **RANGE_4),
+    "616_r4": QuantSpec(6, "binary_alpha", 6, **RANGE_4),
+    "828_r4": QuantSpec(8, "ternary_alpha", 8, **RANGE_4),
+    "626_r4": QuantSpec(6, "ternary_alpha", 6, **RANGE_4),
 }
 
 
@@ -109,6 +142,14 @@ def get_spec(setting: str | QuantSpec | None) -> QuantSpec | None:
         raise ValueError(f"unknown quantization setting {setting!r}; choose one of "
                          f"{', '.join(SETTINGS)}")
     return SETTINGS[setting]
+
+
+def batchnorm_scale_init(spec: QuantSpec | None):
+    """The initializer of a quantized model's BatchNorm scales: ones, or U(0, 1) where
+    ``spec.bn_scale_init`` is "uniform" (the official quantized CU-Net's init)."""
+    if spec is not None and spec.bn_scale_init == "uniform":
+        return nn.initializers.uniform(1.0)
+    return nn.initializers.ones
 
 
 def quantize_weights(kernel: jax.Array, mode: str) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -131,14 +172,18 @@ class _QuantLayer(nn.Module):
     use_bias: bool = True
     dtype: Any = jnp.float32
 
-    def _noise_key(self, spec):
-        return self.make_rng("quant") if spec.stochastic_rounding else None
+    def _gradient(self, x, spec):
+        """`quantize_grad` with the spec's bits and rounding (the 'quant' stream's key if given)."""
+        stochastic = spec.stochastic_rounding
+        key = self.make_rng("quant") if stochastic and self.has_rng("quant") else None
+        return quantize_grad(x, spec.gradient_bits, key,
+                             "stochastic" if stochastic else "nearest")
 
     def _quantized(self, x, kernel_shape, kernel_init, contract):
         spec = self.spec or QuantSpec()
         kernel = self.param("kernel", kernel_init, kernel_shape, jnp.float32)
         if spec.gradient_bits is not None:
-            kernel = quantize_grad(kernel, spec.gradient_bits, self._noise_key(spec))
+            kernel = self._gradient(kernel, spec)
         kernel, codes, scale = quantize_weights(kernel, spec.weights)
         if spec.weights != "float" and not self.is_initializing():
             self.sow("quantized", f"{spec.weights.split('_')[0]}_codes", codes.astype(jnp.int8))
@@ -150,8 +195,8 @@ class _QuantLayer(nn.Module):
         y = contract(x.astype(self.dtype), kernel.astype(self.dtype))
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (kernel_shape[-1],), jnp.float32)
-        if spec.gradient_bits is not None:
-            y = quantize_grad(y, spec.gradient_bits, self._noise_key(spec))
+        if spec.quantize_error:
+            y = self._gradient(y, spec)
         return y
 
 

@@ -125,30 +125,48 @@ def quantize_gradient_value(g: jax.Array, bits: int, noise: jax.Array | None = N
     return scale * jnp.clip(s * rounded, -1.0 + s, 1.0 - s)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _gradient_quantizer(x, bits, noise):
-    del bits, noise
+def _cotangent_key(g: jax.Array) -> jax.Array:
+    """A PRNG key that is a pure function of a cotangent's bits (a wrapping uint32 sum)."""
+    bits = jax.lax.bitcast_convert_type(g.astype(jnp.float32), jnp.uint32)
+    return jax.random.fold_in(jax.random.key(0), jnp.sum(bits, dtype=jnp.uint32))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _gradient_quantizer(x, key_data, bits, rounding):
+    del key_data, bits, rounding
     return x
 
 
-def _gradient_quantizer_fwd(x, bits, noise):
-    del bits
-    return x, noise
+def _gradient_quantizer_fwd(x, key_data, bits, rounding):
+    del bits, rounding
+    # Only the key is kept: the uniforms are drawn in the backward pass, not stored.
+    return x, key_data
 
 
-def _gradient_quantizer_bwd(bits, noise, g):
-    noise_arg = None if noise.ndim == 0 else noise
-    return quantize_gradient_value(g, bits, noise_arg).astype(g.dtype), jnp.zeros_like(noise)
+def _gradient_quantizer_bwd(bits, rounding, key_data, g):
+    noise = None
+    if rounding == "stochastic":
+        key = jax.random.wrap_key_data(key_data) if key_data.ndim else _cotangent_key(g)
+        noise = jax.random.uniform(key, g.shape, jnp.float32)
+    return quantize_gradient_value(g.astype(jnp.float32), bits, noise).astype(g.dtype), None
 
 
 _gradient_quantizer.defvjp(_gradient_quantizer_fwd, _gradient_quantizer_bwd)
 
+ROUNDINGS = ("nearest", "stochastic")
 
-def quantize_grad(x: jax.Array, bits: int, key: jax.Array | None = None) -> jax.Array:
+
+def quantize_grad(x: jax.Array, bits: int, key: jax.Array | None = None,
+                  rounding: str | None = None) -> jax.Array:
     """Identity forward; backward quantizes the cotangent to ``bits`` with WAGE's shift (module
-    docstring). With a PRNG ``key`` the rounding is stochastic, with fresh uniforms per element."""
+    docstring). ``rounding`` is "nearest" or "stochastic" (default: stochastic iff a ``key`` is
+    given). Stochastic rounding draws fresh uniforms per element from ``key`` or, without one,
+    from a key that is a pure function of the cotangent's bits, so that a model applied without a
+    ``'quant'`` rng still rounds without bias."""
     sigma(bits)
-    if key is None:
-        return _gradient_quantizer(x, bits, jnp.zeros((), x.dtype))
-    noise = jax.random.uniform(key, x.shape, x.dtype)
-    return _gradient_quantizer(x, bits, noise)
+    rounding = rounding or ("nearest" if key is None else "stochastic")
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"quantize_grad: rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    key_data = (jnp.zeros((), jnp.uint32) if key is None or rounding == "nearest"
+                else jax.random.key_data(key))
+    return _gradient_quantizer(x, key_data, bits, rounding)

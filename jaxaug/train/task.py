@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxaug import data, methods, models, objectives
+from jaxaug import data, methods, models, objectives, quant
 from jaxaug.data import keypoint_formats, keypoint_synthetic
 from jaxaug.data.dataset import channel_stats
 from jaxaug.ops.point import to_float
@@ -185,10 +185,16 @@ class Keypoints(Task):
         model = models.Normalized(models.create_pose_model(
             config.model, self.num_joints, quant=config.quant, **dict(config[config.model])),
             normalization)
-        # RMSProp at a constant rate, as the stacked hourglass and CU-Net papers train.
+        # RMSProp at a constant rate, as the stacked hourglass and CU-Net papers train; binary
+        # and ternary master weights clamped to [-1, 1] after each step, as the official code.
         o = config.optimizer
+        optimizer = optax.rmsprop(o.lr, decay=o.decay, eps=o.eps)
+        if quant.get_spec(config.quant).weights != "float":
+            images = jax.ShapeDtypeStruct((1, *self.train["image"].shape[1:]), jnp.float32)
+            optimizer = optax.chain(optimizer,
+                                    quant.clamp_quantized_kernels(model, images, train=False))
         return methods.Context(
-            model=model, optimizer=optax.rmsprop(o.lr, decay=o.decay, eps=o.eps),
+            model=model, optimizer=optimizer,
             lr_schedule=optax.constant_schedule(o.lr),
             steps_per_epoch=data.steps_per_epoch(self.num_train, config.batch_size),
             num_classes=self.num_joints, normalization=normalization, config=config,
