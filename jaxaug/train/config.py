@@ -168,6 +168,11 @@ def _keypoint_fields(c: ml_collections.ConfigDict) -> None:
     c.image_size = 64
     c.train_size = 4000  # synthetic only
     c.test_size = 500  # synthetic only
+    # Images held out of the training set as a validation split (0: none), drawn by data_seed.
+    # With one, the best epoch (checkpoint "best", summary's test_<metric>_at_best_val) is
+    # chosen on it, never on the test set.
+    c.val_size = 0
+    c.data_seed = 0
 
     # model: "cunet" or "hourglass", built from its section; `quant` one of jaxaug.quant.SETTINGS
     # ("fp": full precision). CU-Net's features / growth are the paper's m / n.
@@ -308,6 +313,8 @@ def _validate_keypoints(config, check) -> None:
     check(config.image_size >= 16, "image_size", "must be at least 16")
     check(config.train_size >= 1, "train_size", "must be positive")
     check(config.test_size >= 1, "test_size", "must be positive")
+    check(isinstance(config.val_size, int) and config.val_size >= 0, "val_size",
+          "must be a non-negative int")
     check(config.heatmap_sigma > 0, "heatmap_sigma", "must be positive")
     a = config.augment
     check(0 < a.scale_min <= a.scale_max, "augment.scale_min", "must be in (0, scale_max]")
