@@ -180,9 +180,11 @@ def _keypoint_fields(c: ml_collections.ConfigDict) -> None:
     c.quant = "fp"
     # CPU-sized defaults; the papers' CU-Net is num_unets=8 (or 16), depth=4, features=128,
     # growth=32, stem_stride=4 on 256x256 crops, and the hourglass num_stacks=8, features=256.
+    # refine_iterations: extra passes of the thesis's iterative refinement (sec. 5.3.4; 1 there),
+    # refine_growth its dense layers' new channels (16 gives the thesis's 0.2 M on CU-Net-4).
     c.cunet = ml_collections.ConfigDict({
         "num_unets": 2, "depth": 2, "order": 1, "features": 64, "growth": 16, "stem_stride": 4,
-        "memory_efficient": False, "refine_iterations": 0,
+        "memory_efficient": False, "refine_iterations": 0, "refine_growth": 16,
     })
     # block: "residual" (bottleneck modules, the paper's) or "dense" (CU-Net's dense blocks of
     # growth `growth`) in every hourglass module.
