@@ -50,7 +50,7 @@ def occlude(images, cell, grid, fill):
     return jnp.where(inside[None, :, :, None], jnp.asarray(fill, images.dtype), images)
 
 
-def _sums(pred, gt, visible, norm, mask, metric, threshold, joints):
+def _sums(pred, gt, visible, norm, mask, metric, threshold, joints=None):
     """(value, count) sums of a batch; padding (mask 0) and invisible joints left out, PCK /
     PCKh pooled over ``joints`` (the layout's `KeypointData.metric_joints`)."""
     if metric != "nme":
@@ -63,12 +63,13 @@ def _sums(pred, gt, visible, norm, mask, metric, threshold, joints):
             "count": jnp.sum(num > 0).astype(jnp.float32)}
 
 
-@functools.partial(jax.jit, static_argnames=("model", "metric", "grid", "joints"))
+@functools.partial(jax.jit, static_argnames=("model", "metric", "grid", "scored"))
 def _batch_sums(model, variables, batch, fill, scale, degrees, cell, threshold, *, metric, grid,
-                joints):
+                scored):
     """Metric sums of one batch warped by (scale, degrees), then with ``cell`` occluded (-1: none).
     Traced scalars: one compile serves every point of the sweeps (scale 1, rotation 0 is the
-    identity warp: each output pixel samples its own input pixel centre with weight 1)."""
+    identity warp: each output pixel samples its own input pixel centre with weight 1). ``scored``:
+    the joints PCK / PCKh pools."""
     images = batch["image"].astype(jnp.float32) / 255.0
     images, joints, visible = jax.vmap(lambda x, p, v: keypoints.transform_sample(
         x, p, v, scale, degrees, False, ()))(images, batch["joints"], batch["visible"])
@@ -76,7 +77,7 @@ def _batch_sums(model, variables, batch, fill, scale, degrees, cell, threshold, 
     state = types.SimpleNamespace(**variables)
     pred, _ = predict_joints(model, state, images, images.shape[1:3])
     return _sums(pred, joints, visible, batch["norm"] * scale, batch["mask"], metric, threshold,
-                 joints)
+                 scored)
 
 
 def robustness(model, variables, test, fill, *, metric, threshold, scales=DEFAULT_SCALES,
@@ -113,7 +114,7 @@ def robustness(model, variables, test, fill, *, metric, threshold, scales=DEFAUL
         sums = jax.device_get([_batch_sums(
             model, variables, b, fill, jnp.float32(scale), jnp.float32(degrees),
             jnp.int32(cell), jnp.float32(threshold), metric=metric, grid=grid,
-            joints=test.metric_joints)
+            scored=test.metric_joints)
             for b in batches])
         value, count = (sum(float(s[k]) for s in sums) for k in ("value", "count"))
         return value / count if count > 0 else float("nan")

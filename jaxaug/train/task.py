@@ -300,7 +300,7 @@ def metric_sums(pred, gt, visible, norm, mask, metric, threshold, joints=None):
     the 14 per-joint PCKhs, as MPII's evaluation script computes its "Mean". NME averages every
     landmark of an image."""
     if joints is not None and metric != "nme":
-        selected = np.zeros(np.shape(visible)[-1], bool)
+        selected = np.zeros(jnp.shape(visible)[-1], bool)
         selected[list(joints)] = True
         visible = visible & selected
     dist = jnp.linalg.norm(pred - gt, axis=-1)
