@@ -297,8 +297,10 @@ def metric_sums(pred, gt, visible, norm, mask, metric, threshold, joints=None):
     ``joints`` (static indices, None: all) are the joints PCK / PCKh pools, the layout's
     `KeypointData.metric_joints`: MPII's reported PCKh pools the visible joints of all but pelvis
     and thorax (`jaxaug.objectives.MPII_PCKH_JOINTS`), i.e. the visible-count-weighted mean of
-    the 14 per-joint PCKhs, as MPII's evaluation script computes its "Mean". NME averages every
-    landmark of an image."""
+    the 14 per-joint PCKhs, the "Mean" of the MPII evaluation code the pose literature uses
+    (sum_k PCKh_k count_k / sum_k count_k over those joints). The CU-Net reference code averages
+    the 14 per-joint PCKhs unweighted instead, per batch; the two differ only where the joints'
+    visible counts differ. NME averages every landmark of an image."""
     if joints is not None and metric != "nme":
         selected = np.zeros(jnp.shape(visible)[-1], bool)
         selected[list(joints)] = True
