@@ -18,6 +18,7 @@ from jaxaug import models, objectives
 from jaxaug.data import keypoint_synthetic
 from jaxaug.methods.pose import heatmap_regression, heatmap_size, pose_inputs
 from jaxaug.train import keypoints_config, train
+from jaxaug.train.checkpoint import Checkpointer
 from jaxaug.train.task import metric_sums
 
 # Compiling dominates on CPU, so the models are as small as the properties allow: two U-Nets for
@@ -125,6 +126,11 @@ def test_train_pose_trains_evaluates_and_resumes_exactly(tmp_path):
     test = [r["pckh"] for r in evals if r["split"] == "test"]
     assert len(val) == len(test) == 2 and plain["best_val_pckh"] == max(val)
     assert plain["test_pckh_at_best_val"] == test[int(np.argmax(val))]
+    # Checkpoint "best" is scored on the validation split too.
+    checkpointer = Checkpointer(str(tmp_path / "plain" / "checkpoints"), keep=2)
+    best = checkpointer.best_step()
+    checkpointer.close()
+    assert {r["step"]: r["pckh"] for r in evals if r["split"] == "val"}[best] == max(val)
 
     def stop_at_3(step):
         if step == 3:
