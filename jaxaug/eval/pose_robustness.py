@@ -15,8 +15,8 @@ inter-ocular distance for NME) is scored under
 
 The score is the run's metric over all test images: PCKh@t = #{visible k: |p^_k - p'_k| <= t r'} /
 #{visible k}, k over the layout's scored joints (MPII's 14 without pelvis and thorax,
-`KeypointData.metric_joints`; PCK@t with LSP's torso over all 14), or NME = mean over images with a visible joint of
-(1 / |V_n|) sum_{k in V_n} |p^_k - p'_k| / r'_n (lower is better).
+`KeypointData.metric_joints`; PCK@t with LSP's torso over all 14), or NME = mean over images
+with a visible joint of (1 / |V_n|) sum_{k in V_n} |p^_k - p'_k| / r'_n (lower is better).
 
   python -m jaxaug.eval.pose_robustness --workdirs=workdirs/random,workdirs/adversarial --out=rob
 
