@@ -49,9 +49,13 @@ def main(argv):
     print(f"Wrote {os.path.join(workdir, 'summary.json')}")
     metric = summary["metric"]
     if f"last_test_{metric}" in summary:
+        # The best test score is chosen on the test set; the score to report is the one at the
+        # best validation epoch (config.val_size > 0).
+        at_val = summary.get(f"test_{metric}_at_best_val")
         print(
             f"test {metric}: last {summary[f'last_test_{metric}']:.4f}, "
-            f"best {summary[f'best_test_{metric}']:.4f}; "
+            + (f"at the best val epoch {at_val:.4f}, " if at_val is not None else "")
+            + f"best {summary[f'best_test_{metric}']:.4f}; "
             f"wall time {summary['wall_time_s']:.1f} s; "
             f"{summary['train_images_per_s'] or 0:.0f} train images/s"
         )

@@ -9,8 +9,11 @@ or quantized.
 The argument is a quantization setting of jaxaug.quant.SETTINGS (fp; the thesis's 818, 616, 828,
 626, 818_alpha, bw, bw_alpha, tw; our range-4 variants 818_r4, 616_r4, 828_r4, 626_r4; see the
 README's table), optionally followed by ",hourglass". 64x64 figures, 2 coupled U-Nets of depth 2
-(m = 64, n = 16) on 16x16 heatmaps, RMSProp 2.5e-4, batch 32, 10 epochs of 4,000 images: a
+(m = 64, n = 16) on 16x16 heatmaps, RMSProp 2.5e-4, batch 32, 10 epochs of 3,500 images: a
 CPU-sized run (~0.4 s per step on 2 cores). The papers' sizes are in jaxaug/train/config.py.
+500 of the 4,000 training figures are held out as the validation split that picks the best epoch
+(as the thesis holds 3K of MPII's training set out as its validation set); the score to report is
+summary.json's test_pckh_at_best_val.
 Real data: --config.dataset=mpii:/path/mpii_human_pose_v1_u12_1.mat (see load_keypoints).
 """
 
@@ -21,6 +24,7 @@ def get_config(arg: str = "fp"):
     parts = arg.split(",")
     c = keypoints_config()
     c.quant = parts[0]
+    c.val_size = 500
     if parts[1:] == ["hourglass"]:
         c.model = "hourglass"
     elif parts[1:]:

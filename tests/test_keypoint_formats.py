@@ -192,14 +192,26 @@ def test_lsp_loader_reads_flags_splits_and_torso(tmp_path):
         np.testing.assert_allclose(data.joints[k], expected, atol=1e-4)
         assert data.visible[k].all()  # LSP annotates every joint
         np.testing.assert_array_equal(data.occluded[k], flags[i] == 1)
-        torso = max(np.linalg.norm(expected[9] - expected[2]),
-                    np.linalg.norm(expected[8] - expected[3]))
+        torso = np.linalg.norm(expected[9] - expected[2])  # left shoulder to right hip
         assert data.norm[k] == pytest.approx(torso, rel=1e-5)
         np.testing.assert_allclose(_centroid(data.images[k], 2), expected[13], atol=0.3)
     with pytest.raises(SplitNotFoundError, match=r"no split 'val'.*\['all', 'test', 'train'\]"):
         keypoint_formats.load_lsp(tmp_path, split="val")
     with pytest.raises(DatasetPathError, match="im0001.jpg"):
         keypoint_formats.load_lsp(tmp_path, split="train")
+
+
+def test_lsp_torso_is_left_shoulder_to_right_hip():
+    """A person whose diagonals differ: l_shoulder (9) - r_hip (2) is a 3-4-5 triangle, r_shoulder
+    (8) - l_hip (3) is 10 long, so only the thesis's pair gives 5 (the max of both gave 10)."""
+    joints = np.zeros((3, 14, 2))
+    joints[:, 9], joints[:, 2] = (0.0, 0.0), (3.0, 4.0)
+    joints[:, 8], joints[:, 3] = (10.0, 0.0), (10.0, 10.0)
+    annotated = np.ones((3, 14), bool)
+    annotated[1, 9] = False  # LSP-extended: the fallback diagonal stands in
+    annotated[2, [2, 3]] = False  # neither diagonal: undefined
+    norm = keypoint_formats.lsp_torso(joints, annotated)
+    assert norm[0] == 5.0 and norm[1] == 10.0 and np.isnan(norm[2])
 
 
 def test_lsp_extended_flags_mark_annotated_joints(tmp_path):

@@ -11,7 +11,7 @@ from flax import traverse_util
 
 from jaxaug import models
 from jaxaug.models import CUNet, StackedHourglass, count_params, create_pose_model
-from jaxaug.models.cunet import UNet
+from jaxaug.models.cunet import RefineBlock, UNet
 from jaxaug.models.hourglass import Hourglass
 
 pytestmark = pytest.mark.usefixtures("unoptimized_xla")
@@ -20,12 +20,12 @@ M, N, J = 8, 4, 3  # tiny CU-Net block width m, growth n, joints
 # Depth 1 keeps the compiled models small; the parameter-count tests, which compile nothing, use
 # larger ones.
 TINY_CUNET = {"num_joints": J, "num_unets": 2, "order": 1, "depth": 1, "features": M,
-              "growth": N, "stem_stride": 2}
+              "growth": N, "stem_stride": 2, "refine_growth": N}
 TINY_HOURGLASS = {"num_joints": J, "num_stacks": 2, "depth": 1, "features": 16, "stem_stride": 2}
 IMAGES = jax.random.normal(jax.random.key(1), (2, 32, 32, 3))
 # Compiling dominates on CPU, so the tests share two initializations: "cunet" (with one refinement
 # iteration) and "hourglass". The other CU-Nets have the same parameter tree, or that tree minus the
-# refinement adapter for the "single" (no refinement) ones.
+# refinement block and the second iteration's BatchNorms for the "single" (no refinement) ones.
 MODELS = {
     "cunet": CUNet(**TINY_CUNET, refine_iterations=1),
     "cunet_single": CUNet(**TINY_CUNET),
@@ -64,27 +64,38 @@ def _variables(name):
         variables = _init(name)
         return {**variables, "params": _random_heads(variables["params"], jax.random.key(1))}
     if name.startswith("cunet_single"):
-        return {k: {m: v for m, v in tree.items() if m != "refine"}
+        return {k: traverse_util.unflatten_dict({
+                    path: v for path, v in traverse_util.flatten_dict(tree).items()
+                    if path[0] != "refine" and not any(p.startswith("bn_iter") for p in path)})
                 for k, tree in _variables("cunet").items()}
     return _variables(name.split("_")[0])
 
 
 @functools.cache
-def _apply(name):
-    """Evaluation-mode apply returning (heatmaps, first-stack features, [every stack's features]),
-    the last captured from the outputs of the U-Net / hourglass modules."""
+def _apply_all(name):
+    """Evaluation-mode apply returning (heatmaps, first-stack features, [every stack's features],
+    intermediates), the stacks' features captured from the outputs of the U-Net / hourglass
+    modules; the intermediates also hold the outputs of the refinement block, the stem's BN and
+    the adapter inter1."""
     stack = UNet if name.startswith("cunet") else Hourglass
+
+    def capture(module, _):
+        return isinstance(module, (stack, RefineBlock)) or module.name in ("stem_bn", "inter1")
 
     def apply(variables, images, occlusion=None):
         (maps, features), state = MODELS[name].apply(
             variables, images, train=False, occlusion=occlusion, return_features=True,
-            capture_intermediates=lambda module, _: isinstance(module, stack),
-            mutable=["intermediates"])
-        calls = [outputs for module in state["intermediates"].values()
-                 for outputs in module["__call__"]]
-        return maps, features, [outputs[-1] for outputs in calls]
+            capture_intermediates=capture, mutable=["intermediates"])
+        calls = [outputs for key, module in state["intermediates"].items()
+                 if key.startswith(("unet", "hourglass")) for outputs in module["__call__"]]
+        return maps, features, [outputs[-1] for outputs in calls], state["intermediates"]
 
     return jax.jit(apply)
+
+
+def _apply(name):
+    """`_apply_all` without the intermediates (the same compiled program)."""
+    return lambda *args, **kwargs: _apply_all(name)(*args, **kwargs)[:3]
 
 
 def _abstract_params(model, size=32):
@@ -101,27 +112,50 @@ def _cunet_shapes(order, refine):
 
 
 # Closed forms. BN has a scale and a bias per channel; the CU-Net's convs are bias-free, the
-# hourglass's have biases.
-def _bn_relu_conv(c_in, c_out, k, bias=False):
-    return 2 * c_in + k * k * c_in * c_out + (c_out if bias else 0)
+# hourglass's have biases. bn_only counts the BatchNorms alone.
+def _bn_relu_conv(c_in, c_out, k, bias=False, bn_only=False):
+    return 2 * c_in + (0 if bn_only else k * k * c_in * c_out + (c_out if bias else 0))
 
 
-def _dense_block(c_in, m, n, outputs):
-    return (_bn_relu_conv(c_in, 4 * n, 1) + _bn_relu_conv(4 * n, n, 3)
-            + outputs * _bn_relu_conv(c_in + n, m, 1))
+def _dense_block(c_in, m, n, outputs, bn_only=False):
+    return (_bn_relu_conv(c_in, 4 * n, 1, bn_only=bn_only)
+            + _bn_relu_conv(4 * n, n, 3, bn_only=bn_only)
+            + outputs * _bn_relu_conv(c_in + n, m, 1, bn_only=bn_only))
 
 
-def _cunet_params(num_unets, order, depth, m, n, joints, refine):
-    total = 7 * 7 * 3 * m + 2 * m  # stem conv, stem BN
+def _chain(num_unets, order, depth, m, n, joints, bn_only=False):
+    """The U-Nets, their input adapters and heads: what each refinement iteration runs."""
+    total = 0
     for u in range(num_unets):
         coupled = min(u, order) * n
-        total += depth * _dense_block(m + coupled, m, n, 2)  # down blocks: output and skip
-        total += _dense_block(m + coupled, m, n, 1)  # neck
-        total += depth * _dense_block(2 * m + coupled, m, n, 1)  # up blocks
-        total += _bn_relu_conv(m, joints, 1)  # head
+        total += depth * _dense_block(m + coupled, m, n, 2, bn_only)  # down: output and skip
+        total += _dense_block(m + coupled, m, n, 1, bn_only)  # neck
+        total += depth * _dense_block(2 * m + coupled, m, n, 1, bn_only)  # up blocks
+        total += _bn_relu_conv(m, joints, 1, bn_only=bn_only)  # head
         if u:  # input adapter over [previous output, previous min(u, K) inputs]
-            total += _bn_relu_conv(m * (1 + min(u, order)), m, 1)
-    return total + (_bn_relu_conv(2 * m + joints, m, 1) if refine else 0)
+            total += _bn_relu_conv(m * (1 + min(u, order)), m, 1, bn_only=bn_only)
+    return total
+
+
+def _refine_block(m, g, bn_only=False):
+    """Tang thesis, sec. 5.3.4: 4 dense Conv3x3 layers of g channels over the 2m channels of the
+    first and last U-Nets' inputs, then Conv1x1 of the 2m + 4g channels to m."""
+    return (sum(_bn_relu_conv(2 * m + i * g, g, 3, bn_only=bn_only) for i in range(4))
+            + _bn_relu_conv(2 * m + 4 * g, m, 1, bn_only=bn_only))
+
+
+def _cunet_params(num_unets, order, depth, m, n, joints, refine, g=N, bn_only=False):
+    """Kernels are shared by the refinement iterations, every BatchNorm but the stem's is not."""
+    stem = 2 * m + (0 if bn_only else 7 * 7 * 3 * m)
+    chain = _chain(num_unets, order, depth, m, n, joints, bn_only)
+    total = stem + chain + refine * _chain(num_unets, order, depth, m, n, joints, bn_only=True)
+    if refine:
+        total += _refine_block(m, g, bn_only) + (refine - 1) * _refine_block(m, g, bn_only=True)
+    return total
+
+
+def _cunet_kernels(*args, **kwargs):
+    return _cunet_params(*args, **kwargs) - _cunet_params(*args, **kwargs, bn_only=True)
 
 
 def _residual(c_in, c):
@@ -141,10 +175,35 @@ def _hourglass_params(num_stacks, depth, c, joints):
     return total
 
 
-@pytest.mark.parametrize("order, refine", [(0, 0), (1, 0), (2, 0), (2, 1)])
+@pytest.mark.parametrize("order, refine", [(0, 0), (1, 0), (2, 0), (2, 2)])
 def test_cunet_param_count_closed_form(order, refine):
     expected = _cunet_params(3, order, 2, M, N, J, refine)
     assert count_params(_cunet_shapes(order, refine)) == expected
+
+
+def test_refinement_adds_the_thesis_0_2m_parameters():
+    """Tang thesis, tables 5.6 / 5.7 (300-W, 68 landmarks): order-1 CU-Net-4 has 3.9 M parameters,
+    with iterative refinement 4.1 M. The closed form checked against the model above gives, at
+    m = 128, n = 32, depth 4, the conv kernels (the thesis's count: with BN, CU-Net-4 would be
+    3.98 M, "4.0 M") 3.928 M -> 4.131 M: the refinement block's kernels add 0.202 M with
+    g = 16 new channels per dense layer. g = 32, the U-Nets' growth, would add 0.40 M (4.3 M)."""
+    cunet4 = functools.partial(_cunet_kernels, 4, 1, 4, 128, 32, 68)
+    base, refined = cunet4(0), cunet4(1, g=16)
+    bn = functools.partial(_cunet_params, 4, 1, 4, 128, 32, 68, g=16, bn_only=True)
+    print(f"CU-Net-4 kernels {base / 1e6:.3f} M, refined {refined / 1e6:.3f} M, "
+          f"+{(refined - base) / 1e6:.3f} M; BatchNorm +{(bn(1) - bn(0)) / 1e6:.3f} M")
+    assert refined - base == 9 * 16 * (256 + 272 + 288 + 304) + 320 * 128 == 202_240
+    assert (round(base / 1e6, 1), round(refined / 1e6, 1)) == (3.9, 4.1)
+    assert round(cunet4(1, g=32) / 1e6, 1) == 4.3
+    assert CUNet().refine_growth == 16
+
+
+@pytest.mark.slow
+def test_refined_cunet_4_matches_the_closed_form():
+    """The thesis-sized model itself (traced, not compiled): slow for its tracing; the fast
+    counterpart is the closed form checked on small models above."""
+    params = _abstract_params(CUNet(num_joints=68, num_unets=4, refine_iterations=1), 64)
+    assert count_params(params) == _cunet_params(4, 1, 4, 128, 32, 68, 1, g=16)
 
 
 def test_cunet_one_block_and_coupled_widths():
@@ -172,13 +231,30 @@ def test_order_2_adds_the_expected_parameters():
 
 
 def test_cunet_outputs_and_refinement_shares_parameters():
-    heatmaps, _, _ = _apply("cunet")(_variables("cunet"), IMAGES)
+    variables = _variables("cunet")
+    heatmaps, _, _, inter = _apply_all("cunet")(variables, IMAGES)
     assert heatmaps.shape == (4, 2, 16, 16, J) and heatmaps.dtype == jnp.float32
-    # The first iteration is the plain CU-Net with the same parameters (the refinement adds only
-    # its input adapter), and the second one does refine: its heatmaps differ.
+    # The first iteration is the plain CU-Net with the same parameters (the refinement adds its
+    # block and the second iteration's BatchNorms), and the second one does refine.
     first, _, _ = _apply("cunet_single")(_variables("cunet_single"), IMAGES)
     np.testing.assert_allclose(heatmaps[:2], first, rtol=1e-5, atol=1e-6)
     assert float(jnp.max(jnp.abs(heatmaps[2:] - heatmaps[:2]))) > 1e-3
+    # The refinement block reads the inputs of the first U-Net (the stem's BN-ReLU output) and of
+    # the last one (adapter inter1's output in the first iteration), in that order.
+    first_input = jax.nn.relu(inter["stem_bn"]["__call__"][0])
+    last_input = inter["inter1"]["__call__"][0]
+    block = RefineBlock(M, N, train=False, spec=None, memory_efficient=False, dtype=jnp.float32)
+    expected = jax.jit(block.apply)({k: v["refine"] for k, v in variables.items()},
+                                    [first_input, last_input])
+    np.testing.assert_allclose(inter["refine"]["__call__"][0], expected, rtol=1e-5, atol=1e-6)
+    # Each iteration has its own BatchNorm: moving the second's bias leaves the first unchanged.
+    params = traverse_util.flatten_dict(variables["params"])
+    bias = ("unet0", "down0", "bottleneck", "bn_iter1", "bias")
+    params[bias] = params[bias] + 1.0
+    moved, _, _ = _apply("cunet")({**variables, "params": traverse_util.unflatten_dict(params)},
+                                  IMAGES)
+    np.testing.assert_array_equal(moved[:2], heatmaps[:2])
+    assert float(jnp.max(jnp.abs(moved[2:] - heatmaps[2:]))) > 1e-3
 
 
 def _assert_trees_close(actual, desired):

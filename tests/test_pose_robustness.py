@@ -76,7 +76,7 @@ def _reference_pckh(run, threshold, scale=1.0, degrees=0.0, cell=None, grid=4):
     images = jnp.stack(images)
     pred = _predict(run["model"], run["variables"], images)
     score, _ = objectives.pckh(pred, jnp.stack(joints), jnp.stack(visible), test.norm * scale,
-                               threshold)
+                               threshold, joints=objectives.MPII_PCKH_JOINTS)
     return float(score)
 
 

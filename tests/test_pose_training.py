@@ -18,6 +18,7 @@ from jaxaug import models, objectives
 from jaxaug.data import keypoint_synthetic
 from jaxaug.methods.pose import heatmap_regression, heatmap_size, pose_inputs
 from jaxaug.train import keypoints_config, train
+from jaxaug.train.checkpoint import Checkpointer
 from jaxaug.train.task import metric_sums
 
 # Compiling dominates on CPU, so the models are as small as the properties allow: two U-Nets for
@@ -73,6 +74,30 @@ def test_metric_sums_equal_pckh_and_nme_with_padding_masked():
     assert float(sums["value"] / sums["count"]) == pytest.approx(per_image[:4].mean(), rel=1e-5)
 
 
+def test_pckh_pools_mpii_14_joints_without_pelvis_and_thorax():
+    """MPII's reported PCKh leaves out pelvis (6) and thorax (7): a prediction right only there
+    scores 0 (pooling all 16 joints gave 2 / 16), and one wrong only there scores 1. The
+    synthetic figures share MPII's layout and score the same joints; LSP's PCK keeps all 14."""
+    data = keypoint_synthetic.load("test", num=2, size=32)
+    assert data.metric_joints == objectives.MPII_PCKH_JOINTS
+    gt = data.joints
+    visible = np.ones(gt.shape[:2], bool)
+    norm, mask = np.full(2, 2.0, np.float32), np.ones(2, np.float32)
+    far = gt + 100.0
+    only_torso = far.copy()
+    only_torso[:, (6, 7)] = gt[:, (6, 7)]
+    sums = metric_sums(only_torso, gt, visible, norm, mask, "pckh", 0.5, data.metric_joints)
+    assert float(sums["value"]) == 0.0 and float(sums["count"]) == 2 * 14
+    everything_else = gt.copy()
+    everything_else[:, (6, 7)] = far[:, (6, 7)]
+    sums = metric_sums(everything_else, gt, visible, norm, mask, "pckh", 0.5, data.metric_joints)
+    assert float(sums["value"] / sums["count"]) == 1.0
+    lsp = keypoint_synthetic.KeypointData(
+        np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 14, 2)), np.ones((1, 14), bool),
+        np.ones(1), "torso", tuple(f"j{i}" for i in range(14)), ())
+    assert lsp.metric_joints == tuple(range(14))
+
+
 def _tiny_config(epochs, quant="616"):
     c = keypoints_config()
     c.quant = quant
@@ -82,23 +107,41 @@ def _tiny_config(epochs, quant="616"):
     return c
 
 
+def _val_config(epochs):
+    c = _tiny_config(epochs)
+    c.val_size = 16  # of the 64 training figures: 48 left, 3 steps an epoch
+    return c
+
+
 def test_train_pose_trains_evaluates_and_resumes_exactly(tmp_path):
     """Two epochs uninterrupted, and the same run stopped by SIGTERM at step 3 and resumed, log
-    the same losses and end with the same test PCKh."""
-    plain = train(_tiny_config(2), str(tmp_path / "plain"))
-    assert plain["metric"] == "pckh" and plain["step"] == 8 and not plain["interrupted"]
+    the same losses and end with the same test PCKh. The best epoch is chosen on the validation
+    split held out of the training set."""
+    plain = train(_val_config(2), str(tmp_path / "plain"))
+    assert plain["metric"] == "pckh" and plain["step"] == 6 and not plain["interrupted"]
     assert 0.0 <= plain["last_test_pckh"] <= 1.0
     assert plain["train_images_per_s"] > 0 and not plain["diverged"]  # the one loop's figures
+    evals = [json.loads(line) for line in (tmp_path / "plain" / "metrics.jsonl").read_text()
+             .splitlines()]
+    val = [r["pckh"] for r in evals if r["split"] == "val"]
+    test = [r["pckh"] for r in evals if r["split"] == "test"]
+    assert len(val) == len(test) == 2 and plain["best_val_pckh"] == max(val)
+    assert plain["test_pckh_at_best_val"] == test[int(np.argmax(val))]
+    # Checkpoint "best" is scored on the validation split too.
+    checkpointer = Checkpointer(str(tmp_path / "plain" / "checkpoints"), keep=2)
+    best = checkpointer.best_step()
+    checkpointer.close()
+    assert {r["step"]: r["pckh"] for r in evals if r["split"] == "val"}[best] == max(val)
 
     def stop_at_3(step):
         if step == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
     workdir = str(tmp_path / "resumed")
-    stopped = train(_tiny_config(2), workdir, step_callback=stop_at_3)
+    stopped = train(_val_config(2), workdir, step_callback=stop_at_3)
     assert stopped["interrupted"] and stopped["step"] == 3
-    resumed = train(_tiny_config(2), workdir)
-    assert resumed["step"] == 8 and resumed["last_test_pckh"] == plain["last_test_pckh"]
+    resumed = train(_val_config(2), workdir)
+    assert resumed["step"] == 6 and resumed["last_test_pckh"] == plain["last_test_pckh"]
 
     def losses(run):
         lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
@@ -109,10 +152,10 @@ def test_train_pose_trains_evaluates_and_resumes_exactly(tmp_path):
                .splitlines()]
     assert {(r["learning_rate"], r["nonfinite"]) for r in records if r["split"] == "train"} == {
         (2.5e-4, 0.0)}
-    after = {s: v for s, v in losses("resumed").items() if s > 4}
+    after = {s: v for s, v in losses("resumed").items() if s > 3}
     assert after and after == {s: v for s, v in losses("plain").items() if s > 4}
     with pytest.raises(ValueError, match="different config .*epochs"):
-        train(_tiny_config(3), workdir)
+        train(_val_config(3), workdir)
 
 
 def test_adversarial_pose_runs_its_three_stages_and_resumes_across_them(tmp_path):
@@ -150,6 +193,17 @@ def test_pose_config_errors_name_the_field():
     c.quant = "717"
     with pytest.raises(ValueError, match="config.quant='717'"):
         train(c, "/nonexistent/never-created")
+    c = keypoints_config()
+    c.val_size = -1
+    with pytest.raises(ValueError, match="config.val_size=-1"):
+        train(c, "/nonexistent/never-created")
+    from jaxaug.train.task import hold_out
+    arrays = {"image": np.arange(4), "joints": np.arange(4) * 10}
+    with pytest.raises(ValueError, match=r"config.val_size=4: must be in \[1, 3\]"):
+        hold_out(arrays, 4, 0)
+    rest, held = hold_out(arrays, 2, 0)
+    assert sorted([*rest["image"], *held["image"]]) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(held["joints"], held["image"] * 10)
     c = keypoints_config()
     c.dataset = "coco:/x"
     with pytest.raises(ValueError, match="unknown keypoint dataset 'coco:/x'"):

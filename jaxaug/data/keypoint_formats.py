@@ -48,6 +48,7 @@ __all__ = [
     "load_300w",
     "load_lsp",
     "load_mpii",
+    "lsp_torso",
     "read_pts",
 ]  # fmt: skip
 
@@ -325,15 +326,20 @@ def load_mpii(annotation_file, image_dir=None, *, split="all", size=64, holdout=
 # LSP and LSP-extended
 
 
-def _torso(joints, annotated):
-    """max of the annotated torso diagonals |l_shoulder - r_hip| and |r_shoulder - l_hip|
-    (flip-invariant); NaN if neither diagonal is annotated."""
-    best = np.full(len(joints), np.nan)
-    for a, b in ((9, 2), (8, 3)):
-        length = np.linalg.norm(joints[:, a] - joints[:, b], axis=-1)
+def lsp_torso(joints, annotated):
+    """LSP's PCK@0.2 normaliser per person: the distance |l_shoulder - r_hip| (joints 9 and 2),
+    as the CU-Net thesis states it (Tang thesis, sec. 5.4: "20% of the L2 distance between the
+    left shoulder and right hip"). joints [N, 14, 2], annotated [N, 14] bool.
+
+    Where that pair is not annotated (LSP-extended only; LSP annotates every joint, so its test
+    split never gets here), the other diagonal |r_shoulder - l_hip| stands in (our fallback);
+    NaN where neither is annotated, which scores every joint of that person as missed."""
+    joints = np.asarray(joints, np.float64)
+    result = np.full(len(joints), np.nan)
+    for a, b in ((8, 3), (9, 2)):  # the fallback first, so the thesis's pair overrides it
         ok = annotated[:, a] & annotated[:, b]
-        best = np.where(ok, np.fmax(best, length), best)
-    return best
+        result = np.where(ok, np.linalg.norm(joints[:, a] - joints[:, b], axis=-1), result)
+    return result
 
 
 def load_lsp(root, *, split="all", size=64, box_factor=1.25):
@@ -346,7 +352,7 @@ def load_lsp(root, *, split="all", size=64, box_factor=1.25):
     one. Splits: "train" = "all".
     Coordinates are used as stored (LSP has no stated origin convention). Crop: the square around
     the annotated joints' bounding box, centred on it, side = box_factor * its longer side.
-    visible = annotated and inside the crop; norm = torso size (see `_torso`), in crop pixels.
+    visible = annotated and inside the crop; norm = `lsp_torso`, in crop pixels.
     """
     _check_size("load_lsp", size)
     root = Path(root)
@@ -395,7 +401,7 @@ def load_lsp(root, *, split="all", size=64, box_factor=1.25):
         out["sources"].append(name)
         crops.append((crop_joints, ann))
     joints = np.array([c[0] for c in crops]).reshape(-1, 14, 2)
-    norm = _torso(joints, np.array([c[1] for c in crops], bool).reshape(-1, 14))
+    norm = lsp_torso(joints, np.array([c[1] for c in crops], bool).reshape(-1, 14))
     return _pack(out["images"], out["joints"], out["visible"], norm, "torso", LSP_JOINT_NAMES,
                  LSP_FLIP_PAIRS, LSP_SKELETON, out["occluded"], out["sources"], size)
 

@@ -101,6 +101,15 @@ class KeypointData:
         return metrics[self.norm_kind]
 
     @property
+    def metric_joints(self):
+        """The joints the reported score pools: MPII's PCKh "Mean" leaves out pelvis and thorax
+        (`jaxaug.objectives.MPII_PCKH_JOINTS`), so head-size layouts (MPII and the synthetic
+        figures, which share MPII's 16 joints and are scored the same way) drop the joints
+        named so; LSP's PCK and 300-W's NME use every joint."""
+        skip = ("pelvis", "thorax") if self.norm_kind == "head_size" else ()
+        return tuple(j for j, name in enumerate(self.joint_names) if name not in skip)
+
+    @property
     def head_size(self):
         """The PCKh normaliser; only defined for head-size normalised layouts."""
         if self.norm_kind != "head_size":

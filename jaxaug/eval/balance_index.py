@@ -1,11 +1,25 @@
-"""The quantized CU-Net paper's balance index of trained keypoint runs:
+"""The quantized CU-Net paper's balance index of trained keypoint runs (Tang thesis, sec. 5.5.7,
+Eq. 5.8):
 
     BI = E^2 * TM * MS,
 
-with E the error (NME for face landmarks, 1 - PCKh for human pose) from each run's
-``summary.json``, TM the compiled training step's total memory and MS the packed model size, both
-measured (`jaxaug.eval.quant_costs`) and given as ratios to the full-precision run among them.
-Lower is better.
+with E the error in percent, as the thesis's tables use it (NME in % for face landmarks,
+100 - PCKh in % for human pose: CU-Net-2's PCKh 86.1 gives E^2 = 193 in its table 5.9), and TM
+and MS the training memory and model size as ratios to the full-precision run. Lower is better.
+
+Each run's E is its test score at the epoch with the best validation score
+(``test_<metric>_at_best_val`` of ``summary.json``; ``config.val_size`` > 0), never the best test
+score; a run without a validation split uses its last test score, and the row says which.
+
+TM and MS come two ways, and each row reports both:
+
+- measured: the compiled training step's total memory and the packed model size
+  (`jaxaug.eval.quant_costs`), ratios to the full-precision run among the workdirs. With simulated
+  quantization the measured TM stays near 1 (docs/benchmarks.md), and MS counts the
+  full-precision first and last layers, BatchNorm and scales.
+- nominal: bit ratios of the setting, TM = feature bits / 32 and MS = weight bits / 32 (1 for
+  binary, 2 for ternary). These are what the thesis's tables list (0.25 for 8-bit dataflow, 0.03
+  and 0.06 for binary and ternary weights; its 0.17 for 6-bit dataflow is not 6/32 = 0.19).
 
   python -m jaxaug.eval.balance_index --workdirs=workdirs/fp,workdirs/818,workdirs/tw [--out=bi]
 
@@ -18,9 +32,14 @@ import os
 import ml_collections
 from absl import app, flags
 
-from jaxaug.eval.quant_costs import measure
 from jaxaug.data.atomic import write_text_atomic
+from jaxaug.eval.quant_costs import measure
+from jaxaug.quant import get_spec
 from jaxaug.train.metrics_writer import write_json_atomic
+
+#: Bits of one weight per `jaxaug.quant.QuantSpec.weights` mode (alpha is one float per channel,
+#: left out as the thesis's MS column leaves it out).
+WEIGHT_BITS = {"float": 32, "binary": 1, "binary_alpha": 1, "ternary": 2, "ternary_alpha": 2}
 
 
 def _read_json(workdir, name):
@@ -31,47 +50,73 @@ def _read_json(workdir, name):
         return json.load(f)
 
 
-def run_error(summary: dict) -> float:
-    """E of a run: its best test NME, or 1 - its best test PCKh."""
+def run_error(summary: dict) -> tuple[float, str]:
+    """(E in percent, the summary field it comes from) of a run: NME, or 100·(1 - PCKh / PCK),
+    at the best validation epoch when the run has a validation split, else at its last epoch."""
     metric = summary.get("metric")
-    if metric == "nme":
-        return summary["best_test_nme"]
-    if metric == "pckh":
-        return 1.0 - summary["best_test_pckh"]
-    raise ValueError(f"summary has no keypoint metric (metric={metric!r}); not a keypoint run")
+    if metric not in ("nme", "pckh", "pck"):
+        raise ValueError(f"summary has no keypoint metric (metric={metric!r}); not a keypoint run")
+    for field in (f"test_{metric}_at_best_val", f"last_test_{metric}"):
+        if summary.get(field) is not None:
+            score = summary[field]
+            return 100.0 * (score if metric == "nme" else 1.0 - score), field
+    raise ValueError(f"summary has neither test_{metric}_at_best_val nor last_test_{metric}: "
+                     "the run never evaluated")
+
+
+def nominal_ratios(setting: str) -> tuple[float, float]:
+    """(TM, MS) of a quantization setting as bit ratios: feature bits / 32, weight bits / 32."""
+    spec = get_spec(setting)
+    if spec is None:
+        return 1.0, 1.0
+    if spec.weights not in WEIGHT_BITS:
+        raise ValueError(f"setting {setting!r}: no bit count for weights={spec.weights!r}")
+    return (spec.feature_bits or 32) / 32, WEIGHT_BITS[spec.weights] / 32
 
 
 def balance_index(workdirs: list[str]) -> list[dict]:
-    """One row per run: setting, E, TM, MS (ratios to the full-precision run) and BI."""
+    """One row per run: setting, E (%), where E comes from, measured and nominal TM and MS
+    (ratios to full precision) and the BI of each."""
     runs = []
     for workdir in workdirs:
         config = ml_collections.ConfigDict(_read_json(workdir, "config.json"))
-        runs.append((workdir, config, run_error(_read_json(workdir, "summary.json"))))
+        runs.append((workdir, config, *run_error(_read_json(workdir, "summary.json"))))
     baselines = [r for r in runs if r[1].quant == "fp"]
     if not baselines:
         raise ValueError("none of the workdirs is a full-precision run (config.quant == 'fp'); "
                          "TM and MS are ratios to it")
     costs = {}
-    for workdir, config, _ in runs:
+    for workdir, config, _, _ in runs:
         costs[workdir] = measure(config.model, config.quant, image_size=config.image_size,
                                  batch_size=config.batch_size, **config[config.model])
     base = costs[baselines[0][0]]
     rows = []
-    for workdir, config, error in runs:
+    for workdir, config, error, source in runs:
         c = costs[workdir]
         tm = c.total_bytes / base.total_bytes
         ms = c.packed_bytes / base.packed_bytes
-        rows.append({"workdir": workdir, "quant": config.quant, "error": error,
-                     "training_memory_ratio": tm, "model_size_ratio": ms,
-                     "balance_index": error ** 2 * tm * ms})
+        tm_nominal, ms_nominal = nominal_ratios(config.quant)
+        rows.append({"workdir": workdir, "quant": config.quant, "error_percent": error,
+                     "error_from": source,
+                     "training_memory_ratio_measured": tm, "model_size_ratio_measured": ms,
+                     "balance_index_measured": error ** 2 * tm * ms,
+                     "training_memory_ratio_nominal": tm_nominal,
+                     "model_size_ratio_nominal": ms_nominal,
+                     "balance_index_nominal": error ** 2 * tm_nominal * ms_nominal})
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| setting | E | TM | MS | BI = E²·TM·MS |", "|---|---|---|---|---|"]
-    lines += [f"| {r['quant']} | {r['error']:.4f} | {r['training_memory_ratio']:.3f} | "
-              f"{r['model_size_ratio']:.4f} | {r['balance_index']:.3g} |" for r in rows]
-    return "\n".join(lines) + "\n"
+    lines = ["| setting | E (%) | E from | TM measured | MS measured | BI measured | TM nominal | "
+             "MS nominal | BI nominal |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['quant']} | {r['error_percent']:.2f} | {r['error_from']} | "
+              f"{r['training_memory_ratio_measured']:.3f} | {r['model_size_ratio_measured']:.4f} | "
+              f"{r['balance_index_measured']:.3g} | {r['training_memory_ratio_nominal']:.3f} | "
+              f"{r['model_size_ratio_nominal']:.4f} | {r['balance_index_nominal']:.3g} |"
+              for r in rows]
+    return ("BI = E²·TM·MS, E in percent; TM and MS are ratios to fp, measured (compiled step "
+            "memory, packed model bytes) or nominal (feature bits / 32, weight bits / 32, as the "
+            "thesis's tables).\n\n" + "\n".join(lines) + "\n")
 
 
 def main(argv):

@@ -14,8 +14,9 @@ inter-ocular distance for NME) is scored under
   adversarial hierarchical occlusion (AHO) zeroes features inside the network instead.
 
 The score is the run's metric over all test images: PCKh@t = #{visible k: |p^_k - p'_k| <= t r'} /
-#{visible k} (PCK@t with LSP's torso), or NME = mean over images with a visible joint of
-(1 / |V_n|) sum_{k in V_n} |p^_k - p'_k| / r'_n (lower is better).
+#{visible k}, k over the layout's scored joints (MPII's 14 without pelvis and thorax,
+`KeypointData.metric_joints`; PCK@t with LSP's torso over all 14), or NME = mean over images
+with a visible joint of (1 / |V_n|) sum_{k in V_n} |p^_k - p'_k| / r'_n (lower is better).
 
   python -m jaxaug.eval.pose_robustness --workdirs=workdirs/random,workdirs/adversarial --out=rob
 
@@ -49,10 +50,11 @@ def occlude(images, cell, grid, fill):
     return jnp.where(inside[None, :, :, None], jnp.asarray(fill, images.dtype), images)
 
 
-def _sums(pred, gt, visible, norm, mask, metric, threshold):
-    """(value, count) sums of a batch; padding (mask 0) and invisible joints left out."""
+def _sums(pred, gt, visible, norm, mask, metric, threshold, joints=None):
+    """(value, count) sums of a batch; padding (mask 0) and invisible joints left out, PCK /
+    PCKh pooled over ``joints`` (the layout's `KeypointData.metric_joints`)."""
     if metric != "nme":
-        return metric_sums(pred, gt, visible, norm, mask, metric, threshold)
+        return metric_sums(pred, gt, visible, norm, mask, metric, threshold, joints)
     vis = visible & (mask[:, None] > 0)
     num = jnp.sum(vis, axis=-1)
     dist = jnp.where(vis, jnp.linalg.norm(pred - gt, axis=-1), 0.0)
@@ -61,18 +63,21 @@ def _sums(pred, gt, visible, norm, mask, metric, threshold):
             "count": jnp.sum(num > 0).astype(jnp.float32)}
 
 
-@functools.partial(jax.jit, static_argnames=("model", "metric", "grid"))
-def _batch_sums(model, variables, batch, fill, scale, degrees, cell, threshold, *, metric, grid):
+@functools.partial(jax.jit, static_argnames=("model", "metric", "grid", "scored"))
+def _batch_sums(model, variables, batch, fill, scale, degrees, cell, threshold, *, metric, grid,
+                scored):
     """Metric sums of one batch warped by (scale, degrees), then with ``cell`` occluded (-1: none).
     Traced scalars: one compile serves every point of the sweeps (scale 1, rotation 0 is the
-    identity warp: each output pixel samples its own input pixel centre with weight 1)."""
+    identity warp: each output pixel samples its own input pixel centre with weight 1). ``scored``:
+    the joints PCK / PCKh pools."""
     images = batch["image"].astype(jnp.float32) / 255.0
     images, joints, visible = jax.vmap(lambda x, p, v: keypoints.transform_sample(
         x, p, v, scale, degrees, False, ()))(images, batch["joints"], batch["visible"])
     images = occlude(images, cell, grid, fill)
     state = types.SimpleNamespace(**variables)
     pred, _ = predict_joints(model, state, images, images.shape[1:3])
-    return _sums(pred, joints, visible, batch["norm"] * scale, batch["mask"], metric, threshold)
+    return _sums(pred, joints, visible, batch["norm"] * scale, batch["mask"], metric, threshold,
+                 scored)
 
 
 def robustness(model, variables, test, fill, *, metric, threshold, scales=DEFAULT_SCALES,
@@ -108,7 +113,8 @@ def robustness(model, variables, test, fill, *, metric, threshold, scales=DEFAUL
     def score(scale=1.0, degrees=0.0, cell=-1):
         sums = jax.device_get([_batch_sums(
             model, variables, b, fill, jnp.float32(scale), jnp.float32(degrees),
-            jnp.int32(cell), jnp.float32(threshold), metric=metric, grid=grid)
+            jnp.int32(cell), jnp.float32(threshold), metric=metric, grid=grid,
+            scored=test.metric_joints)
             for b in batches])
         value, count = (sum(float(s[k]) for s in sums) for k in ("value", "count"))
         return value / count if count > 0 else float("nan")

@@ -168,6 +168,11 @@ def _keypoint_fields(c: ml_collections.ConfigDict) -> None:
     c.image_size = 64
     c.train_size = 4000  # synthetic only
     c.test_size = 500  # synthetic only
+    # Images held out of the training set as a validation split (0: none), drawn by data_seed.
+    # With one, the best epoch (checkpoint "best", summary's test_<metric>_at_best_val) is
+    # chosen on it, never on the test set.
+    c.val_size = 0
+    c.data_seed = 0
 
     # model: "cunet" or "hourglass", built from its section; `quant` one of jaxaug.quant.SETTINGS
     # ("fp": full precision). CU-Net's features / growth are the paper's m / n.
@@ -175,9 +180,11 @@ def _keypoint_fields(c: ml_collections.ConfigDict) -> None:
     c.quant = "fp"
     # CPU-sized defaults; the papers' CU-Net is num_unets=8 (or 16), depth=4, features=128,
     # growth=32, stem_stride=4 on 256x256 crops, and the hourglass num_stacks=8, features=256.
+    # refine_iterations: extra passes of the thesis's iterative refinement (sec. 5.3.4; 1 there),
+    # refine_growth its dense layers' new channels (16 gives the thesis's 0.2 M on CU-Net-4).
     c.cunet = ml_collections.ConfigDict({
         "num_unets": 2, "depth": 2, "order": 1, "features": 64, "growth": 16, "stem_stride": 4,
-        "memory_efficient": False, "refine_iterations": 0,
+        "memory_efficient": False, "refine_iterations": 0, "refine_growth": 16,
     })
     # block: "residual" (bottleneck modules, the paper's) or "dense" (CU-Net's dense blocks of
     # growth `growth`) in every hourglass module.
@@ -308,6 +315,8 @@ def _validate_keypoints(config, check) -> None:
     check(config.image_size >= 16, "image_size", "must be at least 16")
     check(config.train_size >= 1, "train_size", "must be positive")
     check(config.test_size >= 1, "test_size", "must be positive")
+    check(isinstance(config.val_size, int) and config.val_size >= 0, "val_size",
+          "must be a non-negative int")
     check(config.heatmap_sigma > 0, "heatmap_sigma", "must be positive")
     a = config.augment
     check(0 < a.scale_min <= a.scale_max, "augment.scale_min", "must be in (0, scale_max]")

@@ -8,7 +8,10 @@ before each step, the evaluation sums of a split and the main score with its dir
   ``config.augment`` before the method's step (`jaxaug.train.steps.preprocessing`); accuracy
   (maximized) and mean loss on the test split and the hold-out when ``config.val_size`` > 0.
 - `Keypoints`: in-memory `KeypointData` arrays; no preprocessing (the method augments images
-  and joints together); PCKh / PCK (maximized) or NME (300-W, minimized) on the test split.
+  and joints together); PCKh / PCK (maximized) or NME (300-W, minimized) on the test split and,
+  when ``config.val_size`` > 0, on a hold-out of the training set, which then picks the best
+  epoch (checkpoint "best", the summary's ``best_val_*`` and ``test_*_at_best_val``). PCKh pools
+  the 14 joints of MPII's reported mean (`metric_sums`).
 """
 
 import functools
@@ -172,11 +175,15 @@ class Keypoints(Task):
     def __init__(self, config):
         train_set, test_set = load_keypoints(config)
         self.train, self.test = _arrays(train_set), _arrays(test_set)
+        self.splits = ("test",)
+        if config.val_size:
+            self.train, self.val = hold_out(self.train, config.val_size, config.data_seed)
+            self.splits = ("test", "val")
         self.test_set, self.flip_pairs = test_set, train_set.flip_pairs
+        self.metric_joints = test_set.metric_joints
         self.mean, self.std = channel_stats(self.train["image"])
         self.score = test_set.metric
         self.maximize = self.maximize_of[self.score]
-        self.splits = ("test",)
         self.num_train = len(self.train["image"])
         self.num_joints = self.train["joints"].shape[1]
 
@@ -219,7 +226,8 @@ class Keypoints(Task):
         def eval_step(state, batch):
             joints, _ = method.predict(state, to_float(batch["image"]))
             return metric_sums(joints, batch["joints"], batch["visible"], batch["norm"],
-                               batch["mask"], self.score, config.pck_threshold)
+                               batch["mask"], self.score, config.pck_threshold,
+                               self.metric_joints)
 
         return eval_step
 
@@ -227,8 +235,9 @@ class Keypoints(Task):
         return {self.score: totals["value"] / totals["count"]}
 
     def describe(self, config):
+        val = f"{len(self.val['image'])} val / " if "val" in self.splits else ""
         return (f"{config.model} ({config.quant}) on {config.dataset}: {self.num_train} train / "
-                f"{len(self.test['image'])} test, {self.num_joints} joints")
+                f"{val}{len(self.test['image'])} test, {self.num_joints} joints")
 
     def summary_fields(self, config):
         return {"quant": config.quant}
@@ -287,9 +296,21 @@ def load_keypoints(config: ml_collections.ConfigDict):
     return tuple(loaders[kind](path, split=split, size=size) for split in ("train", "test"))
 
 
-def metric_sums(pred, gt, visible, norm, mask, metric, threshold):
+def metric_sums(pred, gt, visible, norm, mask, metric, threshold, joints=None):
     """Per-batch sums of the metric, padding masked out: correct and counted visible joints for
-    PCK / PCKh, or the per-image NME and the image count."""
+    PCK / PCKh, or the per-image NME and the image count.
+
+    ``joints`` (static indices, None: all) are the joints PCK / PCKh pools, the layout's
+    `KeypointData.metric_joints`: MPII's reported PCKh pools the visible joints of all but pelvis
+    and thorax (`jaxaug.objectives.MPII_PCKH_JOINTS`), i.e. the visible-count-weighted mean of
+    the 14 per-joint PCKhs, the "Mean" of the MPII evaluation code the pose literature uses
+    (sum_k PCKh_k count_k / sum_k count_k over those joints). The CU-Net reference code averages
+    the 14 per-joint PCKhs unweighted instead, per batch; the two differ only where the joints'
+    visible counts differ. NME averages every landmark of an image."""
+    if joints is not None and metric != "nme":
+        selected = np.zeros(jnp.shape(visible)[-1], bool)
+        selected[list(joints)] = True
+        visible = visible & selected
     dist = jnp.linalg.norm(pred - gt, axis=-1)
     if metric == "nme":
         per_image = jnp.mean(dist, axis=-1) / norm
@@ -297,6 +318,22 @@ def metric_sums(pred, gt, visible, norm, mask, metric, threshold):
     counted = visible & (mask[:, None] > 0)
     hits = (dist <= threshold * norm[:, None]) & counted
     return {"value": jnp.sum(hits).astype(jnp.float32), "count": jnp.sum(counted).astype(jnp.float32)}
+
+
+def hold_out(arrays: dict[str, np.ndarray], val_size: int, seed: int
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(rest, held out) of the per-example ``arrays``: ``val_size`` examples drawn uniformly
+    without replacement by ``np.random.default_rng([seed, 1])`` (the stream of classification's
+    hold-out), each part in the source order. The validation split on which the best epoch is
+    chosen (the thesis's MPII validation set is likewise held out from the training set,
+    Tang thesis, sec. 5.4)."""
+    n = len(arrays["image"])
+    if not 0 < val_size < n:
+        raise ValueError(f"Invalid config.val_size={val_size!r}: must be in [1, {n - 1}] to "
+                         f"hold out from the {n} training examples and keep one")
+    held = np.sort(np.random.default_rng([seed, 1]).permutation(n)[:val_size])
+    rest = np.setdiff1d(np.arange(n), held, assume_unique=True)
+    return ({k: v[rest] for k, v in arrays.items()}, {k: v[held] for k, v in arrays.items()})
 
 
 def _arrays(keypoint_set) -> dict[str, np.ndarray]:
