@@ -180,12 +180,15 @@ def test_a_keypoint_plan_is_reported_in_its_own_score_and_direction(tmp_path):
     (workdir / "summary.json").write_text(json.dumps(
         {"epochs_completed": 1, "interrupted": False, "diverged": False, "metric": "nme",
          "maximize": False, "last_test_nme": 0.08, "best_test_nme": 0.07,
-         "test_nme_per_epoch": [0.08]}))
+         "test_nme_at_best_val": 0.075, "test_nme_per_epoch": [0.08]}))
     [record] = run_plan(plan, str(tmp_path), runner=None, log=lambda _: None)
     assert (record["metric"], record["maximize"]) == ("nme", False)
     assert (record["final_test_score"], record["best_test_score"]) == (0.08, 0.07)
     assert record["test_score_per_epoch"] == [0.08]
-    assert "Test nme (%, lower is better)" in markdown_table([record], "a")
+    assert record["test_score_at_best_val"] == 0.075
+    table = markdown_table([record], "a")
+    assert "Test nme (%, lower is better)" in table
+    assert "7.50 ± n/a (at best val; best test 7.00 ± n/a)" in table
 
 
 def test_two_arms_two_seeds_end_to_end_with_parallel_runs(tmp_path):

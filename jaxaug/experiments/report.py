@@ -45,11 +45,14 @@ def aggregate(records: list[dict[str, Any]], baseline: str,
         ok = list(_ok(records, arm).values())
         final = _mean_std([r["final_test_score"] for r in ok])
         best = _mean_std([r["best_test_score"] for r in ok])
+        at_val = _mean_std([r["test_score_at_best_val"] for r in ok
+                            if r.get("test_score_at_best_val") is not None])
         diffs = list(paired_differences(records, arm, baseline).values())
         diff = _mean_std(diffs)
         out[arm] = {
             "runs": sum(r["arm"] == arm for r in records), "ok": len(ok),
             "final_mean": final[0], "final_std": final[1], "best_mean": best[0], "best_std": best[1],
+            "at_best_val_mean": at_val[0], "at_best_val_std": at_val[1],
             "diff_mean": diff[0], "diff_std": diff[1], "diff_n": len(diffs),
         }
         if arm in (matched or {}):
@@ -103,8 +106,13 @@ def markdown_table(records: list[dict[str, Any]], baseline: str,
             f"{_pm(s['matched_diff_mean'], s['matched_diff_std'], signed=True)} "
             f"({s['matched_diff_n']})")
         failed = "" if s["ok"] == s["runs"] else " (failed runs below)"
+        # With a validation split, the epoch is picked on it; the best test score is the test
+        # set's own pick, shown for comparison only.
+        best = _pm(s["best_mean"], s["best_std"])
+        if not math.isnan(s["at_best_val_mean"]):
+            best = f"{_pm(s['at_best_val_mean'], s['at_best_val_std'])} (at best val; best test {best})"
         lines.append(f"| {arm} | {s['ok']} / {s['runs']}{failed} | {_pm(s['final_mean'], s['final_std'])} "
-                     f"| {_pm(s['best_mean'], s['best_std'])} | {diff} | {own[0]} | {own[1]} |")
+                     f"| {best} | {diff} | {own[0]} | {own[1]} |")
     failed = [r for r in records if r["status"] != "ok"]
     if failed:
         lines += ["", "Failed runs (not in the means):", "", "| arm | seed | status | error |",

@@ -84,7 +84,7 @@ def collect_record(arm: Arm, seed: int, workdir: str, returncode: int | None, lo
     record: dict[str, Any] = {
         "arm": arm.name, "seed": seed, "workdir": workdir, "config_hash": config_hash(config),
         "status": "ok", "error": None, "metric": metric, "maximize": summary.get("maximize", True),
-        "final_test_score": None, "best_test_score": None,
+        "final_test_score": None, "best_test_score": None, "test_score_at_best_val": None,
         "train_accuracy": None, "wall_time_s": summary.get("wall_time_s"),
         "epochs_completed": summary.get("epochs_completed", 0), "test_score_per_epoch": curve,
     }
@@ -100,6 +100,7 @@ def collect_record(arm: Arm, seed: int, workdir: str, returncode: int | None, lo
     else:
         record.update(final_test_score=summary.get(f"last_test_{metric}"),
                       best_test_score=summary.get(f"best_test_{metric}"),
+                      test_score_at_best_val=summary.get(f"test_{metric}_at_best_val"),
                       train_accuracy=_last_train_accuracy(workdir))
     return record
 
@@ -122,7 +123,7 @@ def run_plan(plan: Plan, out: str, parallel: int = 1, runner: Runner = subproces
             # the plan changed since this run: its results are not this arm's
             log(f"{arm.name} seed {seed}: {workdir} holds a run of another config")
             return {**collect_record(arm, seed, workdir, None, log_path), "status": "failed",
-                    "final_test_score": None, "best_test_score": None, "train_accuracy": None,
+                    "final_test_score": None, "best_test_score": None, "test_score_at_best_val": None, "train_accuracy": None,
                     "error": f"{workdir} holds a {state} run of a different config (hash "
                              f"{json_hash(previous)}, the plan's {config_hash(config)}): "
                              f"use another --out or remove it"}
