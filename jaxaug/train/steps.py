@@ -90,7 +90,8 @@ def preprocessing(method, dataset, config) -> Callable:
     With ``config.augment.where = "host"`` the batch arrives augmented (`HostAugmentation`), so
     only the conversion to [0, 1] and the mixing run here; a method that needs the unaugmented
     images or has further streams then raises a ValueError naming it."""
-    streams = [f"image_{name}" for name in method.streams]
+    # getattr: a duck-typed method object (a notebook's, a test's) may not declare streams.
+    streams = [f"image_{name}" for name in getattr(method, "streams", {})]
     if config.augment.where == "host":
         if method.unaugmented_input or streams:
             raise ValueError(

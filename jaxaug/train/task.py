@@ -140,7 +140,7 @@ class Classification(Task):
     def streams(self, method) -> dict[str, data.Stream]:
         """The `jaxaug.data.Stream`s of ``method.streams``."""
         streams = {}
-        for name, (split, batch_size) in method.streams.items():
+        for name, (split, batch_size) in getattr(method, "streams", {}).items():
             if split not in methods.base.STREAM_SPLITS:
                 raise ValueError(f"the method's stream {name!r} reads split {split!r}; use one of "
                                  f"{methods.base.STREAM_SPLITS}")
