@@ -26,6 +26,11 @@ matched baseline, the same pipeline without the learned part:
                steps; matched: cropflip)
   cnsn         SelfNorm + CrossNorm in every block (the reference's "cnsn" setting; matched:
                cropflip); its mCE comes from `python -m jaxaug.eval.robustness` on the workdirs.
+  dct          Deep Co-Training, semi-supervised: the 1,000 labelled images and the other 49,000
+               training images unlabelled, 32 of them per step beside each view's 32 labelled
+               ones (the thesis's |S| : |U| batch split would need 1,568); the lambda ramp-up
+               scaled with the schedule, 80 of 600 epochs -> 26.7 of 200; the first view
+               evaluated. Matched: cropflip, supervised on the same labelled set.
 """
 
 CIFAR = "imagefolder:../shared/data/cifar10-jpeg.zip"
@@ -71,6 +76,9 @@ def evidence():
                                 **{"augment.cutout": 0, "adatransform.transformer_width": 8})
     arms["tanda"] = learned(f"{pl}:tanda,cifar10", "cropflip", **{"augment.cutout": 0})
     arms["cnsn"] = learned("configs/cnsn_cifar10.py:cnsn", "cropflip", **{"augment.cutout": 0})
+    arms["dct"] = learned("configs/dct_cifar10.py:regime", "cropflip",
+                          **{"augment.cutout": 0, "dct.unlabelled_batch_size": 32,
+                             "dct.warmup_epochs": 80 * base["epochs"] / 600})
     return {"baseline": "cropflip", "seeds": seeds, "arms": arms}
 
 

@@ -28,11 +28,17 @@ def load_config(path, *args):
     return module.get_config(*args)
 
 
+# Configs whose paper values do not shard over 8 devices, with the most they shard over: Deep
+# Co-Training's 92 unlabelled images per step (the thesis's 100-image batch split 8 : 92).
+MAX_DEVICES = {"dct_cifar10.py": 4}
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
 def test_config_is_valid(path):
     config = load_config(path)
     validate(config, device_count=1)
-    validate(config, device_count=8)  # the same config shards over 8 devices
+    # the same config shards over 8 devices
+    validate(config, device_count=MAX_DEVICES.get(os.path.basename(path), 8))
 
 
 @pytest.mark.parametrize("arg", [*quant.SETTINGS, "tw,hourglass"])

@@ -21,6 +21,7 @@ from jaxaug.data.errors import (
 from jaxaug.data.imagegrid import save_image_grid
 from jaxaug.data.pipeline import (
     DevicePrefetch,
+    Stream,
     TrainingStream,
     epoch_batches,
     eval_batches,
@@ -44,6 +45,7 @@ __all__ = [
     "LazySource",
     "Source",
     "SplitNotFoundError",
+    "Stream",
     "TrainingStream",
     "UnknownDatasetError",
     "DevicePrefetch",

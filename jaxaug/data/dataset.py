@@ -20,7 +20,8 @@ class Dataset:
     `(image / 255 - mean) / std` normalizes; they are computed over the final training split for
     in-memory datasets, estimated on a sample of it for streamed image folders, read from the
     metadata (the whole converted train split) for `arrayrecord:` datasets, and are the usual
-    ImageNet constants for imagenet2012.
+    ImageNet constants for imagenet2012. `unlabelled` (loaded with `unlabelled=True`) is the rest
+    of the training split that `reduced` left out, for semi-supervised methods.
     """
 
     train: Source
@@ -32,6 +33,7 @@ class Dataset:
     mean: np.ndarray
     std: np.ndarray
     name: str
+    unlabelled: Source | None = None
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +120,7 @@ def load_dataset(
     val_size: int = 0,
     seed: int = 0,
     stream: bool | None = None,
+    unlabelled: bool = False,
 ) -> Dataset:
     """Load a dataset by name.
 
@@ -142,7 +145,9 @@ def load_dataset(
     In-memory datasets are cached decoded in `cache_dir` (default `$JAXAUG_CACHE_DIR` or
     `~/.cache/jaxaug`). `reduced=N` keeps a class-balanced random N-example subset of the training
     split; `val_size=M` then holds out a class-balanced M examples of it as `val`. Both are
-    determined by `seed`.
+    determined by `seed`. `unlabelled=True` (which needs `reduced`) also keeps the other examples
+    of the training split, as `Dataset.unlabelled` (their labels are there, but a semi-supervised
+    method reads only the images).
     """
     kind, _, arg = name.partition(":")
     mean_std = None
@@ -199,7 +204,13 @@ def load_dataset(
         )
 
     num_classes = len(class_names)
-    if reduced:
+    if unlabelled and not reduced:
+        raise DataError("unlabelled=True needs reduced > 0: the unlabelled examples are those of "
+                        "the training split that `reduced` leaves out")
+    rest = None
+    if reduced and unlabelled:
+        train, rest = splits.reduce_with_rest(train, reduced, num_classes, seed)
+    elif reduced:
         train = splits.reduce(train, reduced, num_classes, seed)
     if val_size:
         if val is not None:
@@ -216,4 +227,5 @@ def load_dataset(
         mean=mean,
         std=std,
         name=name,
+        unlabelled=rest,
     )

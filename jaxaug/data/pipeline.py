@@ -10,6 +10,14 @@ global batch. An element is a function of its index alone, so any slice of the d
 read in any worker, and `dataset[k:]` starts a resumed run at step k without reading the steps
 before it.
 
+Further per-step batches (`Stream`: a semi-supervised method's unlabelled images, a second order
+of the labelled set) join element k under their own keys, `"<field>_<name>"` (e.g.
+`"image_unlabelled"`): stream `name` has its own epochs of `len(examples) // batch_size` steps,
+each in the order `epoch_permutation(len(examples), seed, epoch, stream=crc32(name))`, and element
+k holds its batch k, split over the processes as the main batch is. Its batch k is again a
+function of (seed, k) alone, so resuming stays exact, and a stream shorter or longer than the
+main set just wraps into its next epoch at its own pace.
+
 `iterate` turns a dataset into a grain iterator: read by `threads` threads in this process, or
 decoded in `worker_count` worker processes (grain's `mp_prefetch`, which keeps the order). Its
 `get_state()` goes into the checkpoint (`jaxaug.train.checkpoint`). Batches are numpy dicts of
@@ -19,8 +27,10 @@ on the device (`jaxaug.data.augment`) unless `transform` runs it here (`augment.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import grain
@@ -56,9 +66,23 @@ def _local_share(batch_size: int, process_index: int, process_count: int) -> sli
     return slice(process_index * per_process, (process_index + 1) * per_process)
 
 
-def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-    """The example order of an epoch: a permutation that depends only on (seed, epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+def epoch_permutation(num_examples: int, seed: int, epoch: int, stream: int | None = None
+                      ) -> np.ndarray:
+    """The example order of an epoch: a permutation that depends only on (seed, epoch), and on
+    `stream` for a further stream's order (None: the main training batches)."""
+    entropy = [seed, epoch] if stream is None else [seed, epoch, stream]
+    return np.random.default_rng(entropy).permutation(num_examples)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """A further batch of `batch_size` (global) examples per step, added to each training batch
+    as `"<field>_<name>"` for each of `fields` (module docstring); e.g. the unlabelled images of
+    a semi-supervised method, `Stream(unlabelled_source, 32, fields=("image",))`."""
+
+    examples: Examples
+    batch_size: int
+    fields: tuple[str, ...] = ("image",)
 
 
 class _Reader:
@@ -84,21 +108,30 @@ class _Reader:
 
 class TrainBatches:
     """Element k of the training dataset (module docstring): this process's share of global
-    batch k, read and then passed through `transform(k, batch)` when one is given."""
+    batch k, with the batch k of each of `streams`, then passed through `transform(k, batch)`
+    when one is given. `stream` selects the order of a further stream (`epoch_permutation`)."""
 
     def __init__(self, examples: Examples, batch_size: int, *, seed: int, process_index: int = 0,
-                 process_count: int = 1, transform: Callable[[int, Batch], Batch] | None = None):
+                 process_count: int = 1, transform: Callable[[int, Batch], Batch] | None = None,
+                 streams: dict[str, Stream] | None = None, stream: int | None = None):
         self.read = _Reader(examples)
         self.steps = steps_per_epoch(self.read.num_examples, batch_size)
         self.share = _local_share(batch_size, process_index, process_count)
         self.batch_size, self.seed, self.transform = batch_size, seed, transform
+        self.stream = stream
+        self.streams = {
+            name: (s.fields, TrainBatches(s.examples, s.batch_size, seed=seed,
+                                          process_index=process_index,
+                                          process_count=process_count,
+                                          stream=zlib.crc32(name.encode())))
+            for name, s in (streams or {}).items()}
         self._last_order = None  # (epoch, permutation): an epoch is read in order
 
     def _order(self, epoch: int) -> np.ndarray:
         last = self._last_order
         if last is None or last[0] != epoch:
             last = self._last_order = (epoch, epoch_permutation(self.read.num_examples, self.seed,
-                                                                epoch))
+                                                                epoch, self.stream))
         return last[1]
 
     def indices(self, k: int) -> np.ndarray:
@@ -110,6 +143,9 @@ class TrainBatches:
         indices = self.indices(k)
         try:
             batch = self.read(indices)
+            for name, (fields, stream) in self.streams.items():
+                extra = stream(k)
+                batch.update({f"{field}_{name}": extra[field] for field in fields})
             return batch if self.transform is None else self.transform(k, batch)
         except DataError:
             raise  # already names its file, record or example
@@ -143,11 +179,13 @@ class EvalBatches:
 
 def train_dataset(examples: Examples, batch_size: int, *, seed: int, epochs: int,
                   process_index: int = 0, process_count: int = 1,
-                  transform: Callable[[int, Batch], Batch] | None = None) -> grain.MapDataset:
-    """The training batches of `epochs` epochs as one dataset (module docstring); `transform`
-    (e.g. host-side augmentation) is applied to each batch with its index k."""
+                  transform: Callable[[int, Batch], Batch] | None = None,
+                  streams: dict[str, Stream] | None = None) -> grain.MapDataset:
+    """The training batches of `epochs` epochs as one dataset (module docstring), with the
+    batches of `streams` (name -> `Stream`) added under their own keys; `transform` (e.g.
+    host-side augmentation) is applied to each batch with its index k."""
     batches = TrainBatches(examples, batch_size, seed=seed, process_index=process_index,
-                           process_count=process_count, transform=transform)
+                           process_count=process_count, transform=transform, streams=streams)
     return grain.MapDataset.range(epochs * batches.steps).map(batches)
 
 

@@ -43,6 +43,15 @@ def reduce(source: Source, num_examples: int, num_classes: int, seed: int) -> So
     return source.subset(reduce_indices(source.labels, num_examples, num_classes, seed))
 
 
+def reduce_with_rest(source: Source, num_examples: int, num_classes: int, seed: int
+                     ) -> tuple[Source, Source]:
+    """(`reduce`'s subset, every other example in source order): the labelled and the unlabelled
+    part of a semi-supervised split."""
+    kept = reduce_indices(source.labels, num_examples, num_classes, seed)
+    rest = np.setdiff1d(np.arange(len(source)), kept, assume_unique=True)
+    return source.subset(kept), source.subset(rest)
+
+
 def hold_out(
     source: Source, num_examples: int, num_classes: int, seed: int
 ) -> tuple[Source, Source]:

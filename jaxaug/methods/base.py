@@ -168,6 +168,10 @@ class StagedMethod:
         augmentation: the trainer then adds them to the batch as ``batch[UNAUGMENTED]``.
       applies_cutout: whether a step applies ``config.augment.cutout`` itself (after its own
         policy): the trainer's standard augmentation then leaves Cutout out.
+      streams: further per-step batches, name -> (split, global batch size), split one of
+        `STREAM_SPLITS`: the trainer adds ``batch["image_<name>"]`` (and for "train"
+        ``batch["label_<name>"]``), read by `jaxaug.data.Stream` and given the standard
+        augmentation with draws of their own.
     """
 
     init: Callable[[jax.Array, Batch], Any]
@@ -175,6 +179,13 @@ class StagedMethod:
     predict: Callable[[Any, jax.Array], Any]
     unaugmented_input: bool = dataclasses.field(default=False, kw_only=True)
     applies_cutout: bool = dataclasses.field(default=False, kw_only=True)
+    streams: Mapping[str, tuple[str, int]] = dataclasses.field(default_factory=dict,
+                                                               kw_only=True)
+
+
+# What a method's ``streams`` may read: the labelled training set (in an order of its own) or the
+# rest of the training split that ``config.reduced`` leaves out (`jaxaug.data.Dataset.unlabelled`).
+STREAM_SPLITS = ("train", "unlabelled")
 
 
 # The stage of a method trained in one stage.
@@ -191,6 +202,8 @@ class Method:
     predict: Callable[[Any, jax.Array], Any]
     unaugmented_input: bool = dataclasses.field(default=False, kw_only=True)
     applies_cutout: bool = dataclasses.field(default=False, kw_only=True)
+    streams: Mapping[str, tuple[str, int]] = dataclasses.field(default_factory=dict,
+                                                               kw_only=True)
 
     @property
     def steps(self) -> Mapping[str, Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]]:

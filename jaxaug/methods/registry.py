@@ -84,6 +84,7 @@ class Registration:
     section: str
     stages: Stages | None
     validate: Callable[[ml_collections.ConfigDict, ml_collections.ConfigDict], None] | None
+    unlabelled: bool = False
 
 
 _REGISTRY: dict[str, Registration] = {}
@@ -94,20 +95,21 @@ def register(name: str, *, defaults: Mapping[str, Any] | None = None,
              task: str = "classification", section: str | None = None,
              stages: Stages | None = None,
              validate: Callable[[ml_collections.ConfigDict, ml_collections.ConfigDict], None]
-             | None = None):
+             | None = None, unlabelled: bool = False):
     """Registers the decorated factory as method ``name`` of ``task``; ``defaults`` become
     ``config.<section>`` (``section`` defaults to ``name``; no defaults: the method has no
     section), ``updates_per_step(settings)`` the target updates per step (the unit of the
     learning-rate schedule). ``stages(settings, config)`` lists the stages of a `StagedMethod`
     with their epochs (stages of 0 epochs are left out; none: the one stage of a `Method` for
     every epoch). ``validate(settings, config)`` raises ``ValueError`` for settings that only the
-    whole config can check."""
+    whole config can check. ``unlabelled``: the method reads the unlabelled rest of the training
+    split (a semi-supervised method), which the task then loads (`uses_unlabelled`)."""
 
     def decorate(factory: Factory) -> Factory:
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered")
         _REGISTRY[name] = Registration(factory, dict(defaults or {}), updates_per_step, task,
-                                       section or name, stages, validate)
+                                       section or name, stages, validate, unlabelled)
         return factory
 
     return decorate
@@ -161,6 +163,11 @@ def settings_of(name: str, config: ml_collections.ConfigDict) -> ml_collections.
 def target_updates_per_step(config: ml_collections.ConfigDict) -> int:
     """How many optimizer updates of the target one step of ``config.method`` makes."""
     return _registration(config.method).updates_per_step(settings_of(config.method, config))
+
+
+def uses_unlabelled(config: ml_collections.ConfigDict) -> bool:
+    """Whether ``config.method`` trains on the unlabelled rest of the training split."""
+    return _registration(config.method).unlabelled
 
 
 def stage_schedule(config: ml_collections.ConfigDict) -> list[tuple[str, int]]:

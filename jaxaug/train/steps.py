@@ -83,15 +83,21 @@ def preprocessing(method, dataset, config) -> Callable:
     method with ``unaugmented_input`` also gets the images before that augmentation, as
     ``batch[UNAUGMENTED]`` (sharded as the batch), mixed with the same draws as the batch.
 
+    The images of the method's further streams (``batch["image_<name>"]``, `StagedMethod.streams`)
+    get the same standard augmentation with draws of their own, ``fold_in(augment key, 2 + i)``
+    for the i-th stream, and no mixing.
+
     With ``config.augment.where = "host"`` the batch arrives augmented (`HostAugmentation`), so
     only the conversion to [0, 1] and the mixing run here; a method that needs the unaugmented
-    images then raises a ValueError naming it."""
+    images or has further streams then raises a ValueError naming it."""
+    # getattr: a duck-typed method object (a notebook's, a test's) may not declare streams.
+    streams = [f"image_{name}" for name in getattr(method, "streams", {})]
     if config.augment.where == "host":
-        if method.unaugmented_input:
+        if method.unaugmented_input or streams:
             raise ValueError(
-                f"config.augment.where='host' augments in the input pipeline, but method "
-                f"{config.method!r} also needs the unaugmented images on the device; use "
-                "config.augment.where='device'")
+                f"config.augment.where='host' augments the main batch in the input pipeline, but "
+                f"method {config.method!r} also needs the unaugmented images or its further "
+                "streams augmented on the device; use config.augment.where='device'")
         standard = host_augmented
     else:
         standard = augmentation(config.augment, jnp.asarray(dataset.mean),
@@ -102,6 +108,9 @@ def preprocessing(method, dataset, config) -> Callable:
         augment_key, step_key = jax.random.split(key)
         mix_key = jax.random.fold_in(augment_key, 1)  # a run without mixing draws as before
         augmented = standard(augment_key, batch)
+        for i, name in enumerate(streams):
+            augmented[name] = standard(jax.random.fold_in(augment_key, 2 + i),
+                                       {"image": batch[name]})["image"]
         if mix is not None:
             augmented["image"], augmented["label"] = mix(mix_key, augmented["image"],
                                                          augmented["label"])

@@ -108,7 +108,8 @@ class Classification(Task):
         self.dataset = data.load_dataset(
             config.dataset, data_dir=config.data_dir, cache_dir=config.cache_dir,
             image_size=config.image_size, reduced=config.reduced, val_size=config.val_size,
-            seed=config.data_seed, stream=config.data.stream)
+            seed=config.data_seed, stream=config.data.stream,
+            unlabelled=methods.registry.uses_unlabelled(config))
         self.splits = ("test",) if self.dataset.val is None else ("test", "val")
         self.num_train = len(self.dataset.train)
 
@@ -136,7 +137,24 @@ class Classification(Task):
                 config.augment, self.dataset.mean, not method.applies_cutout, config.seed,
                 config.batch_size, jax.process_index() * per_process)
         return data.train_dataset(self.dataset.train, config.batch_size, seed=config.seed,
-                                  epochs=config.epochs, transform=transform, **_process())
+                                  epochs=config.epochs, transform=transform,
+                                  streams=self.streams(method), **_process())
+
+    def streams(self, method) -> dict[str, data.Stream]:
+        """The `jaxaug.data.Stream`s of ``method.streams``."""
+        streams = {}
+        for name, (split, batch_size) in getattr(method, "streams", {}).items():
+            if split not in methods.base.STREAM_SPLITS:
+                raise ValueError(f"the method's stream {name!r} reads split {split!r}; use one of "
+                                 f"{methods.base.STREAM_SPLITS}")
+            source = self.dataset.train if split == "train" else self.dataset.unlabelled
+            if source is None:
+                raise ValueError(f"the method's stream {name!r} reads the unlabelled rest of the "
+                                 "training split, which this run has none of: set config.reduced "
+                                 "and register the method with unlabelled=True")
+            fields = ("image", "label") if split == "train" else ("image",)
+            streams[name] = data.Stream(source, batch_size, fields)
+        return streams
 
     def eval_dataset(self, split, batch_size):
         return data.eval_dataset(getattr(self.dataset, split), batch_size, **_process())
