@@ -25,6 +25,7 @@ FACTORIES = {
     "tanda": ("jaxaug.methods.tanda", "tanda"),
     "cnsn_consistency": ("jaxaug.methods.cnsn_consistency", "cnsn_consistency"),
     "augmix": ("jaxaug.methods.augmix", "augmix"),
+    "teachaugment": ("jaxaug.methods.teachaugment", "teachaugment"),
 }
 
 
