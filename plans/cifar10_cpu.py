@@ -26,6 +26,9 @@ matched baseline, the same pipeline without the learned part:
                steps; matched: cropflip)
   cnsn         SelfNorm + CrossNorm in every block (the reference's "cnsn" setting; matched:
                cropflip); its mCE comes from `python -m jaxaug.eval.robustness` on the workdirs.
+  teachaugment the reference's CIFAR-10 augmenter and schedule (one augmenter update per 5
+               steps, EMA teacher 0.999), Cutout 16 after it; no warm-up, as the regime
+               (matched: cutout).
 """
 
 CIFAR = "imagefolder:../shared/data/cifar10-jpeg.zip"
@@ -71,6 +74,8 @@ def evidence():
                                 **{"augment.cutout": 0, "adatransform.transformer_width": 8})
     arms["tanda"] = learned(f"{pl}:tanda,cifar10", "cropflip", **{"augment.cutout": 0})
     arms["cnsn"] = learned("configs/cnsn_cifar10.py:cnsn", "cropflip", **{"augment.cutout": 0})
+    arms["teachaugment"] = learned("configs/teachaugment.py:cifar10", "cutout",
+                                   **{"optimizer.warmup_epochs": 0.0})
     return {"baseline": "cropflip", "seeds": seeds, "arms": arms}
 
 
