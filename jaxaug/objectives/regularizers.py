@@ -150,8 +150,8 @@ def color_sliced_wasserstein(images: jax.Array, augmented: jax.Array, directions
 
     ``over="batch"`` sorts across the batch, each pixel position and direction on its own: what
     the reference code does (``slicd_Wasserstein_distance`` sorts dim 0 of [B, HW, P]), so its
-    weight 10 carries over; ``over="pixels"`` sorts each image's pixels, the distance between
-    the two colour distributions of every image that the paper describes."""
+    weight 10 carries over; ``over="pixels"`` sorts each image's pixels: the distance between
+    the colour distributions of each image and its augmentation."""
     if over not in ("batch", "pixels"):
         raise ValueError(f"color_sliced_wasserstein: over must be 'batch' or 'pixels', "
                          f"got {over!r}")
