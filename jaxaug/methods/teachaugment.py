@@ -25,8 +25,10 @@ batch x (after the trainer's crop and flip) with labels y is:
      standing for -L(f_theta); ``adversarial="cross_entropy"`` uses -CE(f_theta(a(x)), y), the
      objective as written. SWD is the colour regularizer (`objectives.regularizers.
      color_sliced_wasserstein`, 128 random directions, on the normalized images, before the
-     geometric warp). Target and teacher run in training mode on the batch's BatchNorm
-     statistics, none kept.
+     geometric warp, sorted across the batch as the reference code; ``color_reg_over="pixels"``
+     compares each image's colour distribution instead). Target and teacher run in training
+     mode on the batch's BatchNorm statistics, none kept. (The reference counts the schedule
+     within each epoch, restarting at every epoch's first batch; here it runs over all steps.)
   3. One update of theta on CE(f_theta(cutout(a(x))), y) with freshly sampled (and not
      differentiated) augmentations, the gradient clipped at global norm 5 (the reference's
      CIFAR setting), Cutout (``config.augment.cutout``) after the augmenter, as the reference's
