@@ -31,12 +31,13 @@ LeakyReLU(0.2), dropout 0.8 (channel-wise on the per-pixel branch, ``Dropout2d``
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxaug.generators.astn import normalized_to_pixel
 from jaxaug.ops import affine
 
 _HIDDEN_INIT = nn.initializers.variance_scaling(2.0 / (1.0 + 0.2**2), "fan_out", "normal")
-_IDENTITY = jnp.asarray([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+_IDENTITY = np.asarray([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)  # numpy: no backend
 
 
 def triangle_wave(x: jax.Array) -> jax.Array:
