@@ -37,11 +37,12 @@ batch x (after the trainer's crop and flip) with labels y is:
 Evaluation uses the target, not the teacher (as the reference).
 
 The augmenter reads the class as context (the reference's default; ``with_context=False``
-drops it). On XLA:CPU convolutions inside a `lax.cond` branch run about 13x slower
-(docs/benchmarks.md), so by default the augmenter update runs every step and is kept only on its
-schedule (``conditional=False``: a select, the cost of an update on every step);
-``conditional=True`` skips it with a `lax.cond`, for devices where conditionals are cheap. The
-result is the same.
+drops it). Off its schedule the augmenter update is skipped by a `lax.cond`
+(``conditional=True``). ``conditional=False`` computes it on every step and keeps it only on
+schedule (a select), the choice of the REINFORCE learners, since XLA:CPU runs convolutions inside
+a conditional's branch many times slower (docs/benchmarks.md); for TeachAugment the select cost
+3.3x the conditional on CPU (WRN-10-1, batch 32, bench/teachaugment_cost.py), the update being
+the expensive part of a step. The result is the same.
 
 Departure from the reference, left: its replay buffer (every 10 epochs a copy of the augmenter
 is stored, and the target's batch is augmented in 16 chunks, each by a stored copy drawn with
@@ -199,7 +200,7 @@ def teachaugment(
     augmenter_lr: float = 1e-3,
     augmenter_weight_decay: float = 1e-2,
     grad_clip: float | None = 5.0,
-    conditional: bool = False,
+    conditional: bool = True,
     cutout: int = 0,
     cutout_fill: float | tuple[float, ...] = 0.0,
     target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy,
