@@ -31,6 +31,9 @@ matched baseline, the same pipeline without the learned part:
                ones (the thesis's |S| : |U| batch split would need 1,568); the lambda ramp-up
                scaled with the schedule, 80 of 600 epochs -> 26.7 of 200; the first view
                evaluated. Matched: cropflip, supervised on the same labelled set.
+  teachaugment the reference's CIFAR-10 augmenter and schedule (one augmenter update per 5
+               steps, EMA teacher 0.999), Cutout 16 after it; no warm-up, as the regime
+               (matched: cutout).
 """
 
 CIFAR = "imagefolder:../shared/data/cifar10-jpeg.zip"
@@ -79,6 +82,8 @@ def evidence():
     arms["dct"] = learned("configs/dct_cifar10.py:regime", "cropflip",
                           **{"augment.cutout": 0, "dct.unlabelled_batch_size": 32,
                              "dct.warmup_epochs": 80 * base["epochs"] / 600})
+    arms["teachaugment"] = learned("configs/teachaugment.py:cifar10", "cutout",
+                                   **{"optimizer.warmup_epochs": 0.0})
     return {"baseline": "cropflip", "seeds": seeds, "arms": arms}
 
 

@@ -26,6 +26,7 @@ FACTORIES = {
     "cnsn_consistency": ("jaxaug.methods.cnsn_consistency", "cnsn_consistency"),
     "augmix": ("jaxaug.methods.augmix", "augmix"),
     "deep_co_training": ("jaxaug.methods.deep_co_training", "deep_co_training"),
+    "teachaugment": ("jaxaug.methods.teachaugment", "teachaugment"),
 }
 
 

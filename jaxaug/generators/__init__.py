@@ -8,6 +8,8 @@
 - ``PerturbVAE``: conv VAE -> additive image perturbation.
 - ``PoseAdversary``: the adversarial pose augmentation network (ASR scale / rotation bins and the
   AHO occlusion grid, Peng et al. 2018) with ``sample_binned`` and ``occlusion_mask``.
+- ``TeachAugmenter``: TeachAugment's colour + geometric augmentation network (Suzuki, CVPR 2022),
+  applied with ``apply_color`` and ``apply_geometric``.
 - ``MeanFieldGenerator`` / ``LSTMGenerator``: TANDA's generators of TF sequences (plain
   dataclasses with init / sample / score, not image modules).
 
@@ -23,7 +25,9 @@ from jaxaug.generators.pose_adversary import (
     sample_binned,
 )
 from jaxaug.generators.sequence import LSTMGenerator, MeanFieldGenerator
+from jaxaug.generators.teach import TeachAugmenter, apply_color, apply_geometric
 from jaxaug.generators.vae import DeformVAE, PerturbVAE
 
-__all__ = ["ASTN", "DeformVAE", "LSTMGenerator", "MeanFieldGenerator", "PerturbVAE", "PoseAdversary", "apply_astn", "bin_centres",
+__all__ = ["ASTN", "DeformVAE", "LSTMGenerator", "MeanFieldGenerator", "PerturbVAE", "PoseAdversary", "TeachAugmenter",
+           "apply_astn", "apply_color", "apply_geometric", "bin_centres",
            "cycle_images", "invert", "normalized_to_pixel", "occlusion_mask", "sample_binned"]

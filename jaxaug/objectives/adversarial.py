@@ -53,3 +53,22 @@ def adversarial_loss(target_loss: jax.Array, beta: float | jax.Array) -> jax.Arr
     where L is the target's loss on the generated samples and beta >= 0 the adversarial weight.
     """
     return -beta * target_loss
+
+
+def non_saturating_loss(logits: jax.Array, labels: jax.Array, *,
+                        label_smoothing: float = 0.0) -> jax.Array:
+    """The augmenter's adversarial term in TeachAugment (Suzuki, CVPR 2022, its improvement
+    techniques; the reference's ``NonSaturatingLoss``), to be minimised by the augmenter:
+
+        loss = -(1 / B) sum_i sum_k q_ik log(1 - softmax(logits_i)_k + 1e-12),
+
+    q_i = (1 - eps) onehot(y_i) + eps / K (labels int [B]) or the soft labels [B, K] smoothed
+    alike. Minimising it drives the target's probability of the label down, as maximising the
+    cross-entropy does (per example, d loss = -p / (1 - p) d CE for eps = 0), without the
+    cross-entropy's vanishing gradient while the target is right with confidence."""
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    targets = labels if jnp.issubdtype(labels.dtype, jnp.floating) else jax.nn.one_hot(
+        labels, logits.shape[-1])
+    if label_smoothing:
+        targets = (1.0 - label_smoothing) * targets + label_smoothing / logits.shape[-1]
+    return -jnp.mean(jnp.sum(targets * jnp.log(1.0 - probs + 1e-12), axis=-1))
