@@ -38,8 +38,10 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxaug.quant.layers import QuantConv, QuantSpec, get_spec, kaiming_fan_out
+from jaxaug.quant.residuals import codes_policy
 
 STEM_STRIDES = (1, 2, 4)
+MEMORY_EFFICIENT = (False, True, "int8_codes")
 
 
 def check_int(model: str, name: str, value: Any, minimum: int) -> None:
@@ -142,6 +144,8 @@ HEAD_INIT = nn.initializers.zeros
 # instead of being stored, as the reference's memory-efficient (checkpointed) bottlenecks. Same
 # parameter tree as BnReluConv.
 RematBnReluConv = nn.remat(BnReluConv)
+# memory_efficient="int8_codes": the unit saves only its conv's int8 input codes.
+CodesRematBnReluConv = nn.remat(BnReluConv, policy=codes_policy())
 
 
 class DenseBlock(nn.Module):
@@ -206,6 +210,10 @@ class UNet(nn.Module):
         return x, new, [*skips, bridge]
 
 
+# memory_efficient="int8_codes": a whole U-Net saves only its convs' int8 input codes.
+CodesRematUNet = nn.remat(UNet, policy=codes_policy())
+
+
 def _last(items: list, k: int) -> list:
     """The last k items (none for k = 0, where items[-0:] would be all of them)."""
     return items[max(len(items) - k, 0):]
@@ -230,7 +238,7 @@ class CUNet(nn.Module):
     growth: int = 32
     refine_iterations: int = 0
     stem_stride: int = 4
-    memory_efficient: bool = False
+    memory_efficient: bool | str = False
     quant: str | QuantSpec | None = None
     dtype: Any = jnp.float32
 
@@ -245,16 +253,29 @@ class CUNet(nn.Module):
         if self.order >= self.num_unets:
             raise ValueError(f"CUNet: order must be < num_unets = {self.num_unets} (a U-Net can "
                              f"only couple to the ones before it), got {self.order}")
+        if self.memory_efficient not in MEMORY_EFFICIENT:
+            raise ValueError(f"CUNet: memory_efficient must be one of {MEMORY_EFFICIENT}, got "
+                             f"{self.memory_efficient!r}")
+        spec = get_spec(self.quant)
+        if self.memory_efficient == "int8_codes" and not (spec and spec.int8_residuals):
+            raise ValueError(f"CUNet: memory_efficient='int8_codes' needs a quant setting with "
+                             f"int8 residuals (e.g. '818+int8'), got quant={self.quant!r}")
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool, occlusion: jax.Array | None = None,
                  return_features: bool = False):
         check_inputs("CUNet", images, occlusion, self.stem_stride, self.depth)
         spec = get_spec(self.quant)
-        concat_unit = RematBnReluConv if self.memory_efficient else BnReluConv
+        codes = self.memory_efficient == "int8_codes"
+        concat_unit = (CodesRematBnReluConv if codes
+                       else RematBnReluConv if self.memory_efficient else BnReluConv)
+        unet_module = CodesRematUNet if codes else UNet
         common = {"train": train, "spec": spec, "dtype": self.dtype}
-        unets = [UNet(self.depth, self.features, self.growth, train, spec, self.memory_efficient,
-                      self.dtype, name=f"unet{u}") for u in range(self.num_unets)]
+        # Inside a codes-saving U-Net region the units need no checkpoints of their own.
+        unets = [unet_module(self.depth, self.features, self.growth, train, spec,
+                             bool(self.memory_efficient) and not codes, self.dtype,
+                             name=f"unet{u}")
+                 for u in range(self.num_unets)]
         adapters = [concat_unit(self.features, 1, name=f"inter{u}", **common)
                     for u in range(1, self.num_unets)]
         heads = [BnReluConv(self.num_joints, 1, train, dtype=self.dtype, kernel_init=HEAD_INIT,

@@ -15,6 +15,12 @@ A `QuantConv` / `QuantDense` computes, from its input x and float32 master kerne
 * G and G_W = `quantize_grad(., gradient_bits)`: identity forward; they quantize the error flowing
   back through the layer's output and the gradient of the master kernel (WAGE's E and G). With
   ``stochastic_rounding`` they draw their uniforms from the ``'quant'`` rng stream.
+* ``int8_residuals`` (a spec field, or the suffix ``+int8`` on a setting name, e.g. "818+int8"):
+  the product Q_A(x) * W keeps the int8 codes of Q_A(x) for the backward pass instead of its
+  float32 values (`jaxaug.quant.residuals`): the same forward values and weight gradient; the
+  input's straight-through mask comes from the codes (it closes half a step earlier at each clip
+  limit). Not in the thesis, whose int8 dataflow is hardware's; this is how simulated
+  quantization gets the memory saving.
 
 The master kernel stays float32, as in every quantization-aware training scheme; `jaxaug.quant.export`
 packs the quantized kernels into real bits for storage: each binary or ternary layer sows its
@@ -45,6 +51,7 @@ from jaxaug.quant.quantizers import (
     ternarize,
     ternary_scale,
 )
+from jaxaug.quant.residuals import int8_residual_contract
 
 WEIGHT_MODES = ("float", "binary", "binary_alpha", "ternary", "ternary_alpha")
 
@@ -58,6 +65,7 @@ class QuantSpec:
     gradient_bits: int | None = None
     stochastic_rounding: bool = False
     feature_range: float = 1.0
+    int8_residuals: bool = False
 
     def __post_init__(self):
         for field in ("feature_bits", "gradient_bits"):
@@ -75,6 +83,9 @@ class QuantSpec:
                              f"{self.feature_range!r}")
         if self.stochastic_rounding and self.gradient_bits is None:
             raise ValueError("QuantSpec.stochastic_rounding needs gradient_bits")
+        if self.int8_residuals and (self.feature_bits is None or self.feature_bits > 8):
+            raise ValueError(f"QuantSpec.int8_residuals needs feature_bits of 8 or fewer, got "
+                             f"{self.feature_bits!r}")
 
     @property
     def is_full_precision(self) -> bool:
@@ -101,14 +112,24 @@ SETTINGS = {
 }
 
 
+INT8_SUFFIX = "+int8"
+
+
 def get_spec(setting: str | QuantSpec | None) -> QuantSpec | None:
-    """A `QuantSpec` from a setting name (see `SETTINGS`), a spec, or None for full precision."""
+    """A `QuantSpec` from a setting name (see `SETTINGS`; a name ending in "+int8" is that setting
+    with ``int8_residuals``), a spec, or None for full precision."""
     if setting is None or isinstance(setting, QuantSpec):
         return setting
-    if setting not in SETTINGS:
+    name = setting.removesuffix(INT8_SUFFIX)
+    if name not in SETTINGS:
         raise ValueError(f"unknown quantization setting {setting!r}; choose one of "
-                         f"{', '.join(SETTINGS)}")
-    return SETTINGS[setting]
+                         f"{', '.join(SETTINGS)}, optionally with the suffix {INT8_SUFFIX!r}")
+    if name == setting:
+        return SETTINGS[name]
+    try:
+        return dataclasses.replace(SETTINGS[name], int8_residuals=True)
+    except ValueError as e:
+        raise ValueError(f"quantization setting {setting!r}: {e}") from None
 
 
 def quantize_weights(kernel: jax.Array, mode: str) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -144,10 +165,15 @@ class _QuantLayer(nn.Module):
             self.sow("quantized", f"{spec.weights.split('_')[0]}_codes", codes.astype(jnp.int8))
             if spec.weights.endswith("alpha"):
                 self.sow("quantized", "scale", scale)
-        if spec.feature_bits is not None:
-            r = spec.feature_range
-            x = quantize(x / r, spec.feature_bits) * r if r != 1 else quantize(x, spec.feature_bits)
-        y = contract(x.astype(self.dtype), kernel.astype(self.dtype))
+        if spec.int8_residuals:
+            y = int8_residual_contract(contract, x, kernel.astype(self.dtype), spec.feature_bits,
+                                       spec.feature_range)
+        else:
+            if spec.feature_bits is not None:
+                r = spec.feature_range
+                x = (quantize(x / r, spec.feature_bits) * r if r != 1
+                     else quantize(x, spec.feature_bits))
+            y = contract(x.astype(self.dtype), kernel.astype(self.dtype))
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (kernel_shape[-1],), jnp.float32)
         if spec.gradient_bits is not None:
