@@ -35,7 +35,7 @@ def test_config_is_valid(path):
     validate(config, device_count=8)  # the same config shards over 8 devices
 
 
-@pytest.mark.parametrize("arg", [*quant.SETTINGS, "tw,hourglass"])
+@pytest.mark.parametrize("arg", [*quant.SETTINGS, "818+int8", "tw,hourglass"])
 def test_cunet_keypoint_configs(arg):
     config = load_config(os.path.join(REPO, "configs", "cunet_keypoints.py"), arg)
     validate(config, device_count=8)
