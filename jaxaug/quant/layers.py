@@ -19,8 +19,9 @@ A `QuantConv` / `QuantDense` computes, from its input x and float32 master kerne
   the product Q_A(x) * W keeps the int8 codes of Q_A(x) for the backward pass instead of its
   float32 values (`jaxaug.quant.residuals`): the same forward values and weight gradient; the
   input's straight-through mask comes from the codes (it closes half a step earlier at each clip
-  limit). Not in the thesis, whose int8 dataflow is hardware's; this is how simulated
-  quantization gets the memory saving.
+  limit). The thesis's memory saving assumes 8-bit storage of the dataflow; with quantization
+  simulated in float this option is how the stored activations become 8-bit (not in the
+  thesis or WAGE).
 
 The master kernel stays float32, as in every quantization-aware training scheme; `jaxaug.quant.export`
 packs the quantized kernels into real bits for storage: each binary or ternary layer sows its
@@ -120,7 +121,7 @@ def get_spec(setting: str | QuantSpec | None) -> QuantSpec | None:
     with ``int8_residuals``), a spec, or None for full precision."""
     if setting is None or isinstance(setting, QuantSpec):
         return setting
-    name = setting.removesuffix(INT8_SUFFIX)
+    name = setting.removesuffix(INT8_SUFFIX) if isinstance(setting, str) else setting
     if name not in SETTINGS:
         raise ValueError(f"unknown quantization setting {setting!r}; choose one of "
                          f"{', '.join(SETTINGS)}, optionally with the suffix {INT8_SUFFIX!r}")
