@@ -278,8 +278,10 @@ class CUNet(nn.Module):
                  for u in range(self.num_unets)]
         adapters = [concat_unit(self.features, 1, name=f"inter{u}", **common)
                     for u in range(1, self.num_unets)]
-        heads = [BnReluConv(self.num_joints, 1, train, dtype=self.dtype, kernel_init=HEAD_INIT,
-                            name=f"head{u}")
+        # With the codes policy the (full-precision) heads recompute their BN-ReLU too.
+        head_unit = RematBnReluConv if codes else BnReluConv
+        heads = [head_unit(self.num_joints, 1, train, dtype=self.dtype, kernel_init=HEAD_INIT,
+                           name=f"head{u}")
                  for u in range(self.num_unets)]
         refine = concat_unit(self.features, 1, name="refine", **common)
 
