@@ -1,7 +1,7 @@
 """A quantized contraction (conv or dense) that keeps int8 feature codes for its backward pass.
 
-The thesis's memory claim (Tang thesis, sec. 5.5.7: about 4x less training memory from 8-bit
-dataflow) needs the stored activations to be 8-bit. A simulated quantized layer computes
+The thesis's memory claim (Tang thesis, sec. 5.1 and 5.3.5: about 4x less training memory from
+8-bit dataflow) needs the stored activations to be 8-bit. A simulated quantized layer computes
 y = Q_A(x) * W in float and, through plain autodiff, keeps the float32 Q_A(x) for the weight
 gradient. `int8_residual_contract` keeps instead the integer codes
 
