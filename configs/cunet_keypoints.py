@@ -10,7 +10,8 @@ The argument is a quantization setting of jaxaug.quant.SETTINGS (fp, 818, 616, 8
 bw_alpha, tw; with the suffix "+int8", e.g. 818+int8, the layers keep int8 feature codes for the
 backward pass: jaxaug.quant.residuals), optionally followed by ",hourglass". 64x64 figures, 2
 coupled U-Nets of depth 2 (m = 64, n = 16) on 16x16 heatmaps, RMSProp 2.5e-4, batch 32, 10
-epochs of 4,000 images: a CPU-sized run (~0.4 s per step on 2 cores). The papers' sizes are in jaxaug/train/config.py.
+epochs of 4,000 images: a CPU-sized run (~0.4 s per step on 2 cores). The papers' sizes are in
+jaxaug/train/config.py.
 Real data: --config.dataset=mpii:/path/mpii_human_pose_v1_u12_1.mat (see load_keypoints).
 """
 
