@@ -8,8 +8,9 @@ or quantized.
 
 The argument is a quantization setting of jaxaug.quant.SETTINGS (fp; the thesis's 818, 616, 828,
 626, 818_alpha, bw, bw_alpha, tw; our range-4 variants 818_r4, 616_r4, 828_r4, 626_r4; see the
-README's table), optionally followed by ",hourglass". 64x64 figures, 2 coupled U-Nets of depth 2
-(m = 64, n = 16) on 16x16 heatmaps, RMSProp 2.5e-4, batch 32, 10 epochs of 3,500 images: a
+README's table; with the suffix "+int8", e.g. 818+int8, the layers keep int8 feature codes
+for the backward pass: jaxaug.quant.residuals), optionally followed by ",hourglass". 64x64
+figures, 2 coupled U-Nets of depth 2 (m = 64, n = 16) on 16x16 heatmaps, RMSProp 2.5e-4, batch 32, 10 epochs of 3,500 images: a
 CPU-sized run (~0.4 s per step on 2 cores). The papers' sizes are in jaxaug/train/config.py.
 500 of the 4,000 training figures are held out as the validation split that picks the best epoch
 (as the thesis holds 3K of MPII's training set out as its validation set); the score to report is

@@ -41,7 +41,7 @@ def test_config_is_valid(path):
     validate(config, device_count=MAX_DEVICES.get(os.path.basename(path), 8))
 
 
-@pytest.mark.parametrize("arg", [*quant.SETTINGS, "tw,hourglass"])
+@pytest.mark.parametrize("arg", [*quant.SETTINGS, "818+int8", "tw,hourglass"])
 def test_cunet_keypoint_configs(arg):
     config = load_config(os.path.join(REPO, "configs", "cunet_keypoints.py"), arg)
     validate(config, device_count=8)

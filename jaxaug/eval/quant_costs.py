@@ -94,3 +94,49 @@ def measure(model_name: str, setting: str, *, num_joints: int = 16, image_size: 
             times.append(time.perf_counter() - start)
         costs.step_s = float(np.median(times))
     return costs
+
+
+@dataclasses.dataclass
+class CompiledMemory:
+    """XLA's memory analysis of a compiled training step, and the forward pass's residuals."""
+
+    argument_bytes: int
+    output_bytes: int
+    alias_bytes: int
+    temp_bytes: int
+    residual_bytes: dict[str, int]  # by dtype name
+
+    @property
+    def total_bytes(self) -> int:
+        return self.argument_bytes + self.output_bytes + self.temp_bytes - self.alias_bytes
+
+
+def compiled_memory(model_name: str, setting: str, *, num_joints: int = 16,
+                    image_size: int = 64, batch_size: int = 8, **model_kwargs) -> CompiledMemory:
+    """`measure`'s training step, compiled only: nothing is initialised or run (the state is
+    abstract), so a model of any size costs one compilation. Residuals are counted per dtype."""
+    model = models.create_pose_model(model_name, num_joints, quant=setting, **model_kwargs)
+    method = heatmap_regression(model, optax.rmsprop(2.5e-4),
+                                image_shape=(image_size, image_size, 3), flip_pairs=())
+    batch = jax.tree.map(jnp.asarray, _toy_batch(batch_size, image_size, num_joints))
+    key = jax.random.key(1)
+    state = jax.eval_shape(method.init, jax.random.key(0), batch)
+    stats = jax.jit(method.step, donate_argnums=0).lower(state, batch, key).compile(
+        ).memory_analysis()
+    images = jax.ShapeDtypeStruct((batch_size, image_size, image_size, 3), jnp.float32)
+    out_size = heatmap_size(model, (image_size, image_size, 3))
+    heatmaps = jax.ShapeDtypeStruct((batch_size, *out_size, num_joints), jnp.float32)
+
+    def loss(params, batch_stats, images, targets):
+        maps, _ = model.apply({"params": params, "batch_stats": batch_stats}, images,
+                              train=True, mutable=["batch_stats"])
+        return jnp.mean((maps - targets[None]) ** 2)
+
+    residuals = jax.tree.leaves(jax.eval_shape(
+        lambda p, *rest: jax.vjp(lambda q: loss(q, *rest), p)[1], state.params,
+        state.batch_stats, images, heatmaps))
+    by_dtype: dict[str, int] = {}
+    for r in residuals:
+        by_dtype[r.dtype.name] = by_dtype.get(r.dtype.name, 0) + r.size * r.dtype.itemsize
+    return CompiledMemory(int(stats.argument_size_in_bytes), int(stats.output_size_in_bytes),
+                          int(stats.alias_size_in_bytes), int(stats.temp_size_in_bytes), by_dtype)

@@ -57,8 +57,10 @@ from jaxaug.quant.layers import (
     get_spec,
     kaiming_fan_out,
 )
+from jaxaug.quant.residuals import codes_policy
 
 STEM_STRIDES = (1, 2, 4)
+MEMORY_EFFICIENT = (False, True, "int8_codes")
 
 
 def check_int(model: str, name: str, value: Any, minimum: int) -> None:
@@ -170,6 +172,8 @@ HEAD_INIT = nn.initializers.zeros
 # instead of being stored, as the reference's memory-efficient (checkpointed) bottlenecks. Same
 # parameter tree as BnReluConv. The iteration (argument 2, after self and the inputs) names modules.
 RematBnReluConv = nn.remat(BnReluConv, static_argnums=(2,))
+# memory_efficient="int8_codes": the unit saves only its conv's int8 input codes.
+CodesRematBnReluConv = nn.remat(BnReluConv, static_argnums=(2,), policy=codes_policy())
 
 
 class DenseBlock(nn.Module):
@@ -267,6 +271,11 @@ class UNet(nn.Module):
         return x, new, [*skips, bridge]
 
 
+# memory_efficient="int8_codes": a whole U-Net saves only its convs' int8 input codes (the
+# iteration, argument 4, names modules).
+CodesRematUNet = nn.remat(UNet, static_argnums=(4,), policy=codes_policy())
+
+
 def _last(items: list, k: int) -> list:
     """The last k items (none for k = 0, where items[-0:] would be all of them)."""
     return items[max(len(items) - k, 0):]
@@ -292,7 +301,7 @@ class CUNet(nn.Module):
     refine_iterations: int = 0
     refine_growth: int = 16
     stem_stride: int = 4
-    memory_efficient: bool = False
+    memory_efficient: bool | str = False
     quant: str | QuantSpec | None = None
     dtype: Any = jnp.float32
 
@@ -308,21 +317,36 @@ class CUNet(nn.Module):
         if self.order >= self.num_unets:
             raise ValueError(f"CUNet: order must be < num_unets = {self.num_unets} (a U-Net can "
                              f"only couple to the ones before it), got {self.order}")
+        if self.memory_efficient not in MEMORY_EFFICIENT:
+            raise ValueError(f"CUNet: memory_efficient must be one of {MEMORY_EFFICIENT}, got "
+                             f"{self.memory_efficient!r}")
+        spec = get_spec(self.quant)
+        if self.memory_efficient == "int8_codes" and not (spec and spec.int8_residuals):
+            raise ValueError(f"CUNet: memory_efficient='int8_codes' needs a quant setting with "
+                             f"int8 residuals (e.g. '818+int8'), got quant={self.quant!r}")
 
     @nn.compact
     def __call__(self, images: jax.Array, train: bool, occlusion: jax.Array | None = None,
                  return_features: bool = False):
         check_inputs("CUNet", images, occlusion, self.stem_stride, self.depth)
         spec = get_spec(self.quant)
-        concat_unit = RematBnReluConv if self.memory_efficient else BnReluConv
+        codes = self.memory_efficient == "int8_codes"
+        concat_unit = (CodesRematBnReluConv if codes
+                       else RematBnReluConv if self.memory_efficient else BnReluConv)
+        unet_module = CodesRematUNet if codes else UNet
         bn_scale_init = batchnorm_scale_init(spec)
         common = {"train": train, "spec": spec, "dtype": self.dtype, "bn_scale_init": bn_scale_init}
-        unets = [UNet(self.depth, self.features, self.growth, train, spec, self.memory_efficient,
-                      self.dtype, name=f"unet{u}") for u in range(self.num_unets)]
+        # Inside a codes-saving U-Net region the units need no checkpoints of their own.
+        unets = [unet_module(self.depth, self.features, self.growth, train, spec,
+                             bool(self.memory_efficient) and not codes, self.dtype,
+                             name=f"unet{u}")
+                 for u in range(self.num_unets)]
         adapters = [concat_unit(self.features, 1, name=f"inter{u}", **common)
                     for u in range(1, self.num_unets)]
-        heads = [BnReluConv(self.num_joints, 1, train, dtype=self.dtype, kernel_init=HEAD_INIT,
-                            bn_scale_init=bn_scale_init, name=f"head{u}")
+        # With the codes policy the (full-precision) heads recompute their BN-ReLU too.
+        head_unit = RematBnReluConv if codes else BnReluConv
+        heads = [head_unit(self.num_joints, 1, train, dtype=self.dtype, kernel_init=HEAD_INIT,
+                           bn_scale_init=bn_scale_init, name=f"head{u}")
                  for u in range(self.num_unets)]
         refine = RefineBlock(self.features, self.refine_growth, train, spec,
                              self.memory_efficient, self.dtype, name="refine")

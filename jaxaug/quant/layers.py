@@ -22,6 +22,13 @@ A `QuantConv` / `QuantDense` computes, from its input x and float32 master kerne
   and on a small CU-Net 8-bit E bends the kernel gradients more than G does: median cosine
   0.988 against 0.9997, docs/results.md).
   It rounds as G_W does; WAGE rounds E to nearest.
+* ``int8_residuals`` (a spec field, or the suffix ``+int8`` on a setting name, e.g. "818+int8"):
+  the product Q_A(x) * W keeps the int8 codes of Q_A(x) for the backward pass instead of its
+  float32 values (`jaxaug.quant.residuals`): the same forward values and weight gradient; the
+  input's straight-through mask comes from the codes (it closes half a step earlier at each clip
+  limit). The thesis's memory saving assumes 8-bit storage of the dataflow; with quantization
+  simulated in float this option is how the stored activations become 8-bit (not in the
+  thesis or WAGE).
 
 The master kernel stays float32, as in every quantization-aware training scheme; `jaxaug.quant.export`
 packs the quantized kernels into real bits for storage: each binary or ternary layer sows its
@@ -52,6 +59,7 @@ from jaxaug.quant.quantizers import (
     ternarize,
     ternary_scale,
 )
+from jaxaug.quant.residuals import int8_residual_contract
 
 WEIGHT_MODES = ("float", "binary", "binary_alpha", "ternary", "ternary_alpha")
 # BatchNorm's scale gamma at initialisation: 1 (Flax's and PyTorch's default) or U(0, 1), as the
@@ -77,6 +85,7 @@ class QuantSpec:
     feature_range: float = 1.0
     quantize_error: bool = False
     bn_scale_init: str = "ones"
+    int8_residuals: bool = False
 
     def __post_init__(self):
         for field in ("feature_bits", "gradient_bits"):
@@ -97,6 +106,9 @@ class QuantSpec:
         if self.bn_scale_init not in BN_SCALE_INITS:
             raise ValueError(f"QuantSpec.bn_scale_init={self.bn_scale_init!r} is unknown; choose "
                              f"one of {', '.join(BN_SCALE_INITS)}")
+        if self.int8_residuals and (self.feature_bits is None or self.feature_bits > 8):
+            raise ValueError(f"QuantSpec.int8_residuals needs feature_bits of 8 or fewer, got "
+                             f"{self.feature_bits!r}")
 
     @property
     def is_full_precision(self) -> bool:
@@ -134,14 +146,24 @@ SETTINGS = {
 }
 
 
+INT8_SUFFIX = "+int8"
+
+
 def get_spec(setting: str | QuantSpec | None) -> QuantSpec | None:
-    """A `QuantSpec` from a setting name (see `SETTINGS`), a spec, or None for full precision."""
+    """A `QuantSpec` from a setting name (see `SETTINGS`; a name ending in "+int8" is that setting
+    with ``int8_residuals``), a spec, or None for full precision."""
     if setting is None or isinstance(setting, QuantSpec):
         return setting
-    if setting not in SETTINGS:
+    name = setting.removesuffix(INT8_SUFFIX) if isinstance(setting, str) else setting
+    if name not in SETTINGS:
         raise ValueError(f"unknown quantization setting {setting!r}; choose one of "
-                         f"{', '.join(SETTINGS)}")
-    return SETTINGS[setting]
+                         f"{', '.join(SETTINGS)}, optionally with the suffix {INT8_SUFFIX!r}")
+    if name == setting:
+        return SETTINGS[name]
+    try:
+        return dataclasses.replace(SETTINGS[name], int8_residuals=True)
+    except ValueError as e:
+        raise ValueError(f"quantization setting {setting!r}: {e}") from None
 
 
 def batchnorm_scale_init(spec: QuantSpec | None):
@@ -189,10 +211,15 @@ class _QuantLayer(nn.Module):
             self.sow("quantized", f"{spec.weights.split('_')[0]}_codes", codes.astype(jnp.int8))
             if spec.weights.endswith("alpha"):
                 self.sow("quantized", "scale", scale)
-        if spec.feature_bits is not None:
-            r = spec.feature_range
-            x = quantize(x / r, spec.feature_bits) * r if r != 1 else quantize(x, spec.feature_bits)
-        y = contract(x.astype(self.dtype), kernel.astype(self.dtype))
+        if spec.int8_residuals:
+            y = int8_residual_contract(contract, x, kernel.astype(self.dtype), spec.feature_bits,
+                                       spec.feature_range)
+        else:
+            if spec.feature_bits is not None:
+                r = spec.feature_range
+                x = (quantize(x / r, spec.feature_bits) * r if r != 1
+                     else quantize(x, spec.feature_bits))
+            y = contract(x.astype(self.dtype), kernel.astype(self.dtype))
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (kernel_shape[-1],), jnp.float32)
         if spec.quantize_error:

@@ -19,6 +19,7 @@ from jaxaug.models.norm import CNSNPlacement
 from jaxaug.models.pose import POSE_MODELS
 from jaxaug.policies.policy import POLICY_NAMES
 from jaxaug.quant import SETTINGS as QUANT_SETTINGS
+from jaxaug.quant.layers import INT8_SUFFIX
 
 # Fields that only steer logging and bookkeeping, and how the run is launched (a section names all
 # its fields): a resumed run may change them, and the processes of one run differ in them
@@ -311,7 +312,8 @@ def mixer(settings: ml_collections.ConfigDict, num_classes: int) -> mix.Mixup | 
 
 def _validate_keypoints(config, check) -> None:
     check(config.model in POSE_MODELS, "model", f"must be one of {', '.join(POSE_MODELS)}")
-    check(config.quant in QUANT_SETTINGS, "quant", f"must be one of {', '.join(QUANT_SETTINGS)}")
+    check(config.quant.removesuffix(INT8_SUFFIX) in QUANT_SETTINGS, "quant",
+          f"must be one of {', '.join(QUANT_SETTINGS)}, optionally with the suffix {INT8_SUFFIX}")
     check(config.image_size >= 16, "image_size", "must be at least 16")
     check(config.train_size >= 1, "train_size", "must be positive")
     check(config.test_size >= 1, "test_size", "must be positive")
