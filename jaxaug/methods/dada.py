@@ -110,8 +110,8 @@ def init_policy(num_sub_policies: int = 25, num_stages: int = 2, num_ops: int = 
     """phi: ``logits`` 0 (uniform op weights), ``probability`` and ``magnitude`` 1/2, each
     [num_sub_policies, num_stages, num_ops]."""
     shape = (num_sub_policies, num_stages, num_ops)
-    return {"logits": jnp.zeros(shape), "probability": jnp.full(shape, 0.5),
-            "magnitude": jnp.full(shape, 0.5)}
+    half = jnp.full(shape, 0.5, jnp.float32)  # not weak-typed: the step's updates are not
+    return {"logits": jnp.zeros(shape, jnp.float32), "probability": half, "magnitude": half}
 
 
 @functools.lru_cache(maxsize=8)
