@@ -25,9 +25,12 @@ methods:
                 copies per image, the S = 1 of highest loss trained on; Cutout 16 on every copy
                 (the authors' CIFAR script: C 4, S 1, 2 ops per copy, Cutout).
   dada          Differentiable policy search (DADA / Faster AutoAugment): the first
-                config.dada.search_epochs (20, DADA's) search 10 sub-policies of 2 stages by
+                config.dada.search_epochs (20, DADA's) search 25 sub-policies of 2 stages by
                 DARTS meta-gradients on (train, validation) halves of each batch, the rest
-                train on the searched policy, hard; Cutout 16 after the policy.
+                train on the searched policy, hard; Cutout 16 after the policy. DADA's search
+                alone, on its small split: --config.reduced=4000 --config.epochs=20, then
+                `python -m jaxaug.methods.dada --workdir=...` exports the table for
+                --config.augment.policy=table:<json> (jaxaug/methods/dada.py).
 datasets: cifar10, cifar100 (tfds; set --config.data_dir for a local copy) and cifar10_10pct
 (5,000 class-balanced CIFAR-10 training images, data_seed 0: AdaTransform's 10%-of-CIFAR-10
 setting, used with adacutout).

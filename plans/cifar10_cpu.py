@@ -26,6 +26,11 @@ matched baseline, the same pipeline without the learned part:
                steps; matched: cropflip)
   cnsn         SelfNorm + CrossNorm in every block (the reference's "cnsn" setting; matched:
                cropflip); its mCE comes from `python -m jaxaug.eval.robustness` on the workdirs.
+  uncertainty  C = 4 RandAugment(2, 9) copies per image, the one of highest loss trained on,
+               Cutout 16 on it (matched: randaugment, the same policy and Cutout on one copy)
+  dada         DADA's search for its 20 epochs (10% of the run; 25 sub-policies, DARTS), then
+               the searched policy, hard, for 180 (matched: autoaugment, the published CIFAR-10
+               table, + Cutout 16 as here)
 """
 
 CIFAR = "imagefolder:../shared/data/cifar10-jpeg.zip"
@@ -71,6 +76,8 @@ def evidence():
                                 **{"augment.cutout": 0, "adatransform.transformer_width": 8})
     arms["tanda"] = learned(f"{pl}:tanda,cifar10", "cropflip", **{"augment.cutout": 0})
     arms["cnsn"] = learned("configs/cnsn_cifar10.py:cnsn", "cropflip", **{"augment.cutout": 0})
+    arms["uncertainty"] = learned(f"{pl}:uncertainty,cifar10", "randaugment")
+    arms["dada"] = learned(f"{pl}:dada,cifar10", "autoaugment")
     return {"baseline": "cropflip", "seeds": seeds, "arms": arms}
 
 

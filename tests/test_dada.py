@@ -111,7 +111,7 @@ def test_gradients_reach_the_magnitudes():
     assert g[3] == 0.0
 
 
-def test_export_is_the_table_autoaugment_runs_and_the_training_stage_samples():
+def test_export_is_the_table_autoaugment_runs_and_the_training_stage_samples(tmp_path):
     phi = dada.init_policy(2, 2, len(OPS5))
     phi["logits"] = phi["logits"].at[0, 0, 2].set(1.0).at[0, 1, 1].set(1.0).at[1, 0, 4].set(1.0)
     phi["logits"] = phi["logits"].at[1, 1, 3].set(1.0)
@@ -120,7 +120,13 @@ def test_export_is_the_table_autoaugment_runs_and_the_training_stage_samples():
     table = dada.export_table(phi, OPS5)
     assert table == ((("solarize", 1.0, 7), ("brightness", 1.0, 3)),
                      (("cutout", 0.0, 5), ("invert", 1.0, 5)))
-    policy = policies.autoaugment(table)
+    path = str(tmp_path / "policy.json")
+    dada.write_table(table, path)
+    policy = policies.get(f"table:{path}")  # what --config.augment.policy=table:<path> runs
+    assert policy.op_names == ("solarize", "brightness", "cutout", "invert")
+    (tmp_path / "bad.json").write_text('[[["rotate", 0.5, 11]]]')
+    with pytest.raises(ValueError, match=r"bad\.json.*level 11"):
+        policies.get(f"table:{tmp_path / 'bad.json'}")
     keys = jax.random.split(jax.random.key(0), 32)
     theirs, ours = jax.jit(lambda keys: (  # one program: compiling is the cost here
         jax.vmap(lambda k: policy.sample(k, SIZE))(keys),

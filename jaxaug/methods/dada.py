@@ -51,14 +51,17 @@ SGD; and its code drops the factor eta of the implicit gradient (no difference u
 Stages: ``"search"`` for ``search_epochs`` (DADA: 20 epochs), then ``"train"`` on the searched
 policy, hard: per image a sub-policy uniform, each stage the op of largest weight, applied with
 its probability at level round(10 m) (nearest resampling): exactly `policies.autoaugment` of the
-table `export_table` writes. One deviation, kept: DADA trains a fresh network on the searched
-policy; here the searching target goes on training (the learning-rate schedule runs over the
-whole run). Export a run's policy with
+table `export_table` writes. In one run the searching target goes on training on the searched
+policy (the learning-rate schedule runs over the whole run), on the run's data. DADA's own
+pipeline is two runs: the search on a small split (``--config.reduced=4000
+--config.epochs=20``, ``search_epochs`` = ``epochs``: search only), its export, then a fresh
+network on the full data with the table:
 
-  python -m jaxaug.methods.dada --workdir=WORKDIR [--out=policy.json]
+  python -m jaxaug.methods.dada --workdir=SEARCH_WORKDIR [--out=policy.json]
+  python train.py --config=configs/cifar10_wrn.py --config.augment.policy=table:policy.json
 
-which writes the table as JSON ([[op, probability, level], ...] per sub-policy), for
-``jaxaug.policies.autoaugment(table)``.
+The export is JSON ([[op, probability, level], ...] per sub-policy), which
+`jaxaug.policies.load_table` reads for ``jaxaug.policies.autoaugment(table)``.
 """
 
 import argparse
@@ -216,6 +219,13 @@ def export_table(phi, op_names=OPS) -> tuple:
             (op_names[o], float(np.clip(probability[t, o], 0, 1)),
              int(np.round(10 * np.clip(magnitude[t, o], 0, 1)))) for t, o in enumerate(ops)))
     return tuple(table)
+
+
+def write_table(table, path: str) -> None:
+    """``table`` (`export_table`) as JSON at ``path``: what ``policy = table:<path>`` reads
+    (`jaxaug.policies.load_table`)."""
+    with open(path, "w") as f:
+        json.dump([[list(step) for step in sub] for sub in table], f, indent=1)
 
 
 @flax.struct.dataclass
@@ -393,8 +403,7 @@ def main(argv=None) -> None:
         raise ValueError(f"{args.workdir!r} is a {run['config'].method!r} run, not a dada run")
     table = export_table(run["state"].policy.params)
     out = args.out or os.path.join(args.workdir, "dada_policy.json")
-    with open(out, "w") as f:
-        json.dump([[list(step) for step in sub] for sub in table], f, indent=1)
+    write_table(table, out)
     print(f"{len(table)} sub-policies of step {run['step']} -> {out}")
 
 
