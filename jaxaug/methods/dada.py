@@ -38,7 +38,8 @@ relaxed-augmented images,
 
 its gradient by `jaxaug.objectives.meta_loss` (``meta_mode``: DARTS' finite-difference
 Hessian-vector product by default, DADA's ``--unrolled`` with step 0.01; ``"exact"`` through
-the update). Each step's batch splits by position into training (even) and validation (odd)
+the update), taken in the augmented training images and pulled back through the policy (phi
+enters only through them). Each step's batch splits by position into training (even) and validation (odd)
 images, as OnlineAugment's meta loss does: a per-batch split of the "small split" DADA searches
 on (reduced CIFAR-10, halves). Per step: the policy takes one Adam step (DADA: lr 0.005, betas
 (0.5, 0.999), no weight decay), p and m are clipped to [0, 1]; then the target takes its step on
@@ -294,19 +295,24 @@ def dada(
                              {"image": batch["image"], "label": batch["label"]})
         train, val = (jax.tree.map(lambda a, i=i: a[:, i], pairs) for i in (0, 1))
 
-        def inner_loss(theta, phi, b):
-            images = augment_batch(
-                lambda k, x: relaxed_augment(phi, k, x, temperature, op_names=op_names),
-                policy_key, b["image"])
+        # phi reaches the meta loss only through the augmented training images: the meta loss
+        # is differentiated in those images and pulled back through the policy once (the chain
+        # rule), not through the policy in each of DARTS' three inner-loss evaluations.
+        augmented, pullback = jax.vjp(lambda phi: augment_batch(
+            lambda k, x: relaxed_augment(phi, k, x, temperature, op_names=op_names),
+            policy_key, train["image"]), policy.params)
+
+        def inner_loss(theta, images, b):
             return ce(theta, target.batch_stats, images, b["label"], meta_key)
 
         def outer_loss(theta, b):
             return ce(theta, target.batch_stats, b["image"], b["label"], meta_key)
 
-        (meta, _), grads = jax.value_and_grad(objectives.meta_loss, has_aux=True)(
-            policy.params, target.params, jax.tree.map(lambda a: a[None], train), val,
+        (meta, _), image_grads = jax.value_and_grad(objectives.meta_loss, has_aux=True)(
+            augmented, target.params, {"label": train["label"][None]}, val,
             inner_loss=inner_loss, outer_loss=outer_loss, lr=lr_schedule(target.step),
             mode=meta_mode)
+        (grads,) = pullback(image_grads)
         updates, opt_state = policy_optimizer.update(grads, policy.opt_state, policy.params)
         phi = optax.apply_updates(policy.params, updates)
         phi = {**phi, "probability": jnp.clip(phi["probability"], 0, 1),
