@@ -1,5 +1,6 @@
 """Step cost of uncertainty-based sampling and of DADA's search and training stages against the
 plain supervised step, same model, batch and run; and the cost of a DADA search on this machine.
+The baseline is timed first and again after each variant; ratios are over the fastest of those.
 
   python bench/policy_search_cost.py [--model=wrn-28-2] [--batch=128] [--steps=3] [--quick]
                                      [--variants=uncertainty,dada_search,dada_train]
@@ -76,6 +77,8 @@ def main(argv):
     }
     for name in _VARIANTS.value:
         seconds = seconds_per_step(builders[name](), batch, steps)
+        # The baseline again, right after: on a shared machine the load drifts between variants.
+        baseline = min(baseline, seconds_per_step(supervised, batch, steps))
         ratio = seconds / baseline
         extra = ""
         if name == "uncertainty":

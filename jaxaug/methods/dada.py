@@ -375,11 +375,16 @@ def _validate(settings, config):
                          "augments with the policy it searches; set config.augment.policy to ''")
 
 
-@registry.register("dada", defaults={
+# `python -m jaxaug.methods.dada` runs this file a second time, as __main__, after the package
+# has imported (and registered) it: that copy must not register again.
+_register = (registry.register("dada", defaults={
     **registry.keyword_defaults(dada, "num_sub_policies", "temperature", "meta_mode"),
     "policy_lr": POLICY_LR,
     "search_epochs": 20,  # DADA's search on reduced CIFAR-10: 20 epochs
-}, stages=_stages, validate=_validate)
+}, stages=_stages, validate=_validate) if __name__ != "__main__" else lambda factory: factory)
+
+
+@_register
 def _from_config(settings, context: registry.Context) -> StagedMethod:
     """``config.dada``; ``config.augment.cutout`` comes after the policy, filled with the
     dataset mean. The batch must split into (train, validation) pairs on every device."""
