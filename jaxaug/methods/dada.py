@@ -39,15 +39,20 @@ relaxed-augmented images,
 its gradient by `jaxaug.objectives.meta_loss` (``meta_mode``: DARTS' finite-difference
 Hessian-vector product by default, DADA's ``--unrolled`` with step 0.01; ``"exact"`` through
 the update), taken in the augmented training images and pulled back through the policy (phi
-enters only through them). Each step's batch splits by position into training (even) and validation (odd)
-images, as OnlineAugment's meta loss does: a per-batch split of the "small split" DADA searches
-on (reduced CIFAR-10, halves). Per step: the policy takes one Adam step (DADA: lr 0.005, betas
+enters only through them). Each step's batch splits by position into training (even) and
+validation (odd) images, as OnlineAugment's meta loss does: a per-batch split of the "small
+split" DADA searches on (reduced CIFAR-10, halves). Per step: the policy takes one Adam step (DADA: lr 0.005, betas
 (0.5, 0.999), no weight decay), p and m are clipped to [0, 1]; then the target takes its step on
 the whole batch augmented by the updated policy (sampled, hard forward), Cutout after the
 policy. DADA's RELAX estimator for p and the sub-policy choice (with its learned control
 variate) is not implemented: this is the straight-through Gumbel-softmax relaxation (its
 ``search_gumbel`` variant); DADA's inner step also has momentum and weight decay, here plain
 SGD; and its code drops the factor eta of the implicit gradient (no difference under Adam).
+The policy's structure is Faster AutoAugment's, not DADA's: DADA draws one of the 105 fixed op
+pairs (a categorical over sub-policies, with p and m per pair and op) once per batch and exports
+its 25 most likely pairs; here every image draws a sub-policy, and each of its stages chooses its
+op (25 sub-policies by default, the size of the exported table). The searching target trains on
+the whole batch (DADA's on the training half only).
 
 Stages: ``"search"`` for ``search_epochs`` (DADA: 20 epochs), then ``"train"`` on the searched
 policy, hard: per image a sub-policy uniform, each stage the op of largest weight, applied with

@@ -1,6 +1,7 @@
 """Uncertainty-based sampling of augmentations (Wu, Zhang, Valiant & Ré, "On the Generalization
-Effects of Linear Transformations in Data Augmentation", ICML 2020, sec. 5, Algorithm 1; the
-blog summary is part III of papers/004_188d69dcb963af9a.txt, "From Theory to Practice").
+Effects of Linear Transformations in Data Augmentation", ICML 2020, arXiv 2005.00695; the blog
+summary is part III of papers/004_188d69dcb963af9a.txt, "From Theory to Practice"; the paper's
+text is not in papers/, so the settings below come from the authors' code).
 
 Each step, for every image x_i of the batch (B images, after the trainer's crop and flip):
 
@@ -13,17 +14,19 @@ Each step, for every image x_i of the batch (B images, after the trainer's crop 
 
       L(theta) = 1 / (B S) sum_i sum_{c in I_i} target_loss(f_theta(x_i^c), y_i).
 
-Everything runs inside the one jitted step. The paper picks "those with the highest losses"
-(its Algorithm 1); the authors' code (``senwu/dauphin``, ``dauphin/image/scheduler.py``,
+Everything runs inside the one jitted step. The paper and its blog pick "those with the highest
+losses"; the authors' code (``senwu/dauphin``, ``dauphin/image/scheduler.py``,
 ``AugScheduler``) instead draws the S copies with replacement with probabilities proportional
 to the losses: ``selection="sampled"`` is that variant, ``"top_k"`` (default) the paper's.
 
 CIFAR settings (the authors' ``scripts/run_cifar10.sh`` and README table, files
 ``..._c_4_s_1``): C = 4 copies, S = 1 kept, each copy a composition of 2 random ops
-(``num_comp=2``), then pad-crop, flip and Cutout 16 (their ``augment_policy.py``); their README
+(``num_comp=2``), then pad-crop, flip, Cutout (``MP16``: up to 16 px) and MixUp (their
+``augment_policy.py``); their README
 also reports C = 8, S = 4 ("enlarging the number of augmented data points"). The defaults here
 are C = 4, S = 1 and RandAugment(N=2, M=9) (`jaxaug.policies.randaugment`, the issue's default
-policy), then ``config.augment.cutout`` on every copy (``Method.applies_cutout``). Departures,
+policy), then ``config.augment.cutout`` (a fixed side) on every copy
+(``Method.applies_cutout``). Departures,
 kept: the copies share the trainer's crop and flip (the reference draws crop and flip per copy),
 each op of the reference has a random probability and a level uniform in [0, 1] where
 RandAugment applies both ops at magnitude M, and the reference's MixUp on top is not applied.
