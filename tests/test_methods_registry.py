@@ -25,6 +25,8 @@ FACTORIES = {
     "tanda": ("jaxaug.methods.tanda", "tanda"),
     "cnsn_consistency": ("jaxaug.methods.cnsn_consistency", "cnsn_consistency"),
     "augmix": ("jaxaug.methods.augmix", "augmix"),
+    "uncertainty": ("jaxaug.methods.uncertainty", "uncertainty"),
+    "dada": ("jaxaug.methods.dada", "dada"),
 }
 
 
