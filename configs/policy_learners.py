@@ -21,6 +21,16 @@ methods:
   adaerasing    AdaErasing: the same with a Random Erasing box of noise.
   tanda         TANDA, LSTM generator of 5 transformations, 500 warm-up steps of G and D alone.
   tanda_mf      TANDA with the mean-field generator.
+  uncertainty   Uncertainty-based sampling (Wu et al., ICML 2020): C = 4 RandAugment(2, 9)
+                copies per image, the S = 1 of highest loss trained on; Cutout 16 on every copy
+                (the authors' CIFAR script: C 4, S 1, 2 ops per copy, Cutout).
+  dada          Differentiable policy search (DADA / Faster AutoAugment): the first
+                config.dada.search_epochs (20, DADA's) search 25 sub-policies of 2 stages by
+                DARTS meta-gradients on (train, validation) halves of each batch, the rest
+                train on the searched policy, hard; Cutout 16 after the policy. DADA's search
+                alone, on its small split: --config.reduced=4000 --config.epochs=20, then
+                `python -m jaxaug.methods.dada --workdir=...` exports the table for
+                --config.augment.policy=table:<json> (jaxaug/methods/dada.py).
 datasets: cifar10, cifar100 (tfds; set --config.data_dir for a local copy) and cifar10_10pct
 (5,000 class-balanced CIFAR-10 training images, data_seed 0: AdaTransform's 10%-of-CIFAR-10
 setting, used with adacutout).
@@ -35,7 +45,8 @@ from jaxaug.train.config import base_config
 
 DATASETS = {"cifar10": ("tfds:cifar10", 0), "cifar100": ("tfds:cifar100", 0),
             "cifar10_10pct": ("tfds:cifar10", 5000)}
-METHODS = ("adv_aa", "adatransform", "adacutout", "adaerasing", "tanda", "tanda_mf")
+METHODS = ("adv_aa", "adatransform", "adacutout", "adaerasing", "tanda", "tanda_mf",
+           "uncertainty", "dada")
 
 
 def get_config(arg="adv_aa,cifar10"):
@@ -53,6 +64,9 @@ def get_config(arg="adv_aa,cifar10"):
     config.batch_size = 128
     if method == "adv_aa":
         config.method = "adv_autoaugment"
+        config.augment.cutout = 16
+    elif method in ("uncertainty", "dada"):
+        config.method = method
         config.augment.cutout = 16
     elif method.startswith("ada"):
         config.method = "adatransform"

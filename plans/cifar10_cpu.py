@@ -34,6 +34,11 @@ matched baseline, the same pipeline without the learned part:
   teachaugment the reference's CIFAR-10 augmenter and schedule (one augmenter update per 5
                steps, EMA teacher 0.999), Cutout 16 after it; no warm-up, as the regime
                (matched: cutout).
+  uncertainty  C = 4 RandAugment(2, 9) copies per image, the one of highest loss trained on,
+               Cutout 16 on it (matched: randaugment, the same policy and Cutout on one copy)
+  dada         DADA's search for its 20 epochs (10% of the run; 25 sub-policies, DARTS), then
+               the searched policy, hard, for 180 (matched: autoaugment, the published CIFAR-10
+               table, + Cutout 16 as here)
 """
 
 CIFAR = "imagefolder:../shared/data/cifar10-jpeg.zip"
@@ -84,6 +89,8 @@ def evidence():
                              "dct.warmup_epochs": 80 * base["epochs"] / 600})
     arms["teachaugment"] = learned("configs/teachaugment.py:cifar10", "cutout",
                                    **{"optimizer.warmup_epochs": 0.0})
+    arms["uncertainty"] = learned(f"{pl}:uncertainty,cifar10", "randaugment")
+    arms["dada"] = learned(f"{pl}:dada,cifar10", "autoaugment")
     return {"baseline": "cropflip", "seeds": seeds, "arms": arms}
 
 

@@ -189,6 +189,8 @@ def test_demo_config_variants_differ_only_in_the_method():
     ("adaerasing,cifar10", "adatransform", "adatransform.mode", "erasing"),
     ("tanda,cifar10", "tanda", "tanda.generator", "lstm"),
     ("tanda_mf,cifar100", "tanda", "tanda.generator", "mean_field"),
+    ("uncertainty,cifar10", "uncertainty", "uncertainty.num_copies", 4),
+    ("dada,cifar100", "dada", "dada.search_epochs", 20),
 ])
 def test_policy_learner_configs(arg, method, field, value):
     config = load_config(os.path.join(REPO, "configs", "policy_learners.py"), arg)

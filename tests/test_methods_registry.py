@@ -27,6 +27,8 @@ FACTORIES = {
     "augmix": ("jaxaug.methods.augmix", "augmix"),
     "deep_co_training": ("jaxaug.methods.deep_co_training", "deep_co_training"),
     "teachaugment": ("jaxaug.methods.teachaugment", "teachaugment"),
+    "uncertainty": ("jaxaug.methods.uncertainty", "uncertainty"),
+    "dada": ("jaxaug.methods.dada", "dada"),
 }
 
 

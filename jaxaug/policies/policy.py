@@ -29,6 +29,7 @@ masks, keypoints and boxes moved with the image's warps (:func:`jaxaug.ops.warp_
 
 import dataclasses
 import functools
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -257,12 +258,36 @@ POLICY_NAMES = ("autoaugment_cifar10", "autoaugment_svhn", "autoaugment_imagenet
                 "randaugment", "trivial_augment_wide", "augmix")
 
 
+#: :func:`get`'s prefix of a policy table stored as JSON.
+TABLE_PREFIX = "table:"
+
+
+def load_table(path: str) -> tables.PolicyTable:
+    """The policy table in the JSON file ``path`` (sub-policies of ``[op, probability,
+    level]`` steps), validated (:func:`jaxaug.policies.validate_policy`)."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"policy table {path!r}: cannot read it as JSON: {e}") from None
+    if not isinstance(data, list):
+        raise ValueError(f"policy table {path!r}: expected a list of sub-policies")
+    table = tuple(tuple(tuple(step) if isinstance(step, list) else step for step in sub)
+                  if isinstance(sub, list) else sub for sub in data)
+    try:
+        return tables.validate_policy(table)
+    except ValueError as e:
+        raise ValueError(f"policy table {path!r}: {e}") from None
+
+
 def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> Callable:
     """The policy called ``name``: one of :data:`POLICY_NAMES` (``num_ops`` and ``magnitude``
     are RandAugment's; ``"augmix"`` is :func:`~jaxaug.policies.augmix_policy.augmix` at its
     defaults) or a timm string such as ``"rand-m9-n2-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"`` or
-    ``"trivialaugment"`` (:func:`jaxaug.policies.timm.parse`, which names a bad token).
-    ``options`` are the policy's fields (``fuse``, ...)."""
+    ``"trivialaugment"`` (:func:`jaxaug.policies.timm.parse`, which names a bad token), or
+    ``"table:<path>"``, an AutoAugment table stored as JSON (``[[[op, probability, level],
+    ...], ...]``, as ``python -m jaxaug.methods.dada`` writes a searched policy), run by
+    :func:`autoaugment`. ``options`` are the policy's fields (``fuse``, ...)."""
     # Imported here: both modules build on this one.
     from jaxaug.policies import augmix_policy, timm
     if name.startswith("autoaugment_") and name in POLICY_NAMES:
@@ -275,8 +300,11 @@ def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> C
         return augmix_policy.augmix(**options)
     if timm.is_timm_string(name):
         return timm.parse(name, **options)
+    if name.startswith(TABLE_PREFIX):
+        return autoaugment(load_table(name.removeprefix(TABLE_PREFIX)), **options)
     raise ValueError(f"unknown policy {name!r}; valid policies are: {', '.join(POLICY_NAMES)}, "
-                     "or a timm string (rand-m9-n2-mstd0.5, augmix-m3-w3, trivialaugment)")
+                     "a timm string (rand-m9-n2-mstd0.5, augmix-m3-w3, trivialaugment) or "
+                     "table:<path of a JSON policy table>")
 
 
 def same_on_batch(policy: Callable[[jax.Array, jax.Array], jax.Array]

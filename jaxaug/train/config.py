@@ -118,7 +118,8 @@ def _classification_fields(c: ml_collections.ConfigDict) -> None:
     # RandomResizedCrop with crop_scale / crop_ratio, back to the loaded size; ImageNet's loader
     # has already resized and centre-cropped to image_size, so the crop is drawn from that).
     # policy: "" (none) or a name in jaxaug.policies.POLICY_NAMES, applied after crop and flip;
-    # a timm string ("rand-m9-mstd0.5", "augmix-m5-w4-d2"); num_ops / magnitude are the named
+    # a timm string ("rand-m9-mstd0.5", "augmix-m5-w4-d2"); "table:<path>", an AutoAugment table
+    # in JSON (a dada search's export, jaxaug.policies.load_table); num_ops / magnitude are the named
     # RandAugment's N and M; same_on_batch: one draw of the policy for the whole batch. where:
     # "device" (jaxaug.data.augment.standard in the jitted step) or "host" (the same draws applied
     # by numpy / Pillow in the input workers, jaxaug.data.host_augment; Policy objects only, no
@@ -270,8 +271,8 @@ def _validate_classification(config, check) -> None:
             policies.get(config.augment.policy)
         except ValueError as e:
             raise ValueError(f"Invalid config.augment.policy={config.augment.policy!r}: must be "
-                             f"'' (no policy), one of {', '.join(POLICY_NAMES)} or a timm "
-                             f"string ({e})") from e
+                             f"'' (no policy), one of {', '.join(POLICY_NAMES)}, a timm "
+                             f"string or table:<JSON table> ({e})") from e
     check(config.augment.num_ops >= 1, "augment.num_ops", "must be at least 1")
     check(0 <= config.augment.magnitude <= 10, "augment.magnitude", "must be in [0, 10]")
     check(config.augment.where in AUGMENT_WHERE, "augment.where",
