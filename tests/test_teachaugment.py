@@ -14,7 +14,7 @@ import pytest
 from tiny_models import TinyNet, jit_init, numpy_variables
 
 from jaxaug import generators
-from jaxaug.methods.teachaugment import augmenter_loss, ema, sample_augmenter, teachaugment
+from jaxaug.methods.teachaugment import augmenter_loss, ema, teachaugment
 from jaxaug.objectives import softmax_cross_entropy
 from jaxaug.objectives.adversarial import non_saturating_loss
 from jaxaug.objectives.regularizers import color_sliced_wasserstein, random_directions
