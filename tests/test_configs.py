@@ -55,6 +55,19 @@ def test_cunet_keypoint_configs(arg):
         validate(config, device_count=1)
 
 
+def test_cunet_memory_efficient_takes_the_int8_codes_policy_with_an_int8_setting():
+    config = load_config(os.path.join(REPO, "configs", "cunet_keypoints.py"), "818+int8")
+    for value in (False, True, "int8_codes"):
+        config.cunet.memory_efficient = value
+        validate(config, device_count=1)
+    config.quant = "818"
+    with pytest.raises(ValueError, match="'int8_codes' needs a quant setting with the suffix"):
+        validate(config, device_count=1)
+    config.cunet.memory_efficient = "codes"
+    with pytest.raises(ValueError, match="config.cunet.memory_efficient='codes'"):
+        validate(config, device_count=1)
+
+
 @pytest.mark.parametrize("arg", ["synthetic", "synthetic,hourglass", "mpii", "lsp,cunet"])
 def test_adversarial_pose_configs(arg):
     path = os.path.join(REPO, "configs", "adversarial_pose.py")

@@ -15,6 +15,7 @@ from ml_collections import config_dict
 from jaxaug import methods, mix, policies
 from jaxaug.data import host_augment
 from jaxaug.data.augment import CROPS
+from jaxaug.models.cunet import MEMORY_EFFICIENT
 from jaxaug.models.norm import CNSNPlacement
 from jaxaug.models.pose import POSE_MODELS
 from jaxaug.policies.policy import POLICY_NAMES
@@ -184,9 +185,13 @@ def _keypoint_fields(c: ml_collections.ConfigDict) -> None:
     # growth=32, stem_stride=4 on 256x256 crops, and the hourglass num_stacks=8, features=256.
     # refine_iterations: extra passes of the thesis's iterative refinement (sec. 5.3.4; 1 there),
     # refine_growth its dense layers' new channels (16 gives the thesis's 0.2 M on CU-Net-4).
+    # memory_efficient: False, True (the reference's rematerialised bottlenecks) or "int8_codes"
+    # (with a "+int8" quant setting: only the quantized convs' int8 input codes are kept for the
+    # backward pass, jaxaug.quant.residuals), hence a field of either type.
     c.cunet = ml_collections.ConfigDict({
         "num_unets": 2, "depth": 2, "order": 1, "features": 64, "growth": 16, "stem_stride": 4,
-        "memory_efficient": False, "refine_iterations": 0, "refine_growth": 16,
+        "memory_efficient": ml_collections.FieldReference(False, field_type=object),
+        "refine_iterations": 0, "refine_growth": 16,
     })
     # block: "residual" (bottleneck modules, the paper's) or "dense" (CU-Net's dense blocks of
     # growth `growth`) in every hourglass module.
@@ -315,6 +320,12 @@ def _validate_keypoints(config, check) -> None:
     check(config.model in POSE_MODELS, "model", f"must be one of {', '.join(POSE_MODELS)}")
     check(config.quant.removesuffix(INT8_SUFFIX) in QUANT_SETTINGS, "quant",
           f"must be one of {', '.join(QUANT_SETTINGS)}, optionally with the suffix {INT8_SUFFIX}")
+    memory_efficient = config.cunet.memory_efficient
+    check(type(memory_efficient) in (bool, str) and memory_efficient in MEMORY_EFFICIENT,
+          "cunet.memory_efficient", "must be False, True or 'int8_codes'")
+    check(memory_efficient != "int8_codes" or config.quant.endswith(INT8_SUFFIX),
+          "cunet.memory_efficient", f"'int8_codes' needs a quant setting with the suffix "
+          f"{INT8_SUFFIX}, e.g. 818{INT8_SUFFIX}")
     check(config.image_size >= 16, "image_size", "must be at least 16")
     check(config.train_size >= 1, "train_size", "must be positive")
     check(config.test_size >= 1, "test_size", "must be positive")
