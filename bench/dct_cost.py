@@ -19,7 +19,7 @@ import time
 import jax
 import optax
 from absl import app, flags
-from timing import batch_of
+from timing import batch_of, compiled_step
 
 from jaxaug import methods, models
 from jaxaug.methods import deep_co_training as dct
@@ -31,12 +31,8 @@ _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (median kept).")
 
 
 def _compiled(method, batch):
-    """The jitted step, a fresh state and the batch, after one compiling call."""
-    step = jax.jit(method.step, donate_argnums=0)
-    state = jax.jit(method.init)(jax.random.key(0), batch)
-    state, _ = step(state, batch, jax.random.key(1))
-    jax.block_until_ready(state)
-    return [step, state, batch]
+    """[the jitted step, its state after one compiling call, the batch]."""
+    return [*compiled_step(method, batch), batch]
 
 
 def _time_one(entry, i):

@@ -13,12 +13,11 @@ the REINFORCE learners do because XLA:CPU runs convolutions inside a conditional
 multiple of 5 covers whole schedules), after one compiling call.
 """
 
-import time
 
 import jax
 import optax
 from absl import app, flags
-from timing import batch_of
+from timing import batch_of, mean_seconds_per_step
 
 from jaxaug import methods, models
 from jaxaug.methods.teachaugment import teachaugment
@@ -27,19 +26,6 @@ _MODEL = flags.DEFINE_string("model", "wrn-28-2", "Target network.")
 _BATCH = flags.DEFINE_integer("batch", 128, "Batch size.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed consecutive steps per variant (mean kept).")
 _QUICK = flags.DEFINE_bool("quick", False, "WRN-10-1, batch 16, 5 steps: a smoke test.")
-
-
-def mean_seconds_per_step(method, batch, steps):
-    """Mean seconds of ``steps`` consecutive jitted steps, after one compiling call."""
-    step = jax.jit(method.step, donate_argnums=0)
-    state = jax.jit(method.init)(jax.random.key(0), batch)
-    state, _ = step(state, batch, jax.random.key(1))
-    jax.block_until_ready(state)
-    start = time.perf_counter()
-    for i in range(steps):
-        state, metrics = step(state, batch, jax.random.key(2 + i))
-    jax.block_until_ready((state, metrics))
-    return (time.perf_counter() - start) / steps
 
 
 def main(argv):
