@@ -51,6 +51,7 @@ POINTS = {  # regime point -> (training images, model, epochs, eval_every, seeds
 
 
 def regime(point):
+    """The point's shared overrides, its seeds and its control arms."""
     reduced, model, epochs, eval_every, seeds = POINTS[point]
     base = {"dataset": CIFAR, "reduced": reduced, "model": model, "batch_size": 32,
             "epochs": epochs, "eval_every": eval_every, "optimizer.lr": 0.05,
@@ -91,7 +92,16 @@ def evidence():
                                    **{"optimizer.warmup_epochs": 0.0})
     arms["uncertainty"] = learned(f"{pl}:uncertainty,cifar10", "randaugment")
     arms["dada"] = learned(f"{pl}:dada,cifar10", "autoaugment")
-    return {"baseline": "cropflip", "seeds": seeds, "arms": arms}
+    return {"baseline": "cropflip", "seeds": seeds, "arms": arms,
+            "regime": described("regime-200ep", base)}
+
+
+def described(point, base):
+    """The report's regime: the point's shared overrides and what they leave to the configs."""
+    return {"point": point, **base, "test_images": 10000,
+            "training_images": "class-balanced subset (data_seed 0), the same for every seed",
+            "optimizer": "configs/cifar10_wrn.py's SGD (momentum 0.9, Nesterov, weight decay "
+                         "5e-4), cosine schedule"}
 
 
 def get_plan(arg="regime-200ep"):
@@ -100,5 +110,5 @@ def get_plan(arg="regime-200ep"):
     if arg not in POINTS:
         raise ValueError(f"plans/cifar10_cpu.py: unknown plan {arg!r}; valid: "
                          f"{', '.join(POINTS)}, evidence")
-    _, seeds, arms = regime(arg)
-    return {"baseline": "cropflip", "seeds": seeds, "arms": arms}
+    base, seeds, arms = regime(arg)
+    return {"baseline": "cropflip", "seeds": seeds, "arms": arms, "regime": described(arg, base)}

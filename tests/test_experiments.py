@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxaug.experiments import aggregate, markdown_table, parse_plan, run_plan, run_state
+from jaxaug.experiments.collect import collect, parse_source
 from jaxaug.experiments.plan import load_plan
 from jaxaug.experiments.report import write_outputs
 
@@ -52,9 +53,9 @@ def test_aggregate_closed_form_means_stds_and_paired_differences():
 def test_markdown_table_shows_means_and_failed_runs_with_their_errors():
     table = markdown_table(hand_made(), baseline="base")
     assert "| base | 3 / 3 | 60.00 ± 10.00 | 63.33 ± 15.28 | baseline |" in table
-    assert "| aug | 2 / 4 (failed runs below) | 62.50 ± 10.61 | 62.50 ± 10.61 | +7.50 ± 3.54 (2) |" in table
-    assert "| aug | 2 | failed (diverged) | diverged at step 7 |" in table
-    assert "| aug | 3 | failed (failed) | exit status 1: ValueError: boom |" in table
+    assert "| aug | 2 / 4 (the others below) | 62.50 ± 10.61 | 62.50 ± 10.61 | +7.50 ± 3.54 (2) |" in table
+    assert "| aug | 2 | diverged | diverged at step 7 |" in table
+    assert "| aug | 3 | failed | exit status 1: ValueError: boom |" in table
     one = markdown_table([record("base", 0, 0.5)], baseline="base")
     assert "| base | 1 / 1 | 50.00 ± n/a |" in one  # one run: no spread
 
@@ -118,6 +119,8 @@ def plan_dict(**changes):
      "arm 'a': override 'optimizer.nope': config has no field 'optimizer.nope'"),
     (plan_dict(arms={"a": {"config": QUICKSTART, "matched": "zz"}}), None,
      "arm 'a': matched baseline 'zz' is not another arm"),
+    (plan_dict(regime="1,000 images"), None, "'regime' must be a dict, got str"),
+    (plan_dict(regime={"model": object()}), None, "'regime' must be JSON-serializable"),
 ])
 def test_bad_plans_get_errors_naming_what_is_wrong(raw, only, message):
     with pytest.raises(ValueError) as e:
@@ -168,6 +171,52 @@ def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     assert "holds a finished run of a different config" in records[4]["error"]
     assert records[4]["final_test_score"] is None
     assert len({r["config_hash"] for r in records}) == 5  # the seed is part of the config
+
+
+def test_collect_takes_each_run_from_the_first_source_that_finished_it(tmp_path):
+    """Two harness outputs at two commits: the first finished run wins over an unfinished one, a
+    run that lacks a field the plan does not override (added to the code later) counts, one whose
+    recorded config differs is failed with the field named, and a run found nowhere is "not run"."""
+    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3], "regime": {"images": 100},
+                       "arms": {"a": {"config": QUICKSTART, "overrides": {"epochs": 2}}}})
+    arm = plan.arms["a"]
+    old, new = tmp_path / "old", tmp_path / "new"
+
+    def run(source, seed, config=None, **fields):
+        workdir = source / "a" / f"seed{seed}"
+        workdir.mkdir(parents=True)
+        (workdir / "config.json").write_text(json.dumps(config or json.loads(arm.resolve(seed).to_json())))
+        (workdir / "summary.json").write_text(json.dumps(
+            {"epochs_completed": 2, "interrupted": False, "diverged": False,
+             "last_test_accuracy": 0.5 + seed / 10, "best_test_accuracy": 0.9, **fields}))
+
+    older = json.loads(arm.resolve(0).to_json())
+    del older["log_every_steps"]  # a field this commit did not have yet
+    run(old, 0, older)
+    run(old, 1, epochs_completed=1, interrupted=True)
+    run(new, 1)
+    changed = json.loads(arm.resolve(2).to_json())
+    changed["optimizer"]["lr"] = 1.0
+    run(new, 2, changed)
+    records = collect(plan, [(str(old), "c0ffee1"), (str(new), "beef002")])
+    assert [(r["status"], r["commit"]) for r in records] == [
+        ("ok", "c0ffee1"), ("ok", "beef002"), ("failed", "beef002"), ("not run", None)]
+    assert [r["test_accuracy"] for r in records[:2]] == [0.5, 0.6]
+    assert "not the plan's config: optimizer.lr: run 1.0, plan" in records[2]["error"]
+    assert records[2]["final_test_score"] is None
+    del older["epochs"]  # a field the plan overrides must be in the run's config
+    (old / "a" / "seed0" / "config.json").write_text(json.dumps(older))
+    assert "epochs: absent from the run, plan overrides it" in collect(plan, [(str(old), "c")])[0]["error"]
+
+    write_outputs(records, "a", str(tmp_path), regime=plan.regime, stem="cpu")
+    report = json.loads((tmp_path / "cpu.json").read_text())
+    assert report["regime"] == {"images": 100} and len(report["runs"]) == 4
+    assert "| a | 2 | failed |" in (tmp_path / "cpu.md").read_text()
+    assert (tmp_path / "cpu.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="expected <harness output dir>@<commit>"):
+        parse_source(str(old))
+    with pytest.raises(ValueError, match="not found"):
+        parse_source(f"{tmp_path}/missing@abc")
 
 
 def test_a_keypoint_plan_is_reported_in_its_own_score_and_direction(tmp_path):

@@ -37,7 +37,7 @@ def main(argv):
         sys.exit(f"error: {e}")
     records = run_plan(plan, FLAGS.out, parallel=FLAGS.parallel)
     matched = plan.matched_baselines()
-    write_outputs(records, plan.baseline, FLAGS.out, matched)
+    write_outputs(records, plan.baseline, FLAGS.out, matched, regime=plan.regime)
     print(markdown_table(records, plan.baseline, matched))
     if any(r["status"] != "ok" for r in records):
         sys.exit(1)

@@ -15,7 +15,9 @@ directory); ``overrides`` maps dotted config fields to values, applied as
 ``--config.<field>=<value>``. Each arm's config is resolved here, once per seed, so that an unknown
 field fails before any run starts and every run has a hash of its resolved config. ``matched``
 names an arm's matched baseline, the same pipeline without the learned part: the report gives the
-arm's paired difference from it besides the one from the plan's baseline.
+arm's paired difference from it besides the one from the plan's baseline. An optional ``regime``
+(a JSON-serializable dict, for example the shared overrides) describes the setting every arm runs
+in; the reports carry it.
 """
 
 import dataclasses
@@ -90,6 +92,7 @@ class Plan:
     arms: dict[str, Arm]  # in the plan's order, which the report keeps (it ranks nothing)
     seeds: tuple[int, ...]
     baseline: str
+    regime: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def matched_baselines(self) -> dict[str, str]:
         """arm -> its matched baseline, for the arms that name one."""
@@ -101,9 +104,17 @@ def parse_plan(raw: Any, only_arms: list[str] | None = None) -> Plan:
     offending key or value."""
     if not isinstance(raw, dict):
         raise ValueError(f"plan: must be a dict with arms, seeds and baseline, got {type(raw).__name__}")
-    unknown = set(raw) - {"arms", "seeds", "baseline"}
+    unknown = set(raw) - {"arms", "seeds", "baseline", "regime"}
     if unknown:
-        raise ValueError(f"plan: unknown keys {sorted(unknown)}; expected arms, seeds, baseline")
+        raise ValueError(f"plan: unknown keys {sorted(unknown)}; expected arms, seeds, baseline "
+                         "and optionally regime")
+    regime = raw.get("regime", {})
+    if not isinstance(regime, dict):
+        raise ValueError(f"plan: 'regime' must be a dict, got {type(regime).__name__}")
+    try:
+        json.dumps(regime)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"plan: 'regime' must be JSON-serializable: {e}") from e
     arms_raw = raw.get("arms")
     if not isinstance(arms_raw, dict) or not arms_raw:
         raise ValueError("plan: 'arms' must be a non-empty dict of arm name -> {config, overrides}")
@@ -147,7 +158,7 @@ def parse_plan(raw: Any, only_arms: list[str] | None = None) -> Plan:
         arms = {k: v for k, v in arms.items() if k in keep}
     for arm in arms.values():
         arm.resolve(seeds[0])  # an unknown override field fails now, not after other runs
-    return Plan(arms=arms, seeds=tuple(seeds), baseline=baseline)
+    return Plan(arms=arms, seeds=tuple(seeds), baseline=baseline, regime=dict(regime))
 
 
 def load_plan(spec: str, only_arms: list[str] | None = None) -> Plan:

@@ -105,7 +105,7 @@ def markdown_table(records: list[dict[str, Any]], baseline: str,
             f"`{s['matched']}`",
             f"{_pm(s['matched_diff_mean'], s['matched_diff_std'], signed=True)} "
             f"({s['matched_diff_n']})")
-        failed = "" if s["ok"] == s["runs"] else " (failed runs below)"
+        failed = "" if s["ok"] == s["runs"] else " (the others below)"
         # With a validation split, the epoch is picked on it; the best test score is the test
         # set's own pick, shown for comparison only.
         best = _pm(s["best_mean"], s["best_std"])
@@ -115,11 +115,11 @@ def markdown_table(records: list[dict[str, Any]], baseline: str,
                      f"| {best} | {diff} | {own[0]} | {own[1]} |")
     failed = [r for r in records if r["status"] != "ok"]
     if failed:
-        lines += ["", "Failed runs (not in the means):", "", "| arm | seed | status | error |",
+        lines += ["", "Runs not in the means:", "", "| arm | seed | status | error |",
                   "| --- | --- | --- | --- |"]
         for r in failed:
             error = str(r["error"]).replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {r['arm']} | {r['seed']} | failed ({r['status']}) | {error} |")
+            lines.append(f"| {r['arm']} | {r['seed']} | {r['status']} | {error} |")
     return "\n".join(lines) + "\n"
 
 
@@ -143,16 +143,21 @@ def plot_curves(records: list[dict[str, Any]], path: str) -> None:
         ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"test {_metric(records)[0]} (%)")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # no finished run yet: an empty plot, no legend
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path)
 
 
 def write_outputs(records: list[dict[str, Any]], baseline: str, out: str,
-                  matched: dict[str, str] | None = None) -> None:
-    """results.json (the records and per-arm statistics), results.md and curves.png, atomically."""
-    write_json_atomic(os.path.join(out, "results.json"),
-                      {"baseline": baseline, "matched": matched or {}, "runs": records,
-                       "arms": aggregate(records, baseline, matched)})
-    write_text_atomic(os.path.join(out, "results.md"), markdown_table(records, baseline, matched))
-    write_atomic(os.path.join(out, "curves.png"), lambda path: plot_curves(records, path))
+                  matched: dict[str, str] | None = None, regime: dict[str, Any] | None = None,
+                  stem: str | None = None) -> None:
+    """results.json (the regime, the records and per-arm statistics), results.md and curves.png,
+    atomically; with ``stem``, ``<stem>.json``, ``<stem>.md`` and ``<stem>.png``."""
+    json_name, md_name, png_name = ((f"{stem}.json", f"{stem}.md", f"{stem}.png") if stem
+                                    else ("results.json", "results.md", "curves.png"))
+    write_json_atomic(os.path.join(out, json_name),
+                      {"regime": regime or {}, "baseline": baseline, "matched": matched or {},
+                       "runs": records, "arms": aggregate(records, baseline, matched)})
+    write_text_atomic(os.path.join(out, md_name), markdown_table(records, baseline, matched))
+    write_atomic(os.path.join(out, png_name), lambda path: plot_curves(records, path))
