@@ -83,6 +83,27 @@ def test_solarize(level):
     _check("solarize", O.solarize, lambda p: ImageOps.solarize(p, level), level / 255, "solarize")
 
 
+def test_solarize_fractional_thresholds_of_trivialaugment_wide():
+    """TrivialAugment-Wide's solarize thresholds are torchvision's linspace(255, 0, 31): 8.5 l
+    below 255, fractional at odd levels (246.5 at level 1), and torchvision inverts exactly the
+    levels >= that float (PIL's lut: i < threshold is kept). Every level 0..255 is in the image;
+    the JAX op (with the float32 values the policies' tables hold) and the Pillow replay of
+    host_augment must both match PIL given the float threshold."""
+    from jaxaug.policies import levels, pil_reference
+
+    img = np.arange(256 * 3, dtype=np.uint8).reshape(16, 16, 3)  # all levels, every channel
+    values = np.float32([levels.level_to_arg("solarize", lv, variant="trivialaugment_wide")
+                         for lv in range(31)])
+    got = np.asarray(O.to_uint8(jax.jit(jax.vmap(O.solarize, in_axes=(None, 0)))(
+        O.to_float(img), jnp.asarray(values))))
+    for lv, value in enumerate(values):
+        ref = np.asarray(ImageOps.solarize(Image.fromarray(img), 255 - 8.5 * lv))
+        np.testing.assert_array_equal(got[lv], ref, err_msg=f"level {lv}")
+        replay = pil_reference.apply_op(Image.fromarray(img), "solarize", value)
+        np.testing.assert_array_equal(np.asarray(replay), ref, err_msg=f"pil_reference {lv}")
+    assert got[1][img == 246].tolist() == [246] * 3 and got[1][img == 247].tolist() == [8] * 3
+
+
 @pytest.mark.parametrize("bits", [1, 3, 4, 7, 8])
 def test_posterize(bits):
     _check("posterize", lambda i, b: O.posterize(i, b.astype(jnp.int32)),

@@ -100,10 +100,21 @@ def invert_levels(v: jax.Array) -> jax.Array:
     return 255 - v
 
 
+#: Slack, in levels, of the threshold comparison: a threshold k / 255 stored in float32 may land
+#: just above k when scaled back, and must still invert level k.
+SOLARIZE_SLACK = 1e-3
+
+
+def solarize_threshold(threshold: float | jax.Array) -> jax.Array:
+    """The smallest level v with v >= threshold * 255 (up to `SOLARIZE_SLACK`): a fractional
+    8-bit threshold such as TrivialAugment-Wide's 246.5 (level 1) inverts from 247 on, as
+    torchvision's `solarize` (``img >= threshold``, PIL's ``i < threshold`` lut) does."""
+    return jnp.ceil(jnp.asarray(threshold, jnp.float32) * 255.0 - SOLARIZE_SLACK)
+
+
 def solarize_levels(v: jax.Array, threshold: float | jax.Array) -> jax.Array:
-    """`solarize` on levels: v -> 255 - v if v >= round(threshold * 255), else v."""
-    t = jnp.round(jnp.asarray(threshold, jnp.float32) * 255.0)
-    return jnp.where(v >= t, 255 - v, v)
+    """`solarize` on levels: v -> 255 - v if v >= threshold * 255, else v."""
+    return jnp.where(v >= solarize_threshold(threshold), 255 - v, v)
 
 
 def posterize_levels(v: jax.Array, bits: int | jax.Array) -> jax.Array:
@@ -120,9 +131,10 @@ def invert(img: jax.Array, *, straight_through: bool = False) -> jax.Array:
 
 def solarize(img: jax.Array, threshold: float | jax.Array, *, straight_through: bool = False
              ) -> jax.Array:
-    """PIL `ImageOps.solarize(image, T)` with T = round(threshold * 255): levels v >= T become
-    255 - v, others are kept (PIL's lut: i if i < T else 255 - i). threshold=1.0 keeps everything
-    below 255; threshold > 1 is the identity."""
+    """PIL `ImageOps.solarize(image, T)` with the 8-bit threshold T = threshold * 255: levels
+    v >= T become 255 - v, others are kept (PIL's lut: i if i < T else 255 - i; torchvision's
+    ``img >= T``). A fractional T (TrivialAugment-Wide's 255 - 8.5 l) inverts from ceil(T) on.
+    threshold=1.0 keeps everything below 255; threshold > 1 is the identity."""
     check_image("solarize", img)
     out = solarize_levels(to_levels(img), threshold)
     return from_levels(img, out, straight_through=straight_through)

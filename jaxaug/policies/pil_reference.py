@@ -8,6 +8,7 @@ geometric ops resample with NEAREST and fill with grey (128, 128, 128), and the 
 the natural-unit values of :func:`jaxaug.policies.levels.level_to_arg` (after the sign).
 """
 
+import math
 from collections.abc import Sequence
 
 from PIL import Image, ImageEnhance, ImageOps
@@ -46,8 +47,10 @@ _OPS = {
     "auto_contrast": lambda img, v: ImageOps.autocontrast(img),
     "invert": lambda img, v: ImageOps.invert(img),
     "equalize": lambda img, v: ImageOps.equalize(img),
-    # Our threshold is the 8-bit threshold / 255; PIL takes the 8-bit one.
-    "solarize": lambda img, v: ImageOps.solarize(img, round(v * 255)),
+    # Our threshold is the 8-bit threshold / 255; PIL takes the 8-bit one, which may be
+    # fractional (TrivialAugment-Wide's 246.5): the first level at or above it, with the slack
+    # that keeps k / 255 at k after float rounding (jaxaug.ops.point.solarize_threshold).
+    "solarize": lambda img, v: ImageOps.solarize(img, math.ceil(float(v) * 255 - 1e-3)),
     "posterize": lambda img, v: (ImageOps.posterize(img, int(v)) if int(v) > 0
                                  else Image.new(img.mode, img.size)),
     "contrast": lambda img, v: ImageEnhance.Contrast(img).enhance(v),
