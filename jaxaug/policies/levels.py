@@ -102,11 +102,13 @@ def translate_arg(level: int, *, image_size: int = 32, variant: str = "autoaugme
       ``translate_const=250`` of ``distort_image_with_autoaugment``).
     * randaugment, ``image_size > 32``: ``level / 10 * 100`` pixels (tpu,
       ``translate_const=100`` of ``distort_image_with_randaugment``).
-    * trivialaugment_wide: ``level / 30 * 32`` pixels whatever the image size (torchvision;
-      it truncates the value to an int when applying it).
+    * trivialaugment_wide: ``int(level / 30 * 32)`` pixels whatever the image size
+      (torchvision: magnitude ``linspace(0, 32, 31)[level]``, applied as
+      ``translate=[int(magnitude), 0]``; truncation commutes with the sign). Untruncated, the
+      nearest warp would round instead, a pixel further at 14 of the 31 levels.
     """
     if variant == "trivialaugment_wide":
-        return level * 32.0 / 30
+        return float(int(level * 32 / 30))
     if image_size <= SMALL_IMAGE_SIZE:
         return float(int(level * 10 / 10))
     return level * _TPU_TRANSLATE_CONST[variant] / 10
