@@ -12,7 +12,7 @@ from cifar_images import load_images
 from PIL import Image
 
 from jaxaug import ops, policies
-from jaxaug.policies import levels, pil_reference, tables
+from jaxaug.policies import episodes, levels, pil_reference, tables
 from jaxaug.policies.policy import _autoaugment_tables
 
 N_SAMPLES = 4000
@@ -308,6 +308,10 @@ def test_policy_on_a_batch_is_the_per_image_policy():
     (lambda: policies.randaugment()(jax.random.key(0), jnp.zeros((32, 32, 3), jnp.uint8)), "dtype"),
     (lambda: policies.apply_actions(jax.random.key(0), jnp.zeros((8, 8, 3)), jnp.zeros((1, 2), int),
                                     op_names=("blur",)), "blur"),
+    # An unknown episode mode ran as "erasing" (its else branch).
+    (lambda: episodes.rollout(lambda x, e, k: jnp.zeros((1, 5)), jnp.zeros((1, 8, 8, 3)),
+                              jax.random.key(0), mode="cutot", num_steps=1), "'cutot'"),
+    (lambda: episodes.num_actions("box"), "'box'"),
 ])
 def test_bad_input_names_the_offender(call, message):
     with pytest.raises(ValueError, match=message):

@@ -60,8 +60,15 @@ GEOMETRIC_OPS = ("rotate", "zoom", "shear", "hflip")
 COLOUR_OPS = {"hue": ops.hue_shift, "brightness": ops.brightness, "color": ops.color,
               "sharpness": ops.sharpness, "contrast": ops.contrast}
 
+def check_mode(mode: str) -> str:
+    """`mode` itself, or a ValueError naming it: every other name would run as "erasing"."""
+    if mode not in MODES:
+        raise ValueError(f"episodes: mode must be one of {MODES}, got {mode!r}")
+    return mode
+
 def num_actions(mode: str) -> int:
-    return len(TRANSFORM_ACTIONS) if mode == "transform" else len(BOX_ACTIONS)
+    """Size of `mode`'s action set: 33 meta-transformations or the 5 box moves."""
+    return len(TRANSFORM_ACTIONS) if check_mode(mode) == "transform" else len(BOX_ACTIONS)
 
 def action_matrix(op: str, value: float, height: int, width: int) -> jax.Array:
     """The 3x3 output->input matrix of a meta-transformation (identity for colour ops)."""
@@ -182,6 +189,7 @@ def rollout(policy: Callable, x01: jax.Array, key: jax.Array, *, mode: str, num_
     steps are one `lax.scan`, so T, the sampling and the rendering are compiled once, not K
     times. ``fill`` (a scalar or one value per channel): the Cutout square's colour and that of
     pixels warped in from outside."""
+    check_mode(mode)
     n, h, w, c = x01.shape
     key, dropout_key = jax.random.split(key)
     dropout_keys = jax.random.split(dropout_key, num_steps)
