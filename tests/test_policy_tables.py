@@ -1,5 +1,6 @@
 """Tests of the published policy tables and the level-to-parameter mappings."""
 
+import numpy as np
 import pytest
 
 from jaxaug.policies import levels, tables
@@ -146,14 +147,34 @@ def test_magnitude_free_ops(op_name):
         assert level_to_arg(op_name, level) is None
 
 
+# Each op's parameter that changes nothing: the strength of a value is its distance from it.
+IDENTITY_POINT = {"rotate": 0.0, "shear_x": 0.0, "shear_y": 0.0, "translate_x": 0.0,
+                  "translate_y": 0.0, "solarize": 256 / 255, "posterize": 8, "cutout": 0,
+                  "sample_pairing": 0.0, "brightness": 1.0, "color": 1.0, "contrast": 1.0,
+                  "sharpness": 1.0}
+
+
 def test_every_op_and_level_maps_in_every_variant():
+    """Every (variant, op, level) maps to its kind of value, and a higher level is never a weaker
+    change (the levels module's rule: tf/models' direction for posterize and solarize, not tpu's
+    reversed one); AutoAugment's unsigned enhance factors, 0.1-1.9, are the one exception."""
     for variant in levels.VARIANTS:
         top = levels.VARIANT_MAX_LEVEL[variant]
         for op_name in OP_NAMES:
             if variant == TAW and op_name in ("cutout", "sample_pairing"):
                 continue
-            for level in range(top + 1):
-                level_to_arg(op_name, level, variant=variant)
+            values = [level_to_arg(op_name, level, variant=variant, image_size=224)
+                      for level in range(top + 1)]
+            if op_name not in IDENTITY_POINT:
+                assert values == [None] * (top + 1), (variant, op_name)
+                continue
+            if op_name in ("posterize", "cutout"):
+                assert all(isinstance(v, int) for v in values), (variant, op_name)
+            if variant != TAW and op_name in levels._ENHANCE_OPS:
+                continue
+            strength = np.abs(np.asarray(values, float) - IDENTITY_POINT[op_name])
+            assert np.all(np.diff(strength) >= 0), (variant, op_name, values)
+            assert strength[-1] > strength[0], (variant, op_name, values)
 
 
 def test_level_mapping_errors():
