@@ -46,7 +46,12 @@ def test_cache_key_depends_on_the_data(cache_dir):
 def test_image_size_resizes_small_datasets(cache_dir):
     with mock(10):
         ds = load_dataset("tfds:svhn_cropped", cache_dir=cache_dir, image_size=16)
+        raw = [tfds.data_source("svhn_cropped", split=s)[3]["image"] for s in ("train", "test")]
     assert ds.train.images.shape == (10, 16, 16, 3)
+    # Both splits, each image Pillow's bilinear resize of the stored one.
+    for split, image in zip((ds.train, ds.test), raw, strict=True):
+        expected = np.asarray(Image.fromarray(image).resize((16, 16), Image.Resampling.BILINEAR))
+        np.testing.assert_array_equal(split.images[3], expected)
 
 
 def test_imagenet_is_read_lazily_and_center_cropped():
