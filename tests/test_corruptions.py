@@ -186,3 +186,43 @@ def test_batch_bad_input(kwargs, match):
     args = {"images": BATCH, "name": "contrast", "severity": 1} | kwargs
     with pytest.raises(ValueError, match=match):
         corrupt_batch(**args)
+
+
+# A textured uint8 image, so that resampling schemes differ visibly (tens of levels).
+TEXTURED = np.clip((IMAGE * 255).round() + np.random.default_rng(0).integers(-40, 40, IMAGE.shape),
+                   0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+def test_pixelate_is_pils_box_down_and_up_scaling(severity):
+    """Against PIL itself, the benchmark's resampler: equal up to PIL's rounding to uint8 (one
+    level), where nearest or bilinear resampling would differ by 70 levels or more."""
+    from PIL import Image
+
+    from jaxaug.eval.corruptions import PIXELATE
+
+    side = int(32 * PIXELATE[severity - 1])
+    want = Image.fromarray(TEXTURED).resize((side, side), Image.BOX).resize((32, 32), Image.BOX)
+    got = _run_on(TEXTURED.astype(np.float32) / 255, "pixelate", severity)
+    np.testing.assert_allclose(got * 255, np.asarray(want, np.float32), rtol=0, atol=1.001)
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+def test_brightness_raises_the_hsv_value_as_colorsys_does(severity):
+    """The published definition, HSV value + c (clipped) with hue and saturation kept, computed
+    pixel by pixel with the standard library's colorsys."""
+    import colorsys
+
+    from jaxaug.eval.corruptions import BRIGHTNESS
+
+    x = TEXTURED.astype(np.float32) / 255
+    x[0, 0] = 0.0  # black: no hue, becomes grey at value c
+    c = BRIGHTNESS[severity - 1]
+    want = np.asarray([colorsys.hsv_to_rgb(h, s, min(v + c, 1.0)) for h, s, v in
+                       (colorsys.rgb_to_hsv(*p) for p in x.reshape(-1, 3).astype(np.float64))])
+    got = _run_on(x, "brightness", severity)
+    np.testing.assert_allclose(got.reshape(-1, 3), want, rtol=0, atol=1e-6)
+
+
+def _run_on(image, name, severity):
+    return np.asarray(corrupt(image, name, severity, 0))
