@@ -186,3 +186,69 @@ def test_batch_bad_input(kwargs, match):
     args = {"images": BATCH, "name": "contrast", "severity": 1} | kwargs
     with pytest.raises(ValueError, match=match):
         corrupt_batch(**args)
+
+
+# A textured uint8 image, so that resampling schemes differ visibly (tens of levels).
+TEXTURED = np.clip((IMAGE * 255).round() + np.random.default_rng(0).integers(-40, 40, IMAGE.shape),
+                   0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+def test_pixelate_is_pils_box_down_and_up_scaling(severity):
+    """Against PIL itself, the benchmark's resampler: equal up to PIL's rounding to uint8 (one
+    level), where nearest or bilinear resampling would differ by 70 levels or more."""
+    from PIL import Image
+
+    from jaxaug.eval.corruptions import PIXELATE
+
+    side = int(32 * PIXELATE[severity - 1])
+    want = Image.fromarray(TEXTURED).resize((side, side), Image.BOX).resize((32, 32), Image.BOX)
+    got = _run_on(TEXTURED.astype(np.float32) / 255, "pixelate", severity)
+    np.testing.assert_allclose(got * 255, np.asarray(want, np.float32), rtol=0, atol=1.001)
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+def test_brightness_raises_the_hsv_value_as_colorsys_does(severity):
+    """The published definition, HSV value + c (clipped) with hue and saturation kept, computed
+    pixel by pixel with the standard library's colorsys."""
+    import colorsys
+
+    from jaxaug.eval.corruptions import BRIGHTNESS
+
+    x = TEXTURED.astype(np.float32) / 255
+    x[0, 0] = 0.0  # black: no hue, becomes grey at value c
+    c = BRIGHTNESS[severity - 1]
+    want = np.asarray([colorsys.hsv_to_rgb(h, s, min(v + c, 1.0)) for h, s, v in
+                       (colorsys.rgb_to_hsv(*p) for p in x.reshape(-1, 3).astype(np.float64))])
+    got = _run_on(x, "brightness", severity)
+    np.testing.assert_allclose(got.reshape(-1, 3), want, rtol=0, atol=1e-6)
+
+
+def _run_on(image, name, severity):
+    return np.asarray(corrupt(image, name, severity, 0))
+
+
+def test_severity_parameters_are_the_published_cifar10c_ones():
+    """The constants of the benchmark's make_cifar_c.py, written out here (zoom_blur's counts are
+    the lengths of its np.arange(1, 1 + 0.05 k + 0.01, 0.01), float steps included)."""
+    from jaxaug.eval import corruptions as c
+
+    assert c.GAUSSIAN_NOISE == (0.04, 0.06, 0.08, 0.09, 0.10)
+    assert c.SHOT_NOISE == (500, 250, 100, 75, 50)
+    assert c.IMPULSE_NOISE == (0.01, 0.02, 0.03, 0.05, 0.07)
+    assert c.DEFOCUS_BLUR == ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))
+    assert c.GLASS_BLUR == ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))
+    assert c.MOTION_BLUR == ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))
+    assert c.ZOOM_BLUR == tuple(len(np.arange(1, end, 0.01))
+                                for end in (1.06, 1.11, 1.16, 1.21, 1.26))
+    assert c.SNOW == ((0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+                      (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+                      (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8))
+    assert c.FROST == ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45))
+    assert c.FOG == ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))
+    assert c.BRIGHTNESS == (0.05, 0.1, 0.15, 0.2, 0.3)
+    assert c.CONTRAST == (0.75, 0.5, 0.4, 0.3, 0.15)
+    assert c.ELASTIC == ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05),
+                         (0.1, 0.03, 0.03))
+    assert c.PIXELATE == (0.95, 0.9, 0.85, 0.75, 0.65)
+    assert c.JPEG_COMPRESSION == (80, 65, 58, 50, 40)

@@ -77,3 +77,20 @@ def test_bit_packing_round_trips_exactly_with_the_promised_size(shape):
     np.testing.assert_array_equal(quant.unpack_ternary(packed, shape), values)
     with pytest.raises(ValueError, match="-1, 0 or \\+1"):
         quant.pack_ternary(values * 2)
+
+
+def test_unpacking_refuses_bytes_that_do_not_fit_the_shape_or_hold_no_ternary_code():
+    signs = np.asarray([1, -1, 1, 1, -1, -1, 1, -1, 1])  # 9 values: 2 bytes
+    packed = quant.pack_binary(signs)
+    with pytest.raises(ValueError, match=r"unpack_binary: shape \(17,\) needs 3 packed bytes, got 2"):
+        quant.unpack_binary(packed, (17,))  # would have read 8 made-up -1s
+    with pytest.raises(ValueError, match="unpack_binary: packed must be uint8"):
+        quant.unpack_binary(packed.astype(np.int32), signs.shape)
+    values = np.asarray([1, 0, -1, 0, 1])  # 2 bytes
+    packed = quant.pack_ternary(values)
+    with pytest.raises(ValueError, match=r"unpack_ternary: shape \(3,\) needs 1 packed bytes, got 2"):
+        quant.unpack_ternary(packed, (3,))
+    damaged = packed.copy()
+    damaged[0] |= 0b11 << 2  # value 1 becomes the code 11, which pack_ternary never writes
+    with pytest.raises(ValueError, match=r"1 code\(s\) 11"):
+        quant.unpack_ternary(damaged, values.shape)

@@ -193,3 +193,31 @@ def test_packed_model_size_and_exact_round_trip(setting, kind, bits_per_weight):
     restored = {"params": packed.params()}
     np.testing.assert_allclose(_Tiny(None).apply(restored, x), model.apply(variables, x),
                                rtol=1e-5, atol=1e-6)
+
+
+class _Shared(nn.Module):
+    """A quantized conv applied twice in one pass (as the CU-Net's under iterative refinement)."""
+
+    spec: quant.QuantSpec | None
+
+    @nn.compact
+    def __call__(self, x):
+        x = quant.QuantConv(features=4, kernel_size=3, name="first")(x)
+        shared = quant.QuantConv(features=4, kernel_size=3, spec=self.spec, name="shared")
+        x = shared(nn.relu(shared(nn.relu(x))))
+        return quant.QuantDense(features=4, name="last")(jnp.mean(x, axis=(1, 2)))
+
+
+def test_a_layer_called_twice_is_packed_once():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 4, 4, 3)).astype(np.float32)
+    model = _Shared(quant.get_spec("bw_alpha"))
+    shapes = {"first": (3, 3, 3, 4), "shared": (3, 3, 4, 4), "last": (4, 4)}  # no init to compile
+    variables = {"params": {name: {"kernel": rng.normal(0, 0.5, shape).astype(np.float32),
+                                   "bias": np.zeros(4, np.float32)}
+                            for name, shape in shapes.items()}}
+    packed = quant.pack_model(model, variables, x)
+    assert list(packed.kernels) == [("shared", "kernel")]
+    assert packed.kernels[("shared", "kernel")].bits.nbytes == 3 * 3 * 4 * 4 // 8
+    np.testing.assert_allclose(_Shared(None).apply({"params": packed.params()}, x),
+                               model.apply(variables, x), rtol=1e-5, atol=1e-6)

@@ -5,12 +5,15 @@ labelled and written whole."""
 
 import json
 import os
+import types
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from test_train import tiny_config
 
+from jaxaug.data.sources import ArraySource
 from jaxaug.eval import robustness as rob
 from jaxaug.train import train_and_evaluate
 
@@ -37,7 +40,6 @@ def test_clean_error_matches_training_evaluation(trained):
 
 
 def test_corrupted_error_matches_numpy_and_outputs(trained, tmp_path):
-    from jaxaug.eval.corruptions import CONTRAST
     from jaxaug.train.loop import load_trained
     workdir, _ = trained
     results = rob.robustness([workdir, workdir], ["a", "b"], corruptions=("contrast", "frost"),
@@ -55,7 +57,7 @@ def test_corrupted_error_matches_numpy_and_outputs(trained, tmp_path):
     images, labels = run["dataset"].test.get(index)
     x = images.astype(np.float64) / 255
     mu = x.mean(axis=(1, 2), keepdims=True)
-    corrupted = np.floor(np.clip((x - mu) * CONTRAST[4] + mu, 0, 1) * 255) / 255
+    corrupted = np.floor(np.clip((x - mu) * 0.15 + mu, 0, 1) * 255) / 255
     logits = np.asarray(jax.jit(run["predict"])(corrupted.astype(np.float32)))
     expected = 100 * np.mean(np.argmax(logits, -1) != labels)
     assert a["corruption_errors"]["contrast"][1] == pytest.approx(expected, abs=1.0 + 1e-9)
@@ -66,6 +68,45 @@ def test_corrupted_error_matches_numpy_and_outputs(trained, tmp_path):
     with open(tmp_path / "r.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     json.dumps(results)  # serialisable as written
+
+
+def _std_classifier(images):
+    """A closed-form stand-in for a network: class round(40 std(image)) of 10, so that contrast
+    (which scales the std by its factor) moves images between classes."""
+    std = jnp.std(images.reshape(images.shape[0], -1), axis=1)
+    return -jnp.abs(jnp.arange(10.0) - 40 * std[:, None])
+
+
+def test_errors_of_a_closed_form_classifier_on_uneven_batches(monkeypatch):
+    """robustness() with a known classifier instead of a trained run (load_runs replaced): every
+    error equals numpy's, per severity, with the last batch padded (37 images, batch 16), the
+    corrupted images floored to uint8 levels, and mCE the mean of the table."""
+    rng = np.random.default_rng(0)
+    amplitude = rng.permutation(np.linspace(5, 120, 37))[:, None, None, None]
+    images = np.clip(128 + amplitude * rng.standard_normal((37, 8, 8, 3)), 0, 255).astype(np.uint8)
+    clean_class = np.asarray(_std_classifier(jnp.asarray(images / 255, jnp.float32))).argmax(-1)
+    labels = np.where(np.arange(37) % 3 == 0, (clean_class + 1) % 10, clean_class)
+    test = ArraySource(images, labels)
+    run = {"dataset": types.SimpleNamespace(name="toy", test=test), "predict": _std_classifier,
+           "step": 7}
+    monkeypatch.setattr(rob.cli, "load_runs", lambda workdirs, task: [run] * len(workdirs))
+    (r,) = rob.robustness(["toy"], corruptions=("contrast",), severities=(1, 3, 5),
+                          batch_size=16).values()
+
+    def error(x):
+        predicted = np.asarray(_std_classifier(jnp.asarray(x, jnp.float32))).argmax(-1)
+        return 100 * np.mean(predicted != labels)
+
+    x = images.astype(np.float32) / 255
+    mu = x.mean(axis=(1, 2), keepdims=True)
+    # CIFAR-10-C's contrast factors of severities 1, 3 and 5, written out (not the module's).
+    want = [error(np.floor(np.clip((x - mu) * c + mu, 0, 1) * 255) / 255)
+            for c in (0.75, 0.4, 0.15)]
+    print("contrast errors (%)", r["corruption_errors"]["contrast"], "clean", r["clean_error"])
+    assert r["clean_error"] == pytest.approx(100 * 13 / 37)
+    np.testing.assert_allclose(r["corruption_errors"]["contrast"], want, rtol=0, atol=1e-9)
+    assert len(set(want)) == 3  # the severities move the classifier apart
+    assert r["mce"] == pytest.approx(np.mean(want)) and r["num_images"] == 37
 
 
 def test_bad_arguments_are_named(trained, tmp_path):

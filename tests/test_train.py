@@ -253,6 +253,10 @@ def test_summary_and_metrics_agree(uninterrupted):
     trains = [r for r in records if r["split"] == "train"]
     assert [r["step"] for r in tests] == [10, 20]
     assert [r["step"] for r in trains] == [5, 10, 15, 20]
+    # The rate of each window's last update (optax count step - 1) on the cosine over 20 steps.
+    np.testing.assert_allclose([r["learning_rate"] for r in trains],
+                               [0.05 * (1 + np.cos(np.pi * (s - 1) / 20)) for s in (5, 10, 15, 20)],
+                               rtol=1e-5)
     assert summary["epochs_completed"] == 2 and summary["step"] == 20
     assert summary["last_test_accuracy"] == tests[-1]["accuracy"]
     assert summary["best_test_accuracy"] == max(r["accuracy"] for r in tests)

@@ -68,20 +68,33 @@ def pack_model(model, variables, *args, **kwargs) -> PackedModel:
     params = {path: np.asarray(v, np.float32)
               for path, v in traverse_util.flatten_dict(jax.device_get(variables["params"])).items()}
     kernels = {}
-    for path, (codes,) in sown.items():
+    for path, calls in sown.items():
         kind = path[-1].removesuffix("_codes")
         if kind not in _PACKERS:
             continue
         layer = path[:-1]
+        codes = _one_value(calls, path)
         scale = sown.get(layer + ("scale",))
         kernels[layer + ("kernel",)] = PackedKernel(
             kind, _PACKERS[kind][0](np.asarray(codes)), tuple(codes.shape),
-            None if scale is None else np.asarray(scale[0], np.float32))
+            None if scale is None else np.asarray(_one_value(scale, layer + ("scale",)),
+                                                  np.float32))
     missing = [p for p in kernels if p not in params]
     if missing:
         raise ValueError(f"pack_model: sown codes without a matching kernel parameter: {missing}")
     floats = {path: v for path, v in params.items() if path not in kernels}
     return PackedModel(kernels, floats)
+
+
+def _one_value(calls: tuple, path: tuple[str, ...]) -> np.ndarray:
+    """The value a layer sowed, once per call: a layer called several times in one pass (the
+    CU-Net's shared convolutions under iterative refinement) sows the same codes and scales each
+    time, as they are functions of its kernel alone."""
+    first = np.asarray(calls[0])
+    if any(not np.array_equal(first, np.asarray(other)) for other in calls[1:]):
+        raise ValueError(f"pack_model: {'/'.join(path)} sowed different values in its "
+                         f"{len(calls)} calls; a kernel's codes must not depend on the input")
+    return first
 
 
 def float_nbytes(params) -> int:
