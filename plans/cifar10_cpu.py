@@ -4,6 +4,7 @@ method in the regime found (part 3). One file, several plans, picked by the argu
   python -m jaxaug.experiments --plan=plans/cifar10_cpu.py:regime-20ep --out=experiments/regime_20ep
   python -m jaxaug.experiments --plan=plans/cifar10_cpu.py:regime-200ep --out=experiments/regime_200ep
   python -m jaxaug.experiments --plan=plans/cifar10_cpu.py:evidence --out=experiments/evidence_cpu
+  python -m jaxaug.experiments.collect --plan=plans/cifar10_cpu.py:evidence-as-run ...
 
 The regime: reduced CIFAR-10 (class-balanced training images of ../shared/data/cifar10-jpeg.zip),
 a small WRN, batch 32, SGD lr 0.05 cosine, tested on all 10,000 test images; crop + flip against
@@ -39,6 +40,11 @@ matched baseline, the same pipeline without the learned part:
   dada         DADA's search for its 20 epochs (10% of the run; 25 sub-policies, DARTS), then
                the searched policy, hard, for 180 (matched: autoaugment, the published CIFAR-10
                table, + Cutout 16 as here)
+
+"evidence-as-run" is "evidence" as docs/evidence/cpu.json was made: issue 20's arms ran at
+568ca62, issue 25's four at 0616728. The two commits train cropflip, randaugment and autoaugment
+bit for bit alike (logged metrics compared), but not Cutout (its draws differ from the first
+epoch), so teachaugment pairs with Cutout rerun at 0616728, the arm "cutout@0616728".
 """
 
 CIFAR = "imagefolder:../shared/data/cifar10-jpeg.zip"
@@ -104,11 +110,24 @@ def described(point, base):
                          "5e-4), cosine schedule"}
 
 
+def evidence_as_run():
+    plan = evidence()
+    arms = {}
+    for name, arm in plan["arms"].items():
+        if name == "teachaugment":
+            arms["cutout@0616728"] = dict(plan["arms"]["cutout"])
+            arm = {**arm, "matched": "cutout@0616728"}
+        arms[name] = arm
+    return {**plan, "arms": arms}
+
+
 def get_plan(arg="regime-200ep"):
     if arg == "evidence":
         return evidence()
+    if arg == "evidence-as-run":
+        return evidence_as_run()
     if arg not in POINTS:
         raise ValueError(f"plans/cifar10_cpu.py: unknown plan {arg!r}; valid: "
-                         f"{', '.join(POINTS)}, evidence")
+                         f"{', '.join(POINTS)}, evidence, evidence-as-run")
     base, seeds, arms = regime(arg)
     return {"baseline": "cropflip", "seeds": seeds, "arms": arms, "regime": described(arg, base)}

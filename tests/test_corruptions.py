@@ -252,3 +252,26 @@ def test_severity_parameters_are_the_published_cifar10c_ones():
                          (0.1, 0.03, 0.03))
     assert c.PIXELATE == (0.95, 0.9, 0.85, 0.75, 0.65)
     assert c.JPEG_COMPRESSION == (80, 65, 58, 50, 40)
+
+
+def test_glass_shuffle_copies_as_the_benchmarks_numpy_swap_executes():
+    """The benchmark's loop, run literally in numpy (the tuple "swap" of views copies), against
+    `_glass_shuffle` on the same offsets, two sweeps: exactly equal; a true swap is not."""
+    from jaxaug.eval.corruptions import _glass_shuffle_jit
+
+    h = w = 8
+    image = np.random.default_rng(0).random((h, w, 3)).astype(np.float32)
+    n, delta = (h - 2) * (w - 2), 1
+    offsets = np.random.default_rng(1).integers(-delta, delta, (2, n, 2))
+    reference, swapped = image.copy(), image.copy()
+    for sweep in offsets:
+        pairs = iter(sweep)
+        for y in range(h - delta, delta, -1):
+            for x in range(w - delta, delta, -1):
+                dy, dx = next(pairs)
+                y2, x2 = y + dy, x + dx
+                reference[y, x], reference[y2, x2] = reference[y2, x2], reference[y, x]
+                swapped[[y, y2], [x, x2]] = swapped[[y2, y], [x2, x]]
+    ours = np.asarray(_glass_shuffle_jit(image, offsets, delta))
+    np.testing.assert_array_equal(ours, reference)
+    assert np.abs(swapped - reference).max() > 0.1  # the case tells copies from swaps

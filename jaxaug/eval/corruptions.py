@@ -21,7 +21,7 @@ says (see ``_apply``).
 
 Implementation: JAX for all corruptions except ``jpeg_compression`` (PIL encoder/decoder on the
 numpy side), including the diamond-square fractal of ``fog`` and ``frost`` (jnp, float32) and the
-sequential pixel swaps of ``glass_blur`` (a ``fori_loop``). ``corrupt`` runs eagerly, op by op
+sequential pixel copies of ``glass_blur`` (a ``fori_loop``). ``corrupt`` runs eagerly, op by op
 (cheap for one image, no compile per severity); ``corrupt_batch`` runs ``jit(vmap(...))`` compiled
 once per (name, severity, batch shape), and loops over the images for ``jpeg_compression``. The
 two agree up to float rounding (~1e-6). ``shot_noise`` samples the Poisson law by inversion for
@@ -39,13 +39,15 @@ small rates (see ``_poisson``). Differences from the published definitions:
 * ``pixelate`` re-implements PIL's ``BOX`` resampling as matrices in float (no uint8 rounding).
 * ``zoom_blur`` and ``snow`` zoom about the image centre by bilinear coordinate maps instead of
   crop-then-``scipy.ndimage.zoom``; both are bilinear zooms about the centre.
-* ``glass_blur`` swaps each pixel with its drawn neighbour. The benchmark's code writes the swap
-  as ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on an [H, W, 3] numpy array, whose right-hand
-  side holds views: it copies (x[h, w] <- x[h', w'], x[h', w'] unchanged), so the published
-  images duplicate pixels where these permute them. On the 32 x 32 test image of
-  tests/test_corruptions.py one sweep of the same draws then differs in 25% of the pixels
-  (L2 to the clean image before the second blur: 7.3 swapped, 5.8 copied). Not changed here,
-  as the reported glass_blur errors (docs/results.md) were measured with swaps.
+* ``glass_blur`` copies, as the benchmark's code does, not as its text reads. The code writes the
+  swap as ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on an [H, W, 3] numpy array, whose
+  right-hand side holds views, so it copies (x[h, w] <- x[h', w'], x[h', w'] unchanged) and the
+  published images duplicate pixels where a swap would permute them. The images are what a
+  corruption error is compared with, so this follows them (until 2026-12-08 it swapped: on the
+  32 x 32 test image of tests/test_corruptions.py one sweep of the same draws differed in 25% of
+  the pixels; the glass_blur errors in docs/results.md measured before then are of the swap).
+* ``snow`` truncates its layer to uint8 levels, as the benchmark's ``astype(np.uint8)`` does (it
+  rounded until 2026-12-08: at most one level, before the motion blur).
 """
 
 import collections
@@ -363,13 +365,14 @@ def defocus_blur(x, severity, key):
 
 
 def _glass_shuffle(x, offsets, delta):
-    """Swap pixel (h, w) with (h + dy, w + dx) for h, w running from size - delta down to delta + 1,
-    one sweep per row of ``offsets`` [iterations, n, 2] (dy, dx); the swaps are sequential.
+    """Copy pixel (h + dy, w + dx) onto (h, w) for h, w running from size - delta down to
+    delta + 1, one sweep per row of ``offsets`` [iterations, n, 2] (dy, dx); the copies are
+    sequential (the benchmark's "swap", as its numpy code executes it: see the module docstring).
 
-    The swaps are applied to the flat pixel indices 0..H*W-1 (a permutation p, with the image
-    after the swaps being x[p]) rather than to the image: the same result, a third of the data in
-    the loop carry, and a loop whose step is the same pair of scalar gathers/scatters per image,
-    so it vectorises under ``vmap``."""
+    The copies are applied to the flat pixel indices 0..H*W-1 (a map p, with the image after them
+    being x[p]) rather than to the image: the same result, a third of the data in the loop carry,
+    and a loop whose step is the same scalar gather/scatter per image, so it vectorises under
+    ``vmap``."""
     h, w = x.shape[:2]
     hs = np.arange(h - delta, delta, -1)
     ws = np.arange(w - delta, delta, -1)
@@ -379,12 +382,11 @@ def _glass_shuffle(x, offsets, delta):
     # (h + dy, w + dx) stays inside the image for |dy|, |dx| <= delta, so no wrap-around.
     dst = src + offsets[:, 0] * w + offsets[:, 1]
 
-    def body(i, perm):
-        a, b = perm[src[i]], perm[dst[i]]
-        return perm.at[src[i]].set(b).at[dst[i]].set(a)
+    def body(i, source):
+        return source.at[src[i]].set(source[dst[i]])
 
-    perm = jax.lax.fori_loop(0, src.shape[0], body, jnp.arange(h * w, dtype=jnp.int32))
-    return x.reshape(h * w, -1)[perm].reshape(x.shape)
+    source = jax.lax.fori_loop(0, src.shape[0], body, jnp.arange(h * w, dtype=jnp.int32))
+    return x.reshape(h * w, -1)[source].reshape(x.shape)
 
 
 # Eagerly, one XLA program per (shape, delta) instead of a retrace of the loop at every call.
@@ -392,10 +394,10 @@ _glass_shuffle_jit = jax.jit(_glass_shuffle, static_argnums=2)
 
 
 def glass_blur(x, severity, key):
-    """Gaussian blur (std sigma), floor to uint8 levels, ``iters`` sweeps of local pixel swaps with
-    offsets (dy, dx) uniform on the integers [-delta, delta) (as published, the upper end is
-    excluded; the benchmark's code copies where this swaps, see the module docstring), then the
-    same Gaussian blur again; (sigma, delta, iters) in ((0.05, 1, 1),
+    """Gaussian blur (std sigma), floor to uint8 levels, ``iters`` sweeps of local pixel copies
+    from offsets (dy, dx) uniform on the integers [-delta, delta) (as published, the upper end is
+    excluded; copies, as the benchmark's code executes its swaps, see the module docstring), then
+    the same Gaussian blur again; (sigma, delta, iters) in ((0.05, 1, 1),
     (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))."""
     sigma, delta, iters = GLASS_BLUR[severity - 1]
     h, w = x.shape[:2]
@@ -428,7 +430,7 @@ def zoom_blur(x, severity, key):
 
 def snow(x, severity, key):
     """Snow layer L: N(mean, std^2) per pixel, zoomed about the centre, zeroed below ``threshold``,
-    clipped and quantised to uint8 levels, motion-blurred (radius, sigma) along an angle uniform in
+    clipped and truncated to uint8 levels, motion-blurred (radius, sigma) along an angle uniform in
     [-135, -45) degrees. The image is whitened, x' = w x + (1 - w) max(x, 1.5 gray(x) + 0.5), and
     the result is x' + L + rot180(L). (mean, std, zoom, threshold, radius, sigma, w) per severity
     in ``SNOW``."""
@@ -437,7 +439,7 @@ def snow(x, severity, key):
     layer = mean + std * jax.random.normal(k_layer, x.shape[:2] + (1,))
     layer = _zoom_center(layer, zoom)
     layer = jnp.where(layer < threshold, 0.0, layer)
-    layer = jnp.round(jnp.clip(layer, 0, 1) * 255) / 255
+    layer = jnp.floor(jnp.clip(layer, 0, 1) * 255) / 255  # the benchmark's astype(np.uint8)
     angle = jax.random.uniform(k_angle, (), minval=-135.0, maxval=-45.0)
     layer = _motion_blur(layer, radius, sigma, angle)
     x = w * x + (1 - w) * jnp.maximum(x, _gray(x) * 1.5 + 0.5)
