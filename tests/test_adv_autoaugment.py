@@ -231,6 +231,7 @@ def test_the_controller_distribution_moves_away_from_its_start(short_run):
     ({"update_every": 0}, "update_every"),
     ({"sub_policies": 2.5}, "sub_policies"),
     ({"num_magnitudes": 12}, "num_magnitudes"),
+    ({"num_magnitudes": 5.5}, "num_magnitudes must be an integer"),
     ({"entropy_weight": -1.0}, "entropy_weight"),
     ({"op_names": ("rotate", "swirl")}, "swirl"),
     ({"cutout": -1}, "cutout"),
