@@ -324,8 +324,9 @@ def test_non_finite_generator_output_is_skipped_and_counted(inner_two):
 
 
 def test_bad_options_are_named():
-    with pytest.raises(ValueError, match="inner_num"):
-        _method(inner_num=0)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="inner_num must be an integer, at least 1"):
+            _method(inner_num=bad)
     with pytest.raises(ValueError, match="meta_mode"):
         _method(meta_mode="second")
     for bad in (-1.0, float("inf"), float("nan")):
