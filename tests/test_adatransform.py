@@ -552,3 +552,68 @@ def test_entropy_bonus_raises_the_policies_entropy(short_run):
 
     for policy in (0, 1):
         assert entropy(bonus_state, policy) > entropy(plain_state, policy) + 1e-4, policy
+
+
+@pytest.mark.slow
+def test_policy_update_ascends_the_discounted_rewards(short_run):
+    """Slow (a second rollout and policy gradient compile on top of the step's); the fast
+    counterparts are test_rewards_telescope, test_returns_and_reinforce_surrogate_by_hand and
+    test_discriminator_and_realness_gradient_signs. Step 1 of the run (T's first update) is
+    Adam (lr 1e-2) on the gradient of -sum_p mean (R - b) log pi_p(a), written again here: each
+    policy on its own episodes (every P-th), its own dropout key, the step's rollout key;
+    competitive v = l + 0.1 log D, cooperative v = -l, l the target's eval-mode loss; returns at
+    gamma 0.5, baseline the mean over episodes per step. A policy that descended its rewards
+    fails."""
+    _, _, states, _, _, batches = short_run
+    state, new = states[1], states[2]
+    images, labels = batches[1]["image"], batches[1]["label"]
+    num_policies, copies, num_steps = 2, 4, 3
+    disc = models.Normalized(models.Discriminator(), NORM)
+
+    def policy(params):
+        def apply(x, extra, key):
+            keys = jax.random.split(key, num_policies)
+            logits = [TRANSFORMER.apply({"params": jax.tree.map(lambda a, p=p: a[p], params)},
+                                        x[p::num_policies], extra[p::num_policies], train=True,
+                                        rngs={"dropout": keys[p]})
+                      for p in range(num_policies)]
+            return jnp.stack(logits, 1).reshape(x.shape[0], -1)
+        return apply
+
+    @jax.jit
+    def reference(state):
+        roll = episodes.rollout(policy(state.policy.params), jnp.repeat(images, copies, 0),
+                                jax.random.split(jax.random.key(1), 3)[0], mode="transform",
+                                num_steps=num_steps, fill=FILL)
+        ys = jnp.repeat(labels, copies)
+        losses = jnp.stack([optax.softmax_cross_entropy_with_integer_labels(
+            predict_target(TARGET, state.target, x), ys) for x in roll.images])  # [K + 1, N]
+        log_d = jnp.stack([log_realness(disc.apply(
+            {"params": state.disc.params, "batch_stats": state.disc.batch_stats},
+            x[::num_policies], train=False)) for x in roll.images])
+        values = [losses[:, ::num_policies] + 0.1 * log_d, -losses[:, 1::num_policies]]
+        discount = jnp.asarray([[0.5 ** (t - s) if t >= s else 0.0 for t in range(num_steps)]
+                                for s in range(num_steps)])
+
+        def surrogate(params):
+            log_p, _ = episodes.action_log_probs(policy(params), roll)  # [N, K]
+            total = 0.0
+            for p, v in enumerate(values):
+                returns = jnp.diff(v, axis=0).T @ discount.T  # [E, K]
+                advantage = returns - returns.mean(0)
+                total -= jnp.mean(advantage * log_p[p::num_policies])
+            return total
+
+        grads = jax.grad(surrogate)(state.policy.params)
+        return grads, optax.adam(1e-2).update(grads, state.policy.opt_state,
+                                              state.policy.params)[0]
+
+    grads, updates = reference(state)
+    moved = 0
+    for g, u, old, now in zip(*(jax.tree.leaves(t) for t in (
+            grads, updates, state.policy.params, new.policy.params)), strict=True):
+        big = np.abs(np.asarray(g)) > 1e-5  # Adam's first step is lr g / |g|: signs of tiny g flip
+        moved += int(big.sum())
+        np.testing.assert_allclose(np.asarray(now - old)[big], np.asarray(u)[big], atol=1e-5)
+    print(f"policy parameters checked: {moved}")
+    assert moved > 100

@@ -231,6 +231,7 @@ def test_the_controller_distribution_moves_away_from_its_start(short_run):
     ({"update_every": 0}, "update_every"),
     ({"sub_policies": 2.5}, "sub_policies"),
     ({"num_magnitudes": 12}, "num_magnitudes"),
+    ({"num_magnitudes": 5.5}, "num_magnitudes must be an integer"),
     ({"entropy_weight": -1.0}, "entropy_weight"),
     ({"op_names": ("rotate", "swirl")}, "swirl"),
     ({"cutout": -1}, "cutout"),
@@ -240,3 +241,30 @@ def test_bad_arguments_name_themselves(kwargs, message):
     with pytest.raises(ValueError, match=message):
         aaa.adv_autoaugment(TinyNet(num_classes=3), optax.sgd(0.1),
                             **arguments)
+
+
+def test_the_window_end_update_is_adam_on_the_window_averaged_normalised_losses(short_run):
+    """A second writing of the controller's update at the first window's end (step 1), from the
+    per-policy loss sums the window recorded: A = the normalised window averages, one Adam step
+    (lr 0.05) on J(A) from the state before it. A controller fed the last batch's losses alone,
+    or -A, fails."""
+    _, states, _ = short_run
+    controller = policies.PolicyController(choice_sizes=(16, 10), num_choices=20)
+    before, after = states[1].controller, states[2].controller
+    np.testing.assert_array_equal(before.rewards["count"], 1.0)
+    np.testing.assert_array_equal(after.rewards["count"], 2.0)
+    average = np.asarray(after.rewards["sum"]) / 2
+    advantages = (average - average.mean()) / (average.std() + 1e-8)
+    print(f"window averages {average.round(4)}, advantages {advantages.round(3)}")
+
+    @jax.jit
+    def reference(params, opt_state):
+        grads = jax.grad(lambda p: aaa.controller_objective(
+            p, controller, before.actions, jnp.asarray(advantages, jnp.float32), 1e-5)[0])(params)
+        return grads, optax.adam(0.05).update(grads, opt_state, params)[0]
+
+    grads, updates = reference(before.params, before.opt_state)
+    for g, u, old, new in zip(*(jax.tree.leaves(t) for t in (grads, updates, before.params,
+                                                             after.params)), strict=True):
+        big = np.abs(np.asarray(g)) > 1e-6  # Adam's first step is lr g / |g|: signs of tiny g flip
+        np.testing.assert_allclose(np.asarray(new - old)[big], np.asarray(u)[big], atol=1e-5)

@@ -118,18 +118,30 @@ def test_warp_then_inverse_restores_interior():
 def _torch_affine_grid_sample(img, theta, align_corners):
     """NumPy transcription of torch affine_grid + grid_sample (bilinear, zeros padding) for one HWC
     image; align_corners=True is PyTorch 1.2's (the reference's) only convention."""
-    h, w, _ = img.shape
+    return _torch_grid_sample(img, _torch_identity_grid(*img.shape[:2], align_corners)
+                              @ np.asarray(theta, np.float64).T, align_corners)
+
+
+def _torch_identity_grid(h, w, align_corners):
+    """affine_grid's homogeneous sample points [H, W, 3] (x, y, 1) of the identity."""
     if align_corners:
         xn, yn = np.linspace(-1, 1, w), np.linspace(-1, 1, h)
     else:
         xn, yn = (2 * np.arange(w) + 1) / w - 1, (2 * np.arange(h) + 1) / h - 1
     gy, gx = np.meshgrid(yn, xn, indexing="ij")
-    base = np.stack([gx, gy, np.ones_like(gx)], -1)  # [H, W, 3]
-    grid = base @ np.asarray(theta, np.float64).T  # [H, W, 2] (x, y)
+    return np.stack([gx, gy, np.ones_like(gx)], -1)
+
+
+def _torch_grid_sample(img, grid, align_corners, padding="zeros"):
+    """NumPy transcription of torch grid_sample (bilinear) of one HWC image at ``grid`` [H, W, 2]
+    (x, y in [-1, 1]); padding "border" clamps the source coordinates to [0, size - 1]."""
+    h, w, _ = img.shape
     if align_corners:
         ix, iy = (grid[..., 0] + 1) * (w - 1) / 2, (grid[..., 1] + 1) * (h - 1) / 2
     else:
         ix, iy = ((grid[..., 0] + 1) * w - 1) / 2, ((grid[..., 1] + 1) * h - 1) / 2
+    if padding == "border":
+        ix, iy = np.clip(ix, 0, w - 1), np.clip(iy, 0, h - 1)
     x0, y0 = np.floor(ix).astype(int), np.floor(iy).astype(int)
     out = np.zeros(img.shape, np.float64)
     for dx in (0, 1):
@@ -260,32 +272,44 @@ def test_deform_vae_outputs():
 
     @jax.jit  # one compile for both heads
     def apply(variables):
-        out, _ = model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])
-        return out, jax.vmap(lambda img, f: ops.deform(img, f, fill=0.0, padding="fill"))(
-            x, out["flow"])
+        return model.apply(variables, x, train=True, rngs=RNGS, mutable=["batch_stats"])[0]
 
-    out, _ = apply(variables)
+    out = apply(variables)
     assert out["flow"].shape == out["grid_offset"].shape == (4, 16, 16, 2)
     assert out["mean"].shape == out["logvar"].shape == (4, 32)
     np.testing.assert_allclose(out["images"], x, atol=1e-6)  # zero-initialised head: identity
 
-    out, want = apply(_randomise_head(variables, 0.5))
+    out = apply(_randomise_head(variables, 0.5))
     flow = np.asarray(out["flow"])
     assert np.isfinite(flow).all() and np.abs(flow).max() > 0.5
-    np.testing.assert_allclose(out["images"], want, atol=1e-6)
+    _assert_torch_deformation(out, x, "border", align_corners=True)
     # Border padding: every sample point stays on or inside the outer pixel centres.
     centres = np.arange(16) + 0.5
     assert (centres[None, :] + flow[..., 0] >= 0.5 - 1e-5).all()
     assert (centres[:, None] + flow[..., 1] <= 15.5 + 1e-5).all()
 
 
+def _assert_torch_deformation(out, x, padding, align_corners):
+    """D-VAE's images are the reference's grid_sample(x, affine_grid(id) + grid_offset)
+    (bilinear), the offsets here reaching past the frame."""
+    offset = np.asarray(out["grid_offset"], np.float64)
+    base = _torch_identity_grid(*x.shape[1:3], align_corners)[..., :2]
+    assert np.abs(base + offset).max() > 1.2  # sample points out of the frame
+    for b in range(x.shape[0]):
+        want = _torch_grid_sample(np.asarray(x[b], np.float64), base + offset[b], align_corners,
+                                  padding)
+        np.testing.assert_allclose(out["images"][b], want, atol=1e-5)
+
+
 @pytest.mark.parametrize("align_corners, half", [(True, 7.5), (False, 8.0)])
 def test_deform_vae_zeros_padding_flow_units(align_corners, half):
+    """In training mode (batch statistics: offsets of order 1, past the frame)."""
     model = DeformVAE(padding="zeros", align_corners=align_corners)
     x = _smooth_images(4, 16)
     variables = _randomise_head(_vae(DeformVAE)[1], 0.5)
-    out = _apply(model, variables, x, RNGS["noise"], train=False)
+    out = _apply(model, variables, x, RNGS["noise"], train=True)
     np.testing.assert_allclose(out["flow"], out["grid_offset"] * half, rtol=1e-6)
+    _assert_torch_deformation(out, x, "zeros", align_corners)
 
 
 def test_perturb_vae_outputs():

@@ -324,8 +324,9 @@ def test_non_finite_generator_output_is_skipped_and_counted(inner_two):
 
 
 def test_bad_options_are_named():
-    with pytest.raises(ValueError, match="inner_num"):
-        _method(inner_num=0)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="inner_num must be an integer, at least 1"):
+            _method(inner_num=bad)
     with pytest.raises(ValueError, match="meta_mode"):
         _method(meta_mode="second")
     for bad in (-1.0, float("inf"), float("nan")):
@@ -383,3 +384,43 @@ def test_generated_distance_is_the_mean_absolute_change():
     doubled = jnp.concatenate([x + 0.1, x - 0.3])
     np.testing.assert_allclose(float(oa.generated_distance([doubled], x)), 0.2, rtol=1e-5)
     np.testing.assert_allclose(float(oa.generated_distance([doubled, x], x)), 0.1, rtol=1e-5)
+
+
+def test_generator_regularizers_are_the_references_weighted_sums():
+    """Each generator's R from made-up module outputs, against numpy writings of the reference's
+    terms with non-default weights (so a weight on the wrong term fails): D-VAE
+    lambda_v (KL + mean offset^2) + lambda_s smoothness, P-VAE lambda (sum (x' - x)^2 / B + KL),
+    A-STN lambda_c x the double cycle of a one-pixel x-translation, which loses (zero padding)
+    exactly the first column in one cycle and the last in the other."""
+    rng = np.random.default_rng(0)
+    b, h, w = 2, 8, 8
+    x = rng.uniform(size=(b, h, w, 3)).astype(np.float32)
+    y = np.arange(b, dtype=np.int32)
+    mean, logvar = rng.normal(size=(2, b, 4)).astype(np.float32)
+    offset = rng.normal(size=(b, h, w, 2)).astype(np.float32)
+    moved = rng.normal(size=(b, h, w, 3)).astype(np.float32)
+    theta = np.tile(np.asarray([[1, 0, 2 / (w - 1)], [0, 1, 0]], np.float32), (b, 1, 1))
+    dvae = oa.deform_vae(kl_weight=0.7, smooth_weight=3.0)
+    pvae = oa.perturb_vae(weight=0.2)
+    stn = oa.astn(cycle_weight=0.3)
+
+    @jax.jit
+    def regularizers():
+        vae_out = {"mean": mean, "logvar": logvar}
+        d = dvae.augment({**vae_out, "grid_offset": offset, "images": moved}, x, y)
+        p = pvae.augment({**vae_out, "reconstruction": moved, "images": moved}, x, y)
+        return d, p, stn.augment(theta, x, y)
+
+    (d_img, d_y, d_reg), (p_img, p_y, p_reg), (s_img, s_y, s_reg) = regularizers()
+    kl = -0.5 * np.sum(1 + logvar - mean ** 2 - np.exp(logvar)) / b
+    smooth = 0.5 * (np.mean(np.diff(offset, axis=2) ** 2) + np.mean(np.diff(offset, axis=1) ** 2))
+    np.testing.assert_allclose(d_reg, 0.7 * (kl + np.mean(offset ** 2)) + 3.0 * smooth, rtol=1e-5)
+    np.testing.assert_allclose(p_reg, 0.2 * (np.sum((moved - x) ** 2) / b + kl), rtol=1e-5)
+    cycle = (np.sum(x[:, :, 0] ** 2) + np.sum(x[:, :, -1] ** 2)) / x.size
+    print(f"R: D-VAE {float(d_reg):.4f}, P-VAE {float(p_reg):.4f}, A-STN {float(s_reg):.5f} "
+          f"(numpy {0.3 * cycle:.5f})")
+    np.testing.assert_allclose(s_reg, 0.3 * cycle, rtol=1e-4)
+    for images, want in ((d_img, moved), (p_img, moved), (s_img[:b, :, :-1], x[:, :, 1:])):
+        np.testing.assert_allclose(images, want, atol=1e-5)
+    for labels, want in ((d_y, y), (p_y, y), (s_y, np.concatenate([y, y]))):
+        np.testing.assert_array_equal(labels, want)

@@ -260,3 +260,36 @@ def test_bad_arguments_name_the_field():
                           ({"color_reg_over": "image"}, "color_reg_over")):
         with pytest.raises(ValueError, match=field):
             teachaugment(TinyNet(), optax.sgd(0.1), **kwargs)
+
+
+@pytest.mark.slow
+def test_step_descends_the_augmenter_loss(tiny, three_steps):
+    """Slow (a gradient compile of the full augmenter loss on top of the step's); the fast
+    counterpart is test_augmenter_gradient_ascends_target_minus_teacher. Step 0's augmenter
+    update is AdamW (lr 1e-3, weight decay 1e-2) on d L_aug / d phi, L_aug from `augmenter_loss`
+    with the step's defaults (non-saturating, smoothing 0.1, colour weight 10), the step's key
+    and the teacher after the step's EMA: an update that ascended L_aug would fail."""
+    images, labels, *_ = tiny
+    before, after = three_steps[0], three_steps[1]
+    teacher = ema(before.teacher, before.target.params, 0.9)
+    augmenter = generators.TeachAugmenter(num_classes=NUM_CLASSES, noise_dim=8, hidden=8,
+                                          dropout=0.0)
+
+    @jax.jit
+    def reference(phi, opt_state, target, teacher, key):
+        grads = jax.grad(lambda p: augmenter_loss(
+            p, images, labels, target.params, target.batch_stats, teacher, key,
+            augmenter=augmenter, model=TinyNet(), num_classes=NUM_CLASSES, projections=8)[0])(phi)
+        return grads, optax.adamw(1e-3, weight_decay=1e-2).update(grads, opt_state, phi)[0]
+
+    with jax.threefry_partitionable(False):
+        aug_key = jax.random.split(jax.random.key(10), 4)[0]
+        grads, updates = reference(before.augmenter.params, before.augmenter.opt_state,
+                                   before.target, teacher, aug_key)
+    moved = 0
+    for g, u, old, new in zip(*(jax.tree.leaves(t) for t in (
+            grads, updates, before.augmenter.params, after.augmenter.params)), strict=True):
+        big = np.abs(np.asarray(g)) > 1e-6  # Adam's first step is lr g / |g|: signs of tiny g flip
+        moved += int(big.sum())
+        np.testing.assert_allclose(np.asarray(new - old)[big], np.asarray(u)[big], atol=1e-6)
+    assert moved > 100

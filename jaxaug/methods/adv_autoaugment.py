@@ -142,7 +142,8 @@ def adv_autoaugment(
                              ("sub_policies", sub_policies, 1), ("cutout", cutout, 0),
                              ("ops_per_sub_policy", ops_per_sub_policy, 1)):
         check_int("adv_autoaugment", name, value, low)
-    require(1 <= num_magnitudes <= 11, "adv_autoaugment", "num_magnitudes", num_magnitudes,
+    check_int("adv_autoaugment", "num_magnitudes", num_magnitudes, 1)
+    require(num_magnitudes <= 11, "adv_autoaugment", "num_magnitudes", num_magnitudes,
             "must be in [1, 11] (levels 0-10)")
     require(0 <= entropy_weight < float("inf"), "adv_autoaugment", "entropy_weight", entropy_weight,
             "must be finite and non-negative")

@@ -65,6 +65,7 @@ from jaxaug.methods.base import (
     Method,
     TargetState,
     all_finite,
+    check_int,
     clip_by_global_norm,
     count_skips,
     gradient_update,
@@ -199,7 +200,7 @@ def online_augment(
     gens = tuple(generator) if isinstance(generator, Sequence) else (generator,)
     if not gens:
         raise ValueError("online_augment: needs at least one generator")
-    require(inner_num >= 1, "online_augment", "inner_num", inner_num, "must be at least 1")
+    check_int("online_augment", "inner_num", inner_num, 1)
     require(meta_mode in objectives.meta.MODES, "online_augment", "meta_mode", meta_mode,
             f"must be one of {', '.join(objectives.meta.MODES)}")
     require(grad_clip is None or grad_clip == 0 or 0 < grad_clip < float("inf"), "online_augment",
