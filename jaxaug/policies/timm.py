@@ -36,6 +36,9 @@ Departures from timm, all because of our op vocabulary or to make bad strings fa
 * Geometric ops resample bilinearly with a grey (0.5) fill; timm picks bilinear or bicubic at
   random and fills with the dataset mean when ``create_transform`` passes it (grey otherwise).
   Policy options (``interpolation=``, ``fill=``, ``fuse=``) change this.
+* ``translate_x`` and ``translate_y`` are fractions of the longer side, max(H, W) (policies
+  sample with one image side); timm takes the width for x and the height for y. The two agree
+  on square images, the usual case after a resized crop.
 * timm reads ``inc`` as ``bool(string)``, so ``inc0`` also selects the increasing table; here
   ``inc0`` selects the default one.
 * timm skips tokens without a digit and the transform-set token ``t...``; here every token must
