@@ -154,6 +154,14 @@ def perturb_vae(beta: float = 10.0, weight: float = 1e-3, **module_kwargs) -> Ge
 GENERATORS = {"astn": astn, "deform_vae": deform_vae, "perturb_vae": perturb_vae}
 
 
+def default_generator_optimizer() -> optax.GradientTransformation:
+    """The generators' optimizer of the reference's main.py: PyTorch Adam, lr 1e-3
+    (``--aug_net_lr``), betas (0.5, 0.999) (``--adam_beta1``) and weight decay 1e-4
+    (``--aug_net_weight_decay``), which PyTorch's Adam adds to the gradient (L2, coupled), not
+    to the update as AdamW does."""
+    return optax.chain(optax.add_decayed_weights(1e-4), optax.adam(1e-3, b1=0.5, b2=0.999))
+
+
 def _check_weights(generator: str, **weights: float) -> None:
     for name, value in weights.items():
         require(0 <= value < float("inf"), generator, name, value, "must be finite and non-negative")
@@ -189,6 +197,7 @@ def online_augment(
     """The OnlineAugment method (see the module docstring) with one generator or several (Comb.).
     ``model`` needs a BatchNorm set for the clean images plus one per generator. ``grad_clip``
     bounds the global norm of the target's gradient in every update (None or 0: no clipping).
+    ``generator_optimizer``: None is the reference's, `default_generator_optimizer`.
     ``normalization``: the space the generators work in (see the module docstring); None: the
     batches' own [0, 1].
 
@@ -205,7 +214,7 @@ def online_augment(
             f"must be one of {', '.join(objectives.meta.MODES)}")
     require(grad_clip is None or grad_clip == 0 or 0 < grad_clip < float("inf"), "online_augment",
             "grad_clip", grad_clip, "must be a positive finite number, or 0 or None for no clipping")
-    gen_optimizer = generator_optimizer or optax.adamw(1e-3, b1=0.5, weight_decay=1e-4)
+    gen_optimizer = generator_optimizer or default_generator_optimizer()
     to_generators = normalization or (lambda images: images)
     to_images = normalization.invert if normalization else (lambda images: images)
 
