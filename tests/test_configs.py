@@ -216,6 +216,33 @@ def test_policy_learner_configs(arg, method, field, value):
     assert config.adv_autoaugment.entropy_weight == 1e-5
 
 
+def test_tanda_config_follows_the_reference_code():
+    """HazyResearch/tanda's CIFAR-10 settings: end model seq_len 5, p_transform 1; search
+    mse_term 1e-3 at mse_layer 1, gamma 0.5; gen_lr 1e-3 its flag default (jaxaug/methods/tanda.py)."""
+    t = load_config(os.path.join(REPO, "configs", "policy_learners.py"), "tanda,cifar10").tanda
+    assert (t.sequence_length, t.augment_prob, t.diversity_weight, t.diversity_layer,
+            t.diversity_space, t.discount, t.generator_lr, t.entropy_weight) == (
+        5, 1.0, 1e-3, 1, "discriminator", 0.5, 1e-3, 0.0)
+
+
+@pytest.mark.parametrize("arg,smoothing", [("cifar10", 0.2), ("cifar100", 0.1)])
+def test_teachaugment_configs_follow_the_reference(arg, smoothing):
+    """DensoITLab/TeachAugment: config/CIFAR*/wrn-28-10.yaml (label_smooth.epsilon, lr, weight
+    decay, epochs) and main.py (AdamW 1e-3 / 1e-2, n_inner 5, ema 0.999, c_reg_coef 10,
+    c_scale 0.8, g_scale 0.5, Nesterov SGD, 5 warm-up epochs, clip 5, Cutout 16)."""
+    config = load_config(os.path.join(REPO, "configs", "teachaugment.py"), arg)
+    validate(config, device_count=8)
+    t, o = config.teachaugment, config.optimizer
+    assert (config.method, config.model, config.epochs, config.batch_size) == (
+        "teachaugment", "wrn-28-10", 200, 128)
+    assert (o.lr, o.momentum, o.nesterov, o.weight_decay, o.warmup_epochs) == (
+        0.1, 0.9, True, 5e-4, 5.0)
+    assert (config.augment.cutout, config.label_smoothing) == (16, 0.0)
+    assert (t.adv_label_smoothing, t.augmenter_lr, t.augmenter_weight_decay, t.update_every,
+            t.ema_rate, t.color_reg, t.color_scale, t.geometric_scale, t.with_context,
+            t.grad_clip) == (smoothing, 1e-3, 1e-2, 5, 0.999, 10.0, 0.8, 0.5, True, 5.0)
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("adv_autoaugment.num_policies", 1, "at least 2"),
     ("adatransform.mode", "rotate", "transform, cutout, erasing"),

@@ -155,10 +155,10 @@ GENERATORS = {"astn": astn, "deform_vae": deform_vae, "perturb_vae": perturb_vae
 
 
 def default_generator_optimizer() -> optax.GradientTransformation:
-    """The generators' optimizer of the reference's main.py: PyTorch Adam, lr 1e-3
-    (``--aug_net_lr``), betas (0.5, 0.999) (``--adam_beta1``) and weight decay 1e-4
-    (``--aug_net_weight_decay``), which PyTorch's Adam adds to the gradient (L2, coupled), not
-    to the update as AdamW does."""
+    """The generators' optimizer (Tang thesis, sec. 4.5.1: Adam, lr 1e-3, weight decay 1e-4,
+    beta_1 0.5, PyTorch's other defaults; the reference's main.py ``--aug_net_lr``,
+    ``--aug_net_weight_decay``, ``--adam_beta1``): PyTorch's Adam adds the weight decay to the
+    gradient (L2, coupled), not to the update as AdamW does."""
     return optax.chain(optax.add_decayed_weights(1e-4), optax.adam(1e-3, b1=0.5, b2=0.999))
 
 
