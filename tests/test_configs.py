@@ -148,6 +148,12 @@ def test_online_augment_configs_follow_the_papers():
     dvae = oa.deform_vae
     assert (dvae.beta, dvae.kl_weight, dvae.smooth_weight) == (1e-2, 1, 10)
     assert (oa.perturb_vae.beta, oa.perturb_vae.weight) == (10, 1e-3)
+    # The official scripts' inner_num (r-cifar10-wrn-scripts/run-autoaugment-aug-stn.sh: 2, ...).
+    for arg, inner in [("rcifar10,astn,aa", 2), ("rcifar10,pvae,aa", 2), ("rcifar10,comb", 1),
+                       ("rcifar100,dvae,aa", 2), ("rcifar100,pvae,aa", 4), ("rcifar100,comb", 4),
+                       ("cifar10,astn", 2), ("cifar10,astn,aa", 1), ("cifar100,astn", 1),
+                       ("rsvhn,dvae", 4), ("cifar10,comb", 1)]:
+        assert load_config(path, arg).online_augment.inner_num == inner, arg
     comb = load_config(path, "rsvhn,comb,aa,shake")
     assert (comb.online_augment.generator, comb.num_bn_sets) == ("comb", 4)
     assert (comb.augment.policy, comb.model) == ("autoaugment_svhn", "shake-shake-26-2x96d")
