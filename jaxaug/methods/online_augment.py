@@ -32,7 +32,11 @@ other; here every generated update holds all generators' images (each on its own
 
 With ``meta=True`` the generators also minimise the meta loss `objectives.meta_loss` (one inner
 step at the current learning rate, mode ``meta_mode``; the reference defines it but its released
-training loops do not call it). With no validation split, its x_tr and x_val are the even and
+training loops do not call it). The thesis computes this meta-gradient with DARTS' second-order
+(finite-difference) approximation (sec. 4.3), ``meta_mode="darts"`` (step 0.01 / ||v||; the
+reference's unused ``_hessian_vector_product`` defaults to 0.02 / ||v||); the default
+``"exact"`` differentiates through the inner step instead, which that approximation estimates.
+With no validation split, its x_tr and x_val are the even and
 odd positions of the generators' batch x (positions, not halves, so that every device keeps its
 own shard): the inner step trains on the generated x_tr, and the loss is measured on the clean
 x_val. The target still trains on the whole batch.
