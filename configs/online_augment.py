@@ -13,8 +13,11 @@ cifar10, cifar100 (tfds; set --config.data_dir for a local copy);
 generators: astn, dvae, pvae, comb (all three), none (the Cutout or AA baseline).
 
 Generator weights are the papers' (A-STN: beta 0.1, cycle 0.1; D-VAE: beta 1e-2, KL 1, smoothness
-10, z 32; P-VAE: beta 10, weight 1e-3, z 8). inner_num follows the official scripts: 4 on the
-reduced sets, 2 on CIFAR-10 and 1 on CIFAR-100; Comb. uses 1. As in the official training loops,
+10, z 32; P-VAE: beta 10, weight 1e-3, z 8). inner_num is the official scripts' where one exists
+(`SCRIPTED_INNER_NUM`: e.g. 4 for a generator alone on the reduced sets, 2 there with AA in front,
+2 on CIFAR-10, 1 on CIFAR-100; Comb. 1 on reduced CIFAR-10, 4 on reduced CIFAR-100); elsewhere
+(reduced SVHN; D-VAE, P-VAE and Comb. on the full sets) the dataset's plain value of `DATASETS`,
+and 1 for Comb. As in the official training loops,
 a step makes inner_num updates on generated images, then one on the clean batch (only it gets
 crop, flip, AA and Cutout; the generators read the un-augmented image), the target's gradient
 clipped at norm 5 (config.online_augment.grad_clip). Those scripts combine only A-STN
@@ -25,12 +28,24 @@ astn,perturb_vae and --config.num_bn_sets=3).
 from jaxaug.methods.online_augment import generator_names
 from jaxaug.train.config import base_config
 
-DATASETS = {  # name -> (dataset, reduced, AutoAugment policy, inner_num)
+DATASETS = {  # name -> (dataset, reduced, AutoAugment policy, inner_num where no script gives it)
     "rcifar10": ("tfds:cifar10", 4000, "autoaugment_cifar10", 4),
     "rcifar100": ("tfds:cifar100", 4000, "autoaugment_cifar10", 4),
     "rsvhn": ("tfds:svhn_cropped", 4000, "autoaugment_svhn", 4),
     "cifar10": ("tfds:cifar10", 0, "autoaugment_cifar10", 2),
     "cifar100": ("tfds:cifar100", 0, "autoaugment_cifar10", 1),
+}
+# (dataset, generator, AA in front) -> inner_num of the official scripts (zhiqiangdon/online-augment,
+# [r-]cifar10[0]-wrn-scripts/run-[autoaugment-]{aug-stn,deform-vae,perturb-vae,comb}.sh; their
+# "comb" is A-STN + P-VAE).
+SCRIPTED_INNER_NUM = {
+    ("cifar10", "astn", False): 2, ("cifar10", "astn", True): 1,
+    ("cifar100", "astn", False): 1, ("cifar100", "astn", True): 1,
+    **{("rcifar10", g, False): 4 for g in ("astn", "dvae", "pvae")}, ("rcifar10", "comb", False): 1,
+    **{("rcifar10", g, True): 2 for g in ("astn", "dvae", "pvae")}, ("rcifar10", "comb", True): 1,
+    **{("rcifar100", g, False): 4 for g in ("astn", "dvae", "pvae", "comb")},
+    ("rcifar100", "astn", True): 2, ("rcifar100", "dvae", True): 2,
+    ("rcifar100", "pvae", True): 4, ("rcifar100", "comb", True): 4,
 }
 GENERATORS = {"astn": "astn", "dvae": "deform_vae", "pvae": "perturb_vae", "comb": "comb",
               "none": None}
@@ -61,6 +76,7 @@ def get_config(arg="rcifar10,astn"):
     if GENERATORS[generator] is not None:
         config.method = "online_augment"
         config.online_augment.generator = GENERATORS[generator]
-        config.online_augment.inner_num = 1 if generator == "comb" else inner_num
+        config.online_augment.inner_num = SCRIPTED_INNER_NUM.get(
+            (dataset, generator, "aa" in options), 1 if generator == "comb" else inner_num)
         config.num_bn_sets = 1 + len(generator_names(GENERATORS[generator]))  # clean + one each
     return config

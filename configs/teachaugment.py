@@ -13,7 +13,11 @@ adversarial non-saturating loss smoothed with 0.2 on CIFAR-10 and 0.1 on CIFAR-1
       --config.dataset=imagefolder:../shared/data/cifar10-jpeg.zip --config.reduced=4000
 
 The reference's replay buffer of past augmenters is not implemented (see
-jaxaug/methods/teachaugment.py).
+jaxaug/methods/teachaugment.py). The target's weight decay departs from the reference's too:
+there it is an L2 term 5e-4 / 2 ||w||^2 in the loss (``TeachAugment.manual_weight_decay``, SGD
+itself without decay), so it is clipped at norm 5 with the cross-entropy's gradient and skips the
+BatchNorm parameters inside the blocks; here the SGD adds 5e-4 w to every parameter's gradient
+after the clipping.
 """
 
 from jaxaug.train.config import base_config

@@ -148,6 +148,12 @@ def test_online_augment_configs_follow_the_papers():
     dvae = oa.deform_vae
     assert (dvae.beta, dvae.kl_weight, dvae.smooth_weight) == (1e-2, 1, 10)
     assert (oa.perturb_vae.beta, oa.perturb_vae.weight) == (10, 1e-3)
+    # The official scripts' inner_num (r-cifar10-wrn-scripts/run-autoaugment-aug-stn.sh: 2, ...).
+    for arg, inner in [("rcifar10,astn,aa", 2), ("rcifar10,pvae,aa", 2), ("rcifar10,comb", 1),
+                       ("rcifar100,dvae,aa", 2), ("rcifar100,pvae,aa", 4), ("rcifar100,comb", 4),
+                       ("cifar10,astn", 2), ("cifar10,astn,aa", 1), ("cifar100,astn", 1),
+                       ("rsvhn,dvae", 4), ("cifar10,comb", 1)]:
+        assert load_config(path, arg).online_augment.inner_num == inner, arg
     comb = load_config(path, "rsvhn,comb,aa,shake")
     assert (comb.online_augment.generator, comb.num_bn_sets) == ("comb", 4)
     assert (comb.augment.policy, comb.model) == ("autoaugment_svhn", "shake-shake-26-2x96d")
@@ -214,6 +220,33 @@ def test_policy_learner_configs(arg, method, field, value):
     assert config.dataset == ("tfds:cifar100" if arg.endswith("100") else "tfds:cifar10")
     assert config.adv_autoaugment.controller_lr == 3.5e-4
     assert config.adv_autoaugment.entropy_weight == 1e-5
+
+
+def test_tanda_config_follows_the_reference_code():
+    """HazyResearch/tanda's CIFAR-10 settings: end model seq_len 5, p_transform 1; search
+    mse_term 1e-3 at mse_layer 1, gamma 0.5; gen_lr 1e-3 its flag default (jaxaug/methods/tanda.py)."""
+    t = load_config(os.path.join(REPO, "configs", "policy_learners.py"), "tanda,cifar10").tanda
+    assert (t.sequence_length, t.augment_prob, t.diversity_weight, t.diversity_layer,
+            t.diversity_space, t.discount, t.generator_lr, t.entropy_weight) == (
+        5, 1.0, 1e-3, 1, "discriminator", 0.5, 1e-3, 0.0)
+
+
+@pytest.mark.parametrize("arg,smoothing", [("cifar10", 0.2), ("cifar100", 0.1)])
+def test_teachaugment_configs_follow_the_reference(arg, smoothing):
+    """DensoITLab/TeachAugment: config/CIFAR*/wrn-28-10.yaml (label_smooth.epsilon, lr, weight
+    decay, epochs) and main.py (AdamW 1e-3 / 1e-2, n_inner 5, ema 0.999, c_reg_coef 10,
+    c_scale 0.8, g_scale 0.5, Nesterov SGD, 5 warm-up epochs, clip 5, Cutout 16)."""
+    config = load_config(os.path.join(REPO, "configs", "teachaugment.py"), arg)
+    validate(config, device_count=8)
+    t, o = config.teachaugment, config.optimizer
+    assert (config.method, config.model, config.epochs, config.batch_size) == (
+        "teachaugment", "wrn-28-10", 200, 128)
+    assert (o.lr, o.momentum, o.nesterov, o.weight_decay, o.warmup_epochs) == (
+        0.1, 0.9, True, 5e-4, 5.0)
+    assert (config.augment.cutout, config.label_smoothing) == (16, 0.0)
+    assert (t.adv_label_smoothing, t.augmenter_lr, t.augmenter_weight_decay, t.update_every,
+            t.ema_rate, t.color_reg, t.color_scale, t.geometric_scale, t.with_context,
+            t.grad_clip) == (smoothing, 1e-3, 1e-2, 5, 0.999, 10.0, 0.8, 0.5, True, 5.0)
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -150,8 +150,9 @@ def test_one_iteration_updates_both_networks(astn_run):
 
 def test_generator_gradient_is_the_reversed_adversarial_one(astn_run):
     """The joint backward pass gives phi g = -beta * dCE/dphi + dR/dphi, CE the target's on the
-    generated images of the batch before augmentation. The first AdamW step moves each parameter
-    by -lr * (g / (|g| + eps) + wd * p), so its sign reveals g's."""
+    generated images of the batch before augmentation. The first step of the reference's Adam
+    (L2 weight decay wd added to the gradient) moves each parameter by
+    -lr * (g + wd p) / (|g + wd p| + eps), so its sign reveals that of g + wd p."""
     _, batch, state, new, _ = astn_run
     [(gen_key, target_key)], _ = _update_keys(jax.random.key(1))
 
@@ -162,11 +163,11 @@ def test_generator_gradient_is_the_reversed_adversarial_one(astn_run):
         return _target_ce(state.target, augs, aug_y, (1, 1), target_key), reg
 
     d_ce, d_reg = jax.jit(jax.jacrev(generated))(state.generator.params[0])
-    expected = np.concatenate([np.ravel(-0.1 * c + r) for c, r in
-                               zip(_leaves(d_ce), _leaves(d_reg))])
     old = np.concatenate([np.ravel(x) for x in _leaves(state.generator.params)])
+    expected = np.concatenate([np.ravel(-0.1 * c + r) for c, r in
+                               zip(_leaves(d_ce), _leaves(d_reg))]) + 1e-4 * old
     moved = np.concatenate([np.ravel(x) for x in _leaves(new.generator.params)])
-    normalized = (old - moved) / 1e-3 - 1e-4 * old  # g / (|g| + eps)
+    normalized = (old - moved) / 1e-3  # (g + wd p) / (|g + wd p| + eps)
     big = np.abs(expected) > 1e-6
     assert big.sum() > 10
     np.testing.assert_array_equal(np.sign(normalized[big]), np.sign(expected[big]))
@@ -424,3 +425,26 @@ def test_generator_regularizers_are_the_references_weighted_sums():
         np.testing.assert_allclose(images, want, atol=1e-5)
     for labels, want in ((d_y, y), (p_y, y), (s_y, np.concatenate([y, y]))):
         np.testing.assert_array_equal(labels, want)
+
+
+def test_default_generator_optimizer_is_the_references_coupled_adam():
+    """The reference's torch.optim.Adam(lr=1e-3, betas=(0.5, 0.999), weight_decay=1e-4) adds
+    wd * p to the gradient before the moments (AdamW would instead subtract lr * wd * p after
+    them), written out here for two steps with a decay term as large as the gradient; and the
+    method's generators start from that optimizer's state."""
+    p0 = jnp.asarray([100.0, -50.0, 3.0])
+    grads = [jnp.asarray([0.01, 0.02, -0.5]), jnp.asarray([-0.03, 0.005, 0.2])]
+    opt = oa.default_generator_optimizer()
+    p, opt_state = p0, opt.init(p0)
+    for g in grads:
+        updates, opt_state = opt.update(g, opt_state, p)
+        p = optax.apply_updates(p, updates)
+    q, m, v = np.asarray(p0, np.float64), 0.0, 0.0
+    for t, g in enumerate(grads, 1):
+        g = np.asarray(g, np.float64) + 1e-4 * q
+        m, v = 0.5 * m + 0.5 * g, 0.999 * v + 0.001 * g * g
+        q = q - 1e-3 * (m / (1 - 0.5 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    np.testing.assert_allclose(np.asarray(p), q, rtol=1e-6)
+    state = _astn_state()
+    assert (jax.tree.structure(state.generator.opt_state)
+            == jax.tree.structure(opt.init(state.generator.params)))

@@ -90,7 +90,8 @@ def test_step_on_eight_devices_equals_one_device(reports, method):
         assert report["metrics"]["meta"][0] > 0, report
     # As for the supervised step (tests/test_train.py): equal up to float32 reassociation.
     assert report["target_diff"] < 1e-4 and report["stats_diff"] < 1e-5, report
-    # Adam's first step is lr * g / (|g| + eps): where a generator gradient is at rounding level
+    # Adam's first step is lr * g' / (|g'| + eps), g' = g + 1e-4 p the gradient with the generators'
+    # L2 decay: where a generator gradient is at rounding level
     # (the identity-initialised A-STN's adversarial gradient is zero analytically, the two halves
     # T(x) and T^-1(x) cancelling), its sign, and so a 2 * lr = 2e-3 step, can differ. The
     # controller's Adam (lr 3.5e-4) has the same bound, and its resampled policies are equal.

@@ -103,10 +103,15 @@ def adversarial_pose(
     0.75-1.25, rotation +-30 degrees and flipping: Peng et al., sec. 5.1, "Datasets";
     flip_prob 0.5 is the usual coin, the paper gives none); ``asr_scale_range`` /
     ``asr_max_rotation`` the ranges G's bins tile (the same "augmentation ranges", sec. 4.1;
-    ``adversary.num_scales`` and ``num_rotations`` equal bins), ``sigma_fraction`` each bin's
-    Gaussian std over its half-width (sec. 4.1 calls them "small bounded" Gaussians and gives no
-    width: 0.5 is our choice). ``alpha`` / ``beta`` are the reward and penalty rates (sec. 4.3
-    bounds them to (0, 1]; 0.2 and 0.5 are the reference code's); ``max_cells`` (1 or 2) bounds
+    ``adversary.num_scales`` and ``num_rotations`` equal bins, m = 7 and n = 9 as sec. 4.1's
+    example; the reference code, zhiqiangdon/pose-adv-aug ``data/joint_train_s_r_agent.py``,
+    has instead 7 scale bins 2^f, f = -0.6..0.6 in steps of 0.2, and 7 rotation bins at
+    -60..60 degrees in steps of 20), ``sigma_fraction`` each bin's Gaussian std over its
+    half-width (sec. 4.1 calls them "small bounded" Gaussians and gives no width; 0.5 is the
+    reference code's ratio, std 0.05 and 5 degrees for bins 0.2 and 20 apart, though it clips
+    the draw at one std where ours is bounded by the bin). ``alpha`` / ``beta`` are the reward
+    and penalty rates (sec. 4.3 bounds them to (0, 1]; 0.2 and 0.5 are the reference code's
+    ``increase_ratio`` / ``decrease_ratio``, ``utils/util.py``); ``max_cells`` (1 or 2) bounds
     the occluded cells, drawn uniformly from 1..max_cells ("one or two cells", sec. 4.2). G
     trains with ``pretrain_optimizer`` in pre-training and ``adversary_optimizer`` in joint
     training (RMSProp at 2.5e-4, then 5e-5: sec. 5.1, "Training"); the two must share their

@@ -32,7 +32,11 @@ other; here every generated update holds all generators' images (each on its own
 
 With ``meta=True`` the generators also minimise the meta loss `objectives.meta_loss` (one inner
 step at the current learning rate, mode ``meta_mode``; the reference defines it but its released
-training loops do not call it). With no validation split, its x_tr and x_val are the even and
+training loops do not call it). The thesis computes this meta-gradient with DARTS' second-order
+(finite-difference) approximation (sec. 4.3), ``meta_mode="darts"`` (step 0.01 / ||v||; the
+reference's unused ``_hessian_vector_product`` defaults to 0.02 / ||v||); the default
+``"exact"`` differentiates through the inner step instead, which that approximation estimates.
+With no validation split, its x_tr and x_val are the even and
 odd positions of the generators' batch x (positions, not halves, so that every device keeps its
 own shard): the inner step trains on the generated x_tr, and the loss is measured on the clean
 x_val. The target still trains on the whole batch.
@@ -154,6 +158,14 @@ def perturb_vae(beta: float = 10.0, weight: float = 1e-3, **module_kwargs) -> Ge
 GENERATORS = {"astn": astn, "deform_vae": deform_vae, "perturb_vae": perturb_vae}
 
 
+def default_generator_optimizer() -> optax.GradientTransformation:
+    """The generators' optimizer (Tang thesis, sec. 4.5.1: Adam, lr 1e-3, weight decay 1e-4,
+    beta_1 0.5, PyTorch's other defaults; the reference's main.py ``--aug_net_lr``,
+    ``--aug_net_weight_decay``, ``--adam_beta1``): PyTorch's Adam adds the weight decay to the
+    gradient (L2, coupled), not to the update as AdamW does."""
+    return optax.chain(optax.add_decayed_weights(1e-4), optax.adam(1e-3, b1=0.5, b2=0.999))
+
+
 def _check_weights(generator: str, **weights: float) -> None:
     for name, value in weights.items():
         require(0 <= value < float("inf"), generator, name, value, "must be finite and non-negative")
@@ -189,6 +201,7 @@ def online_augment(
     """The OnlineAugment method (see the module docstring) with one generator or several (Comb.).
     ``model`` needs a BatchNorm set for the clean images plus one per generator. ``grad_clip``
     bounds the global norm of the target's gradient in every update (None or 0: no clipping).
+    ``generator_optimizer``: None is the reference's, `default_generator_optimizer`.
     ``normalization``: the space the generators work in (see the module docstring); None: the
     batches' own [0, 1].
 
@@ -205,7 +218,7 @@ def online_augment(
             f"must be one of {', '.join(objectives.meta.MODES)}")
     require(grad_clip is None or grad_clip == 0 or 0 < grad_clip < float("inf"), "online_augment",
             "grad_clip", grad_clip, "must be a positive finite number, or 0 or None for no clipping")
-    gen_optimizer = generator_optimizer or optax.adamw(1e-3, b1=0.5, weight_decay=1e-4)
+    gen_optimizer = generator_optimizer or default_generator_optimizer()
     to_generators = normalization or (lambda images: images)
     to_images = normalization.invert if normalization else (lambda images: images)
 

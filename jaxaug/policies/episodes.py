@@ -13,7 +13,11 @@ Three action sets (``mode``):
   action drawn before a geometric one: brightness, colour and hue are pointwise and commute
   with the warp (up to interpolation), but contrast and sharpness take their statistics (mean
   grey, 3x3 blur) from the warped image. Pixels warped in from outside get ``fill`` (the
-  dataset mean from a config).
+  dataset mean from a config). The values are those of the thesis's Table 3.1 (sec. 3.4.3), which
+  repeats TANDA's CIFAR-10 TF list (HazyResearch/tanda ``experiments/cifar10/train.py``); its
+  units are read from there: the "Shear/Swirl" values (0.1, 0.25, marked as degrees in the table)
+  are skimage shear angles in radians there, taken here as shear factors (tan 0.1 = 0.1003), the
+  swirl is left out, and a hue shift is added to HSV hue in [0, 1], i.e. in turns.
 * ``"cutout"`` (AdaCutout) / ``"erasing"`` (AdaErasing): x_0 carries a random Cutout square
   (centre uniform over the image, filled with ``fill``) or a Random Erasing rectangle
   (`ops.random_erasing`'s distribution, filled with uniform noise), and each action moves that
