@@ -272,3 +272,28 @@ def test_train_pose_on_8_devices_equals_1_device(tmp_path, method):
         results[devices] = (run["pckh"], losses)
     np.testing.assert_allclose(results[8][1], results[1][1], rtol=1e-4)
     assert abs(results[8][0] - results[1][0]) <= 0.02  # a near-tie joint may flip
+
+
+def test_rmsprop_is_torchs_with_eps_outside_the_root():
+    """Three steps of `torch_rmsprop` against torch.optim.RMSprop's update written out in numpy,
+    on gradients small enough (v ~ 1e-12 << eps = 1e-8) that optax's default, eps under the
+    root, would move the parameter about 100 times less."""
+
+    from jaxaug.methods.pose import torch_rmsprop
+
+    lr, alpha, eps = 2.5e-4, 0.99, 1e-8
+    grads = np.array([[1e-6, -3e-6], [2e-6, 5e-7], [-1e-6, 4e-6]], np.float32)
+    optimizer = torch_rmsprop(lr, alpha, eps)
+    w = np.zeros(2, np.float32)
+    state = optimizer.init(jnp.asarray(w))
+    v, expected, steps = np.zeros(2), np.zeros(2), []
+    for g in grads:
+        update, state = optimizer.update(jnp.asarray(g), state)
+        steps.append(np.asarray(update))
+        w = w + steps[-1]
+        v = alpha * v + (1 - alpha) * g.astype(np.float64) ** 2
+        expected = expected - lr * g / (np.sqrt(v) + eps)
+    np.testing.assert_allclose(w, expected, rtol=1e-4)
+    default = optax.rmsprop(lr, decay=alpha, eps=eps)
+    first, _ = default.update(jnp.asarray(grads[0]), default.init(jnp.zeros(2)))
+    assert np.all(np.abs(np.asarray(first)) < np.abs(steps[0]) / 100)

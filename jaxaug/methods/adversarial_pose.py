@@ -52,6 +52,7 @@ from jaxaug.methods.pose import (
     pose_arguments,
     predict_joints,
     random_pose_params,
+    torch_rmsprop,
     warped_inputs,
 )
 from jaxaug.objectives import (
@@ -365,7 +366,7 @@ def _from_config(settings, context: registry.Context) -> StagedMethod:
     g, o = settings, context.config.optimizer
 
     def rmsprop(lr):
-        return optax.rmsprop(lr, decay=o.decay, eps=o.eps)
+        return torch_rmsprop(lr, o.decay, o.eps)
 
     adversary = PoseAdversary(width=g.width, num_scales=g.num_scales,
                               num_rotations=g.num_rotations, grid=g.grid)

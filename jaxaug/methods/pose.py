@@ -21,6 +21,15 @@ from jaxaug.methods.base import Method, init_target
 from jaxaug.objectives import heatmap_objective
 
 
+def torch_rmsprop(learning_rate, decay: float, eps: float) -> optax.GradientTransformation:
+    """``torch.optim.RMSprop(lr, alpha=decay, eps)``, which the pose papers' reference code trains
+    with (zhiqiangdon/CU-Net, pose-adv-aug): v <- decay v + (1 - decay) g^2 from v_0 = 0, and
+    w <- w - lr g / (sqrt(v) + eps). optax's default puts eps under the root, g / sqrt(v + eps):
+    where v is far below eps, as it is for most of a CU-Net's parameters, its steps are smaller by
+    about sqrt(eps / v)."""
+    return optax.rmsprop(learning_rate, decay=decay, eps=eps, eps_in_sqrt=False)
+
+
 def heatmap_size(model: nn.Module, image_shape) -> tuple[int, int]:
     """The (H', W') of the model's heatmaps for images of ``image_shape`` (H, W, C)."""
     out = jax.eval_shape(

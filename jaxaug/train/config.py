@@ -212,9 +212,7 @@ def _keypoint_fields(c: ml_collections.ConfigDict) -> None:
 
     # RMSProp at 2.5e-4, as the stacked hourglass and CU-Net papers train; decay and eps are the
     # reference code's torch.optim.RMSprop(alpha=0.99, eps=1e-8) (zhiqiangdon/CU-Net,
-    # pose-adv-aug), which divides by sqrt(v) + eps. optax.rmsprop, as jaxaug.train.task and
-    # methods.adversarial_pose build it, divides by sqrt(v + eps) (its eps_in_sqrt=True), a
-    # departure wherever v is below ~eps.
+    # pose-adv-aug), computed as torch does (jaxaug.methods.pose.torch_rmsprop).
     c.optimizer = ml_collections.ConfigDict({"lr": 2.5e-4, "decay": 0.99, "eps": 1e-8})
     c.batch_size = 32
     c.eval_batch_size = 100

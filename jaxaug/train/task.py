@@ -29,6 +29,7 @@ import optax
 from jaxaug import data, methods, models, objectives, quant
 from jaxaug.data import keypoint_formats, keypoint_synthetic
 from jaxaug.data.dataset import channel_stats
+from jaxaug.methods.pose import torch_rmsprop
 from jaxaug.ops.point import to_float
 from jaxaug.train import config as config_lib
 from jaxaug.train import steps
@@ -213,7 +214,7 @@ class Keypoints(Task):
         # RMSProp at a constant rate, as the stacked hourglass and CU-Net papers train; binary
         # and ternary master weights clamped to [-1, 1] after each step, as the official code.
         o = config.optimizer
-        optimizer = optax.rmsprop(o.lr, decay=o.decay, eps=o.eps)
+        optimizer = torch_rmsprop(o.lr, o.decay, o.eps)
         if quant.get_spec(config.quant).weights != "float":
             images = jax.ShapeDtypeStruct((1, *self.train["image"].shape[1:]), jnp.float32)
             optimizer = optax.chain(optimizer,
