@@ -12,6 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxaug.train import validate
+from jaxaug.train.config import load_config_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ["README.md", "notebooks/README.md", *sorted(
@@ -65,3 +66,18 @@ def test_documented_commands_and_paths_exist():
     assert {"jaxaug.experiments", "jaxaug.preview", "jaxaug.methods.dada"} <= modules
     missing += [m for m in modules if importlib.util.find_spec(m) is None]
     assert not missing
+
+
+def test_a_config_argument_the_file_cannot_take_is_named(tmp_path):
+    """`path:arg`, as the docs write configs (and plans' arms): an argument the file's
+    get_config() does not take, or a missing one it needs, is a ValueError naming the file."""
+    with pytest.raises(ValueError, match=r"quickstart\.py.*takes no argument, got 'foo'"):
+        load_config_file(os.path.join(REPO, "configs", "quickstart.py"), "foo")
+    needs = tmp_path / "needs.py"
+    needs.write_text("def get_config(arg):\n    return arg\n")
+    with pytest.raises(ValueError, match=r"needs\.py.*needs an argument"):
+        load_config_file(str(needs))
+    assert load_config_file(str(needs), "x") == "x"
+    (tmp_path / "none.py").write_text("x = 1\n")
+    with pytest.raises(ValueError, match=r"none\.py.*has no get_config"):
+        load_config_file(str(tmp_path / "none.py"))
