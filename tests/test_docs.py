@@ -1,6 +1,7 @@
 """The user-facing docs' commands still run as written: every `train.py --config=...` line of
-README.md and docs/*.md parses with train.py's own flag (`config_flags`) and validates, every
-`python -m <module>` names an importable module, and every repository path they cite exists."""
+README.md, docs/*.md and the configs' and scripts' docstrings parses with train.py's own flag
+(`config_flags`) and validates, every `python -m <module>` names an importable module and flags
+it defines, and every repository path the docs cite exists."""
 
 import glob
 import importlib.util
@@ -17,6 +18,11 @@ from jaxaug.train.config import load_config_file
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = ["README.md", "notebooks/README.md", *sorted(
     os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "docs", "*.md")))]
+# Docstrings with commands in them: the configs' and the scripts' usage lines.
+USAGE = ["train.py", "demo.py", *sorted(
+    os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "configs", "*.py")))]
+PACKAGE_FILES = sorted(os.path.relpath(p, REPO) for p in glob.glob(
+    os.path.join(REPO, "jaxaug", "**", "*.py"), recursive=True))
 # Files the docs cite that a user makes or a script writes, never committed.
 NOT_COMMITTED = ("bench/.carry", "bench/.gpu_local", "plans/augment.py", "plans/mine.py")
 
@@ -28,7 +34,7 @@ def _text(doc):
 
 def _train_commands():
     commands = []
-    for doc in DOCS:
+    for doc in DOCS + USAGE:
         for line in _text(doc).splitlines():
             if "train.py" in line and "--config=" in line:
                 args = re.findall(r"--(?:config|workdir)[\w.]*=[^\s`'\"|]+", line)
@@ -81,3 +87,29 @@ def test_a_config_argument_the_file_cannot_take_is_named(tmp_path):
     (tmp_path / "none.py").write_text("x = 1\n")
     with pytest.raises(ValueError, match=r"none\.py.*has no get_config"):
         load_config_file(str(tmp_path / "none.py"))
+
+
+def _defined_flags(module):
+    """The flags ``python -m module`` defines (absl or argparse), read from its source."""
+    path = importlib.util.find_spec(module).origin
+    if path.endswith("__init__.py"):
+        path = path.replace("__init__.py", "__main__.py")
+    with open(path) as f:
+        sources = [f.read()]
+    if "from jaxaug.eval import cli" in sources[0]:  # the eval tools' shared flags
+        with open(os.path.join(REPO, "jaxaug", "eval", "cli.py")) as f:
+            sources.append(f.read())
+    return {"help", "helpshort", "helpfull"}.union(*(
+        re.findall(r'DEFINE_\w+\(\s*"(\w+)"', s) + re.findall(r'add_argument\(\s*"--(\w+)"', s)
+        for s in sources))
+
+
+def test_documented_module_commands_use_flags_the_module_defines():
+    """absl matches flag names exactly: `--workdir` for `--workdirs` is an error."""
+    unknown = []
+    for doc in DOCS + USAGE + PACKAGE_FILES:
+        for module, rest in re.findall(r"python -m (jaxaug[\w.]*)([^\n`]*)", _text(doc)):
+            unknown += [f"{doc}: python -m {module} --{name}"
+                        for name in re.findall(r"(?<![\w-])--(\w+)", rest)
+                        if name not in _defined_flags(module)]
+    assert not unknown
