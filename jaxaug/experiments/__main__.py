@@ -25,7 +25,8 @@ def define_flags() -> None:
                         "get_plan(arg).")
     flags.DEFINE_string("out", None, "Directory for the runs' workdirs and the reports.")
     flags.DEFINE_integer("parallel", 1, "Runs trained at once.", lower_bound=1)
-    flags.DEFINE_list("arms", None, "Only these arms (with the baseline and their matched arms); default all.")
+    flags.DEFINE_list("arms", None,
+                      "Only these arms (with the baseline and their matched arms); default all.")
     flags.mark_flags_as_required(["plan", "out"])
 
 
