@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# A learned augmentation (OnlineAugment's A-STN) beside the plain baseline, then both test
-# accuracies and workdirs/demo/generated.png. A second `make demo` reuses the finished runs.
+# A learned augmentation (OnlineAugment's A-STN) beside the plain baseline and the baseline with
+# twice the epochs, then the three test accuracies and workdirs/demo/generated.png. A second
+# `make demo` reuses the finished runs.
 demo: $(STAMP)
 	$(PY) demo.py
 

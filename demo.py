@@ -2,11 +2,13 @@
 
   python demo.py [--workdir=workdirs/demo]
 
-Trains `configs/demo.py:baseline` (supervised) and `configs/demo.py:astn` (OnlineAugment with an
-A-STN generator), identical but for the method, prints both test accuracies and their
-difference, and writes `<workdir>/generated.png`: test images (top row) and what the trained
-A-STN made of them, T(x) (middle row) and T^-1(x) (bottom row). Rerunning resumes each run from
-its workdir: a finished run is not trained again (delete the workdir to retrain).
+Trains `configs/demo.py:baseline` (supervised), `configs/demo.py:astn` (OnlineAugment with an
+A-STN generator), identical but for the method, and `configs/demo.py:baseline_2x` (the baseline
+with twice the epochs, as many target updates as A-STN), prints the three test accuracies and
+A-STN's differences from both baselines, and writes `<workdir>/generated.png`: test images (top
+row) and what the trained A-STN made of them, T(x) (middle row) and T^-1(x) (bottom row).
+Rerunning resumes each run from its workdir: a finished run is not trained again (delete the
+workdir to retrain).
 """
 
 import os

@@ -8,7 +8,7 @@ and flip, no dropout, no Cutout.
   python train.py --config=configs/cnsn_cifar10.py:cn                  # CrossNorm, "post"
   python train.py --config=configs/cnsn_cifar10.py:cnsn                # both, "post"
   python train.py --config=configs/cnsn_cifar10.py:cnsn_consistency    # both + JS consistency
-  python -m jaxaug.eval.robustness --workdir=...                       # clean + 75 corruptions
+  python -m jaxaug.eval.robustness --workdirs=...                      # clean + 75 corruptions
 
 The per-variant values are those of the reference's WRN scripts: CrossNorm in 2-instance mode, in
 2 blocks drawn per CrossNorm pass (`cnsn.cn_active`); cn: coin 0.5, no crop; cnsn: coin 0.25,

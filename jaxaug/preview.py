@@ -17,8 +17,8 @@ from jaxaug.ops.point import to_float, to_uint8
 
 _POLICY = flags.DEFINE_enum("policy", None, policies.POLICY_NAMES, "Augmentation policy.")
 _DATASET = flags.DEFINE_string(
-    "dataset", "synthetic", "'synthetic', 'imagefolder:<dir|zip>' or 'tfds:<name>'."
-)
+    "dataset", "synthetic",
+    "'synthetic', 'imagefolder:<dir|zip>', 'arrayrecord:<dir>' or 'tfds:<name>'.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data_dir; base of relative imagefolders.")
 _CACHE_DIR = flags.DEFINE_string(
     "cache_dir", None, "Decoded-array cache (default ~/.cache/jaxaug)."

@@ -122,6 +122,7 @@ def test_export_is_the_table_autoaugment_runs_and_the_training_stage_samples(tmp
                      (("cutout", 0.0, 5), ("invert", 1.0, 5)))
     path = str(tmp_path / "policy.json")
     dada.write_table(table, path)
+    assert policies.load_table(path) == table  # the reader the docs name, exported
     policy = policies.get(f"table:{path}")  # what --config.augment.policy=table:<path> runs
     assert policy.op_names == ("solarize", "brightness", "cutout", "invert")
     (tmp_path / "bad.json").write_text('[[["rotate", 0.5, 11]]]')

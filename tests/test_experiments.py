@@ -72,6 +72,20 @@ def test_a_python_plan_takes_an_argument(tmp_path):
     json_path.write_text(json.dumps(plan_dict()))
     with pytest.raises(ValueError, match="a .json plan takes no argument"):
         load_plan(f"{json_path}:long")
+    # bad input named as a ValueError (what `python -m jaxaug.experiments` reports), not a raw
+    # TypeError or a JSON error without the file
+    fixed = tmp_path / "fixed.py"
+    fixed.write_text("def get_plan():\n    return {}\n")
+    with pytest.raises(ValueError, match=r"fixed\.py.*takes no argument, got 'long'"):
+        load_plan(f"{fixed}:long")
+    needs = tmp_path / "needs.py"
+    needs.write_text("def get_plan(arg):\n    return {}\n")
+    with pytest.raises(ValueError, match=r"needs\.py.*needs an argument"):
+        load_plan(str(needs))
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"baseline": ')
+    with pytest.raises(ValueError, match=r"broken\.json.*not valid JSON"):
+        load_plan(str(broken))
 
 
 def test_matched_baselines_pair_each_arm_with_its_own():

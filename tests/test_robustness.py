@@ -146,3 +146,14 @@ def test_cli_writes_json_markdown_and_png(trained, tmp_path):
     assert table == rob.markdown(written) and table in proc.stdout
     with open(out / "robustness.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_shared_flags_belong_to_the_calling_tool_so_its_help_lists_them():
+    """absl's --help lists only the main module's key flags: `cli.define_flags` must give
+    --workdirs, --labels and --out to the tool that calls it, not to `jaxaug.eval.cli`."""
+    from absl import flags
+    flag_values = flags.FlagValues()
+    rob.cli.define_flags("classification", flag_values=flag_values)
+    key_flags = {f.name for f in flag_values.get_key_flags_for_module(__name__)}
+    assert key_flags == {"workdirs", "labels", "out"}
+    assert flag_values.get_key_flags_for_module(rob.cli.__name__) == []

@@ -35,13 +35,21 @@ def load_runs(workdirs: list[str], task: str) -> list[dict[str, Any]]:
     return runs
 
 
-def define_flags(task: str) -> None:
-    """The flags every tool has: ``--workdirs``, ``--labels`` and ``--out``. Called under
-    ``__main__``, not at import, so that importing a tool cannot clash with other absl flags."""
-    flags.DEFINE_list("workdirs", None, f"Workdirs of finished {task} runs.")
-    flags.DEFINE_list("labels", None, "One label per workdir (default: the workdirs' basenames).")
-    flags.DEFINE_string("out", "robustness", "Output directory.")
-    flags.mark_flags_as_required(["workdirs"])
+# The flags `define_flags` defines belong to the tool that calls it, so that the tool's --help
+# lists them (absl's --help shows only the main module's key flags).
+flags.disclaim_key_flags()
+
+
+def define_flags(task: str, flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """The flags every tool has: ``--workdirs``, ``--labels`` and ``--out``, key flags of the
+    calling tool. Called under ``__main__``, not at import, so that importing a tool cannot clash
+    with other absl flags."""
+    flags.DEFINE_list("workdirs", None, f"Workdirs of finished {task} runs.",
+                      flag_values=flag_values)
+    flags.DEFINE_list("labels", None, "One label per workdir (default: the workdirs' basenames).",
+                      flag_values=flag_values)
+    flags.DEFINE_string("out", "robustness", "Output directory.", flag_values=flag_values)
+    flags.mark_flags_as_required(["workdirs"], flag_values=flag_values)
 
 
 def main(evaluate: Callable[[flags.FlagValues], dict], markdown: Callable[[dict], str],

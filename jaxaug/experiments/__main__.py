@@ -21,10 +21,12 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     """Defined only when run, so that importing this module (as tests that walk the package do)
     cannot clash with another module's --out."""
-    flags.DEFINE_string("plan", None, "A plan: .json, or .py with get_plan().")
+    flags.DEFINE_string("plan", None, "A plan: .json, or .py with get_plan(); path.py:arg calls "
+                        "get_plan(arg).")
     flags.DEFINE_string("out", None, "Directory for the runs' workdirs and the reports.")
     flags.DEFINE_integer("parallel", 1, "Runs trained at once.", lower_bound=1)
-    flags.DEFINE_list("arms", None, "Only these arms (and the baseline); default all.")
+    flags.DEFINE_list("arms", None,
+                      "Only these arms (with the baseline and their matched arms); default all.")
     flags.mark_flags_as_required(["plan", "out"])
 
 

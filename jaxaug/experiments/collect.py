@@ -120,7 +120,8 @@ def define_flags() -> None:
                               "repeat, the first dir holding a run wins.")
     flags.DEFINE_string("out", None, "Directory for the report.")
     flags.DEFINE_string("name", "results", "The report's file stem: <name>.json, .md and .png.")
-    flags.DEFINE_list("arms", None, "Only these arms (and the baseline); default all.")
+    flags.DEFINE_list("arms", None,
+                      "Only these arms (with the baseline and their matched arms); default all.")
     flags.mark_flags_as_required(["plan", "runs", "out"])
 
 

@@ -23,6 +23,7 @@ in; the reports carry it.
 import dataclasses
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 from typing import Any
@@ -172,12 +173,22 @@ def load_plan(spec: str, only_arms: list[str] | None = None) -> Plan:
         if arg:
             raise ValueError(f"plan {spec!r}: a .json plan takes no argument")
         with open(path) as f:
-            raw = json.load(f)
+            try:
+                raw = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"plan file {path!r} is not valid JSON: {e}") from None
     else:
         module_spec = importlib.util.spec_from_file_location("_experiment_plan", path)
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
         if not hasattr(module, "get_plan"):
             raise ValueError(f"plan file {path!r} has no get_plan()")
-        raw = module.get_plan(arg) if arg else module.get_plan()
+        args = (arg,) if arg else ()
+        try:  # checked before the call, so that a TypeError inside get_plan stays one
+            inspect.signature(module.get_plan).bind(*args)
+        except TypeError:
+            raise ValueError(f"plan {spec!r}: get_plan() of {path!r} " + (
+                f"takes no argument, got {arg!r}" if arg else
+                f"needs an argument ({path}:<arg>)")) from None
+        raw = module.get_plan(*args)
     return parse_plan(raw, only_arms)

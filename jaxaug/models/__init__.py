@@ -4,7 +4,13 @@
 ``model.apply(variables, images, train=..., bn_set=0, rngs=..., mutable=...)`` on normalized NHWC
 images; it returns float32 logits. ``Normalized(model, Normalization(mean, std))`` makes the
 normalization the network's first operation, so that it reads images in [0, 1] (the trainer builds
-every network so). See docs/architecture.md.
+every network so). ``create(..., cnsn=norm.CNSNPlacement(...))`` puts SelfNorm / CrossNorm
+(`SelfNorm`, `CrossNorm`) in every block of a WRN or ResNet.
+
+Beside them: the keypoint models, ``create_pose_model("cunet" | "hourglass", num_joints, ...)``
+(`CUNet`, full precision or quantized, and `StackedHourglass`), which return heatmaps; the
+DCGAN-style `Discriminator` of AdaTransform and TANDA; AdaTransform's policy network
+`TransformerNet`. See docs/architecture.md.
 """
 
 from jaxaug.models.batchnorm import MultiBatchNorm

@@ -1,7 +1,8 @@
 """Augmentation policies: the published tables as data, their level-to-parameter mappings, pure
 `(key, img) -> img` policies (AutoAugment, RandAugment, TrivialAugment-Wide, AugMix) run as fused
 stages, timm's policy strings (`timm`: ``rand-m9-n2-mstd0.5``, ``augmix-m3-w3``), one draw per
-batch (`same_on_batch`), the learnable `PolicyDistribution` of the REINFORCE methods, and the
+batch (`same_on_batch`), a searched table read back from JSON (`load_table`, what
+``get("table:<path>")`` runs), the learnable `PolicyDistribution` of the REINFORCE methods, and the
 autoregressive LSTM `PolicyController` of Adversarial AutoAugment; `episodes`, AdaTransform's
 K-step episodes of discrete image actions; `sequences`, TANDA's TF sequences."""
 
@@ -17,6 +18,7 @@ from jaxaug.policies.policy import (
     apply_actions,
     autoaugment,
     get,
+    load_table,
     randaugment,
     same_on_batch,
     trivial_augment_wide,
@@ -26,5 +28,6 @@ from jaxaug.policies.tables import POLICIES, validate_policy
 __all__ = [
     "POLICIES", "POLICY_NAMES", "AugMix", "Policy", "PolicyController", "PolicyDistribution",
     "apply_actions", "apply_steps", "augmix", "autoaugment", "episodes", "get", "level_to_arg",
+    "load_table",
     "randaugment", "same_on_batch", "sequences", "timm", "trivial_augment_wide", "validate_policy",
 ]

@@ -1,8 +1,10 @@
 """Low-bit quantization: quantizers with custom gradients, quantized layers and bit packing.
 
 See `quantizers` for the maths, `layers` for `QuantConv` / `QuantDense` and the named settings
-(818, 616, 828, 626, BW, BW-alpha, TW as the thesis defines them, and our "_r4" variants), `optim`
-for clamping quantized master weights, and `export` for measuring a model's packed size.
+(818, 818_alpha, 616, 828, 626, BW, BW-alpha, TW as the thesis defines them, and our "_r4"
+variants), `optim` for clamping quantized master weights, `packing` and `export` for storing
+binary / ternary kernels in real bits and measuring a model's packed size, and `residuals` for
+the "+int8" settings' contraction that keeps only int8 feature codes for the backward pass.
 """
 
 from jaxaug.quant.export import PackedKernel, PackedModel, float_nbytes, pack_model

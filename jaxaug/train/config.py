@@ -6,6 +6,7 @@ a run reads is declared here, so a typo on the command line (``--config.bach_siz
 """
 
 import importlib.util
+import inspect
 import math
 import os
 
@@ -100,11 +101,23 @@ def keypoints_config() -> ml_collections.ConfigDict:
 
 def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
     """A config file's ``get_config(arg)`` (``get_config()`` when ``arg`` is None), as
-    ``train.py --config=path[:arg]`` loads it."""
+    ``train.py --config=path[:arg]`` loads it. ``ValueError`` names the file if it has no
+    ``get_config`` or its ``get_config`` cannot take ``arg`` (or needs one)."""
     spec = importlib.util.spec_from_file_location(f"_config_{os.path.basename(path)}", path)
+    if spec is None:
+        raise ValueError(f"config file {path!r} is not a Python file")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config() if arg is None else module.get_config(arg)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {path!r} has no get_config()")
+    args = () if arg is None else (arg,)
+    try:  # checked before the call, so that a TypeError inside get_config stays one
+        inspect.signature(module.get_config).bind(*args)
+    except TypeError:
+        raise ValueError(f"config file {path!r}: get_config() " + (
+            f"takes no argument, got {arg!r}" if args else
+            f"needs an argument ({path}:<arg>)")) from None
+    return module.get_config(*args)
 
 
 def _classification_fields(c: ml_collections.ConfigDict) -> None:
