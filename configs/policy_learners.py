@@ -29,7 +29,7 @@ methods:
                 DARTS meta-gradients on (train, validation) halves of each batch, the rest
                 train on the searched policy, hard; Cutout 16 after the policy. DADA's search
                 alone, on its small split: --config.reduced=4000 --config.epochs=20, then
-                `python -m jaxaug.methods.dada --workdir=...` exports the table for
+                `python -m jaxaug.policies.export --workdir=...` exports the table for
                 --config.augment.policy=table:<json> (jaxaug/methods/dada.py).
 datasets: cifar10, cifar100 (tfds; set --config.data_dir for a local copy) and cifar10_10pct
 (5,000 class-balanced CIFAR-10 training images, data_seed 0: AdaTransform's 10%-of-CIFAR-10

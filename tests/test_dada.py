@@ -121,8 +121,11 @@ def test_export_is_the_table_autoaugment_runs_and_the_training_stage_samples(tmp
     assert table == ((("solarize", 1.0, 7), ("brightness", 1.0, 3)),
                      (("cutout", 0.0, 5), ("invert", 1.0, 5)))
     path = str(tmp_path / "policy.json")
-    dada.write_table(table, path)
+    policies.write_table(table, path)
     assert policies.load_table(path) == table  # the reader the docs name, exported
+    with pytest.raises(ValueError, match="level 11"):  # checked before anything is written
+        policies.write_table(((("rotate", 0.5, 11),),), str(tmp_path / "never.json"))
+    assert not (tmp_path / "never.json").exists()
     policy = policies.get(f"table:{path}")  # what --config.augment.policy=table:<path> runs
     assert policy.op_names == ("solarize", "brightness", "cutout", "invert")
     (tmp_path / "bad.json").write_text('[[["rotate", 0.5, 11]]]')

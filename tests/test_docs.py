@@ -69,7 +69,7 @@ def test_documented_commands_and_paths_exist():
             if not path.startswith(NOT_COMMITTED) and not any(
                     os.path.exists(os.path.join(REPO, c)) for c in candidates):
                 missing.append(f"{doc}: {path}")
-    assert {"jaxaug.experiments", "jaxaug.preview", "jaxaug.methods.dada"} <= modules
+    assert {"jaxaug.experiments", "jaxaug.preview", "jaxaug.policies.export"} <= modules
     missing += [m for m in modules if importlib.util.find_spec(m) is None]
     assert not missing
 

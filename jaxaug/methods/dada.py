@@ -57,23 +57,20 @@ the whole batch (DADA's on the training half only).
 Stages: ``"search"`` for ``search_epochs`` (DADA: 20 epochs), then ``"train"`` on the searched
 policy, hard: per image a sub-policy uniform, each stage the op of largest weight, applied with
 its probability at level round(10 m) (nearest resampling): exactly `policies.autoaugment` of the
-table `export_table` writes. In one run the searching target goes on training on the searched
+table `export_table` returns. In one run the searching target goes on training on the searched
 policy (the learning-rate schedule runs over the whole run), on the run's data. DADA's own
 pipeline is two runs: the search on a small split (``--config.reduced=4000
 --config.epochs=20``, ``search_epochs`` = ``epochs``: search only), its export, then a fresh
 network on the full data with the table:
 
-  python -m jaxaug.methods.dada --workdir=SEARCH_WORKDIR [--out=policy.json]
+  python -m jaxaug.policies.export --workdir=SEARCH_WORKDIR [--out=policy.json]
   python train.py --config=configs/cifar10_wrn.py --config.augment.policy=table:policy.json
 
 The export is JSON ([[op, probability, level], ...] per sub-policy), which
 `jaxaug.policies.load_table` reads for ``jaxaug.policies.autoaugment(table)``.
 """
 
-import argparse
 import functools
-import json
-import os
 
 import flax
 import jax
@@ -227,13 +224,6 @@ def export_table(phi, op_names=OPS) -> tuple:
     return tuple(table)
 
 
-def write_table(table, path: str) -> None:
-    """``table`` (`export_table`) as JSON at ``path``: what ``policy = table:<path>`` reads
-    (`jaxaug.policies.load_table`)."""
-    with open(path, "w") as f:
-        json.dump([[list(step) for step in sub] for sub in table], f, indent=1)
-
-
 @flax.struct.dataclass
 class DadaState:
     step: jax.Array
@@ -380,16 +370,11 @@ def _validate(settings, config):
                          "augments with the policy it searches; set config.augment.policy to ''")
 
 
-# `python -m jaxaug.methods.dada` runs this file a second time, as __main__, after the package
-# has imported (and registered) it: that copy must not register again.
-_register = (registry.register("dada", defaults={
+@registry.register("dada", defaults={
     **registry.keyword_defaults(dada, "num_sub_policies", "temperature", "meta_mode"),
     "policy_lr": POLICY_LR,
     "search_epochs": 20,  # DADA's search on reduced CIFAR-10: 20 epochs
-}, stages=_stages, validate=_validate) if __name__ != "__main__" else lambda factory: factory)
-
-
-@_register
+}, stages=_stages, validate=_validate)
 def _from_config(settings, context: registry.Context) -> StagedMethod:
     """``config.dada``; ``config.augment.cutout`` comes after the policy, filled with the
     dataset mean. The batch must split into (train, validation) pairs on every device."""
@@ -406,22 +391,3 @@ def _from_config(settings, context: registry.Context) -> StagedMethod:
                 target_loss=context.target_loss)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m jaxaug.methods.dada",
-        description="Write the policy a dada run searched as an AutoAugment table (JSON).")
-    parser.add_argument("--workdir", required=True, help="the dada run's workdir")
-    parser.add_argument("--out", help="output JSON (default: WORKDIR/dada_policy.json)")
-    args = parser.parse_args(argv)
-    from jaxaug.train.loop import load_trained  # the trainer imports the methods
-    run = load_trained(args.workdir)
-    if run["config"].method != "dada":
-        raise ValueError(f"{args.workdir!r} is a {run['config'].method!r} run, not a dada run")
-    table = export_table(run["state"].policy.params)
-    out = args.out or os.path.join(args.workdir, "dada_policy.json")
-    write_table(table, out)
-    print(f"{len(table)} sub-policies of step {run['step']} -> {out}")
-
-
-if __name__ == "__main__":
-    main()

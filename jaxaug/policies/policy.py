@@ -280,13 +280,22 @@ def load_table(path: str) -> tables.PolicyTable:
         raise ValueError(f"policy table {path!r}: {e}") from None
 
 
+def write_table(table: tables.PolicyTable, path: str) -> None:
+    """``table`` (sub-policies of ``(op, probability, level)`` steps) as JSON at ``path``, what
+    :func:`load_table` reads, validated first and written atomically (a temporary file renamed)."""
+    from jaxaug.data.atomic import write_text_atomic  # jaxaug.data imports this package
+
+    table = tables.validate_policy(table)
+    write_text_atomic(path, json.dumps([[list(step) for step in sub] for sub in table], indent=1))
+
+
 def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> Callable:
     """The policy called ``name``: one of :data:`POLICY_NAMES` (``num_ops`` and ``magnitude``
     are RandAugment's; ``"augmix"`` is :func:`~jaxaug.policies.augmix_policy.augmix` at its
     defaults) or a timm string such as ``"rand-m9-n2-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"`` or
     ``"trivialaugment"`` (:func:`jaxaug.policies.timm.parse`, which names a bad token), or
     ``"table:<path>"``, an AutoAugment table stored as JSON (``[[[op, probability, level],
-    ...], ...]``, as ``python -m jaxaug.methods.dada`` writes a searched policy), run by
+    ...], ...]``, as ``python -m jaxaug.policies.export`` writes a searched policy), run by
     :func:`autoaugment`. ``options`` are the policy's fields (``fuse``, ...)."""
     # Imported here: both modules build on this one.
     from jaxaug.policies import augmix_policy, timm
