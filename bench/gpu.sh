@@ -184,10 +184,13 @@ for arm in ("cutout", "autoaugment", "astn", "aa_astn"):
             f"epochs_completed={arm_summary['epochs_completed']} "
             f"interrupted={arm_summary['interrupted']} wall_s={arm_summary['wall_time_s']:.0f} "
             f"train_img_s={arm_summary['train_images_per_s'] or 0:.0f}")
-with open(f"{results}/gpu_summary.json", "w") as f:
-    json.dump(summary, f, indent=1)
-with open(f"{results}/gpu_summary.txt", "w") as f:
-    f.write(f"device: {device}; epochs: {epochs} ({plan})\n" + "\n".join(lines) + "\n")
+def write(path, text):  # a temporary file renamed: never a half-written summary
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+write(f"{results}/gpu_summary.json", json.dumps(summary, indent=1))
+write(f"{results}/gpu_summary.txt",
+      f"device: {device}; epochs: {epochs} ({plan})\n" + "\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
 echo "total ${SECONDS} s; summary: $RESULTS/gpu_summary.json"
