@@ -20,10 +20,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxaug import models, quant
-from jaxaug.methods.pose import heatmap_regression, heatmap_size, pose_inputs
+from jaxaug.methods.pose import heatmap_regression, heatmap_size, pose_inputs, torch_rmsprop
 from jaxaug.objectives import heatmap_objective
 
 
@@ -54,7 +53,7 @@ def measure(model_name: str, setting: str, *, num_joints: int = 16, image_size: 
     heatmap objective with random augmentation). ``time_steps`` > 0 also times that many steps
     after one warm-up step (median of per-step times)."""
     model = models.create_pose_model(model_name, num_joints, quant=setting, **model_kwargs)
-    optimizer = optax.rmsprop(2.5e-4)
+    optimizer = torch_rmsprop(2.5e-4, 0.99, 1e-8)
     # No left/right pairs: the random joints of the toy batch have no sides to swap.
     method = heatmap_regression(model, optimizer, image_shape=(image_size, image_size, 3),
                                 flip_pairs=())
@@ -116,7 +115,7 @@ def compiled_memory(model_name: str, setting: str, *, num_joints: int = 16,
     """`measure`'s training step, compiled only: nothing is initialised or run (the state is
     abstract), so a model of any size costs one compilation. Residuals are counted per dtype."""
     model = models.create_pose_model(model_name, num_joints, quant=setting, **model_kwargs)
-    method = heatmap_regression(model, optax.rmsprop(2.5e-4),
+    method = heatmap_regression(model, torch_rmsprop(2.5e-4, 0.99, 1e-8),
                                 image_shape=(image_size, image_size, 3), flip_pairs=())
     batch = jax.tree.map(jnp.asarray, _toy_batch(batch_size, image_size, num_joints))
     key = jax.random.key(1)
