@@ -144,7 +144,7 @@ def test_bad_plans_get_errors_naming_what_is_wrong(raw, only, message):
 
 def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     """A fake runner records what it is asked to run and finishes a run by writing summary.json."""
-    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3, 4],
+    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3, 4, 5, 6],
                        "arms": {"a": {"config": QUICKSTART, "overrides": {"epochs": 2}}}})
     arm = plan.arms["a"]
 
@@ -162,6 +162,12 @@ def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     summary(2, diverged=True, diverged_at_step=5, epochs_completed=0)  # final, never rerun
     # seed 3: new
     summary(4, config_seed=0)  # finished, but with another config than the plan's
+    summary(5)
+    (tmp_path / "a" / "seed5" / "config.json").unlink()  # finished, its config unknown
+    summary(6, last_test_accuracy=None)  # finished, never evaluated: no score to rank
+    json_path = tmp_path / "a" / "seed6" / "summary.json"
+    json_path.write_text(json.dumps({k: v for k, v in json.loads(json_path.read_text()).items()
+                                     if not k.endswith("test_accuracy")}))
     assert [run_state(str(tmp_path / "a" / f"seed{s}"), 2) for s in range(4)] == [
         "finished", "resume", "diverged", "new"]
     calls = []
@@ -178,20 +184,26 @@ def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     records = run_plan(plan, str(tmp_path), parallel=2, runner=runner, log=lambda _: None)
     assert sorted(c[-1] for c in calls) == [f"--workdir={tmp_path}/a/seed1", f"--workdir={tmp_path}/a/seed3"]
     assert "--config.seed=1" in calls[0] + calls[1] and "--config.epochs=2" in calls[0]
-    assert [r["status"] for r in records] == ["ok", "ok", "diverged", "failed", "failed"]
+    assert [r["status"] for r in records] == ["ok", "ok", "diverged", "failed", "failed",
+                                              "failed", "failed"]
     assert records[1]["final_test_score"] == 0.5 and records[1]["best_test_score"] == 0.6
     assert records[2]["error"] == "diverged at step 5" and records[2]["best_test_score"] is None
     assert records[3]["error"] == "exit status 1: RuntimeError: out of memory"
     assert "holds a finished run of a different config" in records[4]["error"]
     assert records[4]["final_test_score"] is None
-    assert len({r["config_hash"] for r in records}) == 5  # the seed is part of the config
+    assert records[5]["error"].startswith(f"{tmp_path}/a/seed5 holds a finished run without a "
+                                          "readable config.json")
+    assert records[6]["error"] == (f"{tmp_path}/a/seed6/summary.json has no last_test_accuracy: "
+                                   "the run was never evaluated")
+    assert aggregate(records, "a")["a"]["ok"] == 2  # and the means take the two ok runs only
+    assert len({r["config_hash"] for r in records}) == 7  # the seed is part of the config
 
 
 def test_collect_takes_each_run_from_the_first_source_that_finished_it(tmp_path):
     """Two harness outputs at two commits: the first finished run wins over an unfinished one, a
     run that lacks a field the plan does not override (added to the code later) counts, one whose
     recorded config differs is failed with the field named, and a run found nowhere is "not run"."""
-    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3], "regime": {"images": 100},
+    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3, 4], "regime": {"images": 100},
                        "arms": {"a": {"config": QUICKSTART, "overrides": {"epochs": 2}}}})
     arm = plan.arms["a"]
     old, new = tmp_path / "old", tmp_path / "new"
@@ -203,6 +215,7 @@ def test_collect_takes_each_run_from_the_first_source_that_finished_it(tmp_path)
         (workdir / "summary.json").write_text(json.dumps(
             {"epochs_completed": 2, "interrupted": False, "diverged": False,
              "last_test_accuracy": 0.5 + seed / 10, "best_test_accuracy": 0.9, **fields}))
+        (workdir / "metrics.jsonl").write_text(json.dumps({"split": "train", "accuracy": 0.3}))
 
     older = json.loads(arm.resolve(0).to_json())
     del older["log_every_steps"]  # a field this commit did not have yet
@@ -212,19 +225,32 @@ def test_collect_takes_each_run_from_the_first_source_that_finished_it(tmp_path)
     changed = json.loads(arm.resolve(2).to_json())
     changed["optimizer"]["lr"] = 1.0
     run(new, 2, changed)
+    run(new, 4, epochs_completed=1, interrupted=True)
     records = collect(plan, [(str(old), "c0ffee1"), (str(new), "beef002")])
     assert [(r["status"], r["commit"]) for r in records] == [
-        ("ok", "c0ffee1"), ("ok", "beef002"), ("failed", "beef002"), ("not run", None)]
+        ("ok", "c0ffee1"), ("ok", "beef002"), ("failed", "beef002"), ("not run", None),
+        ("unfinished", "beef002")]
     assert [r["test_accuracy"] for r in records[:2]] == [0.5, 0.6]
+    assert records[0]["train_accuracy"] == 0.3
     assert "not the plan's config: optimizer.lr: run 1.0, plan" in records[2]["error"]
-    assert records[2]["final_test_score"] is None
-    del older["epochs"]  # a field the plan overrides must be in the run's config
-    (old / "a" / "seed0" / "config.json").write_text(json.dumps(older))
-    assert "epochs: absent from the run, plan overrides it" in collect(plan, [(str(old), "c")])[0]["error"]
+    assert records[2]["final_test_score"] is None and records[2]["train_accuracy"] is None
+    assert records[4]["final_test_score"] is None and records[4]["error"].startswith("1 of 2 epochs")
+    assert "test_accuracy" not in records[4]
+
+    def error_without(field):
+        run_config = json.loads(arm.resolve(0).to_json())
+        del run_config[field]
+        (old / "a" / "seed0" / "config.json").write_text(json.dumps(run_config))
+        return collect(plan, [(str(old), "c")])[0]["error"]
+
+    # a field the plan overrides must be in the run's config, and so must one that the config
+    # file sets to other than base_config's default (quickstart's WRN-10-1)
+    assert "epochs: absent from the run, plan overrides it" in error_without("epochs")
+    assert "model: absent from the run, plan 'wrn-10-1', default 'wrn-28-10'" in error_without("model")
 
     write_outputs(records, "a", str(tmp_path), regime=plan.regime, stem="cpu")
     report = json.loads((tmp_path / "cpu.json").read_text())
-    assert report["regime"] == {"images": 100} and len(report["runs"]) == 4
+    assert report["regime"] == {"images": 100} and len(report["runs"]) == 5
     assert "| a | 2 | failed |" in (tmp_path / "cpu.md").read_text()
     assert (tmp_path / "cpu.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="expected <harness output dir>@<commit>"):

@@ -9,8 +9,9 @@ Each ``--runs`` is a harness ``--out`` directory and the commit its runs were ma
 (arm, seed) of the plan, the first directory with a finished (or diverged) run of it supplies the
 record, which names its commit and directory. A run counts only if its ``config.json`` agrees with
 the plan's resolved config on every field the run recorded, and records every field the plan
-overrides; fields the run lacks were added to the code after it, at their defaults (an override of
-one would have been missing). Whether two commits train a config alike is not checked here: say so
+overrides or its config file sets to other than the default (`base_config` of the run's task);
+fields the run lacks were added to the code after it, and the run trained as their defaults do (a
+plan that sets one otherwise asks for what the run did not do). Whether two commits train a config alike is not checked here: say so
 with the report (for example by comparing their logged metrics). A run found nowhere is reported
 "not run"; one still in progress "unfinished". Writes ``<name>.json`` (the plan's regime and the
 records), ``<name>.md`` and ``<name>.png`` into ``--out``.
@@ -26,6 +27,7 @@ from absl import app, flags
 from jaxaug.experiments.plan import Arm, Plan, load_plan
 from jaxaug.experiments.report import markdown_table, write_outputs
 from jaxaug.experiments.runner import collect_record, run_state
+from jaxaug.train.config import base_config, is_run_control
 
 FLAGS = flags.FLAGS
 
@@ -51,13 +53,21 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_disagreement(arm: Arm, seed: int, recorded: dict[str, Any]) -> list[str]:
-    """The fields where a run's recorded config is not the plan's, or lacks an override."""
-    plan = _flatten(json.loads(arm.resolve(seed).to_json()))
+    """The fields where a run's recorded config is not the plan's, lacks an override, or lacks a
+    field the plan sets to other than its default (the run cannot have trained with that value;
+    run-control fields, which change nothing trained, excepted)."""
+    config = arm.resolve(seed)
+    plan = _flatten(json.loads(config.to_json()))
+    default = _flatten(json.loads(base_config(config.get("task", "classification")).to_json()))
     run = _flatten(recorded)
     differ = [f"{k}: run {run[k]!r}, plan {plan.get(k, '<absent>')!r}"
               for k in sorted(run) if plan.get(k, object()) != run[k]]
     lacking = [f"{k}: absent from the run, plan overrides it" for k in sorted(arm.overrides)
                if k not in run]
+    lacking += [f"{k}: absent from the run, plan {plan[k]!r}, default "
+                f"{default.get(k, '<none>')!r}" for k in sorted(plan)
+                if k not in run and k not in arm.overrides and not is_run_control(k)
+                and plan[k] != default.get(k, object())]
     return differ + lacking
 
 
@@ -88,7 +98,7 @@ def find_record(arm: Arm, seed: int, sources: list[tuple[str, str]]) -> dict[str
         if disagreement:
             return {**record, "status": "failed", "final_test_score": None,
                     "best_test_score": None, "test_score_at_best_val": None,
-                    "error": f"{workdir}: not the plan's config: " + "; ".join(disagreement[:5])}
+                    "train_accuracy": None, "error": f"{workdir}: not the plan's config: " + "; ".join(disagreement[:5])}
         return record
     if unfinished:
         record = unfinished[0]

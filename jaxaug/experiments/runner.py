@@ -97,8 +97,11 @@ def collect_record(arm: Arm, seed: int, workdir: str, returncode: int | None, lo
         record.update(status="failed", error=f"did not finish: {summary.get('epochs_completed', 0)} "
                                              f"of {config.epochs} epochs, interrupted "
                                              f"{summary.get('interrupted')}")
+    elif f"last_test_{metric}" not in summary:  # no evaluation: nothing to rank, say so
+        record.update(status="failed", error=f"{os.path.join(workdir, 'summary.json')} has no "
+                                             f"last_test_{metric}: the run was never evaluated")
     else:
-        record.update(final_test_score=summary.get(f"last_test_{metric}"),
+        record.update(final_test_score=summary[f"last_test_{metric}"],
                       best_test_score=summary.get(f"best_test_{metric}"),
                       test_score_at_best_val=summary.get(f"test_{metric}_at_best_val"),
                       train_accuracy=_last_train_accuracy(workdir))
@@ -124,9 +127,10 @@ def run_plan(plan: Plan, out: str, parallel: int = 1, runner: Runner = subproces
             log(f"{arm.name} seed {seed}: {workdir} holds a run of another config")
             return {**collect_record(arm, seed, workdir, None, log_path), "status": "failed",
                     "final_test_score": None, "best_test_score": None, "test_score_at_best_val": None, "train_accuracy": None,
-                    "error": f"{workdir} holds a {state} run of a different config (hash "
-                             f"{json_hash(previous)}, the plan's {config_hash(config)}): "
-                             f"use another --out or remove it"}
+                    "error": f"{workdir} holds a {state} run " + (
+                        "without a readable config.json" if previous is None else
+                        f"of a different config (hash {json_hash(previous)}, the plan's "
+                        f"{config_hash(config)})") + ": use another --out or remove it"}
         if state in ("finished", "diverged"):
             log(f"{arm.name} seed {seed}: {state}, skipped")
             return collect_record(arm, seed, workdir, None, log_path)
