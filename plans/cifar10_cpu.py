@@ -25,8 +25,11 @@ matched baseline, the same pipeline without the learned part:
                (transformer width 8, not the thesis's 64; matched: cropflip), adacutout
                (matched: cutout, the random box it moves), tanda (LSTM generator, 500 warm-up
                steps; matched: cropflip)
-  cnsn         SelfNorm + CrossNorm in every block (the reference's "cnsn" setting; matched:
-               cropflip); its mCE comes from `python -m jaxaug.eval.robustness` on the workdirs.
+  cnsn         SelfNorm + CrossNorm units after every block (configs/cnsn_cifar10.py:cnsn, the
+               reference's "cnsn" setting: CrossNorm 2-instance, crops on both, active in 2
+               blocks drawn per pass when a 0.25 coin comes up; SelfNorm learns f and g as the
+               paper defines it, the reference's CIFAR code g alone; matched: cropflip); its
+               mCE comes from `python -m jaxaug.eval.robustness` on the workdirs.
   dct          Deep Co-Training, semi-supervised: the 1,000 labelled images and the other 49,000
                training images unlabelled, 32 of them per step beside each view's 32 labelled
                ones (the thesis's |S| : |U| batch split would need 1,568); the lambda ramp-up
