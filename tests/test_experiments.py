@@ -135,6 +135,17 @@ def plan_dict(**changes):
      "arm 'a': matched baseline 'zz' is not another arm"),
     (plan_dict(regime="1,000 images"), None, "'regime' must be a dict, got str"),
     (plan_dict(regime={"model": object()}), None, "'regime' must be JSON-serializable"),
+    (plan_dict(seeds=[0, 1, 0]), None, "'seeds' has duplicates: [0, 1, 0]"),
+    (plan_dict(baselines="a"), None, "plan: unknown keys ['baselines']"),
+    (plan_dict(arms={"a": {"config": QUICKSTART, "override": {}}}), None,
+     "arm 'a': unknown keys ['override']"),
+    (plan_dict(arms={"a/b": {"config": QUICKSTART}}), None, "arm name 'a/b' must be"),
+    (plan_dict(arms={"a": {"config": QUICKSTART, "overrides": {"seed": 3}}}), None,
+     "arm 'a': 'seed' is set by the plan's seeds"),
+    (plan_dict(arms={"a": {"config": QUICKSTART, "matched": "a"}}), None,
+     "arm 'a': matched baseline 'a' is not another arm"),
+    (plan_dict(arms={"a": {"config": QUICKSTART, "overrides": {"epochs": "ten"}}}), None,
+     "arm 'a': override epochs='ten'"),
 ])
 def test_bad_plans_get_errors_naming_what_is_wrong(raw, only, message):
     with pytest.raises(ValueError) as e:
