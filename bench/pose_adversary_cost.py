@@ -16,7 +16,6 @@ import types
 
 import jax
 import jax.numpy as jnp
-import optax
 from absl import app, flags
 from timing import seconds_per_step
 
@@ -24,6 +23,7 @@ from jaxaug import models
 from jaxaug.data import keypoint_synthetic
 from jaxaug.generators import PoseAdversary
 from jaxaug.methods.adversarial_pose import adversarial_pose
+from jaxaug.methods.pose import torch_rmsprop
 from jaxaug.train.config import keypoints_config
 
 _MODEL = flags.DEFINE_enum("model", "cunet", ["cunet", "hourglass"], "Pose network (the "
@@ -42,10 +42,15 @@ def main(argv):
              "visible": jnp.asarray(data.visible)}
     config = keypoints_config()
     model = models.create_pose_model(_MODEL.value, 16, **config[_MODEL.value])
+    o, a = config.optimizer, config.adversarial
+
+    def rmsprop(lr):  # the optimizer training uses (torch's RMSProp), at the config's rates
+        return torch_rmsprop(lr, o.decay, o.eps)
+
     method = adversarial_pose(
-        model, optax.rmsprop(2.5e-4), PoseAdversary(width=config.adversarial.width),
+        model, rmsprop(o.lr), PoseAdversary(width=a.width),
         image_shape=(size, size, 3), flip_pairs=data.flip_pairs,
-        adversary_optimizer=optax.rmsprop(5e-5), pretrain_optimizer=optax.rmsprop(2.5e-4))
+        adversary_optimizer=rmsprop(a.lr), pretrain_optimizer=rmsprop(a.pretrain_lr))
     device = jax.devices()[0]
     print(f"device: {device.platform} ({device.device_kind}); {_MODEL.value} "
           f"{dict(config[_MODEL.value])}, {size}x{size}, batch {batch_size}, median of "
