@@ -12,7 +12,7 @@ import pytest
 
 from jaxaug.experiments import aggregate, markdown_table, parse_plan, run_plan, run_state
 from jaxaug.experiments.collect import collect, parse_source
-from jaxaug.experiments.plan import load_plan
+from jaxaug.experiments.plan import json_hash, load_plan
 from jaxaug.experiments.report import write_outputs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,7 +155,7 @@ def test_bad_plans_get_errors_naming_what_is_wrong(raw, only, message):
 
 def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     """A fake runner records what it is asked to run and finishes a run by writing summary.json."""
-    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3, 4, 5, 6],
+    plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3, 4, 5, 6, 7],
                        "arms": {"a": {"config": QUICKSTART, "overrides": {"epochs": 2}}}})
     arm = plan.arms["a"]
 
@@ -188,15 +188,21 @@ def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
         if workdir.endswith("seed1"):
             summary(1)
             return 0
+        if workdir.endswith("seed7"):  # finishes, but records another config than the plan's
+            summary(7)
+            written = json.loads((tmp_path / "a" / "seed7" / "config.json").read_text())
+            written["optimizer"]["lr"] = 1.0
+            (tmp_path / "a" / "seed7" / "config.json").write_text(json.dumps(written))
+            return 0
         with open(log_path, "w") as f:
             f.write("Traceback (most recent call last):\nRuntimeError: out of memory\n")
         return 1
 
     records = run_plan(plan, str(tmp_path), parallel=2, runner=runner, log=lambda _: None)
-    assert sorted(c[-1] for c in calls) == [f"--workdir={tmp_path}/a/seed1", f"--workdir={tmp_path}/a/seed3"]
+    assert sorted(c[-1] for c in calls) == [f"--workdir={tmp_path}/a/seed{s}" for s in (1, 3, 7)]
     assert "--config.seed=1" in calls[0] + calls[1] and "--config.epochs=2" in calls[0]
     assert [r["status"] for r in records] == ["ok", "ok", "diverged", "failed", "failed",
-                                              "failed", "failed"]
+                                              "failed", "failed", "failed"]
     assert records[1]["final_test_score"] == 0.5 and records[1]["best_test_score"] == 0.6
     assert records[2]["error"] == "diverged at step 5" and records[2]["best_test_score"] is None
     assert records[3]["error"] == "exit status 1: RuntimeError: out of memory"
@@ -206,8 +212,11 @@ def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
                                           "readable config.json")
     assert records[6]["error"] == (f"{tmp_path}/a/seed6/summary.json has no last_test_accuracy: "
                                    "the run was never evaluated")
+    assert records[7]["error"] == (f"{tmp_path}/a/seed7/config.json is not the plan's config "
+                                   "(fields ['optimizer.lr'])")
+    assert records[7]["final_test_score"] is None
     assert aggregate(records, "a")["a"]["ok"] == 2  # and the means take the two ok runs only
-    assert len({r["config_hash"] for r in records}) == 7  # the seed is part of the config
+    assert len({r["config_hash"] for r in records}) == 8  # the seed is part of the config
 
 
 def test_collect_takes_each_run_from_the_first_source_that_finished_it(tmp_path):
@@ -314,6 +323,7 @@ def test_two_arms_two_seeds_end_to_end_with_parallel_runs(tmp_path):
         summary = json.loads((out / arm / f"seed{seed}" / "summary.json").read_text())
         config = json.loads((out / arm / f"seed{seed}" / "config.json").read_text())
         assert r["status"] == "ok" and config["seed"] == seed and config["reduced"] == 60
+        assert json_hash(config) == r["config_hash"]  # train.py parsed the flags as the plan
         assert r["final_test_score"] == summary["last_test_accuracy"]
         assert r["test_score_per_epoch"] == [None, summary["last_test_accuracy"]]
         assert summary["epochs_completed"] == 2

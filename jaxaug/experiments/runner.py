@@ -5,8 +5,9 @@ A run is finished when its ``summary.json`` says neither interrupted nor diverge
 files is started again on its workdir, which ``train.py`` resumes from its last checkpoint. A
 diverged run is final (rerunning it would diverge again): it is not rerun and never ranked. A
 finished or diverged run whose ``config.json`` is not the plan's resolved config (the plan changed)
-is reported failed, neither skipped nor rerun. Each run's stdout and stderr go to
-``<out>/<arm>/seed<seed>.log``.
+is reported failed, neither skipped nor rerun; so is a run just trained whose ``config.json`` is
+not it (train.py parsed an override otherwise), which a rerun would refuse. Each run's stdout and
+stderr go to ``<out>/<arm>/seed<seed>.log``.
 """
 
 import json
@@ -37,6 +38,17 @@ def _read_json(path: str) -> dict | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, str]:
+    """Dotted field -> its JSON (hashable, so that two configs' fields can be compared as sets)."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value)
+    return flat
 
 
 def run_state(workdir: str, epochs: int) -> str:
@@ -143,6 +155,16 @@ def run_plan(plan: Plan, out: str, parallel: int = 1, runner: Runner = subproces
             return {**collect_record(arm, seed, workdir, None, log_path),
                     "status": "failed", "error": f"{type(e).__name__}: {e}"}
         record = collect_record(arm, seed, workdir, returncode, log_path)
+        written = _read_json(os.path.join(workdir, "config.json"))
+        if record["status"] == "ok" and json_hash(written) != config_hash(config):
+            # train.py parsed the flags into another config than the plan resolved: the run
+            # is not this arm's (and a rerun would say so), so it is not ranked now either
+            plan_fields = _flat(json.loads(config.to_json())).items()
+            differ = sorted({k for k, _ in set(_flat(written or {}).items()) ^ set(plan_fields)})
+            record.update(status="failed", final_test_score=None, best_test_score=None,
+                          test_score_at_best_val=None, train_accuracy=None,
+                          error=f"{workdir}/config.json is not the plan's config (fields "
+                                f"{differ})")
         log(f"{arm.name} seed {seed}: {record['status']}"
             + (f" ({record['error']})" if record["error"] else ""))
         return record
