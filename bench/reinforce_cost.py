@@ -5,7 +5,9 @@
 Adversarial AutoAugment trains the target on M = 8 augmented copies of the batch, so its floor is
 8 supervised steps on the same 8 x batch images: the script prints its time over the baseline
 step, over that floor (8 x baseline) and over the *measured* floor (one supervised step timed on
-the 8 x batch images, since CPU convolutions are not linear in the batch size). AdaTransform and
+the 8 x batch images, since CPU convolutions are not linear in the batch size). Its controller
+update (a `lax.cond` at the end of each window, here every 100 steps) is outside the timed steps
+(and a median would hide it): the figure is the target's step on the M copies. AdaTransform and
 TANDA train the target on one batch; their extra cost is the policy rollouts, the reward
 evaluations and the discriminator, printed over the baseline.
 """
