@@ -5,9 +5,9 @@ The CIFAR variant of the PyTorch reference used by AutoAugment and OnlineAugment
 strides 1, 2, 2, then BN-ReLU, global average pooling and a Dense classifier. WRN-28-10 has
 36,479,194 parameters with 10 classes.
 
-The details follow AutoAugment's (TensorFlow) WRN: the stride on a block's first conv, convs
-without bias, Kaiming-normal fan-out kernels, BatchNorm keeping 0.9 of its running statistics
-per step (PyTorch's momentum 0.1). The PyTorch WRN that OnlineAugment, TeachAugment and DADA
+The block layout and init follow AutoAugment's (TensorFlow) WRN: the stride on a block's first
+conv, convs without bias, Kaiming-normal fan-out kernels; BatchNorm keeps 0.9 of its running
+statistics per step (PyTorch's default momentum 0.1). The PyTorch WRN that OnlineAugment, TeachAugment and DADA
 (Fast AutoAugment's) train (``models/wideresnet.py`` there, all one file) differs in all four:
 the stride on the second conv, convs with biases, PyTorch's default init (its ``conv_init`` is
 never applied: kernels U(+-1/sqrt(fan_in)), std 1/sqrt(3 fan_in)) and
