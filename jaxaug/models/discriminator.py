@@ -10,10 +10,9 @@ tuple, first layer first), where TANDA's diversity term reads it; applying the m
 that collection mutable records nothing.
 
 Every conv and the linear layer start from N(0, 0.02^2) weights and zero biases, DCGAN's
-initialization ("all weights ... from a zero-centered Normal distribution with standard deviation
-0.02", Radford et al., sec. 4), which TANDA's reference discriminator uses too (``dcnn.py``) and
-the AdaTransform thesis's "the same as the one in DCGAN" (sec. 3.6.1) implies; BatchNorm starts
-at gamma 1, beta 0.
+initialization (Radford et al., sec. 4: every weight zero-mean normal, std 0.02), which TANDA's
+reference discriminator uses too (``dcnn.py``) and the AdaTransform thesis implies (sec. 3.6.1:
+its discriminator is DCGAN's); BatchNorm starts at gamma 1, beta 0.
 """
 
 import flax.linen as nn
