@@ -156,7 +156,7 @@ def test_search_step_moves_the_policy_within_its_box_and_the_train_stage_uses_it
              "label": rng.integers(0, 4, 8)}
     method = dada.dada(model, optax.sgd(0.1), lr_schedule=optax.constant_schedule(0.1),
                        num_sub_policies=3, op_names=ops, cutout=2, cutout_fill=0.5,
-                       policy_optimizer=optax.adam(0.05, b1=0.5))
+                       policy_optimizer=optax.adam(0.05, b1=0.5), grad_clip=0.01)
     state = jit_init(method.init, jax.random.key(0), batch)
     new, metrics = jax.jit(method.steps[dada.SEARCH])(state, batch, jax.random.key(1))
     moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
@@ -168,6 +168,12 @@ def test_search_step_moves_the_policy_within_its_box_and_the_train_stage_uses_it
         assert 0.0 <= float(new.policy.params[name].min()) <= float(
             new.policy.params[name].max()) <= 1.0
     assert 0.99 < float(metrics["policy_entropy"]) <= 1.0  # near uniform after one step
+    # The target's step is clipped at global norm 0.01 (DADA's clip_grad_norm_): SGD(0.1) moves
+    # theta by exactly 0.1 * 0.01 when the gradient is longer.
+    step = optax.global_norm(jax.tree.map(jnp.subtract, new.target.params, state.target.params))
+    print(f"search step: target grad norm {float(metrics['grad_norm']):.4f}, step {float(step):.6f}")
+    assert float(metrics["grad_norm"]) > 0.1
+    np.testing.assert_allclose(float(step), 0.1 * 0.01, rtol=1e-4)
     after, _ = jax.jit(method.steps[dada.TRAIN])(new, batch, jax.random.key(2))
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), after.policy.params,
                                      new.policy.params))
@@ -182,7 +188,8 @@ def test_config_builds_the_search_then_train_stages():
     validate(config, device_count=1)
     assert registry.stage_schedule(config) == [("search", 20), ("train", 180)]
     assert dict(config.dada) == {"num_sub_policies": 25, "temperature": 0.5,
-                                 "meta_mode": "darts", "policy_lr": 0.005, "search_epochs": 20}
+                                 "meta_mode": "darts", "grad_clip": 5.0, "policy_lr": 0.005,
+                                 "search_epochs": 20}
     config.dada.search_epochs = 201
     with pytest.raises(ValueError, match=r"config\.dada\.search_epochs=201"):
         validate(config, device_count=1)

@@ -277,3 +277,17 @@ def test_selfnorm_without_mean_recalibration_scales_by_g():
     g = jax.nn.sigmoid(z)[:, None, None, :]
     np.testing.assert_allclose(layer.apply(variables, x, train=False), g * x, rtol=1e-5,
                                atol=1e-6)
+
+
+def test_selfnorm_units_start_as_torch_grouped_conv1d():
+    """The reference's channel-wise FC is Conv1d(C, C, kernel_size=2, groups=C, bias=False), whose
+    PyTorch default init is U(+-1/sqrt(fan_in)) with fan_in = 2, whatever C. (lecun_normal on the
+    [C, 2] kernel took C as the fan-in: std 1/sqrt(C), 0.0625 at C = 256 instead of 0.408.)"""
+    channels = 256
+    params = SelfNorm().init(jax.random.key(0), jnp.ones((2, 2, 2, channels)), train=False)["params"]
+    bound = 1 / np.sqrt(2)
+    for name in ("f_fc", "g_fc"):
+        w = np.asarray(params[name])
+        assert np.all(np.abs(w) <= bound)
+        np.testing.assert_allclose(np.std(w), bound / np.sqrt(3), rtol=0.06)
+        assert np.max(np.abs(w)) > 0.95 * bound

@@ -1,5 +1,5 @@
 """The GAN terms: the discriminator loss against its closed form and its gradient signs, the
-realness reward, and the DCGAN discriminator's shapes."""
+realness reward, and the DCGAN discriminator's shapes and init."""
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,13 @@ def test_discriminator_downsamples_to_one_logit_per_image():
                if "kernel" in str(k[-1])]
     # 32 -> 16 -> 8 -> 4 by three strided convolutions (8, 16, 32 channels), then one logit.
     assert kernels == [(4, 4, 3, 8), (4, 4, 8, 16), (4, 4, 16, 32), (4 * 4 * 32, 1)]
+    # DCGAN's init, N(0, 0.02^2) for every weight (flax's lecun_normal: std 1/sqrt(fan_in), 0.14
+    # for the first conv), zero bias.
+    stds = [float(np.std(v)) for k, v in jax.tree_util.tree_flatten_with_path(
+        variables["params"])[0] if "kernel" in str(k[-1])]
+    print("discriminator kernel stds", np.round(stds, 4))
+    np.testing.assert_allclose(stds, 0.02, rtol=0.15)
+    assert not np.any(np.asarray(variables["params"]["Conv_0"]["bias"]))
     logits = jax.jit(net.apply, static_argnames="train")(
         variables, jax.random.uniform(jax.random.key(1), (5, 32, 32, 3)), train=False)
     assert logits.shape == (5,) and np.all(np.isfinite(logits))

@@ -44,7 +44,10 @@ validation (odd) images, as OnlineAugment's meta loss does: a per-batch split of
 split" DADA searches on (reduced CIFAR-10, halves). Per step: the policy takes one Adam step (DADA: lr 0.005, betas
 (0.5, 0.999), no weight decay), p and m are clipped to [0, 1]; then the target takes its step on
 the whole batch augmented by the updated policy (sampled, hard forward), Cutout after the
-policy. DADA's RELAX estimator for p and the sub-policy choice (with its learned control
+policy, its gradient clipped at global norm 5 (``grad_clip``; DADA's ``train_search.py`` clips
+before its SGD step). The "train" stage is the trainer's plain step, unclipped like the
+baselines it is compared with (DADA trains its searched policy with Fast AutoAugment's
+``train.py``, which clips at 5 too). DADA's RELAX estimator for p and the sub-policy choice (with its learned control
 variate) is not implemented: this is the straight-through Gumbel-softmax relaxation (its
 ``search_gumbel`` variant); DADA's inner step also has momentum and weight decay, here plain
 SGD; and its code drops the factor eta of the implicit gradient (no difference under Adam).
@@ -249,6 +252,7 @@ def dada(
     temperature: float = 0.5,
     meta_mode: str = "darts",
     policy_optimizer: optax.GradientTransformation | None = None,
+    grad_clip: float | None = 5.0,
     cutout: int = 0,
     cutout_fill: float | tuple[float, ...] = 0.0,
     target_loss: objectives.TargetLoss = objectives.softmax_cross_entropy,
@@ -257,6 +261,8 @@ def dada(
     stages `SEARCH` and `TRAIN`. ``lr_schedule`` gives the inner step's learning rate (the
     target's current one); ``op_names`` the search space (default DADA's `OPS`; any ops of
     `jaxaug.policies.tables.OP_NAMES` but sample pairing); ``policy_optimizer`` defaults to DADA's Adam(0.005, b1 0.5).
+    ``grad_clip``: the global-norm clip of the search's target step (DADA's ``--grad_clip`` 5,
+    ``clip_grad_norm_`` before its SGD step; None or 0: none).
     Metrics of the search: ``loss``, ``accuracy``, ``grad_norm`` of the target step, ``meta``
     (the validation loss after the inner step), ``policy_entropy`` (mean op-choice entropy of a
     stage over its log(number of ops): 1 at the uniform start), ``probability`` and ``magnitude`` (means of the
@@ -268,6 +274,8 @@ def dada(
             "must be positive and finite")
     require(meta_mode in MODES, "dada", "meta_mode", meta_mode,
             f"must be one of {', '.join(MODES)}")
+    require(grad_clip is None or grad_clip == 0 or 0 < grad_clip < float("inf"), "dada",
+            "grad_clip", grad_clip, "must be a positive finite number, or 0 or None for no clipping")
     op_names = apply.check_vocabulary(tuple(op_names))
     policy_optimizer = policy_optimizer or optax.adam(POLICY_LR, b1=0.5, b2=0.999)
     augment_batch = functools.partial(_augment_batch, cutout=cutout, cutout_fill=cutout_fill)
@@ -321,7 +329,8 @@ def dada(
             augment_key, batch["image"])
         new_target, aux, target_ok = gradient_update(
             target, objectives.cross_entropy, optimizer, {**batch, "image": images}, model=model,
-            batch_stats=target.batch_stats, key=model_key, target_loss=target_loss)
+            batch_stats=target.batch_stats, key=model_key, target_loss=target_loss,
+            grad_clip=grad_clip)
         skipped = count_skips(policy_ok, target_ok)
         probs = jax.nn.softmax(sampled["logits"])
         entropy = -jnp.sum(probs * jnp.log(probs), -1).mean() / jnp.log(len(op_names))
@@ -371,7 +380,7 @@ def _validate(settings, config):
 
 
 @registry.register("dada", defaults={
-    **registry.keyword_defaults(dada, "num_sub_policies", "temperature", "meta_mode"),
+    **registry.keyword_defaults(dada, "num_sub_policies", "temperature", "meta_mode", "grad_clip"),
     "policy_lr": POLICY_LR,
     "search_epochs": 20,  # DADA's search on reduced CIFAR-10: 20 epochs
 }, stages=_stages, validate=_validate)
@@ -385,7 +394,7 @@ def _from_config(settings, context: registry.Context) -> StagedMethod:
                          f"multiple of 2 x {context.device_count} devices")
     return dada(context.model, context.optimizer, lr_schedule=context.lr_schedule,
                 num_sub_policies=settings.num_sub_policies, temperature=settings.temperature,
-                meta_mode=settings.meta_mode,
+                meta_mode=settings.meta_mode, grad_clip=settings.grad_clip,
                 policy_optimizer=optax.adam(settings.policy_lr, b1=0.5, b2=0.999),
                 cutout=context.config.augment.cutout, cutout_fill=context.normalization.mean,
                 target_loss=context.target_loss)

@@ -37,7 +37,17 @@ The model returns float32 heatmaps [S, N, H/stem_stride, W/stem_stride, num_join
 S = num_unets·(1 + r), in order of computation. Convolutions are `QuantConv`s quantized by ``quant``
 except the stem conv and the heads' convs, which stay full precision; every BatchNorm's scale starts
 at U(0, 1) where the spec's ``bn_scale_init`` is "uniform" (the paper settings), as in the official
-code. The functions and layers
+code.
+
+Initialization otherwise departs from the official code (zhiqiangdon/CU-Net,
+``models/cu_net.py``), which draws every conv's weights from U(+-1/sqrt(fan_in)) (std
+1/sqrt(3 fan_in)) and every BatchNorm's gamma from U(0, 1) in full precision too: here the kernels
+are Kaiming normal with fan-out (std sqrt(2 / fan_out)), the heads zero, and gamma 1 unless the
+spec says "uniform". For CU-Net-2 with m = 64, n = 16 the kernels behind a BatchNorm start 3.5x
+(1x1, median) to 4.9x (3x3) larger than the reference's (the stem 0.53x); since RMSProp's first
+steps move every weight by about the same amount (10 lr at the first step), such a kernel's
+direction, all its BatchNorm passes on, turns that many times more slowly than in the
+reference. The functions and layers
 shared with the stacked hourglass (input checks, occlusion, pooling) live here too.
 """
 

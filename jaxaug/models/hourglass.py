@@ -31,6 +31,14 @@ feature the bottom module's), with S = ``num_stacks`` heatmap sets; they work th
 blocks. With ``quant``, every conv is quantized (the dense blocks' too) except the stem's 7x7 conv
 and the heads giving heatmaps; the spec's ``bn_scale_init`` (the quantized CU-Net's U(0, 1) BN
 init) is not applied here: every BatchNorm starts at gamma = 1.
+
+Initialization departs from the reference code: the Torch hourglass and the PyTorch one of the
+adversarial pose augmentation (zhiqiangdon/pose-adv-aug, ``models/asn_stacked_hg.py``) draw every
+conv's weights and bias from U(+-1/sqrt(fan_in)) (std 1/sqrt(3 fan_in)) and every BatchNorm's
+gamma from U(0, 1); here the kernels are Kaiming normal with fan-out (std sqrt(2 / fan_out)),
+biases and the heads zero, gamma 1. Under RMSProp, whose first steps move every weight by about
+the same amount, a kernel followed by BatchNorm then turns by a fraction inversely proportional to
+its scale: with the larger kernels here, the reference's relative steps are several times larger.
 """
 
 from __future__ import annotations

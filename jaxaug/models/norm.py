@@ -125,9 +125,18 @@ def crossnorm_gates(key: jax.Array, num_units: int, prob: float, active: int = 0
     return picked if switch == "on" else picked & jax.random.bernoulli(k_coin, prob)
 
 
+# The reference's channel-wise FC is a grouped Conv1d (groups = C, kernel 2, no bias), so each
+# channel's unit has fan_in 2 and PyTorch's default init draws its weights from U(+-1/sqrt(2)).
+# (lecun_normal on the [C, 2] kernel would take C as the fan-in: weights sqrt(C / 2) times smaller,
+# which the BatchNorm after the unit hides in the forward pass but not in the step sizes.)
+_ATTENTION_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform", in_axis=-1,
+                                                   out_axis=-2)
+
+
 class SelfNorm(nn.Module):
     """SelfNorm over NHWC features: ``SelfNorm()(x, train)``; BatchNorm of the attention units
-    uses batch statistics when ``train`` (needs ``mutable=['batch_stats']``)."""
+    uses batch statistics when ``train`` (needs ``mutable=['batch_stats']``). The units' weights
+    start as PyTorch's default for the reference's grouped Conv1d: U(-1/sqrt(2), 1/sqrt(2))."""
 
     recalibrate_mean: bool = True
 
@@ -137,7 +146,7 @@ class SelfNorm(nn.Module):
         stats = jnp.stack([mu[:, 0, 0], sigma[:, 0, 0]], axis=-1)  # [N, C, 2]
 
         def attention(name):
-            kernel = self.param(f"{name}_fc", nn.initializers.lecun_normal(),
+            kernel = self.param(f"{name}_fc", _ATTENTION_INIT,
                                 (x.shape[-1], 2), jnp.float32)
             logits = jnp.sum(stats * kernel, axis=-1)  # channel-wise FC: [N, C]
             logits = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,

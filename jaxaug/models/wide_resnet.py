@@ -4,6 +4,17 @@ The CIFAR variant of the PyTorch reference used by AutoAugment and OnlineAugment
 16 filters, three groups of n = (d-4)/6 pre-activation basic blocks with widths 16k, 32k, 64k and
 strides 1, 2, 2, then BN-ReLU, global average pooling and a Dense classifier. WRN-28-10 has
 36,479,194 parameters with 10 classes.
+
+The block layout and init follow AutoAugment's (TensorFlow) WRN: the stride on a block's first
+conv, convs without bias, Kaiming-normal fan-out kernels; BatchNorm keeps 0.9 of its running
+statistics per step (PyTorch's default momentum 0.1). The PyTorch WRN that OnlineAugment, TeachAugment and DADA
+(Fast AutoAugment's) train (``models/wideresnet.py`` there, all one file) differs in all four:
+the stride on the second conv, convs with biases, PyTorch's default init (its ``conv_init`` is
+never applied: kernels U(+-1/sqrt(fan_in)), std 1/sqrt(3 fan_in)) and
+``BatchNorm2d(momentum=0.9)``, which keeps only 0.1 of the running statistics per step (its
+evaluation statistics are about the last batch's). Its smaller kernels (ours are 2.2x / 2.4x larger
+in weight-averaged std for WRN-10-1 / WRN-28-10) make SGD's steps on the kernels behind a
+BatchNorm, which sees only their direction, about 5x / 6x larger relative to them (the square).
 """
 
 from __future__ import annotations
