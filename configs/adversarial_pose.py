@@ -55,9 +55,9 @@ def get_config(arg: str = "synthetic"):
         c.model = "hourglass"
         c.hourglass = {"num_stacks": 8, "depth": 4, "features": 256, "stem_stride": 4,
                        "block": "residual", "growth": 32}
-        c.cunet = {"num_unets": 8, "depth": 4, "order": 1, "features": 128, "growth": 32,
-                   "stem_stride": 4, "memory_efficient": True, "refine_iterations": 0,
-                   "refine_growth": 16}
+        c.cunet.update({"num_unets": 8, "depth": 4, "order": 1, "features": 128, "growth": 32,
+                        "stem_stride": 4, "memory_efficient": True, "refine_iterations": 0,
+                        "refine_growth": 16})
         c.heatmap_sigma = 1.0
         c.adversarial.width = 256
         if dataset == "lsp":

@@ -415,3 +415,25 @@ def test_rejects_bad_inputs(model, images, occlusion, match):
     with pytest.raises(ValueError, match=match):
         jax.eval_shape(functools.partial(model.init, train=False, occlusion=occlusion),
                        jax.random.key(0), images)
+
+
+def test_reference_init_is_the_official_codes():
+    """initialization="reference": every conv kernel (stem and heads too) uniform on
+    +-1/sqrt(fan_in), every BatchNorm gamma uniform on [0, 1), in full precision (init jitted once:
+    eval_shape would not draw the values)."""
+    model = CUNet(**TINY_CUNET, refine_iterations=1, initialization="reference")
+    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), IMAGES)
+    flat = traverse_util.flatten_dict(variables["params"])
+    kernels = {k: np.asarray(v) for k, v in flat.items() if k[-1] == "kernel"}
+    scales = [np.asarray(v) for k, v in flat.items() if k[-1] == "scale"]
+    assert any(k[0].startswith("head") for k in kernels) and ("stem_conv", "kernel") in kernels
+    pooled = []
+    for path, kernel in kernels.items():
+        bound = 1 / np.sqrt(np.prod(kernel.shape[:-1]))
+        assert np.abs(kernel).max() <= bound, path
+        pooled.append(kernel.ravel() / bound)
+    pooled = np.concatenate(pooled)  # U(-1, 1): std 1/sqrt(3)
+    np.testing.assert_allclose(pooled.std(), 1 / np.sqrt(3), rtol=0.05)
+    assert all(0 <= s.min() and s.max() < 1 for s in scales) and np.concatenate(scales).std() > 0.2
+    with pytest.raises(ValueError, match="initialization must be one of"):
+        CUNet(**TINY_CUNET, initialization="torch")

@@ -39,15 +39,15 @@ except the stem conv and the heads' convs, which stay full precision; every Batc
 at U(0, 1) where the spec's ``bn_scale_init`` is "uniform" (the paper settings), as in the official
 code.
 
-Initialization otherwise departs from the official code (zhiqiangdon/CU-Net,
-``models/cu_net.py``), which draws every conv's weights from U(+-1/sqrt(fan_in)) (std
-1/sqrt(3 fan_in)) and every BatchNorm's gamma from U(0, 1) in full precision too: here the kernels
-are Kaiming normal with fan-out (std sqrt(2 / fan_out)), the heads zero, and gamma 1 unless the
-spec says "uniform". For CU-Net-2 with m = 64, n = 16 the kernels behind a BatchNorm start 3.5x
-(1x1, median) to 4.9x (3x3) larger than the reference's (the stem 0.53x); since RMSProp's first
-steps move every weight by about the same amount (10 lr at the first step), such a kernel's
-direction, all its BatchNorm passes on, turns that many times more slowly than in the
-reference. The functions and layers
+Initialization (``initialization``): "reference" is the official code's (zhiqiangdon/CU-Net,
+``models/cu_net.py``): every conv's weights from U(+-1/sqrt(fan_in)) (std 1/sqrt(3 fan_in)), the
+heads included, and every BatchNorm's gamma from U(0, 1), in full precision too. "kaiming" (the
+default) is this library's: Kaiming normal kernels with fan-out (std sqrt(2 / fan_out)), zero heads,
+and gamma 1 unless the spec says "uniform". For CU-Net-2 with m = 64, n = 16 its kernels behind a
+BatchNorm start 3.5x (1x1, median) to 4.9x (3x3) larger than the reference's (the stem 0.53x);
+since RMSProp's first steps move every weight by about the same amount (10 lr at the first step),
+such a kernel's direction, all its BatchNorm passes on, turns that many times more slowly than in
+the reference. The functions and layers
 shared with the stacked hourglass (input checks, occlusion, pooling) live here too.
 """
 
@@ -149,6 +149,25 @@ def batch_norm(train: bool, dtype: Any, name: str | None = None,
                         scale_init=scale_init, name=name)
 
 
+#: ``CUNet.initialization``: "kaiming", this library's (Kaiming normal fan-out kernels, zero
+#: heads, BatchNorm gamma 1 unless the quant spec says "uniform"), or "reference", the official
+#: code's.
+INITS = ("kaiming", "reference")
+
+# The official code's conv init (zhiqiangdon/CU-Net, models/cu_net.py): U(+-1/sqrt(fan_in)),
+# i.e. variance scaling 1/3 on the fan-in, uniform.
+REFERENCE_KERNEL_INIT = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
+
+def unit_inits(initialization: str, spec: QuantSpec | None) -> dict[str, Any]:
+    """The ``kernel_init`` and ``bn_scale_init`` of a BN-ReLU-Conv unit under ``init``
+    (`INITS`): the official code draws every conv from U(+-1/sqrt(fan_in)) and every gamma from
+    U(0, 1), in full precision too."""
+    if initialization == "reference":
+        return {"kernel_init": REFERENCE_KERNEL_INIT, "bn_scale_init": nn.initializers.uniform(1.0)}
+    return {"kernel_init": kaiming_fan_out, "bn_scale_init": batchnorm_scale_init(spec)}
+
+
 class BnReluConv(nn.Module):
     """Channel concatenation of the inputs - BN - ReLU - k x k `QuantConv`; ``iteration`` (static)
     picks the BatchNorm of that refinement iteration (`bn_name`), the conv is shared."""
@@ -197,12 +216,13 @@ class DenseBlock(nn.Module):
     spec: QuantSpec | None
     memory_efficient: bool
     dtype: Any
+    initialization: str = "kaiming"
 
     @nn.compact
     def __call__(self, inputs: Sequence[jax.Array], iteration: int = 0
                  ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         common = {"train": self.train, "spec": self.spec, "dtype": self.dtype,
-                  "bn_scale_init": batchnorm_scale_init(self.spec)}
+                  **unit_inits(self.initialization, self.spec)}
         concat_unit = RematBnReluConv if self.memory_efficient else BnReluConv
         bottleneck = concat_unit(4 * self.growth, 1, name="bottleneck", **common)(inputs, iteration)
         new = BnReluConv(self.growth, 3, name="conv3x3", **common)([bottleneck], iteration)
@@ -228,11 +248,12 @@ class RefineBlock(nn.Module):
     spec: QuantSpec | None
     memory_efficient: bool
     dtype: Any
+    initialization: str = "kaiming"
 
     @nn.compact
     def __call__(self, inputs: Sequence[jax.Array], iteration: int = 0) -> jax.Array:
         common = {"train": self.train, "spec": self.spec, "dtype": self.dtype,
-                  "bn_scale_init": batchnorm_scale_init(self.spec)}
+                  **unit_inits(self.initialization, self.spec)}
         unit = RematBnReluConv if self.memory_efficient else BnReluConv
         features = list(inputs)
         for i in range(REFINE_LAYERS):
@@ -256,13 +277,14 @@ class UNet(nn.Module):
     spec: QuantSpec | None
     memory_efficient: bool
     dtype: Any
+    initialization: str = "kaiming"
 
     @nn.compact
     def __call__(self, x, coupled: Sequence[Sequence[jax.Array]], occlusion: jax.Array | None,
                  iteration: int = 0):
         def block(num_outputs, name):
             return DenseBlock(self.features, self.growth, num_outputs, self.train, self.spec,
-                              self.memory_efficient, self.dtype, name=name)
+                              self.memory_efficient, self.dtype, self.initialization, name=name)
 
         new, skips = [], []
         for level in range(self.depth):
@@ -314,6 +336,7 @@ class CUNet(nn.Module):
     memory_efficient: bool | str = False
     quant: str | QuantSpec | None = None
     dtype: Any = jnp.float32
+    initialization: str = "kaiming"
 
     def __post_init__(self):
         super().__post_init__()
@@ -330,6 +353,9 @@ class CUNet(nn.Module):
         if self.memory_efficient not in MEMORY_EFFICIENT:
             raise ValueError(f"CUNet: memory_efficient must be one of {MEMORY_EFFICIENT}, got "
                              f"{self.memory_efficient!r}")
+        if self.initialization not in INITS:
+            raise ValueError(f"CUNet: initialization must be one of {INITS}, got "
+                             f"{self.initialization!r}")
         spec = get_spec(self.quant)
         if self.memory_efficient == "int8_codes" and not (spec and spec.int8_residuals):
             raise ValueError(f"CUNet: memory_efficient='int8_codes' needs a quant setting with "
@@ -344,24 +370,25 @@ class CUNet(nn.Module):
         concat_unit = (CodesRematBnReluConv if codes
                        else RematBnReluConv if self.memory_efficient else BnReluConv)
         unet_module = CodesRematUNet if codes else UNet
-        bn_scale_init = batchnorm_scale_init(spec)
-        common = {"train": train, "spec": spec, "dtype": self.dtype, "bn_scale_init": bn_scale_init}
+        inits = unit_inits(self.initialization, spec)
+        common = {"train": train, "spec": spec, "dtype": self.dtype, **inits}
         # Inside a codes-saving U-Net region the units need no checkpoints of their own.
         unets = [unet_module(self.depth, self.features, self.growth, train, spec,
                              bool(self.memory_efficient) and not codes, self.dtype,
-                             name=f"unet{u}")
+                             self.initialization, name=f"unet{u}")
                  for u in range(self.num_unets)]
         adapters = [concat_unit(self.features, 1, name=f"inter{u}", **common)
                     for u in range(1, self.num_unets)]
         # With the codes policy the (full-precision) heads recompute their BN-ReLU too.
         head_unit = RematBnReluConv if codes else BnReluConv
-        heads = [head_unit(self.num_joints, 1, train, dtype=self.dtype, kernel_init=HEAD_INIT,
-                           bn_scale_init=bn_scale_init, name=f"head{u}")
+        head_init = inits["kernel_init"] if self.initialization == "reference" else HEAD_INIT
+        heads = [head_unit(self.num_joints, 1, train, dtype=self.dtype, kernel_init=head_init,
+                           bn_scale_init=inits["bn_scale_init"], name=f"head{u}")
                  for u in range(self.num_unets)]
         refine = RefineBlock(self.features, self.refine_growth, train, spec,
-                             self.memory_efficient, self.dtype, name="refine")
+                             self.memory_efficient, self.dtype, self.initialization, name="refine")
 
-        x = self._stem(images, train, bn_scale_init)
+        x = self._stem(images, train, inits)
         heatmaps, first_features = [], None
         for iteration in range(1 + self.refine_iterations):
             if iteration:
@@ -381,10 +408,11 @@ class CUNet(nn.Module):
         heatmaps = jnp.stack(heatmaps)
         return (heatmaps, first_features) if return_features else heatmaps
 
-    def _stem(self, images: jax.Array, train: bool, bn_scale_init: Any) -> jax.Array:
+    def _stem(self, images: jax.Array, train: bool, inits: dict[str, Any]) -> jax.Array:
         """7x7 conv (full precision) - BN - ReLU - max pool, reducing the sides by stem_stride."""
         # QuantConv's leading fields are spec, use_bias and dtype, hence keywords only.
         x = QuantConv(features=self.features, kernel_size=7, strides=min(self.stem_stride, 2),
-                      use_bias=False, dtype=self.dtype, name="stem_conv")(images)
-        x = nn.relu(batch_norm(train, self.dtype, "stem_bn", bn_scale_init)(x))
+                      use_bias=False, dtype=self.dtype, kernel_init=inits["kernel_init"],
+                      name="stem_conv")(images)
+        x = nn.relu(batch_norm(train, self.dtype, "stem_bn", inits["bn_scale_init"])(x))
         return max_pool2(x) if self.stem_stride == 4 else x

@@ -16,6 +16,7 @@ from ml_collections import config_dict
 from jaxaug import methods, mix, policies
 from jaxaug.data import host_augment
 from jaxaug.data.augment import CROPS
+from jaxaug.models.cunet import INITS as CUNET_INITS
 from jaxaug.models.cunet import MEMORY_EFFICIENT
 from jaxaug.models.norm import CNSNPlacement
 from jaxaug.models.pose import POSE_MODELS
@@ -205,6 +206,9 @@ def _keypoint_fields(c: ml_collections.ConfigDict) -> None:
         "num_unets": 2, "depth": 2, "order": 1, "features": 64, "growth": 16, "stem_stride": 4,
         "memory_efficient": ml_collections.FieldReference(False, field_type=object),
         "refine_iterations": 0, "refine_growth": 16,
+        # initialization: "kaiming" (this library's) or "reference" (the official code's
+        # U(+-1/sqrt(fan_in)) convs and U(0, 1) BatchNorm gammas, jaxaug.models.cunet.INITS).
+        "initialization": "kaiming",
     })
     # block: "residual" (bottleneck modules, the paper's) or "dense" (CU-Net's dense blocks of
     # growth `growth`) in every hourglass module.
@@ -335,6 +339,8 @@ def _validate_keypoints(config, check) -> None:
     check(config.model in POSE_MODELS, "model", f"must be one of {', '.join(POSE_MODELS)}")
     check(config.quant.removesuffix(INT8_SUFFIX) in QUANT_SETTINGS, "quant",
           f"must be one of {', '.join(QUANT_SETTINGS)}, optionally with the suffix {INT8_SUFFIX}")
+    check(config.cunet.initialization in CUNET_INITS, "cunet.initialization",
+          f"must be one of {CUNET_INITS}")
     memory_efficient = config.cunet.memory_efficient
     check(type(memory_efficient) in (bool, str) and memory_efficient in MEMORY_EFFICIENT,
           "cunet.memory_efficient", "must be False, True or 'int8_codes'")
