@@ -45,9 +45,11 @@ matched baseline, the same pipeline without the learned part:
                table, + Cutout 16 as here)
 
 "evidence-as-run" is "evidence" as docs/evidence/cpu.json was made: issue 20's arms ran at
-568ca62, issue 25's four at 0616728. The two commits train cropflip, randaugment and autoaugment
-bit for bit alike (logged metrics compared), but not Cutout (its draws differ from the first
-epoch), so teachaugment pairs with Cutout rerun at 0616728, the arm "cutout@0616728".
+568ca62, except trivialaugment, tanda, adatransform and cnsn, whose code was fixed after (run at
+90b87c0); issue 25's four ran at 0616728. The three commits train cropflip bit for bit alike, and
+568ca62 and 0616728 randaugment and autoaugment too (logged metrics compared), but not Cutout
+(its draws differ from the first epoch), so teachaugment pairs with Cutout rerun at 0616728, the
+arm "cutout@0616728".
 """
 
 CIFAR = "imagefolder:../shared/data/cifar10-jpeg.zip"
