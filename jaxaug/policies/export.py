@@ -18,7 +18,7 @@ from jaxaug.policies.policy import write_table
 SEARCHING_METHODS = ("dada",)
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m jaxaug.policies.export",
         description="Write the policy a policy-search run found as an AutoAugment table (JSON).")
