@@ -86,18 +86,3 @@ def make_image_folder(tmp_path):
 def cache_dir(tmp_path):
     """An empty directory for jaxaug.data's decoded-array cache."""
     return tmp_path / "cache"
-
-
-# The heaviest modules (docs/benchmarks.md, the suite's slowest tests) are collected first, so that
-# pytest-xdist's per-file scheduling (`--dist loadfile`) hands them out early and ends on light
-# modules, instead of one worker finishing a heavy module while the other idles. Order within a
-# module is unchanged.
-HEAVY_FIRST = ("test_online_augment_devices.py", "test_notebooks.py", "test_online_augment.py",
-               "test_experiments.py", "test_pose_training.py", "test_robustness.py",
-               "test_train.py", "test_adversarial_pose.py", "test_policies.py",
-               "test_data_cifar.py", "test_balance_index.py", "test_consistency.py")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
-    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))
