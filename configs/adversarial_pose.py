@@ -14,7 +14,8 @@ adversarial.pretrain_epochs, which gives both the same number of pose-network up
 
 * synthetic: 64x64 figures, the CPU-sized CU-Net of configs/cunet_keypoints.py, batch 24 (thirds
   of 8, and it shards over 8 devices), 4 epochs of the pose network, 1 of pre-training G and 6
-  joint.
+  joint; 500 of the 4,000 training figures held out to pick the best epoch, as in
+  configs/cunet_keypoints.py.
 * mpii / lsp: 256x256 crops, an 8-stack hourglass of width 256 (the paper's target network),
   batch 24; pose 100 epochs, pre-training 2, joint 48. These epoch counts are ours (the paper
   does not list them) and these two configs were not run here: no MPII or LSP data is at hand.
@@ -40,12 +41,16 @@ def get_config(arg: str = "synthetic"):
     c = keypoints_config()
     c.method = "adversarial_pose"
     c.dataset = DATASETS[dataset]
+    # The pose-adv-aug code (models/asn_stacked_hg.py) initializes as the CU-Net code does:
+    # convs U(+-1/sqrt(fan_in)), BatchNorm gammas U(0, 1). Only our CU-Net has that option.
+    c.cunet.initialization = "reference"
     if dataset == "synthetic":
         c.batch_size = 24
         c.epochs = 11
         c.adversarial.pose_epochs = 4
         c.adversarial.pretrain_epochs = 1
         c.model = "cunet"
+        c.val_size = 500
     else:
         c.image_size = 256
         c.batch_size = 24

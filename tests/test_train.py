@@ -573,3 +573,13 @@ def test_config_policy_reaches_the_train_step():
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     without = jax.jit(augmentation(tiny_config().augment, mean))(key, batch)["image"]
     assert not np.array_equal(np.asarray(got), np.asarray(without))
+
+
+def test_progress_bar_shows_the_losses_a_stage_logs():
+    from jaxaug.train.loop import _progress_losses
+    assert _progress_losses({"loss": 0.51234, "accuracy": 0.9, "generator_loss": 2.0}) == {
+        "loss": "0.512"}
+    # ASR + AHO's pre-training stage trains only the augmentation network: no "loss" (the bar
+    # showed loss=nan there).
+    assert _progress_losses({"adversary_loss": 0.7822, "kl_scale": 0.02}) == {
+        "adversary_loss": "0.782"}

@@ -10,7 +10,6 @@ import contextlib
 import functools
 import itertools
 import json
-import math
 import os
 import signal
 import threading
@@ -274,7 +273,7 @@ def train(
                             epoch_metrics += window
                             averaged = mean_metrics(window)
                             writer.write(step, "train", {**averaged, "learning_rate": schedule(step * updates_per_step - 1)})
-                            progress.set_postfix(loss=f"{averaged.get('loss', math.nan):.3f}")
+                            progress.set_postfix(_progress_losses(averaged))
                             diverged_at = _divergence(window, step, config)
                             meta["nonfinite_steps"] = meta.get("nonfinite_steps", 0) + int(
                                 sum(m["nonfinite"] for m in window))
@@ -333,6 +332,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 class TrainingDiverged(RuntimeError):
     """A run stopped on a non-finite loss or state (``config.nonfinite="stop"``)."""
+
+
+def _progress_losses(averaged: dict[str, float]) -> dict[str, str]:
+    """The progress bar's losses: ``loss`` where the step trains the target, else the losses the
+    step logs (a stage that trains only an augmenter has no ``loss``)."""
+    names = ["loss"] if "loss" in averaged else [k for k in sorted(averaged) if k.endswith("loss")]
+    return {name: f"{averaged[name]:.3f}" for name in names}
 
 
 def _divergence(window: list[dict[str, np.ndarray]], step: int, config) -> int | None:
