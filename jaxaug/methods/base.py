@@ -14,8 +14,8 @@ import optax
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
-# The batch entry holding the normalized images before the standard augmentation (crop, flip,
-# policy, Cutout), which the trainer adds for a method with ``Method.unaugmented_input``.
+# The batch entry holding the images (floats in [0, 1]) before the standard augmentation (crop,
+# flip, policy, Cutout), which the trainer adds for a method with ``Method.unaugmented_input``.
 UNAUGMENTED = "image_unaugmented"
 
 
