@@ -6,6 +6,7 @@ augmentation policy between the flip and Cutout:
   python train.py --config=configs/cifar10_wrn.py:autoaugment          # AutoAugment CIFAR-10
   python train.py --config=configs/cifar10_wrn.py:randaugment          # RandAugment(2, 9)
   python train.py --config=configs/cifar10_wrn.py:trivialaugment       # TrivialAugment-Wide
+  python train.py --config=configs/cifar10_wrn.py:random_composition   # 2 random ops, random p
   python train.py --config=configs/cifar10_wrn.py:augmix               # AugMix + JS, its recipe
   python train.py --config=configs/cifar10_wrn.py:baseline,mixup       # + MixUp, alpha 1
   python train.py --config=configs/cifar10_wrn.py:baseline,cutmix      # + CutMix, alpha 1, p 0.5
@@ -25,6 +26,7 @@ POLICIES = {
     "autoaugment": "autoaugment_cifar10",
     "randaugment": "randaugment",
     "trivialaugment": "trivial_augment_wide",
+    "random_composition": "random_composition",
     "augmix": "",
 }
 
@@ -47,7 +49,8 @@ def get_config(arg="baseline"):
     config.batch_size = 128
     config.augment.cutout = 16
     config.augment.policy = POLICIES[policy]
-    config.augment.num_ops, config.augment.magnitude = 2, 9  # RandAugment(2, 9)
+    # RandAugment(2, 9); num_ops is also random_composition's (2, the copies of Wu et al. 2020).
+    config.augment.num_ops, config.augment.magnitude = 2, 9
     if mixing:
         config.augment.cutout = 0
         config.augment.mixup.update(MIXING[mixing[0]])

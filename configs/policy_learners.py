@@ -24,6 +24,9 @@ methods:
   uncertainty   Uncertainty-based sampling (Wu et al., ICML 2020): C = 4 RandAugment(2, 9)
                 copies per image, the S = 1 of highest loss trained on; Cutout 16 on every copy
                 (the authors' CIFAR script: C 4, S 1, 2 ops per copy, Cutout).
+  uncertainty_reference  the same with the authors' copies: 2 ops of their list, each applied
+                with a probability drawn from U(0, 1) at a level drawn uniformly
+                (jaxaug.policies.random_composition), then Cutout 16.
   dada          Differentiable policy search (DADA / Faster AutoAugment): the first
                 config.dada.search_epochs (20, DADA's) search 25 sub-policies of 2 stages by
                 DARTS meta-gradients on (train, validation) halves of each batch, the rest
@@ -46,7 +49,7 @@ from jaxaug.train.config import base_config
 DATASETS = {"cifar10": ("tfds:cifar10", 0), "cifar100": ("tfds:cifar100", 0),
             "cifar10_10pct": ("tfds:cifar10", 5000)}
 METHODS = ("adv_aa", "adatransform", "adacutout", "adaerasing", "tanda", "tanda_mf",
-           "uncertainty", "dada")
+           "uncertainty", "uncertainty_reference", "dada")
 
 
 def get_config(arg="adv_aa,cifar10"):
@@ -65,9 +68,11 @@ def get_config(arg="adv_aa,cifar10"):
     if method == "adv_aa":
         config.method = "adv_autoaugment"
         config.augment.cutout = 16
-    elif method in ("uncertainty", "dada"):
-        config.method = method
+    elif method in ("uncertainty", "uncertainty_reference", "dada"):
+        config.method = method.removesuffix("_reference")
         config.augment.cutout = 16
+        if method == "uncertainty_reference":
+            config.uncertainty.policy = "random_composition"
     elif method.startswith("ada"):
         config.method = "adatransform"
         config.adatransform.mode = {"adatransform": "transform", "adacutout": "cutout",

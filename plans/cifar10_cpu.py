@@ -40,13 +40,17 @@ matched baseline, the same pipeline without the learned part:
                (matched: cutout).
   uncertainty  C = 4 RandAugment(2, 9) copies per image, the one of highest loss trained on,
                Cutout 16 on it (matched: randaugment, the same policy and Cutout on one copy)
+  uncertainty_reference  the same with the authors' copies (2 ops, each applied with a
+               probability drawn from U(0, 1) at a uniform level; matched: random_composition,
+               that policy and Cutout on one copy, an extra control)
   dada         DADA's search for its 20 epochs (10% of the run; 25 sub-policies, DARTS), then
                the searched policy, hard, for 180 (matched: autoaugment, the published CIFAR-10
                table, + Cutout 16 as here)
 
 "evidence-as-run" is "evidence" as docs/evidence/cpu.json was made: issue 20's arms ran at
 568ca62, except trivialaugment, tanda, adatransform and cnsn, whose code was fixed after (run at
-90b87c0); issue 25's four ran at 0616728. The three commits train cropflip bit for bit alike, and
+90b87c0); issue 25's four ran at 0616728; random_composition and uncertainty_reference at
+<commit>. The three commits train cropflip bit for bit alike, and
 568ca62 and 0616728 randaugment and autoaugment too (logged metrics compared), but not Cutout
 (its draws differ from the first epoch), so teachaugment pairs with Cutout rerun at 0616728, the
 arm "cutout@0616728".
@@ -76,7 +80,7 @@ def regime(point):
 
 def evidence():
     base, seeds, arms = regime("regime-200ep")
-    for policy in ("randaugment", "trivialaugment"):
+    for policy in ("randaugment", "trivialaugment", "random_composition"):
         arms[policy] = {"config": f"configs/cifar10_wrn.py:{policy}", "overrides": base}
 
     def learned(config, matched, **overrides):
@@ -102,6 +106,8 @@ def evidence():
     arms["teachaugment"] = learned("configs/teachaugment.py:cifar10", "cutout",
                                    **{"optimizer.warmup_epochs": 0.0})
     arms["uncertainty"] = learned(f"{pl}:uncertainty,cifar10", "randaugment")
+    arms["uncertainty_reference"] = learned(f"{pl}:uncertainty_reference,cifar10",
+                                            "random_composition")
     arms["dada"] = learned(f"{pl}:dada,cifar10", "autoaugment")
     return {"baseline": "cropflip", "seeds": seeds, "arms": arms,
             "regime": described("regime-200ep", base)}

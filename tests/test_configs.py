@@ -102,7 +102,8 @@ def test_adversarial_pose_config_errors_name_the_field(field, value, message):
 
 @pytest.mark.parametrize("arg,policy", [
     ("autoaugment", "autoaugment_cifar10"), ("randaugment", "randaugment"),
-    ("trivialaugment", "trivial_augment_wide"), ("baseline", ""),
+    ("trivialaugment", "trivial_augment_wide"), ("random_composition", "random_composition"),
+    ("baseline", ""),
 ])
 def test_cifar10_wrn_policy_variants(arg, policy):
     config = load_config(os.path.join(REPO, "configs", "cifar10_wrn.py"), arg)
@@ -209,6 +210,7 @@ def test_demo_config_variants_differ_only_in_the_method():
     ("tanda,cifar10", "tanda", "tanda.generator", "lstm"),
     ("tanda_mf,cifar100", "tanda", "tanda.generator", "mean_field"),
     ("uncertainty,cifar10", "uncertainty", "uncertainty.num_copies", 4),
+    ("uncertainty_reference,cifar10", "uncertainty", "uncertainty.policy", "random_composition"),
     ("dada,cifar100", "dada", "dada.search_epochs", 20),
 ])
 def test_policy_learner_configs(arg, method, field, value):

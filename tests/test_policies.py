@@ -23,7 +23,8 @@ IMAGES = load_images()
 SAMPLED = {"autoaugment_cifar10": policies.autoaugment("cifar10"),
            "randaugment_2_9": policies.randaugment(2, 9),
            "randaugment_3_5": policies.randaugment(3, 5),
-           "trivial_augment_wide": policies.trivial_augment_wide()}
+           "trivial_augment_wide": policies.trivial_augment_wide(),
+           "random_composition_2": policies.random_composition(2)}
 
 
 @functools.cache
@@ -111,6 +112,29 @@ def test_trivial_augment_draws_op_and_level_uniformly():
     level = rotations * 30 / 135
     np.testing.assert_allclose(level, np.round(level), atol=1e-4)
     assert set(np.round(level).astype(int)) == set(range(31))
+
+
+def test_random_composition_draws_ops_levels_and_coins_as_the_reference():
+    policy = SAMPLED["random_composition_2"]
+    op_index, value, applied = _all_samples()["random_composition_2"]
+    assert policy.op_names == tables.RANDOM_COMPOSITION_OPS and op_index.shape == (N_SAMPLES, 2)
+    counts = np.bincount(op_index.ravel(), minlength=15)
+    expected = 2 * N_SAMPLES / 15
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected)), counts
+    # Applied with p ~ U(0, 1) drawn per step: with probability E[p] = 1/2, independently of the
+    # op, the level and the other step.
+    n = applied.size
+    assert abs(applied.mean() - 0.5) < 5 * np.sqrt(0.25 / n), applied.mean()
+    both = np.mean(applied[:, 0] & applied[:, 1])
+    assert abs(both - 0.25) < 5 * np.sqrt(0.25 * 0.75 / N_SAMPLES), both
+    # rotate level l -> l / 10 * 30 degrees, either sign: the 11 levels 0-10, uniformly.
+    level = np.abs(value[op_index == policy.op_names.index("rotate")]) / 3
+    np.testing.assert_allclose(level, np.round(level), atol=1e-4)
+    level_counts = np.bincount(np.round(level).astype(int), minlength=11)
+    assert len(level_counts) == 11
+    expected = len(level) / 11
+    assert np.all(np.abs(level_counts - expected) < 5 * np.sqrt(expected)), level_counts
+    assert policies.get("random_composition", num_ops=3).name == "random_composition_3"
 
 
 def _pillow_diff(op_names, images, out, steps):

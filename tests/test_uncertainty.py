@@ -99,3 +99,17 @@ def test_config_is_the_papers_cifar_setting_and_rejects_bad_fields():
     config.uncertainty.selection, config.augment.policy = "top_k", "randaugment"
     with pytest.raises(ValueError, match=r"config\.augment\.policy"):
         validate(config, device_count=1)
+
+
+def test_reference_config_draws_its_copies_from_the_authors_random_composition(monkeypatch):
+    """``uncertainty_reference``: what reaches the method, captured instead of building it."""
+    from jaxaug import methods, models
+    monkeypatch.setattr(unc, "uncertainty", lambda model, optimizer, **kw: kw)
+    path = os.path.join(os.path.dirname(__file__), "..", "configs", "policy_learners.py")
+    config = load_config_file(path, "uncertainty_reference,cifar10")
+    validate(config, device_count=1)
+    got = methods.create(methods.Context(
+        model=None, optimizer=None, lr_schedule=None, steps_per_epoch=391, num_classes=10,
+        normalization=models.Normalization((0.5,), (0.25,)), config=config))
+    assert got["policy"].name == "random_composition_2"
+    assert (got["num_copies"], got["num_selected"], got["cutout"]) == (4, 1, 16)

@@ -21,17 +21,18 @@ to the losses: ``selection="sampled"`` is that variant, ``"top_k"`` (default) th
 
 CIFAR settings (the authors' ``scripts/run_cifar10.sh`` and README table, files
 ``..._c_4_s_1``): C = 4 copies, S = 1 kept, each copy a composition of 2 random ops
-(``num_comp=2``), then pad-crop, flip, Cutout (``MP16``: up to 16 px) and MixUp (their
-``augment_policy.py``); their README
-also reports C = 8, S = 4 ("enlarging the number of augmented data points"). The defaults here
-are C = 4, S = 1 and RandAugment(N=2, M=9) (`jaxaug.policies.randaugment`, the issue's default
-policy), then ``config.augment.cutout`` (a fixed side) on every copy
-(``Method.applies_cutout``). Departures,
-kept: the copies share the trainer's crop and flip (the reference draws crop and flip per copy),
-each op of the reference has a random probability and a level uniform in [0, 1] where
-RandAugment applies both ops at magnitude M, and the reference's MixUp on top is not applied.
-A target step sees B x S images; with S = 1 that is the plain step's batch, at the price of the
-B x C scoring pass.
+(``num_comp=2``), then pad-crop, flip, Cutout (``MP16``: a side drawn up to 16 px) and MixUp
+(their ``augment_policy.py``); their README also reports C = 8, S = 4 ("enlarging the number of
+augmented data points"). The defaults here are C = 4, S = 1 and RandAugment(N=2, M=9)
+(`jaxaug.policies.randaugment`, the issue's default policy), then ``config.augment.cutout`` (a
+fixed side) on every copy (``Method.applies_cutout``). The authors' copies are
+``policy="random_composition"`` (`jaxaug.policies.random_composition`: each of the 2 ops applied
+with a probability drawn from U(0, 1), at a uniform level; config
+``configs/policy_learners.py:uncertainty_reference,<dataset>``), much milder on average than
+RandAugment's two ops at M = 9, always applied. Departures, kept: the copies share the
+trainer's crop and flip (the reference draws crop and flip per copy), the final Cutout has a
+fixed side, and the reference's MixUp on top is not applied. A target step sees B x S images;
+with S = 1 that is the plain step's batch, at the price of the B x C scoring pass.
 """
 
 import functools

@@ -19,6 +19,10 @@ Sampling, per image:
 * **TrivialAugment-Wide** (:func:`trivial_augment_wide`): one op uniform over
   :data:`~jaxaug.policies.tables.TRIVIAL_AUGMENT_WIDE_OPS` at a level uniform over 0-30,
   always applied, random sign.
+* **Random composition** (:func:`random_composition`, the copies of uncertainty-based
+  sampling): ``num_ops`` steps, each op uniform over
+  :data:`~jaxaug.policies.tables.RANDOM_COMPOSITION_OPS` at a level uniform over 0-10, applied
+  with a probability itself drawn from U(0, 1), random sign.
 
 The tables depend on the image size through the translate and cutout constants (see
 :mod:`jaxaug.policies.levels`); the size is read from the image's static shape.
@@ -198,15 +202,20 @@ def autoaugment(policy: str | tables.PolicyTable = "cifar10", **options: Any) ->
     return Policy(name, vocabulary, sampler, **options)
 
 
-def _uniform_ops_sampler(op_names, num_steps, level_range, variant):
-    """num_steps ops uniform over op_names, each at a level uniform over level_range."""
+def _uniform_ops_sampler(op_names, num_steps, level_range, variant, random_probability=False):
+    """num_steps ops uniform over op_names, each at a level uniform over level_range; each
+    applied, or with ``random_probability`` applied with a probability drawn from U(0, 1)."""
     def sampler(key, image_size):
         values = jnp.asarray(_value_table(op_names, level_range, image_size, variant))
         op_key, level_key, sign_key = jax.random.split(key, 3)
         op_index = jax.random.randint(op_key, (num_steps,), 0, len(op_names))
         level = jax.random.randint(level_key, (num_steps,), 0, len(level_range))
         value = _signed_values(sign_key, op_index, values[op_index, level], op_names, variant)
-        return op_index, value, jnp.ones((num_steps,), bool)
+        if not random_probability:
+            return op_index, value, jnp.ones((num_steps,), bool)
+        prob_key, coin_key = jax.random.split(jax.random.fold_in(key, 1))
+        probability = jax.random.uniform(prob_key, (num_steps,))
+        return op_index, value, jax.random.uniform(coin_key, (num_steps,)) < probability
     return sampler
 
 
@@ -222,6 +231,23 @@ def randaugment(num_ops: int = 2, magnitude: int = 9, **options: Any) -> Policy:
     _check_int("randaugment", "magnitude", magnitude, tables.MIN_LEVEL, tables.MAX_LEVEL)
     sampler = _uniform_ops_sampler(tables.RANDAUGMENT_OPS, num_ops, (magnitude,), "randaugment")
     return Policy(f"randaugment_{num_ops}_{magnitude}", tables.RANDAUGMENT_OPS, sampler,
+                  **options)
+
+
+def random_composition(num_ops: int = 2, **options: Any) -> Policy:
+    """The copies of uncertainty-based sampling (Wu et al. 2020, from the authors' code,
+    ``dauphin/image/augment_policy.py``): ``num_ops`` ops uniform over
+    :data:`~jaxaug.policies.tables.RANDOM_COMPOSITION_OPS` (with replacement), each applied with
+    a probability p ~ U(0, 1) drawn per step (so with probability 1/2 overall) at a level
+    uniform over 0-10, random sign, on AutoAugment's CIFAR ranges. The authors draw the level
+    from [0, 1] in steps of 0.001 on ranges that are AutoAugment's except two: Posterize keeps
+    ``int(4 * level)`` bits (here ``4 - int(4 * level / 10)`` of a level 0-10) and the in-policy
+    Cutout's side is at most 16 px on CIFAR (here 20)."""
+    _check_int("random_composition", "num_ops", num_ops, 1, 100)
+    sampler = _uniform_ops_sampler(tables.RANDOM_COMPOSITION_OPS, num_ops,
+                                   tuple(range(tables.MAX_LEVEL + 1)), "autoaugment",
+                                   random_probability=True)
+    return Policy(f"random_composition_{num_ops}", tables.RANDOM_COMPOSITION_OPS, sampler,
                   **options)
 
 
@@ -255,7 +281,7 @@ def apply_actions(key: jax.Array, img: jax.Array, actions: jax.Array, *, op_name
 
 #: Policy constructors by name, for configs; :func:`get` also takes timm's strings.
 POLICY_NAMES = ("autoaugment_cifar10", "autoaugment_svhn", "autoaugment_imagenet",
-                "randaugment", "trivial_augment_wide", "augmix")
+                "randaugment", "trivial_augment_wide", "augmix", "random_composition")
 
 
 #: :func:`get`'s prefix of a policy table stored as JSON.
@@ -291,7 +317,7 @@ def write_table(table: tables.PolicyTable, path: str) -> None:
 
 def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> Callable:
     """The policy called ``name``: one of :data:`POLICY_NAMES` (``num_ops`` and ``magnitude``
-    are RandAugment's; ``"augmix"`` is :func:`~jaxaug.policies.augmix_policy.augmix` at its
+    are RandAugment's, ``num_ops`` also random_composition's; ``"augmix"`` is :func:`~jaxaug.policies.augmix_policy.augmix` at its
     defaults) or a timm string such as ``"rand-m9-n2-mstd0.5-inc1"``, ``"augmix-m5-w4-d2"`` or
     ``"trivialaugment"`` (:func:`jaxaug.policies.timm.parse`, which names a bad token), or
     ``"table:<path>"``, an AutoAugment table stored as JSON (``[[[op, probability, level],
@@ -305,6 +331,8 @@ def get(name: str, *, num_ops: int = 2, magnitude: int = 9, **options: Any) -> C
         return randaugment(num_ops, magnitude, **options)
     if name == "trivial_augment_wide":
         return trivial_augment_wide(**options)
+    if name == "random_composition":
+        return random_composition(num_ops, **options)
     if name == "augmix":
         return augmix_policy.augmix(**options)
     if timm.is_timm_string(name):

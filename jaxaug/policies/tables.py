@@ -244,6 +244,28 @@ bin uniformly, not over the 0-10 levels of the AutoAugment tables; the
 takes levels 0-30.
 """
 
+RANDOM_COMPOSITION_OPS = (
+    "auto_contrast",
+    "brightness",
+    "color",
+    "contrast",
+    "cutout",
+    "equalize",
+    "invert",
+    "posterize",
+    "rotate",
+    "sharpness",
+    "shear_x",
+    "shear_y",
+    "solarize",
+    "translate_x",
+    "translate_y",
+)
+"""The 15 ops that uncertainty-based sampling's copies draw from (Wu et al. 2020; the authors'
+``senwu/dauphin``, ``dauphin/image/augment_policy.py``, policy ``uncertainty_sampling``): their
+list of 16 without ``Mixup``, which mixes in a second image and its label.
+"""
+
 #: All published policy tables, by name.
 POLICIES = {
     "autoaugment_cifar10": AUTOAUGMENT_CIFAR10,
