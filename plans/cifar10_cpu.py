@@ -50,7 +50,7 @@ matched baseline, the same pipeline without the learned part:
 "evidence-as-run" is "evidence" as docs/evidence/cpu.json was made: issue 20's arms ran at
 568ca62, except trivialaugment, tanda, adatransform and cnsn, whose code was fixed after (run at
 90b87c0); issue 25's four ran at 0616728; random_composition and uncertainty_reference at
-<commit>. The three commits train cropflip bit for bit alike, and
+09752bb. The three commits train cropflip bit for bit alike, and
 568ca62 and 0616728 randaugment and autoaugment too (logged metrics compared), but not Cutout
 (its draws differ from the first epoch), so teachaugment pairs with Cutout rerun at 0616728, the
 arm "cutout@0616728".

@@ -11,7 +11,7 @@ needs a baseline that is an arm, so each subset's first arm stands in for it.
                 N(0, 0.02) init), cnsn (SelfNorm's attention init) and trivialaugment
                 (torchvision's solarize thresholds and whole-pixel translations), fixed after
                 568ca62; all pair with cropflip, which both commits train alike.
-  "uncertainty-reference"  from a worktree at <commit>, where they exist: uncertainty-based
+  "uncertainty-reference"  from a worktree at 09752bb, where they exist: uncertainty-based
                 sampling with the authors' copies and its matched control, one copy of them.
 
   python -m jaxaug.experiments --plan=<main>/plans/as_run/evidence_subsets.py:issue25 \\
