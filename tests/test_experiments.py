@@ -153,6 +153,16 @@ def test_bad_plans_get_errors_naming_what_is_wrong(raw, only, message):
     assert message in str(e.value)
 
 
+def test_only_seeds_keeps_those_of_the_plans_seeds_in_its_order():
+    raw = plan_dict(seeds=[0, 1, 2])
+    assert parse_plan(raw, only_seeds=["2", "0"]).seeds == (0, 2)
+    assert parse_plan(raw).seeds == (0, 1, 2)
+    for bad in (["3"], ["one"], ["1", "-1"]):
+        with pytest.raises(ValueError, match=rf"seed '{bad[-1]}' is not one of the plan's seeds "
+                                             r"\[0, 1, 2\]"):
+            parse_plan(raw, only_seeds=bad)
+
+
 def test_finished_and_diverged_runs_are_skipped_others_resumed(tmp_path):
     """A fake runner records what it is asked to run and finishes a run by writing summary.json."""
     plan = parse_plan({"baseline": "a", "seeds": [0, 1, 2, 3, 4, 5, 6, 7],

@@ -27,6 +27,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("parallel", 1, "Runs trained at once.", lower_bound=1)
     flags.DEFINE_list("arms", None,
                       "Only these arms (with the baseline and their matched arms); default all.")
+    flags.DEFINE_list("seeds", None,
+                      "Only these of the plan's seeds; default all. --seeds=0, then 1, then 2 "
+                      "runs every arm's first seed before any arm's second.")
     flags.mark_flags_as_required(["plan", "out"])
 
 
@@ -34,7 +37,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
-        plan = load_plan(FLAGS.plan, FLAGS.arms)
+        plan = load_plan(FLAGS.plan, FLAGS.arms, FLAGS.seeds)
     except ValueError as e:
         sys.exit(f"error: {e}")
     records = run_plan(plan, FLAGS.out, parallel=FLAGS.parallel)

@@ -100,9 +100,11 @@ class Plan:
         return {name: arm.matched for name, arm in self.arms.items() if arm.matched}
 
 
-def parse_plan(raw: Any, only_arms: list[str] | None = None) -> Plan:
-    """Checks a plan dict; ``only_arms`` keeps those arms (and the baseline). Every error names the
-    offending key or value."""
+def parse_plan(raw: Any, only_arms: list[str] | None = None,
+               only_seeds: list[str] | None = None) -> Plan:
+    """Checks a plan dict; ``only_arms`` keeps those arms (and the baseline), ``only_seeds`` (as
+    the command line gives them) those of the plan's seeds, in the plan's order. Every error names
+    the offending key or value."""
     if not isinstance(raw, dict):
         raise ValueError(f"plan: must be a dict with arms, seeds and baseline, got {type(raw).__name__}")
     unknown = set(raw) - {"arms", "seeds", "baseline", "regime"}
@@ -157,12 +159,20 @@ def parse_plan(raw: Any, only_arms: list[str] | None = None) -> Plan:
             raise ValueError(f"unknown arm(s) {missing}; the plan's arms are {list(arms)}")
         keep = set(only_arms) | {baseline} | {arms[a].matched for a in only_arms} - {None}
         arms = {k: v for k, v in arms.items() if k in keep}
+    if only_seeds:
+        wanted = []
+        for seed in only_seeds:
+            if not str(seed).lstrip("-").isdigit() or int(seed) not in seeds:
+                raise ValueError(f"seed {seed!r} is not one of the plan's seeds {list(seeds)}")
+            wanted.append(int(seed))
+        seeds = [s for s in seeds if s in wanted]
     for arm in arms.values():
         arm.resolve(seeds[0])  # an unknown override field fails now, not after other runs
     return Plan(arms=arms, seeds=tuple(seeds), baseline=baseline, regime=dict(regime))
 
 
-def load_plan(spec: str, only_arms: list[str] | None = None) -> Plan:
+def load_plan(spec: str, only_arms: list[str] | None = None,
+              only_seeds: list[str] | None = None) -> Plan:
     """Reads a plan from a ``.json`` file, or from a Python file's ``get_plan()``; for
     ``path.py:arg``, from ``get_plan(arg)`` (one file, several plans, as configs take an
     argument)."""
@@ -191,4 +201,4 @@ def load_plan(spec: str, only_arms: list[str] | None = None) -> Plan:
                 f"takes no argument, got {arg!r}" if arg else
                 f"needs an argument ({path}:<arg>)")) from None
         raw = module.get_plan(*args)
-    return parse_plan(raw, only_arms)
+    return parse_plan(raw, only_arms, only_seeds)
