@@ -13,7 +13,7 @@ import pytest
 from jaxaug.experiments import aggregate, markdown_table, parse_plan, run_plan, run_state
 from jaxaug.experiments.collect import collect, parse_source
 from jaxaug.experiments.plan import json_hash, load_plan
-from jaxaug.experiments.report import write_outputs
+from jaxaug.experiments.report import curve_panels, write_outputs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(REPO, "configs", "quickstart.py")
@@ -112,6 +112,24 @@ def test_write_outputs_never_ranks_a_diverged_run(tmp_path):
     assert len(diverged) == 1 and diverged[0]["final_test_score"] is None
     assert results["arms"]["aug"]["ok"] == 2
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curves_plot_pairs_each_learned_arm_with_its_matched_baseline(tmp_path):
+    arms = ["cropflip", "cutout", "astn", "astn_meta", "aa"]
+    matched = {"astn": "cutout", "astn_meta": "astn"}
+    assert curve_panels(arms, matched) == [
+        ("arms", ["cropflip", "cutout", "aa"]), ("astn vs cutout", ["cutout", "astn"]),
+        ("astn_meta vs astn", ["astn", "astn_meta"])]
+    assert curve_panels(arms) == [("arms", arms)]
+    assert curve_panels(["a"], {"a": "b"}) == [("a vs b", ["b", "a"])]
+    # hand_made()'s "aug" paired with "base": two panels ("base"; "base" and "aug"), side by side.
+    write_outputs(hand_made(), "base", str(tmp_path), matched={"aug": "base"})
+    from PIL import Image
+    with Image.open(tmp_path / "curves.png") as one_pair:
+        assert one_pair.width > one_pair.height * 1.5, one_pair.size
+    write_outputs(hand_made(), "base", str(tmp_path))
+    with Image.open(tmp_path / "curves.png") as single:
+        assert single.width < single.height * 1.6, single.size
 
 
 def plan_dict(**changes):

@@ -123,28 +123,62 @@ def markdown_table(records: list[dict[str, Any]], baseline: str,
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(records: list[dict[str, Any]], path: str) -> None:
-    """The main test score per epoch, mean line and min-max band over each arm's ok runs."""
+def curve_panels(arms: list[str], matched: dict[str, str] | None = None
+                 ) -> list[tuple[str, list[str]]]:
+    """The panels of the curves plot, (title, arms): every arm without a matched baseline
+    together, then one panel per arm that has one, beside it (baseline first)."""
+    matched = matched or {}
+    own = [a for a in arms if a not in matched]
+    pairs = [(f"{a} vs {matched[a]}", [matched[a], a]) for a in arms if a in matched]
+    return ([("arms", own)] if own else []) + pairs
+
+
+def _curve(records: list[dict[str, Any]], arm: str):
+    """(epochs, per-run scores in %) of the arm's ok runs at the epochs all of them evaluated, or
+    None without one."""
+    curves = [r["test_score_per_epoch"] for r in _ok(records, arm).values()
+              if r["test_score_per_epoch"]]
+    if not curves:
+        return None
+    length = min(len(c) for c in curves)
+    # None marks an epoch that was not evaluated (config.eval_every): plot evaluated ones only.
+    values = 100 * np.array([c[:length] for c in curves], dtype=float)
+    evaluated = ~np.isnan(values).any(0)
+    return np.arange(1, length + 1)[evaluated], values[:, evaluated]
+
+
+def plot_curves(records: list[dict[str, Any]], path: str,
+                matched: dict[str, str] | None = None) -> None:
+    """The main test score per epoch, mean line and min-max band over each arm's ok runs: one
+    panel for the arms without a matched baseline, one for each arm with one, beside that
+    baseline (`curve_panels`) once that arm has a finished run."""
     from matplotlib.figure import Figure  # no pyplot: no global backend state
 
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
-    for arm in dict.fromkeys(r["arm"] for r in records):
-        curves = [r["test_score_per_epoch"] for r in _ok(records, arm).values()
-                  if r["test_score_per_epoch"]]
-        if not curves:
-            continue
-        length = min(len(c) for c in curves)
-        # None marks an epoch that was not evaluated (config.eval_every): plot evaluated ones only.
-        values = 100 * np.array([c[:length] for c in curves], dtype=float)
-        evaluated = ~np.isnan(values).any(0)
-        epochs, values = np.arange(1, length + 1)[evaluated], values[:, evaluated]
-        (line,) = ax.plot(epochs, values.mean(0), marker="o", label=f"{arm} (n={len(curves)})")
-        ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"test {_metric(records)[0]} (%)")
-    if ax.get_legend_handles_labels()[0]:  # no finished run yet: an empty plot, no legend
-        ax.legend()
+    arms = list(dict.fromkeys(r["arm"] for r in records))
+    curves = {arm: _curve(records, arm) for arm in arms}
+    # A pair's panel waits for its arm's first finished run (its baseline alone adds nothing).
+    panels = [(title, [a for a in members if curves[a] is not None])
+              for title, members in curve_panels(arms, matched)
+              if title == "arms" or curves[members[-1]] is not None]
+    panels = [(title, members) for title, members in panels if members] or [("arms", [])]
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(6 if cols == 1 else 4.5 * cols, 4 if rows == 1 else 3.2 * rows))
+    metric = _metric(records)[0]
+    for i, (title, members) in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for arm in members:
+            epochs, values = curves[arm]
+            (line,) = ax.plot(epochs, values.mean(0), marker="o", markersize=3,
+                              label=f"{arm} (n={len(values)})")
+            ax.fill_between(epochs, values.min(0), values.max(0), color=line.get_color(),
+                            alpha=0.2)
+        if len(panels) > 1:
+            ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"test {metric} (%)")
+        if members:  # no finished run yet: an empty plot, no legend
+            ax.legend(fontsize=7 if len(members) > 4 else 8)
     fig.tight_layout()
     fig.savefig(path)
 
@@ -160,4 +194,5 @@ def write_outputs(records: list[dict[str, Any]], baseline: str, out: str,
                       {"regime": regime or {}, "baseline": baseline, "matched": matched or {},
                        "runs": records, "arms": aggregate(records, baseline, matched)})
     write_text_atomic(os.path.join(out, md_name), markdown_table(records, baseline, matched))
-    write_atomic(os.path.join(out, png_name), lambda path: plot_curves(records, path))
+    write_atomic(os.path.join(out, png_name),
+                 lambda path: plot_curves(records, path, matched))
