@@ -3,7 +3,9 @@ percent at the best validation epoch, TM and MS ratios to the full-precision run
 nominal."""
 
 import json
+import types
 
+import numpy as np
 import pytest
 
 from jaxaug.eval import balance_index as bi
@@ -47,7 +49,36 @@ def test_balance_index_of_a_full_precision_and_a_binary_run(tmp_path):
     assert bw["training_memory_ratio_nominal"] == 1.0
     assert bw["balance_index_nominal"] == pytest.approx(30.0 ** 2 / 32)
     table = bi.markdown(rows)
-    assert "| bw | 30.00 | test_pckh_at_best_val |" in table and table.count("\n") == 6
+    assert f"| bw | {tmp_path / 'bw'} | 30.00 | test_pckh_at_best_val |" in table
+    assert table.count("\n") == 6  # one run a setting: no per-setting table
+
+
+def test_seeds_of_a_setting_share_one_measurement_and_get_mean_and_spread(tmp_path, monkeypatch):
+    """Three runs (two fp seeds, one bw): two compiles, not three; per setting, E and BI as mean
+    ± sample standard deviation. `measure` is replaced by fixed costs (TM 0.5, MS 0.25 for bw)."""
+    calls = []
+
+    def fake_measure(model, quant, **kwargs):
+        calls.append(quant)
+        return types.SimpleNamespace(total_bytes=100.0 if quant == "fp" else 50.0,
+                                     packed_bytes=100.0 if quant == "fp" else 25.0)
+
+    monkeypatch.setattr(bi, "measure", fake_measure)
+    (tmp_path / "s1").mkdir()
+    runs = [_run(tmp_path, "fp", 0.8), _run(tmp_path / "s1", "fp", 0.7),
+            _run(tmp_path, "bw", 0.6)]
+    rows = bi.balance_index(runs)
+    assert calls == ["fp", "bw"]
+    fp, bw = bi.by_setting(rows)
+    assert (fp["quant"], fp["runs"], bw["runs"]) == ("fp", 2, 1)
+    assert fp["error_percent_mean"] == pytest.approx(25.0)
+    assert fp["error_percent_std"] == pytest.approx(np.std([20.0, 30.0], ddof=1))
+    assert fp["balance_index_measured_mean"] == pytest.approx((400 + 900) / 2)
+    assert bw["balance_index_measured_mean"] == pytest.approx(40.0 ** 2 * 0.5 * 0.25)
+    assert bw["error_percent_std"] is None
+    table = bi.markdown(rows)
+    assert "| fp | 2 | 25.00 ± 7.07 | 650 ± 354 | 650 ± 354 |" in table, table
+    assert "| bw | 1 | 40.00 | 200 | 50 |" in table, table
 
 
 def test_balance_index_reproduces_the_thesis_table():

@@ -21,13 +21,19 @@ TM and MS come two ways, and each row reports both:
   binary, 2 for ternary). These are what the thesis's tables list (0.25 for 8-bit dataflow, 0.03
   and 0.06 for binary and ternary weights; its 0.17 for 6-bit dataflow is not 6/32 = 0.19).
 
+Given several runs of a setting (seeds), the report adds each setting's mean and sample standard
+deviation of E and of both BIs over its runs; runs of one setting share their compiled costs,
+measured once.
+
   python -m jaxaug.eval.balance_index --workdirs=workdirs/fp,workdirs/818,workdirs/tw [--out=bi]
 
-Writes ``<out>.json`` and ``<out>.md`` and prints the Markdown table.
+Writes ``<out>.json`` ({"runs": one row per workdir, "settings": the per-setting statistics}) and
+``<out>.md`` and prints the Markdown tables.
 """
 
 import json
 import os
+import statistics
 
 import ml_collections
 from absl import app, flags
@@ -85,14 +91,16 @@ def balance_index(workdirs: list[str]) -> list[dict]:
     if not baselines:
         raise ValueError("none of the workdirs is a full-precision run (config.quant == 'fp'); "
                          "TM and MS are ratios to it")
-    costs = {}
-    for workdir, config, _, _ in runs:
-        costs[workdir] = measure(config.model, config.quant, image_size=config.image_size,
+    costs = {}  # one compile per distinct setting: a setting's seeds train the same network
+    for _, config, _, _ in runs:
+        key = _cost_key(config)
+        if key not in costs:
+            costs[key] = measure(config.model, config.quant, image_size=config.image_size,
                                  batch_size=config.batch_size, **config[config.model])
-    base = costs[baselines[0][0]]
+    base = costs[_cost_key(baselines[0][1])]
     rows = []
     for workdir, config, error, source in runs:
-        c = costs[workdir]
+        c = costs[_cost_key(config)]
         tm = c.total_bytes / base.total_bytes
         ms = c.packed_bytes / base.packed_bytes
         tm_nominal, ms_nominal = nominal_ratios(config.quant)
@@ -106,17 +114,56 @@ def balance_index(workdirs: list[str]) -> list[dict]:
     return rows
 
 
+def _cost_key(config: ml_collections.ConfigDict) -> tuple:
+    return (config.model, config.quant, config.image_size, config.batch_size,
+            config[config.model].to_json(sort_keys=True))
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def by_setting(rows: list[dict]) -> list[dict]:
+    """Per setting, in order of first appearance: the number of runs and the mean and sample
+    standard deviation (None for one run) of E and of the measured and nominal BI."""
+    settings = {}
+    for row in rows:
+        settings.setdefault(row["quant"], []).append(row)
+    summary = []
+    for quant, runs in settings.items():
+        entry = {"quant": quant, "runs": len(runs)}
+        for field in ("error_percent", "balance_index_measured", "balance_index_nominal"):
+            entry[f"{field}_mean"], entry[f"{field}_std"] = _mean_std([r[field] for r in runs])
+        summary.append(entry)
+    return summary
+
+
+def _pm(mean: float, std: float | None, digits: str) -> str:
+    return f"{mean:{digits}}" + ("" if std is None else f" ± {std:{digits}}")
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| setting | E (%) | E from | TM measured | MS measured | BI measured | TM nominal | "
-             "MS nominal | BI nominal |", "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['quant']} | {r['error_percent']:.2f} | {r['error_from']} | "
+    lines = ["| setting | run | E (%) | E from | TM measured | MS measured | BI measured | "
+             "TM nominal | MS nominal | BI nominal |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['quant']} | {r['workdir']} | {r['error_percent']:.2f} | {r['error_from']} | "
               f"{r['training_memory_ratio_measured']:.3f} | {r['model_size_ratio_measured']:.4f} | "
               f"{r['balance_index_measured']:.3g} | {r['training_memory_ratio_nominal']:.3f} | "
               f"{r['model_size_ratio_nominal']:.4f} | {r['balance_index_nominal']:.3g} |"
               for r in rows]
-    return ("BI = E²·TM·MS, E in percent; TM and MS are ratios to fp, measured (compiled step "
+    text = ("BI = E²·TM·MS, E in percent; TM and MS are ratios to fp, measured (compiled step "
             "memory, packed model bytes) or nominal (feature bits / 32, weight bits / 32, as the "
             "thesis's tables).\n\n" + "\n".join(lines) + "\n")
+    summary = by_setting(rows)
+    if all(s["runs"] == 1 for s in summary):
+        return text
+    lines = ["| setting | runs | E (%) | BI measured | BI nominal |", "|---|---|---|---|---|"]
+    lines += [f"| {s['quant']} | {s['runs']} | "
+              f"{_pm(s['error_percent_mean'], s['error_percent_std'], '.2f')} | "
+              f"{_pm(s['balance_index_measured_mean'], s['balance_index_measured_std'], '.3g')} | "
+              f"{_pm(s['balance_index_nominal_mean'], s['balance_index_nominal_std'], '.3g')} |"
+              for s in summary]
+    return (text + "\nPer setting, mean ± sample standard deviation over its runs:\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def main(argv):
@@ -124,7 +171,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     out = flags.FLAGS.out
     rows = balance_index(flags.FLAGS.workdirs)
-    write_json_atomic(out + ".json", rows)
+    write_json_atomic(out + ".json", {"runs": rows, "settings": by_setting(rows)})
     table = markdown(rows)
     write_text_atomic(out + ".md", table)
     print(table)
@@ -133,8 +180,8 @@ def main(argv):
 if __name__ == "__main__":
     # Defined here, not at import, so that importing this module (tests, notebooks) cannot clash
     # with other modules' absl flags.
-    flags.DEFINE_list("workdirs", None, "Workdirs of finished keypoint runs, one per quantization "
-                      "setting; one of them must be full precision (quant fp).")
+    flags.DEFINE_list("workdirs", None, "Workdirs of finished keypoint runs, one or more per "
+                      "quantization setting; one of them must be full precision (quant fp).")
     flags.DEFINE_string("out", "balance_index", "Output path without extension.")
     flags.mark_flags_as_required(["workdirs"])
     app.run(main)
