@@ -92,6 +92,14 @@ warm-up rather than being frozen, so the augmentations keep adapting as training
 
 A non-finite loss or gradient skips the whole step's update (all three networks unchanged) and
 counts it in ``state.skipped`` and the metrics.
+
+Metrics: the target's ``loss`` and ``accuracy``; D's ``d_loss``, ``d_real``, ``d_fake`` and
+``d_accuracy``; G's ``generator_loss`` and ``generator_entropy``; ``return``, the batch mean of
+R^1; ``diversity_penalty``, the mean of the final transforms' mu / (MSE + eps); ``augmented``,
+the share of images trained on augmented. ``return`` carries a constant -mu / eps (-1,000 at the
+defaults): l^0's diversity term is mu / (0 + eps), x^0 being at distance 0 from itself, as in the
+reference, and R^1 starts from d^1 = l^1 - l^0. The batch-mean baseline of that position removes
+the constant from G's gradient; compare ``return`` between runs, or read it plus mu / eps.
 """
 
 import dataclasses
