@@ -367,3 +367,36 @@ def test_two_arms_two_seeds_end_to_end_with_parallel_runs(tmp_path):
 
     rerun = run_plan(parse_plan(plan), str(out), parallel=2, runner=must_not_run, log=lambda _: None)
     assert rerun == results["runs"]
+
+
+def test_signals_read_each_metric_at_start_middle_and_end_over_seeds(tmp_path):
+    from jaxaug.experiments import signals
+
+    def write(seed, rows):
+        workdir = tmp_path / "astn" / f"seed{seed}"
+        workdir.mkdir(parents=True)
+        lines = [json.dumps({"step": s, "split": split, "learning_rate": 0.1, **m})
+                 for s, split, m in rows]
+        (workdir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+    # Seed 0 logged steps 10, 20, 30, 40 (and a test row, ignored): middle = step 20 (nearest
+    # 40 / 2); seed 10 (ordered by number, after seed 2) steps 10 and 40: middle = step 10.
+    write(0, [(30, "train", {"loss": 3.0, "d": 0.3}), (10, "train", {"loss": 1.0, "d": 0.1}),
+              (20, "train", {"loss": 2.0, "d": 0.2}), (40, "train", {"loss": 4.0, "d": 0.4}),
+              (40, "test", {"loss": 9.0})])
+    write(10, [(10, "train", {"loss": 5.0}), (40, "train", {"loss": 7.0})])
+    (tmp_path / "astn" / "seed2").mkdir()  # not started: left out
+    s = signals.arm_signals(str(tmp_path), "astn")
+    assert s["seeds"] == [0, 10] and s["steps"]["middle"] == [20, 10]
+    assert s["metrics"]["loss"] == {"start": [1.0, 5.0], "middle": [2.0, 5.0], "end": [4.0, 7.0]}
+    assert s["metrics"]["d"] == {"start": [0.1], "middle": [0.2], "end": [0.4]}
+    assert "learning_rate" not in s["metrics"]
+    table = signals.markdown({"astn": s})
+    assert "| astn | loss | 3 ± 2.8 | 3.5 ± 2.1 | 5.5 ± 2.1 |" in table, table
+    assert "| astn | d | 0.1 | 0.2 | 0.4 |" in table
+    assert "steps: start 10 / middle 10-20 / end 40" in table
+    with pytest.raises(FileNotFoundError, match="no runs of arm 'pvae'"):
+        signals.arm_signals(str(tmp_path), "pvae")
+    (tmp_path / "dvae" / "seed0").mkdir(parents=True)
+    with pytest.raises(ValueError, match="arm 'dvae': none of its runs"):
+        signals.arm_signals(str(tmp_path), "dvae")

@@ -5,7 +5,9 @@
 `plan` reads and checks a plan, `runner` runs (or skips, or resumes) each (arm, seed) as a
 `train.py` subprocess, `report` aggregates the runs into results.json, results.md and curves.png.
 `collect` (``python -m jaxaug.experiments.collect``) gathers one report from a plan's runs made in
-several places (worktrees, commits), each record naming its commit.
+several places (worktrees, commits), each record naming its commit. `signals`
+(``python -m jaxaug.experiments.signals``) tabulates what each arm's logged training metrics did,
+start, middle and end, over its seeds: the material of a diagnosis.
 """
 
 from jaxaug.experiments.plan import Arm, Plan, load_plan, parse_plan
