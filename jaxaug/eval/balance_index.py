@@ -41,6 +41,7 @@ from absl import app, flags
 from jaxaug.data.atomic import write_text_atomic
 from jaxaug.eval.quant_costs import measure
 from jaxaug.quant import get_spec
+from jaxaug.train.config import recorded_config
 from jaxaug.train.metrics_writer import write_json_atomic
 
 #: Bits of one weight per `jaxaug.quant.QuantSpec.weights` mode (alpha is one float per channel,
@@ -85,7 +86,7 @@ def balance_index(workdirs: list[str]) -> list[dict]:
     (ratios to full precision) and the BI of each."""
     runs = []
     for workdir in workdirs:
-        config = ml_collections.ConfigDict(_read_json(workdir, "config.json"))
+        config = recorded_config(_read_json(workdir, "config.json"))
         runs.append((workdir, config, *run_error(_read_json(workdir, "summary.json"))))
     baselines = [r for r in runs if r[1].quant == "fp"]
     if not baselines:

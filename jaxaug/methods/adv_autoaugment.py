@@ -234,6 +234,23 @@ def _from_config(settings, context: registry.Context) -> Method:
         target_loss=context.target_loss)
 
 
+def controller_marginals(params, key: jax.Array, num_samples: int = 4096, *,
+                         sub_policies: int = 5, ops_per_sub_policy: int = 2,
+                         num_magnitudes: int = 10, op_names: tuple[str, ...] = OPS,
+                         hidden: int = 100, embedding: int = 32) -> tuple[jax.Array, jax.Array]:
+    """What the controller with ``params`` samples: the frequencies of each op type
+    [len(op_names)] and each magnitude [num_magnitudes] over the ops of ``num_samples`` policies
+    (all sub-policy positions pooled, as Zhang et al.'s fig. 6 shows them). The keyword
+    arguments are the run's `adv_autoaugment` settings (its defaults are the paper's)."""
+    controller = policies.PolicyController(
+        choice_sizes=(len(op_names), num_magnitudes),
+        num_choices=2 * sub_policies * ops_per_sub_policy, hidden=hidden, embedding=embedding)
+    actions, _, _ = controller.apply(params, key, num_samples)
+    ops_, magnitudes = actions[:, 0::2], actions[:, 1::2]
+    return (jnp.mean(jax.nn.one_hot(ops_, len(op_names)), axis=(0, 1)),
+            jnp.mean(jax.nn.one_hot(magnitudes, num_magnitudes), axis=(0, 1)))
+
+
 def describe(actions, op_names=OPS, sub_policies: int = 5) -> list:
     """Host-side: policies [M, T] as lists of sub-policies of (op name, level) pairs."""
     rows = jax.device_get(actions).reshape(actions.shape[0], sub_policies, -1, 2)

@@ -95,6 +95,17 @@ def base_config(task: str = "classification") -> ml_collections.ConfigDict:
     return c
 
 
+def recorded_config(recorded: dict) -> ml_collections.ConfigDict:
+    """A run's recorded ``config.json`` (``recorded``, as parsed) on this code: its task's
+    `base_config` updated with every recorded value. A field the code gained after the run's
+    commit takes its default, which is how the run trained without it (a field is added with
+    the behaviour it had before as its default), so tools built on this code can load the runs
+    of an older one."""
+    config = base_config(recorded.get("task", "classification"))
+    config.update(recorded)
+    return config
+
+
 def keypoints_config() -> ml_collections.ConfigDict:
     """`base_config` of keypoint (pose / landmark) training."""
     return base_config("keypoints")

@@ -146,7 +146,7 @@ def load_trained(workdir: str) -> dict[str, Any]:
     if not os.path.exists(config_path):
         raise FileNotFoundError(f"{config_path} is missing: {workdir!r} is not a training workdir")
     with open(config_path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+        config = config_lib.recorded_config(json.load(f))
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
     try:
         latest = checkpointer.latest_step()
