@@ -9,7 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaug.train.checkpoint import Checkpointer, DamagedCheckpointError, resume
+from jaxaug.train.checkpoint import (
+    CheckpointMismatchError,
+    Checkpointer,
+    DamagedCheckpointError,
+    resume,
+)
 
 WEIGHTS = np.linspace(-1.0, 1.0, 4096, dtype=np.float32)
 
@@ -95,4 +100,17 @@ def test_no_intact_checkpoint_names_the_directory(saved):
     checkpointer = Checkpointer(str(saved), keep=3)
     with pytest.raises(DamagedCheckpointError, match=f"{saved}: all checkpoints"):
         checkpointer.restore_newest_intact(_state(0))
+    checkpointer.close()
+
+
+def test_a_state_of_another_structure_is_named_a_mismatch_and_nothing_is_set_aside(saved):
+    """Code whose state has another tree (a field more, as after an optimizer change) meets a
+    run's checkpoints: not damage, so no fallback to older ones and nothing moved aside."""
+    other = {**_state(0), "opt": jnp.zeros((2,))}
+    checkpointer = Checkpointer(str(saved), keep=3)
+    with pytest.raises(CheckpointMismatchError,
+                       match=f"step 2 in {saved} holds a state of another structure"):
+        resume(checkpointer, other, {}, enabled=True, workdir=str(saved.parent))
+    assert sorted(checkpointer.all_steps()) == [1, 2]
+    assert not os.path.exists(str(saved) + "-damaged")
     checkpointer.close()

@@ -100,7 +100,8 @@ class Checkpointer:
 
     def restore(self, step: int, like_state):
         """Restores the checkpoint at ``step`` onto the shardings of ``like_state`` and verifies
-        it; raises `DamagedCheckpointError` if it cannot be read or does not match its checksums."""
+        it; raises `DamagedCheckpointError` if it cannot be read or does not match its checksums,
+        `CheckpointMismatchError` if it holds a state of another structure than ``like_state``."""
         abstract = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), like_state
         )
@@ -110,6 +111,8 @@ class Checkpointer:
                 args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
             )
         except Exception as e:  # Orbax and TensorStore raise many types for unreadable files
+            if _STRUCTURE_MISMATCH in str(e):
+                raise CheckpointMismatchError(step, self.directory, str(e)) from e
             raise DamagedCheckpointError(step, self.directory, f"unreadable ({type(e).__name__}: "
                                          f"{str(e).splitlines()[0] if str(e) else ''})") from e
         meta = dict(restored["meta"])
@@ -197,6 +200,25 @@ class _PipelineState:
 
     def start_prefetch(self) -> None:
         """Nothing to start: the pipeline is built from the restored dict."""
+
+
+# Orbax's message when the saved state's tree is not the one asked for (orbax-checkpoint 0.11).
+_STRUCTURE_MISMATCH = "tree structures do not match"
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A readable checkpoint whose state has another structure than this code's: the run was
+    trained by other code (another commit, method or config). Not damage: no older checkpoint of
+    the run would restore either, so nothing falls back or is set aside."""
+
+    def __init__(self, step: int, directory: str, detail: str):
+        lines = detail.splitlines()
+        shown = "\n".join(lines[:12]) + ("\n..." if len(lines) > 12 else "")
+        super().__init__(
+            f"checkpoint step {step} in {directory} holds a state of another structure than this "
+            f"code builds for its config.json: the run was trained by other code; restore it with "
+            f"the commit that trained it. Orbax: {shown}")
+        self.step = step
 
 
 class DamagedCheckpointError(RuntimeError):
