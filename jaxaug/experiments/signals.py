@@ -88,13 +88,16 @@ def _cell(values: list[float]) -> str:
     return f"{mean:.4g} ± {statistics.stdev(values):.2g}"
 
 
+def _span(steps: list[int]) -> str:
+    low, high = min(steps), max(steps)
+    return str(low) if low == high else f"{low}-{high}"
+
+
 def markdown(signals: dict[str, dict]) -> str:
     """One table row per (arm, metric): mean ± sample std over the seeds at each point."""
     lines = ["| arm | metric | start | middle | end |", "|---|---|---|---|---|"]
     for arm, s in signals.items():
-        steps = " / ".join(f"{p} {min(s['steps'][p])}-{max(s['steps'][p])}"
-                           if min(s["steps"][p]) != max(s["steps"][p]) else f"{p} {s['steps'][p][0]}"
-                           for p in POINTS)
+        steps = " / ".join(f"{p} {_span(s['steps'][p])}" for p in POINTS)
         lines.append(f"| {arm} | (seeds {', '.join(map(str, s['seeds']))}; steps: {steps}) "
                      "| | | |")
         lines += [f"| {arm} | {name} | " + " | ".join(_cell(values[p]) for p in POINTS) + " |"
