@@ -379,22 +379,25 @@ def test_signals_read_each_metric_at_start_middle_and_end_over_seeds(tmp_path):
                  for s, split, m in rows]
         (workdir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
 
-    # Seed 0 logged steps 10, 20, 30, 40 (and a test row, ignored): middle = step 20 (nearest
-    # 40 / 2); seed 10 (ordered by number, after seed 2) steps 10 and 40: middle = step 10.
-    write(0, [(30, "train", {"loss": 3.0, "d": 0.3}), (10, "train", {"loss": 1.0, "d": 0.1}),
-              (20, "train", {"loss": 2.0, "d": 0.2}), (40, "train", {"loss": 4.0, "d": 0.4}),
-              (40, "test", {"loss": 9.0})])
+    # Seed 0 logged steps 10-50 (and a test row, ignored): loss's middle is step 30, half-way
+    # between 10 and 50; "search" is logged at steps 10-30 only (a first stage's metric), so its
+    # middle is step 20. Seed 10 (ordered by number, after seed 2) logged steps 10 and 40:
+    # middle = step 10 (nearer 25 than 40 is).
+    write(0, [(30, "train", {"loss": 3.0, "search": 0.3}), (10, "train", {"loss": 1.0,
+                                                                        "search": 0.1}),
+              (20, "train", {"loss": 2.0, "search": 0.2}), (40, "train", {"loss": 4.0}),
+              (50, "train", {"loss": 5.0}), (50, "test", {"loss": 9.0})])
     write(10, [(10, "train", {"loss": 5.0}), (40, "train", {"loss": 7.0})])
     (tmp_path / "astn" / "seed2").mkdir()  # not started: left out
     s = signals.arm_signals(str(tmp_path), "astn")
-    assert s["seeds"] == [0, 10] and s["steps"]["middle"] == [20, 10]
-    assert s["metrics"]["loss"] == {"start": [1.0, 5.0], "middle": [2.0, 5.0], "end": [4.0, 7.0]}
-    assert s["metrics"]["d"] == {"start": [0.1], "middle": [0.2], "end": [0.4]}
-    assert "learning_rate" not in s["metrics"]
+    assert s["seeds"] == [0, 10] and "learning_rate" not in s["metrics"]
+    loss, search = s["metrics"]["loss"], s["metrics"]["search"]
+    assert loss["values"] == {"start": [1.0, 5.0], "middle": [3.0, 5.0], "end": [5.0, 7.0]}
+    assert loss["steps"] == {"start": [10, 10], "middle": [30, 10], "end": [50, 40]}
+    assert search["values"] == {"start": [0.1], "middle": [0.2], "end": [0.3]}
     table = signals.markdown({"astn": s})
-    assert "| astn | loss | 3 ± 2.8 | 3.5 ± 2.1 | 5.5 ± 2.1 |" in table, table
-    assert "| astn | d | 0.1 | 0.2 | 0.4 |" in table
-    assert "steps: start 10 / middle 10-20 / end 40" in table
+    assert "| astn | loss | 3 ± 2.8 | 4 ± 1.4 | 6 ± 1.4 | 2 | 10 / 10-30 / 40-50 |" in table, table
+    assert "| astn | search | 0.1 | 0.2 | 0.3 | 1 | 10 / 20 / 30 |" in table, table
     with pytest.raises(FileNotFoundError, match="no runs of arm 'pvae'"):
         signals.arm_signals(str(tmp_path), "pvae")
     (tmp_path / "dvae" / "seed0").mkdir(parents=True)

@@ -7,10 +7,10 @@ identity (``generated_distance``), the target's loss on generated against clean 
 
   python -m jaxaug.experiments.signals --runs=experiments/evidence_cpu --arms=astn,tanda [--out=signals.md]
 
-``--runs`` is a harness output directory (``<runs>/<arm>/seed<N>/metrics.jsonl``). "start" is a
-run's first logged row, "end" its last, "middle" the row whose step is nearest half the last one;
-a run still training contributes what it has logged so far, and the table says which steps each
-point averages.
+``--runs`` is a harness output directory (``<runs>/<arm>/seed<N>/metrics.jsonl``). For each
+metric, "start" is a run's first row that logs it, "end" its last, "middle" the one whose step
+is nearest half-way between them; a run still training
+contributes what it has logged so far, and the table says which steps each point averages.
 """
 
 import glob
@@ -43,9 +43,10 @@ def train_rows(workdir: str) -> list[dict]:
 
 
 def trajectory(rows: list[dict]) -> dict[str, dict]:
-    """{point: row} for `POINTS`: the first row, the row nearest half the last step, the last."""
-    last = rows[-1]["step"]
-    middle = min(rows, key=lambda r: abs(r["step"] - last / 2))
+    """{point: row} for `POINTS`: the first row, the row whose step is nearest half-way between
+    the first's and the last's, the last."""
+    halfway = (rows[0]["step"] + rows[-1]["step"]) / 2
+    middle = min(rows, key=lambda r: abs(r["step"] - halfway))
     return {"start": rows[0], "middle": middle, "end": rows[-1]}
 
 
@@ -59,29 +60,30 @@ def _seed_dirs(runs: str, arm: str) -> list[str]:
 
 
 def arm_signals(runs: str, arm: str) -> dict:
-    """{"seeds": [..], "steps": {point: [step per seed]}, "metrics": {name: {point: [value per
-    seed]}}} of the arm's runs that have logged a train row; a metric missing from a seed's row is
-    left out of that seed's values."""
-    seeds, steps, metrics = [], {p: [] for p in POINTS}, {}
+    """{"seeds": [..], "metrics": {name: {"values": {point: [value per seed]}, "steps": {point:
+    [step per seed]}}}} of the arm's runs that have logged a train row. Each metric's points come
+    from the rows that log it, so a metric of one stage only (a search stage's, say) is read at
+    that stage's start, middle and end."""
+    seeds, metrics = [], {}
     for workdir in _seed_dirs(runs, arm):
         try:
-            points = trajectory(train_rows(workdir))
+            rows = train_rows(workdir)
         except (FileNotFoundError, ValueError):
             continue  # a run that has not logged yet
         seeds.append(int(os.path.basename(workdir)[4:]))
-        for point, row in points.items():
-            steps[point].append(row["step"])
-            for name, value in row.items():
-                if name not in NOT_SIGNALS:
-                    metrics.setdefault(name, {p: [] for p in POINTS})[point].append(float(value))
+        names = dict.fromkeys(name for row in rows for name in row if name not in NOT_SIGNALS)
+        for name in names:
+            entry = metrics.setdefault(name, {"values": {p: [] for p in POINTS},
+                                              "steps": {p: [] for p in POINTS}})
+            for point, row in trajectory([r for r in rows if name in r]).items():
+                entry["values"][point].append(float(row[name]))
+                entry["steps"][point].append(row["step"])
     if not seeds:
         raise ValueError(f"arm {arm!r}: none of its runs in {runs!r} has logged a train row")
-    return {"seeds": seeds, "steps": steps, "metrics": metrics}
+    return {"seeds": seeds, "metrics": metrics}
 
 
 def _cell(values: list[float]) -> str:
-    if not values:
-        return "n/a"
     mean = statistics.fmean(values)
     if len(values) == 1:
         return f"{mean:.4g}"
@@ -94,16 +96,18 @@ def _span(steps: list[int]) -> str:
 
 
 def markdown(signals: dict[str, dict]) -> str:
-    """One table row per (arm, metric): mean ± sample std over the seeds at each point."""
-    lines = ["| arm | metric | start | middle | end |", "|---|---|---|---|---|"]
+    """One table row per (arm, metric): mean ± sample std over the seeds at each point, the
+    seeds and the steps read."""
+    lines = ["| arm | metric | start | middle | end | seeds | steps (start / middle / end) |",
+             "|---|---|---|---|---|---|---|"]
     for arm, s in signals.items():
-        steps = " / ".join(f"{p} {_span(s['steps'][p])}" for p in POINTS)
-        lines.append(f"| {arm} | (seeds {', '.join(map(str, s['seeds']))}; steps: {steps}) "
-                     "| | | |")
-        lines += [f"| {arm} | {name} | " + " | ".join(_cell(values[p]) for p in POINTS) + " |"
-                  for name, values in sorted(s["metrics"].items())]
+        for name, m in sorted(s["metrics"].items()):
+            cells = " | ".join(_cell(m["values"][p]) for p in POINTS)
+            steps = " / ".join(_span(m["steps"][p]) for p in POINTS)
+            lines.append(f"| {arm} | {name} | {cells} | {len(m['values']['end'])} | {steps} |")
     return ("Logged training signals, mean ± sample standard deviation over the seeds, at the "
-            "start, the middle and the end of training.\n\n" + "\n".join(lines) + "\n")
+            "start, the middle and the end of the rows that log each.\n\n" + "\n".join(lines)
+            + "\n")
 
 
 def main(argv):
