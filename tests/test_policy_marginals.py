@@ -59,3 +59,12 @@ def test_a_config_recorded_before_a_field_existed_loads_with_its_default():
     keypoints = json.loads(base_config("keypoints").to_json())
     del keypoints["cunet"]["initialization"]
     assert recorded_config(keypoints).cunet.initialization == "kaiming"
+
+
+def test_a_run_of_another_method_is_refused_before_its_data_is_loaded(tmp_path):
+    (tmp_path / "config.json").write_text(base_config().to_json())  # method "supervised"
+    with pytest.raises(ValueError, match="is a 'supervised' run; this tool reads the policies "
+                                         "of adv_autoaugment, tanda runs"):
+        pm.policy_marginals(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        pm.policy_marginals(str(tmp_path / "nowhere"))

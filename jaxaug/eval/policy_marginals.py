@@ -17,7 +17,9 @@ distribution (nats; KL = log K - entropy), and its most frequent choices.
 Writes ``<out>.json`` and ``<out>.md`` and prints the Markdown.
 """
 
+import json
 import math
+import os
 
 import jax
 import numpy as np
@@ -47,8 +49,16 @@ def summarize(names: list[str], probs) -> dict:
 
 def policy_marginals(workdir: str, num_samples: int = 4096, seed: int = 0) -> dict:
     """{"method", "step", "distributions": {name: `summarize`}} of the run in ``workdir``."""
+    config_path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{config_path} is missing: {workdir!r} is not a training workdir")
+    with open(config_path) as f:
+        method = json.load(f).get("method")
+    if method not in METHODS:  # checked before loading the run's data and checkpoint
+        raise ValueError(f"{workdir!r} is a {method!r} run; this tool reads the policies of "
+                         f"{', '.join(METHODS)} runs")
     run = load_trained(workdir)
-    method, state, key = run["config"].method, run["state"], jax.random.key(seed)
+    state, key = run["state"], jax.random.key(seed)
     if method == "adv_autoaugment":
         ops, magnitudes = adv_autoaugment.controller_marginals(state.controller.params, key,
                                                                num_samples)
@@ -60,9 +70,6 @@ def policy_marginals(workdir: str, num_samples: int = 4096, seed: int = 0) -> di
         probs = method_obj.tf_probs(state, key, num_samples).mean(0)
         names = [f"{op} {level:+d}" for op, level in method_obj.tfs]
         distributions = {"transformation": summarize(names, probs)}
-    else:
-        raise ValueError(f"{workdir!r} is a {method!r} run; this tool reads the policies of "
-                         f"{', '.join(METHODS)} runs")
     return {"workdir": workdir, "method": method, "step": int(run["step"]),
             "num_samples": num_samples, "distributions": distributions}
 
