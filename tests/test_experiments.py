@@ -105,6 +105,22 @@ def test_matched_baselines_pair_each_arm_with_its_own():
     assert list(plan.arms) == ["a", "b", "c"] and plan.matched_baselines() == {"c": "b"}
 
 
+def test_with_a_validation_split_the_differences_compare_the_scores_at_the_best_val_epoch():
+    """A quantized run whose last epoch collapsed (0.73) after its best validation epoch (0.85):
+    the score reported, and compared, is the one at the best validation epoch."""
+    records = [record("fp", 0, 0.97), record("818", 0, 0.73, best=0.86)]
+    records[0]["test_score_at_best_val"], records[1]["test_score_at_best_val"] = 0.97, 0.85
+    stats = aggregate(records, "fp")
+    assert stats["818"]["diff_mean"] == pytest.approx(-0.12)
+    table = markdown_table(records, "fp")
+    assert "| at best val − baseline (n) |" in table and "best validation epoch." in table
+    assert "| 818 | 1 / 1 | 73.00 ± n/a | 85.00 ± n/a (at best val; best test 86.00 ± n/a) | " \
+           "-12.00 ± n/a (1) |" in table, table
+    records[0]["test_score_at_best_val"] = None  # not every run has one: final scores
+    assert aggregate(records, "fp")["818"]["diff_mean"] == pytest.approx(-0.24)
+    assert "| final − baseline (n) |" in markdown_table(records, "fp")
+
+
 def test_write_outputs_never_ranks_a_diverged_run(tmp_path):
     write_outputs(hand_made(), "base", str(tmp_path))
     results = json.loads((tmp_path / "results.json").read_text())

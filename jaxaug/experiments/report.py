@@ -3,7 +3,9 @@
 Per arm, over its "ok" runs only (a failed or diverged run has no score and is never ranked):
 mean and sample standard deviation (ddof=1; "n/a" for one run) of the final and best test score
 (the task's main one: accuracy, PCKh, PCK or NME). The paired difference of an arm from the
-baseline is, for each seed where both runs are ok, ``arm − baseline`` of the final test score; the table gives its mean, sample standard
+baseline is, for each seed where both runs are ok, ``arm − baseline`` of the final test score
+(of the test score at the best validation epoch when every run has a validation split:
+`compared_score`); the table gives its mean, sample standard
 deviation and n, and the same from the arm's matched baseline where the plan names one. Failed and diverged runs are listed under the table with their errors.
 """
 
@@ -28,10 +30,21 @@ def _ok(records: list[dict[str, Any]], arm: str) -> dict[int, dict[str, Any]]:
     return {r["seed"]: r for r in records if r["arm"] == arm and r["status"] == "ok"}
 
 
+def compared_score(records: list[dict[str, Any]]) -> str:
+    """The score the differences compare: the test score at the best validation epoch
+    (``test_score_at_best_val``) when every ok run has one (a plan with a validation split, whose
+    runs report that score), else the final test score."""
+    ok = [r for r in records if r["status"] == "ok"]
+    if ok and all(r.get("test_score_at_best_val") is not None for r in ok):
+        return "test_score_at_best_val"
+    return "final_test_score"
+
+
 def paired_differences(records: list[dict[str, Any]], arm: str, baseline: str) -> dict[int, float]:
-    """seed -> final test score of ``arm`` minus that of ``baseline``, both runs ok."""
+    """seed -> `compared_score` of ``arm`` minus that of ``baseline``, both runs ok."""
     a, b = _ok(records, arm), _ok(records, baseline)
-    return {s: a[s]["final_test_score"] - b[s]["final_test_score"] for s in sorted(a.keys() & b.keys())}
+    field = compared_score(records)
+    return {s: a[s][field] - b[s][field] for s in sorted(a.keys() & b.keys())}
 
 
 def aggregate(records: list[dict[str, Any]], baseline: str,
@@ -88,14 +101,17 @@ def markdown_table(records: list[dict[str, Any]], baseline: str,
     or diverged run with its error."""
     stats = aggregate(records, baseline, matched)
     metric, maximize = _metric(records)
+    at_val = compared_score(records) == "test_score_at_best_val"
+    compared = "at best val" if at_val else "final"
     lines = [
         f"Test {metric} (%, {'higher' if maximize else 'lower'} is better), mean ± sample std "
         f"over the runs that finished; the differences are "
         f"paired by seed, against the baseline `{baseline}` and against the arm's matched "
-        "baseline (the same pipeline without the learned part).",
+        "baseline (the same pipeline without the learned part), of the "
+        + ("test score at each run's best validation epoch." if at_val else "final test score."),
         "",
-        f"| arm | ok / runs | final test {metric} | best test {metric} | final − baseline (n) "
-        "| matched baseline | final − matched (n) |",
+        f"| arm | ok / runs | final test {metric} | best test {metric} | {compared} − baseline (n) "
+        f"| matched baseline | {compared} − matched (n) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for arm, s in stats.items():
