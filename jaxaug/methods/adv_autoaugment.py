@@ -116,6 +116,17 @@ def controller_objective(params, controller, actions, advantages, entropy_weight
     return loss, per_policy.mean()
 
 
+def make_controller(num_ops: int, num_magnitudes: int, sub_policies: int,
+                    ops_per_sub_policy: int, hidden: int, embedding: int
+                    ) -> policies.PolicyController:
+    """The controller of a policy of ``sub_policies`` x ``ops_per_sub_policy`` ops, each an op
+    type then a magnitude choice: what the method trains and what `controller_marginals`
+    samples from a trained run's params."""
+    return policies.PolicyController(
+        choice_sizes=(num_ops, num_magnitudes), num_choices=2 * sub_policies * ops_per_sub_policy,
+        hidden=hidden, embedding=embedding)
+
+
 def adv_autoaugment(
     model,
     optimizer: optax.GradientTransformation,
@@ -148,9 +159,8 @@ def adv_autoaugment(
     require(0 <= entropy_weight < float("inf"), "adv_autoaugment", "entropy_weight", entropy_weight,
             "must be finite and non-negative")
     op_names = policies.apply.check_vocabulary(tuple(op_names), has_partner=True)
-    controller = policies.PolicyController(
-        choice_sizes=(len(op_names), num_magnitudes),
-        num_choices=2 * sub_policies * ops_per_sub_policy, hidden=hidden, embedding=embedding)
+    controller = make_controller(len(op_names), num_magnitudes, sub_policies, ops_per_sub_policy,
+                                 hidden, embedding)
     controller_optimizer = controller_optimizer or optax.adam(CONTROLLER_LR)
 
     def init(key, batch):
@@ -242,9 +252,8 @@ def controller_marginals(params, key: jax.Array, num_samples: int = 4096, *,
     [len(op_names)] and each magnitude [num_magnitudes] over the ops of ``num_samples`` policies
     (all sub-policy positions pooled, as Zhang et al.'s fig. 6 shows them). The keyword
     arguments are the run's `adv_autoaugment` settings (its defaults are the paper's)."""
-    controller = policies.PolicyController(
-        choice_sizes=(len(op_names), num_magnitudes),
-        num_choices=2 * sub_policies * ops_per_sub_policy, hidden=hidden, embedding=embedding)
+    controller = make_controller(len(op_names), num_magnitudes, sub_policies, ops_per_sub_policy,
+                                 hidden, embedding)
     actions, _, _ = controller.apply(params, key, num_samples)
     ops_, magnitudes = actions[:, 0::2], actions[:, 1::2]
     return (jnp.mean(jax.nn.one_hot(ops_, len(op_names)), axis=(0, 1)),
